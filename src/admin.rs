@@ -1,0 +1,1 @@
+//! Admin HTTP server: /healthz, /metrics, /debug/status. (Placeholder.)

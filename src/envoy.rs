@@ -1,0 +1,1 @@
+//! Spawning and supervising host Envoy processes for `gantry run`. (Placeholder.)

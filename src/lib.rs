@@ -1,0 +1,21 @@
+//! gantry: an xDS control plane for stock Envoy.
+//!
+//! The flow is one-way and each step lives in its own module:
+//! `provider` -> [`resources::Resources`] -> `translate` (pure) -> [`ir::Ir`] ->
+//! `xds::build` -> `xds::cache` -> `xds::server` (ADS) -> Envoy.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod cli;
+pub mod envoy;
+pub mod ir;
+pub mod metrics;
+pub mod pipeline;
+pub mod provider;
+pub mod resources;
+pub mod serve;
+pub mod translate;
+pub mod xds;
+
+/// The GatewayClass controllerName gantry manages unless told otherwise.
+pub const DEFAULT_CONTROLLER_NAME: &str = "gantry.dev/gatewayclass-controller";

@@ -1,0 +1,116 @@
+//! gantry command line. Thin: every command is a call into the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "An xDS control plane for stock Envoy, driven by Gateway API and Envoy Gateway policy YAML",
+    long_about = "gantry turns Gateway API resources (GatewayClass, Gateway, HTTPRoute) plus Services, \
+EndpointSlices and TLS Secrets into Envoy listeners, routes, clusters and endpoints, and serves them \
+over ADS (Delta or State-of-the-World) to stock Envoy. One Envoy node group per Gateway: an Envoy \
+whose bootstrap sets node.cluster to <namespace>/<gateway> gets that Gateway's config."
+)]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "GANTRY_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve xDS for the Gateways defined in a directory of YAML files (watched for changes).
+    Serve(gantry::serve::ServeArgs),
+    /// `serve`, plus one supervised host Envoy per Gateway.
+    Run(gantry::serve::RunArgs),
+    /// Translate YAML files offline and print the xDS resources and status.
+    Translate(TranslateArgs),
+    /// Print an Envoy bootstrap that fetches one Gateway's config from gantry over ADS.
+    Bootstrap(BootstrapArgs),
+    /// Print the CustomResourceDefinitions of the policy kinds gantry understands.
+    Crds,
+}
+
+#[derive(clap::Args)]
+struct TranslateArgs {
+    /// A YAML file (multi-document allowed) or a directory of them. Repeatable.
+    #[arg(short = 'f', long = "file", required = true)]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+    /// GatewayClass controllerName to manage.
+    #[arg(long, default_value = gantry::DEFAULT_CONTROLLER_NAME)]
+    controller_name: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct BootstrapArgs {
+    /// The Gateway whose config this Envoy serves, as NAMESPACE/NAME.
+    #[arg(long)]
+    gateway: String,
+    /// Where gantry's xDS server listens, HOST:PORT.
+    #[arg(long)]
+    xds_address: String,
+    /// Where Envoy's admin interface listens.
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    admin_address: SocketAddr,
+    /// ADS flavour.
+    #[arg(long, value_enum, default_value_t = gantry::bootstrap::AdsKind::Delta)]
+    ads: gantry::bootstrap::AdsKind,
+    /// node.id; defaults to a name derived from the gateway and the admin port.
+    #[arg(long)]
+    node_id: Option<String>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    gantry::serve::init_logging(cli.log_json);
+    match cli.command {
+        Command::Serve(args) => runtime()?.block_on(gantry::serve::serve(args)),
+        Command::Run(args) => runtime()?.block_on(gantry::serve::run(args)),
+        Command::Translate(args) => {
+            let output = gantry::cli::translate(
+                &args.files,
+                &args.controller_name,
+                matches!(args.output, Format::Json),
+            )?;
+            print!("{output}");
+            Ok(())
+        }
+        Command::Bootstrap(args) => {
+            let bootstrap = gantry::bootstrap::Bootstrap {
+                gateway: args.gateway,
+                xds_address: args.xds_address,
+                admin_address: args.admin_address,
+                ads: args.ads,
+                node_id: args.node_id,
+            };
+            print!("{}", bootstrap.to_yaml()?);
+            Ok(())
+        }
+        Command::Crds => {
+            print!("{}", gantry::cli::crds()?);
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics served on the admin address.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabel {
+    pub gateway: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub gateway: String,
+    /// "delta" or "sotw".
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub gateway: String,
+    pub type_url: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SnapshotLabel {
+    pub gateway: String,
+    pub version: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connected_streams: Family<StreamLabel, Gauge>,
+    pub pushes: Family<TypeLabel, Counter>,
+    pub acks: Family<TypeLabel, Counter>,
+    pub nacks: Family<TypeLabel, Counter>,
+    pub translation_seconds: Histogram,
+    pub translations: Counter,
+    pub input_errors: Gauge,
+    /// Always 1; the labels carry the gateway's current snapshot version.
+    pub snapshot_info: Family<SnapshotLabel, Gauge>,
+    current_versions: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("gantry");
+        let connected_streams = Family::<StreamLabel, Gauge>::default();
+        registry.register(
+            "xds_connected_streams",
+            "ADS streams currently open, per gateway node group",
+            connected_streams.clone(),
+        );
+        let pushes = Family::<TypeLabel, Counter>::default();
+        registry.register("xds_pushes", "xDS responses sent", pushes.clone());
+        let acks = Family::<TypeLabel, Counter>::default();
+        registry.register("xds_acks", "xDS responses Envoy accepted", acks.clone());
+        let nacks = Family::<TypeLabel, Counter>::default();
+        registry.register("xds_nacks", "xDS responses Envoy rejected", nacks.clone());
+        let translation_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "translation_duration_seconds",
+            "Time to translate the whole input into xDS snapshots",
+            translation_seconds.clone(),
+        );
+        let translations = Counter::default();
+        registry.register("translations", "Translations run", translations.clone());
+        let input_errors = Gauge::default();
+        registry.register(
+            "input_errors",
+            "Input files or documents currently rejected",
+            input_errors.clone(),
+        );
+        let snapshot_info = Family::<SnapshotLabel, Gauge>::default();
+        registry.register(
+            "snapshot_info",
+            "Current snapshot version per gateway (value is always 1)",
+            snapshot_info.clone(),
+        );
+        Metrics {
+            registry,
+            connected_streams,
+            pushes,
+            acks,
+            nacks,
+            translation_seconds,
+            translations,
+            input_errors,
+            snapshot_info,
+            current_versions: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn set_snapshot_version(&self, gateway: &str, version: &str) {
+        let mut current = self.current_versions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = current.insert(gateway.to_string(), version.to_string()) {
+            self.snapshot_info.remove(&SnapshotLabel {
+                gateway: gateway.to_string(),
+                version: old,
+            });
+        }
+        self.snapshot_info
+            .get_or_create(&SnapshotLabel {
+                gateway: gateway.to_string(),
+                version: version.to_string(),
+            })
+            .set(1);
+    }
+}

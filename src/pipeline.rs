@@ -1,0 +1,45 @@
+//! Resources -> IR + status -> per-gateway xDS: the pure part of gantry, shared by
+//! `translate` and `serve`.
+
+use std::collections::BTreeMap;
+
+use crate::ir::Ir;
+use crate::resources::Resources;
+use crate::translate::{self, ObjectStatus};
+use crate::xds::build;
+use crate::xds::snapshot::GatewayXds;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub controller_name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            controller_name: crate::DEFAULT_CONTROLLER_NAME.to_string(),
+        }
+    }
+}
+
+pub struct Compiled {
+    pub ir: Ir,
+    pub status: Vec<ObjectStatus>,
+    /// "namespace/gateway" -> that gateway's Envoy resources.
+    pub xds: BTreeMap<String, GatewayXds>,
+}
+
+pub fn compile(resources: &Resources, options: &Options) -> Compiled {
+    let translated = translate::translate(resources, options);
+    let xds = translated
+        .ir
+        .gateways
+        .iter()
+        .map(|(name, gateway)| (name.clone(), build::build(gateway)))
+        .collect();
+    Compiled {
+        ir: translated.ir,
+        status: translated.status,
+        xds,
+    }
+}

@@ -1,0 +1,263 @@
+//! `Resources`: the whole input at one instant, and the parsing of YAML documents into it.
+//!
+//! Providers produce a `Resources`; translation is a pure function of it.
+
+use std::collections::BTreeMap;
+
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::httproutes::HttpRoute;
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// One consistent set of input objects.
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    pub gateway_classes: Vec<GatewayClass>,
+    pub gateways: Vec<Gateway>,
+    pub http_routes: Vec<HttpRoute>,
+    pub reference_grants: Vec<ReferenceGrant>,
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub secrets: Vec<Secret>,
+    pub config_maps: Vec<ConfigMap>,
+    pub namespaces: Vec<Namespace>,
+    /// Input the provider could not use; reported beside the translated status.
+    pub problems: Vec<InputProblem>,
+}
+
+/// A file, document or object that was rejected or skipped.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct InputProblem {
+    pub file: String,
+    /// Zero-based index of the YAML document in the file, when one can be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.document {
+            Some(doc) => write!(f, "{} (document {}): {}", self.file, doc, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// One typed input object.
+#[derive(Clone, Debug)]
+pub enum Object {
+    GatewayClass(Box<GatewayClass>),
+    Gateway(Box<Gateway>),
+    HttpRoute(Box<HttpRoute>),
+    ReferenceGrant(Box<ReferenceGrant>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+    Secret(Box<Secret>),
+    ConfigMap(Box<ConfigMap>),
+    Namespace(Box<Namespace>),
+}
+
+/// What one file yields: its objects, or the reason the whole file was rejected,
+/// plus documents that were skipped (unknown kinds) without rejecting the file.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedFile {
+    pub objects: Vec<Object>,
+    pub skipped: Vec<InputProblem>,
+}
+
+/// Parses a (multi-document) YAML file. An error rejects the whole file, so that a
+/// half-edited file never replaces its last good version piecemeal.
+pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| InputProblem {
+            file: file.to_string(),
+            document: None,
+            message: format!("not valid YAML: {e}"),
+        })?;
+    let mut parsed = ParsedFile::default();
+    for (index, document) in documents.into_iter().enumerate() {
+        if document.is_null() {
+            continue;
+        }
+        let problem = |message: String| InputProblem {
+            file: file.to_string(),
+            document: Some(index),
+            message,
+        };
+        let api_version = document
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| problem("field apiVersion: missing or not a string".into()))?
+            .to_string();
+        let kind = document
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| problem("field kind: missing or not a string".into()))?
+            .to_string();
+        let name = document
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        let describe = |e: String| problem(format!("{kind} {name:?}: {e}"));
+        let object = match (group_of(&api_version), kind.as_str()) {
+            ("gateway.networking.k8s.io", "GatewayClass") => {
+                Object::GatewayClass(Box::new(typed(document).map_err(describe)?))
+            }
+            ("gateway.networking.k8s.io", "Gateway") => {
+                Object::Gateway(Box::new(typed(document).map_err(describe)?))
+            }
+            ("gateway.networking.k8s.io", "HTTPRoute") => {
+                Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+            }
+            ("gateway.networking.k8s.io", "ReferenceGrant") => {
+                Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
+            }
+            ("", "Service") => Object::Service(Box::new(typed(document).map_err(describe)?)),
+            ("discovery.k8s.io", "EndpointSlice") => {
+                Object::EndpointSlice(Box::new(typed(document).map_err(describe)?))
+            }
+            ("", "Secret") => Object::Secret(Box::new(typed(document).map_err(describe)?)),
+            ("", "ConfigMap") => Object::ConfigMap(Box::new(typed(document).map_err(describe)?)),
+            ("", "Namespace") => Object::Namespace(Box::new(typed(document).map_err(describe)?)),
+            _ => {
+                parsed.skipped.push(problem(format!(
+                    "{api_version} {kind} {name:?}: kind not handled by gantry, skipped"
+                )));
+                continue;
+            }
+        };
+        if name.is_empty() {
+            return Err(problem(format!("{kind}: field metadata.name: missing")));
+        }
+        parsed.objects.push(object);
+    }
+    Ok(parsed)
+}
+
+fn group_of(api_version: &str) -> &str {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+/// Deserializes one document, naming the offending field on error.
+fn typed<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("field {path}: {}", e.into_inner())
+        }
+    })
+}
+
+impl Resources {
+    /// Builds one consistent set from every file's objects. Objects are defaulted
+    /// (namespace "default") and ordered by kind, namespace and name so that the
+    /// result does not depend on file or directory order. Duplicate objects keep
+    /// the one from the file that sorts first, and the others are reported.
+    pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a ParsedFile)>) -> Self {
+        let mut res = Resources::default();
+        let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
+        let mut files: Vec<_> = files.into_iter().collect();
+        files.sort_by(|a, b| a.0.cmp(b.0));
+        for (file, parsed) in files {
+            res.problems.extend(parsed.skipped.iter().cloned());
+            for object in &parsed.objects {
+                let (kind, namespace, name) = object.key();
+                if let Some(first) = seen.get(&(kind.to_string(), namespace.clone(), name.clone())) {
+                    res.problems.push(InputProblem {
+                        file: file.to_string(),
+                        document: None,
+                        message: format!(
+                            "{kind} {namespace}/{name} is also defined in {first}; that one is used"
+                        ),
+                    });
+                    continue;
+                }
+                seen.insert((kind.to_string(), namespace, name), file.to_string());
+                res.push(object.clone());
+            }
+        }
+        res.normalize();
+        res
+    }
+
+    pub fn push(&mut self, object: Object) {
+        match object {
+            Object::GatewayClass(o) => self.gateway_classes.push(*o),
+            Object::Gateway(o) => self.gateways.push(*o),
+            Object::HttpRoute(o) => self.http_routes.push(*o),
+            Object::ReferenceGrant(o) => self.reference_grants.push(*o),
+            Object::Service(o) => self.services.push(*o),
+            Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
+            Object::Secret(o) => self.secrets.push(*o),
+            Object::ConfigMap(o) => self.config_maps.push(*o),
+            Object::Namespace(o) => self.namespaces.push(*o),
+        }
+    }
+
+    /// Defaults namespaces and sorts every list by namespace/name.
+    pub fn normalize(&mut self) {
+        fn fix<K: kube::Resource>(items: &mut Vec<K>, namespaced: bool) {
+            for item in items.iter_mut() {
+                let meta = item.meta_mut();
+                if namespaced && meta.namespace.as_deref().unwrap_or("").is_empty() {
+                    meta.namespace = Some("default".to_string());
+                }
+            }
+            items.sort_by(|a, b| {
+                (a.meta().namespace.as_deref(), a.meta().name.as_deref())
+                    .cmp(&(b.meta().namespace.as_deref(), b.meta().name.as_deref()))
+            });
+        }
+        fix(&mut self.gateway_classes, false);
+        fix(&mut self.gateways, true);
+        fix(&mut self.http_routes, true);
+        fix(&mut self.reference_grants, true);
+        fix(&mut self.services, true);
+        fix(&mut self.endpoint_slices, true);
+        fix(&mut self.secrets, true);
+        fix(&mut self.config_maps, true);
+        fix(&mut self.namespaces, false);
+        self.problems.sort();
+    }
+}
+
+impl Object {
+    /// (kind, namespace, name) as written in the document; namespace "" if unset.
+    pub fn key(&self) -> (&'static str, String, String) {
+        fn meta<K: kube::Resource>(
+            kind: &'static str,
+            namespaced: bool,
+            o: &K,
+        ) -> (&'static str, String, String) {
+            let m = o.meta();
+            let namespace = match m.namespace.as_deref() {
+                Some(ns) if !ns.is_empty() => ns,
+                _ if namespaced => "default",
+                _ => "",
+            };
+            (kind, namespace.to_string(), m.name.clone().unwrap_or_default())
+        }
+        match self {
+            Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),
+            Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
+            Object::HttpRoute(o) => meta("HTTPRoute", true, o.as_ref()),
+            Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),
+            Object::Service(o) => meta("Service", true, o.as_ref()),
+            Object::EndpointSlice(o) => meta("EndpointSlice", true, o.as_ref()),
+            Object::Secret(o) => meta("Secret", true, o.as_ref()),
+            Object::ConfigMap(o) => meta("ConfigMap", true, o.as_ref()),
+            Object::Namespace(o) => meta("Namespace", false, o.as_ref()),
+        }
+    }
+}
