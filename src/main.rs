@@ -76,8 +76,18 @@ struct BootstrapArgs {
     node_id: Option<String>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match execute(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<()> {
     gantry::serve::init_logging(cli.log_json);
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(gantry::serve::serve(args)),

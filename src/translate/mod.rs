@@ -1,10 +1,30 @@
 //! Resources -> IR + status. Pure: no I/O, no clock.
+//!
+//! `gateway` validates GatewayClasses, Gateways and their listeners; `httproute`
+//! attaches routes and turns rules into IR routes and clusters; this module
+//! assembles one `GatewayIr` per managed Gateway.
 
+pub mod conditions;
+pub mod gateway;
+pub mod hostnames;
+pub mod httproute;
+pub mod index;
+
+use std::collections::BTreeMap;
+
+use gateway_api::gateways::Gateway;
+use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::ir::Ir;
+use self::gateway::{ListenerState, Protocol};
+use self::httproute::{Attachment, Precedence, TranslatedRules};
+use self::index::Index;
+use crate::ir::{self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, VirtualHost};
 use crate::pipeline::Options;
 use crate::resources::Resources;
+
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 pub struct Translated {
     pub ir: Ir,
@@ -28,10 +48,249 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+pub fn object_status<K: kube::Resource<DynamicType = ()>>(
+    object: &K,
+    status: serde_json::Value,
+) -> ObjectStatus {
+    ObjectStatus {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        metadata: ObjectRef {
+            namespace: object.meta().namespace.clone(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        },
+        status,
+    }
+}
+
+/// One managed Gateway while routes are being attached.
+struct GatewayState<'a> {
+    key: String,
+    gateway: &'a Gateway,
+    listeners: Vec<ListenerState>,
+    /// (index into the route list, where it attaches)
+    attachments: Vec<(usize, Attachment)>,
+}
+
 pub fn translate(resources: &Resources, options: &Options) -> Translated {
-    let _ = (resources, options);
-    Translated {
-        ir: Ir::default(),
-        status: Vec::new(),
+    let index = Index::new(resources);
+    let mut status = Vec::new();
+    let classes = gateway::managed_classes(resources, options, &mut status);
+
+    let mut gateways: Vec<GatewayState> = resources
+        .gateways
+        .iter()
+        .filter(|g| classes.contains(&g.spec.gateway_class_name))
+        .map(|g| GatewayState {
+            key: format!(
+                "{}/{}",
+                g.metadata.namespace.as_deref().unwrap_or("default"),
+                g.metadata.name.as_deref().unwrap_or("")
+            ),
+            gateway: g,
+            listeners: gateway::listeners(g, &index),
+            attachments: Vec::new(),
+        })
+        .collect();
+
+    let mut route_rules: Vec<Option<TranslatedRules>> = Vec::new();
+    let mut route_status = Vec::new();
+    for (route_index, route) in resources.http_routes.iter().enumerate() {
+        route_rules.push(None);
+        if let Some(s) = attach_route(
+            route,
+            route_index,
+            &mut gateways,
+            &index,
+            options,
+            &mut route_rules,
+        ) {
+            route_status.push(s);
+        }
+    }
+
+    let mut ir = Ir::default();
+    for state in &gateways {
+        status.push(gateway::gateway_status(state.gateway, &state.listeners));
+        ir.gateways
+            .insert(state.key.clone(), gateway_ir(state, &route_rules));
+    }
+    status.extend(route_status);
+    Translated { ir, status }
+}
+
+/// Attaches one HTTPRoute to every managed Gateway it names; returns its status
+/// (None when it names no Gateway gantry manages).
+fn attach_route(
+    route: &HttpRoute,
+    route_index: usize,
+    gateways: &mut [GatewayState<'_>],
+    index: &Index<'_>,
+    options: &Options,
+    route_rules: &mut [Option<TranslatedRules>],
+) -> Option<ObjectStatus> {
+    let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
+    let generation = route.metadata.generation;
+    let mut parents = Vec::new();
+    for parent in route.spec.parent_refs.iter().flatten() {
+        let Some(state) = gateways.iter_mut().find(|g| {
+            httproute::refers_to(
+                parent,
+                route_ns,
+                g.gateway.metadata.namespace.as_deref().unwrap_or("default"),
+                g.gateway.metadata.name.as_deref().unwrap_or(""),
+            )
+        }) else {
+            continue;
+        };
+        let rules = route_rules[route_index]
+            .get_or_insert_with(|| httproute::translate_rules(route, index));
+        let gateway_ns = state
+            .gateway
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default");
+        let attached = match &rules.unsupported {
+            Some(problem) => Err(problem.clone()),
+            None => httproute::attach(route, parent, gateway_ns, &state.listeners, index),
+        };
+        match attached {
+            Ok(attachments) => {
+                for attachment in attachments {
+                    state.listeners[attachment.listener].attached_routes += 1;
+                    state.attachments.push((route_index, attachment));
+                }
+                parents.push(httproute::parent_status(
+                    parent,
+                    &options.controller_name,
+                    generation,
+                    Ok(()),
+                    rules.unresolved.as_ref(),
+                ));
+            }
+            Err(problem) => parents.push(httproute::parent_status(
+                parent,
+                &options.controller_name,
+                generation,
+                Err(&problem),
+                rules.unresolved.as_ref(),
+            )),
+        }
+    }
+    (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
+}
+
+/// Assembles one Gateway's IR: an Envoy listener per bound port, a filter chain per
+/// HTTP port or per HTTPS Gateway listener, a virtual host per hostname.
+fn gateway_ir(state: &GatewayState<'_>, route_rules: &[Option<TranslatedRules>]) -> GatewayIr {
+    let mut out = GatewayIr::default();
+    let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    for (i, l) in state.listeners.iter().enumerate() {
+        if l.is_programmed() {
+            ports.entry(l.bind_port).or_default().push(i);
+        }
+    }
+    for (port, listener_indexes) in ports {
+        let protocol = state.listeners[listener_indexes[0]].protocol;
+        let chains: Vec<FilterChain> = if protocol == Some(Protocol::Https) {
+            listener_indexes
+                .iter()
+                .map(|&i| {
+                    let l = &state.listeners[i];
+                    for cert in &l.certificates {
+                        out.secrets.insert(cert.name.clone(), cert.clone());
+                    }
+                    let name = format!("https-{port}/{}", l.name);
+                    FilterChain {
+                        name: name.clone(),
+                        server_names: l.hostname.iter().cloned().collect(),
+                        tls: Some(TlsTermination {
+                            certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
+                            alpn: vec!["h2".to_string(), "http/1.1".to_string()],
+                        }),
+                        route_config: route_config(
+                            name,
+                            state,
+                            &[i],
+                            route_rules,
+                            &mut out.clusters,
+                        ),
+                    }
+                })
+                .collect()
+        } else {
+            let name = format!("http-{port}");
+            vec![FilterChain {
+                name: name.clone(),
+                server_names: Vec::new(),
+                tls: None,
+                route_config: route_config(
+                    name,
+                    state,
+                    &listener_indexes,
+                    route_rules,
+                    &mut out.clusters,
+                ),
+            }]
+        };
+        let scheme = if protocol == Some(Protocol::Https) {
+            "https"
+        } else {
+            "http"
+        };
+        out.listeners.push(ir::Listener {
+            name: format!("{scheme}-{port}"),
+            address: "0.0.0.0".to_string(),
+            port,
+            filter_chains: chains,
+            client: Default::default(),
+        });
+    }
+    out
+}
+
+fn route_config(
+    name: String,
+    state: &GatewayState<'_>,
+    listeners: &[usize],
+    route_rules: &[Option<TranslatedRules>],
+    clusters: &mut BTreeMap<String, ir::Cluster>,
+) -> RouteConfig {
+    let mut hosts: BTreeMap<&str, Vec<(&Precedence, &ir::Route)>> = BTreeMap::new();
+    for (route_index, attachment) in &state.attachments {
+        if !listeners.contains(&attachment.listener) {
+            continue;
+        }
+        let Some(rules) = &route_rules[*route_index] else {
+            continue;
+        };
+        for cluster in &rules.clusters {
+            clusters
+                .entry(cluster.name.clone())
+                .or_insert_with(|| cluster.clone());
+        }
+        for hostname in &attachment.hostnames {
+            hosts
+                .entry(hostname.as_str())
+                .or_default()
+                .extend(rules.routes.iter().map(|(p, r)| (p, r)));
+        }
+    }
+    let virtual_hosts = hosts
+        .into_iter()
+        .map(|(hostname, mut routes)| {
+            routes.sort_by(|a, b| a.0.cmp(b.0));
+            routes.dedup_by(|a, b| a.1.name == b.1.name);
+            VirtualHost {
+                name: hostname.to_string(),
+                domains: vec![hostname.to_string()],
+                routes: routes.into_iter().map(|(_, r)| r.clone()).collect(),
+            }
+        })
+        .collect();
+    RouteConfig {
+        name,
+        virtual_hosts,
     }
 }

@@ -1,9 +1,449 @@
 //! IR -> Envoy protos: the only place that knows Envoy field names.
 
-use crate::ir::GatewayIr;
+use envoy_types::pb::envoy::config::cluster::v3 as cluster;
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
+use envoy_types::pb::envoy::config::listener::v3 as listener;
+use envoy_types::pb::envoy::config::route::v3 as route;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
+use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
+use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
+
+use crate::ir;
 use crate::xds::snapshot::GatewayXds;
 
-pub fn build(gateway: &GatewayIr) -> GatewayXds {
-    let _ = gateway;
-    GatewayXds::default()
+/// Envoy Gateway's default per-connection buffer limit, kept for drop-in parity.
+const CONNECTION_BUFFER_LIMIT: u32 = 32768;
+
+pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
+    let mut out = GatewayXds::default();
+    for l in &gateway.listeners {
+        out.listeners.push(build_listener(l));
+        for chain in &l.filter_chains {
+            out.routes.push(build_route_config(&chain.route_config));
+        }
+    }
+    for c in gateway.clusters.values() {
+        out.clusters.push(build_cluster(c));
+        out.endpoints.push(build_endpoints(c));
+    }
+    for s in gateway.secrets.values() {
+        out.secrets.push(build_secret(s));
+    }
+    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn any<M: prost::Message + prost::Name>(msg: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: msg.encode_to_vec(),
+    }
+}
+
+fn ads() -> core::ConfigSource {
+    core::ConfigSource {
+        resource_api_version: core::ApiVersion::V3 as i32,
+        config_source_specifier: Some(core::config_source::ConfigSourceSpecifier::Ads(
+            core::AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+fn duration(d: std::time::Duration) -> Duration {
+    Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+fn socket_address(address: &str, port: u16) -> core::Address {
+    core::Address {
+        address: Some(core::address::Address::SocketAddress(core::SocketAddress {
+            address: address.to_string(),
+            port_specifier: Some(core::socket_address::PortSpecifier::PortValue(port as u32)),
+            ..Default::default()
+        })),
+    }
+}
+
+fn build_listener(l: &ir::Listener) -> listener::Listener {
+    let needs_sni = l.filter_chains.iter().any(|c| c.tls.is_some());
+    let listener_filters = if needs_sni {
+        vec![listener::ListenerFilter {
+            name: "envoy.filters.listener.tls_inspector".to_string(),
+            config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
+                &TlsInspector::default(),
+            ))),
+            ..Default::default()
+        }]
+    } else {
+        Vec::new()
+    };
+    listener::Listener {
+        name: l.name.clone(),
+        address: Some(socket_address(&l.address, l.port)),
+        listener_filters,
+        filter_chains: l.filter_chains.iter().map(build_filter_chain).collect(),
+        per_connection_buffer_limit_bytes: Some(UInt32Value {
+            value: CONNECTION_BUFFER_LIMIT,
+        }),
+        ..Default::default()
+    }
+}
+
+fn build_filter_chain(chain: &ir::FilterChain) -> listener::FilterChain {
+    let manager = hcm::HttpConnectionManager {
+        stat_prefix: chain.name.clone(),
+        codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+            hcm::Rds {
+                config_source: Some(ads()),
+                route_config_name: chain.route_config.name.clone(),
+            },
+        )),
+        http_filters: vec![hcm::HttpFilter {
+            name: "envoy.filters.http.router".to_string(),
+            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(
+                &Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        // Envoy is the edge: the peer address is the client, as in Envoy Gateway.
+        use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
+        normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
+        // Gateway API: the port in the Host header is ignored when matching hostnames.
+        strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
+        ..Default::default()
+    };
+    let transport_socket = chain.tls.as_ref().map(|t| {
+        let context = tls::DownstreamTlsContext {
+            common_tls_context: Some(tls::CommonTlsContext {
+                tls_certificate_sds_secret_configs: t
+                    .certificates
+                    .iter()
+                    .map(|name| tls::SdsSecretConfig {
+                        name: name.clone(),
+                        sds_config: Some(ads()),
+                    })
+                    .collect(),
+                alpn_protocols: t.alpn.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        core::TransportSocket {
+            name: "envoy.transport_sockets.tls".to_string(),
+            config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(
+                &context,
+            ))),
+        }
+    });
+    listener::FilterChain {
+        name: chain.name.clone(),
+        filter_chain_match: (!chain.server_names.is_empty()).then(|| listener::FilterChainMatch {
+            server_names: chain.server_names.clone(),
+            ..Default::default()
+        }),
+        filters: vec![listener::Filter {
+            name: "envoy.filters.network.http_connection_manager".to_string(),
+            config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
+        }],
+        transport_socket,
+        ..Default::default()
+    }
+}
+
+fn build_route_config(config: &ir::RouteConfig) -> route::RouteConfiguration {
+    route::RouteConfiguration {
+        name: config.name.clone(),
+        virtual_hosts: config
+            .virtual_hosts
+            .iter()
+            .map(|vh| route::VirtualHost {
+                name: vh.name.clone(),
+                domains: vh.domains.clone(),
+                routes: vh.routes.iter().map(build_route).collect(),
+                ..Default::default()
+            })
+            .collect(),
+        // Routes never point at clusters Envoy does not have; skip the check so a
+        // route update never waits on CDS.
+        validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
+        ..Default::default()
+    }
+}
+
+fn string_match(value: &str, regex: bool) -> matcher::StringMatcher {
+    matcher::StringMatcher {
+        match_pattern: Some(if regex {
+            matcher::string_matcher::MatchPattern::SafeRegex(regex_matcher(value))
+        } else {
+            matcher::string_matcher::MatchPattern::Exact(value.to_string())
+        }),
+        ..Default::default()
+    }
+}
+
+fn regex_matcher(regex: &str) -> matcher::RegexMatcher {
+    matcher::RegexMatcher {
+        regex: regex.to_string(),
+        ..Default::default()
+    }
+}
+
+fn header_matcher(name: &str, value: &str, regex: bool) -> route::HeaderMatcher {
+    route::HeaderMatcher {
+        name: name.to_string(),
+        header_match_specifier: Some(route::header_matcher::HeaderMatchSpecifier::StringMatch(
+            string_match(value, regex),
+        )),
+        ..Default::default()
+    }
+}
+
+fn build_route(r: &ir::Route) -> route::Route {
+    use route::route_match::PathSpecifier;
+    let path_specifier = match &r.path {
+        ir::PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
+        ir::PathMatch::Prefix(p) if p == "/" => PathSpecifier::Prefix("/".to_string()),
+        ir::PathMatch::Prefix(p) => PathSpecifier::PathSeparatedPrefix(p.clone()),
+        ir::PathMatch::Regex(p) => PathSpecifier::SafeRegex(regex_matcher(p)),
+    };
+    let mut headers: Vec<route::HeaderMatcher> = r
+        .headers
+        .iter()
+        .map(|h| header_matcher(&h.name, &h.value, h.regex))
+        .collect();
+    if let Some(method) = &r.method {
+        headers.push(header_matcher(":method", method, false));
+    }
+    let route_match = route::RouteMatch {
+        path_specifier: Some(path_specifier),
+        headers,
+        query_parameters: r
+            .query_params
+            .iter()
+            .map(|q| route::QueryParameterMatcher {
+                name: q.name.clone(),
+                query_parameter_match_specifier: Some(
+                    route::query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                        string_match(&q.value, q.regex),
+                    ),
+                ),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let action = match &r.action {
+        ir::RouteAction::Forward(f) => route::route::Action::Route(build_forward(f, r.timeout)),
+        ir::RouteAction::Redirect(redirect) => {
+            route::route::Action::Redirect(build_redirect(redirect))
+        }
+        ir::RouteAction::DirectResponse { status, body } => {
+            route::route::Action::DirectResponse(route::DirectResponseAction {
+                status: *status,
+                body: body.as_ref().map(|b| core::DataSource {
+                    specifier: Some(core::data_source::Specifier::InlineString(b.clone())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        }
+    };
+    route::Route {
+        name: r.name.clone(),
+        r#match: Some(route_match),
+        action: Some(action),
+        request_headers_to_add: header_options(&r.request_headers),
+        request_headers_to_remove: r.request_headers.remove.clone(),
+        response_headers_to_add: header_options(&r.response_headers),
+        response_headers_to_remove: r.response_headers.remove.clone(),
+        ..Default::default()
+    }
+}
+
+fn header_options(m: &ir::HeaderModifier) -> Vec<core::HeaderValueOption> {
+    use core::header_value_option::HeaderAppendAction;
+    let option =
+        |(name, value): &(String, String), action: HeaderAppendAction| core::HeaderValueOption {
+            header: Some(core::HeaderValue {
+                key: name.clone(),
+                value: value.clone(),
+                ..Default::default()
+            }),
+            append_action: action as i32,
+            ..Default::default()
+        };
+    m.set
+        .iter()
+        .map(|h| option(h, HeaderAppendAction::OverwriteIfExistsOrAdd))
+        .chain(
+            m.add
+                .iter()
+                .map(|h| option(h, HeaderAppendAction::AppendIfExistsOrAdd)),
+        )
+        .collect()
+}
+
+/// A prefix rewrite that keeps segment boundaries: "/foo" -> "/" turns "/foo/bar"
+/// into "/bar", not "//bar".
+fn prefix_rewrite_regex(matched: &str, replacement: &str) -> matcher::RegexMatchAndSubstitute {
+    let replacement = replacement.trim_end_matches('/');
+    let (pattern, substitution) = if matched == "/" {
+        ("^/".to_string(), format!("{replacement}/"))
+    } else {
+        (
+            format!("^{}(/|$)", regex_escape(matched)),
+            format!("{replacement}/"),
+        )
+    };
+    matcher::RegexMatchAndSubstitute {
+        pattern: Some(regex_matcher(&pattern)),
+        substitution,
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    regex::escape(text)
+}
+
+fn full_path_regex(path: &str) -> matcher::RegexMatchAndSubstitute {
+    matcher::RegexMatchAndSubstitute {
+        pattern: Some(regex_matcher("^/.*$")),
+        substitution: path.to_string(),
+    }
+}
+
+fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route::RouteAction {
+    use route::route_action::ClusterSpecifier;
+    let cluster_specifier = if f.backends.len() == 1 {
+        ClusterSpecifier::Cluster(f.backends[0].cluster.clone())
+    } else {
+        ClusterSpecifier::WeightedClusters(route::WeightedCluster {
+            clusters: f
+                .backends
+                .iter()
+                .map(|b| route::weighted_cluster::ClusterWeight {
+                    name: b.cluster.clone(),
+                    weight: Some(UInt32Value { value: b.weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    };
+    route::RouteAction {
+        cluster_specifier: Some(cluster_specifier),
+        host_rewrite_specifier: f
+            .host_rewrite
+            .as_ref()
+            .map(|h| route::route_action::HostRewriteSpecifier::HostRewriteLiteral(h.clone())),
+        regex_rewrite: f.path_rewrite.as_ref().map(|p| match p {
+            ir::PathRewrite::Full(path) => full_path_regex(path),
+            ir::PathRewrite::Prefix {
+                matched,
+                replacement,
+            } => prefix_rewrite_regex(matched, replacement),
+        }),
+        timeout: timeout.map(duration),
+        ..Default::default()
+    }
+}
+
+fn build_redirect(r: &ir::Redirect) -> route::RedirectAction {
+    use route::redirect_action::{
+        PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier,
+    };
+    let response_code = match r.status_code {
+        301 => RedirectResponseCode::MovedPermanently,
+        303 => RedirectResponseCode::SeeOther,
+        307 => RedirectResponseCode::TemporaryRedirect,
+        308 => RedirectResponseCode::PermanentRedirect,
+        _ => RedirectResponseCode::Found,
+    };
+    route::RedirectAction {
+        scheme_rewrite_specifier: r
+            .scheme
+            .as_ref()
+            .map(|s| SchemeRewriteSpecifier::SchemeRedirect(s.clone())),
+        host_redirect: r.hostname.clone().unwrap_or_default(),
+        port_redirect: r.port.map(u32::from).unwrap_or(0),
+        path_rewrite_specifier: r.path.as_ref().map(|p| match p {
+            ir::PathRewrite::Full(path) => PathRewriteSpecifier::PathRedirect(path.clone()),
+            ir::PathRewrite::Prefix {
+                matched,
+                replacement,
+            } => PathRewriteSpecifier::RegexRewrite(prefix_rewrite_regex(matched, replacement)),
+        }),
+        response_code: response_code as i32,
+        ..Default::default()
+    }
+}
+
+fn build_cluster(c: &ir::Cluster) -> cluster::Cluster {
+    cluster::Cluster {
+        name: c.name.clone(),
+        cluster_discovery_type: Some(cluster::cluster::ClusterDiscoveryType::Type(
+            cluster::cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            ..Default::default()
+        }),
+        connect_timeout: Some(duration(std::time::Duration::from_secs(10))),
+        per_connection_buffer_limit_bytes: Some(UInt32Value {
+            value: CONNECTION_BUFFER_LIMIT,
+        }),
+        ..Default::default()
+    }
+}
+
+fn build_endpoints(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
+    let lb_endpoints: Vec<endpoint::LbEndpoint> = c
+        .endpoints
+        .iter()
+        .filter(|e| e.ready)
+        .map(|e| endpoint::LbEndpoint {
+            host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
+                endpoint::Endpoint {
+                    address: Some(socket_address(&e.address, e.port)),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        })
+        .collect();
+    endpoint::ClusterLoadAssignment {
+        cluster_name: c.name.clone(),
+        endpoints: if lb_endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![endpoint::LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }]
+        },
+        ..Default::default()
+    }
+}
+
+fn build_secret(s: &ir::TlsCertificate) -> tls::Secret {
+    let inline = |text: &str| core::DataSource {
+        specifier: Some(core::data_source::Specifier::InlineString(text.to_string())),
+        ..Default::default()
+    };
+    tls::Secret {
+        name: s.name.clone(),
+        r#type: Some(tls::secret::Type::TlsCertificate(tls::TlsCertificate {
+            certificate_chain: Some(inline(&s.certificate_chain)),
+            private_key: Some(inline(&s.private_key)),
+            ..Default::default()
+        })),
+    }
 }

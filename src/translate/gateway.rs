@@ -1,0 +1,459 @@
+//! GatewayClasses and Gateways: which ones gantry manages, and the validity of
+//! each Gateway listener (protocol, TLS certificates, conflicts, allowed routes).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use serde_json::json;
+
+use super::conditions::{Condition, Problem};
+use super::index::{CrossRef, Index};
+use super::{GATEWAY_GROUP, ObjectStatus, object_status};
+use crate::ir::TlsCertificate;
+use crate::pipeline::Options;
+use crate::resources::Resources;
+
+/// The names of the GatewayClasses gantry manages, with their status.
+pub fn managed_classes(
+    res: &Resources,
+    options: &Options,
+    status: &mut Vec<ObjectStatus>,
+) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for class in &res.gateway_classes {
+        if class.spec.controller_name != options.controller_name {
+            continue;
+        }
+        let name = class.metadata.name.clone().unwrap_or_default();
+        let condition = Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "gantry manages this GatewayClass",
+            class.metadata.generation,
+        );
+        status.push(object_status::<GatewayClass>(
+            class,
+            json!({ "conditions": [condition] }),
+        ));
+        names.insert(name);
+    }
+    names
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+/// Which namespaces a listener accepts routes from.
+#[derive(Clone, Debug)]
+pub enum AllowedNamespaces {
+    Same,
+    All,
+    Selector(LabelSelector),
+}
+
+/// One Gateway listener after validation.
+#[derive(Clone, Debug)]
+pub struct ListenerState {
+    pub name: String,
+    /// The port as written in the Gateway.
+    pub port: i32,
+    /// The port Envoy binds (privileged ports are shifted up by 10000).
+    pub bind_port: u16,
+    pub protocol: Option<Protocol>,
+    pub hostname: Option<String>,
+    pub allowed_namespaces: AllowedNamespaces,
+    /// Route kinds this listener accepts that gantry supports.
+    pub supported_kinds: Vec<String>,
+    pub certificates: Vec<TlsCertificate>,
+    pub accepted: Option<Problem>,
+    pub resolved_refs: Option<Problem>,
+    pub conflicted: Option<Problem>,
+    pub attached_routes: i32,
+}
+
+impl ListenerState {
+    /// Whether Envoy gets this listener.
+    pub fn is_programmed(&self) -> bool {
+        self.accepted.is_none()
+            && self.conflicted.is_none()
+            && self.protocol.is_some()
+            && (self.protocol != Some(Protocol::Https) || !self.certificates.is_empty())
+    }
+
+    pub fn allows_namespace(&self, index: &Index<'_>, gateway_ns: &str, route_ns: &str) -> bool {
+        match &self.allowed_namespaces {
+            AllowedNamespaces::Same => gateway_ns == route_ns,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selector(selector) => {
+                super::index::selector_matches(selector, &index.namespace_labels(route_ns))
+            }
+        }
+    }
+}
+
+/// Privileged ports are shifted up by 10000, as Envoy Gateway does, so that Envoy
+/// needs no capabilities; ports of 1024 or more are bound as written.
+pub fn bind_port(port: i32) -> Option<u16> {
+    let port = u16::try_from(port).ok().filter(|p| *p > 0)?;
+    if port < 1024 {
+        Some(port + 10000)
+    } else {
+        Some(port)
+    }
+}
+
+pub fn listeners(gateway: &Gateway, index: &Index<'_>) -> Vec<ListenerState> {
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out: Vec<ListenerState> = gateway
+        .spec
+        .listeners
+        .iter()
+        .map(|l| validate_listener(l, namespace, index))
+        .collect();
+    mark_conflicts(&mut out);
+    out
+}
+
+fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -> ListenerState {
+    let mut state = ListenerState {
+        name: l.name.clone(),
+        port: l.port,
+        bind_port: bind_port(l.port).unwrap_or(0),
+        protocol: None,
+        hostname: l.hostname.clone().filter(|h| !h.is_empty()),
+        allowed_namespaces: AllowedNamespaces::Same,
+        supported_kinds: Vec::new(),
+        certificates: Vec::new(),
+        accepted: None,
+        resolved_refs: None,
+        conflicted: None,
+        attached_routes: 0,
+    };
+    if state.bind_port == 0 {
+        state.accepted = Some(Problem::new(
+            "PortUnavailable",
+            format!("port {} is not a valid TCP port", l.port),
+        ));
+    }
+    state.protocol = match l.protocol.as_str() {
+        "HTTP" => Some(Protocol::Http),
+        "HTTPS" => Some(Protocol::Https),
+        other => {
+            state.accepted = Some(Problem::new(
+                "UnsupportedProtocol",
+                format!("protocol {other} is not supported; use HTTP or HTTPS"),
+            ));
+            None
+        }
+    };
+    if state.protocol.is_none() {
+        return state;
+    }
+
+    // Route kinds.
+    let allowed = l.allowed_routes.as_ref();
+    match allowed
+        .and_then(|a| a.kinds.as_ref())
+        .filter(|k| !k.is_empty())
+    {
+        None => state.supported_kinds.push("HTTPRoute".to_string()),
+        Some(kinds) => {
+            let mut invalid = Vec::new();
+            for kind in kinds {
+                let group = kind.group.as_deref().unwrap_or(GATEWAY_GROUP);
+                if group == GATEWAY_GROUP && kind.kind == "HTTPRoute" {
+                    if !state.supported_kinds.contains(&kind.kind) {
+                        state.supported_kinds.push(kind.kind.clone());
+                    }
+                } else {
+                    invalid.push(format!("{group}/{}", kind.kind));
+                }
+            }
+            if !invalid.is_empty() {
+                state.resolved_refs = Some(Problem::new(
+                    "InvalidRouteKinds",
+                    format!("route kinds not supported here: {}", invalid.join(", ")),
+                ));
+            }
+        }
+    }
+
+    // Namespaces routes may come from.
+    if let Some(ns) = allowed.and_then(|a| a.namespaces.as_ref()) {
+        state.allowed_namespaces = match ns.from {
+            Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => AllowedNamespaces::All,
+            Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+                let selector = ns.selector.as_ref().map(|s| LabelSelector {
+                    match_labels: s.match_labels.clone(),
+                    match_expressions: s.match_expressions.as_ref().map(|e| {
+                        e.iter()
+                            .map(|e| LabelSelectorRequirement {
+                                key: e.key.clone(),
+                                operator: e.operator.clone(),
+                                values: e.values.clone(),
+                            })
+                            .collect()
+                    }),
+                });
+                match selector {
+                    Some(s) => AllowedNamespaces::Selector(s),
+                    None => {
+                        state.accepted = Some(Problem::new(
+                            "Invalid",
+                            "allowedRoutes.namespaces.from is Selector but no selector is set",
+                        ));
+                        AllowedNamespaces::Same
+                    }
+                }
+            }
+            _ => AllowedNamespaces::Same,
+        };
+    }
+
+    if state.protocol == Some(Protocol::Https) {
+        resolve_certificates(l, namespace, index, &mut state);
+    }
+    state
+}
+
+fn resolve_certificates(
+    l: &GatewayListeners,
+    namespace: &str,
+    index: &Index<'_>,
+    state: &mut ListenerState,
+) {
+    let Some(tls) = l.tls.as_ref() else {
+        state.accepted = Some(Problem::new(
+            "Invalid",
+            "an HTTPS listener needs tls.certificateRefs",
+        ));
+        return;
+    };
+    if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
+        state.accepted = Some(Problem::new(
+            "UnsupportedValue",
+            "tls.mode Passthrough is not supported on an HTTPS listener",
+        ));
+        return;
+    }
+    let refs = tls.certificate_refs.as_deref().unwrap_or(&[]);
+    let mut problems = Vec::new();
+    for cert in refs {
+        let group = cert.group.as_deref().unwrap_or("");
+        let kind = cert.kind.as_deref().unwrap_or("Secret");
+        let cert_ns = cert.namespace.as_deref().unwrap_or(namespace);
+        let label = format!("{cert_ns}/{}", cert.name);
+        if group != "" || kind != "Secret" {
+            problems.push(Problem::new(
+                "InvalidCertificateRef",
+                format!("certificateRef {group}/{kind} {label}: only core Secrets are supported"),
+            ));
+            continue;
+        }
+        let permitted = index.reference_permitted(&CrossRef {
+            from_group: GATEWAY_GROUP,
+            from_kind: "Gateway",
+            from_namespace: namespace,
+            to_group: "",
+            to_kind: "Secret",
+            to_namespace: cert_ns,
+            to_name: &cert.name,
+        });
+        if !permitted {
+            problems.push(Problem::new(
+                "RefNotPermitted",
+                format!("Secret {label} is in another namespace and no ReferenceGrant allows it"),
+            ));
+            continue;
+        }
+        let Some(secret) = index.secret(cert_ns, &cert.name) else {
+            problems.push(Problem::new(
+                "InvalidCertificateRef",
+                format!("Secret {label} does not exist"),
+            ));
+            continue;
+        };
+        match tls_key_pair(secret) {
+            Ok((chain, key)) => state.certificates.push(TlsCertificate {
+                name: label,
+                certificate_chain: chain,
+                private_key: key,
+            }),
+            Err(why) => problems.push(Problem::new(
+                "InvalidCertificateRef",
+                format!("Secret {label}: {why}"),
+            )),
+        }
+    }
+    if refs.is_empty() {
+        problems.push(Problem::new(
+            "InvalidCertificateRef",
+            "an HTTPS listener needs at least one certificateRef",
+        ));
+    }
+    if let Some(first) = problems.into_iter().next() {
+        state.resolved_refs = Some(first);
+    }
+}
+
+/// The PEM certificate chain and key of a `kubernetes.io/tls` Secret.
+fn tls_key_pair(secret: &k8s_openapi::api::core::v1::Secret) -> Result<(String, String), String> {
+    if let Some(t) = secret.type_.as_deref()
+        && t != "kubernetes.io/tls"
+    {
+        return Err(format!("type is {t}, not kubernetes.io/tls"));
+    }
+    let field = |key: &str| -> Result<String, String> {
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .cloned()
+            })
+            .ok_or_else(|| format!("missing {key}"))?;
+        if !value.contains("-----BEGIN ") {
+            return Err(format!("{key} is not PEM"));
+        }
+        Ok(value)
+    };
+    Ok((field("tls.crt")?, field("tls.key")?))
+}
+
+/// Listeners sharing a port must agree on the protocol and, for HTTP(S), differ in
+/// hostname. The first listener on a port wins; later ones are marked conflicted.
+fn mark_conflicts(listeners: &mut [ListenerState]) {
+    let mut by_port: BTreeMap<u16, (Option<Protocol>, BTreeSet<Option<String>>)> = BTreeMap::new();
+    for l in listeners.iter_mut() {
+        if l.accepted.is_some() || l.protocol.is_none() {
+            continue;
+        }
+        match by_port.get_mut(&l.bind_port) {
+            None => {
+                by_port.insert(
+                    l.bind_port,
+                    (l.protocol, BTreeSet::from([l.hostname.clone()])),
+                );
+            }
+            Some((protocol, _)) if *protocol != l.protocol => {
+                l.conflicted = Some(Problem::new(
+                    "ProtocolConflict",
+                    format!(
+                        "port {} is already used by a listener of another protocol",
+                        l.port
+                    ),
+                ));
+            }
+            Some((_, hostnames)) => {
+                if !hostnames.insert(l.hostname.clone()) {
+                    l.conflicted = Some(Problem::new(
+                        "HostnameConflict",
+                        format!(
+                            "another listener on port {} already has hostname {}",
+                            l.port,
+                            l.hostname.as_deref().unwrap_or("(none)")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The Gateway's status, after routes have been attached.
+pub fn gateway_status(gateway: &Gateway, listeners: &[ListenerState]) -> ObjectStatus {
+    let generation = gateway.metadata.generation;
+    let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
+    let all_valid = programmed == listeners.len();
+    let mut conditions = vec![if programmed > 0 || listeners.is_empty() {
+        Condition::new(
+            "Accepted",
+            true,
+            if all_valid {
+                "Accepted"
+            } else {
+                "ListenersNotValid"
+            },
+            if all_valid {
+                "Gateway accepted".to_string()
+            } else {
+                format!(
+                    "{} of {} listeners are not valid",
+                    listeners.len() - programmed,
+                    listeners.len()
+                )
+            },
+            generation,
+        )
+    } else {
+        Condition::new(
+            "Accepted",
+            false,
+            "ListenersNotValid",
+            "no listener is valid",
+            generation,
+        )
+    }];
+    conditions.push(if programmed > 0 {
+        Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            "Gateway programmed into its Envoy snapshot",
+            generation,
+        )
+    } else {
+        Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "no listener could be programmed",
+            generation,
+        )
+    });
+    let listener_status: Vec<_> = listeners
+        .iter()
+        .map(|l| {
+            let accepted = match &l.accepted {
+                None => Condition::new("Accepted", true, "Accepted", "listener accepted", generation),
+                Some(p) => Condition::new("Accepted", false, p.reason, &p.message, generation),
+            };
+            let resolved = match &l.resolved_refs {
+                None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved", generation),
+                Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
+            };
+            let conflicted = match &l.conflicted {
+                None => Condition::new("Conflicted", false, "NoConflicts", "no conflicts", generation),
+                Some(p) => Condition::new("Conflicted", true, p.reason, &p.message, generation),
+            };
+            let programmed = if l.is_programmed() {
+                Condition::new("Programmed", true, "Programmed", format!("Envoy binds port {}", l.bind_port), generation)
+            } else {
+                Condition::new("Programmed", false, "Invalid", "listener is not valid", generation)
+            };
+            json!({
+                "name": l.name,
+                "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
+                "attachedRoutes": l.attached_routes,
+                "conditions": [accepted, programmed, resolved, conflicted],
+            })
+        })
+        .collect();
+    object_status::<Gateway>(
+        gateway,
+        json!({ "conditions": conditions, "listeners": listener_status }),
+    )
+}

@@ -1,0 +1,699 @@
+//! HTTPRoutes: attachment to Gateway listeners, rules -> IR routes, backends -> clusters.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs,
+    HttpRouteRulesFilters, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParamsType,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::{Value, json};
+
+use super::conditions::{Condition, Problem};
+use super::gateway::ListenerState;
+use super::hostnames;
+use super::index::{CrossRef, Index};
+use crate::ir::{
+    Cluster, Endpoint, Forward, HeaderModifier, PathMatch, PathRewrite, Redirect, Route,
+    RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
+};
+
+use super::GATEWAY_GROUP;
+
+/// Orders routes inside a virtual host as the Gateway API spec asks: the most
+/// specific match first, then the oldest route, then namespace/name, then rule
+/// and match order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Precedence {
+    /// 0 exact, 1 regular expression, 2 prefix; then longer paths first.
+    path: (u8, Reverse<usize>),
+    method: Reverse<bool>,
+    headers: Reverse<usize>,
+    query_params: Reverse<usize>,
+    /// Routes without a creationTimestamp sort after those with one.
+    created: (bool, Option<Time>),
+    route: String,
+    rule: usize,
+    match_index: usize,
+}
+
+/// A route's rules, translated once and shared by every listener it attaches to.
+pub struct TranslatedRules {
+    pub routes: Vec<(Precedence, Route)>,
+    pub clusters: Vec<Cluster>,
+    /// The first unresolved reference, for the ResolvedRefs condition.
+    pub unresolved: Option<Problem>,
+    /// Set when the route uses something gantry does not support (Accepted=False).
+    pub unsupported: Option<Problem>,
+}
+
+/// Where a route attaches on one Gateway.
+pub struct Attachment {
+    pub listener: usize,
+    pub hostnames: Vec<String>,
+}
+
+/// Whether a parentRef points at this Gateway.
+pub fn refers_to(parent: &HttpRouteParentRefs, route_ns: &str, gw_ns: &str, gw_name: &str) -> bool {
+    parent.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
+        && parent.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+        && parent.namespace.as_deref().unwrap_or(route_ns) == gw_ns
+        && parent.name == gw_name
+}
+
+/// Resolves one parentRef against a Gateway's listeners. Ok: the listeners and
+/// hostnames the route attaches with; Err: why it does not attach.
+pub fn attach(
+    route: &HttpRoute,
+    parent: &HttpRouteParentRefs,
+    gateway_ns: &str,
+    listeners: &[ListenerState],
+    index: &Index<'_>,
+) -> Result<Vec<Attachment>, Problem> {
+    let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
+    let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
+    let candidates: Vec<usize> = (0..listeners.len())
+        .filter(|&i| {
+            let l = &listeners[i];
+            parent.section_name.as_deref().is_none_or(|s| s == l.name)
+                && parent.port.is_none_or(|p| p == l.port)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(Problem::new(
+            "NoMatchingParent",
+            match (&parent.section_name, parent.port) {
+                (Some(s), _) => format!("the Gateway has no listener named {s:?}"),
+                (None, Some(p)) => format!("the Gateway has no listener on port {p}"),
+                (None, None) => "the Gateway has no listeners".to_string(),
+            },
+        ));
+    }
+    let allowed: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| {
+            let l = &listeners[i];
+            l.is_programmed()
+                && l.supported_kinds.iter().any(|k| k == "HTTPRoute")
+                && l.allows_namespace(index, gateway_ns, route_ns)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(Problem::new(
+            "NotAllowedByListeners",
+            format!("no valid listener of the Gateway allows HTTPRoutes from namespace {route_ns}"),
+        ));
+    }
+    let attachments: Vec<Attachment> = allowed
+        .into_iter()
+        .filter_map(|i| {
+            let hostnames =
+                hostnames::intersect(listeners[i].hostname.as_deref(), &route_hostnames);
+            (!hostnames.is_empty()).then_some(Attachment {
+                listener: i,
+                hostnames,
+            })
+        })
+        .collect();
+    if attachments.is_empty() {
+        return Err(Problem::new(
+            "NoMatchingListenerHostname",
+            "no listener hostname intersects the route's hostnames",
+        ));
+    }
+    Ok(attachments)
+}
+
+/// The parentRef as it is echoed in status, with the API defaults filled in.
+pub fn parent_ref_json(parent: &HttpRouteParentRefs) -> Value {
+    let mut v = json!({
+        "group": parent.group.as_deref().unwrap_or(GATEWAY_GROUP),
+        "kind": parent.kind.as_deref().unwrap_or("Gateway"),
+        "name": parent.name,
+    });
+    if let Some(ns) = &parent.namespace {
+        v["namespace"] = json!(ns);
+    }
+    if let Some(s) = &parent.section_name {
+        v["sectionName"] = json!(s);
+    }
+    if let Some(p) = parent.port {
+        v["port"] = json!(p);
+    }
+    v
+}
+
+pub fn parent_status(
+    parent: &HttpRouteParentRefs,
+    controller_name: &str,
+    generation: Option<i64>,
+    accepted: Result<(), &Problem>,
+    unresolved: Option<&Problem>,
+) -> Value {
+    let accepted = match accepted {
+        Ok(()) => Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "Route is accepted",
+            generation,
+        ),
+        Err(p) => Condition::new("Accepted", false, p.reason, &p.message, generation),
+    };
+    let resolved = match unresolved {
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "Resolved all the Object references for the Route",
+            generation,
+        ),
+        Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
+    };
+    json!({
+        "parentRef": parent_ref_json(parent),
+        "controllerName": controller_name,
+        "conditions": [accepted, resolved],
+    })
+}
+
+pub fn translate_rules(route: &HttpRoute, index: &Index<'_>) -> TranslatedRules {
+    let ns = route.metadata.namespace.as_deref().unwrap_or("default");
+    let name = route.metadata.name.as_deref().unwrap_or("");
+    let mut out = TranslatedRules {
+        routes: Vec::new(),
+        clusters: Vec::new(),
+        unresolved: None,
+        unsupported: None,
+    };
+    let created = route.metadata.creation_timestamp.clone();
+    for (rule_index, rule) in route.spec.rules.iter().flatten().enumerate() {
+        let rule_ir = match translate_rule(rule, ns, index, &mut out) {
+            Ok(r) => r,
+            Err(problem) => {
+                out.unsupported.get_or_insert(problem);
+                continue;
+            }
+        };
+        let default_match = [HttpRouteRulesMatches::default()];
+        let matches = match rule.matches.as_deref() {
+            Some(m) if !m.is_empty() => m,
+            _ => &default_match,
+        };
+        for (match_index, m) in matches.iter().enumerate() {
+            let route_match = match translate_match(m) {
+                Ok(r) => r,
+                Err(problem) => {
+                    out.unsupported.get_or_insert(problem);
+                    continue;
+                }
+            };
+            let precedence = Precedence {
+                path: match &route_match.path {
+                    PathMatch::Exact(p) => (0, Reverse(p.len())),
+                    PathMatch::Regex(p) => (1, Reverse(p.len())),
+                    PathMatch::Prefix(p) => (2, Reverse(p.len())),
+                },
+                method: Reverse(route_match.method.is_some()),
+                headers: Reverse(route_match.headers.len()),
+                query_params: Reverse(route_match.query_params.len()),
+                created: (created.is_none(), created.clone()),
+                route: format!("{ns}/{name}"),
+                rule: rule_index,
+                match_index,
+            };
+            out.routes.push((
+                precedence,
+                Route {
+                    name: format!("httproute/{ns}/{name}/rule/{rule_index}/match/{match_index}"),
+                    path: route_match.path,
+                    method: route_match.method,
+                    headers: route_match.headers,
+                    query_params: route_match.query_params,
+                    request_headers: rule_ir.request_headers.clone(),
+                    response_headers: rule_ir.response_headers.clone(),
+                    action: rule_ir.action.clone(),
+                    timeout: rule_ir.timeout,
+                    backend: RouteBackendSettings::default(),
+                },
+            ));
+        }
+    }
+    out
+}
+
+struct RouteMatch {
+    path: PathMatch,
+    method: Option<String>,
+    headers: Vec<ValueMatch>,
+    query_params: Vec<ValueMatch>,
+}
+
+fn translate_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Problem> {
+    let path = match &m.path {
+        None => PathMatch::Prefix("/".to_string()),
+        Some(p) => {
+            let value = p.value.clone().unwrap_or_else(|| "/".to_string());
+            match p
+                .r#type
+                .as_ref()
+                .unwrap_or(&HttpRouteRulesMatchesPathType::PathPrefix)
+            {
+                HttpRouteRulesMatchesPathType::Exact => PathMatch::Exact(value),
+                HttpRouteRulesMatchesPathType::PathPrefix => {
+                    if !value.starts_with('/') {
+                        return Err(Problem::new(
+                            "UnsupportedValue",
+                            format!("path prefix {value:?} must start with '/'"),
+                        ));
+                    }
+                    let trimmed = value.trim_end_matches('/');
+                    PathMatch::Prefix(if trimmed.is_empty() {
+                        "/".to_string()
+                    } else {
+                        trimmed.to_string()
+                    })
+                }
+                HttpRouteRulesMatchesPathType::RegularExpression => {
+                    check_regex(&value)?;
+                    PathMatch::Regex(value)
+                }
+            }
+        }
+    };
+    let headers = m
+        .headers
+        .iter()
+        .flatten()
+        .map(|h| {
+            let regex = matches!(
+                h.r#type,
+                Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
+            );
+            if regex {
+                check_regex(&h.value)?;
+            }
+            Ok(ValueMatch {
+                name: h.name.to_ascii_lowercase(),
+                value: h.value.clone(),
+                regex,
+            })
+        })
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let query_params = m
+        .query_params
+        .iter()
+        .flatten()
+        .map(|q| {
+            let regex = matches!(
+                q.r#type,
+                Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)
+            );
+            if regex {
+                check_regex(&q.value)?;
+            }
+            Ok(ValueMatch {
+                name: q.name.clone(),
+                value: q.value.clone(),
+                regex,
+            })
+        })
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let method = m.method.as_ref().map(|m| {
+        serde_json::to_value(m)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    });
+    Ok(RouteMatch {
+        path,
+        method,
+        headers,
+        query_params,
+    })
+}
+
+/// Envoy uses RE2; the `regex` crate accepts nearly the same syntax, so a pattern it
+/// rejects is reported here instead of being NACKed by Envoy.
+fn check_regex(pattern: &str) -> Result<(), Problem> {
+    regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
+        Problem::new(
+            "UnsupportedValue",
+            format!("invalid regular expression {pattern:?}: {e}"),
+        )
+    })
+}
+
+struct RuleIr {
+    request_headers: HeaderModifier,
+    response_headers: HeaderModifier,
+    action: RouteAction,
+    timeout: Option<std::time::Duration>,
+}
+
+fn translate_rule(
+    rule: &HttpRouteRules,
+    ns: &str,
+    index: &Index<'_>,
+    out: &mut TranslatedRules,
+) -> Result<RuleIr, Problem> {
+    let mut request_headers = HeaderModifier::default();
+    let mut response_headers = HeaderModifier::default();
+    let mut redirect = None;
+    let mut host_rewrite = None;
+    let mut path_rewrite = None;
+    let prefix = rule
+        .matches
+        .as_deref()
+        .and_then(|m| m.first())
+        .and_then(|m| m.path.as_ref())
+        .filter(|p| {
+            matches!(
+                p.r#type,
+                None | Some(HttpRouteRulesMatchesPathType::PathPrefix)
+            )
+        })
+        .and_then(|p| p.value.clone());
+    for filter in rule.filters.iter().flatten() {
+        apply_filter(
+            filter,
+            prefix.as_deref(),
+            &mut request_headers,
+            &mut response_headers,
+            &mut redirect,
+            &mut host_rewrite,
+            &mut path_rewrite,
+        )?;
+    }
+    let timeout = match rule.timeouts.as_ref().and_then(|t| t.request.as_deref()) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<gateway_api::Duration>()
+                .map(|d| std::time::Duration::from_millis(d.as_millis() as u64))
+                .map_err(|e| {
+                    Problem::new(
+                        "UnsupportedValue",
+                        format!("timeouts.request {text:?}: {e}"),
+                    )
+                })?,
+        ),
+    };
+    let action = match redirect {
+        Some(r) => RouteAction::Redirect(r),
+        None => {
+            let mut backends = Vec::new();
+            let refs = rule.backend_refs.as_deref().unwrap_or(&[]);
+            for backend_ref in refs {
+                if backend_ref.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+                    return Err(Problem::new(
+                        "UnsupportedValue",
+                        "filters on a backendRef are not supported yet; put them on the rule",
+                    ));
+                }
+                match resolve_backend(backend_ref, ns, index) {
+                    Ok(cluster) => {
+                        let weight = backend_ref.weight.unwrap_or(1).max(0) as u32;
+                        if weight > 0 {
+                            backends.push(WeightedCluster {
+                                cluster: cluster.name.clone(),
+                                weight,
+                            });
+                        }
+                        out.clusters.push(cluster);
+                    }
+                    Err(problem) => {
+                        out.unresolved.get_or_insert(problem);
+                    }
+                }
+            }
+            if backends.is_empty() {
+                // The spec: requests that would go to an invalid backend get a 500.
+                RouteAction::DirectResponse {
+                    status: 500,
+                    body: None,
+                }
+            } else {
+                RouteAction::Forward(Forward {
+                    backends,
+                    host_rewrite,
+                    path_rewrite,
+                })
+            }
+        }
+    };
+    Ok(RuleIr {
+        request_headers,
+        response_headers,
+        action,
+        timeout,
+    })
+}
+
+fn apply_filter(
+    filter: &HttpRouteRulesFilters,
+    matched_prefix: Option<&str>,
+    request_headers: &mut HeaderModifier,
+    response_headers: &mut HeaderModifier,
+    redirect: &mut Option<Redirect>,
+    host_rewrite: &mut Option<String>,
+    path_rewrite: &mut Option<PathRewrite>,
+) -> Result<(), Problem> {
+    let missing = |what: &str| {
+        Problem::new(
+            "UnsupportedValue",
+            format!("filter type {what} without its {what} field"),
+        )
+    };
+    let prefix_rewrite = |replacement: String| -> Result<PathRewrite, Problem> {
+        let matched = matched_prefix.ok_or_else(|| {
+            Problem::new(
+                "UnsupportedValue",
+                "ReplacePrefixMatch needs a PathPrefix match",
+            )
+        })?;
+        let matched = matched.trim_end_matches('/');
+        Ok(PathRewrite::Prefix {
+            matched: if matched.is_empty() {
+                "/".to_string()
+            } else {
+                matched.to_string()
+            },
+            replacement,
+        })
+    };
+    match filter.r#type {
+        HttpRouteRulesFiltersType::RequestHeaderModifier => {
+            let f = filter
+                .request_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("RequestHeaderModifier"))?;
+            request_headers.set.extend(
+                f.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+            );
+            request_headers.add.extend(
+                f.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+            );
+            request_headers
+                .remove
+                .extend(f.remove.iter().flatten().cloned());
+        }
+        HttpRouteRulesFiltersType::ResponseHeaderModifier => {
+            let f = filter
+                .response_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("ResponseHeaderModifier"))?;
+            response_headers.set.extend(
+                f.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+            );
+            response_headers.add.extend(
+                f.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+            );
+            response_headers
+                .remove
+                .extend(f.remove.iter().flatten().cloned());
+        }
+        HttpRouteRulesFiltersType::RequestRedirect => {
+            let f = filter
+                .request_redirect
+                .as_ref()
+                .ok_or_else(|| missing("RequestRedirect"))?;
+            let path = match &f.path {
+                None => None,
+                Some(p) => Some(match p.r#type {
+                    HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath => {
+                        PathRewrite::Full(p.replace_full_path.clone().unwrap_or_else(|| "/".into()))
+                    }
+                    HttpRouteRulesFiltersRequestRedirectPathType::ReplacePrefixMatch => {
+                        prefix_rewrite(
+                            p.replace_prefix_match.clone().unwrap_or_else(|| "/".into()),
+                        )?
+                    }
+                }),
+            };
+            let status_code = match f.status_code.unwrap_or(302) {
+                c @ (301 | 302 | 303 | 307 | 308) => c as u16,
+                other => {
+                    return Err(Problem::new(
+                        "UnsupportedValue",
+                        format!("redirect statusCode {other} is not supported"),
+                    ));
+                }
+            };
+            *redirect = Some(Redirect {
+                scheme: f.scheme.as_ref().map(|s| match s {
+                    HttpRouteRulesFiltersRequestRedirectScheme::Http => "http".to_string(),
+                    HttpRouteRulesFiltersRequestRedirectScheme::Https => "https".to_string(),
+                }),
+                hostname: f.hostname.clone(),
+                port: f.port.and_then(|p| u16::try_from(p).ok()),
+                path,
+                status_code,
+            });
+        }
+        HttpRouteRulesFiltersType::UrlRewrite => {
+            let f = filter
+                .url_rewrite
+                .as_ref()
+                .ok_or_else(|| missing("URLRewrite"))?;
+            if let Some(h) = &f.hostname {
+                *host_rewrite = Some(h.clone());
+            }
+            if let Some(p) = &f.path {
+                *path_rewrite = Some(match p.r#type {
+                    HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath => {
+                        PathRewrite::Full(p.replace_full_path.clone().unwrap_or_else(|| "/".into()))
+                    }
+                    HttpRouteRulesFiltersUrlRewritePathType::ReplacePrefixMatch => prefix_rewrite(
+                        p.replace_prefix_match.clone().unwrap_or_else(|| "/".into()),
+                    )?,
+                });
+            }
+        }
+        ref other => {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                format!("filter type {other:?} is not supported yet"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a backendRef to a Service port and its endpoints.
+fn resolve_backend(
+    backend: &HttpRouteRulesBackendRefs,
+    route_ns: &str,
+    index: &Index<'_>,
+) -> Result<Cluster, Problem> {
+    let group = backend.group.as_deref().unwrap_or("");
+    let kind = backend.kind.as_deref().unwrap_or("Service");
+    if group != "" || kind != "Service" {
+        return Err(Problem::new(
+            "InvalidKind",
+            format!("backendRef kind {group}/{kind} is not supported; use a Service"),
+        ));
+    }
+    let ns = backend.namespace.as_deref().unwrap_or(route_ns);
+    let label = format!("{ns}/{}", backend.name);
+    let permitted = index.reference_permitted(&CrossRef {
+        from_group: GATEWAY_GROUP,
+        from_kind: "HTTPRoute",
+        from_namespace: route_ns,
+        to_group: "",
+        to_kind: "Service",
+        to_namespace: ns,
+        to_name: &backend.name,
+    });
+    if !permitted {
+        return Err(Problem::new(
+            "RefNotPermitted",
+            format!("Service {label} is in another namespace and no ReferenceGrant allows it"),
+        ));
+    }
+    let service = index
+        .service(ns, &backend.name)
+        .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
+    let port = backend.port.ok_or_else(|| {
+        Problem::new(
+            "BackendNotFound",
+            format!("backendRef to Service {label} needs a port"),
+        )
+    })?;
+    let service_port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.port == port))
+        .ok_or_else(|| {
+            Problem::new(
+                "BackendNotFound",
+                format!("Service {label} has no port {port}"),
+            )
+        })?;
+    let port_name = service_port.name.as_deref().unwrap_or("");
+    let target_port = match &service_port.target_port {
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => *p,
+        _ => service_port.port,
+    };
+    let mut endpoints = Vec::new();
+    for slice in index.endpoint_slices(ns, &backend.name) {
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            continue;
+        }
+        let slice_port = match slice.ports.as_deref() {
+            None | Some([]) => Some(target_port),
+            Some(ports) => ports
+                .iter()
+                .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                .and_then(|p| p.port),
+        };
+        let Some(endpoint_port) = slice_port.and_then(|p| u16::try_from(p).ok()) else {
+            continue;
+        };
+        for endpoint in slice.endpoints.iter().flatten() {
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true);
+            for address in &endpoint.addresses {
+                endpoints.push(Endpoint {
+                    address: address.clone(),
+                    port: endpoint_port,
+                    ready,
+                });
+            }
+        }
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    Ok(Cluster {
+        name: format!("{ns}/{}/{port}", backend.name),
+        endpoints,
+        settings: Default::default(),
+    })
+}
+
+/// Clusters keyed by name (the same Service port used by many routes is one cluster).
+pub fn merge_clusters(into: &mut BTreeMap<String, Cluster>, clusters: Vec<Cluster>) {
+    for c in clusters {
+        into.entry(c.name.clone()).or_insert(c);
+    }
+}

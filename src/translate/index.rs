@@ -1,0 +1,160 @@
+//! Lookups over `Resources` that translation needs: services, endpoints, secrets,
+//! namespaces and ReferenceGrants.
+
+use std::collections::BTreeMap;
+
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::resources::Resources;
+
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+pub struct Index<'a> {
+    // namespace -> name -> object
+    services: BTreeMap<&'a str, BTreeMap<&'a str, &'a Service>>,
+    slices: BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a EndpointSlice>>>,
+    secrets: BTreeMap<&'a str, BTreeMap<&'a str, &'a Secret>>,
+    namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
+    grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
+}
+
+fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
+    (
+        o.meta().namespace.as_deref().unwrap_or("default"),
+        o.meta().name.as_deref().unwrap_or(""),
+    )
+}
+
+fn by_namespace<K: kube::Resource>(items: &[K]) -> BTreeMap<&str, BTreeMap<&str, &K>> {
+    let mut out: BTreeMap<&str, BTreeMap<&str, &K>> = BTreeMap::new();
+    for item in items {
+        let (ns, name) = ns_name(item);
+        out.entry(ns).or_default().insert(name, item);
+    }
+    out
+}
+
+/// A reference from one object kind to another, for ReferenceGrant checks.
+pub struct CrossRef<'a> {
+    pub from_group: &'a str,
+    pub from_kind: &'a str,
+    pub from_namespace: &'a str,
+    pub to_group: &'a str,
+    pub to_kind: &'a str,
+    pub to_namespace: &'a str,
+    pub to_name: &'a str,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(res: &'a Resources) -> Self {
+        let mut slices: BTreeMap<&str, BTreeMap<&str, Vec<&EndpointSlice>>> = BTreeMap::new();
+        for slice in &res.endpoint_slices {
+            let Some(service) = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            else {
+                continue;
+            };
+            slices
+                .entry(ns_name(slice).0)
+                .or_default()
+                .entry(service.as_str())
+                .or_default()
+                .push(slice);
+        }
+        let mut grants: BTreeMap<&str, Vec<&ReferenceGrant>> = BTreeMap::new();
+        for grant in &res.reference_grants {
+            grants.entry(ns_name(grant).0).or_default().push(grant);
+        }
+        Index {
+            services: by_namespace(&res.services),
+            slices,
+            secrets: by_namespace(&res.secrets),
+            namespace_labels: res
+                .namespaces
+                .iter()
+                .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?)))
+                .collect(),
+            grants,
+        }
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        self.services.get(namespace)?.get(name).copied()
+    }
+
+    pub fn endpoint_slices(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
+        self.slices
+            .get(namespace)
+            .and_then(|m| m.get(service))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+        self.secrets.get(namespace)?.get(name).copied()
+    }
+
+    /// Labels of a namespace, including the `kubernetes.io/metadata.name` label the
+    /// API server always sets.
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespace_labels
+            .get(namespace)
+            .map(|l| (*l).clone())
+            .unwrap_or_default();
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string());
+        labels
+    }
+
+    /// Whether a reference is allowed: same namespace, or a ReferenceGrant in the
+    /// target namespace permits it.
+    pub fn reference_permitted(&self, r: &CrossRef<'_>) -> bool {
+        if r.from_namespace == r.to_namespace {
+            return true;
+        }
+        self.grants
+            .get(r.to_namespace)
+            .into_iter()
+            .flatten()
+            .any(|grant| {
+                grant.spec.from.iter().any(|f| {
+                    f.group == r.from_group
+                        && f.kind == r.from_kind
+                        && f.namespace == r.from_namespace
+                }) && grant.spec.to.iter().any(|t| {
+                    t.group == r.to_group
+                        && t.kind == r.to_kind
+                        && t.name
+                            .as_deref()
+                            .is_none_or(|n| n.is_empty() || n == r.to_name)
+                })
+            })
+    }
+}
+
+/// Kubernetes label selector semantics (matchLabels AND matchExpressions).
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions_ok = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or(&[]);
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    labels_ok && expressions_ok
+}
