@@ -1,0 +1,90 @@
+//! An in-process HTTP/1.1 echo backend for end-to-end tests: answers every request
+//! with 200 and a body naming the backend, then the request line and headers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct EchoBackend {
+    pub name: String,
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl EchoBackend {
+    pub fn start(name: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo backend");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (backend_name, stop_flag) = (name.to_string(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop_flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let name = backend_name.clone();
+                std::thread::spawn(move || serve_connection(stream, &name));
+            }
+        });
+        EchoBackend {
+            name: name.to_string(),
+            port,
+            stop,
+        }
+    }
+}
+
+impl Drop for EchoBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve_connection(stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+            head.push(line.trim_end().to_string());
+        }
+        let content_length = head
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut reply = format!("backend={name}\n");
+        for line in &head {
+            reply.push_str(line);
+            reply.push('\n');
+        }
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n\r\n{reply}",
+            reply.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! End to end: real `gantry serve`, real stock Envoy, real HTTP on 127.0.0.1.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::echo::EchoBackend;
+use common::gantry::{Gantry, poll};
+
+const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: gantry}
+spec: {controllerName: gantry.dev/gatewayclass-controller}
+";
+
+fn gateway(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}}}
+"
+    )
+}
+
+/// A Service plus the EndpointSlice that points it at a local echo backend.
+fn service(name: &str, backend_port: u16) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {backend_port}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+"
+    )
+}
+
+/// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
+fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  hostnames: [{host}]
+  rules:
+"
+    );
+    for (prefix, backends) in rules {
+        out.push_str(&format!("    - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]\n      backendRefs:\n"));
+        for (svc, weight) in *backends {
+            out.push_str(&format!("        - {{name: {svc}, port: 80, weight: {weight}}}\n"));
+        }
+    }
+    out
+}
+
+fn write(dir: &Path, file: &str, docs: &[String]) {
+    // Write then rename, as editors and kubectl-style tools do, so the watcher
+    // never reads a half-written file.
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+}
+
+fn backend_of(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    let (status, headers, _) = common::http_get(port, host, path)?;
+    let backend = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-backend"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Ok((status, backend))
+}
+
+fn wait_for_backend(port: u16, host: &str, path: &str, want: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    poll(&format!("{host}{path} -> {want}"), limit, || {
+        backend_of(port, host, path).is_ok_and(|(s, b)| s == 200 && b == want)
+    });
+    start.elapsed()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    a: EchoBackend,
+    b: EchoBackend,
+    port: u16,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let port = common::free_port();
+    write(dir.path(), "gateway.yaml", &[CLASS.to_string(), gateway("eg", port)]);
+    write(dir.path(), "services.yaml", &[service("svc-a", a.port), service("svc-b", b.port)]);
+    Setup { dir, a, b, port }
+}
+
+#[test]
+fn routes_by_host_and_path_splits_by_weight_and_answers_500_for_missing_backends() {
+    let s = setup();
+    write(
+        s.dir.path(),
+        "routes.yaml",
+        &[
+            route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)]), ("/b", &[("svc-b", 1)])]),
+            route("split", "eg", "split.example.com", &[("/", &[("svc-a", 3), ("svc-b", 1)])]),
+            route("missing", "eg", "missing.example.com", &[("/", &[("no-such-service", 1)])]),
+        ],
+    );
+    let gantry = Gantry::start(s.dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", common::free_port(), "e1"));
+    wait_for_backend(s.port, "www.example.com", "/", &s.a.name, Duration::from_secs(15));
+
+    assert_eq!(backend_of(s.port, "www.example.com", "/b/x").unwrap(), (200, "b".into()));
+    assert_eq!(backend_of(s.port, "www.example.com", "/b").unwrap(), (200, "b".into()));
+    // PathPrefix matches whole segments only.
+    assert_eq!(backend_of(s.port, "www.example.com", "/bee").unwrap(), (200, "a".into()));
+    assert_eq!(backend_of(s.port, "unknown.example.com", "/").unwrap().0, 404);
+    assert_eq!(backend_of(s.port, "missing.example.com", "/").unwrap().0, 500);
+
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..200 {
+        let (status, backend) = backend_of(s.port, "split.example.com", "/").unwrap();
+        assert_eq!(status, 200);
+        *counts.entry(backend).or_default() += 1;
+    }
+    let a = counts.get("a").copied().unwrap_or(0);
+    assert!((120..=180).contains(&a), "3:1 split gave {counts:?}");
+
+    // The route to the missing Service says so in its status.
+    let status = gantry.debug_status();
+    let text = status.to_string();
+    assert!(text.contains("BackendNotFound"), "{text}");
+    drop(envoy);
+}
+
+#[test]
+fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_nothing() {
+    let s = setup();
+    write(s.dir.path(), "route.yaml", &[route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)])])]);
+    let gantry = Gantry::start(s.dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "sotw", common::free_port(), "e1"));
+    wait_for_backend(s.port, "www.example.com", "/", "a", Duration::from_secs(15));
+
+    // A client loop runs through the change and counts every failed request.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (stop, failures, sent, port) = (stop.clone(), failures.clone(), sent.clone(), s.port);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !backend_of(port, "www.example.com", "/").is_ok_and(|(s, _)| s == 200) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    write(s.dir.path(), "route.yaml", &[route("www", "eg", "www.example.com", &[("/", &[("svc-b", 1)])])]);
+    let took = wait_for_backend(s.port, "www.example.com", "/", "b", Duration::from_secs(10));
+    assert!(took < Duration::from_secs(2), "traffic moved after {took:?}");
+
+    // Broken YAML: traffic keeps flowing, the error is reported.
+    std::fs::write(s.dir.path().join("broken.yaml"), "apiVersion: v1\nkind: Service\nmetadata: [oops\n").unwrap();
+    std::fs::write(s.dir.path().join("route.yaml"), "kind: HTTPRoute\n  bad: indentation: here\n").unwrap();
+    poll("problems in /debug/status", Duration::from_secs(5), || {
+        let text = gantry.debug_status().to_string();
+        text.contains("broken.yaml") && text.contains("route.yaml")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {} requests", sent.load(Ordering::Relaxed));
+    // The last good route.yaml stays in force.
+    assert_eq!(backend_of(s.port, "www.example.com", "/").unwrap(), (200, "b".into()));
+    assert!(gantry.log().contains("broken.yaml"), "log names the broken file");
+}
+
+#[test]
+fn envoy_keeps_serving_while_gantry_is_down_and_converges_after_restart() {
+    let s = setup();
+    write(s.dir.path(), "route.yaml", &[route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)])])]);
+    let mut gantry = Gantry::start(s.dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", common::free_port(), "e1"));
+    wait_for_backend(s.port, "www.example.com", "/", "a", Duration::from_secs(15));
+
+    gantry.kill();
+    for _ in 0..20 {
+        assert_eq!(backend_of(s.port, "www.example.com", "/").unwrap(), (200, "a".into()));
+    }
+    write(s.dir.path(), "route.yaml", &[route("www", "eg", "www.example.com", &[("/", &[("svc-b", 1)])])]);
+    gantry.restart();
+    let took = wait_for_backend(s.port, "www.example.com", "/", "b", Duration::from_secs(15));
+    assert!(took < Duration::from_secs(5), "Envoy converged after {took:?}");
+}
+
+#[test]
+fn envoys_of_one_gateway_converge_and_another_gateway_gets_only_its_own() {
+    let s = setup();
+    let other_port = common::free_port();
+    write(s.dir.path(), "other-gateway.yaml", &[gateway("other", other_port)]);
+    write(
+        s.dir.path(),
+        "routes.yaml",
+        &[
+            route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)])]),
+            route("internal", "other", "internal.example.com", &[("/", &[("svc-b", 1)])]),
+        ],
+    );
+    let gantry = Gantry::start(s.dir.path());
+    // Both Envoys of "eg" bind its port (Envoy listeners use SO_REUSEPORT).
+    let first = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", common::free_port(), "eg-1"));
+    let second = common::spawn_envoy(&gantry.bootstrap("default/eg", "sotw", common::free_port(), "eg-2"));
+    let other = common::spawn_envoy(&gantry.bootstrap("default/other", "delta", common::free_port(), "other-1"));
+    wait_for_backend(s.port, "www.example.com", "/", "a", Duration::from_secs(15));
+    wait_for_backend(other_port, "internal.example.com", "/", "b", Duration::from_secs(15));
+    assert_eq!(backend_of(other_port, "www.example.com", "/").unwrap().0, 404);
+
+    let listener = format!("http-{}", s.port);
+    let other_listener = format!("http-{other_port}");
+    second.wait_until("the second eg Envoy has the eg listener", |dump| dump.contains(&listener));
+    let dump = other.config_dump();
+    assert!(dump.contains(&other_listener) && !dump.contains(&listener), "other Envoy has only its own listeners");
+    let dump = first.config_dump();
+    assert!(dump.contains(&listener) && !dump.contains(&other_listener));
+}
+
+#[test]
+fn https_listener_terminates_tls_with_a_secret_from_the_directory() {
+    let s = setup();
+    let tls_port = common::free_port();
+    // A JSON string is a valid YAML double-quoted scalar.
+    let pem = |file: &str| serde_json::to_string(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let secret = format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: www-cert, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {}
+  tls.key: {}
+",
+        pem("testdata/certs/www.crt"),
+        pem("testdata/certs/www.key")
+    );
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tls, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - name: https
+      protocol: HTTPS
+      port: {tls_port}
+      hostname: www.example.com
+      tls:
+        certificateRefs: [{{name: www-cert}}]
+"
+    );
+    write(s.dir.path(), "tls.yaml", &[secret, gateway, route("www", "tls", "www.example.com", &[("/", &[("svc-a", 1)])])]);
+    let gantry = Gantry::start(s.dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/tls", "delta", common::free_port(), "tls-1"));
+    let curl = || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["--cacert", "testdata/certs/ca.crt"])
+            .args(["--resolve", &format!("www.example.com:{tls_port}:127.0.0.1")])
+            .arg(format!("https://www.example.com:{tls_port}/"))
+            .output()
+            .expect("curl")
+    };
+    poll("HTTPS 200 through Envoy", Duration::from_secs(15), || {
+        let out = curl();
+        out.status.success() && out.stdout == b"200"
+    });
+}
