@@ -1,0 +1,655 @@
+//! Shared harness for tests that run the real Envoy and the real gantry binary.
+//!
+//! Use it from a test file with `mod common;`. Everything here is blocking (std
+//! processes, std sockets, sleeps); from an async test call it through
+//! `tokio::task::spawn_blocking`. Processes are killed by pid when their guard drops
+//! and their output (kept in a temp file) is printed if the test is panicking.
+//!
+//! Envoy runs with `--disable-hot-restart` (no shared memory, so parallel Envoys
+//! never collide on a base id) and `--admin-address-path` (so an admin port of 0
+//! works and the real port is read back). Give bootstraps admin port 0.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+/// How often `wait_until` and friends poll.
+pub const POLL_STEP: Duration = Duration::from_millis(100);
+/// How long they poll before failing the test.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
+
+/// The Envoy binary: `$GANTRY_ENVOY`, else the project-local install `make envoy` makes.
+pub fn envoy_bin() -> PathBuf {
+    let path = match std::env::var_os("GANTRY_ENVOY") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".envoy/envoy/_bin/envoy"),
+    };
+    assert!(
+        path.is_file(),
+        "Envoy not found at {}: run `make envoy` (or set GANTRY_ENVOY to an Envoy 1.40 binary)",
+        path.display()
+    );
+    path
+}
+
+/// The gantry binary cargo built for this test run (`$GANTRY_BIN` overrides it, e.g.
+/// when several checkouts share one CARGO_TARGET_DIR and so one `target/debug/gantry`).
+pub fn gantry_bin() -> PathBuf {
+    match std::env::var_os("GANTRY_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_gantry")),
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A running process, killed (by its pid) when dropped. Its stdout and stderr go to
+/// one log file, printed when the guard drops during a panic.
+pub struct Child {
+    name: String,
+    child: std::process::Child,
+    log: PathBuf,
+    // Holds the log (and whatever else the owner put there) until the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Child {
+    /// Starts `command` with its output captured; `name` labels the output.
+    pub fn spawn(name: &str, mut command: Command) -> Child {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gantry-test-{name}-"))
+            .tempdir()
+            .expect("creating a temp dir");
+        Self::spawn_in(name, command_with_log(&mut command, dir.path()), dir)
+    }
+
+    fn spawn_in(name: &str, command: &mut Command, dir: tempfile::TempDir) -> Child {
+        let log = dir.path().join("output.log");
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name} ({command:?}): {e}"));
+        Child {
+            name: name.to_string(),
+            child,
+            log,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory the process's log lives in (deleted with the guard).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `Some(exit status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Panics with the process's output if it is no longer running.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} exited ({status}); its output:\n{}",
+                self.name,
+                tail(&self.output())
+            );
+        }
+    }
+
+    /// Kills the process (SIGKILL to its pid) and reaps it.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- output of {} (pid {}) -----\n{}\n----- end of {} -----",
+                self.name,
+                self.pid(),
+                tail(&self.output()),
+                self.name
+            );
+        }
+    }
+}
+
+fn command_with_log<'a>(command: &'a mut Command, dir: &Path) -> &'a mut Command {
+    let log = File::create(dir.join("output.log")).expect("creating the log file");
+    let err = log.try_clone().expect("cloning the log file handle");
+    command.stdout(log).stderr(err)
+}
+
+/// The last 200 lines of `text`.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(200);
+    let mut out = String::new();
+    if skip > 0 {
+        out.push_str(&format!("[... {skip} lines before ...]\n"));
+    }
+    out.push_str(&lines[skip..].join("\n"));
+    out
+}
+
+/// Polls `check` every [`POLL_STEP`] until it returns `Some`, for at most [`WAIT_LIMIT`];
+/// panics naming `what` on timeout.
+pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {WAIT_LIMIT:?} waiting for {what}");
+        }
+        std::thread::sleep(POLL_STEP);
+    }
+}
+
+/// A running Envoy with its admin port.
+pub struct EnvoyProcess {
+    pub process: Child,
+    pub admin_port: u16,
+}
+
+/// Starts Envoy on `bootstrap_yaml` (give it admin port 0) and waits until its admin
+/// interface is up.
+pub fn spawn_envoy(bootstrap_yaml: &str) -> EnvoyProcess {
+    let dir = tempfile::Builder::new()
+        .prefix("gantry-test-envoy-")
+        .tempdir()
+        .expect("creating a temp dir");
+    let config = dir.path().join("bootstrap.yaml");
+    std::fs::write(&config, bootstrap_yaml).expect("writing the bootstrap");
+    let admin_path = dir.path().join("admin-address");
+    let mut command = Command::new(envoy_bin());
+    command
+        .arg("-c")
+        .arg(&config)
+        .arg("--admin-address-path")
+        .arg(&admin_path)
+        .args(["--disable-hot-restart", "--concurrency", "1"])
+        .args([
+            "--log-level",
+            &std::env::var("GANTRY_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        ])
+        .args(["--drain-time-s", "1"]);
+    let command = command_with_log(&mut command, dir.path());
+    let mut process = Child::spawn_in("envoy", command, dir);
+    let admin_port = poll("Envoy's admin address", || {
+        process.assert_running();
+        let text = std::fs::read_to_string(&admin_path).ok()?;
+        text.trim().rsplit_once(':')?.1.parse::<u16>().ok()
+    });
+    let envoy = EnvoyProcess {
+        process,
+        admin_port,
+    };
+    poll("Envoy's admin /ready to answer", || {
+        try_http_get(admin_port, "localhost", "/ready").ok()
+    });
+    envoy
+}
+
+impl EnvoyProcess {
+    /// GET on the admin interface; panics unless it answers 200.
+    pub fn admin_get(&mut self, path: &str) -> String {
+        self.process.assert_running();
+        match try_http_get(self.admin_port, "localhost", path) {
+            Ok((200, _, body)) => body,
+            Ok((status, _, body)) => panic!("admin GET {path}: {status}: {body}"),
+            Err(e) => panic!("admin GET {path}: {e}"),
+        }
+    }
+
+    /// `/config_dump?include_eds` as JSON.
+    pub fn config_dump(&mut self) -> Value {
+        let body = self.admin_get("/config_dump?include_eds");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("config_dump is not JSON: {e}"))
+    }
+
+    /// Polls the config dump until `check` accepts it and returns that dump; on
+    /// timeout panics with the last dump (Envoy's log follows when the guard drops).
+    pub fn wait_until(&mut self, what: &str, mut check: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let dump = self.config_dump();
+            if check(&dump) {
+                return dump;
+            }
+            if Instant::now() >= deadline {
+                let text = serde_json::to_string_pretty(&dump).unwrap_or_default();
+                panic!(
+                    "timed out after {WAIT_LIMIT:?} waiting for Envoy: {what}\nlast config_dump:\n{}",
+                    tail(&text)
+                );
+            }
+            std::thread::sleep(POLL_STEP);
+        }
+    }
+
+    /// The value of one stat counter or gauge (`None` if Envoy has no such stat).
+    pub fn stat(&mut self, name: &str) -> Option<u64> {
+        let body = self.admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")));
+        body.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+}
+
+/// The `configs[]` entry of a config dump whose `@type` ends with `suffix`
+/// (e.g. "ListenersConfigDump", "ClustersConfigDump", "RoutesConfigDump",
+/// "EndpointsConfigDump", "SecretsConfigDump", "BootstrapConfigDump").
+pub fn dump_section<'a>(dump: &'a Value, suffix: &str) -> Option<&'a Value> {
+    dump["configs"]
+        .as_array()?
+        .iter()
+        .find(|c| c["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
+}
+
+/// Status, headers (names lower-cased, in order) and body of a response.
+pub type Response = (u16, Vec<(String, String)>, String);
+
+/// `GET path` with `Host: host_header` to 127.0.0.1:port, HTTP/1.1, `Connection: close`;
+/// no proxies. Panics on a connection or protocol error.
+pub fn http_get(port: u16, host_header: &str, path: &str) -> Response {
+    try_http_get(port, host_header, path)
+        .unwrap_or_else(|e| panic!("GET http://127.0.0.1:{port}{path} (Host: {host_header}): {e}"))
+}
+
+/// The first value of header `name` (case-insensitive).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Polls `GET` until `accept(status, body)` holds; returns that response.
+pub fn wait_for_http(
+    port: u16,
+    host_header: &str,
+    path: &str,
+    mut accept: impl FnMut(u16, &str) -> bool,
+) -> Response {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let last = match try_http_get(port, host_header, path) {
+            Ok(response) if accept(response.0, &response.2) => return response,
+            Ok((status, _, body)) => format!("{status}: {body}"),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {WAIT_LIMIT:?} waiting for GET http://127.0.0.1:{port}{path} (Host: {host_header}); last: {last}"
+            );
+        }
+        std::thread::sleep(POLL_STEP);
+    }
+}
+
+/// Like [`http_get`], returning errors instead of panicking.
+pub fn try_http_get(port: u16, host_header: &str, path: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: gantry-test\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Parses an HTTP/1.1 response read to EOF (Content-Length, chunked, or close-delimited).
+pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no end of headers in {} bytes", raw.len()))?;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[head_end + 4..];
+    let body = if header(&headers, "transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(rest)?
+    } else if let Some(len) = header(&headers, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("bad content-length {len:?}"))?;
+        rest.get(..len)
+            .ok_or_else(|| format!("body shorter than content-length {len}"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated chunk size")?;
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(rest.get(..size).ok_or("truncated chunk")?);
+        rest = rest.get(size + 2..).ok_or("truncated chunk end")?;
+    }
+}
+
+/// A self-signed test certificate (CN gantry-test, SANs localhost and *.example.com,
+/// valid until 2126) and its key. validate_static puts it in place of redacted key
+/// material. Test material only: it protects nothing.
+pub const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBpzCCAU6gAwIBAgIUaXEsSY9sINNmtR3EJnFYXRlCblEwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLZ2FudHJ5LXRlc3QwIBcNMjYxMTIyMDMwNDU3WhgPMjEyNjEw
+MjkwMzA0NTdaMBYxFDASBgNVBAMMC2dhbnRyeS10ZXN0MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAELIFNgv7E687hAGH0hXnBrCQA6UQ/fZk21C3oOVUQHDdHp7Nb
+9pTT7LAmV2WhY4Myc68QLbw8YwkJNOMIYLvjlKN4MHYwHQYDVR0OBBYEFObrHeTR
+1XNWCCYEMJ9fP2Jor7iPMB8GA1UdIwQYMBaAFObrHeTR1XNWCCYEMJ9fP2Jor7iP
+MA8GA1UdEwEB/wQFMAMBAf8wIwYDVR0RBBwwGoIJbG9jYWxob3N0gg0qLmV4YW1w
+bGUuY29tMAoGCCqGSM49BAMCA0cAMEQCIGO/jXyj2PQOz7Jr55/xen/PzYEjm3Dw
+OgsiI5XyD3rfAiByYTL0YIpMblcDNVRbX++N8G/pfclP/ePRIIL6rCJPhA==
+-----END CERTIFICATE-----
+";
+pub const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgKExuBaMHa0ktQzoA
+IWJJsM+JVDOTcxpBhzA+Ge+jDkqhRANCAAQsgU2C/sTrzuEAYfSFecGsJADpRD99
+mTbULeg5VRAcN0ens1v2lNPssCZXZaFjgzJzrxAtvDxjCQk04whgu+OU
+-----END PRIVATE KEY-----
+";
+
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+/// Runs `envoy --mode validate -c FILE` on FILE's contents (YAML or JSON; the
+/// extension is taken from `file_name`). `Err` carries Envoy's output.
+pub fn envoy_validate(file_name: &str, contents: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join(file_name);
+    std::fs::write(&path, contents).map_err(|e| e.to_string())?;
+    let output = Command::new(envoy_bin())
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "--log-level",
+            "warning",
+            "-c",
+        ])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running envoy: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let critical: Vec<&str> = text.lines().filter(|l| l.contains("[critical]")).collect();
+    Err(if critical.is_empty() {
+        text
+    } else {
+        critical.join("\n")
+    })
+}
+
+/// Validates one gateway's xDS resources (the `{listeners, routes, clusters,
+/// endpoints, secrets}` object `gantry translate -o json` prints under
+/// `xds.<ns>/<gw>`) with `envoy --mode validate`, as static resources:
+/// - HCM `rds` references become inline `route_config`s (a missing route is an error);
+/// - EDS clusters get their `load_assignment` from the matching `endpoints` entry
+///   and become STATIC (STRICT_DNS if an endpoint is a host name);
+/// - SDS references (`sds_config`) are dropped, so secrets resolve to
+///   `static_resources.secrets`; redacted key material is replaced by [`TEST_CERT`] /
+///   [`TEST_KEY`] (the shape is what is validated).
+///
+/// `Err` carries Envoy's error text.
+pub fn validate_static(resources: &Value) -> Result<(), String> {
+    let list = |key: &str| -> Vec<Value> {
+        resources
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let routes: BTreeMap<String, Value> = list("routes")
+        .into_iter()
+        .filter_map(|r| Some((r["name"].as_str()?.to_string(), r)))
+        .collect();
+    let endpoints: BTreeMap<String, Value> = list("endpoints")
+        .into_iter()
+        .filter_map(|e| Some((e["cluster_name"].as_str()?.to_string(), e)))
+        .collect();
+
+    let mut listeners = list("listeners");
+    for listener in &mut listeners {
+        inline_rds(listener, &routes)?;
+        drop_sds_config(listener);
+    }
+    let mut clusters = list("clusters");
+    for cluster in &mut clusters {
+        static_cluster(cluster, &endpoints);
+        drop_sds_config(cluster);
+    }
+    let mut secrets = list("secrets");
+    for secret in &mut secrets {
+        unredact(secret);
+    }
+    let bootstrap = json!({
+        "node": {"id": "validate", "cluster": "validate"},
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": clusters,
+            "secrets": secrets,
+        },
+    });
+    envoy_validate("static.json", &bootstrap.to_string())
+}
+
+/// Replaces every HCM's `rds` with the named route configuration, inline.
+fn inline_rds(value: &mut Value, routes: &BTreeMap<String, Value>) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            let is_hcm = map.get("@type").and_then(Value::as_str) == Some(HCM_TYPE);
+            if is_hcm && let Some(rds) = map.remove("rds") {
+                let name = rds["route_config_name"].as_str().unwrap_or_default();
+                let route = routes.get(name).ok_or_else(|| {
+                    format!("HCM refers to route configuration {name:?}, which is not in routes")
+                })?;
+                map.insert("route_config".into(), route.clone());
+            }
+            for child in map.values_mut() {
+                inline_rds(child, routes)?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                inline_rds(item, routes)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Drops `sds_config` from SDS secret references so they name static secrets.
+fn drop_sds_config(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("name") {
+                map.remove("sds_config");
+            }
+            map.values_mut().for_each(drop_sds_config);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_sds_config),
+        _ => {}
+    }
+}
+
+/// An EDS cluster -> a cluster with the matching endpoints inline.
+fn static_cluster(cluster: &mut Value, endpoints: &BTreeMap<String, Value>) {
+    let Some(map) = cluster.as_object_mut() else {
+        return;
+    };
+    let eds = map.remove("eds_cluster_config");
+    if eds.is_none() && map.get("type").and_then(Value::as_str) != Some("EDS") {
+        return;
+    }
+    let name = map
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let service = eds
+        .as_ref()
+        .and_then(|e| e["service_name"].as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&name)
+        .to_string();
+    let mut assignment = endpoints
+        .get(&service)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    assignment["cluster_name"] = Value::String(name);
+    let mut all_ips = true;
+    visit_socket_addresses(&assignment, &mut |address| {
+        all_ips &= address.parse::<std::net::IpAddr>().is_ok();
+    });
+    map.insert("load_assignment".into(), assignment);
+    map.insert(
+        "type".into(),
+        json!(if all_ips { "STATIC" } else { "STRICT_DNS" }),
+    );
+}
+
+fn visit_socket_addresses(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => {
+            if let Some(address) = map
+                .get("socket_address")
+                .and_then(|s| s["address"].as_str())
+            {
+                f(address);
+            }
+            map.values().for_each(|v| visit_socket_addresses(v, f));
+        }
+        Value::Array(items) => items.iter().for_each(|v| visit_socket_addresses(v, f)),
+        _ => {}
+    }
+}
+
+/// Puts test material where key material was redacted.
+fn unredact(secret: &mut Value) {
+    if let Some(cert) = secret
+        .get_mut("tls_certificate")
+        .and_then(Value::as_object_mut)
+        && cert.get("private_key").is_some_and(is_redacted)
+    {
+        cert.insert(
+            "certificate_chain".into(),
+            json!({"inline_string": TEST_CERT}),
+        );
+        cert.insert("private_key".into(), json!({"inline_string": TEST_KEY}));
+        cert.remove("password");
+    }
+    fix_redacted_data_sources(secret);
+}
+
+/// Whether a DataSource (or anything under it) holds a redacted value.
+fn is_redacted(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s == "[redacted]" || s == "W3JlZGFjdGVkXQ==",
+        Value::Object(map) => map.values().any(is_redacted),
+        Value::Array(items) => items.iter().any(is_redacted),
+        _ => false,
+    }
+}
+
+/// Any other redacted DataSource (generic secrets, session ticket keys) -> a
+/// placeholder Envoy can load.
+fn fix_redacted_data_sources(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let redacted_source = [
+                "filename",
+                "inline_string",
+                "inline_bytes",
+                "environment_variable",
+            ]
+            .iter()
+            .any(|k| map.get(*k).is_some_and(is_redacted));
+            if redacted_source {
+                *map = Map::from_iter([(
+                    "inline_bytes".to_string(),
+                    // "redacted" x 10: 80 bytes, also a valid session ticket key.
+                    json!(
+                        "cmVkYWN0ZWRyZWRhY3RlZHJlZGFjdGVkcmVkYWN0ZWRyZWRhY3RlZHJlZGFjdGVkcmVkYWN0ZWRyZWRhY3RlZHJlZGFjdGVkcmVkYWN0ZWQ="
+                    ),
+                )]);
+                return;
+            }
+            map.values_mut().for_each(fix_redacted_data_sources);
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_redacted_data_sources),
+        _ => {}
+    }
+}
