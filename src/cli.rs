@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::pipeline::{self, Options};
 use crate::resources::{ParsedFile, Resources, parse_file};
@@ -29,34 +32,55 @@ pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) ->
             controller_name: controller_name.to_string(),
         },
     );
-    let mut xds = Map::new();
-    for (gateway, resources) in &compiled.xds {
-        xds.insert(
-            gateway.clone(),
-            json!({
-                "listeners": resources.listeners.iter().map(render::to_json).collect::<Vec<_>>(),
-                "routes": resources.routes.iter().map(render::to_json).collect::<Vec<_>>(),
-                "clusters": resources.clusters.iter().map(render::to_json).collect::<Vec<_>>(),
-                "endpoints": resources.endpoints.iter().map(render::to_json).collect::<Vec<_>>(),
-                "secrets": resources.secrets.iter().map(render::to_json_redacted).collect::<Vec<_>>(),
-            }),
-        );
-    }
-    let mut out = Map::new();
-    out.insert("xds".into(), Value::Object(xds));
-    out.insert("status".into(), serde_json::to_value(&compiled.status)?);
-    if !resources.problems.is_empty() {
-        out.insert(
-            "problems".into(),
-            serde_json::to_value(&resources.problems)?,
-        );
-    }
-    let out = Value::Object(out);
+    let xds = compiled
+        .xds
+        .iter()
+        .map(|(gateway, r)| {
+            (
+                gateway.clone(),
+                GatewayOutput {
+                    listeners: (r.listeners.iter().map(render::to_json).collect()),
+                    routes: (r.routes.iter().map(render::to_json).collect()),
+                    clusters: (r.clusters.iter().map(render::to_json).collect()),
+                    endpoints: (r.endpoints.iter().map(render::to_json).collect()),
+                    secrets: (r.secrets.iter().map(render::to_json_redacted).collect()),
+                },
+            )
+        })
+        .collect();
+    let out = TranslateOutput {
+        xds,
+        status: &compiled.status,
+        problems: &resources.problems,
+    };
     if json_output {
         Ok(serde_json::to_string_pretty(&out)? + "\n")
     } else {
-        Ok(serde_saphyr::to_string(&out)?)
+        let mut options = serde_saphyr::SerializerOptions::default();
+        // Long single-line strings (type URLs) stay on one line.
+        options.folded_wrap_chars = usize::MAX / 2;
+        Ok(serde_saphyr::to_string_with_options(&out, options)?)
     }
+}
+
+/// The `translate` output shape from DESIGN.md: xds per gateway, then status.
+#[derive(Serialize)]
+struct TranslateOutput<'a> {
+    xds: BTreeMap<String, GatewayOutput>,
+    status: &'a [crate::translate::ObjectStatus],
+    /// Documents skipped or rejected (e.g. unknown kinds); absent when there are none.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [crate::resources::InputProblem],
+}
+
+#[derive(Serialize)]
+struct GatewayOutput {
+    listeners: Vec<Value>,
+    routes: Vec<Value>,
+    clusters: Vec<Value>,
+    endpoints: Vec<Value>,
+    /// Key material redacted.
+    secrets: Vec<Value>,
 }
 
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {

@@ -134,6 +134,9 @@ pub enum RouteAction {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Forward {
     pub backends: Vec<WeightedCluster>,
+    /// Total weight of backendRefs that could not be resolved: that share of
+    /// requests gets a 500, as the Gateway API asks.
+    pub invalid_weight: u32,
     pub host_rewrite: Option<String>,
     pub path_rewrite: Option<PathRewrite>,
 }

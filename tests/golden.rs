@@ -79,3 +79,30 @@ fn translation_is_deterministic() {
         assert_eq!(translate(&input), translate(&input), "{}", input.display());
     }
 }
+
+mod common;
+
+/// No golden file may hold config that Envoy would reject: each gateway's resources
+/// go through `envoy --mode validate` as static resources.
+#[test]
+fn every_golden_output_passes_envoy_validation() {
+    let mut validated = 0;
+    for input in inputs() {
+        let Ok(out) =
+            gantry::cli::translate(&[input.clone()], gantry::DEFAULT_CONTROLLER_NAME, true)
+        else {
+            continue;
+        };
+        let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for (gateway, resources) in out["xds"].as_object().unwrap() {
+            if let Err(e) = common::validate_static(resources) {
+                panic!(
+                    "{} gateway {gateway}: Envoy rejects it:\n{e}",
+                    input.display()
+                );
+            }
+            validated += 1;
+        }
+    }
+    assert!(validated >= 12, "only {validated} gateways validated");
+}

@@ -407,6 +407,7 @@ fn translate_rule(
         Some(r) => RouteAction::Redirect(r),
         None => {
             let mut backends = Vec::new();
+            let mut invalid_weight = 0;
             let refs = rule.backend_refs.as_deref().unwrap_or(&[]);
             for backend_ref in refs {
                 if backend_ref.filters.as_ref().is_some_and(|f| !f.is_empty()) {
@@ -415,9 +416,9 @@ fn translate_rule(
                         "filters on a backendRef are not supported yet; put them on the rule",
                     ));
                 }
+                let weight = backend_ref.weight.unwrap_or(1).max(0) as u32;
                 match resolve_backend(backend_ref, ns, index) {
                     Ok(cluster) => {
-                        let weight = backend_ref.weight.unwrap_or(1).max(0) as u32;
                         if weight > 0 {
                             backends.push(WeightedCluster {
                                 cluster: cluster.name.clone(),
@@ -427,6 +428,7 @@ fn translate_rule(
                         out.clusters.push(cluster);
                     }
                     Err(problem) => {
+                        invalid_weight += weight;
                         out.unresolved.get_or_insert(problem);
                     }
                 }
@@ -440,6 +442,7 @@ fn translate_rule(
             } else {
                 RouteAction::Forward(Forward {
                     backends,
+                    invalid_weight,
                     host_rewrite,
                     path_rewrite,
                 })

@@ -43,9 +43,9 @@ pub struct ObjectStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ObjectRef {
+    pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    pub name: String,
 }
 
 pub fn object_status<K: kube::Resource<DynamicType = ()>>(

@@ -18,6 +18,10 @@ use crate::xds::snapshot::GatewayXds;
 /// Envoy Gateway's default per-connection buffer limit, kept for drop-in parity.
 const CONNECTION_BUFFER_LIMIT: u32 = 32768;
 
+/// A cluster that never exists: the weighted share of unresolved backendRefs points
+/// here, and `cluster_not_found_response_code` turns it into a 500.
+const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
+
 pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     let mut out = GatewayXds::default();
     for l in &gateway.listeners {
@@ -322,16 +326,20 @@ fn full_path_regex(path: &str) -> matcher::RegexMatchAndSubstitute {
 
 fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route::RouteAction {
     use route::route_action::ClusterSpecifier;
-    let cluster_specifier = if f.backends.len() == 1 {
+    let cluster_specifier = if f.backends.len() == 1 && f.invalid_weight == 0 {
         ClusterSpecifier::Cluster(f.backends[0].cluster.clone())
     } else {
         ClusterSpecifier::WeightedClusters(route::WeightedCluster {
             clusters: f
                 .backends
                 .iter()
-                .map(|b| route::weighted_cluster::ClusterWeight {
-                    name: b.cluster.clone(),
-                    weight: Some(UInt32Value { value: b.weight }),
+                .map(|b| (b.cluster.as_str(), b.weight))
+                .chain(
+                    (f.invalid_weight > 0).then_some((INVALID_BACKEND_CLUSTER, f.invalid_weight)),
+                )
+                .map(|(name, weight)| route::weighted_cluster::ClusterWeight {
+                    name: name.to_string(),
+                    weight: Some(UInt32Value { value: weight }),
                     ..Default::default()
                 })
                 .collect(),
@@ -352,6 +360,11 @@ fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route
             } => prefix_rewrite_regex(matched, replacement),
         }),
         timeout: timeout.map(duration),
+        cluster_not_found_response_code: if f.invalid_weight > 0 {
+            route::route_action::ClusterNotFoundResponseCode::InternalServerError as i32
+        } else {
+            0
+        },
         ..Default::default()
     }
 }

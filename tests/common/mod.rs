@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+pub mod echo;
+pub mod gantry;
+
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);
 /// How long they poll before failing the test.
