@@ -178,6 +178,17 @@ enum End {
     CacheGone,
 }
 
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::ClientClosed => f.write_str("client closed the stream"),
+            End::ReceiveError(status) => write!(f, "receive error: {status}"),
+            End::ClientGone => f.write_str("client stopped reading"),
+            End::CacheGone => f.write_str("snapshot cache closed"),
+        }
+    }
+}
+
 /// The whole life of one ADS stream after the handshake.
 async fn run_stream<P: Protocol>(
     mut requests: Streaming<P::Request>,
@@ -190,7 +201,12 @@ async fn run_stream<P: Protocol>(
         Ok(Some(first)) => first,
         Ok(None) => return,
         Err(status) => {
-            tracing::debug!(remote, protocol = P::NAME, %status, "ADS stream failed before its first request");
+            tracing::debug!(
+                remote,
+                protocol = P::NAME,
+                %status,
+                "ADS stream failed before its first request"
+            );
             return;
         }
     };
@@ -225,38 +241,46 @@ async fn run_stream<P: Protocol>(
     let info = StreamInfo::new(&group, &node_id, P::NAME, shared);
     let mut state = P::new(info, snapshot);
 
-    let end = async {
-        send_all(tx, state.on_request(first)).await?;
-        loop {
-            tokio::select! {
-                changed = snapshots.changed() => {
-                    changed.map_err(|_| End::CacheGone)?;
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    send_all(tx, state.on_snapshot(snapshot)).await?;
-                }
-                request = requests.message() => match request {
-                    Ok(Some(request)) => send_all(tx, state.on_request(request)).await?,
-                    Ok(None) => return Err(End::ClientClosed),
-                    Err(status) => return Err(End::ReceiveError(status)),
-                },
-            }
-        }
-    }
-    .await;
-    let reason = match end {
-        Ok(()) | Err(End::ClientClosed) => "client closed the stream".to_string(),
-        Err(End::ReceiveError(status)) => format!("receive error: {status}"),
-        Err(End::ClientGone) => "client stopped reading".to_string(),
-        Err(End::CacheGone) => "snapshot cache closed".to_string(),
-    };
+    let end = drive(&mut state, first, &mut requests, &mut snapshots, tx).await;
     tracing::info!(
         group,
         node_id,
         remote,
         protocol = P::NAME,
-        reason,
+        reason = %end,
         "ADS stream disconnected"
     );
+}
+
+/// Feeds the state machine every request and snapshot until the stream ends, sending
+/// its responses in order.
+async fn drive<P: Protocol>(
+    state: &mut P,
+    first: P::Request,
+    requests: &mut Streaming<P::Request>,
+    snapshots: &mut watch::Receiver<Arc<Snapshot>>,
+    tx: &mpsc::Sender<Result<P::Response, Status>>,
+) -> End {
+    let mut responses = state.on_request(first);
+    loop {
+        if let Err(end) = send_all(tx, responses).await {
+            return end;
+        }
+        responses = tokio::select! {
+            changed = snapshots.changed() => match changed {
+                Ok(()) => {
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    state.on_snapshot(snapshot)
+                }
+                Err(_) => return End::CacheGone,
+            },
+            request = requests.message() => match request {
+                Ok(Some(request)) => state.on_request(request),
+                Ok(None) => return End::ClientClosed,
+                Err(status) => return End::ReceiveError(status),
+            },
+        };
+    }
 }
 
 async fn send_all<R>(tx: &mpsc::Sender<Result<R, Status>>, responses: Vec<R>) -> Result<(), End> {
