@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Node, SocketAddress, address, socket_address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Node, SocketAddress, address,
+    config_source, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -49,8 +50,12 @@ use type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 // ---------------------------------------------------------------------------
 
 /// type URL -> name -> generation. Bumping a generation changes that resource only.
+/// With `eds`, clusters read their endpoints over EDS (ADS), as gantry's clusters do.
 #[derive(Clone, Default)]
-struct Config(BTreeMap<&'static str, BTreeMap<String, u32>>);
+struct Config {
+    resources: BTreeMap<&'static str, BTreeMap<String, u32>>,
+    eds: bool,
+}
 
 impl Config {
     /// Clusters a and b with their endpoints, listener l1, route r1.
@@ -65,7 +70,7 @@ impl Config {
     }
 
     fn with(mut self, type_url: &'static str, name: &str, generation: u32) -> Self {
-        self.0
+        self.resources
             .entry(type_url)
             .or_default()
             .insert(name.to_string(), generation);
@@ -73,13 +78,13 @@ impl Config {
     }
 
     fn without(mut self, type_url: &'static str, name: &str) -> Self {
-        self.0.entry(type_url).or_default().remove(name);
+        self.resources.entry(type_url).or_default().remove(name);
         self
     }
 
     /// Every resource of every type at a new generation.
     fn bump_all(mut self, generation: u32) -> Self {
-        for names in self.0.values_mut() {
+        for names in self.resources.values_mut() {
             for g in names.values_mut() {
                 *g = generation;
             }
@@ -88,10 +93,15 @@ impl Config {
     }
 
     fn items(&self, type_url: &str) -> Vec<(String, u32)> {
-        self.0
+        self.resources
             .get(type_url)
             .map(|m| m.iter().map(|(n, g)| (n.clone(), *g)).collect())
             .unwrap_or_default()
+    }
+
+    fn with_eds_clusters(mut self) -> Self {
+        self.eds = true;
+        self
     }
 
     fn xds(&self) -> GatewayXds {
@@ -99,7 +109,7 @@ impl Config {
             clusters: self
                 .items(CLUSTER)
                 .into_iter()
-                .map(|(n, g)| cluster(&n, g))
+                .map(|(n, g)| cluster(&n, g, self.eds))
                 .collect(),
             endpoints: self
                 .items(ENDPOINT)
@@ -131,15 +141,31 @@ fn socket(ip: &str, port: u32) -> Address {
     }
 }
 
-fn cluster(name: &str, generation: u32) -> Cluster {
-    Cluster {
+fn cluster(name: &str, generation: u32, eds: bool) -> Cluster {
+    let mut cluster = Cluster {
         name: name.to_string(),
         connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
             seconds: i64::from(generation),
             nanos: 0,
         }),
         ..Default::default()
+    };
+    if eds {
+        cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        ));
+        cluster.eds_cluster_config = Some(cluster::EdsClusterConfig {
+            eds_config: Some(ConfigSource {
+                config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                    AggregatedConfigSource {},
+                )),
+                resource_api_version: ApiVersion::V3 as i32,
+                ..Default::default()
+            }),
+            service_name: name.to_string(),
+        });
     }
+    cluster
 }
 
 fn endpoints(name: &str, generation: u32) -> ClusterLoadAssignment {
@@ -1191,4 +1217,127 @@ async fn shutdown_ends_open_streams_and_returns() {
         .expect("serve returns after shutdown");
     result.unwrap().unwrap();
     h.wait_streams("delta", 0.0).await;
+}
+
+// ---------------------------------------------------------------------------
+// Cluster warming: an updated EDS cluster needs its endpoints again
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn delta_updated_cluster_gets_its_unchanged_endpoints_again() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    let config = config.with(CLUSTER, "a", 2);
+    h.set(&[(GROUP, &config)]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        (clusters.type_url.as_str(), delta_names(&clusters)),
+        (CLUSTER, strings(&["a"]))
+    );
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        (endpoints.type_url.as_str(), delta_names(&endpoints)),
+        (ENDPOINT, strings(&["a"])),
+        "the warming cluster a needs its (unchanged) endpoints"
+    );
+    assert_eq!(
+        endpoints.resources[0].version,
+        h.version(GROUP, ENDPOINT, "a")
+    );
+    envoy.ack(&clusters).await;
+    envoy.ack(&endpoints).await;
+    envoy.quiet("after the ACKs").await;
+
+    // Endpoints alone change: no cluster is resent.
+    h.set(&[(GROUP, &config.clone().with(ENDPOINT, "b", 2))]);
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        (endpoints.type_url.as_str(), delta_names(&endpoints)),
+        (ENDPOINT, strings(&["b"]))
+    );
+    envoy.ack(&endpoints).await;
+    envoy.quiet("after the endpoint update").await;
+}
+
+#[tokio::test]
+async fn delta_reconnect_resends_endpoints_of_changed_clusters() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let clusters = envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    let endpoints = envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+    let had = |response: &DeltaDiscoveryResponse| -> HashMap<String, String> {
+        response
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect()
+    };
+    let (had_clusters, had_endpoints) = (had(&clusters), had(&endpoints));
+    drop(envoy);
+    h.wait_streams("delta", 0.0).await;
+
+    h.set(&[(GROUP, &config.with(CLUSTER, "a", 2))]);
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy
+        .send(DeltaDiscoveryRequest {
+            type_url: CLUSTER.to_string(),
+            initial_resource_versions: had_clusters,
+            ..Default::default()
+        })
+        .await;
+    let response = envoy.next().await;
+    assert_eq!(delta_names(&response), strings(&["a"]));
+    envoy
+        .send(DeltaDiscoveryRequest {
+            type_url: ENDPOINT.to_string(),
+            resource_names_subscribe: strings(&["a", "b"]),
+            initial_resource_versions: had_endpoints,
+            ..Default::default()
+        })
+        .await;
+    let response = envoy.next().await;
+    assert_eq!(response.type_url, ENDPOINT);
+    assert_eq!(
+        delta_names(&response),
+        strings(&["a"]),
+        "a warms again; unchanged b does not"
+    );
+}
+
+#[tokio::test]
+async fn sotw_updated_cluster_gets_its_unchanged_endpoints_again() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    h.set(&[(GROUP, &config.clone().with(CLUSTER, "a", 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(clusters.type_url, CLUSTER);
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        endpoints.type_url, ENDPOINT,
+        "the warming cluster a needs its endpoints"
+    );
+    assert_eq!(sotw_names(&endpoints), strings(&["a", "b"]));
+    envoy.ack(&clusters, &[]).await;
+    envoy.ack(&endpoints, &["a", "b"]).await;
+    envoy.quiet("after the ACKs").await;
+
+    // What Envoy also does: ask again with the already ACKed nonce. It is answered
+    // (not an ACK to count twice) and the answer is ACKed like any other.
+    envoy.ack(&endpoints, &["a", "b"]).await;
+    let again = envoy.next().await;
+    assert_eq!(
+        (again.type_url.as_str(), sotw_names(&again)),
+        (ENDPOINT, strings(&["a", "b"]))
+    );
+    assert_ne!(again.nonce, endpoints.nonce);
+    envoy.ack(&again, &["a", "b"]).await;
+    envoy.quiet("after the ACK of the re-request").await;
+    assert_eq!(h.type_metric("gantry_xds_acks_total", "endpoint"), 3.0);
 }

@@ -10,6 +10,7 @@
 mod delta;
 mod sotw;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -455,6 +456,36 @@ fn set_version<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> St
         text.push('\0');
     }
     short_hash(text.as_bytes())
+}
+
+/// The ClusterLoadAssignment names these clusters read over EDS.
+///
+/// Envoy keeps a cluster it receives, even an updated one whose endpoints did not
+/// change, warming until a ClusterLoadAssignment for it arrives, and it does not
+/// always ask again for one it already has. So whenever clusters are sent, their
+/// endpoints are sent right after them (see the xDS protocol's "Resource warming").
+fn eds_names<'a>(clusters: impl IntoIterator<Item = &'a Arc<Resource>>) -> BTreeSet<String> {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    use prost::Message;
+
+    clusters
+        .into_iter()
+        .filter_map(|resource| {
+            let cluster = Cluster::decode(resource.body.value.as_slice()).ok()?;
+            let eds = ClusterDiscoveryType::Type(DiscoveryType::Eds as i32);
+            if cluster.cluster_discovery_type != Some(eds) {
+                return None;
+            }
+            let service_name = cluster
+                .eds_cluster_config
+                .map(|config| config.service_name)
+                .filter(|name| !name.is_empty());
+            Some(service_name.unwrap_or(cluster.name))
+        })
+        .collect()
 }
 
 fn to_any(body: &prost_types::Any) -> envoy_types::pb::google::protobuf::Any {

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
 
-use super::{Protocol, StreamInfo, is_wildcard_type, known_type, to_any};
+use super::{Protocol, StreamInfo, eds_names, is_wildcard_type, known_type, to_any};
 use crate::xds::snapshot::{Resource, Snapshot, type_url};
 
 /// Responses of one type remembered for matching ACKs/NACKs. Envoy answers each in
@@ -22,6 +22,9 @@ pub(super) struct Delta {
     snapshot: Arc<Snapshot>,
     /// Types the client has subscribed to on this stream.
     types: BTreeMap<&'static str, TypeState>,
+    /// Endpoints of clusters sent since endpoints were last answered: sent again even
+    /// if unchanged, so the clusters can finish warming (see `eds_names`).
+    warming: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -62,10 +65,23 @@ impl Protocol for Delta {
             stream,
             snapshot,
             types: BTreeMap::new(),
+            warming: BTreeSet::new(),
         }
     }
 
     fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+        tracing::debug!(
+            group = self.stream.group,
+            node_id = self.stream.node_id,
+            protocol = Self::NAME,
+            r#type = type_url::short(&request.type_url),
+            nonce = request.response_nonce,
+            subscribe = ?request.resource_names_subscribe,
+            unsubscribe = ?request.resource_names_unsubscribe,
+            initial_versions = request.initial_resource_versions.len(),
+            nack = request.error_detail.is_some(),
+            "received"
+        );
         let Some(type_url) = known_type(&request.type_url) else {
             self.stream.ignored(&request.type_url, "type not served");
             return Vec::new();
@@ -84,7 +100,11 @@ impl Protocol for Delta {
         // A first wildcard request is always answered, if only with nothing, so that
         // Envoy's initial fetch of an empty type completes at once.
         let announce = first && self.types.get(type_url).is_some_and(|s| s.wildcard);
-        self.respond(type_url, announce).into_iter().collect()
+        let mut responses: Vec<_> = self.respond(type_url, announce).into_iter().collect();
+        if type_url == type_url::CLUSTER {
+            responses.extend(self.respond(type_url::ENDPOINT, false));
+        }
+        responses
     }
 
     fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<DeltaDiscoveryResponse> {
@@ -177,6 +197,9 @@ impl Delta {
         announce: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let state = self.types.get_mut(type_url)?;
+        if type_url == type_url::ENDPOINT {
+            state.resend.append(&mut self.warming);
+        }
         let current = self.snapshot.of_type(type_url);
         let changed: Vec<&Arc<Resource>> = current
             .into_iter()
@@ -197,6 +220,9 @@ impl Delta {
             return None;
         }
 
+        if type_url == type_url::CLUSTER {
+            self.warming.extend(eds_names(changed.iter().copied()));
+        }
         for resource in &changed {
             state
                 .known

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::{Protocol, StreamInfo, is_wildcard_type, known_type, set_version, to_any};
+use super::{Protocol, StreamInfo, eds_names, is_wildcard_type, known_type, set_version, to_any};
 use crate::xds::snapshot::{Resource, Snapshot, type_url};
 
 pub(super) struct Sotw {
@@ -16,6 +16,9 @@ pub(super) struct Sotw {
     snapshot: Arc<Snapshot>,
     /// Types the client has requested on this stream.
     types: BTreeMap<&'static str, TypeState>,
+    /// Endpoints of clusters sent since endpoints were last answered: sent again even
+    /// if unchanged, so the clusters can finish warming (see `eds_names`).
+    warming: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -25,7 +28,8 @@ struct TypeState {
     /// `version_info` and nonce of the last response ("" before the first one).
     sent_version: Option<String>,
     nonce: String,
-    sent_names: Vec<String>,
+    /// name -> version of each resource in the last response.
+    sent: BTreeMap<String, String>,
     /// The last response has been ACKed or NACKed.
     answered: bool,
     /// A version Envoy rejected: never sent again on this stream.
@@ -46,10 +50,22 @@ impl Protocol for Sotw {
             stream,
             snapshot,
             types: BTreeMap::new(),
+            warming: BTreeSet::new(),
         }
     }
 
     fn on_request(&mut self, request: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+        tracing::debug!(
+            group = self.stream.group,
+            node_id = self.stream.node_id,
+            protocol = Self::NAME,
+            r#type = type_url::short(&request.type_url),
+            version = request.version_info,
+            nonce = request.response_nonce,
+            names = ?request.resource_names,
+            nack = request.error_detail.is_some(),
+            "received"
+        );
         let Some(type_url) = known_type(&request.type_url) else {
             self.stream.ignored(&request.type_url, "type not served");
             return Vec::new();
@@ -64,7 +80,11 @@ impl Protocol for Sotw {
         state.names = request.resource_names.iter().cloned().collect();
         // The first request of a type on a stream always gets the current state.
         let force = first || self.answer(type_url, &request);
-        self.respond(type_url, force).into_iter().collect()
+        let mut responses: Vec<_> = self.respond(type_url, force).into_iter().collect();
+        if type_url == type_url::CLUSTER {
+            responses.extend(self.respond(type_url::ENDPOINT, false));
+        }
+        responses
     }
 
     fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<DiscoveryResponse> {
@@ -102,7 +122,7 @@ impl Sotw {
                     type_url,
                     &version,
                     &state.nonce,
-                    state.sent_names.clone(),
+                    state.sent.keys().cloned().collect(),
                     error,
                 );
             }
@@ -113,8 +133,12 @@ impl Sotw {
 
     /// The response for one type, if there is anything to say: the set differs from
     /// the last one sent (or `force`), and it is not a set Envoy already rejected.
-    fn respond(&mut self, type_url: &'static str, force: bool) -> Option<DiscoveryResponse> {
+    fn respond(&mut self, type_url: &'static str, mut force: bool) -> Option<DiscoveryResponse> {
         let state = self.types.get_mut(type_url)?;
+        if type_url == type_url::ENDPOINT {
+            let warming = std::mem::take(&mut self.warming);
+            force |= warming.iter().any(|name| state.names.contains(name));
+        }
         let wildcard = is_wildcard_type(type_url);
         let resources = selected(&self.snapshot, type_url, wildcard, &state.names);
         if !wildcard && resources.is_empty() {
@@ -128,10 +152,21 @@ impl Sotw {
         if !force && state.sent_version.as_deref() == Some(version.as_str()) {
             return None;
         }
+        let sent: BTreeMap<String, String> = resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect();
+        if type_url == type_url::CLUSTER {
+            let changed = resources
+                .iter()
+                .copied()
+                .filter(|r| state.sent.get(&r.name) != Some(&r.version));
+            self.warming.extend(eds_names(changed));
+        }
         let nonce = self.stream.next_nonce();
         self.stream
             .pushed(type_url, &version, &nonce, resources.len(), 0);
-        state.sent_names = resources.iter().map(|r| r.name.clone()).collect();
+        state.sent = sent;
         state.sent_version = Some(version.clone());
         state.nonce = nonce.clone();
         state.answered = false;
