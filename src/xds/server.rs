@@ -1,1 +1,496 @@
-//! ADS server, State-of-the-World and Delta. (Placeholder: implemented in its own change.)
+//! ADS server, State-of-the-World (`sotw`) and Delta (`delta`).
+//!
+//! Both flavours share one stream loop ([`run_stream`]): the first request names the
+//! node group (`node.cluster`, "namespace/gateway"), the stream then watches that
+//! group in the [`SnapshotCache`] and hands every request and every new snapshot to
+//! the flavour's state machine ([`Protocol`]), sending what it returns in order.
+//! Responses are never held back waiting for ACKs; the per-type rules (what to send,
+//! ACK/NACK, stale nonces) live in the flavour modules.
+
+mod delta;
+mod sotw;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::cache::{NackRecord, SnapshotCache};
+use super::snapshot::{Resource, Snapshot, short_hash, type_url};
+use crate::metrics::{Metrics, StreamLabel, TypeLabel};
+
+/// Responses buffered per stream before the stream waits for Envoy to read.
+const RESPONSE_BUFFER: usize = 16;
+
+/// The ADS gRPC service. Build it with [`ads_service`] or run it with [`serve`].
+pub struct AdsServer {
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    /// Becomes `true` when the server shuts down; open streams then end.
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+/// The ADS service, to mount on a tonic server. Its streams end when the client goes
+/// away (use [`serve`] to also end them on shutdown).
+pub fn ads_service(
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+) -> AggregatedDiscoveryServiceServer<AdsServer> {
+    AggregatedDiscoveryServiceServer::new(AdsServer {
+        cache,
+        metrics,
+        shutdown: None,
+    })
+}
+
+/// Serves ADS on `listener` until `shutdown` completes; open streams are then ended
+/// with UNAVAILABLE (Envoy reconnects elsewhere or later) and the server returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let service = AggregatedDiscoveryServiceServer::new(AdsServer {
+        cache,
+        metrics,
+        shutdown: Some(stopped),
+    });
+    let signal = async {
+        shutdown.await;
+        tracing::info!(%address, "ADS server shutting down");
+        // Receivers live in the service, which outlives this future.
+        let _ = stop.send(true);
+    };
+    tracing::info!(%address, "ADS server listening");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        // Notice Envoys that vanished without closing their connection.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await?;
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.spawn_stream::<sotw::Sotw>(request)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.spawn_stream::<delta::Delta>(request)))
+    }
+}
+
+impl AdsServer {
+    /// Runs the stream in its own task; the returned stream carries its responses.
+    /// The first request is read by the task, not here, so a client that waits for
+    /// response headers before sending cannot stall the handshake.
+    fn spawn_stream<P: Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> ReceiverStream<Result<P::Response, Status>> {
+        let remote = request.remote_addr();
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let shared = Shared {
+            cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let requests = request.into_inner();
+            tokio::select! {
+                _ = run_stream::<P>(requests, &tx, &shared, remote) => {}
+                _ = tx.closed() => {}
+                _ = shutdown_requested(shutdown) => {
+                    // Never wait here: Envoy may not be reading any more.
+                    let _ = tx.try_send(Err(Status::unavailable("gantry is shutting down")));
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+/// Completes once shutdown is requested; never if there is no shutdown signal.
+async fn shutdown_requested(shutdown: Option<watch::Receiver<bool>>) {
+    if let Some(mut shutdown) = shutdown
+        && shutdown.wait_for(|stop| *stop).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+/// What a stream needs from the server.
+struct Shared {
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+}
+
+/// One ADS flavour's per-stream state machine. The stream loop feeds it requests and
+/// snapshots and sends what it returns, in order.
+trait Protocol: Send + Sized + 'static {
+    type Request: Send + 'static;
+    type Response: Send + 'static;
+    /// "sotw" or "delta", for logs and metrics.
+    const NAME: &'static str;
+
+    fn node(request: &Self::Request) -> Option<&Node>;
+    fn new(stream: StreamInfo, snapshot: Arc<Snapshot>) -> Self;
+    /// Handles one request against the snapshot the stream is on.
+    fn on_request(&mut self, request: Self::Request) -> Vec<Self::Response>;
+    /// Moves the stream to a new snapshot; responses come in `type_url::PUSH_ORDER`.
+    fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<Self::Response>;
+}
+
+/// Why a stream ended, for the disconnect log line.
+enum End {
+    ClientClosed,
+    ReceiveError(Status),
+    ClientGone,
+    CacheGone,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::ClientClosed => f.write_str("client closed the stream"),
+            End::ReceiveError(status) => write!(f, "receive error: {status}"),
+            End::ClientGone => f.write_str("client stopped reading"),
+            End::CacheGone => f.write_str("snapshot cache closed"),
+        }
+    }
+}
+
+/// The whole life of one ADS stream after the handshake.
+async fn run_stream<P: Protocol>(
+    mut requests: Streaming<P::Request>,
+    tx: &mpsc::Sender<Result<P::Response, Status>>,
+    shared: &Shared,
+    remote: Option<SocketAddr>,
+) {
+    let remote = remote.map(|a| a.to_string()).unwrap_or_default();
+    let first = match requests.message().await {
+        Ok(Some(first)) => first,
+        Ok(None) => return,
+        Err(status) => {
+            tracing::debug!(
+                remote,
+                protocol = P::NAME,
+                %status,
+                "ADS stream failed before its first request"
+            );
+            return;
+        }
+    };
+    let node = P::node(&first);
+    let group = node.map(|n| n.cluster.clone()).unwrap_or_default();
+    let node_id = node.map(|n| n.id.clone()).unwrap_or_default();
+    if group.is_empty() {
+        tracing::warn!(
+            remote,
+            node_id,
+            protocol = P::NAME,
+            "rejecting ADS stream without node.cluster"
+        );
+        let status = Status::invalid_argument(
+            "the first request must set node.cluster to the node group \"<namespace>/<gateway>\" \
+             (the bootstrap from `gantry bootstrap` does)",
+        );
+        let _ = tx.send(Err(status)).await;
+        return;
+    }
+
+    let _gauge = StreamGauge::new(&shared.metrics, &group, P::NAME);
+    tracing::info!(
+        group,
+        node_id,
+        remote,
+        protocol = P::NAME,
+        "ADS stream connected"
+    );
+    let mut snapshots = shared.cache.watch(&group);
+    let snapshot = snapshots.borrow_and_update().clone();
+    let info = StreamInfo::new(&group, &node_id, P::NAME, shared);
+    let mut state = P::new(info, snapshot);
+
+    let end = drive(&mut state, first, &mut requests, &mut snapshots, tx).await;
+    tracing::info!(
+        group,
+        node_id,
+        remote,
+        protocol = P::NAME,
+        reason = %end,
+        "ADS stream disconnected"
+    );
+}
+
+/// Feeds the state machine every request and snapshot until the stream ends, sending
+/// its responses in order.
+async fn drive<P: Protocol>(
+    state: &mut P,
+    first: P::Request,
+    requests: &mut Streaming<P::Request>,
+    snapshots: &mut watch::Receiver<Arc<Snapshot>>,
+    tx: &mpsc::Sender<Result<P::Response, Status>>,
+) -> End {
+    let mut responses = state.on_request(first);
+    loop {
+        if let Err(end) = send_all(tx, responses).await {
+            return end;
+        }
+        responses = tokio::select! {
+            changed = snapshots.changed() => match changed {
+                Ok(()) => {
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    state.on_snapshot(snapshot)
+                }
+                Err(_) => return End::CacheGone,
+            },
+            request = requests.message() => match request {
+                Ok(Some(request)) => state.on_request(request),
+                Ok(None) => return End::ClientClosed,
+                Err(status) => return End::ReceiveError(status),
+            },
+        };
+    }
+}
+
+async fn send_all<R>(tx: &mpsc::Sender<Result<R, Status>>, responses: Vec<R>) -> Result<(), End> {
+    for response in responses {
+        tx.send(Ok(response)).await.map_err(|_| End::ClientGone)?;
+    }
+    Ok(())
+}
+
+/// Counts the stream in `connected_streams` for exactly as long as it lives.
+struct StreamGauge {
+    metrics: Arc<Metrics>,
+    label: StreamLabel,
+}
+
+impl StreamGauge {
+    fn new(metrics: &Arc<Metrics>, group: &str, protocol: &str) -> Self {
+        let label = StreamLabel {
+            gateway: group.to_string(),
+            protocol: protocol.to_string(),
+        };
+        metrics.connected_streams.get_or_create(&label).inc();
+        StreamGauge {
+            metrics: metrics.clone(),
+            label,
+        }
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.metrics
+            .connected_streams
+            .get_or_create(&self.label)
+            .dec();
+    }
+}
+
+/// Who is on the other end of a stream, plus the bookkeeping both flavours share:
+/// nonces, metrics and NACK records.
+struct StreamInfo {
+    group: String,
+    node_id: String,
+    protocol: &'static str,
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    nonces: u64,
+}
+
+impl StreamInfo {
+    fn new(group: &str, node_id: &str, protocol: &'static str, shared: &Shared) -> Self {
+        StreamInfo {
+            group: group.to_string(),
+            node_id: node_id.to_string(),
+            protocol,
+            cache: shared.cache.clone(),
+            metrics: shared.metrics.clone(),
+            nonces: 0,
+        }
+    }
+
+    /// A nonce unique within the stream.
+    fn next_nonce(&mut self) -> String {
+        self.nonces += 1;
+        self.nonces.to_string()
+    }
+
+    fn label(&self, type_url: &str) -> TypeLabel {
+        TypeLabel {
+            gateway: self.group.clone(),
+            type_url: type_url::short(type_url).to_string(),
+        }
+    }
+
+    fn pushed(&self, type_url: &str, version: &str, nonce: &str, resources: usize, removed: usize) {
+        self.metrics
+            .pushes
+            .get_or_create(&self.label(type_url))
+            .inc();
+        tracing::debug!(
+            group = self.group,
+            node_id = self.node_id,
+            protocol = self.protocol,
+            r#type = type_url::short(type_url),
+            version,
+            nonce,
+            resources,
+            removed,
+            "sent"
+        );
+    }
+
+    /// Envoy accepted a response; `accepted` names its resources (`None`: the whole type).
+    fn acked(&self, type_url: &str, nonce: &str, accepted: Option<&[String]>) {
+        self.metrics.acks.get_or_create(&self.label(type_url)).inc();
+        self.cache
+            .clear_nack(&self.group, type_url, &self.node_id, accepted);
+        tracing::debug!(
+            group = self.group,
+            node_id = self.node_id,
+            protocol = self.protocol,
+            r#type = type_url::short(type_url),
+            nonce,
+            "ACK"
+        );
+    }
+
+    fn nacked(
+        &self,
+        type_url: &str,
+        version: &str,
+        nonce: &str,
+        names: Vec<String>,
+        error: &RpcStatus,
+    ) {
+        self.metrics
+            .nacks
+            .get_or_create(&self.label(type_url))
+            .inc();
+        tracing::warn!(
+            group = self.group,
+            node_id = self.node_id,
+            protocol = self.protocol,
+            r#type = type_url::short(type_url),
+            version,
+            nonce,
+            error = error.message,
+            "Envoy rejected the configuration (NACK); it keeps its last good config"
+        );
+        self.cache.record_nack(NackRecord {
+            group: self.group.clone(),
+            node_id: self.node_id.clone(),
+            type_url: type_url.to_string(),
+            protocol: self.protocol.to_string(),
+            version: version.to_string(),
+            nonce: nonce.to_string(),
+            resource_names: names,
+            message: error.message.clone(),
+            unix_time: NackRecord::now(),
+        });
+    }
+
+    fn ignored(&self, type_url: &str, why: &str) {
+        tracing::debug!(
+            group = self.group,
+            node_id = self.node_id,
+            protocol = self.protocol,
+            r#type = type_url,
+            why,
+            "request ignored"
+        );
+    }
+}
+
+/// The type URL as gantry's static constant, if gantry serves that type.
+fn known_type(type_url: &str) -> Option<&'static str> {
+    type_url::PUSH_ORDER.into_iter().find(|t| *t == type_url)
+}
+
+/// Types Envoy subscribes to as a whole (LDS, CDS); the others are requested by name.
+fn is_wildcard_type(type_url: &str) -> bool {
+    type_url == type_url::LISTENER || type_url == type_url::CLUSTER
+}
+
+/// A version for a set of resources: a hash of their names and versions.
+fn set_version<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> String {
+    let mut text = String::new();
+    for resource in resources {
+        text.push_str(&resource.name);
+        text.push('\0');
+        text.push_str(&resource.version);
+        text.push('\0');
+    }
+    short_hash(text.as_bytes())
+}
+
+/// The ClusterLoadAssignment names these clusters read over EDS.
+///
+/// Envoy keeps a cluster it receives, even an updated one whose endpoints did not
+/// change, warming until a ClusterLoadAssignment for it arrives, and it does not
+/// always ask again for one it already has. So whenever clusters are sent, their
+/// endpoints are sent right after them (see the xDS protocol's "Resource warming").
+fn eds_names<'a>(clusters: impl IntoIterator<Item = &'a Arc<Resource>>) -> BTreeSet<String> {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    use prost::Message;
+
+    clusters
+        .into_iter()
+        .filter_map(|resource| {
+            let cluster = Cluster::decode(resource.body.value.as_slice()).ok()?;
+            let eds = ClusterDiscoveryType::Type(DiscoveryType::Eds as i32);
+            if cluster.cluster_discovery_type != Some(eds) {
+                return None;
+            }
+            let service_name = cluster
+                .eds_cluster_config
+                .map(|config| config.service_name)
+                .filter(|name| !name.is_empty());
+            Some(service_name.unwrap_or(cluster.name))
+        })
+        .collect()
+}
+
+fn to_any(body: &prost_types::Any) -> envoy_types::pb::google::protobuf::Any {
+    envoy_types::pb::google::protobuf::Any {
+        type_url: body.type_url.clone(),
+        value: body.value.clone(),
+    }
+}

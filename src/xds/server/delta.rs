@@ -1,0 +1,265 @@
+//! Delta (incremental) ADS: each response carries only the resources the client
+//! does not have at their current version, plus the names of resources it has that
+//! no longer exist.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
+};
+
+use super::{Protocol, StreamInfo, eds_names, is_wildcard_type, known_type, to_any};
+use crate::xds::snapshot::{Resource, Snapshot, type_url};
+
+/// Responses of one type remembered for matching ACKs/NACKs. Envoy answers each in
+/// order, so only a misbehaving client leaves more than a few unanswered.
+const MAX_IN_FLIGHT: usize = 64;
+
+pub(super) struct Delta {
+    stream: StreamInfo,
+    snapshot: Arc<Snapshot>,
+    /// Types the client has subscribed to on this stream.
+    types: BTreeMap<&'static str, TypeState>,
+    /// Endpoints of clusters sent since endpoints were last answered: sent again even
+    /// if unchanged, so the clusters can finish warming (see `eds_names`).
+    warming: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct TypeState {
+    /// Subscribed to every resource of the type.
+    wildcard: bool,
+    /// Explicitly subscribed names.
+    names: BTreeSet<String>,
+    /// name -> version the client has, as far as gantry knows: what it reported on
+    /// reconnect plus everything sent since (a NACKed version counts as had, so it is
+    /// not sent again until it changes).
+    known: BTreeMap<String, String>,
+    /// Names just (re)subscribed: sent even if the client has them (the protocol
+    /// requires it; Envoy re-subscribes e.g. to warm a re-created cluster).
+    resend: BTreeSet<String>,
+    /// Responses not yet ACKed or NACKed, oldest first.
+    in_flight: VecDeque<InFlight>,
+}
+
+struct InFlight {
+    nonce: String,
+    version: String,
+    /// Names the response carried or removed.
+    names: Vec<String>,
+}
+
+impl Protocol for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const NAME: &'static str = "delta";
+
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+
+    fn new(stream: StreamInfo, snapshot: Arc<Snapshot>) -> Self {
+        Delta {
+            stream,
+            snapshot,
+            types: BTreeMap::new(),
+            warming: BTreeSet::new(),
+        }
+    }
+
+    fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+        tracing::debug!(
+            group = self.stream.group,
+            node_id = self.stream.node_id,
+            protocol = Self::NAME,
+            r#type = type_url::short(&request.type_url),
+            nonce = request.response_nonce,
+            subscribe = ?request.resource_names_subscribe,
+            unsubscribe = ?request.resource_names_unsubscribe,
+            initial_versions = request.initial_resource_versions.len(),
+            nack = request.error_detail.is_some(),
+            "received"
+        );
+        let Some(type_url) = known_type(&request.type_url) else {
+            self.stream.ignored(&request.type_url, "type not served");
+            return Vec::new();
+        };
+        let first = !self.types.contains_key(type_url);
+        let state = self.types.entry(type_url).or_default();
+        if first {
+            state.start(type_url, &request);
+        } else {
+            state.subscribe(&request.resource_names_subscribe);
+        }
+        state.unsubscribe(&request.resource_names_unsubscribe);
+        if !request.response_nonce.is_empty() {
+            self.answer(type_url, &request);
+        }
+        // A first wildcard request is always answered, if only with nothing, so that
+        // Envoy's initial fetch of an empty type completes at once.
+        let announce = first && self.types.get(type_url).is_some_and(|s| s.wildcard);
+        let mut responses: Vec<_> = self.respond(type_url, announce).into_iter().collect();
+        if type_url == type_url::CLUSTER {
+            responses.extend(self.respond(type_url::ENDPOINT, false));
+        }
+        responses
+    }
+
+    fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+        self.snapshot = snapshot;
+        type_url::PUSH_ORDER
+            .into_iter()
+            // Types the client has not asked for yet get nothing (`respond` says None).
+            .filter_map(|t| self.respond(t, false))
+            .collect()
+    }
+}
+
+impl TypeState {
+    /// The first request of a type on this stream: wildcard or not, and on reconnect
+    /// the versions the client already has.
+    fn start(&mut self, type_url: &str, request: &DeltaDiscoveryRequest) {
+        let subscribe = &request.resource_names_subscribe;
+        self.wildcard = is_wildcard_type(type_url) && subscribe.is_empty();
+        self.known = request
+            .initial_resource_versions
+            .iter()
+            .map(|(name, version)| (name.clone(), version.clone()))
+            .collect();
+        self.subscribe(subscribe);
+        // What the client reported having is compared by version, not resent.
+        let known = &self.known;
+        self.resend.retain(|name| !known.contains_key(name));
+    }
+
+    fn subscribe(&mut self, names: &[String]) {
+        for name in names {
+            if name == "*" {
+                self.wildcard = true;
+            } else {
+                self.names.insert(name.clone());
+                self.resend.insert(name.clone());
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, names: &[String]) {
+        for name in names {
+            if name == "*" {
+                self.wildcard = false;
+            } else {
+                self.names.remove(name);
+                self.resend.remove(name);
+                if !self.wildcard {
+                    // The client drops it; a later subscription sends it afresh.
+                    self.known.remove(name);
+                }
+            }
+        }
+    }
+
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+impl Delta {
+    /// Matches an ACK or NACK to the response it answers; unknown nonces are ignored.
+    fn answer(&mut self, type_url: &'static str, request: &DeltaDiscoveryRequest) {
+        let Some(state) = self.types.get_mut(type_url) else {
+            return;
+        };
+        let nonce = &request.response_nonce;
+        let Some(position) = state.in_flight.iter().position(|f| &f.nonce == nonce) else {
+            self.stream.ignored(type_url, "unknown or stale nonce");
+            return;
+        };
+        // Older unanswered responses will not be answered any more.
+        state.in_flight.drain(..position);
+        let Some(answered) = state.in_flight.pop_front() else {
+            return;
+        };
+        match &request.error_detail {
+            Some(error) => {
+                self.stream
+                    .nacked(type_url, &answered.version, nonce, answered.names, error)
+            }
+            None => self.stream.acked(type_url, nonce, Some(&answered.names)),
+        }
+    }
+
+    /// The response for one type, if anything changed for this client (or `announce`).
+    fn respond(
+        &mut self,
+        type_url: &'static str,
+        announce: bool,
+    ) -> Option<DeltaDiscoveryResponse> {
+        let state = self.types.get_mut(type_url)?;
+        if type_url == type_url::ENDPOINT {
+            state.resend.append(&mut self.warming);
+        }
+        let current = self.snapshot.of_type(type_url);
+        let changed: Vec<&Arc<Resource>> = current
+            .into_iter()
+            .flat_map(|all| all.values())
+            .filter(|r| state.in_scope(&r.name))
+            .filter(|r| {
+                state.resend.contains(&r.name) || state.known.get(&r.name) != Some(&r.version)
+            })
+            .collect();
+        let removed: Vec<String> = state
+            .known
+            .keys()
+            .filter(|name| !current.is_some_and(|all| all.contains_key(*name)))
+            .cloned()
+            .collect();
+        state.resend.clear();
+        if changed.is_empty() && removed.is_empty() && !announce {
+            return None;
+        }
+
+        if type_url == type_url::CLUSTER {
+            self.warming.extend(eds_names(changed.iter().copied()));
+        }
+        for resource in &changed {
+            state
+                .known
+                .insert(resource.name.clone(), resource.version.clone());
+        }
+        for name in &removed {
+            state.known.remove(name);
+        }
+        let nonce = self.stream.next_nonce();
+        let version = self.snapshot.version.clone();
+        self.stream
+            .pushed(type_url, &version, &nonce, changed.len(), removed.len());
+        let mut names: Vec<String> = changed.iter().map(|r| r.name.clone()).collect();
+        names.extend(removed.iter().cloned());
+        if state.in_flight.len() >= MAX_IN_FLIGHT {
+            state.in_flight.pop_front();
+        }
+        state.in_flight.push_back(InFlight {
+            nonce: nonce.clone(),
+            version: version.clone(),
+            names,
+        });
+        Some(DeltaDiscoveryResponse {
+            system_version_info: version,
+            resources: changed
+                .iter()
+                .map(|r| DeltaResource {
+                    name: r.name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(to_any(&r.body)),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: type_url.to_string(),
+            removed_resources: removed,
+            nonce,
+            ..Default::default()
+        })
+    }
+}
