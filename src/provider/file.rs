@@ -435,7 +435,9 @@ spec:
     #[test]
     fn unknown_kinds_are_reported_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let text = format!("{GATEWAY}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n");
+        let text = format!(
+            "{GATEWAY}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+        );
         std::fs::write(dir.path().join("mixed.yaml"), text).unwrap();
         let resources = Directory::load(dir.path()).unwrap().resources();
         assert_eq!(names(&resources), ["Gateway/eg"]);
@@ -513,10 +515,7 @@ spec:
         std::fs::write(dir.path().join("gw.yaml.swp"), "x").unwrap();
         let other = tempfile::tempdir().unwrap();
         let changed = directory
-            .refresh(&[
-                dir.path().join("gw.yaml.swp"),
-                other.path().join("gw.yaml"),
-            ])
+            .refresh(&[dir.path().join("gw.yaml.swp"), other.path().join("gw.yaml")])
             .unwrap();
         assert!(!changed);
     }

@@ -27,4 +27,19 @@ impl SnapshotCache {
             .or_insert_with(|| watch::channel(Arc::new(Snapshot::default())).0)
             .subscribe()
     }
+
+    /// Responses Envoy rejected, most recent last. (Stub for `serve`; the real cache records them.)
+    pub fn nacks(&self) -> Vec<NackRecord> {
+        Vec::new()
+    }
+}
+
+/// One response an Envoy rejected. (Stub shape; `admin` only needs it to be `Serialize`.)
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NackRecord {
+    pub gateway: String,
+    pub node_id: String,
+    pub type_url: String,
+    pub version: String,
+    pub message: String,
 }
