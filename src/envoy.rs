@@ -130,7 +130,7 @@ async fn supervise(
                 "cannot start envoy {}: {e:#}; retrying in {backoff:?}",
                 spec.program.display()
             ),
-            Ok(mut child) => {
+            Ok((mut child, log_start)) => {
                 starts.store(attempt, Ordering::SeqCst);
                 let id = child.id().unwrap_or(0);
                 pid.store(id, Ordering::SeqCst);
@@ -171,7 +171,7 @@ async fn supervise(
                     "envoy exited ({status}) after {:.1?}; restarting in {backoff:?}; last lines of {}:\n{}",
                     started.elapsed(),
                     spec.log_file.display(),
-                    tail(&spec.log_file, 20)
+                    tail(&spec.log_file, log_start, 20)
                 );
             }
         }
@@ -183,7 +183,8 @@ async fn supervise(
     }
 }
 
-fn spawn(spec: &EnvoySpec, attempt: u32) -> Result<Child> {
+/// Starts the Envoy; also returns where this start's output begins in the log file.
+fn spawn(spec: &EnvoySpec, attempt: u32) -> Result<(Child, u64)> {
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -215,6 +216,7 @@ fn spawn(spec: &EnvoySpec, attempt: u32) -> Result<Child> {
             Ok(())
         });
     }
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     writeln!(
         log,
         "--- gantry: starting envoy for {} (start {attempt}): {} -c {} --disable-hot-restart --log-level warn {}",
@@ -223,9 +225,10 @@ fn spawn(spec: &EnvoySpec, attempt: u32) -> Result<Child> {
         spec.bootstrap.display(),
         spec.extra_args.join(" ")
     )?;
-    command
+    let child = command
         .spawn()
-        .with_context(|| format!("spawning {}", spec.program.display()))
+        .with_context(|| format!("spawning {}", spec.program.display()))?;
+    Ok((child, log_start))
 }
 
 /// SIGTERM by pid, then SIGKILL if it has not exited within [`STOP_GRACE`].
@@ -261,12 +264,12 @@ async fn wait_for_port(address: SocketAddr) {
     }
 }
 
-/// The last `lines` lines of a file (reading at most its last 16 KiB).
-fn tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of a file from byte `from` on (reading at most its last 16 KiB).
+fn tail(path: &Path, from: u64, lines: usize) -> String {
     let read = || -> std::io::Result<String> {
         let mut file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
-        file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))?;
+        file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024).max(from)))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -274,7 +277,12 @@ fn tail(path: &Path, lines: usize) -> String {
     match read() {
         Ok(text) => {
             let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
+            let tail = all[all.len().saturating_sub(lines)..].join("\n");
+            if tail.trim().is_empty() {
+                "(no output)".into()
+            } else {
+                tail
+            }
         }
         Err(e) => format!("(cannot read: {e})"),
     }
@@ -589,7 +597,7 @@ mod tests {
             assert!(
                 Instant::now() < deadline,
                 "envoys not ready: {}",
-                tail(&dir.path().join("e1/envoy.log"), 20)
+                tail(&dir.path().join("e1/envoy.log"), 0, 20)
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -90,11 +90,7 @@ impl Directory {
                 names.insert(name.to_string());
             }
         }
-        let mut changed = false;
-        for name in names {
-            changed |= self.refresh_file(&name);
-        }
-        Ok(changed)
+        Ok(self.refresh_names(names))
     }
 
     /// Re-reads the files the paths name (paths outside the directory are ignored;
@@ -111,11 +107,7 @@ impl Directory {
                 None => {}
             }
         }
-        let mut changed = false;
-        for name in names {
-            changed |= self.refresh_file(&name);
-        }
-        Ok(changed)
+        Ok(self.refresh_names(names))
     }
 
     /// `None`: not about this directory. `Some(None)`: about the directory as a whole
@@ -150,53 +142,57 @@ impl Directory {
         }
     }
 
-    /// Brings one file up to date with the disk. Returns whether anything changed.
-    fn refresh_file(&mut self, name: &str) -> bool {
-        let path = self.dir.join(name);
-        if !is_yaml(&path) {
-            return self.files.remove(name).is_some();
-        }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => return self.files.remove(name).is_some(),
-            Err(e) => {
-                let problem = InputProblem {
-                    file: name.to_string(),
-                    document: None,
-                    message: format!("cannot read: {e}"),
-                };
-                return self.set_error(name, None, problem);
+    /// Brings the named files up to date with the disk: files whose bytes changed
+    /// are parsed (in parallel when there are many). Returns whether anything changed.
+    fn refresh_names(&mut self, names: impl IntoIterator<Item = String>) -> bool {
+        let mut changed = false;
+        let mut to_parse = Vec::new();
+        for name in names {
+            let path = self.dir.join(&name);
+            if !is_yaml(&path) {
+                changed |= self.files.remove(&name).is_some();
+                continue;
             }
-        };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        if self.files.get(name).is_some_and(|f| f.digest == digest) {
-            return false;
-        }
-        let parsed = match String::from_utf8(bytes) {
-            Ok(text) => parse_file(name, &text),
-            Err(_) => Err(InputProblem {
-                file: name.to_string(),
-                document: None,
-                message: "not valid UTF-8".to_string(),
-            }),
-        };
-        match parsed {
-            Ok(parsed) => {
-                if self.files.get(name).is_some_and(|f| f.error.is_some()) {
-                    tracing::info!(file = name, "file parses again");
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+                    if self.files.get(&name).is_none_or(|f| f.digest != digest) {
+                        to_parse.push((name, digest, bytes));
+                    }
                 }
-                self.files.insert(
-                    name.to_string(),
-                    FileEntry {
-                        digest,
-                        good: Some(parsed),
-                        error: None,
-                    },
-                );
-                true
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    changed |= self.files.remove(&name).is_some();
+                }
+                Err(e) => {
+                    let problem = InputProblem {
+                        file: name.clone(),
+                        document: None,
+                        message: format!("cannot read: {e}"),
+                    };
+                    changed |= self.set_error(&name, None, problem);
+                }
             }
-            Err(problem) => self.set_error(name, Some(digest), problem),
         }
+        for (name, digest, parsed) in parse_all(to_parse) {
+            changed |= match parsed {
+                Ok(parsed) => {
+                    if self.files.get(&name).is_some_and(|f| f.error.is_some()) {
+                        tracing::info!(file = name, "file parses again");
+                    }
+                    self.files.insert(
+                        name,
+                        FileEntry {
+                            digest,
+                            good: Some(parsed),
+                            error: None,
+                        },
+                    );
+                    true
+                }
+                Err(problem) => self.set_error(&name, Some(digest), problem),
+            };
+        }
+        changed
     }
 
     fn set_error(&mut self, name: &str, digest: Option<[u8; 32]>, problem: InputProblem) -> bool {
@@ -255,6 +251,54 @@ impl Directory {
         self.logged = resources.problems.iter().cloned().collect();
         resources
     }
+}
+
+type ParseResult = Result<ParsedFile, InputProblem>;
+
+fn parse_one(
+    (name, digest, bytes): (String, [u8; 32], Vec<u8>),
+) -> (String, [u8; 32], ParseResult) {
+    let parsed = match String::from_utf8(bytes) {
+        Ok(text) => parse_file(&name, &text),
+        Err(_) => Err(InputProblem {
+            file: name.clone(),
+            document: None,
+            message: "not valid UTF-8".to_string(),
+        }),
+    };
+    (name, digest, parsed)
+}
+
+/// Parses files on every core when there are enough of them to be worth it
+/// (a first load of thousands of files).
+fn parse_all(items: Vec<(String, [u8; 32], Vec<u8>)>) -> Vec<(String, [u8; 32], ParseResult)> {
+    const MIN_PER_THREAD: usize = 64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.into_iter().map(parse_one).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut items = items;
+    let mut chunks = Vec::with_capacity(threads);
+    while !items.is_empty() {
+        let rest = items.split_off(chunk.min(items.len()));
+        chunks.push(std::mem::replace(&mut items, rest));
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse_one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 fn has_yaml_extension(name: &str) -> bool {
@@ -505,6 +549,27 @@ spec:
         assert!(directory.rescan().unwrap());
         assert!(directory.resources().problems.is_empty());
         assert!(!directory.rescan().unwrap());
+    }
+
+    #[test]
+    fn many_files_load_in_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            std::fs::write(
+                dir.path().join(format!("svc-{i:03}.yaml")),
+                SERVICE.replace("backend", &format!("backend-{i:03}")),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("svc-150.yaml"), "{").unwrap();
+        let resources = Directory::load(dir.path()).unwrap().resources();
+        assert_eq!(resources.services.len(), 299);
+        assert_eq!(resources.problems.len(), 1);
+        assert_eq!(resources.problems[0].file, "svc-150.yaml");
+        assert_eq!(
+            resources.services[0].metadata.name.as_deref(),
+            Some("backend-000")
+        );
     }
 
     #[test]
