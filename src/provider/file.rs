@@ -647,6 +647,33 @@ spec:
         wait_for(&mut rx, "gateway removal", |r| r.gateways.is_empty()).await;
     }
 
+    /// Kubernetes ConfigMap volumes: files are symlinks through `..data`, which is
+    /// swapped atomically to a new timestamped directory on update.
+    #[tokio::test]
+    async fn configmap_style_symlink_swap_is_picked_up() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("..v1")).unwrap();
+        std::fs::write(root.join("..v1/gw.yaml"), GATEWAY).unwrap();
+        symlink("..v1", root.join("..data")).unwrap();
+        symlink("..data/gw.yaml", root.join("gw.yaml")).unwrap();
+        let (_watch, mut rx) = watch(root).unwrap();
+        assert_eq!(names(&rx.borrow_and_update()), ["Gateway/eg"]);
+
+        std::fs::create_dir(root.join("..v2")).unwrap();
+        std::fs::write(root.join("..v2/gw.yaml"), GATEWAY.replace("8080", "9090")).unwrap();
+        symlink("..v2", root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        std::fs::remove_dir_all(root.join("..v1")).unwrap();
+        wait_for(&mut rx, "swapped config", |r| {
+            r.gateways
+                .first()
+                .is_some_and(|g| g.spec.listeners[0].port == 9090)
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn unchanged_content_sends_nothing() {
         let dir = tempfile::tempdir().unwrap();
