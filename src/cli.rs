@@ -46,10 +46,7 @@ pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) ->
     out.insert("xds".into(), Value::Object(xds));
     out.insert("status".into(), serde_json::to_value(&compiled.status)?);
     if !resources.problems.is_empty() {
-        out.insert(
-            "problems".into(),
-            serde_json::to_value(&resources.problems)?,
-        );
+        out.insert("problems".into(), serde_json::to_value(&resources.problems)?);
     }
     let out = Value::Object(out);
     if json_output {

@@ -123,10 +123,7 @@ pub enum RouteAction {
     Forward(Forward),
     Redirect(Redirect),
     /// Envoy answers itself, e.g. 500 for a rule whose backends cannot be resolved.
-    DirectResponse {
-        status: u32,
-        body: Option<String>,
-    },
+    DirectResponse { status: u32, body: Option<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -146,10 +143,7 @@ pub struct WeightedCluster {
 pub enum PathRewrite {
     Full(String),
     /// Replace the matched prefix (`matched`) by `replacement`.
-    Prefix {
-        matched: String,
-        replacement: String,
-    },
+    Prefix { matched: String, replacement: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -173,8 +173,7 @@ impl Resources {
             res.problems.extend(parsed.skipped.iter().cloned());
             for object in &parsed.objects {
                 let (kind, namespace, name) = object.key();
-                if let Some(first) = seen.get(&(kind.to_string(), namespace.clone(), name.clone()))
-                {
+                if let Some(first) = seen.get(&(kind.to_string(), namespace.clone(), name.clone())) {
                     res.problems.push(InputProblem {
                         file: file.to_string(),
                         document: None,
@@ -247,11 +246,7 @@ impl Object {
                 _ if namespaced => "default",
                 _ => "",
             };
-            (
-                kind,
-                namespace.to_string(),
-                m.name.clone().unwrap_or_default(),
-            )
+            (kind, namespace.to_string(), m.name.clone().unwrap_or_default())
         }
         match self {
             Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),

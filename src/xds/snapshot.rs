@@ -92,26 +92,13 @@ impl GatewayXds {
                     value: item.encode_to_vec(),
                 };
                 let name = name_of(item).to_string();
-                entry.insert(
-                    name.clone(),
-                    Arc::new(Resource {
-                        name,
-                        version,
-                        body,
-                    }),
-                );
+                entry.insert(name.clone(), Arc::new(Resource { name, version, body }));
             }
         }
-        add(&mut resources, type_url::CLUSTER, &self.clusters, |c| {
-            &c.name
-        });
-        add(&mut resources, type_url::ENDPOINT, &self.endpoints, |e| {
-            &e.cluster_name
-        });
+        add(&mut resources, type_url::CLUSTER, &self.clusters, |c| &c.name);
+        add(&mut resources, type_url::ENDPOINT, &self.endpoints, |e| &e.cluster_name);
         add(&mut resources, type_url::SECRET, &self.secrets, |s| &s.name);
-        add(&mut resources, type_url::LISTENER, &self.listeners, |l| {
-            &l.name
-        });
+        add(&mut resources, type_url::LISTENER, &self.listeners, |l| &l.name);
         add(&mut resources, type_url::ROUTE, &self.routes, |r| &r.name);
         let mut hasher = Sha256::new();
         for (type_url, items) in &resources {
