@@ -1,1 +1,159 @@
-//! Admin HTTP server: /healthz, /metrics, /debug/status. (Placeholder.)
+//! Admin HTTP server: `GET /healthz`, `GET /metrics` (Prometheus text) and
+//! `GET /debug/status` (JSON: the translated status with real transition times,
+//! input problems, NACKs, and each gateway's snapshot version).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::resources::InputProblem;
+use crate::translate::ObjectStatus;
+use crate::xds::cache::SnapshotCache;
+
+/// Content type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// What the latest translation left for /debug/status.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DebugStatus {
+    /// The same list `translate` prints, with real `lastTransitionTime`s.
+    pub status: Vec<ObjectStatus>,
+    pub problems: Vec<InputProblem>,
+    /// "namespace/gateway" -> snapshot version.
+    pub snapshots: BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub cache: Arc<SnapshotCache>,
+    pub status: watch::Receiver<Arc<DebugStatus>>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/debug/status", get(debug_status))
+        .with_state(state)
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let address = listener.local_addr().ok();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .with_context(|| format!("admin server on {address:?}"))
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+}
+
+async fn debug_status(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let current = state.status.borrow().clone();
+    let nacks = serde_json::to_value(state.cache.nacks())
+        .unwrap_or_else(|e| serde_json::Value::String(format!("cannot render NACKs: {e}")));
+    Json(serde_json::json!({
+        "status": current.status,
+        "problems": current.problems,
+        "nacks": nacks,
+        "snapshots": current.snapshots,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn start(status: DebugStatus) -> (String, watch::Sender<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (_tx, rx) = watch::channel(Arc::new(status));
+        let metrics = Arc::new(Metrics::default());
+        metrics.translations.inc();
+        let state = AdminState {
+            metrics,
+            cache: Arc::new(SnapshotCache::default()),
+            status: rx,
+        };
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        tokio::spawn(serve(listener, state, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        (format!("http://{address}"), stop_tx)
+    }
+
+    #[tokio::test]
+    async fn endpoints() {
+        let status = DebugStatus {
+            status: Vec::new(),
+            problems: vec![InputProblem {
+                file: "bad.yaml".into(),
+                document: Some(2),
+                message: "nope".into(),
+            }],
+            snapshots: [("default/eg".to_string(), "abc".to_string())].into(),
+        };
+        let (base, stop) = start(status).await;
+        let client = reqwest::Client::new();
+
+        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(health.text().await.unwrap(), "ok");
+
+        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert_eq!(
+            metrics.headers()[header::CONTENT_TYPE.as_str()],
+            METRICS_CONTENT_TYPE
+        );
+        assert!(
+            metrics
+                .text()
+                .await
+                .unwrap()
+                .contains("gantry_translations_total 1")
+        );
+
+        let debug: serde_json::Value = serde_json::from_str(
+            &client
+                .get(format!("{base}/debug/status"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(debug["problems"][0]["file"], "bad.yaml");
+        assert_eq!(debug["problems"][0]["document"], 2);
+        assert_eq!(debug["snapshots"]["default/eg"], "abc");
+        assert!(debug["status"].as_array().unwrap().is_empty());
+        assert!(debug["nacks"].as_array().unwrap().is_empty());
+
+        let missing = client.get(format!("{base}/nope")).send().await.unwrap();
+        assert_eq!(missing.status(), 404);
+        stop.send(true).unwrap();
+    }
+}

@@ -1,10 +1,28 @@
-//! `serve` and `run`: provider -> pipeline -> cache -> ADS, plus the admin server.
-//! (Placeholder: implemented in its own change.)
+//! `serve` and `run`: provider -> pipeline -> cache -> ADS, plus the admin server,
+//! and for `run` one supervised host Envoy per Gateway.
 
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState, DebugStatus};
+use crate::bootstrap::AdsKind;
+use crate::envoy::{Fleet, FleetConfig};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Options};
+use crate::resources::{InputProblem, Resources};
+use crate::translate::ObjectStatus;
+use crate::xds::cache::SnapshotCache;
+use crate::xds::snapshot::Snapshot;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -32,18 +50,694 @@ pub struct RunArgs {
     /// Envoy binary to launch (default: `envoy` on PATH).
     #[arg(long, default_value = "envoy")]
     pub envoy: PathBuf,
+    /// ADS flavour the Envoys use.
+    #[arg(long, value_enum, default_value_t = AdsKind::Delta)]
+    pub ads: AdsKind,
+    /// Where each Envoy's bootstrap and log go (<DIR>/<namespace>_<name>/). Default: a
+    /// fresh directory under the system temp dir, removed when gantry exits cleanly.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
 }
 
+/// Logs go to stderr: human-readable, or JSON lines with `json`. `RUST_LOG` filters
+/// (default `info`).
 pub fn init_logging(json: bool) {
-    let _ = json;
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    // A second call (tests) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
+/// `gantry serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let _ = args;
-    anyhow::bail!("serve: not implemented yet")
+    let signals = Signals::new()?;
+    let core = Core::start(&args).await?;
+    let outcome = core.wait(signals).await;
+    core.shutdown().await;
+    outcome
 }
 
+/// `gantry run`: `serve` plus one supervised host Envoy per managed Gateway.
 pub async fn run(args: RunArgs) -> Result<()> {
-    let _ = args;
-    anyhow::bail!("run: not implemented yet")
+    let signals = Signals::new()?;
+    let program = crate::envoy::find_program(&args.envoy)?;
+    let (run_dir, remove_run_dir) = match &args.run_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("gantry-run-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("creating run dir {}", run_dir.display()))?;
+    let core = Core::start(&args.serve).await?;
+
+    let announce = format!(
+        "gantry: xDS on {}, admin on http://{}/; envoy bootstraps and logs under {}",
+        args.serve.xds_address,
+        args.serve.admin_address,
+        run_dir.display()
+    );
+    println!("{announce}");
+    tracing::info!("{announce}");
+
+    let gateways = core.gateways.clone();
+    let on_ready: crate::envoy::ReadyFn = Arc::new(move |spec, pid| {
+        let listeners = gateways
+            .borrow()
+            .get(&spec.name)
+            .map(GatewayInfo::listeners_text)
+            .unwrap_or_else(|| "none".into());
+        let line = format!(
+            "envoy for {} (pid {pid}): admin http://{}/  listeners: {listeners}  log: {}",
+            spec.name,
+            spec.admin_address,
+            spec.log_file.display()
+        );
+        println!("{line}");
+        tracing::info!("{line}");
+    });
+    let fleet = Fleet::new(
+        FleetConfig {
+            program,
+            xds_address: dial_address(args.serve.xds_address).to_string(),
+            ads: args.ads,
+            run_dir: run_dir.clone(),
+            extra_args: Vec::new(),
+        },
+        on_ready,
+    );
+    let (stop_fleet_tx, stop_fleet_rx) = watch::channel(false);
+    let fleet_task = tokio::spawn(manage_fleet(fleet, core.gateways.clone(), stop_fleet_rx));
+
+    let outcome = core.wait(signals).await;
+    // Envoys first, so that they do not spend the server's shutdown reconnecting.
+    let _ = stop_fleet_tx.send(true);
+    if let Err(e) = fleet_task.await {
+        tracing::error!("envoy supervision failed: {e}");
+    }
+    core.shutdown().await;
+    if remove_run_dir && outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    outcome
+}
+
+/// Keeps one Envoy per managed gateway until told to stop, then stops them all.
+async fn manage_fleet(
+    mut fleet: Fleet,
+    mut gateways: watch::Receiver<Arc<BTreeMap<String, GatewayInfo>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut shown: BTreeMap<String, GatewayInfo> = BTreeMap::new();
+    loop {
+        let current = gateways.borrow_and_update().clone();
+        fleet.sync(current.keys().map(String::as_str)).await;
+        // Listener changes of a running Envoy arrive over xDS; say so.
+        for (gateway, info) in current.iter() {
+            if shown.get(gateway).is_some_and(|old| old != info) {
+                let line = format!(
+                    "envoy for {gateway}: listeners now {}",
+                    info.listeners_text()
+                );
+                println!("{line}");
+                tracing::info!("{line}");
+            }
+        }
+        shown = (*current).clone();
+        tokio::select! {
+            changed = gateways.changed() => if changed.is_err() { break },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    fleet.stop_all().await;
+}
+
+/// Envoy cannot dial 0.0.0.0 / [::]: an unspecified listen address becomes loopback.
+fn dial_address(listen: SocketAddr) -> SocketAddr {
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    address
+}
+
+/// What `run` needs to know about one managed gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayInfo {
+    /// The address:port Envoy binds for each listener.
+    pub listeners: Vec<(String, u16)>,
+}
+
+impl GatewayInfo {
+    fn listeners_text(&self) -> String {
+        if self.listeners.is_empty() {
+            return "none".into();
+        }
+        self.listeners
+            .iter()
+            .map(|(address, port)| format!("{address}:{port}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// SIGINT / SIGTERM, registered before anything slow starts.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Everything `serve` runs: the provider, the translation loop, the xDS and admin servers.
+struct Core {
+    shutdown: watch::Sender<bool>,
+    xds: JoinHandle<Result<()>>,
+    admin: JoinHandle<Result<()>>,
+    translator: JoinHandle<()>,
+    gateways: watch::Receiver<Arc<BTreeMap<String, GatewayInfo>>>,
+    files: Option<crate::provider::file::FileWatch>,
+}
+
+/// How long servers get to finish after shutdown is signalled.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl Core {
+    async fn start(args: &ServeArgs) -> Result<Core> {
+        if args.kubernetes {
+            bail!(
+                "the Kubernetes provider is not available in this build yet; use --config-dir DIR"
+            );
+        }
+        let Some(dir) = args.config_dir.clone() else {
+            bail!("--config-dir DIR is required");
+        };
+        // Bind first: a taken port fails here, before anything else starts.
+        let xds_listener = bind(args.xds_address, "xDS (--xds-address)").await?;
+        let admin_listener = bind(args.admin_address, "admin (--admin-address)").await?;
+
+        let (files, resources) =
+            tokio::task::spawn_blocking(move || crate::provider::file::watch(dir))
+                .await
+                .context("loading the config dir")??;
+
+        let metrics = Arc::new(Metrics::default());
+        let cache = Arc::new(SnapshotCache::new(metrics.clone()));
+        let (shutdown, _) = watch::channel(false);
+        let (status_tx, status_rx) = watch::channel(Arc::new(DebugStatus::default()));
+        let (gateways_tx, gateways_rx) = watch::channel(Arc::new(BTreeMap::new()));
+
+        let translator = Translator {
+            options: Options {
+                controller_name: args.controller_name.clone(),
+            },
+            cache: cache.clone(),
+            metrics: metrics.clone(),
+            status: status_tx,
+            gateways: gateways_tx,
+            store: StatusStore::default(),
+            versions: None,
+        };
+        let translator = tokio::spawn(translator.run(resources));
+
+        let xds = tokio::spawn(crate::xds::server::serve(
+            xds_listener,
+            cache.clone(),
+            metrics.clone(),
+            signalled(&shutdown),
+        ));
+        let admin = tokio::spawn(admin::serve(
+            admin_listener,
+            AdminState {
+                metrics,
+                cache,
+                status: status_rx,
+            },
+            signalled(&shutdown),
+        ));
+        tracing::info!(
+            xds = %args.xds_address,
+            admin = %args.admin_address,
+            "gantry serving"
+        );
+        Ok(Core {
+            shutdown,
+            xds,
+            admin,
+            translator,
+            gateways: gateways_rx,
+            files: Some(files),
+        })
+    }
+
+    /// Until a signal (Ok) or until a server stops on its own (Err).
+    async fn wait(&self, mut signals: Signals) -> Result<()> {
+        tokio::select! {
+            signal = signals.recv() => {
+                tracing::info!("{signal}: shutting down");
+                Ok(())
+            }
+            _ = wait_finished(&self.xds) => Err(anyhow::anyhow!("the xDS server stopped unexpectedly")),
+            _ = wait_finished(&self.admin) => Err(anyhow::anyhow!("the admin server stopped unexpectedly")),
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        drop(self.files.take());
+        self.translator.abort();
+        for (name, task) in [("xDS", self.xds), ("admin", self.admin)] {
+            match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!("{name} server: {e:#}"),
+                Ok(Err(e)) => tracing::error!("{name} server task: {e}"),
+                Err(_) => {
+                    tracing::warn!("{name} server still busy after {SHUTDOWN_GRACE:?}; leaving")
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the task has finished, without consuming its handle.
+async fn wait_finished<T>(task: &JoinHandle<T>) {
+    while !task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {address}"))
+}
+
+fn signalled(shutdown: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = shutdown.subscribe();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Turns each new input into snapshots, status and metrics.
+struct Translator {
+    options: Options,
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    status: watch::Sender<Arc<DebugStatus>>,
+    gateways: watch::Sender<Arc<BTreeMap<String, GatewayInfo>>>,
+    store: StatusStore,
+    /// Snapshot version per gateway as last given to the cache.
+    versions: Option<BTreeMap<String, String>>,
+}
+
+impl Translator {
+    async fn run(mut self, mut resources: watch::Receiver<Arc<Resources>>) {
+        loop {
+            // Intermediate inputs that arrive while translating are skipped: only the latest counts.
+            let current = resources.borrow_and_update().clone();
+            self.apply(current).await;
+            if resources.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn apply(&mut self, resources: Arc<Resources>) {
+        let started = Instant::now();
+        let options = self.options.clone();
+        let input = resources.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let compiled = pipeline::compile(&input, &options);
+            let snapshots: BTreeMap<String, Snapshot> = compiled
+                .xds
+                .iter()
+                .map(|(gateway, xds)| (gateway.clone(), xds.to_snapshot()))
+                .collect();
+            (compiled, snapshots)
+        })
+        .await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .translation_seconds
+            .observe(elapsed.as_secs_f64());
+        self.metrics.translations.inc();
+        let mut problems = resources.problems.clone();
+        let (compiled, snapshots) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                // A bug in translation must not take the server down: keep serving the last snapshots.
+                tracing::error!("translation failed: {e}; the previous snapshots stay in force");
+                problems.push(InputProblem {
+                    file: "(translation)".into(),
+                    document: None,
+                    message: format!(
+                        "translation failed: {e}; the previous snapshots stay in force"
+                    ),
+                });
+                self.metrics.input_errors.set(problems.len() as i64);
+                self.status.send_modify(|s| {
+                    *s = Arc::new(DebugStatus {
+                        problems,
+                        ..(**s).clone()
+                    })
+                });
+                return;
+            }
+        };
+        let versions: BTreeMap<String, String> = snapshots
+            .iter()
+            .map(|(gateway, snapshot)| (gateway.clone(), snapshot.version.clone()))
+            .collect();
+        let resource_count: usize = snapshots
+            .values()
+            .flat_map(|s| s.resources.values())
+            .map(BTreeMap::len)
+            .sum();
+        let changed = self.versions.as_ref() != Some(&versions);
+        if changed {
+            self.cache.set_all(snapshots);
+            if let Some(old) = &self.versions {
+                for gateway in old.keys().filter(|g| !versions.contains_key(*g)) {
+                    self.metrics.forget_gateway(gateway);
+                }
+            }
+            for (gateway, version) in &versions {
+                self.metrics.set_snapshot_version(gateway, version);
+            }
+        }
+        self.metrics.input_errors.set(problems.len() as i64);
+
+        let now = now_rfc3339();
+        let status = self.store.fill(&compiled.status, &now);
+        let gateways: BTreeMap<String, GatewayInfo> = compiled
+            .ir
+            .gateways
+            .iter()
+            .filter(|(name, _)| versions.contains_key(*name))
+            .map(|(name, gateway)| {
+                let listeners = gateway
+                    .listeners
+                    .iter()
+                    .map(|l| (l.address.clone(), l.port))
+                    .collect();
+                (name.clone(), GatewayInfo { listeners })
+            })
+            .chain(
+                // A gateway with xDS but no IR entry still gets an Envoy.
+                versions
+                    .keys()
+                    .filter(|g| !compiled.ir.gateways.contains_key(*g))
+                    .map(|g| (g.clone(), GatewayInfo::default())),
+            )
+            .collect();
+        self.gateways.send_if_modified(|current| {
+            if **current == gateways {
+                return false;
+            }
+            *current = Arc::new(gateways);
+            true
+        });
+        tracing::info!(
+            gateways = versions.len(),
+            resources = resource_count,
+            problems = problems.len(),
+            pushed = changed,
+            duration_ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
+            "translated {} gateway(s) into {resource_count} xDS resource(s){}",
+            versions.len(),
+            if changed { "" } else { " (unchanged)" }
+        );
+        self.status.send_replace(Arc::new(DebugStatus {
+            status,
+            problems,
+            snapshots: versions.clone(),
+        }));
+        self.versions = Some(versions);
+    }
+}
+
+/// The `lastTransitionTime` translation writes; it has no clock.
+pub const PLACEHOLDER_TIME: &str = "1970-01-01T00:00:00Z";
+
+/// Now, as Kubernetes writes times (RFC 3339, whole seconds, UTC).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Gives translated conditions real `lastTransitionTime`s: a condition keeps its
+/// previous time while its `status` is unchanged, and gets the current time when
+/// it first appears or its `status` changes.
+///
+/// Conditions are found anywhere in an object's status (`conditions`,
+/// `listeners[].conditions`, `parents[].conditions`, `ancestors[].conditions`) and
+/// identified by the object, the path to them (list entries by `name`,
+/// `parentRef` or `ancestorRef` rather than position) and their `type`.
+#[derive(Debug, Default)]
+pub struct StatusStore {
+    /// condition key -> (status value, lastTransitionTime)
+    times: HashMap<String, (String, String)>,
+}
+
+impl StatusStore {
+    pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<ObjectStatus> {
+        let mut next = HashMap::new();
+        let mut out = statuses.to_vec();
+        for object in &mut out {
+            let key = format!(
+                "{}|{}|{}|{}",
+                object.api_version,
+                object.kind,
+                object.metadata.namespace.as_deref().unwrap_or(""),
+                object.metadata.name
+            );
+            self.walk(&mut object.status, key, now, &mut next);
+        }
+        self.times = next;
+        out
+    }
+
+    fn walk(
+        &self,
+        value: &mut Value,
+        path: String,
+        now: &str,
+        next: &mut HashMap<String, (String, String)>,
+    ) {
+        match value {
+            Value::Object(map) => {
+                if is_condition(map) {
+                    let status = map
+                        .get("status")
+                        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
+                        .unwrap_or_default();
+                    let time = match map.get("lastTransitionTime").and_then(Value::as_str) {
+                        Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
+                            Some((old_status, old_time)) if *old_status == status => {
+                                old_time.clone()
+                            }
+                            _ => now.to_string(),
+                        },
+                        Some(real) => real.to_string(),
+                        None => return,
+                    };
+                    map.insert("lastTransitionTime".into(), Value::String(time.clone()));
+                    next.insert(path, (status, time));
+                    return;
+                }
+                for (key, child) in map.iter_mut() {
+                    self.walk(child, format!("{path}/{key}"), now, next);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    let id = element_id(item, index);
+                    self.walk(item, format!("{path}[{id}]"), now, next);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_condition(map: &serde_json::Map<String, Value>) -> bool {
+    map.get("type").is_some_and(Value::is_string) && map.contains_key("lastTransitionTime")
+}
+
+/// A list entry's identity: what Kubernetes status lists are keyed by.
+fn element_id(item: &Value, index: usize) -> String {
+    let Value::Object(map) = item else {
+        return index.to_string();
+    };
+    if is_condition(map) {
+        return format!("type={}", map["type"].as_str().unwrap_or(""));
+    }
+    for key in ["parentRef", "ancestorRef"] {
+        if let Some(reference) = map.get(key) {
+            let controller = map
+                .get("controllerName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return format!("{key}={reference}|{controller}");
+        }
+    }
+    if let Some(name) = map.get("name").and_then(Value::as_str) {
+        return format!("name={name}");
+    }
+    index.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::ObjectRef;
+    use serde_json::json;
+
+    fn route(conditions: Value) -> ObjectStatus {
+        ObjectStatus {
+            api_version: "gateway.networking.k8s.io/v1".into(),
+            kind: "HTTPRoute".into(),
+            metadata: ObjectRef {
+                namespace: Some("default".into()),
+                name: "r".into(),
+            },
+            status: json!({"parents": [{
+                "parentRef": {"name": "eg"},
+                "controllerName": "gantry.dev/gatewayclass-controller",
+                "conditions": conditions,
+            }]}),
+        }
+    }
+
+    fn cond(kind: &str, status: &str) -> Value {
+        json!({"type": kind, "status": status, "reason": "R", "message": "",
+               "lastTransitionTime": PLACEHOLDER_TIME})
+    }
+
+    fn times(status: &ObjectStatus) -> Vec<String> {
+        status.status["parents"][0]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["lastTransitionTime"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn transition_times_follow_status_changes() {
+        let mut store = StatusStore::default();
+        let t1 = "2025-01-01T00:00:01Z";
+        let t2 = "2025-01-01T00:00:02Z";
+        let t3 = "2025-01-01T00:00:03Z";
+
+        let first = store.fill(
+            &[route(json!([
+                cond("Accepted", "True"),
+                cond("ResolvedRefs", "True")
+            ]))],
+            t1,
+        );
+        assert_eq!(times(&first[0]), [t1, t1]);
+
+        // Same statuses (reason may differ): times kept.
+        let mut changed_reason = cond("Accepted", "True");
+        changed_reason["reason"] = json!("Other");
+        let second = store.fill(
+            &[route(json!([changed_reason, cond("ResolvedRefs", "True")]))],
+            t2,
+        );
+        assert_eq!(times(&second[0]), [t1, t1]);
+
+        // ResolvedRefs flips: only it gets the new time. Order in the list does not matter.
+        let third = store.fill(
+            &[route(json!([
+                cond("ResolvedRefs", "False"),
+                cond("Accepted", "True")
+            ]))],
+            t3,
+        );
+        assert_eq!(times(&third[0]), [t3, t1]);
+
+        // A condition that disappears and comes back is new again.
+        store.fill(&[route(json!([cond("Accepted", "True")]))], t3);
+        let t4 = "2025-01-01T00:00:04Z";
+        let fifth = store.fill(
+            &[route(json!([
+                cond("Accepted", "True"),
+                cond("ResolvedRefs", "False")
+            ]))],
+            t4,
+        );
+        assert_eq!(times(&fifth[0]), [t1, t4]);
+    }
+
+    #[test]
+    fn real_times_are_left_alone_and_objects_are_separate() {
+        let mut store = StatusStore::default();
+        let mut real = cond("Accepted", "True");
+        real["lastTransitionTime"] = json!("2020-02-02T02:02:02Z");
+        let mut other = route(json!([cond("Accepted", "True")]));
+        other.metadata.name = "other".into();
+        let out = store.fill(
+            &[route(json!([real])), other.clone()],
+            "2025-01-01T00:00:01Z",
+        );
+        assert_eq!(times(&out[0]), ["2020-02-02T02:02:02Z"]);
+        assert_eq!(times(&out[1]), ["2025-01-01T00:00:01Z"]);
+        let out = store.fill(&[other], "2025-01-01T00:00:09Z");
+        assert_eq!(times(&out[0]), ["2025-01-01T00:00:01Z"]);
+    }
+
+    #[test]
+    fn now_is_rfc3339_seconds() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2025-01-01T00:00:00Z".len(), "{now}");
+        assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
+    }
+
+    #[test]
+    fn unspecified_xds_address_is_dialled_on_loopback() {
+        assert_eq!(
+            dial_address("0.0.0.0:18000".parse().unwrap()),
+            "127.0.0.1:18000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            dial_address("[::]:18000".parse().unwrap()),
+            "[::1]:18000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            dial_address("10.0.0.1:18000".parse().unwrap()),
+            "10.0.0.1:18000".parse::<SocketAddr>().unwrap()
+        );
+    }
 }
