@@ -124,7 +124,10 @@ impl Metrics {
 
     /// Drops the snapshot_info series of a gateway that no longer exists.
     pub fn forget_gateway(&self, gateway: &str) {
-        let mut current = self.current_versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self
+            .current_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(old) = current.remove(gateway) {
             self.snapshot_info.remove(&SnapshotLabel {
                 gateway: gateway.to_string(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
-use common::gantry::Gantry;
+use common::gantry_process::Gantry;
 
 const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -218,15 +218,16 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
 
     // A client loop runs through the change and counts every failed request.
     let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sent = Arc::new(AtomicUsize::new(0));
     let client = {
         let (stop, failures, sent, port) = (stop.clone(), failures.clone(), sent.clone(), s.port);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 sent.fetch_add(1, Ordering::Relaxed);
-                if !backend_of(port, "www.example.com", "/").is_ok_and(|(s, _)| s == 200) {
-                    failures.fetch_add(1, Ordering::Relaxed);
+                match common::try_http_get(port, "www.example.com", "/") {
+                    Ok((200, _, _)) => {}
+                    other => failures.lock().unwrap().push(format!("{other:?}")),
                 }
             }
         })
@@ -266,10 +267,11 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "of {} requests",
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {failures:?}",
+        failures.len(),
         sent.load(Ordering::Relaxed)
     );
     // The last good route.yaml stays in force.

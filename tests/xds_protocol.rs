@@ -1160,23 +1160,24 @@ async fn a_vanished_group_empties_its_envoys() {
             response.removed_resources.clone(),
         ));
     }
+    // Make before break: listeners and routes go before the clusters they used.
     let expected = vec![
-        (CLUSTER.to_string(), strings(&["a", "b"])),
-        (ENDPOINT.to_string(), strings(&["a", "b"])),
         (LISTENER.to_string(), strings(&["l1"])),
         (ROUTE.to_string(), strings(&["r1"])),
+        (CLUSTER.to_string(), strings(&["a", "b"])),
+        (ENDPOINT.to_string(), strings(&["a", "b"])),
     ];
     assert_eq!(removed, expected);
     // SotW: wildcard types are sent empty (which deletes them); named types cannot be.
-    let clusters = sotw.next().await;
-    assert_eq!(
-        (clusters.type_url.as_str(), clusters.resources.len()),
-        (CLUSTER, 0)
-    );
     let listeners = sotw.next().await;
     assert_eq!(
         (listeners.type_url.as_str(), listeners.resources.len()),
         (LISTENER, 0)
+    );
+    let clusters = sotw.next().await;
+    assert_eq!(
+        (clusters.type_url.as_str(), clusters.resources.len()),
+        (CLUSTER, 0)
     );
 }
 

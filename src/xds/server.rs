@@ -167,8 +167,61 @@ trait Protocol: Send + Sized + 'static {
     fn new(stream: StreamInfo, snapshot: Arc<Snapshot>) -> Self;
     /// Handles one request against the snapshot the stream is on.
     fn on_request(&mut self, request: Self::Request) -> Vec<Self::Response>;
-    /// Moves the stream to a new snapshot; responses come in `type_url::PUSH_ORDER`.
-    fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<Self::Response>;
+    /// Moves the stream to a new snapshot and answers for `types`, in that order.
+    fn on_snapshot(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        types: &[&'static str],
+    ) -> Vec<Self::Response>;
+    fn rollout(&mut self) -> &mut Rollout;
+}
+
+/// Clusters, endpoints and secrets of a change; its listeners and routes follow once
+/// Envoy has the endpoints of every cluster it was sent (a new EDS cluster is not
+/// usable until then), and what the change removes goes last.
+const REFERENCED_TYPES: [&str; 3] = [type_url::CLUSTER, type_url::ENDPOINT, type_url::SECRET];
+const FLUSH_TYPES: [&str; 5] = [
+    type_url::LISTENER,
+    type_url::ROUTE,
+    type_url::CLUSTER,
+    type_url::ENDPOINT,
+    type_url::SECRET,
+];
+/// How long listeners and routes wait for Envoy to ask for new clusters' endpoints.
+const WARMING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Per-stream ordering of one change (see `REFERENCED_TYPES`).
+#[derive(Default)]
+struct Rollout {
+    /// Listener and route responses wait.
+    hold: bool,
+    /// EDS names of clusters sent whose endpoints have not been sent since.
+    awaiting: BTreeSet<String>,
+}
+
+impl Rollout {
+    fn holds(&self, type_url: &str) -> bool {
+        self.hold && (type_url == type_url::LISTENER || type_url == type_url::ROUTE)
+    }
+
+    fn clusters_sent<'a>(
+        &mut self,
+        snapshot: &Snapshot,
+        clusters: impl IntoIterator<Item = &'a Arc<Resource>>,
+    ) {
+        let endpoints = snapshot.of_type(type_url::ENDPOINT);
+        self.awaiting.extend(
+            eds_names(clusters)
+                .into_iter()
+                .filter(|name| endpoints.is_some_and(|e| e.contains_key(name))),
+        );
+    }
+
+    fn endpoints_sent<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
+        for name in names {
+            self.awaiting.remove(name);
+        }
+    }
 }
 
 /// Why a stream ended, for the disconnect log line.
@@ -263,15 +316,38 @@ async fn drive<P: Protocol>(
     tx: &mpsc::Sender<Result<P::Response, Status>>,
 ) -> End {
     let mut responses = state.on_request(first);
+    // The snapshot whose listeners and routes Envoy was last sent, and the change
+    // under way: (target snapshot, when listeners and routes go regardless).
+    let mut current = snapshots.borrow().clone();
+    let mut pending: Option<(Arc<Snapshot>, tokio::time::Instant)> = None;
     loop {
+        if let Some((next, deadline)) = &pending
+            && (state.rollout().awaiting.is_empty() || tokio::time::Instant::now() >= *deadline)
+        {
+            state.rollout().hold = false;
+            responses.extend(state.on_snapshot(next.clone(), &FLUSH_TYPES));
+            current = next.clone();
+            pending = None;
+        }
         if let Err(end) = send_all(tx, responses).await {
             return end;
         }
+        let deadline = pending.as_ref().map(|(_, d)| *d);
         responses = tokio::select! {
             changed = snapshots.changed() => match changed {
                 Ok(()) => {
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    state.on_snapshot(snapshot)
+                    let next = snapshots.borrow_and_update().clone();
+                    // Make before break: until listeners and routes have moved, Envoy
+                    // keeps what `current` uses.
+                    let first = match current.bridge_to(&next) {
+                        Some(bridge) => Arc::new(bridge),
+                        None => next.clone(),
+                    };
+                    let rollout = state.rollout();
+                    rollout.hold = true;
+                    rollout.awaiting.clear();
+                    pending = Some((next, tokio::time::Instant::now() + WARMING_WAIT));
+                    state.on_snapshot(first, &REFERENCED_TYPES)
                 }
                 Err(_) => return End::CacheGone,
             },
@@ -280,6 +356,9 @@ async fn drive<P: Protocol>(
                 Ok(None) => return End::ClientClosed,
                 Err(status) => return End::ReceiveError(status),
             },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                Vec::new()
+            }
         };
     }
 }

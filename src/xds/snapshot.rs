@@ -135,3 +135,33 @@ impl GatewayXds {
 pub fn short_hash(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
+
+/// Types whose resources others refer to: removing one before the listeners and
+/// routes that use it have moved away makes Envoy answer 503/500 in between.
+const REFERENCED: [&str; 3] = [type_url::CLUSTER, type_url::ENDPOINT, type_url::SECRET];
+
+impl Snapshot {
+    /// Make-before-break: when `next` drops clusters, endpoints or secrets that `self`
+    /// has, the snapshot to push first is `next` plus those old resources, so Envoy
+    /// moves its routes away from them before they go. None when nothing is dropped.
+    pub fn bridge_to(&self, next: &Snapshot) -> Option<Snapshot> {
+        let mut bridge = next.clone();
+        let mut retained = false;
+        for type_url in REFERENCED {
+            let Some(old) = self.resources.get(type_url) else {
+                continue;
+            };
+            let merged = bridge.resources.entry(type_url).or_default();
+            for (name, resource) in old {
+                if !merged.contains_key(name) {
+                    merged.insert(name.clone(), resource.clone());
+                    retained = true;
+                }
+            }
+        }
+        retained.then(|| Snapshot {
+            version: format!("{}-bridge", next.version),
+            ..bridge
+        })
+    }
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 pub mod echo;
-pub mod gantry;
+pub mod gantry_process;
 
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
 
-use super::{Protocol, StreamInfo, eds_names, is_wildcard_type, known_type, to_any};
+use super::{Protocol, Rollout, StreamInfo, eds_names, is_wildcard_type, known_type, to_any};
 use crate::xds::snapshot::{Resource, Snapshot, type_url};
 
 /// Responses of one type remembered for matching ACKs/NACKs. Envoy answers each in
@@ -25,6 +25,7 @@ pub(super) struct Delta {
     /// Endpoints of clusters sent since endpoints were last answered: sent again even
     /// if unchanged, so the clusters can finish warming (see `eds_names`).
     warming: BTreeSet<String>,
+    rollout: Rollout,
 }
 
 #[derive(Default)]
@@ -66,6 +67,7 @@ impl Protocol for Delta {
             snapshot,
             types: BTreeMap::new(),
             warming: BTreeSet::new(),
+            rollout: Rollout::default(),
         }
     }
 
@@ -107,10 +109,19 @@ impl Protocol for Delta {
         responses
     }
 
-    fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+    fn rollout(&mut self) -> &mut Rollout {
+        &mut self.rollout
+    }
+
+    fn on_snapshot(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        types: &[&'static str],
+    ) -> Vec<DeltaDiscoveryResponse> {
         self.snapshot = snapshot;
-        type_url::PUSH_ORDER
-            .into_iter()
+        types
+            .iter()
+            .copied()
             // Types the client has not asked for yet get nothing (`respond` says None).
             .filter_map(|t| self.respond(t, false))
             .collect()
@@ -196,6 +207,9 @@ impl Delta {
         type_url: &'static str,
         announce: bool,
     ) -> Option<DeltaDiscoveryResponse> {
+        if self.rollout.holds(type_url) {
+            return None;
+        }
         let state = self.types.get_mut(type_url)?;
         if type_url == type_url::ENDPOINT {
             state.resend.append(&mut self.warming);
@@ -222,6 +236,11 @@ impl Delta {
 
         if type_url == type_url::CLUSTER {
             self.warming.extend(eds_names(changed.iter().copied()));
+            self.rollout
+                .clusters_sent(&self.snapshot, changed.iter().copied());
+        }
+        if type_url == type_url::ENDPOINT {
+            self.rollout.endpoints_sent(changed.iter().map(|r| &r.name));
         }
         for resource in &changed {
             state

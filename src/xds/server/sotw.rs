@@ -8,7 +8,9 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::{Protocol, StreamInfo, eds_names, is_wildcard_type, known_type, set_version, to_any};
+use super::{
+    Protocol, Rollout, StreamInfo, eds_names, is_wildcard_type, known_type, set_version, to_any,
+};
 use crate::xds::snapshot::{Resource, Snapshot, type_url};
 
 pub(super) struct Sotw {
@@ -19,6 +21,7 @@ pub(super) struct Sotw {
     /// Endpoints of clusters sent since endpoints were last answered: sent again even
     /// if unchanged, so the clusters can finish warming (see `eds_names`).
     warming: BTreeSet<String>,
+    rollout: Rollout,
 }
 
 #[derive(Default)]
@@ -51,6 +54,7 @@ impl Protocol for Sotw {
             snapshot,
             types: BTreeMap::new(),
             warming: BTreeSet::new(),
+            rollout: Rollout::default(),
         }
     }
 
@@ -87,10 +91,19 @@ impl Protocol for Sotw {
         responses
     }
 
-    fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<DiscoveryResponse> {
+    fn rollout(&mut self) -> &mut Rollout {
+        &mut self.rollout
+    }
+
+    fn on_snapshot(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        types: &[&'static str],
+    ) -> Vec<DiscoveryResponse> {
         self.snapshot = snapshot;
-        type_url::PUSH_ORDER
-            .into_iter()
+        types
+            .iter()
+            .copied()
             // Types the client has not asked for yet get nothing (`respond` says None).
             .filter_map(|t| self.respond(t, false))
             .collect()
@@ -134,6 +147,9 @@ impl Sotw {
     /// The response for one type, if there is anything to say: the set differs from
     /// the last one sent (or `force`), and it is not a set Envoy already rejected.
     fn respond(&mut self, type_url: &'static str, mut force: bool) -> Option<DiscoveryResponse> {
+        if self.rollout.holds(type_url) {
+            return None;
+        }
         let state = self.types.get_mut(type_url)?;
         if type_url == type_url::ENDPOINT {
             let warming = std::mem::take(&mut self.warming);
@@ -157,11 +173,17 @@ impl Sotw {
             .map(|r| (r.name.clone(), r.version.clone()))
             .collect();
         if type_url == type_url::CLUSTER {
-            let changed = resources
+            let changed: Vec<&Arc<Resource>> = resources
                 .iter()
                 .copied()
-                .filter(|r| state.sent.get(&r.name) != Some(&r.version));
-            self.warming.extend(eds_names(changed));
+                .filter(|r| state.sent.get(&r.name) != Some(&r.version))
+                .collect();
+            self.warming.extend(eds_names(changed.iter().copied()));
+            self.rollout.clusters_sent(&self.snapshot, changed);
+        }
+        if type_url == type_url::ENDPOINT {
+            self.rollout
+                .endpoints_sent(resources.iter().map(|r| &r.name));
         }
         let nonce = self.stream.next_nonce();
         self.stream
