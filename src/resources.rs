@@ -208,7 +208,7 @@ impl Resources {
 
     /// Defaults namespaces and sorts every list by namespace/name.
     pub fn normalize(&mut self) {
-        fn fix<K: kube::Resource>(items: &mut Vec<K>, namespaced: bool) {
+        fn fix<K: kube::Resource>(items: &mut [K], namespaced: bool) {
             for item in items.iter_mut() {
                 let meta = item.meta_mut();
                 if namespaced && meta.namespace.as_deref().unwrap_or("").is_empty() {

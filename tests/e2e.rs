@@ -243,7 +243,7 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
             &[("/", &[("svc-b", 1)])],
         )],
     );
-    let took = wait_for_backend(s.port, "www.example.com", "/", "b");
+    let took = wait_for_backend(s.port, "www.example.com", "/", &s.b.name);
     assert!(
         took < Duration::from_secs(2),
         "traffic moved after {took:?}"
@@ -320,7 +320,7 @@ fn envoy_keeps_serving_while_gantry_is_down_and_converges_after_restart() {
         )],
     );
     gantry.restart();
-    let took = wait_for_backend(s.port, "www.example.com", "/", "b");
+    let took = wait_for_backend(s.port, "www.example.com", "/", &s.b.name);
     assert!(
         took < Duration::from_secs(5),
         "Envoy converged after {took:?}"

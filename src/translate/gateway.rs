@@ -251,7 +251,7 @@ fn resolve_certificates(
         let kind = cert.kind.as_deref().unwrap_or("Secret");
         let cert_ns = cert.namespace.as_deref().unwrap_or(namespace);
         let label = format!("{cert_ns}/{}", cert.name);
-        if group != "" || kind != "Secret" {
+        if !group.is_empty() || kind != "Secret" {
             problems.push(Problem::new(
                 "InvalidCertificateRef",
                 format!("certificateRef {group}/{kind} {label}: only core Secrets are supported"),

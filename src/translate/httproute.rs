@@ -607,7 +607,7 @@ fn resolve_backend(
 ) -> Result<Cluster, Problem> {
     let group = backend.group.as_deref().unwrap_or("");
     let kind = backend.kind.as_deref().unwrap_or("Service");
-    if group != "" || kind != "Service" {
+    if !group.is_empty() || kind != "Service" {
         return Err(Problem::new(
             "InvalidKind",
             format!("backendRef kind {group}/{kind} is not supported; use a Service"),
