@@ -88,9 +88,11 @@ mod common;
 fn every_golden_output_passes_envoy_validation() {
     let mut validated = 0;
     for input in inputs() {
-        let Ok(out) =
-            gantry::cli::translate(&[input.clone()], gantry::DEFAULT_CONTROLLER_NAME, true)
-        else {
+        let Ok(out) = gantry::cli::translate(
+            std::slice::from_ref(&input),
+            gantry::DEFAULT_CONTROLLER_NAME,
+            true,
+        ) else {
             continue;
         };
         let out: serde_json::Value = serde_json::from_str(&out).unwrap();
