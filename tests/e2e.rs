@@ -78,6 +78,11 @@ spec:
     out
 }
 
+/// The route of Gateway "eg" for www.example.com, all to one Service.
+fn www_route(service: &str) -> String {
+    route("www", "eg", "www.example.com", &[("/", &[(service, 1)])])
+}
+
 fn write(dir: &Path, file: &str, docs: &[String]) {
     // Write then rename, as editors and kubectl-style tools do, so the watcher
     // never reads a half-written file.
@@ -202,16 +207,7 @@ fn routes_by_host_and_path_splits_by_weight_and_answers_500_for_missing_backends
 #[test]
 fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_nothing() {
     let s = setup();
-    write(
-        s.dir.path(),
-        "route.yaml",
-        &[route(
-            "www",
-            "eg",
-            "www.example.com",
-            &[("/", &[("svc-a", 1)])],
-        )],
-    );
+    write(s.dir.path(), "route.yaml", &[www_route("svc-a")]);
     let gantry = Gantry::start(s.dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "sotw", "e1"));
     wait_for_backend(s.port, "www.example.com", "/", "a");
@@ -233,16 +229,7 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
         })
     };
     std::thread::sleep(Duration::from_millis(200));
-    write(
-        s.dir.path(),
-        "route.yaml",
-        &[route(
-            "www",
-            "eg",
-            "www.example.com",
-            &[("/", &[("svc-b", 1)])],
-        )],
-    );
+    write(s.dir.path(), "route.yaml", &[www_route("svc-b")]);
     let took = wait_for_backend(s.port, "www.example.com", "/", &s.b.name);
     assert!(
         took < Duration::from_secs(2),
@@ -288,16 +275,7 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
 #[test]
 fn envoy_keeps_serving_while_gantry_is_down_and_converges_after_restart() {
     let s = setup();
-    write(
-        s.dir.path(),
-        "route.yaml",
-        &[route(
-            "www",
-            "eg",
-            "www.example.com",
-            &[("/", &[("svc-a", 1)])],
-        )],
-    );
+    write(s.dir.path(), "route.yaml", &[www_route("svc-a")]);
     let mut gantry = Gantry::start(s.dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
     wait_for_backend(s.port, "www.example.com", "/", "a");
@@ -309,16 +287,7 @@ fn envoy_keeps_serving_while_gantry_is_down_and_converges_after_restart() {
             (200, "a".into())
         );
     }
-    write(
-        s.dir.path(),
-        "route.yaml",
-        &[route(
-            "www",
-            "eg",
-            "www.example.com",
-            &[("/", &[("svc-b", 1)])],
-        )],
-    );
+    write(s.dir.path(), "route.yaml", &[www_route("svc-b")]);
     gantry.restart();
     let took = wait_for_backend(s.port, "www.example.com", "/", &s.b.name);
     assert!(

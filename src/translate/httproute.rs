@@ -457,6 +457,31 @@ fn translate_rule(
     })
 }
 
+/// Adds a Request- or ResponseHeaderModifier filter (distinct generated types with
+/// the same shape) to an IR header modifier.
+macro_rules! extend_modifier {
+    ($target:expr, $filter:expr) => {{
+        let pair = |name: &String, value: &String| (name.clone(), value.clone());
+        $target.set.extend(
+            $filter
+                .set
+                .iter()
+                .flatten()
+                .map(|h| pair(&h.name, &h.value)),
+        );
+        $target.add.extend(
+            $filter
+                .add
+                .iter()
+                .flatten()
+                .map(|h| pair(&h.name, &h.value)),
+        );
+        $target
+            .remove
+            .extend($filter.remove.iter().flatten().cloned());
+    }};
+}
+
 fn apply_filter(
     filter: &HttpRouteRulesFilters,
     matched_prefix: Option<&str>,
@@ -495,42 +520,14 @@ fn apply_filter(
                 .request_header_modifier
                 .as_ref()
                 .ok_or_else(|| missing("RequestHeaderModifier"))?;
-            request_headers.set.extend(
-                f.set
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-            );
-            request_headers.add.extend(
-                f.add
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-            );
-            request_headers
-                .remove
-                .extend(f.remove.iter().flatten().cloned());
+            extend_modifier!(request_headers, f);
         }
         HttpRouteRulesFiltersType::ResponseHeaderModifier => {
             let f = filter
                 .response_header_modifier
                 .as_ref()
                 .ok_or_else(|| missing("ResponseHeaderModifier"))?;
-            response_headers.set.extend(
-                f.set
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-            );
-            response_headers.add.extend(
-                f.add
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-            );
-            response_headers
-                .remove
-                .extend(f.remove.iter().flatten().cloned());
+            extend_modifier!(response_headers, f);
         }
         HttpRouteRulesFiltersType::RequestRedirect => {
             let f = filter
