@@ -269,6 +269,11 @@ impl Core {
                 .await
                 .context("loading the config dir")??;
 
+        // Load the proto descriptors once up front, so the first translation's
+        // duration measures translation.
+        tokio::task::spawn_blocking(crate::xds::render::descriptor_pool)
+            .await
+            .context("loading Envoy's proto descriptors")?;
         let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let (shutdown, _) = watch::channel(false);
