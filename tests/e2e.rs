@@ -84,10 +84,14 @@ fn www_route(service: &str) -> String {
 }
 
 fn write(dir: &Path, file: &str, docs: &[String]) {
+    write_text(dir, file, &docs.join("---\n"));
+}
+
+fn write_text(dir: &Path, file: &str, text: &str) {
     // Write then rename, as editors and kubectl-style tools do, so the watcher
-    // never reads a half-written file.
+    // never reads a half-written file (a truncated one reads as a valid empty file).
     let tmp = dir.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
@@ -237,16 +241,16 @@ fn live_update_moves_traffic_with_no_failed_request_and_broken_yaml_changes_noth
     );
 
     // Broken YAML: traffic keeps flowing, the error is reported.
-    std::fs::write(
-        s.dir.path().join("broken.yaml"),
+    write_text(
+        s.dir.path(),
+        "broken.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: [oops\n",
-    )
-    .unwrap();
-    std::fs::write(
-        s.dir.path().join("route.yaml"),
+    );
+    write_text(
+        s.dir.path(),
+        "route.yaml",
         "kind: HTTPRoute\n  bad: indentation: here\n",
-    )
-    .unwrap();
+    );
     common::poll("problems in /debug/status", || {
         let text = gantry.debug_status().to_string();
         (text.contains("broken.yaml") && text.contains("route.yaml")).then_some(())

@@ -26,7 +26,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use gantry::metrics::Metrics;
 use gantry::xds::cache::SnapshotCache;
-use gantry::xds::server::serve;
+use gantry::xds::server::{serve, serve_with_warming_wait};
 use gantry::xds::snapshot::{GatewayXds, type_url};
 use prost::Message;
 use tokio::net::TcpListener;
@@ -262,14 +262,37 @@ struct Harness {
 
 impl Harness {
     async fn start(configs: &[(&str, &Config)]) -> Harness {
+        Harness::start_with(configs, None).await
+    }
+
+    /// A server whose listeners and routes wait at most `warming_wait` (instead of
+    /// gantry's 5 s) for Envoy to ask for new clusters' endpoints.
+    async fn start_with_warming_wait(
+        configs: &[(&str, &Config)],
+        warming_wait: Duration,
+    ) -> Harness {
+        Harness::start_with(configs, Some(warming_wait)).await
+    }
+
+    async fn start_with(configs: &[(&str, &Config)], warming_wait: Option<Duration>) -> Harness {
         let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, cache.clone(), metrics.clone(), async {
+        let shutdown = async {
             let _ = stopped.await;
-        }));
+        };
+        let server = match warming_wait {
+            None => tokio::spawn(serve(listener, cache.clone(), metrics.clone(), shutdown)),
+            Some(wait) => tokio::spawn(serve_with_warming_wait(
+                listener,
+                cache.clone(),
+                metrics.clone(),
+                wait,
+                shutdown,
+            )),
+        };
         let harness = Harness {
             address,
             cache,
@@ -1341,4 +1364,527 @@ async fn sotw_updated_cluster_gets_its_unchanged_endpoints_again() {
     envoy.ack(&again, &["a", "b"]).await;
     envoy.quiet("after the ACK of the re-request").await;
     assert_eq!(h.type_metric("gantry_xds_acks_total", "endpoint"), 3.0);
+}
+
+// ---------------------------------------------------------------------------
+// Make before break: clusters and endpoints first, listeners and routes once Envoy
+// has the endpoints of the new clusters, removals last
+// ---------------------------------------------------------------------------
+
+/// Bound for what must come at once: well under gantry's 5 s warming wait, after
+/// which held listeners and routes go anyway.
+const AT_ONCE: Duration = Duration::from_secs(1);
+
+/// The next message, which must come within `bound`.
+async fn next_within<T: std::fmt::Debug>(
+    responses: &mut Streaming<T>,
+    bound: Duration,
+    what: &str,
+) -> T {
+    match timeout(bound, responses.message()).await {
+        Ok(Ok(Some(message))) => message,
+        Ok(other) => panic!("the stream ended waiting for {what}: {other:?}"),
+        Err(_) => panic!("no {what} within {bound:?}"),
+    }
+}
+
+/// (type, resource names, removed names) of a Delta response.
+fn delta_summary(response: &DeltaDiscoveryResponse) -> (String, Vec<String>, Vec<String>) {
+    (
+        response.type_url.clone(),
+        delta_names(response),
+        response.removed_resources.clone(),
+    )
+}
+
+fn delta_expect(
+    type_url: &str,
+    names: &[&str],
+    removed: &[&str],
+) -> (String, Vec<String>, Vec<String>) {
+    (type_url.to_string(), strings(names), strings(removed))
+}
+
+/// (type, resource names) of a SotW response.
+fn sotw_summary(response: &DiscoveryResponse) -> (String, Vec<String>) {
+    (response.type_url.clone(), sotw_names(response))
+}
+
+fn sotw_expect(type_url: &str, names: &[&str]) -> (String, Vec<String>) {
+    (type_url.to_string(), strings(names))
+}
+
+/// The virtual host name of the one route in a response: tells generations apart.
+fn route_generation_delta(response: &DeltaDiscoveryResponse) -> String {
+    let any = response.resources[0].resource.as_ref().unwrap();
+    RouteConfiguration::decode(any.value.as_slice())
+        .unwrap()
+        .virtual_hosts[0]
+        .name
+        .clone()
+}
+
+fn route_generation_sotw(response: &DiscoveryResponse) -> String {
+    RouteConfiguration::decode(response.resources[0].value.as_slice())
+        .unwrap()
+        .virtual_hosts[0]
+        .name
+        .clone()
+}
+
+impl SotwClient {
+    /// Like `fetch_all`, returning the endpoints response (SotW requests must carry
+    /// its nonce).
+    async fn fetch_all_keep_endpoints(&mut self) -> DiscoveryResponse {
+        self.fetch(CLUSTER, &[], &["a", "b"]).await;
+        let endpoints = self.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+        self.fetch(LISTENER, &[], &["l1"]).await;
+        self.fetch(ROUTE, &["r1"], &["r1"]).await;
+        self.quiet("after the initial fetch was ACKed").await;
+        endpoints
+    }
+
+    /// Asks for endpoints `names`, as Envoy does when its clusters change.
+    async fn ask_endpoints(&mut self, last: &DiscoveryResponse, names: &[&str]) {
+        self.send(DiscoveryRequest {
+            version_info: last.version_info.clone(),
+            type_url: ENDPOINT.to_string(),
+            resource_names: strings(names),
+            response_nonce: last.nonce.clone(),
+            ..Default::default()
+        })
+        .await;
+    }
+}
+
+/// The live move of a route from cluster b to a new cluster c.
+fn route_move(config: &Config) -> Config {
+    config
+        .clone()
+        .with(CLUSTER, "c", 1)
+        .with(ENDPOINT, "c", 1)
+        .without(CLUSTER, "b")
+        .without(ENDPOINT, "b")
+        .with(LISTENER, "l1", 2)
+        .with(ROUTE, "r1", 2)
+}
+
+#[tokio::test]
+async fn delta_route_move_waits_for_the_new_cluster_endpoints_and_removes_last() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    h.set(&[(GROUP, &route_move(&config))]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        delta_summary(&clusters),
+        delta_expect(CLUSTER, &["c"], &[]),
+        "the new cluster first; b stays while routes may still use it"
+    );
+    envoy.ack(&clusters).await;
+    envoy
+        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .await;
+
+    envoy.subscribe(ENDPOINT, &["c"]).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let response = envoy.next().await;
+        envoy.ack(&response).await;
+        got.push(delta_summary(&response));
+    }
+    assert_eq!(
+        got,
+        vec![
+            delta_expect(ENDPOINT, &["c"], &[]),
+            delta_expect(LISTENER, &["l1"], &[]),
+            delta_expect(ROUTE, &["r1"], &[]),
+            delta_expect(CLUSTER, &[], &["b"]),
+            delta_expect(ENDPOINT, &[], &["b"]),
+        ]
+    );
+    envoy.quiet("after the move").await;
+}
+
+#[tokio::test]
+async fn sotw_route_move_waits_for_the_new_cluster_endpoints_and_removes_last() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
+    let endpoints = envoy.fetch_all_keep_endpoints().await;
+
+    h.set(&[(GROUP, &route_move(&config))]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        sotw_summary(&clusters),
+        sotw_expect(CLUSTER, &["a", "b", "c"]),
+        "the new cluster first; b stays while routes may still use it"
+    );
+    envoy.ack(&clusters, &[]).await;
+    envoy
+        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .await;
+
+    envoy.ask_endpoints(&endpoints, &["a", "b", "c"]).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(sotw_summary(&envoy.next().await));
+    }
+    assert_eq!(
+        got,
+        vec![
+            sotw_expect(ENDPOINT, &["a", "b", "c"]),
+            sotw_expect(LISTENER, &["l1"]),
+            sotw_expect(ROUTE, &["r1"]),
+            sotw_expect(CLUSTER, &["a", "c"]),
+            sotw_expect(ENDPOINT, &["a", "c"]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn removed_cluster_goes_after_the_routes_that_used_it() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
+    delta.fetch_all().await;
+    sotw.fetch_all().await;
+
+    // The route leaves b, which goes away: nothing new to warm, so no wait.
+    let config = config
+        .without(CLUSTER, "b")
+        .without(ENDPOINT, "b")
+        .with(ROUTE, "r1", 2);
+    h.set(&[(GROUP, &config)]);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(delta_summary(
+            &next_within(&mut delta.responses, AT_ONCE, "the delta update").await,
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            delta_expect(ROUTE, &["r1"], &[]),
+            delta_expect(CLUSTER, &[], &["b"]),
+            delta_expect(ENDPOINT, &[], &["b"]),
+        ]
+    );
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(sotw_summary(
+            &next_within(&mut sotw.responses, AT_ONCE, "the sotw update").await,
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            sotw_expect(ROUTE, &["r1"]),
+            sotw_expect(CLUSTER, &["a"]),
+            sotw_expect(ENDPOINT, &["a"]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn routes_go_at_once_when_no_new_cluster_must_warm() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
+    delta.fetch_all().await;
+    sotw.fetch_all().await;
+
+    // Only a route changes.
+    let config = config.with(ROUTE, "r1", 2);
+    h.set(&[(GROUP, &config)]);
+    let response = next_within(&mut delta.responses, AT_ONCE, "the route").await;
+    assert_eq!(delta_summary(&response), delta_expect(ROUTE, &["r1"], &[]));
+    delta.ack(&response).await;
+    let response = next_within(&mut sotw.responses, AT_ONCE, "the route").await;
+    assert_eq!(sotw_summary(&response), sotw_expect(ROUTE, &["r1"]));
+    sotw.ack(&response, &["r1"]).await;
+
+    // An updated cluster Envoy already reads endpoints for: they go with it, and the
+    // route right after.
+    let config = config.with(CLUSTER, "a", 2).with(ROUTE, "r1", 3);
+    h.set(&[(GROUP, &config)]);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let response = next_within(&mut delta.responses, AT_ONCE, "the update").await;
+        delta.ack(&response).await;
+        got.push(delta_summary(&response));
+    }
+    assert_eq!(
+        got,
+        vec![
+            delta_expect(CLUSTER, &["a"], &[]),
+            delta_expect(ENDPOINT, &["a"], &[]),
+            delta_expect(ROUTE, &["r1"], &[]),
+        ]
+    );
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(sotw_summary(
+            &next_within(&mut sotw.responses, AT_ONCE, "the update").await,
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            sotw_expect(CLUSTER, &["a", "b"]),
+            sotw_expect(ENDPOINT, &["a", "b"]),
+            sotw_expect(ROUTE, &["r1"]),
+        ]
+    );
+
+    // A new cluster without endpoints in the snapshot: there is nothing to wait for.
+    let config = config.with(CLUSTER, "c", 1).with(ROUTE, "r1", 4);
+    h.set(&[(GROUP, &config)]);
+    let clusters = next_within(&mut delta.responses, AT_ONCE, "the cluster").await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    let route = next_within(&mut delta.responses, AT_ONCE, "the route").await;
+    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
+    let clusters = next_within(&mut sotw.responses, AT_ONCE, "the cluster").await;
+    assert_eq!(
+        sotw_summary(&clusters),
+        sotw_expect(CLUSTER, &["a", "b", "c"])
+    );
+    let route = next_within(&mut sotw.responses, AT_ONCE, "the route").await;
+    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
+}
+
+/// A new cluster with endpoints and a route changed to use it.
+fn new_cluster_for_route(config: &Config, route_generation: u32) -> Config {
+    config
+        .clone()
+        .with(CLUSTER, "c", 1)
+        .with(ENDPOINT, "c", 1)
+        .with(ROUTE, "r1", route_generation)
+}
+
+#[tokio::test]
+async fn delta_routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], Duration::from_secs(1)).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    let start = std::time::Instant::now();
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    envoy.ack(&clusters).await;
+    envoy.quiet("while c warms").await;
+    let route = envoy.next().await;
+    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "the route went after {:?}, before the warming wait",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn sotw_routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], Duration::from_secs(1)).await;
+    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    let start = std::time::Instant::now();
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        sotw_summary(&clusters),
+        sotw_expect(CLUSTER, &["a", "b", "c"])
+    );
+    envoy.ack(&clusters, &[]).await;
+    envoy.quiet("while c warms").await;
+    let route = envoy.next().await;
+    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "the route went after {:?}, before the warming wait",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn delta_change_during_a_wait_keeps_waiting_for_the_warming_cluster() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    envoy.ack(&clusters).await;
+    // The route changes again before Envoy asked for c's endpoints: no new cluster
+    // is sent, but c is still warming.
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 3))]);
+    envoy
+        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .await;
+
+    envoy.subscribe(ENDPOINT, &["c"]).await;
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        delta_summary(&endpoints),
+        delta_expect(ENDPOINT, &["c"], &[])
+    );
+    let route = envoy.next().await;
+    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
+    assert_eq!(route_generation_delta(&route), "vh-3", "the latest route");
+}
+
+#[tokio::test]
+async fn sotw_change_during_a_wait_keeps_waiting_for_the_warming_cluster() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
+    let endpoints = envoy.fetch_all_keep_endpoints().await;
+
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        sotw_summary(&clusters),
+        sotw_expect(CLUSTER, &["a", "b", "c"])
+    );
+    envoy.ack(&clusters, &[]).await;
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 3))]);
+    envoy
+        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .await;
+
+    envoy.ask_endpoints(&endpoints, &["a", "b", "c"]).await;
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        sotw_summary(&endpoints),
+        sotw_expect(ENDPOINT, &["a", "b", "c"])
+    );
+    let route = envoy.next().await;
+    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
+    assert_eq!(route_generation_sotw(&route), "vh-3", "the latest route");
+}
+
+#[tokio::test]
+async fn delta_change_during_a_wait_stops_waiting_for_a_cluster_it_drops() {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    envoy.ack(&clusters).await;
+    // Before c warmed, the route moves on to d: c was never used by a route Envoy
+    // has, so it goes at once; the wait is for d now.
+    let config = config
+        .with(CLUSTER, "d", 1)
+        .with(ENDPOINT, "d", 1)
+        .with(ROUTE, "r1", 3);
+    h.set(&[(GROUP, &config)]);
+    let clusters = envoy.next().await;
+    assert_eq!(
+        delta_summary(&clusters),
+        delta_expect(CLUSTER, &["d"], &["c"])
+    );
+    envoy.ack(&clusters).await;
+    envoy.quiet("before Envoy asks for d's endpoints").await;
+
+    envoy.subscribe(ENDPOINT, &["d"]).await;
+    let endpoints = next_within(&mut envoy.responses, AT_ONCE, "d's endpoints").await;
+    assert_eq!(
+        delta_summary(&endpoints),
+        delta_expect(ENDPOINT, &["d"], &[])
+    );
+    let route = next_within(&mut envoy.responses, AT_ONCE, "the route").await;
+    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
+    assert_eq!(route_generation_delta(&route), "vh-3");
+}
+
+#[tokio::test]
+async fn delta_changes_during_a_wait_do_not_extend_it() {
+    let config = Config::base().with_eds_clusters();
+    let wait = Duration::from_secs(1);
+    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], wait).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    let start = std::time::Instant::now();
+    let config = new_cluster_for_route(&config, 2);
+    h.set(&[(GROUP, &config)]);
+    let clusters = envoy.next().await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    envoy.ack(&clusters).await;
+
+    // Envoy never asks for c's endpoints, and a's endpoints keep changing (pods
+    // come and go) faster than the warming wait: the route still goes at its end.
+    let mut generation = 1;
+    let arrived = loop {
+        assert!(
+            start.elapsed() < 4 * wait,
+            "the route never went: every change extended the wait"
+        );
+        generation += 1;
+        h.set(&[(GROUP, &config.clone().with(ENDPOINT, "a", generation))]);
+        let tick = tokio::time::Instant::now() + Duration::from_millis(200);
+        let mut arrived = None;
+        while let Ok(message) = tokio::time::timeout_at(tick, envoy.responses.message()).await {
+            let response = message.expect("stream ok").expect("stream open");
+            if response.type_url == ROUTE {
+                arrived = Some(start.elapsed());
+                break;
+            }
+            assert_eq!(
+                delta_summary(&response),
+                delta_expect(ENDPOINT, &["a"], &[])
+            );
+            envoy.ack(&response).await;
+        }
+        if let Some(arrived) = arrived {
+            break arrived;
+        }
+    };
+    assert!(
+        arrived >= wait - Duration::from_millis(100),
+        "the route went after {arrived:?}, before c's endpoints were asked for"
+    );
+}
+
+#[tokio::test]
+async fn delta_first_listener_request_during_a_wait_is_answered_when_it_ends() {
+    // Envoy is still starting: it has clusters and endpoints, and asks for listeners
+    // only after a change brought a new cluster. There are no listeners (yet).
+    let config = Config::base().without(LISTENER, "l1").with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    let clusters = envoy.next().await;
+    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
+    envoy.ack(&clusters).await;
+    envoy.subscribe(LISTENER, &[]).await;
+    envoy.quiet("for listeners while c warms").await;
+
+    envoy.subscribe(ENDPOINT, &["c"]).await;
+    let endpoints = envoy.next().await;
+    assert_eq!(
+        delta_summary(&endpoints),
+        delta_expect(ENDPOINT, &["c"], &[])
+    );
+    let listeners = next_within(&mut envoy.responses, AT_ONCE, "the listener answer").await;
+    assert_eq!(
+        delta_summary(&listeners),
+        delta_expect(LISTENER, &[], &[]),
+        "the first wildcard request is answered, if only with nothing"
+    );
 }

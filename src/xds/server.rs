@@ -41,6 +41,8 @@ pub struct AdsServer {
     metrics: Arc<Metrics>,
     /// Becomes `true` when the server shuts down; open streams then end.
     shutdown: Option<watch::Receiver<bool>>,
+    /// See [`WARMING_WAIT`].
+    warming_wait: Duration,
 }
 
 /// The ADS service, to mount on a tonic server. Its streams end when the client goes
@@ -53,6 +55,7 @@ pub fn ads_service(
         cache,
         metrics,
         shutdown: None,
+        warming_wait: WARMING_WAIT,
     })
 }
 
@@ -64,12 +67,26 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_warming_wait(listener, cache, metrics, WARMING_WAIT, shutdown).await
+}
+
+/// [`serve`] with another bound than [`WARMING_WAIT`] on how long listeners and routes
+/// wait for new clusters' endpoints. For tests of that bound only.
+#[doc(hidden)]
+pub async fn serve_with_warming_wait(
+    listener: tokio::net::TcpListener,
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    warming_wait: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let service = AggregatedDiscoveryServiceServer::new(AdsServer {
         cache,
         metrics,
         shutdown: Some(stopped),
+        warming_wait,
     });
     let signal = async {
         shutdown.await;
@@ -122,6 +139,7 @@ impl AdsServer {
         let shared = Shared {
             cache: self.cache.clone(),
             metrics: self.metrics.clone(),
+            warming_wait: self.warming_wait,
         };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -153,6 +171,7 @@ async fn shutdown_requested(shutdown: Option<watch::Receiver<bool>>) {
 struct Shared {
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
+    warming_wait: Duration,
 }
 
 /// One ADS flavour's per-stream state machine. The stream loop feeds it requests and
@@ -188,14 +207,14 @@ const FLUSH_TYPES: [&str; 5] = [
     type_url::SECRET,
 ];
 /// How long listeners and routes wait for Envoy to ask for new clusters' endpoints.
-const WARMING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const WARMING_WAIT: Duration = Duration::from_secs(5);
 
 /// Per-stream ordering of one change (see `REFERENCED_TYPES`).
 #[derive(Default)]
 struct Rollout {
     /// Listener and route responses wait.
     hold: bool,
-    /// EDS names of clusters sent whose endpoints have not been sent since.
+    /// While `hold`: EDS names of clusters sent whose endpoints have not been sent since.
     awaiting: BTreeSet<String>,
 }
 
@@ -204,11 +223,15 @@ impl Rollout {
         self.hold && (type_url == type_url::LISTENER || type_url == type_url::ROUTE)
     }
 
+    /// Listeners and routes wait for these clusters' endpoints, if the snapshot has any.
     fn clusters_sent<'a>(
         &mut self,
         snapshot: &Snapshot,
         clusters: impl IntoIterator<Item = &'a Arc<Resource>>,
     ) {
+        if !self.hold {
+            return;
+        }
         let endpoints = snapshot.of_type(type_url::ENDPOINT);
         self.awaiting.extend(
             eds_names(clusters)
@@ -221,6 +244,31 @@ impl Rollout {
         for name in names {
             self.awaiting.remove(name);
         }
+    }
+
+    /// After a change during a hold: stops waiting for what `bridge` no longer has (a
+    /// cluster dropped before it was ever used, or its endpoints). The rest is still
+    /// warming in Envoy even though the change sent nothing new for it.
+    fn still_awaited(&mut self, bridge: &Snapshot) {
+        if self.awaiting.is_empty() {
+            return;
+        }
+        let endpoints = bridge.of_type(type_url::ENDPOINT);
+        let clusters = eds_names(
+            bridge
+                .of_type(type_url::CLUSTER)
+                .into_iter()
+                .flat_map(|all| all.values()),
+        );
+        self.awaiting.retain(|name| {
+            clusters.contains(name) && endpoints.is_some_and(|e| e.contains_key(name))
+        });
+    }
+
+    /// Listeners and routes go.
+    fn release(&mut self) {
+        self.hold = false;
+        self.awaiting.clear();
     }
 }
 
@@ -293,9 +341,18 @@ async fn run_stream<P: Protocol>(
     let mut snapshots = shared.cache.watch(&group);
     let snapshot = snapshots.borrow_and_update().clone();
     let info = StreamInfo::new(&group, &node_id, P::NAME, shared);
-    let mut state = P::new(info, snapshot);
+    let mut state = P::new(info, snapshot.clone());
 
-    let end = drive(&mut state, first, &mut requests, &mut snapshots, tx).await;
+    let end = drive(
+        &mut state,
+        snapshot,
+        first,
+        &mut requests,
+        &mut snapshots,
+        tx,
+        shared.warming_wait,
+    )
+    .await;
     tracing::info!(
         group,
         node_id,
@@ -310,21 +367,24 @@ async fn run_stream<P: Protocol>(
 /// its responses in order.
 async fn drive<P: Protocol>(
     state: &mut P,
+    initial: Arc<Snapshot>,
     first: P::Request,
     requests: &mut Streaming<P::Request>,
     snapshots: &mut watch::Receiver<Arc<Snapshot>>,
     tx: &mpsc::Sender<Result<P::Response, Status>>,
+    warming_wait: Duration,
 ) -> End {
     let mut responses = state.on_request(first);
-    // The snapshot whose listeners and routes Envoy was last sent, and the change
-    // under way: (target snapshot, when listeners and routes go regardless).
-    let mut current = snapshots.borrow().clone();
+    // The snapshot whose listeners and routes Envoy was last sent (the one the state
+    // started on, not a newer one the cache may have by now), and the change under
+    // way: (target snapshot, when listeners and routes go regardless).
+    let mut current = initial;
     let mut pending: Option<(Arc<Snapshot>, tokio::time::Instant)> = None;
     loop {
         if let Some((next, deadline)) = &pending
             && (state.rollout().awaiting.is_empty() || tokio::time::Instant::now() >= *deadline)
         {
-            state.rollout().hold = false;
+            state.rollout().release();
             responses.extend(state.on_snapshot(next.clone(), &FLUSH_TYPES));
             current = next.clone();
             pending = None;
@@ -343,11 +403,18 @@ async fn drive<P: Protocol>(
                         Some(bridge) => Arc::new(bridge),
                         None => next.clone(),
                     };
-                    let rollout = state.rollout();
-                    rollout.hold = true;
-                    rollout.awaiting.clear();
-                    pending = Some((next, tokio::time::Instant::now() + WARMING_WAIT));
-                    state.on_snapshot(first, &REFERENCED_TYPES)
+                    // A change during a hold replaces its target but keeps its
+                    // deadline (changes faster than the wait must not starve listeners
+                    // and routes) and what it waits for (still warming in Envoy).
+                    let deadline = match &pending {
+                        Some((_, deadline)) => *deadline,
+                        None => tokio::time::Instant::now() + warming_wait,
+                    };
+                    pending = Some((next, deadline));
+                    state.rollout().hold = true;
+                    let responses = state.on_snapshot(first.clone(), &REFERENCED_TYPES);
+                    state.rollout().still_awaited(&first);
+                    responses
                 }
                 Err(_) => return End::CacheGone,
             },

@@ -43,6 +43,8 @@ struct TypeState {
     resend: BTreeSet<String>,
     /// Responses not yet ACKed or NACKed, oldest first.
     in_flight: VecDeque<InFlight>,
+    /// A first wildcard request came during a rollout hold: answer it when it lifts.
+    announce: bool,
 }
 
 struct InFlight {
@@ -208,9 +210,13 @@ impl Delta {
         announce: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         if self.rollout.holds(type_url) {
+            if let Some(state) = self.types.get_mut(type_url) {
+                state.announce |= announce;
+            }
             return None;
         }
         let state = self.types.get_mut(type_url)?;
+        let announce = announce || std::mem::take(&mut state.announce);
         if type_url == type_url::ENDPOINT {
             state.resend.append(&mut self.warming);
         }
