@@ -363,6 +363,23 @@ pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<
     ))
 }
 
+/// Whether an event can mean that a file's bytes (or the set of files) changed.
+///
+/// The inotify watcher also reports every open of a file or of the directory
+/// (`Access(Open)`), including the provider's own reads: treating those as changes
+/// made each reload read every file again, which reported opens again, so the
+/// provider re-read and re-hashed the whole directory every debounce period forever.
+/// Only a close after writing (`Access(Close(Write))`) says something changed.
+fn may_change_content(kind: &notify_debouncer_full::notify::EventKind) -> bool {
+    use notify_debouncer_full::notify::EventKind;
+    use notify_debouncer_full::notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 fn reload_loop(
     mut directory: Directory,
     events: mpsc::Receiver<DebounceEventResult>,
@@ -378,6 +395,9 @@ fn reload_loop(
             match result {
                 Ok(events) => {
                     for event in events {
+                        if !event.need_rescan() && !may_change_content(&event.event.kind) {
+                            continue;
+                        }
                         rescan |= event.need_rescan();
                         paths.extend(event.event.paths);
                     }
@@ -390,6 +410,13 @@ fn reload_loop(
                 }
             }
         }
+        if paths.is_empty() && !rescan {
+            if tx.is_closed() {
+                return;
+            }
+            continue;
+        }
+        tracing::debug!(?paths, rescan, "file events");
         let changed = if rescan {
             directory.rescan()
         } else {
@@ -672,6 +699,55 @@ spec:
                 .is_some_and(|g| g.spec.listeners[0].port == 9090)
         })
         .await;
+    }
+
+    #[test]
+    fn opening_or_reading_is_not_a_change() {
+        use notify_debouncer_full::notify::EventKind;
+        use notify_debouncer_full::notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, ModifyKind,
+        };
+        assert!(!may_change_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!may_change_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(may_change_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(may_change_content(&EventKind::Create(CreateKind::File)));
+        assert!(may_change_content(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+    }
+
+    /// The provider's own reads (and anyone else's) must not make it reload: a reload
+    /// that reads every file must not trigger the next one.
+    #[test]
+    fn reads_do_not_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gw.yaml"), GATEWAY).unwrap();
+        let (events_tx, events_rx) = mpsc::channel::<DebounceEventResult>();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, events_tx).unwrap();
+        debouncer
+            .watch(dir.path(), RecursiveMode::NonRecursive)
+            .unwrap();
+        // What a reload does: list the directory and read every file.
+        Directory::load(dir.path()).unwrap();
+        std::fs::read(dir.path().join("gw.yaml")).unwrap();
+        let deadline = Instant::now() + DEBOUNCE * 5;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(result) = events_rx.recv_timeout(left) else {
+                break;
+            };
+            for event in result.unwrap() {
+                assert!(
+                    !may_change_content(&event.event.kind),
+                    "a read was taken for a change: {event:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
