@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::provider::is_yaml;
-use crate::resources::{InputProblem, ParsedFile, Resources, parse_file};
+use crate::resources::{InputProblem, ParsedFile, Resources, parallel_map, parse_file};
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -272,33 +272,7 @@ fn parse_one(
 /// Parses files on every core when there are enough of them to be worth it
 /// (a first load of thousands of files).
 fn parse_all(items: Vec<(String, [u8; 32], Vec<u8>)>) -> Vec<(String, [u8; 32], ParseResult)> {
-    const MIN_PER_THREAD: usize = 64;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
-    if threads == 1 {
-        return items.into_iter().map(parse_one).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut items = items;
-    let mut chunks = Vec::with_capacity(threads);
-    while !items.is_empty() {
-        let rest = items.split_off(chunk.min(items.len()));
-        chunks.push(std::mem::replace(&mut items, rest));
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse_one).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    parallel_map(items, parse_one)
 }
 
 fn has_yaml_extension(name: &str) -> bool {
