@@ -37,6 +37,12 @@ pub struct Metrics {
     pub pushes: Family<TypeLabel, Counter>,
     pub acks: Family<TypeLabel, Counter>,
     pub nacks: Family<TypeLabel, Counter>,
+    /// Encoded size of every xDS response sent (what goes on the wire, before gRPC framing).
+    pub push_bytes: Family<TypeLabel, Counter>,
+    /// Resources carried by the xDS responses sent (removals not counted).
+    pub pushed_resources: Family<TypeLabel, Counter>,
+    /// Time from sending an xDS response to Envoy's ACK of it.
+    pub ack_seconds: Family<TypeLabel, Histogram, fn() -> Histogram>,
     pub translation_seconds: Histogram,
     pub translations: Counter,
     pub input_errors: Gauge,
@@ -60,6 +66,25 @@ impl Default for Metrics {
         registry.register("xds_acks", "xDS responses Envoy accepted", acks.clone());
         let nacks = Family::<TypeLabel, Counter>::default();
         registry.register("xds_nacks", "xDS responses Envoy rejected", nacks.clone());
+        let push_bytes = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "xds_push_bytes",
+            "Encoded bytes of the xDS responses sent",
+            push_bytes.clone(),
+        );
+        let pushed_resources = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "xds_pushed_resources",
+            "Resources carried by the xDS responses sent",
+            pushed_resources.clone(),
+        );
+        let ack_seconds: Family<TypeLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
+        registry.register(
+            "xds_ack_duration_seconds",
+            "Time from sending an xDS response to Envoy's ACK of it",
+            ack_seconds.clone(),
+        );
         let translation_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "translation_duration_seconds",
@@ -86,6 +111,9 @@ impl Default for Metrics {
             pushes,
             acks,
             nacks,
+            push_bytes,
+            pushed_resources,
+            ack_seconds,
             translation_seconds,
             translations,
             input_errors,

@@ -400,12 +400,21 @@ impl Translator {
         let started = Instant::now();
         let options = self.options.clone();
         let input = resources.clone();
+        let cache = self.cache.clone();
         let result = tokio::task::spawn_blocking(move || {
             let compiled = pipeline::compile(&input, &options);
+            // Resources that encode exactly as in the snapshot being served keep
+            // their version without being rendered again.
             let snapshots: BTreeMap<String, Snapshot> = compiled
                 .xds
                 .iter()
-                .map(|(gateway, xds)| (gateway.clone(), xds.to_snapshot()))
+                .map(|(gateway, xds)| {
+                    let previous = cache.get(gateway);
+                    (
+                        gateway.clone(),
+                        xds.to_snapshot_reusing(previous.as_deref()),
+                    )
+                })
                 .collect();
             (compiled, snapshots)
         })

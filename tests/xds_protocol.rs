@@ -1888,3 +1888,28 @@ async fn delta_first_listener_request_during_a_wait_is_answered_when_it_ends() {
         "the first wildcard request is answered, if only with nothing"
     );
 }
+
+#[tokio::test]
+async fn push_bytes_and_ack_latency_are_measured() {
+    let config = Config::base();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    delta.fetch_all().await;
+    let labels = format!("gateway=\"{GROUP}\",type_url=\"listener\"");
+    let bytes_before = h.metric("gantry_xds_push_bytes_total", &labels);
+    let acks_before = h.metric("gantry_xds_ack_duration_seconds_count", &labels);
+    assert!(bytes_before > 0.0);
+    assert_eq!(acks_before, 1.0, "the initial listener response was ACKed");
+
+    // One listener changes: the bytes counted are exactly that response's encoding.
+    h.set(&[(GROUP, &config.clone().with(LISTENER, "l1", 2))]);
+    let response = delta.next().await;
+    assert_eq!(response.type_url, LISTENER);
+    assert_eq!(
+        h.metric("gantry_xds_push_bytes_total", &labels) - bytes_before,
+        response.encoded_len() as f64
+    );
+    delta.ack(&response).await;
+    h.wait_metric("gantry_xds_ack_duration_seconds_count", &labels, 2.0)
+        .await;
+}

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::provider::is_yaml;
-use crate::resources::{InputProblem, ParsedFile, Resources, parse_file};
+use crate::resources::{InputProblem, ParsedFile, Resources, parallel_map, parse_file};
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -272,33 +272,7 @@ fn parse_one(
 /// Parses files on every core when there are enough of them to be worth it
 /// (a first load of thousands of files).
 fn parse_all(items: Vec<(String, [u8; 32], Vec<u8>)>) -> Vec<(String, [u8; 32], ParseResult)> {
-    const MIN_PER_THREAD: usize = 64;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
-    if threads == 1 {
-        return items.into_iter().map(parse_one).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut items = items;
-    let mut chunks = Vec::with_capacity(threads);
-    while !items.is_empty() {
-        let rest = items.split_off(chunk.min(items.len()));
-        chunks.push(std::mem::replace(&mut items, rest));
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse_one).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    parallel_map(items, parse_one)
 }
 
 fn has_yaml_extension(name: &str) -> bool {
@@ -363,6 +337,23 @@ pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<
     ))
 }
 
+/// Whether an event can mean that a file's bytes (or the set of files) changed.
+///
+/// The inotify watcher also reports every open of a file or of the directory
+/// (`Access(Open)`), including the provider's own reads: treating those as changes
+/// made each reload read every file again, which reported opens again, so the
+/// provider re-read and re-hashed the whole directory every debounce period forever.
+/// Only a close after writing (`Access(Close(Write))`) says something changed.
+fn may_change_content(kind: &notify_debouncer_full::notify::EventKind) -> bool {
+    use notify_debouncer_full::notify::EventKind;
+    use notify_debouncer_full::notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 fn reload_loop(
     mut directory: Directory,
     events: mpsc::Receiver<DebounceEventResult>,
@@ -378,6 +369,9 @@ fn reload_loop(
             match result {
                 Ok(events) => {
                     for event in events {
+                        if !event.need_rescan() && !may_change_content(&event.event.kind) {
+                            continue;
+                        }
                         rescan |= event.need_rescan();
                         paths.extend(event.event.paths);
                     }
@@ -390,6 +384,13 @@ fn reload_loop(
                 }
             }
         }
+        if paths.is_empty() && !rescan {
+            if tx.is_closed() {
+                return;
+            }
+            continue;
+        }
+        tracing::debug!(?paths, rescan, "file events");
         let changed = if rescan {
             directory.rescan()
         } else {
@@ -672,6 +673,55 @@ spec:
                 .is_some_and(|g| g.spec.listeners[0].port == 9090)
         })
         .await;
+    }
+
+    #[test]
+    fn opening_or_reading_is_not_a_change() {
+        use notify_debouncer_full::notify::EventKind;
+        use notify_debouncer_full::notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, ModifyKind,
+        };
+        assert!(!may_change_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!may_change_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(may_change_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(may_change_content(&EventKind::Create(CreateKind::File)));
+        assert!(may_change_content(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+    }
+
+    /// The provider's own reads (and anyone else's) must not make it reload: a reload
+    /// that reads every file must not trigger the next one.
+    #[test]
+    fn reads_do_not_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gw.yaml"), GATEWAY).unwrap();
+        let (events_tx, events_rx) = mpsc::channel::<DebounceEventResult>();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, events_tx).unwrap();
+        debouncer
+            .watch(dir.path(), RecursiveMode::NonRecursive)
+            .unwrap();
+        // What a reload does: list the directory and read every file.
+        Directory::load(dir.path()).unwrap();
+        std::fs::read(dir.path().join("gw.yaml")).unwrap();
+        let deadline = Instant::now() + DEBOUNCE * 5;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(result) = events_rx.recv_timeout(left) else {
+                break;
+            };
+            for event in result.unwrap() {
+                assert!(
+                    !may_change_content(&event.event.kind),
+                    "a read was taken for a change: {event:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

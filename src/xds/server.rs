@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -502,11 +502,27 @@ impl StreamInfo {
         }
     }
 
-    fn pushed(&self, type_url: &str, version: &str, nonce: &str, resources: usize, removed: usize) {
+    /// Counts a response of `bytes` encoded bytes; returns when it was sent, for
+    /// the push-to-ACK latency.
+    fn pushed(
+        &self,
+        type_url: &str,
+        version: &str,
+        nonce: &str,
+        resources: usize,
+        removed: usize,
+        bytes: usize,
+    ) -> Instant {
+        let label = self.label(type_url);
+        self.metrics.pushes.get_or_create(&label).inc();
         self.metrics
-            .pushes
-            .get_or_create(&self.label(type_url))
-            .inc();
+            .push_bytes
+            .get_or_create(&label)
+            .inc_by(bytes as u64);
+        self.metrics
+            .pushed_resources
+            .get_or_create(&label)
+            .inc_by(resources as u64);
         tracing::debug!(
             group = self.group,
             node_id = self.node_id,
@@ -516,13 +532,21 @@ impl StreamInfo {
             nonce,
             resources,
             removed,
+            bytes,
             "sent"
         );
+        Instant::now()
     }
 
     /// Envoy accepted a response; `accepted` names its resources (`None`: the whole type).
-    fn acked(&self, type_url: &str, nonce: &str, accepted: Option<&[String]>) {
-        self.metrics.acks.get_or_create(&self.label(type_url)).inc();
+    /// `sent` is when that response was sent.
+    fn acked(&self, type_url: &str, nonce: &str, accepted: Option<&[String]>, sent: Instant) {
+        let label = self.label(type_url);
+        self.metrics.acks.get_or_create(&label).inc();
+        self.metrics
+            .ack_seconds
+            .get_or_create(&label)
+            .observe(sent.elapsed().as_secs_f64());
         self.cache
             .clear_nack(&self.group, type_url, &self.node_id, accepted);
         tracing::debug!(

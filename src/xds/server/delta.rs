@@ -52,6 +52,8 @@ struct InFlight {
     version: String,
     /// Names the response carried or removed.
     names: Vec<String>,
+    /// When it was sent.
+    sent: std::time::Instant,
 }
 
 impl Protocol for Delta {
@@ -199,7 +201,9 @@ impl Delta {
                 self.stream
                     .nacked(type_url, &answered.version, nonce, answered.names, error)
             }
-            None => self.stream.acked(type_url, nonce, Some(&answered.names)),
+            None => self
+                .stream
+                .acked(type_url, nonce, Some(&answered.names), answered.sent),
         }
     }
 
@@ -258,20 +262,11 @@ impl Delta {
         }
         let nonce = self.stream.next_nonce();
         let version = self.snapshot.version.clone();
-        self.stream
-            .pushed(type_url, &version, &nonce, changed.len(), removed.len());
         let mut names: Vec<String> = changed.iter().map(|r| r.name.clone()).collect();
         names.extend(removed.iter().cloned());
-        if state.in_flight.len() >= MAX_IN_FLIGHT {
-            state.in_flight.pop_front();
-        }
-        state.in_flight.push_back(InFlight {
-            nonce: nonce.clone(),
-            version: version.clone(),
-            names,
-        });
-        Some(DeltaDiscoveryResponse {
-            system_version_info: version,
+        let (changed_count, removed_count) = (changed.len(), removed.len());
+        let response = DeltaDiscoveryResponse {
+            system_version_info: version.clone(),
             resources: changed
                 .iter()
                 .map(|r| DeltaResource {
@@ -283,8 +278,26 @@ impl Delta {
                 .collect(),
             type_url: type_url.to_string(),
             removed_resources: removed,
-            nonce,
+            nonce: nonce.clone(),
             ..Default::default()
-        })
+        };
+        let sent = self.stream.pushed(
+            type_url,
+            &version,
+            &nonce,
+            changed_count,
+            removed_count,
+            prost::Message::encoded_len(&response),
+        );
+        if state.in_flight.len() >= MAX_IN_FLIGHT {
+            state.in_flight.pop_front();
+        }
+        state.in_flight.push_back(InFlight {
+            nonce,
+            version,
+            names,
+            sent,
+        });
+        Some(response)
     }
 }

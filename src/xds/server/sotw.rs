@@ -35,6 +35,8 @@ struct TypeState {
     sent: BTreeMap<String, String>,
     /// The last response has been ACKed or NACKed.
     answered: bool,
+    /// When the last response was sent.
+    sent_at: Option<std::time::Instant>,
     /// A version Envoy rejected: never sent again on this stream.
     rejected_version: Option<String>,
 }
@@ -139,7 +141,10 @@ impl Sotw {
                     error,
                 );
             }
-            None => self.stream.acked(type_url, &state.nonce, None),
+            None => {
+                let sent = state.sent_at.unwrap_or_else(std::time::Instant::now);
+                self.stream.acked(type_url, &state.nonce, None, sent)
+            }
         }
         false
     }
@@ -186,19 +191,26 @@ impl Sotw {
                 .endpoints_sent(resources.iter().map(|r| &r.name));
         }
         let nonce = self.stream.next_nonce();
-        self.stream
-            .pushed(type_url, &version, &nonce, resources.len(), 0);
-        state.sent = sent;
-        state.sent_version = Some(version.clone());
-        state.nonce = nonce.clone();
-        state.answered = false;
-        Some(DiscoveryResponse {
-            version_info: version,
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
             resources: resources.iter().map(|r| to_any(&r.body)).collect(),
             type_url: type_url.to_string(),
-            nonce,
+            nonce: nonce.clone(),
             ..Default::default()
-        })
+        };
+        state.sent_at = Some(self.stream.pushed(
+            type_url,
+            &version,
+            &nonce,
+            resources.len(),
+            0,
+            prost::Message::encoded_len(&response),
+        ));
+        state.sent = sent;
+        state.sent_version = Some(version);
+        state.nonce = nonce;
+        state.answered = false;
+        Some(response)
     }
 }
 
