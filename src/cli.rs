@@ -108,7 +108,24 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The CRDs of the policy kinds. (Policies arrive with their own issues.)
+/// The CRDs of the policy kinds, as YAML documents generated from their types.
+/// `crds/` holds the same text, one file per kind (a test keeps them equal).
 pub fn crds() -> Result<String> {
-    Ok(String::new())
+    let mut out = String::new();
+    for (_, yaml) in crd_files()? {
+        out.push_str("---\n");
+        out.push_str(&yaml);
+    }
+    Ok(out)
+}
+
+/// (file name under `crds/`, YAML) for each policy kind.
+pub fn crd_files() -> Result<Vec<(&'static str, String)>> {
+    use kube::CustomResourceExt;
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = usize::MAX / 2;
+    Ok(vec![(
+        "clienttrafficpolicies.yaml",
+        serde_saphyr::to_string_with_options(&crate::api::ClientTrafficPolicy::crd(), options)?,
+    )])
 }

@@ -54,8 +54,308 @@ pub struct TlsTermination {
     pub alpn: Vec<String>,
 }
 
+/// What a ClientTrafficPolicy asks of one Envoy listener, validated and typed.
+/// The default value is "no policy": gantry's own defaults everywhere. `None` and
+/// empty values mean "not set", so `xds::build` leaves Envoy's (or gantry's)
+/// default in place.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ClientSettings {}
+pub struct ClientSettings {
+    /// "namespace/name" of the ClientTrafficPolicy these settings come from.
+    pub policy: Option<String>,
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    pub client_ip: ClientIpDetection,
+    pub tls: Option<ClientTls>,
+    pub path: Option<PathNormalization>,
+    pub headers: ClientHeaders,
+    pub host: HostNormalization,
+    pub timeouts: ClientTimeouts,
+    pub connection: ConnectionSettings,
+    pub http1: Http1Settings,
+    pub http2: Http2Settings,
+    /// Also serve HTTP/3 (QUIC over UDP) on HTTPS ports and advertise it (alt-svc).
+    pub http3: bool,
+    /// The gRPC-Web filter for HTTPRoutes.
+    pub grpc_web: bool,
+    /// A path Envoy answers itself (200) for health checks of the listener.
+    pub health_check_path: Option<String>,
+    /// Set :scheme from the backend's transport instead of keeping the client's.
+    pub scheme_match_backend: bool,
+}
+
+/// TCP keepalive with every value filled in (Envoy Gateway's defaults: 9 probes,
+/// 7200 s idle, 75 s interval).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpKeepalive {
+    pub probes: u32,
+    pub idle_time: std::time::Duration,
+    pub interval: std::time::Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProxyProtocol {
+    /// Accept connections without a PROXY header too.
+    pub optional: bool,
+}
+
+/// Where the client address comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ClientIpDetection {
+    /// The peer of the connection (after PROXY protocol, if any). Envoy appends it
+    /// to X-Forwarded-For.
+    #[default]
+    Peer,
+    /// From X-Forwarded-For.
+    XForwardedFor {
+        trust: XffTrust,
+        /// Append the peer address to X-Forwarded-For (unless disabled).
+        append: bool,
+    },
+    /// From a custom header; 403 when it is missing or bad and `fail_closed`.
+    CustomHeader { name: String, fail_closed: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum XffTrust {
+    /// This many trusted proxies in front of Envoy.
+    Hops(u32),
+    /// Addresses in these ranges are trusted proxies.
+    Cidrs(Vec<Cidr>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Cidr {
+    pub address: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum TlsVersion {
+    Auto,
+    V1_0,
+    V1_1,
+    V1_2,
+    V1_3,
+}
+
+/// TLS termination settings beyond the certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientTls {
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    pub ciphers: Vec<String>,
+    pub ecdh_curves: Vec<String>,
+    pub signature_algorithms: Vec<String>,
+    /// None: gantry's default (h2, http/1.1); Some(empty): no ALPN.
+    pub alpn: Option<Vec<String>>,
+    pub client_validation: Option<ClientValidation>,
+    pub stateless_resumption: bool,
+    pub stateful_resumption: bool,
+    pub fingerprints: Vec<TlsFingerprint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TlsFingerprint {
+    Ja3,
+    Ja4,
+}
+
+/// Client certificate validation (mTLS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClientValidation {
+    /// PEM bundle of the trusted CA certificates (empty: no CA, e.g. Request mode).
+    pub ca_certificates: String,
+    pub mode: ClientCertMode,
+    pub spki_hashes: Vec<String>,
+    pub certificate_hashes: Vec<String>,
+    pub subject_alt_names: Vec<SanMatch>,
+    /// PEM certificate revocation list and whether only the leaf is checked.
+    pub crl: Option<(String, bool)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ClientCertMode {
+    /// Ask for a certificate, accept any or none.
+    Request,
+    /// Require a certificate, accept any.
+    RequireAny,
+    /// Verify a certificate if one is presented.
+    VerifyIfGiven,
+    /// Require and verify a certificate.
+    RequireAndVerify,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SanMatch {
+    pub kind: SanKind,
+    /// For `SanKind::OtherName`: the OID.
+    pub oid: Option<String>,
+    pub matcher: StringMatcher,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SanKind {
+    Dns,
+    Email,
+    IpAddress,
+    Uri,
+    OtherName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum StringMatcher {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Regex(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum EscapedSlashes {
+    KeepUnchanged,
+    RejectRequest,
+    UnescapeAndForward,
+    UnescapeAndRedirect,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathNormalization {
+    pub escaped_slashes: EscapedSlashes,
+    pub merge_slashes: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum UnderscoresAction {
+    Allow,
+    RejectRequest,
+    DropHeader,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RequestIdAction {
+    PreserveOrGenerate,
+    Preserve,
+    Generate,
+    Disable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum XfccMode {
+    Sanitize,
+    ForwardOnly,
+    AppendForward,
+    SanitizeSet,
+    AlwaysForwardOnly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum XfccDetail {
+    Subject,
+    Cert,
+    Chain,
+    Dns,
+    Uri,
+}
+
+/// Header handling on the listener; `None` leaves gantry's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientHeaders {
+    pub envoy_headers: Option<bool>,
+    pub disable_rate_limit_headers: bool,
+    pub xfcc: Option<(XfccMode, Vec<XfccDetail>)>,
+    pub underscores: Option<UnderscoresAction>,
+    pub request_id: Option<RequestIdAction>,
+    /// Request header changes before routing.
+    pub early_request: HeaderFilter,
+    /// Response header changes after everything else.
+    pub late_response: HeaderFilter,
+    pub max_request_header_bytes: Option<u32>,
+}
+
+/// Header changes: set, add, add-if-absent, remove by name or by name match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderFilter {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub add_if_absent: Vec<(String, String)>,
+    pub remove: Vec<String>,
+    pub remove_matching: Vec<StringMatcher>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StripPort {
+    Any,
+    Matching,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HostNormalization {
+    /// None: gantry's default (strip any port, as Gateway API hostname matching needs).
+    pub strip_port: Option<StripPort>,
+    pub strip_trailing_dot: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientTimeouts {
+    /// Whole request received (HCM request_timeout).
+    pub request_received: Option<std::time::Duration>,
+    /// Request headers received (HCM request_headers_timeout).
+    pub request_headers_received: Option<std::time::Duration>,
+    /// No active request on an HTTP connection (idle_timeout).
+    pub http_idle: Option<std::time::Duration>,
+    /// No activity on a stream (stream_idle_timeout).
+    pub stream_idle: Option<std::time::Duration>,
+    /// No bytes either way on a TCP-proxied connection.
+    pub tcp_idle: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionSettings {
+    /// Per-connection buffer limit in bytes; None: gantry's default (32768).
+    pub buffer_limit: Option<u32>,
+    /// Kernel socket buffer size in bytes (SO_RCVBUF/SO_SNDBUF).
+    pub socket_buffer_limit: Option<u32>,
+    /// None: Envoy Gateway's default (1); Some(0): unlimited.
+    pub max_accept_per_socket_event: Option<u32>,
+    pub limit: Option<ConnectionLimit>,
+    pub max_connection_duration: Option<std::time::Duration>,
+    pub max_requests_per_connection: Option<u32>,
+    pub max_stream_duration: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConnectionLimit {
+    pub max_connections: u64,
+    pub close_delay: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http1Settings {
+    pub enable_trailers: bool,
+    pub preserve_header_case: bool,
+    /// Accept HTTP/1.0; `Some(host)` gives host-less HTTP/1.0 requests that host.
+    pub http10: Option<Option<String>>,
+    pub disable_safe_max_connection_duration: bool,
+    pub ignored_upgrade_types: Vec<StringMatcher>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http2Settings {
+    pub initial_stream_window_size: Option<u32>,
+    pub initial_connection_window_size: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
+    /// Reset just the stream (not the connection) on a protocol error.
+    pub terminate_stream_on_invalid_message: bool,
+    pub keepalive: Option<Http2Keepalive>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http2Keepalive {
+    pub interval: Option<std::time::Duration>,
+    pub timeout: Option<std::time::Duration>,
+    pub interval_jitter_percent: Option<u32>,
+    pub idle_interval: Option<std::time::Duration>,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteConfig {

@@ -5,6 +5,7 @@
 //! `xds::build` -> `xds::cache` -> `xds::server` (ADS) -> Envoy.
 
 pub mod admin;
+pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod envoy;

@@ -13,6 +13,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::ClientTrafficPolicy;
+
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
@@ -25,6 +27,7 @@ pub struct Resources {
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
     pub namespaces: Vec<Namespace>,
+    pub client_traffic_policies: Vec<ClientTrafficPolicy>,
     /// Input the provider could not use; reported beside the translated status.
     pub problems: Vec<InputProblem>,
 }
@@ -60,6 +63,7 @@ pub enum Object {
     Secret(Box<Secret>),
     ConfigMap(Box<ConfigMap>),
     Namespace(Box<Namespace>),
+    ClientTrafficPolicy(Box<ClientTrafficPolicy>),
 }
 
 /// What one file yields: its objects, or the reason the whole file was rejected,
@@ -125,6 +129,14 @@ pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
             ("", "Secret") => Object::Secret(Box::new(typed(document).map_err(describe)?)),
             ("", "ConfigMap") => Object::ConfigMap(Box::new(typed(document).map_err(describe)?)),
             ("", "Namespace") => Object::Namespace(Box::new(typed(document).map_err(describe)?)),
+            ("gateway.envoyproxy.io", "ClientTrafficPolicy")
+                if api_version == "gateway.envoyproxy.io/v1alpha1" =>
+            {
+                let policy: ClientTrafficPolicy = typed(document).map_err(&describe)?;
+                crate::api::client_traffic_policy::check_targets(&policy.spec)
+                    .map_err(&describe)?;
+                Object::ClientTrafficPolicy(Box::new(policy))
+            }
             _ => {
                 parsed.skipped.push(problem(format!(
                     "{api_version} {kind} {name:?}: kind not handled by gantry, skipped"
@@ -236,6 +248,7 @@ impl Resources {
             Object::Secret(o) => self.secrets.push(*o),
             Object::ConfigMap(o) => self.config_maps.push(*o),
             Object::Namespace(o) => self.namespaces.push(*o),
+            Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(*o),
         }
     }
 
@@ -262,6 +275,7 @@ impl Resources {
         fix(&mut self.secrets, true);
         fix(&mut self.config_maps, true);
         fix(&mut self.namespaces, false);
+        fix(&mut self.client_traffic_policies, true);
         self.problems.sort();
     }
 }
@@ -296,6 +310,84 @@ impl Object {
             Object::Secret(o) => meta("Secret", true, o.as_ref()),
             Object::ConfigMap(o) => meta("ConfigMap", true, o.as_ref()),
             Object::Namespace(o) => meta("Namespace", false, o.as_ref()),
+            Object::ClientTrafficPolicy(o) => meta("ClientTrafficPolicy", true, o.as_ref()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata:
+  name: p
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: eg
+";
+
+    fn parse(extra: &str) -> Result<ParsedFile, InputProblem> {
+        parse_file("policy.yaml", &format!("{POLICY}{extra}"))
+    }
+
+    #[test]
+    fn client_traffic_policies_are_read_and_defaulted() {
+        let parsed =
+            parse("  tcpKeepalive:\n    idleTime: 20m\n  connection:\n    bufferLimit: 1024\n")
+                .unwrap();
+        let res = Resources::from_files([("policy.yaml", &parsed)]);
+        let policy = &res.client_traffic_policies[0];
+        assert_eq!(policy.metadata.namespace.as_deref(), Some("default"));
+        let spec = &policy.spec;
+        assert_eq!(
+            spec.connection
+                .as_ref()
+                .unwrap()
+                .buffer_limit
+                .as_ref()
+                .unwrap()
+                .0,
+            "1024"
+        );
+        assert_eq!(
+            spec.tcp_keepalive
+                .as_ref()
+                .unwrap()
+                .idle_time
+                .as_ref()
+                .unwrap()
+                .0,
+            "20m"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_a_parse_error_naming_it() {
+        let e = parse("  tcpKeepAlive:\n    probes: 3\n").unwrap_err();
+        assert!(e.message.contains("tcpKeepAlive"), "{e}");
+        let e = parse("  tcpKeepalive:\n    probe: 3\n").unwrap_err();
+        assert!(
+            e.message.contains("spec.tcpKeepalive") && e.message.contains("probe"),
+            "{e}"
+        );
+        let e = parse("  path:\n    escapedSlashesAction: Whatever\n").unwrap_err();
+        assert!(e.message.contains("spec.path.escapedSlashesAction"), "{e}");
+    }
+
+    #[test]
+    fn targets_kubernetes_would_refuse_are_parse_errors() {
+        let text = POLICY.replace("kind: Gateway", "kind: HTTPRoute");
+        let e = parse_file("policy.yaml", &text).unwrap_err();
+        assert!(e.message.contains("spec.targetRefs[0].kind"), "{e}");
+        let text = POLICY.replace(
+            "  targetRefs:\n    - group: gateway.networking.k8s.io\n      kind: Gateway\n      name: eg\n",
+            "  connection: {}\n",
+        );
+        let e = parse_file("policy.yaml", &text).unwrap_err();
+        assert!(e.message.contains("targetRefs"), "{e}");
     }
 }

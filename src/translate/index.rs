@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gateway_api::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -18,6 +18,7 @@ pub struct Index<'a> {
     services: BTreeMap<&'a str, BTreeMap<&'a str, &'a Service>>,
     slices: BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a EndpointSlice>>>,
     secrets: BTreeMap<&'a str, BTreeMap<&'a str, &'a Secret>>,
+    config_maps: BTreeMap<&'a str, BTreeMap<&'a str, &'a ConfigMap>>,
     namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
     grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
 }
@@ -76,6 +77,7 @@ impl<'a> Index<'a> {
             services: by_namespace(&res.services),
             slices,
             secrets: by_namespace(&res.secrets),
+            config_maps: by_namespace(&res.config_maps),
             namespace_labels: res
                 .namespaces
                 .iter()
@@ -99,6 +101,10 @@ impl<'a> Index<'a> {
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
         self.secrets.get(namespace)?.get(name).copied()
+    }
+
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&'a ConfigMap> {
+        self.config_maps.get(namespace)?.get(name).copied()
     }
 
     /// Labels of a namespace, including the `kubernetes.io/metadata.name` label the

@@ -4,6 +4,8 @@
 //! attaches routes and turns rules into IR routes and clusters; this module
 //! assembles one `GatewayIr` per managed Gateway.
 
+pub mod attachment;
+pub mod client_traffic_policy;
 pub mod conditions;
 pub mod gateway;
 pub mod hostnames;
@@ -109,13 +111,25 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         }
     }
 
+    let managed: Vec<client_traffic_policy::ManagedGateway<'_>> = gateways
+        .iter()
+        .map(|g| client_traffic_policy::ManagedGateway {
+            gateway: g.gateway,
+            listeners: &g.listeners,
+        })
+        .collect();
+    let client_policies =
+        client_traffic_policy::apply(resources, &managed, &index, &options.controller_name);
+
     let mut ir = Ir::default();
-    for state in &gateways {
+    for (i, state) in gateways.iter().enumerate() {
         status.push(gateway::gateway_status(state.gateway, &state.listeners));
+        let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         ir.gateways
-            .insert(state.key.clone(), gateway_ir(state, &route_rules));
+            .insert(state.key.clone(), gateway_ir(state, &route_rules, client));
     }
     status.extend(route_status);
+    status.extend(client_policies.status);
     Translated { ir, status }
 }
 
@@ -182,8 +196,15 @@ fn attach_route(
 }
 
 /// Assembles one Gateway's IR: an Envoy listener per bound port, a filter chain per
-/// HTTP port or per HTTPS Gateway listener, a virtual host per hostname.
-fn gateway_ir(state: &GatewayState<'_>, route_rules: &[Option<TranslatedRules>]) -> GatewayIr {
+/// HTTP port or per HTTPS Gateway listener, a virtual host per hostname. `client`
+/// gives the ClientTrafficPolicy settings in force on a Gateway listener (the same
+/// for every listener of a port; attachment sees to that), or why they are invalid:
+/// then the port's routes answer 500.
+fn gateway_ir<'c>(
+    state: &GatewayState<'_>,
+    route_rules: &[Option<TranslatedRules>],
+    client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
+) -> GatewayIr {
     let mut out = GatewayIr::default();
     let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
     for (i, l) in state.listeners.iter().enumerate() {
@@ -239,15 +260,42 @@ fn gateway_ir(state: &GatewayState<'_>, route_rules: &[Option<TranslatedRules>])
         } else {
             "http"
         };
+        let mut chains = chains;
+        let settings = match client(listener_indexes[0]) {
+            None => ir::ClientSettings::default(),
+            Some(Ok(settings)) => settings.clone(),
+            Some(Err(_)) => {
+                answer_500(&mut chains);
+                ir::ClientSettings::default()
+            }
+        };
         out.listeners.push(ir::Listener {
             name: format!("{scheme}-{port}"),
             address: "0.0.0.0".to_string(),
             port,
             filter_chains: chains,
-            client: Default::default(),
+            client: settings,
         });
     }
     out
+}
+
+/// Every route of these chains answers 500 (an invalid ClientTrafficPolicy is in
+/// force on them, as Envoy Gateway does it).
+fn answer_500(chains: &mut [FilterChain]) {
+    for chain in chains {
+        for host in &mut chain.route_config.virtual_hosts {
+            for route in &mut host.routes {
+                route.action = ir::RouteAction::DirectResponse {
+                    status: 500,
+                    body: None,
+                };
+                route.request_headers = Default::default();
+                route.response_headers = Default::default();
+                route.timeout = None;
+            }
+        }
+    }
 }
 
 fn route_config(

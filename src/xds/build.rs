@@ -6,6 +6,7 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
@@ -77,32 +78,109 @@ fn socket_address(address: &str, port: u16) -> core::Address {
 }
 
 fn build_listener(l: &ir::Listener) -> listener::Listener {
-    let needs_sni = l.filter_chains.iter().any(|c| c.tls.is_some());
-    let listener_filters = if needs_sni {
-        vec![listener::ListenerFilter {
+    let client = &l.client;
+    let mut listener_filters = Vec::new();
+    // PROXY protocol first: it rewrites the connection's addresses before anything
+    // (TLS inspection, the HCM) looks at them.
+    if let Some(proxy) = &client.proxy_protocol {
+        listener_filters.push(listener::ListenerFilter {
+            name: "envoy.filters.listener.proxy_protocol".to_string(),
+            config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
+                &ProxyProtocol {
+                    allow_requests_without_proxy_protocol: proxy.optional,
+                    ..Default::default()
+                },
+            ))),
+            ..Default::default()
+        });
+    }
+    if l.filter_chains.iter().any(|c| c.tls.is_some()) {
+        listener_filters.push(listener::ListenerFilter {
             name: "envoy.filters.listener.tls_inspector".to_string(),
             config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
                 &TlsInspector::default(),
             ))),
             ..Default::default()
-        }]
-    } else {
-        Vec::new()
-    };
+        });
+    }
     listener::Listener {
         name: l.name.clone(),
         address: Some(socket_address(&l.address, l.port)),
+        socket_options: client
+            .tcp_keepalive
+            .as_ref()
+            .map(keepalive_socket_options)
+            .unwrap_or_default(),
         listener_filters,
-        filter_chains: l.filter_chains.iter().map(build_filter_chain).collect(),
+        filter_chains: l
+            .filter_chains
+            .iter()
+            .map(|c| build_filter_chain(c, client))
+            .collect(),
         per_connection_buffer_limit_bytes: Some(UInt32Value {
-            value: CONNECTION_BUFFER_LIMIT,
+            value: client
+                .connection
+                .buffer_limit
+                .unwrap_or(CONNECTION_BUFFER_LIMIT),
         }),
         ..Default::default()
     }
 }
 
-fn build_filter_chain(chain: &ir::FilterChain) -> listener::FilterChain {
-    let manager = hcm::HttpConnectionManager {
+/// Linux socket option numbers for TCP keepalive.
+mod sockopt {
+    pub const SOL_SOCKET: i64 = 1;
+    pub const SO_KEEPALIVE: i64 = 9;
+    pub const IPPROTO_TCP: i64 = 6;
+    pub const TCP_KEEPIDLE: i64 = 4;
+    pub const TCP_KEEPINTVL: i64 = 5;
+    pub const TCP_KEEPCNT: i64 = 6;
+}
+
+/// SO_KEEPALIVE and the three TCP keepalive options on the listening socket (the
+/// accepted connections inherit them), set before bind.
+fn keepalive_socket_options(k: &ir::TcpKeepalive) -> Vec<core::SocketOption> {
+    let option = |description: &str, level: i64, name: i64, value: i64| core::SocketOption {
+        description: description.to_string(),
+        level,
+        name,
+        value: Some(core::socket_option::Value::IntValue(value)),
+        state: core::socket_option::SocketState::StatePrebind as i32,
+        ..Default::default()
+    };
+    vec![
+        option(
+            "SO_KEEPALIVE",
+            sockopt::SOL_SOCKET,
+            sockopt::SO_KEEPALIVE,
+            1,
+        ),
+        option(
+            "TCP_KEEPIDLE",
+            sockopt::IPPROTO_TCP,
+            sockopt::TCP_KEEPIDLE,
+            k.idle_time.as_secs() as i64,
+        ),
+        option(
+            "TCP_KEEPINTVL",
+            sockopt::IPPROTO_TCP,
+            sockopt::TCP_KEEPINTVL,
+            k.interval.as_secs() as i64,
+        ),
+        option(
+            "TCP_KEEPCNT",
+            sockopt::IPPROTO_TCP,
+            sockopt::TCP_KEEPCNT,
+            k.probes as i64,
+        ),
+    ]
+}
+
+fn build_filter_chain(
+    chain: &ir::FilterChain,
+    client: &ir::ClientSettings,
+) -> listener::FilterChain {
+    let mut manager = hcm::HttpConnectionManager {
         stat_prefix: chain.name.clone(),
         codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
@@ -125,6 +203,7 @@ fn build_filter_chain(chain: &ir::FilterChain) -> listener::FilterChain {
         strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
     };
+    apply_client_http(&mut manager, client);
     let transport_socket = chain.tls.as_ref().map(|t| {
         let context = tls::DownstreamTlsContext {
             common_tls_context: Some(tls::CommonTlsContext {
@@ -160,6 +239,29 @@ fn build_filter_chain(chain: &ir::FilterChain) -> listener::FilterChain {
         }],
         transport_socket,
         ..Default::default()
+    }
+}
+
+/// The HTTP connection manager side of a ClientTrafficPolicy.
+fn apply_client_http(manager: &mut hcm::HttpConnectionManager, client: &ir::ClientSettings) {
+    // Client address: with use_remote_address (always on: Envoy is the edge) and
+    // N trusted hops, Envoy appends the peer to X-Forwarded-For, takes the
+    // (N+1)th address from the right as the client (X-Envoy-External-Address when
+    // it is external) and trusts the client's X-Forwarded-Proto.
+    if let ir::ClientIpDetection::XForwardedFor {
+        trust: ir::XffTrust::Hops(hops),
+        ..
+    } = &client.client_ip
+    {
+        manager.xff_num_trusted_hops = *hops;
+    }
+    let t = &client.timeouts;
+    manager.request_timeout = t.request_received.map(duration);
+    if let Some(idle) = t.http_idle {
+        manager.common_http_protocol_options = Some(core::HttpProtocolOptions {
+            idle_timeout: Some(duration(idle)),
+            ..Default::default()
+        });
     }
 }
 

@@ -1,0 +1,8 @@
+//! Envoy Gateway's policy kinds (gateway.envoyproxy.io/v1alpha1) as kube custom
+//! resources with serde and schemars; the Gateway API types come from the
+//! `gateway-api` crate.
+
+pub mod client_traffic_policy;
+pub mod shared;
+
+pub use client_traffic_policy::ClientTrafficPolicy;

@@ -1,0 +1,1214 @@
+//! ClientTrafficPolicy: attachment to Gateways and listeners (through
+//! [`super::attachment`]), validation of every field into [`ir::ClientSettings`],
+//! and the policies' PolicyStatus.
+//!
+//! Rules beyond the shared precedence:
+//! - Gateway listeners that share a port are one Envoy listener, so they must get
+//!   the same policy: a listener-level policy that would give one of them other
+//!   settings than the rest is refused (`Accepted=False`, `Invalid`, saying why),
+//!   and those listeners keep what the Gateway as a whole gets.
+//! - A policy in force whose values are invalid (`Accepted=False`, `Invalid`,
+//!   naming the field) makes the routes of its listeners answer 500, as Envoy
+//!   Gateway does; nothing else changes.
+//! - Fields gantry does not program into Envoy yet are accepted with a `Warning`
+//!   naming them, as are the deprecated fields.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use gateway_api::gateways::Gateway;
+use serde_json::json;
+
+use super::attachment::{
+    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Verdict, ancestor_status,
+};
+use super::conditions::{Condition, Problem};
+use super::gateway::ListenerState;
+use super::index::{CrossRef, Index};
+use super::{ObjectStatus, object_status};
+use crate::api::ClientTrafficPolicy;
+use crate::api::client_traffic_policy as api;
+use crate::api::shared::{self as shared_api, quantity_bytes};
+use crate::ir;
+use crate::resources::Resources;
+
+/// A managed Gateway and its validated listeners.
+pub struct ManagedGateway<'a> {
+    pub gateway: &'a Gateway,
+    pub listeners: &'a [ListenerState],
+}
+
+/// What the ClientTrafficPolicies decide.
+#[derive(Default)]
+pub struct Outcome {
+    /// (managed Gateway index, listener index) -> the settings of the policy in
+    /// force there, or the problem that makes that policy invalid. Listeners with
+    /// no policy are absent.
+    pub listeners: BTreeMap<(usize, usize), Result<ir::ClientSettings, Problem>>,
+    pub status: Vec<ObjectStatus>,
+}
+
+pub fn apply(
+    resources: &Resources,
+    managed: &[ManagedGateway<'_>],
+    index: &Index<'_>,
+    controller: &str,
+) -> Outcome {
+    let policies = &resources.client_traffic_policies;
+    if policies.is_empty() {
+        return Outcome::default();
+    }
+    let key = |g: &Gateway| {
+        (
+            g.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            g.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let managed_keys: BTreeMap<(String, String), usize> = managed
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (key(m.gateway), i))
+        .collect();
+    // Every Gateway is a possible target; only managed ones take effect.
+    let mut targets: Vec<GatewayTarget<'_>> = Vec::new();
+    let mut managed_of_target: Vec<Option<usize>> = Vec::new();
+    for g in &resources.gateways {
+        let m = managed_keys.get(&key(g)).copied();
+        targets.push(GatewayTarget {
+            namespace: g.metadata.namespace.as_deref().unwrap_or("default"),
+            name: g.metadata.name.as_deref().unwrap_or(""),
+            labels: g.metadata.labels.clone().unwrap_or_default(),
+            listeners: g.spec.listeners.iter().map(|l| l.name.as_str()).collect(),
+            managed: m.is_some(),
+        });
+        managed_of_target.push(m);
+    }
+
+    let infos: Vec<PolicyInfo<'_>> = policies
+        .iter()
+        .map(|p| PolicyInfo {
+            namespace: p.metadata.namespace.as_deref().unwrap_or("default"),
+            name: p.metadata.name.as_deref().unwrap_or(""),
+            created: p.metadata.creation_timestamp.as_ref(),
+            target_ref: p.spec.target_ref.as_ref(),
+            target_refs: p.spec.target_refs.as_deref().unwrap_or_default(),
+            target_selectors: p.spec.target_selectors.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let mut by_age: Vec<usize> = (0..infos.len()).collect();
+    by_age.sort_by(|&a, &b| infos[a].age_key().cmp(&infos[b].age_key()));
+    let mut rank = vec![0; infos.len()];
+    for (position, &p) in by_age.iter().enumerate() {
+        rank[p] = position;
+    }
+
+    let resolved: Vec<Vec<Resolved>> = infos
+        .iter()
+        .map(|info| attachment::resolve(info, &targets))
+        .collect();
+    // Claims, and for each the (policy, resolved entry) it came from.
+    let mut claims = Vec::new();
+    let mut claim_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (p, entries) in resolved.iter().enumerate() {
+        for (e, entry) in entries.iter().enumerate() {
+            if let Resolved::Attached {
+                gateway, listener, ..
+            } = entry
+            {
+                claim_of.insert((p, e), claims.len());
+                claims.push(Claim {
+                    policy: p,
+                    gateway: *gateway,
+                    listener: *listener,
+                });
+            }
+        }
+    }
+    let listener_counts: Vec<usize> = managed_of_target
+        .iter()
+        .map(|m| m.map_or(0, |m| managed[m].listeners.len()))
+        .collect();
+
+    // Precedence, then refuse listener-level policies that would split a shared
+    // port, until nothing more is refused.
+    let mut rejected = BTreeMap::new();
+    let precedence = loop {
+        let precedence = attachment::precedence(&claims, &rank, &listener_counts, &rejected);
+        let refused = split_ports(
+            &precedence,
+            &claims,
+            &targets,
+            &managed_of_target,
+            managed,
+            &infos,
+        );
+        if refused.is_empty() {
+            break precedence;
+        }
+        rejected.extend(refused);
+    };
+
+    let settings: Vec<Result<ir::ClientSettings, Problem>> = policies
+        .iter()
+        .zip(&infos)
+        .map(|(p, info)| {
+            convert(&p.spec, info.namespace, index).map(|mut s| {
+                s.policy = Some(info.key());
+                s
+            })
+        })
+        .collect();
+
+    let mut outcome = Outcome::default();
+    for (&(target, listener), &(policy, _)) in &precedence.effective {
+        if let Some(m) = managed_of_target[target] {
+            outcome
+                .listeners
+                .insert((m, listener), settings[policy].clone());
+        }
+    }
+
+    for (p, policy) in policies.iter().enumerate() {
+        if resolved[p].is_empty() {
+            continue;
+        }
+        let generation = policy.metadata.generation;
+        let warnings = warnings(&policy.spec);
+        let ancestors: Vec<_> = resolved[p]
+            .iter()
+            .enumerate()
+            .map(|(e, entry)| {
+                let mut conditions = match entry {
+                    Resolved::NotFound { message, .. } => vec![Condition::new(
+                        "Accepted",
+                        false,
+                        "TargetNotFound",
+                        message,
+                        generation,
+                    )],
+                    Resolved::Attached {
+                        ancestor, gateway, ..
+                    } => {
+                        let claim = claim_of[&(p, e)];
+                        attached_conditions(
+                            &precedence.verdicts[claim],
+                            &settings[p],
+                            ancestor,
+                            &precedence.overridden_listeners(*gateway),
+                            claims[claim].listener.is_none(),
+                            &targets[*gateway],
+                            &precedence.effective,
+                            *gateway,
+                            &infos,
+                            generation,
+                        )
+                    }
+                };
+                conditions.extend(attachment::warning_condition(&warnings, generation));
+                ancestor_status(entry.ancestor(), controller, conditions)
+            })
+            .collect();
+        outcome.status.push(object_status::<ClientTrafficPolicy>(
+            policy,
+            json!({ "ancestors": ancestors }),
+        ));
+    }
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attached_conditions(
+    verdict: &Verdict,
+    settings: &Result<ir::ClientSettings, Problem>,
+    ancestor: &Ancestor,
+    overridden: &[usize],
+    gateway_wide: bool,
+    target: &GatewayTarget<'_>,
+    effective: &BTreeMap<(usize, usize), (usize, bool)>,
+    gateway: usize,
+    infos: &[PolicyInfo<'_>],
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    match verdict {
+        Verdict::Conflicted { winner } => vec![Condition::new(
+            "Accepted",
+            false,
+            "Conflicted",
+            format!(
+                "ClientTrafficPolicy {} is older and already targets {}; only one policy may target it",
+                infos[*winner].key(),
+                ancestor.describe()
+            ),
+            generation,
+        )],
+        Verdict::Rejected(problem) => vec![Condition::new(
+            "Accepted",
+            false,
+            problem.reason,
+            &problem.message,
+            generation,
+        )],
+        Verdict::Won => match settings {
+            Err(problem) => vec![Condition::new(
+                "Accepted",
+                false,
+                problem.reason,
+                &problem.message,
+                generation,
+            )],
+            Ok(_) => {
+                let mut conditions = vec![Condition::new(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Policy has been accepted.",
+                    generation,
+                )];
+                if gateway_wide && !overridden.is_empty() {
+                    let by: Vec<String> = overridden
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{} (by ClientTrafficPolicy {})",
+                                target.listeners[*l],
+                                infos[effective[&(gateway, *l)].0].key()
+                            )
+                        })
+                        .collect();
+                    conditions.push(Condition::new(
+                        "Overridden",
+                        true,
+                        "Overridden",
+                        format!(
+                            "listener-level policies take precedence on these listeners: {}",
+                            by.join(", ")
+                        ),
+                        generation,
+                    ));
+                }
+                conditions
+            }
+        },
+    }
+}
+
+/// Listener-level claims that would give listeners sharing a port (one Envoy
+/// listener) different policies: claim index -> why it is refused.
+fn split_ports(
+    precedence: &attachment::Precedence,
+    claims: &[Claim],
+    targets: &[GatewayTarget<'_>],
+    managed_of_target: &[Option<usize>],
+    managed: &[ManagedGateway<'_>],
+    infos: &[PolicyInfo<'_>],
+) -> BTreeMap<usize, Problem> {
+    let mut refused = BTreeMap::new();
+    for (t, m) in managed_of_target.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (l, state) in managed[*m].listeners.iter().enumerate() {
+            if state.is_programmed() {
+                ports.entry(state.bind_port).or_default().push(l);
+            }
+        }
+        for (_, group) in ports {
+            let effective: Vec<Option<(usize, bool)>> = group
+                .iter()
+                .map(|l| precedence.effective.get(&(t, *l)).copied())
+                .collect();
+            let first = effective[0].map(|(p, _)| p);
+            if effective.iter().all(|e| e.map(|(p, _)| p) == first) {
+                continue;
+            }
+            for (i, e) in effective.iter().enumerate() {
+                let Some((policy, true)) = e else { continue };
+                let listener = group[i];
+                let Some(claim) = claims.iter().position(|c| {
+                    c.policy == *policy && c.gateway == t && c.listener == Some(listener)
+                }) else {
+                    continue;
+                };
+                let others: Vec<&str> = group
+                    .iter()
+                    .filter(|l| **l != listener)
+                    .map(|l| targets[t].listeners[*l])
+                    .collect();
+                let port = managed[*m].listeners[listener].port;
+                refused.insert(
+                    claim,
+                    Problem::new(
+                        "Invalid",
+                        format!(
+                            "listener {} of Gateway {}/{} shares port {port} with listener(s) {}: they are one \
+                             Envoy listener, so a ClientTrafficPolicy must target all of them or the whole \
+                             Gateway (ClientTrafficPolicy {} targets only {})",
+                            targets[t].listeners[listener],
+                            targets[t].namespace,
+                            targets[t].name,
+                            others.join(", "),
+                            infos[*policy].key(),
+                            targets[t].listeners[listener],
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+    refused
+}
+
+/// Deprecated fields in use and fields gantry does not program yet:
+/// (reason, message) for the Warning condition, in field order.
+fn warnings(spec: &api::ClientTrafficPolicySpec) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut deprecated = Vec::new();
+    if spec.target_ref.is_some() {
+        deprecated.push(("spec.targetRef", "spec.targetRefs"));
+    }
+    if spec.enable_proxy_protocol.is_some() {
+        deprecated.push(("spec.enableProxyProtocol", "spec.proxyProtocol"));
+    }
+    if spec
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.preserve_x_request_id.is_some())
+    {
+        deprecated.push(("spec.headers.preserveXRequestID", "spec.headers.requestID"));
+    }
+    if spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_validation.as_ref())
+        .is_some_and(|c| c.optional.is_some())
+    {
+        deprecated.push((
+            "spec.tls.clientValidation.optional",
+            "spec.tls.clientValidation.mode",
+        ));
+    }
+    deprecated.sort();
+    if !deprecated.is_empty() {
+        out.push((
+            "DeprecatedField",
+            deprecated
+                .iter()
+                .map(|(old, new)| format!("{old} is deprecated, use {new} instead"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let missing = not_implemented(spec);
+    if !missing.is_empty() {
+        out.push((
+            "UnsupportedField",
+            format!(
+                "not implemented by gantry yet, so without effect: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// The fields that are set but that gantry does not program into Envoy yet.
+/// Remove a field from here when `xds::build` learns it.
+fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |set: bool, field: &'static str| {
+        if set {
+            out.push(field);
+        }
+    };
+    if let Some(ip) = &spec.client_ip_detection {
+        if let Some(xff) = &ip.x_forwarded_for {
+            check(
+                xff.trusted_cidrs.is_some(),
+                "spec.clientIPDetection.xForwardedFor.trustedCIDRs",
+            );
+            check(
+                xff.disable_x_forwarded_for_append.is_some(),
+                "spec.clientIPDetection.xForwardedFor.disableXForwardedForAppend",
+            );
+        }
+        check(
+            ip.custom_header.is_some(),
+            "spec.clientIPDetection.customHeader",
+        );
+    }
+    check(spec.tls.is_some(), "spec.tls");
+    check(spec.path.is_some(), "spec.path");
+    check(spec.headers.is_some(), "spec.headers");
+    check(spec.host.is_some(), "spec.host");
+    if let Some(timeout) = &spec.timeout {
+        check(timeout.tcp.is_some(), "spec.timeout.tcp");
+        if let Some(http) = &timeout.http {
+            check(
+                http.request_headers_received_timeout.is_some(),
+                "spec.timeout.http.requestHeadersReceivedTimeout",
+            );
+            check(
+                http.stream_idle_timeout.is_some(),
+                "spec.timeout.http.streamIdleTimeout",
+            );
+        }
+    }
+    if let Some(c) = &spec.connection {
+        check(
+            c.connection_limit.is_some(),
+            "spec.connection.connectionLimit",
+        );
+        check(
+            c.socket_buffer_limit.is_some(),
+            "spec.connection.socketBufferLimit",
+        );
+        check(
+            c.max_accept_per_socket_event.is_some(),
+            "spec.connection.maxAcceptPerSocketEvent",
+        );
+    }
+    check(spec.http1.is_some(), "spec.http1");
+    check(spec.http2.is_some(), "spec.http2");
+    check(spec.http3.is_some(), "spec.http3");
+    check(spec.grpc.is_some(), "spec.grpc");
+    check(spec.health_check.is_some(), "spec.healthCheck");
+    check(spec.scheme.is_some(), "spec.scheme");
+    out
+}
+
+/// An `Invalid` problem naming the field.
+fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
+    Problem::new("Invalid", format!("{field}: {why}"))
+}
+
+fn duration(field: &str, d: &Option<shared_api::Duration>) -> Result<Option<Duration>, Problem> {
+    d.as_ref()
+        .map(|d| d.parse().map_err(|e| invalid(field, e)))
+        .transpose()
+}
+
+/// A byte size that fits Envoy's 32-bit fields, within [min, max].
+fn bytes_u32(
+    field: &str,
+    q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    min: u64,
+    max: u64,
+) -> Result<Option<u32>, Problem> {
+    let Some(q) = q else { return Ok(None) };
+    let n = quantity_bytes(q).map_err(|e| invalid(field, e))?;
+    if n < min || n > max {
+        return Err(invalid(
+            field,
+            format!("{:?} is {n} bytes; it must be from {min} to {max}", q.0),
+        ));
+    }
+    Ok(Some(n as u32))
+}
+
+/// Whole seconds in [1, max] for a kernel socket option.
+fn socket_seconds(field: &str, d: Duration, max: u64) -> Result<Duration, Problem> {
+    let secs = d.as_secs();
+    if secs == 0 || secs > max || d.subsec_nanos() != 0 {
+        return Err(invalid(
+            field,
+            format!("must be a whole number of seconds from 1s to {max}s"),
+        ));
+    }
+    Ok(d)
+}
+
+/// Validates a policy's values into IR settings; the first problem names its field.
+pub fn convert(
+    spec: &api::ClientTrafficPolicySpec,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<ir::ClientSettings, Problem> {
+    let mut s = ir::ClientSettings::default();
+
+    if let Some(k) = &spec.tcp_keepalive {
+        let probes = k.probes.unwrap_or(9);
+        if !(1..=127).contains(&probes) {
+            return Err(invalid("spec.tcpKeepalive.probes", "must be from 1 to 127"));
+        }
+        let idle = duration("spec.tcpKeepalive.idleTime", &k.idle_time)?
+            .unwrap_or(Duration::from_secs(7200));
+        let interval =
+            duration("spec.tcpKeepalive.interval", &k.interval)?.unwrap_or(Duration::from_secs(75));
+        s.tcp_keepalive = Some(ir::TcpKeepalive {
+            probes,
+            idle_time: socket_seconds("spec.tcpKeepalive.idleTime", idle, 32767)?,
+            interval: socket_seconds("spec.tcpKeepalive.interval", interval, 32767)?,
+        });
+    }
+
+    s.proxy_protocol = match (&spec.proxy_protocol, spec.enable_proxy_protocol) {
+        (Some(p), _) => Some(ir::ProxyProtocol {
+            optional: p.optional.unwrap_or(false),
+        }),
+        (None, Some(true)) => Some(ir::ProxyProtocol { optional: false }),
+        _ => None,
+    };
+
+    if let Some(ip) = &spec.client_ip_detection {
+        s.client_ip = client_ip(ip)?;
+    }
+    if let Some(tls) = &spec.tls {
+        s.tls = Some(client_tls(tls, namespace, index)?);
+    }
+    if let Some(path) = &spec.path {
+        s.path = Some(ir::PathNormalization {
+            escaped_slashes: match path
+                .escaped_slashes_action
+                .unwrap_or(api::PathEscapedSlashAction::UnescapeAndRedirect)
+            {
+                api::PathEscapedSlashAction::KeepUnchanged => ir::EscapedSlashes::KeepUnchanged,
+                api::PathEscapedSlashAction::RejectRequest => ir::EscapedSlashes::RejectRequest,
+                api::PathEscapedSlashAction::UnescapeAndForward => {
+                    ir::EscapedSlashes::UnescapeAndForward
+                }
+                api::PathEscapedSlashAction::UnescapeAndRedirect => {
+                    ir::EscapedSlashes::UnescapeAndRedirect
+                }
+            },
+            merge_slashes: !path.disable_merge_slashes.unwrap_or(false),
+        });
+    }
+    if let Some(h) = &spec.headers {
+        s.headers = headers(h)?;
+    }
+    if let Some(host) = &spec.host {
+        s.host = ir::HostNormalization {
+            strip_port: host.strip_port_mode.map(|m| match m {
+                api::StripPortMode::Any => ir::StripPort::Any,
+                api::StripPortMode::Matching => ir::StripPort::Matching,
+            }),
+            strip_trailing_dot: host.strip_trailing_host_dot.unwrap_or(false),
+        };
+    }
+    if let Some(t) = &spec.timeout {
+        if let Some(tcp) = &t.tcp {
+            s.timeouts.tcp_idle = duration("spec.timeout.tcp.idleTimeout", &tcp.idle_timeout)?;
+        }
+        if let Some(http) = &t.http {
+            s.timeouts.request_received = duration(
+                "spec.timeout.http.requestReceivedTimeout",
+                &http.request_received_timeout,
+            )?;
+            s.timeouts.request_headers_received = duration(
+                "spec.timeout.http.requestHeadersReceivedTimeout",
+                &http.request_headers_received_timeout,
+            )?;
+            s.timeouts.http_idle = duration("spec.timeout.http.idleTimeout", &http.idle_timeout)?;
+            s.timeouts.stream_idle = duration(
+                "spec.timeout.http.streamIdleTimeout",
+                &http.stream_idle_timeout,
+            )?;
+        }
+    }
+    if let Some(c) = &spec.connection {
+        s.connection = connection(c)?;
+    }
+    if let Some(h1) = &spec.http1 {
+        s.http1 = ir::Http1Settings {
+            enable_trailers: h1.enable_trailers.unwrap_or(false),
+            preserve_header_case: h1.preserve_header_case.unwrap_or(false),
+            // The default host (useDefaultHost) depends on the listener; it is
+            // filled in when the listener is built.
+            http10: h1.http10.as_ref().map(|_| None),
+            disable_safe_max_connection_duration: h1
+                .disable_safe_max_connection_duration
+                .unwrap_or(false),
+            ignored_upgrade_types: h1
+                .ignored_upgrade_types
+                .iter()
+                .flatten()
+                .map(string_matcher)
+                .collect(),
+        };
+    }
+    if let Some(h2) = &spec.http2 {
+        s.http2 = http2(h2)?;
+    }
+    s.http3 = spec.http3.is_some();
+    s.grpc_web = spec
+        .grpc
+        .as_ref()
+        .and_then(|g| g.enable_web)
+        .unwrap_or(false);
+    if let Some(hc) = &spec.health_check {
+        if !hc.path.starts_with('/') {
+            return Err(invalid("spec.healthCheck.path", "must start with '/'"));
+        }
+        s.health_check_path = Some(hc.path.clone());
+    }
+    s.scheme_match_backend = spec.scheme == Some(api::SchemeHeaderTransform::MatchBackend);
+    Ok(s)
+}
+
+fn client_ip(ip: &api::ClientIpDetectionSettings) -> Result<ir::ClientIpDetection, Problem> {
+    const FIELD: &str = "spec.clientIPDetection";
+    match (&ip.x_forwarded_for, &ip.custom_header) {
+        (Some(_), Some(_)) => Err(invalid(
+            FIELD,
+            "customHeader cannot be used together with xForwardedFor",
+        )),
+        (None, None) => Ok(ir::ClientIpDetection::Peer),
+        (Some(xff), None) => {
+            let trust = match (xff.num_trusted_hops, &xff.trusted_cidrs) {
+                (Some(hops), None) => ir::XffTrust::Hops(hops),
+                (None, Some(cidrs)) if !cidrs.is_empty() => ir::XffTrust::Cidrs(
+                    cidrs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            parse_cidr(c).map_err(|e| {
+                                invalid(&format!("{FIELD}.xForwardedFor.trustedCIDRs[{i}]"), e)
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => {
+                    return Err(invalid(
+                        &format!("{FIELD}.xForwardedFor"),
+                        "set exactly one of numTrustedHops and trustedCIDRs",
+                    ));
+                }
+            };
+            Ok(ir::ClientIpDetection::XForwardedFor {
+                trust,
+                append: !xff.disable_x_forwarded_for_append.unwrap_or(false),
+            })
+        }
+        (None, Some(h)) => {
+            let ok = !h.name.is_empty()
+                && h.name.len() <= 255
+                && h.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !ok {
+                return Err(invalid(
+                    &format!("{FIELD}.customHeader.name"),
+                    format!(
+                        "{:?} is not a header name (letters, digits and '-', up to 255)",
+                        h.name
+                    ),
+                ));
+            }
+            Ok(ir::ClientIpDetection::CustomHeader {
+                name: h.name.clone(),
+                fail_closed: h.fail_closed.unwrap_or(false),
+            })
+        }
+    }
+}
+
+fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
+    let bad = || format!("{text:?} is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32");
+    let (address, len) = text.split_once('/').ok_or_else(bad)?;
+    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let prefix_len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max {
+        return Err(bad());
+    }
+    Ok(ir::Cidr {
+        address,
+        prefix_len,
+    })
+}
+
+fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {
+    let value = m.value.clone();
+    match m.type_.unwrap_or_default() {
+        shared_api::StringMatchType::Exact => ir::StringMatcher::Exact(value),
+        shared_api::StringMatchType::Prefix => ir::StringMatcher::Prefix(value),
+        shared_api::StringMatchType::Suffix => ir::StringMatcher::Suffix(value),
+        shared_api::StringMatchType::RegularExpression => ir::StringMatcher::Regex(value),
+    }
+}
+
+fn checked_matcher(field: &str, m: &shared_api::StringMatch) -> Result<ir::StringMatcher, Problem> {
+    let matcher = string_matcher(m);
+    if let ir::StringMatcher::Regex(r) = &matcher {
+        regex::Regex::new(r).map_err(|e| {
+            invalid(
+                field,
+                format!("{r:?} is not a valid regular expression: {}", one_line(&e)),
+            )
+        })?;
+    }
+    Ok(matcher)
+}
+
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn tls_version(v: api::TlsVersion) -> ir::TlsVersion {
+    match v {
+        api::TlsVersion::Auto => ir::TlsVersion::Auto,
+        api::TlsVersion::V1_0 => ir::TlsVersion::V1_0,
+        api::TlsVersion::V1_1 => ir::TlsVersion::V1_1,
+        api::TlsVersion::V1_2 => ir::TlsVersion::V1_2,
+        api::TlsVersion::V1_3 => ir::TlsVersion::V1_3,
+    }
+}
+
+fn client_tls(
+    tls: &api::ClientTlsSettings,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<ir::ClientTls, Problem> {
+    const FIELD: &str = "spec.tls";
+    // Auto is the lowest minimum and the highest maximum.
+    let min_rank = |v: api::TlsVersion| match v {
+        api::TlsVersion::Auto => 0,
+        other => other as u8,
+    };
+    let max_rank = |v: api::TlsVersion| match v {
+        api::TlsVersion::Auto => 5,
+        other => other as u8,
+    };
+    let min = tls.min_version.map_or(3, min_rank);
+    if let Some(max) = tls.max_version
+        && min > max_rank(max)
+    {
+        return Err(invalid(FIELD, "minVersion must not be above maxVersion"));
+    }
+    if tls.min_version == Some(api::TlsVersion::V1_3) && tls.ciphers.is_some() {
+        return Err(invalid(
+            &format!("{FIELD}.ciphers"),
+            "ciphers have no effect when minVersion is 1.3",
+        ));
+    }
+    let client_validation = tls
+        .client_validation
+        .as_ref()
+        .map(|v| client_validation(v, namespace, index))
+        .transpose()?;
+    let resumption = tls.session.as_ref().and_then(|s| s.resumption.as_ref());
+    Ok(ir::ClientTls {
+        min_version: tls.min_version.map(tls_version),
+        max_version: tls.max_version.map(tls_version),
+        ciphers: tls.ciphers.clone().unwrap_or_default(),
+        ecdh_curves: tls.ecdh_curves.clone().unwrap_or_default(),
+        signature_algorithms: tls.signature_algorithms.clone().unwrap_or_default(),
+        alpn: tls.alpn_protocols.clone(),
+        client_validation,
+        stateless_resumption: resumption.is_some_and(|r| r.stateless.is_some()),
+        stateful_resumption: resumption.is_some_and(|r| r.stateful.is_some()),
+        fingerprints: tls
+            .fingerprints
+            .iter()
+            .flatten()
+            .map(|f| match f {
+                api::TlsFingerprintType::Ja3 => ir::TlsFingerprint::Ja3,
+                api::TlsFingerprintType::Ja4 => ir::TlsFingerprint::Ja4,
+            })
+            .collect(),
+    })
+}
+
+/// The text under `key` of a ConfigMap or Secret a policy refers to.
+fn referenced_text(
+    field: &str,
+    r: &shared_api::SecretObjectReference,
+    key: &str,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<String, Problem> {
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("Secret");
+    let ns = r.namespace.as_deref().unwrap_or(namespace);
+    if !group.is_empty() || !(kind == "Secret" || kind == "ConfigMap") {
+        return Err(invalid(
+            field,
+            format!("{group}/{kind} is not supported; refer to a ConfigMap or Secret"),
+        ));
+    }
+    let permitted = index.reference_permitted(&CrossRef {
+        from_group: "gateway.envoyproxy.io",
+        from_kind: "ClientTrafficPolicy",
+        from_namespace: namespace,
+        to_group: "",
+        to_kind: kind,
+        to_namespace: ns,
+        to_name: &r.name,
+    });
+    if !permitted {
+        return Err(invalid(
+            field,
+            format!(
+                "{kind} {ns}/{} is in another namespace and no ReferenceGrant allows it",
+                r.name
+            ),
+        ));
+    }
+    let text = if kind == "Secret" {
+        let secret = index
+            .secret(ns, &r.name)
+            .ok_or_else(|| invalid(field, format!("Secret {ns}/{} not found", r.name)))?;
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .cloned()
+            })
+    } else {
+        index
+            .config_map(ns, &r.name)
+            .ok_or_else(|| invalid(field, format!("ConfigMap {ns}/{} not found", r.name)))?
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .cloned()
+    };
+    let text =
+        text.ok_or_else(|| invalid(field, format!("{kind} {ns}/{} has no {key}", r.name)))?;
+    if !text.contains("-----BEGIN ") {
+        return Err(invalid(
+            field,
+            format!("{kind} {ns}/{}: {key} is not PEM", r.name),
+        ));
+    }
+    Ok(text)
+}
+
+fn client_validation(
+    v: &api::ClientValidationContext,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<ir::ClientValidation, Problem> {
+    const FIELD: &str = "spec.tls.clientValidation";
+    let mode = match (v.mode, v.optional) {
+        (Some(api::ClientValidationMode::Request), _) => ir::ClientCertMode::Request,
+        (Some(api::ClientValidationMode::RequireAny), _) => ir::ClientCertMode::RequireAny,
+        (Some(api::ClientValidationMode::VerifyIfGiven), _) => ir::ClientCertMode::VerifyIfGiven,
+        (Some(api::ClientValidationMode::RequireAndVerify), _) => {
+            ir::ClientCertMode::RequireAndVerify
+        }
+        (None, Some(true)) => ir::ClientCertMode::VerifyIfGiven,
+        (None, _) => ir::ClientCertMode::RequireAndVerify,
+    };
+    let mut ca_certificates = String::new();
+    for (i, r) in v.ca_certificate_refs.iter().flatten().enumerate() {
+        let pem = referenced_text(
+            &format!("{FIELD}.caCertificateRefs[{i}]"),
+            r,
+            "ca.crt",
+            namespace,
+            index,
+        )?;
+        ca_certificates.push_str(pem.trim_end());
+        ca_certificates.push('\n');
+    }
+    let verifies = matches!(
+        mode,
+        ir::ClientCertMode::VerifyIfGiven | ir::ClientCertMode::RequireAndVerify
+    );
+    if verifies && ca_certificates.is_empty() {
+        return Err(invalid(
+            &format!("{FIELD}.caCertificateRefs"),
+            "a CA certificate is needed to verify client certificates",
+        ));
+    }
+    let mut subject_alt_names = Vec::new();
+    if let Some(sans) = &v.subject_alt_names {
+        let groups = [
+            (&sans.dns_names, ir::SanKind::Dns, "dnsNames"),
+            (&sans.email_addresses, ir::SanKind::Email, "emailAddresses"),
+            (&sans.ip_addresses, ir::SanKind::IpAddress, "ipAddresses"),
+            (&sans.uris, ir::SanKind::Uri, "uris"),
+        ];
+        for (list, kind, name) in groups {
+            for (i, m) in list.iter().flatten().enumerate() {
+                subject_alt_names.push(ir::SanMatch {
+                    kind,
+                    oid: None,
+                    matcher: checked_matcher(&format!("{FIELD}.subjectAltNames.{name}[{i}]"), m)?,
+                });
+            }
+        }
+        for (i, o) in sans.other_names.iter().flatten().enumerate() {
+            let m = shared_api::StringMatch {
+                type_: o.type_,
+                value: o.value.clone(),
+            };
+            subject_alt_names.push(ir::SanMatch {
+                kind: ir::SanKind::OtherName,
+                oid: Some(o.oid.clone()),
+                matcher: checked_matcher(&format!("{FIELD}.subjectAltNames.otherNames[{i}]"), &m)?,
+            });
+        }
+    }
+    let crl = match &v.crl {
+        None => None,
+        Some(crl) => {
+            let mut pem = String::new();
+            for (i, r) in crl.refs.iter().enumerate() {
+                let text = referenced_text(
+                    &format!("{FIELD}.crl.refs[{i}]"),
+                    r,
+                    "ca.crl",
+                    namespace,
+                    index,
+                )?;
+                pem.push_str(text.trim_end());
+                pem.push('\n');
+            }
+            if pem.is_empty() {
+                return Err(invalid(
+                    &format!("{FIELD}.crl.refs"),
+                    "needs at least one reference",
+                ));
+            }
+            Some((pem, crl.only_verify_leaf_certificate.unwrap_or(false)))
+        }
+    };
+    Ok(ir::ClientValidation {
+        ca_certificates,
+        mode,
+        spki_hashes: v.spki_hashes.clone().unwrap_or_default(),
+        certificate_hashes: v.certificate_hashes.clone().unwrap_or_default(),
+        subject_alt_names,
+        crl,
+    })
+}
+
+fn header_filter(
+    field: &str,
+    f: &shared_api::HttpHeaderFilter,
+) -> Result<ir::HeaderFilter, Problem> {
+    let pairs = |list: &Option<Vec<shared_api::HttpHeader>>| -> Vec<(String, String)> {
+        list.iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    };
+    Ok(ir::HeaderFilter {
+        set: pairs(&f.set),
+        add: pairs(&f.add),
+        add_if_absent: pairs(&f.add_if_absent),
+        remove: f.remove.clone().unwrap_or_default(),
+        remove_matching: f
+            .remove_on_match
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, m)| checked_matcher(&format!("{field}.removeOnMatch[{i}]"), m))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
+    const FIELD: &str = "spec.headers";
+    if h.preserve_x_request_id.is_some() && h.request_id.is_some() {
+        return Err(invalid(
+            FIELD,
+            "preserveXRequestID and requestID cannot both be set",
+        ));
+    }
+    let xfcc = match &h.x_forwarded_client_cert {
+        None => None,
+        Some(x) => {
+            let mode = match x.mode.unwrap_or(api::XfccForwardMode::Sanitize) {
+                api::XfccForwardMode::Sanitize => ir::XfccMode::Sanitize,
+                api::XfccForwardMode::ForwardOnly => ir::XfccMode::ForwardOnly,
+                api::XfccForwardMode::AppendForward => ir::XfccMode::AppendForward,
+                api::XfccForwardMode::SanitizeSet => ir::XfccMode::SanitizeSet,
+                api::XfccForwardMode::AlwaysForwardOnly => ir::XfccMode::AlwaysForwardOnly,
+            };
+            let details: Vec<ir::XfccDetail> = x
+                .cert_details_to_add
+                .iter()
+                .flatten()
+                .map(|d| match d {
+                    api::XfccCertData::Subject => ir::XfccDetail::Subject,
+                    api::XfccCertData::Cert => ir::XfccDetail::Cert,
+                    api::XfccCertData::Chain => ir::XfccDetail::Chain,
+                    api::XfccCertData::Dns => ir::XfccDetail::Dns,
+                    api::XfccCertData::Uri => ir::XfccDetail::Uri,
+                })
+                .collect();
+            if !details.is_empty()
+                && !matches!(
+                    mode,
+                    ir::XfccMode::AppendForward | ir::XfccMode::SanitizeSet
+                )
+            {
+                return Err(invalid(
+                    &format!("{FIELD}.xForwardedClientCert.certDetailsToAdd"),
+                    "can only be set when mode is AppendForward or SanitizeSet",
+                ));
+            }
+            Some((mode, details))
+        }
+    };
+    let request_id = match (h.request_id, h.preserve_x_request_id) {
+        (Some(a), _) => Some(match a {
+            api::RequestIdAction::PreserveOrGenerate => ir::RequestIdAction::PreserveOrGenerate,
+            api::RequestIdAction::Preserve => ir::RequestIdAction::Preserve,
+            api::RequestIdAction::Generate => ir::RequestIdAction::Generate,
+            api::RequestIdAction::Disable => ir::RequestIdAction::Disable,
+        }),
+        (None, Some(true)) => Some(ir::RequestIdAction::PreserveOrGenerate),
+        (None, _) => None,
+    };
+    Ok(ir::ClientHeaders {
+        envoy_headers: h.enable_envoy_headers,
+        disable_rate_limit_headers: h.disable_rate_limit_headers.unwrap_or(false),
+        xfcc,
+        underscores: h.with_underscores_action.map(|a| match a {
+            api::WithUnderscoresAction::Allow => ir::UnderscoresAction::Allow,
+            api::WithUnderscoresAction::RejectRequest => ir::UnderscoresAction::RejectRequest,
+            api::WithUnderscoresAction::DropHeader => ir::UnderscoresAction::DropHeader,
+        }),
+        request_id,
+        early_request: h
+            .early_request_headers
+            .as_ref()
+            .map(|f| header_filter(&format!("{FIELD}.earlyRequestHeaders"), f))
+            .transpose()?
+            .unwrap_or_default(),
+        late_response: h
+            .late_response_headers
+            .as_ref()
+            .map(|f| header_filter(&format!("{FIELD}.lateResponseHeaders"), f))
+            .transpose()?
+            .unwrap_or_default(),
+        // Envoy takes whole KiB, up to 8192 KiB.
+        max_request_header_bytes: bytes_u32(
+            &format!("{FIELD}.maxRequestHeaderBytes"),
+            &h.max_request_header_bytes,
+            1024,
+            8192 * 1024,
+        )?,
+    })
+}
+
+fn connection(c: &api::ClientConnection) -> Result<ir::ConnectionSettings, Problem> {
+    const FIELD: &str = "spec.connection";
+    let mut out = ir::ConnectionSettings {
+        buffer_limit: bytes_u32(
+            &format!("{FIELD}.bufferLimit"),
+            &c.buffer_limit,
+            1,
+            u32::MAX as u64,
+        )?,
+        socket_buffer_limit: bytes_u32(
+            &format!("{FIELD}.socketBufferLimit"),
+            &c.socket_buffer_limit,
+            1,
+            i32::MAX as u64,
+        )?,
+        max_accept_per_socket_event: c.max_accept_per_socket_event,
+        ..Default::default()
+    };
+    if let Some(limit) = &c.connection_limit {
+        let field = format!("{FIELD}.connectionLimit");
+        let close_delay = duration(&format!("{field}.closeDelay"), &limit.close_delay)?;
+        match limit.value {
+            Some(v) if v >= 1 => {
+                out.limit = Some(ir::ConnectionLimit {
+                    max_connections: v as u64,
+                    close_delay,
+                })
+            }
+            Some(_) => return Err(invalid(&format!("{field}.value"), "must be at least 1")),
+            None if close_delay.is_some() => {
+                return Err(invalid(
+                    &format!("{field}.closeDelay"),
+                    "can only be set together with value",
+                ));
+            }
+            None => {}
+        }
+        out.max_connection_duration = duration(
+            &format!("{field}.maxConnectionDuration"),
+            &limit.max_connection_duration,
+        )?;
+        out.max_stream_duration = duration(
+            &format!("{field}.maxStreamDuration"),
+            &limit.max_stream_duration,
+        )?;
+        out.max_requests_per_connection = limit.max_requests_per_connection;
+    }
+    Ok(out)
+}
+
+fn http2(h2: &api::Http2Settings) -> Result<ir::Http2Settings, Problem> {
+    const FIELD: &str = "spec.http2";
+    // Envoy's HTTP/2 window limits.
+    let window = |name: &str, q| bytes_u32(&format!("{FIELD}.{name}"), q, 65535, 2147483647);
+    let keepalive = match &h2.connection_keepalive {
+        None => None,
+        Some(k) => {
+            let field = format!("{FIELD}.connectionKeepalive");
+            let interval = duration(&format!("{field}.interval"), &k.interval)?;
+            let timeout = duration(&format!("{field}.timeout"), &k.timeout)?;
+            if let (Some(i), Some(t)) = (interval, timeout)
+                && t >= i
+            {
+                return Err(invalid(
+                    &format!("{field}.timeout"),
+                    "must be less than interval",
+                ));
+            }
+            if k.interval_jitter.is_some_and(|j| j > 100) {
+                return Err(invalid(
+                    &format!("{field}.intervalJitter"),
+                    "must be from 0 to 100",
+                ));
+            }
+            Some(ir::Http2Keepalive {
+                interval,
+                timeout,
+                interval_jitter_percent: k.interval_jitter,
+                idle_interval: duration(&format!("{field}.idleInterval"), &k.idle_interval)?,
+            })
+        }
+    };
+    if let Some(n) = h2.max_concurrent_streams
+        && !(1..=2147483647).contains(&n)
+    {
+        return Err(invalid(
+            &format!("{FIELD}.maxConcurrentStreams"),
+            "must be from 1 to 2147483647",
+        ));
+    }
+    let terminate_stream_on_invalid_message = match h2.on_invalid_message.as_deref() {
+        None | Some("TerminateConnection") => false,
+        Some("TerminateStream") => true,
+        Some(other) => {
+            return Err(invalid(
+                &format!("{FIELD}.onInvalidMessage"),
+                format!("{other:?} is not TerminateConnection or TerminateStream"),
+            ));
+        }
+    };
+    Ok(ir::Http2Settings {
+        initial_stream_window_size: window(
+            "initialStreamWindowSize",
+            &h2.initial_stream_window_size,
+        )?,
+        initial_connection_window_size: window(
+            "initialConnectionWindowSize",
+            &h2.initial_connection_window_size,
+        )?,
+        max_concurrent_streams: h2.max_concurrent_streams,
+        terminate_stream_on_invalid_message,
+        keepalive,
+    })
+}

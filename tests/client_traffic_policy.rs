@@ -1,0 +1,482 @@
+//! ClientTrafficPolicy with real `gantry serve` and real stock Envoy: the behaviour
+//! each feature promises, seen from a client on 127.0.0.1 and from the echo
+//! backend (which answers with the request line and headers it received).
+//!
+//! The policies are the Envoy Gateway task page's, with shorter timeouts so the
+//! tests stay fast.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use serde_json::Value;
+
+/// GatewayClass, Gateway `eg` (one HTTP listener on `port`), the HTTPRoute for
+/// www.example.com and the `backend` Service pointing at the echo backend.
+fn base(port: u16, backend_port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: eg}}
+spec: {{controllerName: gantry.dev/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: eg, namespace: default}}
+spec:
+  gatewayClassName: eg
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: backend, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [www.example.com]
+  rules:
+    - backendRefs: [{{name: backend, port: 3000}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend, namespace: default}}
+spec:
+  ports: [{{name: http, port: 3000, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{{name: http, port: {backend_port}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+"
+    )
+}
+
+/// A ClientTrafficPolicy on Gateway `eg` with `spec_body` (indented by 2) added.
+fn policy(name: &str, spec_body: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: eg
+{spec_body}"
+    )
+}
+
+struct Running {
+    _dir: tempfile::TempDir,
+    _backend: EchoBackend,
+    gantry: Gantry,
+    envoy: common::EnvoyProcess,
+    port: u16,
+}
+
+/// gantry + Envoy + echo backend with `policy_yaml` in force; waits until Envoy
+/// has a listener carrying `ready` (a predicate on the listener's JSON).
+fn start(policy_yaml: &str, ready: impl Fn(&Value) -> bool) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = EchoBackend::start("backend");
+    let port = common::free_port();
+    std::fs::write(dir.path().join("base.yaml"), base(port, backend.port)).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy_yaml).unwrap();
+    let gantry = Gantry::start(dir.path());
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    envoy.wait_until("the listener with the policy", |dump| {
+        listener(dump).is_some_and(&ready)
+    });
+    Running {
+        _dir: dir,
+        _backend: backend,
+        gantry,
+        envoy,
+        port,
+    }
+}
+
+/// The active listener in a config dump.
+fn listener(dump: &Value) -> Option<&Value> {
+    common::dump_section(dump, "ListenersConfigDump")?["dynamic_listeners"]
+        .as_array()?
+        .iter()
+        .map(|l| &l["active_state"]["listener"])
+        .find(|l| l.is_object())
+}
+
+/// The HTTP connection manager of the listener's first filter chain.
+fn hcm(listener: &Value) -> &Value {
+    &listener["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+/// Sends `bytes` on a new connection and reads until the peer closes it (or 10 s).
+/// Returns what was read, or the error (a reset) if nothing was.
+fn exchange(port: u16, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(bytes)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => return Ok(out),
+        }
+    }
+}
+
+fn get_request(extra_headers: &str) -> String {
+    format!(
+        "GET /get HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: gantry-test\r\n{extra_headers}Connection: close\r\n\r\n"
+    )
+}
+
+/// (status, body) of a response read to EOF.
+fn response(raw: &[u8]) -> (u16, String) {
+    let (status, _, body) = common::parse_response(raw)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(raw)));
+    (status, body)
+}
+
+/// Lines of the echo body, lower-cased header names kept as Envoy sent them.
+fn echoed_header<'a>(body: &'a str, name: &str) -> Vec<&'a str> {
+    body.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// The status of one ClientTrafficPolicy in /debug/status.
+fn policy_status(gantry: &Gantry, name: &str) -> Value {
+    let status = gantry.debug_status();
+    status["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "ClientTrafficPolicy" && s["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no status for {name}: {status}"))["status"]
+        .clone()
+}
+
+fn accepted(gantry: &Gantry, name: &str) -> bool {
+    policy_status(gantry, name)["ancestors"][0]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Accepted" && c["status"] == "True")
+}
+
+#[test]
+fn tcp_keepalive_sets_the_four_socket_options() {
+    let yaml = policy(
+        "enable-tcp-keepalive-policy",
+        "  tcpKeepalive:\n    idleTime: 20m\n    interval: 60s\n    probes: 3\n",
+    );
+    let mut r = start(&yaml, |l| l["socket_options"].is_array());
+    let dump = r.envoy.config_dump();
+    let options = listener(&dump).unwrap()["socket_options"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let found: Vec<(i64, i64, i64, &str)> = options
+        .iter()
+        .map(|o| {
+            (
+                o["level"]
+                    .as_str()
+                    .map_or_else(|| o["level"].as_i64().unwrap(), |s| s.parse().unwrap()),
+                o["name"]
+                    .as_str()
+                    .map_or_else(|| o["name"].as_i64().unwrap(), |s| s.parse().unwrap()),
+                o["int_value"]
+                    .as_str()
+                    .map_or_else(|| o["int_value"].as_i64().unwrap(), |s| s.parse().unwrap()),
+                o["state"].as_str().unwrap_or("STATE_PREBIND"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (1, 9, 1, "STATE_PREBIND"),    // SOL_SOCKET SO_KEEPALIVE
+            (6, 4, 1200, "STATE_PREBIND"), // IPPROTO_TCP TCP_KEEPIDLE 20m
+            (6, 5, 60, "STATE_PREBIND"),   // TCP_KEEPINTVL 60s
+            (6, 6, 3, "STATE_PREBIND"),    // TCP_KEEPCNT
+        ],
+        "{options:#?}"
+    );
+    // Connections work and stay open between requests.
+    let (status, _) = response(&exchange(r.port, get_request("").as_bytes()).unwrap());
+    assert_eq!(status, 200);
+    assert!(accepted(&r.gantry, "enable-tcp-keepalive-policy"));
+}
+
+/// A PROXY protocol v1 header from 192.168.255.6.
+fn proxy_v1(dst_port: u16) -> Vec<u8> {
+    format!("PROXY TCP4 192.168.255.6 127.0.0.1 56324 {dst_port}\r\n").into_bytes()
+}
+
+/// A PROXY protocol v2 header (PROXY command, TCP over IPv4) from 192.168.255.6.
+fn proxy_v2(dst_port: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY
+    h.push(0x11); // TCP over IPv4
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&[192, 168, 255, 6]);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&56324u16.to_be_bytes());
+    h.extend_from_slice(&dst_port.to_be_bytes());
+    h
+}
+
+fn with_proxy_header(header: Vec<u8>) -> Vec<u8> {
+    let mut bytes = header;
+    bytes.extend_from_slice(get_request("").as_bytes());
+    bytes
+}
+
+fn assert_proxied_from_192_168_255_6(port: u16, header: Vec<u8>) {
+    let raw = exchange(port, &with_proxy_header(header)).unwrap();
+    let (status, body) = response(&raw);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        echoed_header(&body, "x-forwarded-for"),
+        ["192.168.255.6"],
+        "{body}"
+    );
+}
+
+#[test]
+fn proxy_protocol_required_resets_plain_http_and_reads_v1_and_v2() {
+    let yaml = policy(
+        "enable-proxy-protocol-policy",
+        "  enableProxyProtocol: true\n",
+    );
+    let r = start(&yaml, |l| {
+        l["listener_filters"][0]["name"] == "envoy.filters.listener.proxy_protocol"
+    });
+    common::poll("a PROXY v1 request to get 200", || {
+        exchange(r.port, &with_proxy_header(proxy_v1(r.port)))
+            .ok()
+            .filter(|raw| raw.starts_with(b"HTTP/1.1 200"))
+    });
+    assert_proxied_from_192_168_255_6(r.port, proxy_v1(r.port));
+    assert_proxied_from_192_168_255_6(r.port, proxy_v2(r.port));
+    // Plain HTTP: the connection is closed or reset without a response.
+    match exchange(r.port, get_request("").as_bytes()) {
+        Ok(raw) => assert!(
+            raw.is_empty(),
+            "got a response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ),
+            "{e}"
+        ),
+    }
+    // The deprecated field works and says it is deprecated.
+    let status = policy_status(&r.gantry, "enable-proxy-protocol-policy");
+    let text = status.to_string();
+    assert!(
+        accepted(&r.gantry, "enable-proxy-protocol-policy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DeprecatedField") && text.contains("spec.enableProxyProtocol"),
+        "{text}"
+    );
+}
+
+#[test]
+fn optional_proxy_protocol_accepts_both_kinds_of_client() {
+    let yaml = policy(
+        "optional-proxy-protocol",
+        "  proxyProtocol:\n    optional: true\n",
+    );
+    let r = start(&yaml, |l| {
+        l["listener_filters"][0]["typed_config"]["allow_requests_without_proxy_protocol"] == true
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    assert_proxied_from_192_168_255_6(r.port, proxy_v1(r.port));
+    assert_proxied_from_192_168_255_6(r.port, proxy_v2(r.port));
+    // Without a PROXY header the peer is the client.
+    let peer = peer_address(r.port);
+    assert_ne!(peer, "192.168.255.6");
+}
+
+/// The address Envoy sees for a client on 127.0.0.1 (what it appends to
+/// X-Forwarded-For for a request that has none): usually 127.0.0.1, but some
+/// sandboxes rewrite loopback peers.
+fn peer_address(port: u16) -> String {
+    let (status, body) = response(&exchange(port, get_request("").as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    let xff = echoed_header(&body, "x-forwarded-for");
+    assert_eq!(xff.len(), 1, "{body}");
+    xff[0].to_string()
+}
+
+#[test]
+fn xff_num_trusted_hops_finds_the_client_and_keeps_the_forwarded_proto() {
+    let yaml = policy(
+        "http-client-ip-detection",
+        "  clientIPDetection:\n    xForwardedFor:\n      numTrustedHops: 2\n",
+    );
+    let r = start(&yaml, |l| hcm(l)["xff_num_trusted_hops"] == 2);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let peer = peer_address(r.port);
+    let request = get_request("X-Forwarded-Proto: https\r\nX-Forwarded-For: 1.1.1.1,2.2.2.2\r\n");
+    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        echoed_header(&body, "x-envoy-external-address"),
+        ["1.1.1.1"],
+        "{body}"
+    );
+    assert_eq!(
+        echoed_header(&body, "x-forwarded-proto"),
+        ["https"],
+        "{body}"
+    );
+    assert_eq!(
+        echoed_header(&body, "x-forwarded-for"),
+        [format!("1.1.1.1,2.2.2.2,{peer}")],
+        "{body}"
+    );
+}
+
+#[test]
+fn request_received_timeout_answers_408_to_a_request_whose_body_never_comes() {
+    let yaml = policy(
+        "client-timeout",
+        "  timeout:\n    http:\n      requestReceivedTimeout: 1s\n",
+    );
+    let r = start(&yaml, |l| hcm(l)["request_timeout"] == "1s");
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let started = Instant::now();
+    let raw = exchange(
+        r.port,
+        b"GET /get HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 10000\r\n\r\n",
+    )
+    .unwrap();
+    let took = started.elapsed();
+    let (status, body) = response(&raw);
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "408 after {took:?}"
+    );
+}
+
+#[test]
+fn idle_timeout_closes_a_keep_alive_connection() {
+    let yaml = policy(
+        "client-timeout",
+        "  timeout:\n    http:\n      idleTimeout: 1s\n",
+    );
+    let mut r = start(&yaml, |l| {
+        hcm(l)["common_http_protocol_options"]["idle_timeout"] == "1s"
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let mut stream = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /get HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        .unwrap();
+    // Read the whole response (it has a content-length), keeping the connection.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started;
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the response was complete");
+        raw.extend_from_slice(&buf[..n]);
+        if common::parse_response(&raw).is_ok() {
+            started = Instant::now();
+            break;
+        }
+    }
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    // Now idle: the idle timeout fires after a second. On Envoy 1.40 it starts
+    // the connection manager's drain (drain_timeout, 5 s by default) and then a
+    // delayed close (1 s), so the socket closes about 7 s later.
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(started.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break Ok(started.elapsed()),
+            Err(e) => break Err(e),
+        }
+    };
+    let took = closed.expect("Envoy should close the idle connection");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    let stat = format!("http.http-{}.downstream_cx_idle_timeout", r.port);
+    assert_eq!(r.envoy.stat(&stat), Some(1), "{stat}");
+}
+
+#[test]
+fn buffer_limit_is_the_listener_per_connection_buffer_limit() {
+    let yaml = policy("client-timeout", "  connection:\n    bufferLimit: 1024\n");
+    let mut r = start(&yaml, |l| l["per_connection_buffer_limit_bytes"] == 1024);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let dump = r.envoy.config_dump();
+    assert_eq!(
+        listener(&dump).unwrap()["per_connection_buffer_limit_bytes"],
+        1024
+    );
+    assert!(accepted(&r.gantry, "client-timeout"));
+}
+
+#[test]
+fn an_invalid_policy_makes_the_routes_answer_500_and_a_fix_restores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = EchoBackend::start("backend");
+    let port = common::free_port();
+    std::fs::write(dir.path().join("base.yaml"), base(port, backend.port)).unwrap();
+    let write_policy = |dir: &Path, idle: &str| {
+        let yaml = policy(
+            "keepalive",
+            &format!("  tcpKeepalive:\n    idleTime: {idle}\n"),
+        );
+        let tmp = dir.join(".policy.yaml.tmp");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, dir.join("policy.yaml")).unwrap();
+    };
+    write_policy(dir.path(), "20 minutes");
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    common::wait_for_http(port, "www.example.com", "/get", |s, _| s == 500);
+    let text = policy_status(&gantry, "keepalive").to_string();
+    assert!(
+        text.contains("Invalid") && text.contains("spec.tcpKeepalive.idleTime"),
+        "{text}"
+    );
+
+    write_policy(dir.path(), "20m");
+    common::wait_for_http(port, "www.example.com", "/get", |s, _| s == 200);
+    assert!(accepted(&gantry, "keepalive"));
+}
