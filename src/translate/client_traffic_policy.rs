@@ -423,59 +423,36 @@ fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
             out.push(field);
         }
     };
-    if let Some(ip) = &spec.client_ip_detection {
-        if let Some(xff) = &ip.x_forwarded_for {
-            check(
-                xff.trusted_cidrs.is_some(),
-                "spec.clientIPDetection.xForwardedFor.trustedCIDRs",
-            );
-            check(
-                xff.disable_x_forwarded_for_append.is_some(),
-                "spec.clientIPDetection.xForwardedFor.disableXForwardedForAppend",
-            );
-        }
-        check(
-            ip.custom_header.is_some(),
-            "spec.clientIPDetection.customHeader",
-        );
-    }
     check(spec.tls.is_some(), "spec.tls");
-    check(spec.path.is_some(), "spec.path");
-    check(spec.headers.is_some(), "spec.headers");
-    check(spec.host.is_some(), "spec.host");
-    if let Some(timeout) = &spec.timeout {
-        check(timeout.tcp.is_some(), "spec.timeout.tcp");
-        if let Some(http) = &timeout.http {
-            check(
-                http.request_headers_received_timeout.is_some(),
-                "spec.timeout.http.requestHeadersReceivedTimeout",
-            );
-            check(
-                http.stream_idle_timeout.is_some(),
-                "spec.timeout.http.streamIdleTimeout",
-            );
-        }
-    }
-    if let Some(c) = &spec.connection {
+    if let Some(h) = &spec.headers {
         check(
-            c.connection_limit.is_some(),
-            "spec.connection.connectionLimit",
-        );
-        check(
-            c.socket_buffer_limit.is_some(),
-            "spec.connection.socketBufferLimit",
-        );
-        check(
-            c.max_accept_per_socket_event.is_some(),
-            "spec.connection.maxAcceptPerSocketEvent",
+            h.late_response_headers
+                .as_ref()
+                .is_some_and(|l| l.remove_on_match.is_some()),
+            "spec.headers.lateResponseHeaders.removeOnMatch",
         );
     }
-    check(spec.http1.is_some(), "spec.http1");
-    check(spec.http2.is_some(), "spec.http2");
+    check(
+        spec.timeout.as_ref().is_some_and(|t| t.tcp.is_some()),
+        "spec.timeout.tcp",
+    );
+    check(
+        spec.connection
+            .as_ref()
+            .is_some_and(|c| c.socket_buffer_limit.is_some()),
+        "spec.connection.socketBufferLimit",
+    );
+    if let Some(h1) = &spec.http1 {
+        check(
+            h1.preserve_header_case.is_some(),
+            "spec.http1.preserveHeaderCase",
+        );
+        check(
+            h1.ignored_upgrade_types.is_some(),
+            "spec.http1.ignoredUpgradeTypes",
+        );
+    }
     check(spec.http3.is_some(), "spec.http3");
-    check(spec.grpc.is_some(), "spec.grpc");
-    check(spec.health_check.is_some(), "spec.healthCheck");
-    check(spec.scheme.is_some(), "spec.scheme");
     out
 }
 
@@ -616,8 +593,11 @@ pub fn convert(
             enable_trailers: h1.enable_trailers.unwrap_or(false),
             preserve_header_case: h1.preserve_header_case.unwrap_or(false),
             // The default host (useDefaultHost) depends on the listener; it is
-            // filled in when the listener is built.
-            http10: h1.http10.as_ref().map(|_| None),
+            // filled in when the listener is assembled.
+            http10: h1.http10.as_ref().map(|h| ir::Http10 {
+                use_default_host: h.use_default_host.unwrap_or(false),
+                default_host: None,
+            }),
             disable_safe_max_connection_duration: h1
                 .disable_safe_max_connection_duration
                 .unwrap_or(false),
