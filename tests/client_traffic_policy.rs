@@ -731,3 +731,169 @@ fn timeouts_http2_and_accept_settings_reach_envoy() {
     );
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
 }
+
+/// `base` plus an HTTPS listener `https` on `tls_port` for www.example.com with the
+/// test certificate, and a ConfigMap `client-ca` holding the test CA.
+fn tls_base(port: u16, tls_port: u16, backend_port: u16) -> String {
+    let pem = |file: &str| {
+        serde_json::to_string(&std::fs::read_to_string(format!("testdata/certs/{file}")).unwrap())
+            .unwrap()
+    };
+    base(port, backend_port).replace(
+        "    - {name: http, protocol: HTTP, port: ",
+        &format!(
+            "    - name: https
+      protocol: HTTPS
+      port: {tls_port}
+      hostname: www.example.com
+      tls: {{certificateRefs: [{{name: www-cert}}]}}
+    - {{name: http, protocol: HTTP, port: "
+        ),
+    ) + &format!(
+        "---
+apiVersion: v1
+kind: Secret
+metadata: {{name: www-cert, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {}
+  tls.key: {}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: client-ca, namespace: default}}
+data:
+  ca.crt: {}
+",
+        pem("www.crt"),
+        pem("www.key"),
+        pem("ca.crt")
+    )
+}
+
+/// curl https://www.example.com:port/get with `args`; the HTTP status, or None if
+/// the TLS handshake (or connection) failed.
+fn curl_https(port: u16, args: &[&str]) -> Option<u16> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["--cacert", "testdata/certs/ca.crt"])
+        .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
+        .args(args)
+        .arg(format!("https://www.example.com:{port}/get"))
+        .output()
+        .expect("curl");
+    let code: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (out.status.success() && code != 0).then_some(code)
+}
+
+fn start_tls(tls_yaml: &str) -> (Running, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = EchoBackend::start("backend");
+    let (port, tls_port) = (common::free_port(), common::free_port());
+    std::fs::write(
+        dir.path().join("base.yaml"),
+        tls_base(port, tls_port, backend.port),
+    )
+    .unwrap();
+    let yaml = format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {{name: tls, namespace: default}}
+spec:
+  targetRefs:
+    - {{group: gateway.networking.k8s.io, kind: Gateway, name: eg, sectionName: https}}
+  tls:
+{tls_yaml}"
+    );
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let gantry = Gantry::start(dir.path());
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    envoy.wait_until("the HTTPS listener with the policy", |dump| {
+        dump.to_string().contains("tls_params") || dump.to_string().contains("validation_context")
+    });
+    let running = Running {
+        _dir: dir,
+        _backend: backend,
+        gantry,
+        envoy,
+        port,
+    };
+    (running, tls_port)
+}
+
+#[test]
+fn tls_min_version_refuses_older_clients() {
+    let (r, tls_port) = start_tls("    minVersion: \"1.3\"\n");
+    common::poll("HTTPS 200 with TLS 1.3", || {
+        (curl_https(tls_port, &["--tlsv1.3"]) == Some(200)).then_some(())
+    });
+    assert_eq!(
+        curl_https(tls_port, &["--tlsv1.2", "--tls-max", "1.2"]),
+        None
+    );
+    // The policy targets only the HTTPS listener: plain HTTP is untouched.
+    assert_eq!(common::http_get(r.port, "www.example.com", "/get").0, 200);
+    assert!(accepted(&r.gantry, "tls"));
+}
+
+#[test]
+fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
+    let (r, tls_port) = start_tls(
+        "    clientValidation:
+      caCertificateRefs: [{kind: ConfigMap, group: \"\", name: client-ca}]
+",
+    );
+    let with_cert = [
+        "--cert",
+        "testdata/certs/client.crt",
+        "--key",
+        "testdata/certs/client.key",
+    ];
+    common::poll("HTTPS 200 with the client certificate", || {
+        (curl_https(tls_port, &with_cert) == Some(200)).then_some(())
+    });
+    assert_eq!(curl_https(tls_port, &[]), None, "no client certificate");
+    // A certificate the CA did not sign is refused too.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=stranger", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let stranger = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    assert_eq!(
+        curl_https(tls_port, &stranger),
+        None,
+        "self-signed client certificate"
+    );
+    assert!(accepted(&r.gantry, "tls"));
+}

@@ -423,7 +423,6 @@ fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
             out.push(field);
         }
     };
-    check(spec.tls.is_some(), "spec.tls");
     if let Some(h) = &spec.headers {
         check(
             h.late_response_headers

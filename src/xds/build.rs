@@ -6,7 +6,6 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
@@ -86,7 +85,7 @@ fn build_listener(l: &ir::Listener) -> listener::Listener {
         listener_filters.push(listener::ListenerFilter {
             name: "envoy.filters.listener.tls_inspector".to_string(),
             config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
-                &TlsInspector::default(),
+                &client::tls_inspector(client),
             ))),
             ..Default::default()
         });
@@ -146,7 +145,7 @@ fn build_filter_chain(
     };
     client::apply_http(&mut manager, client);
     let transport_socket = chain.tls.as_ref().map(|t| {
-        let context = tls::DownstreamTlsContext {
+        let mut context = tls::DownstreamTlsContext {
             common_tls_context: Some(tls::CommonTlsContext {
                 tls_certificate_sds_secret_configs: t
                     .certificates
@@ -161,6 +160,7 @@ fn build_filter_chain(
             }),
             ..Default::default()
         };
+        client::apply_tls(&mut context, client);
         core::TransportSocket {
             name: "envoy.transport_sockets.tls".to_string(),
             config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(

@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
 use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation as EarlyHeaderMutation;
@@ -16,6 +17,7 @@ use envoy_types::pb::envoy::extensions::http::original_ip_detection::custom_head
 use envoy_types::pb::envoy::extensions::http::original_ip_detection::xff::v3::{
     XffConfig, XffTrustedCidrs,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::envoy::r#type::v3 as types;
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value, UInt64Value};
@@ -464,4 +466,117 @@ pub(super) fn apply_route_config(rc: &mut route::RouteConfiguration, client: &ir
     let late = &client.headers.late_response;
     rc.response_headers_to_add = header_values(late);
     rc.response_headers_to_remove = late.remove.clone();
+}
+
+/// The TLS inspector, computing JA3/JA4 fingerprints if asked.
+pub(super) fn tls_inspector(client: &ir::ClientSettings) -> TlsInspector {
+    let fingerprints = client
+        .tls
+        .as_ref()
+        .map(|t| t.fingerprints.as_slice())
+        .unwrap_or_default();
+    let on = |f| {
+        fingerprints
+            .contains(&f)
+            .then_some(BoolValue { value: true })
+    };
+    TlsInspector {
+        enable_ja3_fingerprinting: on(ir::TlsFingerprint::Ja3),
+        enable_ja4_fingerprinting: on(ir::TlsFingerprint::Ja4),
+        ..Default::default()
+    }
+}
+
+fn tls_protocol(v: ir::TlsVersion) -> i32 {
+    use tls::tls_parameters::TlsProtocol as P;
+    (match v {
+        ir::TlsVersion::Auto => P::TlsAuto,
+        ir::TlsVersion::V1_0 => P::TlSv10,
+        ir::TlsVersion::V1_1 => P::TlSv11,
+        ir::TlsVersion::V1_2 => P::TlSv12,
+        ir::TlsVersion::V1_3 => P::TlSv13,
+    }) as i32
+}
+
+fn inline(text: &str) -> core::DataSource {
+    core::DataSource {
+        specifier: Some(core::data_source::Specifier::InlineString(text.to_string())),
+        ..Default::default()
+    }
+}
+
+/// TLS versions, ciphers, curves, signature algorithms, ALPN, client
+/// certificate validation and session resumption on an HTTPS filter chain.
+/// Session resumption is off unless the policy asks for it, as in Envoy Gateway.
+pub(super) fn apply_tls(context: &mut tls::DownstreamTlsContext, client: &ir::ClientSettings) {
+    let Some(t) = &client.tls else { return };
+    let common = context
+        .common_tls_context
+        .get_or_insert_with(Default::default);
+    let params = tls::TlsParameters {
+        tls_minimum_protocol_version: t.min_version.map_or(0, tls_protocol),
+        tls_maximum_protocol_version: t.max_version.map_or(0, tls_protocol),
+        cipher_suites: t.ciphers.clone(),
+        ecdh_curves: t.ecdh_curves.clone(),
+        signature_algorithms: t.signature_algorithms.clone(),
+        ..Default::default()
+    };
+    if params != tls::TlsParameters::default() {
+        common.tls_params = Some(params);
+    }
+    if let Some(alpn) = &t.alpn {
+        common.alpn_protocols = alpn.clone();
+    }
+    if let Some(v) = &t.client_validation {
+        use tls::certificate_validation_context::TrustChainVerification as Trust;
+        let verify = matches!(
+            v.mode,
+            ir::ClientCertMode::VerifyIfGiven | ir::ClientCertMode::RequireAndVerify
+        );
+        let validation = tls::CertificateValidationContext {
+            trusted_ca: (!v.ca_certificates.is_empty()).then(|| inline(&v.ca_certificates)),
+            verify_certificate_spki: v.spki_hashes.clone(),
+            verify_certificate_hash: v.certificate_hashes.clone(),
+            match_typed_subject_alt_names: v
+                .subject_alt_names
+                .iter()
+                .map(|san| tls::SubjectAltNameMatcher {
+                    san_type: match san.kind {
+                        ir::SanKind::Dns => tls::subject_alt_name_matcher::SanType::Dns,
+                        ir::SanKind::Email => tls::subject_alt_name_matcher::SanType::Email,
+                        ir::SanKind::IpAddress => tls::subject_alt_name_matcher::SanType::IpAddress,
+                        ir::SanKind::Uri => tls::subject_alt_name_matcher::SanType::Uri,
+                        ir::SanKind::OtherName => tls::subject_alt_name_matcher::SanType::OtherName,
+                    } as i32,
+                    matcher: Some(matcher::StringMatcher {
+                        ignore_case: false,
+                        ..string_matcher(&san.matcher)
+                    }),
+                    oid: san.oid.clone().unwrap_or_default(),
+                })
+                .collect(),
+            crl: v.crl.as_ref().map(|(pem, _)| inline(pem)),
+            only_verify_leaf_cert_crl: v.crl.as_ref().is_some_and(|(_, leaf)| *leaf),
+            trust_chain_verification: if verify {
+                Trust::VerifyTrustChain
+            } else {
+                Trust::AcceptUntrusted
+            } as i32,
+            ..Default::default()
+        };
+        common.validation_context_type =
+            Some(tls::common_tls_context::ValidationContextType::ValidationContext(validation));
+        context.require_client_certificate = Some(BoolValue {
+            value: matches!(
+                v.mode,
+                ir::ClientCertMode::RequireAny | ir::ClientCertMode::RequireAndVerify
+            ),
+        });
+    }
+    context.disable_stateful_session_resumption = !t.stateful_resumption;
+    context.session_ticket_keys_type = Some(
+        tls::downstream_tls_context::SessionTicketKeysType::DisableStatelessSessionResumption(
+            !t.stateless_resumption,
+        ),
+    );
 }
