@@ -333,10 +333,19 @@ pub struct ConnectionLimit {
 pub struct Http1Settings {
     pub enable_trailers: bool,
     pub preserve_header_case: bool,
-    /// Accept HTTP/1.0; `Some(host)` gives host-less HTTP/1.0 requests that host.
-    pub http10: Option<Option<String>>,
+    /// Accept HTTP/1.0 (and 0.9).
+    pub http10: Option<Http10>,
     pub disable_safe_max_connection_duration: bool,
     pub ignored_upgrade_types: Vec<StringMatcher>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http10 {
+    /// The policy asks for a default host for HTTP/1.0 requests without one.
+    pub use_default_host: bool,
+    /// That host: the port's only non-wildcard listener hostname, else its only
+    /// non-wildcard route hostname (filled in when the listener is assembled).
+    pub default_host: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

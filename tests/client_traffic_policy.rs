@@ -324,9 +324,9 @@ fn optional_proxy_protocol_accepts_both_kinds_of_client() {
     assert_ne!(peer, "192.168.255.6");
 }
 
-/// The address Envoy sees for a client on 127.0.0.1 (what it appends to
-/// X-Forwarded-For for a request that has none): usually 127.0.0.1, but some
-/// sandboxes rewrite loopback peers.
+/// What Envoy appends to X-Forwarded-For for our client (a request that has no
+/// X-Forwarded-For): for a loopback peer Envoy appends its own local address
+/// (the host's address), not 127.0.0.1.
 fn peer_address(port: u16) -> String {
     let (status, body) = response(&exchange(port, get_request("").as_bytes()).unwrap());
     assert_eq!(status, 200, "{body}");
@@ -479,4 +479,421 @@ fn an_invalid_policy_makes_the_routes_answer_500_and_a_fix_restores_them() {
     write_policy(dir.path(), "20m");
     common::wait_for_http(port, "www.example.com", "/get", |s, _| s == 200);
     assert!(accepted(&gantry, "keepalive"));
+}
+
+#[test]
+fn disable_xff_append_leaves_x_forwarded_for_as_sent() {
+    let yaml = policy(
+        "no-append",
+        "  clientIPDetection:\n    xForwardedFor:\n      numTrustedHops: 1\n      disableXForwardedForAppend: true\n",
+    );
+    let r = start(&yaml, |l| hcm(l)["skip_xff_append"] == true);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let request = get_request("X-Forwarded-For: 1.1.1.1,2.2.2.2\r\n");
+    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        echoed_header(&body, "x-forwarded-for"),
+        ["1.1.1.1,2.2.2.2"],
+        "{body}"
+    );
+    // One trusted hop: the client is the last address the client sent.
+    assert_eq!(
+        echoed_header(&body, "x-envoy-external-address"),
+        ["2.2.2.2"],
+        "{body}"
+    );
+}
+
+#[test]
+fn trusted_cidrs_use_the_xff_detection_extension_and_append_the_peer() {
+    let yaml = policy(
+        "cidrs",
+        "  clientIPDetection:\n    xForwardedFor:\n      trustedCIDRs: [10.0.0.0/8, 127.0.0.0/8, 192.0.2.0/24]\n",
+    );
+    let r = start(&yaml, |l| {
+        hcm(l)["original_ip_detection_extensions"][0]["typed_config"]["xff_trusted_cidrs"]["cidrs"]
+            .as_array()
+            .is_some_and(|c| c.len() == 3)
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let request = get_request("X-Forwarded-For: 1.1.1.1,10.1.1.1\r\n");
+    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    let xff = echoed_header(&body, "x-forwarded-for");
+    assert!(
+        xff.len() == 1 && xff[0].starts_with("1.1.1.1,10.1.1.1,"),
+        "the peer is appended: {body}"
+    );
+}
+
+#[test]
+fn custom_header_fail_closed_refuses_requests_without_it() {
+    let yaml = policy(
+        "real-ip",
+        "  clientIPDetection:\n    customHeader:\n      name: X-Real-IP\n      failClosed: true\n",
+    );
+    let r = start(&yaml, |l| {
+        hcm(l)["original_ip_detection_extensions"][0]["typed_config"]["header_name"] == "X-Real-IP"
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 403);
+    let with = get_request("X-Real-IP: 5.5.5.5\r\n");
+    let (status, body) = response(&exchange(r.port, with.as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    let bad = get_request("X-Real-IP: not-an-address\r\n");
+    assert_eq!(response(&exchange(r.port, bad.as_bytes()).unwrap()).0, 403);
+}
+
+#[test]
+fn connection_limit_closes_a_third_concurrent_connection() {
+    let yaml = policy(
+        "limit",
+        "  connection:\n    connectionLimit:\n      value: 2\n",
+    );
+    let r = start(&yaml, |l| {
+        l["filter_chains"][0]["filters"][0]["name"] == "envoy.filters.network.connection_limit"
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    // Two keep-alive connections that have each had a response are open.
+    let open = |n: usize| {
+        let mut stream = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /get HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while common::parse_response(&raw).is_err() {
+            let got = stream.read(&mut buf).unwrap();
+            assert!(got > 0, "connection {n} closed early");
+            raw.extend_from_slice(&buf[..got]);
+        }
+        assert!(raw.starts_with(b"HTTP/1.1 200"), "connection {n}");
+        stream
+    };
+    let first = open(1);
+    let second = open(2);
+    // The third is closed without a response.
+    match exchange(r.port, get_request("").as_bytes()) {
+        Ok(raw) => assert!(raw.is_empty(), "{:?}", String::from_utf8_lossy(&raw)),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ),
+            "{e}"
+        ),
+    }
+    drop((first, second));
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+}
+
+/// GET `path` (sent as is) and return (status, the request line the backend saw).
+fn request_line_seen(port: u16, path: &str) -> (u16, String) {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n");
+    let (status, body) = response(&exchange(port, request.as_bytes()).unwrap());
+    let line = body.lines().nth(1).unwrap_or_default().to_string();
+    (status, line)
+}
+
+#[test]
+fn path_settings_merge_slashes_and_refuse_escaped_ones() {
+    let yaml = policy("path", "  path:\n    escapedSlashesAction: RejectRequest\n");
+    let r = start(&yaml, |l| hcm(l)["merge_slashes"] == true);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    assert_eq!(
+        request_line_seen(r.port, "//a/b"),
+        (200, "GET /a/b HTTP/1.1".to_string())
+    );
+    assert_eq!(request_line_seen(r.port, "/a%2Fb").0, 400);
+}
+
+#[test]
+fn path_settings_can_keep_slashes_as_sent() {
+    let yaml = policy(
+        "path",
+        "  path:\n    escapedSlashesAction: KeepUnchanged\n    disableMergeSlashes: true\n",
+    );
+    let r = start(&yaml, |l| {
+        hcm(l)["path_with_escaped_slashes_action"] == "KEEP_UNCHANGED"
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    assert_eq!(
+        request_line_seen(r.port, "//a/b"),
+        (200, "GET //a/b HTTP/1.1".to_string())
+    );
+    assert_eq!(
+        request_line_seen(r.port, "/a%2Fb"),
+        (200, "GET /a%2Fb HTTP/1.1".to_string())
+    );
+}
+
+#[test]
+fn health_check_path_is_answered_by_envoy_itself() {
+    let yaml = policy("health", "  healthCheck:\n    path: /healthz\n");
+    let r = start(&yaml, |l| {
+        hcm(l)["http_filters"][0]["name"] == "envoy.filters.http.health_check"
+    });
+    let (status, headers, body) =
+        common::wait_for_http(r.port, "www.example.com", "/healthz", |s, _| s == 200);
+    assert!(
+        common::header(&headers, "x-backend").is_none(),
+        "the backend answered: {body}"
+    );
+    // Other paths still reach the backend.
+    let (status_other, headers_other, _) = common::http_get(r.port, "www.example.com", "/get");
+    assert_eq!((status, status_other), (200, 200));
+    assert_eq!(common::header(&headers_other, "x-backend"), Some("backend"));
+}
+
+#[test]
+fn header_settings_are_seen_at_the_backend_and_the_client() {
+    let yaml = policy(
+        "headers",
+        "  headers:
+    enableEnvoyHeaders: false
+    withUnderscoresAction: DropHeader
+    requestID: PreserveOrGenerate
+    earlyRequestHeaders:
+      set: [{name: x-early, value: \"1\"}]
+      remove: [x-debug]
+    lateResponseHeaders:
+      set: [{name: x-late, value: done}]
+",
+    );
+    let r = start(&yaml, |l| hcm(l)["preserve_external_request_id"] == true);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let request = get_request("x_under: 1\r\nx-debug: yes\r\nx-request-id: my-id\r\n");
+    let raw = exchange(r.port, request.as_bytes()).unwrap();
+    let (status, headers, body) = common::parse_response(&raw).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echoed_header(&body, "x-early"), ["1"], "{body}");
+    assert!(echoed_header(&body, "x-debug").is_empty(), "{body}");
+    assert!(echoed_header(&body, "x_under").is_empty(), "{body}");
+    assert_eq!(echoed_header(&body, "x-request-id"), ["my-id"], "{body}");
+    assert!(
+        !body
+            .to_ascii_lowercase()
+            .contains("x-envoy-expected-rq-timeout-ms"),
+        "{body}"
+    );
+    assert_eq!(common::header(&headers, "x-late"), Some("done"));
+    assert!(common::header(&headers, "x-envoy-upstream-service-time").is_none());
+}
+
+#[test]
+fn http10_requests_get_the_default_host() {
+    let yaml = policy(
+        "http10",
+        "  http1:\n    http10:\n      useDefaultHost: true\n",
+    );
+    let r = start(&yaml, |l| {
+        hcm(l)["http_protocol_options"]["default_host_for_http_10"] == "www.example.com"
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let (status, body) = response(&exchange(r.port, b"GET /get HTTP/1.0\r\n\r\n").unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echoed_header(&body, "host"), ["www.example.com"], "{body}");
+}
+
+#[test]
+fn timeouts_http2_and_accept_settings_reach_envoy() {
+    let yaml = policy(
+        "tuning",
+        "  timeout:
+    http:
+      requestHeadersReceivedTimeout: 5s
+      streamIdleTimeout: 2m
+  connection:
+    maxAcceptPerSocketEvent: 4
+  http2:
+    maxConcurrentStreams: 200
+    initialStreamWindowSize: 128Ki
+",
+    );
+    let mut r = start(&yaml, |l| {
+        l["max_connections_to_accept_per_socket_event"] == 4
+    });
+    let dump = r.envoy.config_dump();
+    let manager = hcm(listener(&dump).unwrap()).clone();
+    assert_eq!(manager["request_headers_timeout"], "5s", "{manager:#}");
+    assert_eq!(manager["stream_idle_timeout"], "120s", "{manager:#}");
+    assert_eq!(
+        manager["http2_protocol_options"]["max_concurrent_streams"],
+        200
+    );
+    assert_eq!(
+        manager["http2_protocol_options"]["initial_stream_window_size"],
+        131072
+    );
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+}
+
+/// `base` plus an HTTPS listener `https` on `tls_port` for www.example.com with the
+/// test certificate, and a ConfigMap `client-ca` holding the test CA.
+fn tls_base(port: u16, tls_port: u16, backend_port: u16) -> String {
+    let pem = |file: &str| {
+        serde_json::to_string(&std::fs::read_to_string(format!("testdata/certs/{file}")).unwrap())
+            .unwrap()
+    };
+    base(port, backend_port).replace(
+        "    - {name: http, protocol: HTTP, port: ",
+        &format!(
+            "    - name: https
+      protocol: HTTPS
+      port: {tls_port}
+      hostname: www.example.com
+      tls: {{certificateRefs: [{{name: www-cert}}]}}
+    - {{name: http, protocol: HTTP, port: "
+        ),
+    ) + &format!(
+        "---
+apiVersion: v1
+kind: Secret
+metadata: {{name: www-cert, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {}
+  tls.key: {}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: client-ca, namespace: default}}
+data:
+  ca.crt: {}
+",
+        pem("www.crt"),
+        pem("www.key"),
+        pem("ca.crt")
+    )
+}
+
+/// curl https://www.example.com:port/get with `args`; the HTTP status, or None if
+/// the TLS handshake (or connection) failed.
+fn curl_https(port: u16, args: &[&str]) -> Option<u16> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["--cacert", "testdata/certs/ca.crt"])
+        .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
+        .args(args)
+        .arg(format!("https://www.example.com:{port}/get"))
+        .output()
+        .expect("curl");
+    let code: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (out.status.success() && code != 0).then_some(code)
+}
+
+fn start_tls(tls_yaml: &str) -> (Running, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = EchoBackend::start("backend");
+    let (port, tls_port) = (common::free_port(), common::free_port());
+    std::fs::write(
+        dir.path().join("base.yaml"),
+        tls_base(port, tls_port, backend.port),
+    )
+    .unwrap();
+    let yaml = format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {{name: tls, namespace: default}}
+spec:
+  targetRefs:
+    - {{group: gateway.networking.k8s.io, kind: Gateway, name: eg, sectionName: https}}
+  tls:
+{tls_yaml}"
+    );
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let gantry = Gantry::start(dir.path());
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    envoy.wait_until("the HTTPS listener with the policy", |dump| {
+        dump.to_string().contains("tls_params") || dump.to_string().contains("validation_context")
+    });
+    let running = Running {
+        _dir: dir,
+        _backend: backend,
+        gantry,
+        envoy,
+        port,
+    };
+    (running, tls_port)
+}
+
+#[test]
+fn tls_min_version_refuses_older_clients() {
+    let (r, tls_port) = start_tls("    minVersion: \"1.3\"\n");
+    common::poll("HTTPS 200 with TLS 1.3", || {
+        (curl_https(tls_port, &["--tlsv1.3"]) == Some(200)).then_some(())
+    });
+    assert_eq!(
+        curl_https(tls_port, &["--tlsv1.2", "--tls-max", "1.2"]),
+        None
+    );
+    // The policy targets only the HTTPS listener: plain HTTP is untouched.
+    assert_eq!(common::http_get(r.port, "www.example.com", "/get").0, 200);
+    assert!(accepted(&r.gantry, "tls"));
+}
+
+#[test]
+fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
+    let (r, tls_port) = start_tls(
+        "    clientValidation:
+      caCertificateRefs: [{kind: ConfigMap, group: \"\", name: client-ca}]
+",
+    );
+    let with_cert = [
+        "--cert",
+        "testdata/certs/client.crt",
+        "--key",
+        "testdata/certs/client.key",
+    ];
+    common::poll("HTTPS 200 with the client certificate", || {
+        (curl_https(tls_port, &with_cert) == Some(200)).then_some(())
+    });
+    assert_eq!(curl_https(tls_port, &[]), None, "no client certificate");
+    // A certificate the CA did not sign is refused too.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=stranger", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let stranger = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    assert_eq!(
+        curl_https(tls_port, &stranger),
+        None,
+        "self-signed client certificate"
+    );
+    assert!(accepted(&r.gantry, "tls"));
 }

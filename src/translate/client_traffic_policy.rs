@@ -423,59 +423,35 @@ fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
             out.push(field);
         }
     };
-    if let Some(ip) = &spec.client_ip_detection {
-        if let Some(xff) = &ip.x_forwarded_for {
-            check(
-                xff.trusted_cidrs.is_some(),
-                "spec.clientIPDetection.xForwardedFor.trustedCIDRs",
-            );
-            check(
-                xff.disable_x_forwarded_for_append.is_some(),
-                "spec.clientIPDetection.xForwardedFor.disableXForwardedForAppend",
-            );
-        }
+    if let Some(h) = &spec.headers {
         check(
-            ip.custom_header.is_some(),
-            "spec.clientIPDetection.customHeader",
+            h.late_response_headers
+                .as_ref()
+                .is_some_and(|l| l.remove_on_match.is_some()),
+            "spec.headers.lateResponseHeaders.removeOnMatch",
         );
     }
-    check(spec.tls.is_some(), "spec.tls");
-    check(spec.path.is_some(), "spec.path");
-    check(spec.headers.is_some(), "spec.headers");
-    check(spec.host.is_some(), "spec.host");
-    if let Some(timeout) = &spec.timeout {
-        check(timeout.tcp.is_some(), "spec.timeout.tcp");
-        if let Some(http) = &timeout.http {
-            check(
-                http.request_headers_received_timeout.is_some(),
-                "spec.timeout.http.requestHeadersReceivedTimeout",
-            );
-            check(
-                http.stream_idle_timeout.is_some(),
-                "spec.timeout.http.streamIdleTimeout",
-            );
-        }
-    }
-    if let Some(c) = &spec.connection {
+    check(
+        spec.timeout.as_ref().is_some_and(|t| t.tcp.is_some()),
+        "spec.timeout.tcp",
+    );
+    check(
+        spec.connection
+            .as_ref()
+            .is_some_and(|c| c.socket_buffer_limit.is_some()),
+        "spec.connection.socketBufferLimit",
+    );
+    if let Some(h1) = &spec.http1 {
         check(
-            c.connection_limit.is_some(),
-            "spec.connection.connectionLimit",
+            h1.preserve_header_case.is_some(),
+            "spec.http1.preserveHeaderCase",
         );
         check(
-            c.socket_buffer_limit.is_some(),
-            "spec.connection.socketBufferLimit",
-        );
-        check(
-            c.max_accept_per_socket_event.is_some(),
-            "spec.connection.maxAcceptPerSocketEvent",
+            h1.ignored_upgrade_types.is_some(),
+            "spec.http1.ignoredUpgradeTypes",
         );
     }
-    check(spec.http1.is_some(), "spec.http1");
-    check(spec.http2.is_some(), "spec.http2");
     check(spec.http3.is_some(), "spec.http3");
-    check(spec.grpc.is_some(), "spec.grpc");
-    check(spec.health_check.is_some(), "spec.healthCheck");
-    check(spec.scheme.is_some(), "spec.scheme");
     out
 }
 
@@ -616,8 +592,11 @@ pub fn convert(
             enable_trailers: h1.enable_trailers.unwrap_or(false),
             preserve_header_case: h1.preserve_header_case.unwrap_or(false),
             // The default host (useDefaultHost) depends on the listener; it is
-            // filled in when the listener is built.
-            http10: h1.http10.as_ref().map(|_| None),
+            // filled in when the listener is assembled.
+            http10: h1.http10.as_ref().map(|h| ir::Http10 {
+                use_default_host: h.use_default_host.unwrap_or(false),
+                default_host: None,
+            }),
             disable_safe_max_connection_duration: h1
                 .disable_safe_max_connection_duration
                 .unwrap_or(false),
@@ -977,6 +956,27 @@ fn client_validation(
             Some((pem, crl.only_verify_leaf_certificate.unwrap_or(false)))
         }
     };
+    for (i, h) in v.spki_hashes.iter().flatten().enumerate() {
+        use base64::Engine;
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(h)
+            .is_ok_and(|b| b.len() == 32);
+        if !ok {
+            return Err(invalid(
+                &format!("{FIELD}.spkiHashes[{i}]"),
+                format!("{h:?} is not a base64 SHA-256 hash"),
+            ));
+        }
+    }
+    for (i, h) in v.certificate_hashes.iter().flatten().enumerate() {
+        let hex: String = h.chars().filter(|c| *c != ':').collect();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(
+                &format!("{FIELD}.certificateHashes[{i}]"),
+                format!("{h:?} is not a hex SHA-256 hash"),
+            ));
+        }
+    }
     Ok(ir::ClientValidation {
         ca_certificates,
         mode,
@@ -987,20 +987,48 @@ fn client_validation(
     })
 }
 
+/// An HTTP header name (an RFC 7230 token, so never a pseudo-header).
+fn check_header_name(field: &str, name: &str) -> Result<(), Problem> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > 256 || !name.chars().all(token) {
+        return Err(invalid(
+            field,
+            format!("{name:?} is not an HTTP header name"),
+        ));
+    }
+    Ok(())
+}
+
 fn header_filter(
     field: &str,
     f: &shared_api::HttpHeaderFilter,
 ) -> Result<ir::HeaderFilter, Problem> {
-    let pairs = |list: &Option<Vec<shared_api::HttpHeader>>| -> Vec<(String, String)> {
+    let pairs = |list: &Option<Vec<shared_api::HttpHeader>>,
+                 which: &str|
+     -> Result<Vec<(String, String)>, Problem> {
         list.iter()
             .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
+            .enumerate()
+            .map(|(i, h)| {
+                let at = format!("{field}.{which}[{i}]");
+                check_header_name(&format!("{at}.name"), &h.name)?;
+                if h.value.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(invalid(
+                        &format!("{at}.value"),
+                        "must not contain control characters",
+                    ));
+                }
+                Ok((h.name.clone(), h.value.clone()))
+            })
             .collect()
     };
+    for (i, name) in f.remove.iter().flatten().enumerate() {
+        check_header_name(&format!("{field}.remove[{i}]"), name)?;
+    }
     Ok(ir::HeaderFilter {
-        set: pairs(&f.set),
-        add: pairs(&f.add),
-        add_if_absent: pairs(&f.add_if_absent),
+        set: pairs(&f.set, "set")?,
+        add: pairs(&f.add, "add")?,
+        add_if_absent: pairs(&f.add_if_absent, "addIfAbsent")?,
         remove: f.remove.clone().unwrap_or_default(),
         remove_matching: f
             .remove_on_match
@@ -1156,8 +1184,23 @@ fn http2(h2: &api::Http2Settings) -> Result<ir::Http2Settings, Problem> {
         None => None,
         Some(k) => {
             let field = format!("{FIELD}.connectionKeepalive");
-            let interval = duration(&format!("{field}.interval"), &k.interval)?;
-            let timeout = duration(&format!("{field}.timeout"), &k.timeout)?;
+            // Envoy wants at least 1ms for each, and a timeout whenever keepalive
+            // is configured.
+            let at_least_1ms = |name: &str, d: &Option<shared_api::Duration>| {
+                let field = format!("{field}.{name}");
+                match duration(&field, d)? {
+                    Some(d) if d.is_zero() => Err(invalid(&field, "must be at least 1ms")),
+                    other => Ok(other),
+                }
+            };
+            let interval = at_least_1ms("interval", &k.interval)?;
+            let timeout = at_least_1ms("timeout", &k.timeout)?;
+            if timeout.is_none() {
+                return Err(invalid(
+                    &format!("{field}.timeout"),
+                    "is required when connectionKeepalive is set",
+                ));
+            }
             if let (Some(i), Some(t)) = (interval, timeout)
                 && t >= i
             {
@@ -1176,7 +1219,7 @@ fn http2(h2: &api::Http2Settings) -> Result<ir::Http2Settings, Problem> {
                 interval,
                 timeout,
                 interval_jitter_percent: k.interval_jitter,
-                idle_interval: duration(&format!("{field}.idleInterval"), &k.idle_interval)?,
+                idle_interval: at_least_1ms("idleInterval", &k.idle_interval)?,
             })
         }
     };
@@ -1211,4 +1254,86 @@ fn http2(h2: &api::Http2Settings) -> Result<ir::Http2Settings, Problem> {
         terminate_stream_on_invalid_message,
         keepalive,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(yaml: &str) -> String {
+        let spec: api::ClientTrafficPolicySpec = serde_saphyr::from_str(&format!(
+            "targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: eg}}]\n{yaml}"
+        ))
+        .unwrap();
+        let resources = Resources::default();
+        let index = Index::new(&resources);
+        convert(&spec, "default", &index).unwrap_err().message
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        for (yaml, field) in [
+            (
+                "tcpKeepalive: {idleTime: 20x}",
+                "spec.tcpKeepalive.idleTime",
+            ),
+            (
+                "tcpKeepalive: {interval: 500ms}",
+                "spec.tcpKeepalive.interval",
+            ),
+            ("tcpKeepalive: {probes: 0}", "spec.tcpKeepalive.probes"),
+            (
+                "connection: {bufferLimit: 5Gi}",
+                "spec.connection.bufferLimit",
+            ),
+            (
+                "connection: {bufferLimit: 12kb}",
+                "spec.connection.bufferLimit",
+            ),
+            (
+                "connection: {connectionLimit: {closeDelay: 1s}}",
+                "spec.connection.connectionLimit.closeDelay",
+            ),
+            (
+                "clientIPDetection: {xForwardedFor: {numTrustedHops: 1, trustedCIDRs: [10.0.0.0/8]}}",
+                "spec.clientIPDetection.xForwardedFor",
+            ),
+            (
+                "clientIPDetection: {xForwardedFor: {trustedCIDRs: [10.0.0.0/33]}}",
+                "spec.clientIPDetection.xForwardedFor.trustedCIDRs[0]",
+            ),
+            (
+                "headers: {earlyRequestHeaders: {set: [{name: ':path', value: x}]}}",
+                "spec.headers.earlyRequestHeaders.set[0].name",
+            ),
+            (
+                "headers: {maxRequestHeaderBytes: 100}",
+                "spec.headers.maxRequestHeaderBytes",
+            ),
+            (
+                "http2: {connectionKeepalive: {interval: 10s}}",
+                "spec.http2.connectionKeepalive.timeout",
+            ),
+            (
+                "http2: {onInvalidMessage: Explode}",
+                "spec.http2.onInvalidMessage",
+            ),
+            ("tls: {minVersion: '1.3', maxVersion: '1.2'}", "spec.tls"),
+            (
+                "tls: {clientValidation: {}}",
+                "spec.tls.clientValidation.caCertificateRefs",
+            ),
+            (
+                "tls: {clientValidation: {mode: Request, spkiHashes: [abc]}}",
+                "spec.tls.clientValidation.spkiHashes[0]",
+            ),
+            ("healthCheck: {path: healthz}", "spec.healthCheck.path"),
+        ] {
+            let message = problem(yaml);
+            assert!(
+                message.starts_with(&format!("{field}:")),
+                "{yaml}: {message}"
+            );
+        }
+    }
 }

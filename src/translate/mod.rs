@@ -261,7 +261,7 @@ fn gateway_ir<'c>(
             "http"
         };
         let mut chains = chains;
-        let settings = match client(listener_indexes[0]) {
+        let mut settings = match client(listener_indexes[0]) {
             None => ir::ClientSettings::default(),
             Some(Ok(settings)) => settings.clone(),
             Some(Err(_)) => {
@@ -269,6 +269,11 @@ fn gateway_ir<'c>(
                 ir::ClientSettings::default()
             }
         };
+        if let Some(http10) = &mut settings.http1.http10
+            && http10.use_default_host
+        {
+            http10.default_host = default_host(state, &listener_indexes, &chains);
+        }
         out.listeners.push(ir::Listener {
             name: format!("{scheme}-{port}"),
             address: "0.0.0.0".to_string(),
@@ -278,6 +283,38 @@ fn gateway_ir<'c>(
         });
     }
     out
+}
+
+/// The host HTTP/1.0 requests without one get (ClientTrafficPolicy
+/// http1.http10.useDefaultHost): the port's only non-wildcard listener hostname,
+/// else its only non-wildcard route hostname; None when there is no single one.
+fn default_host(
+    state: &GatewayState<'_>,
+    listeners: &[usize],
+    chains: &[FilterChain],
+) -> Option<String> {
+    fn single(mut names: Vec<String>) -> Option<String> {
+        names.sort();
+        names.dedup();
+        (names.len() == 1).then(|| names.remove(0))
+    }
+    let concrete = |h: &str| !h.contains('*');
+    let from_listeners: Vec<String> = listeners
+        .iter()
+        .filter_map(|&i| state.listeners[i].hostname.clone())
+        .filter(|h| concrete(h))
+        .collect();
+    if !from_listeners.is_empty() {
+        return single(from_listeners);
+    }
+    single(
+        chains
+            .iter()
+            .flat_map(|c| &c.route_config.virtual_hosts)
+            .flat_map(|vh| vh.domains.iter().cloned())
+            .filter(|h| concrete(h))
+            .collect(),
+    )
 }
 
 /// Every route of these chains answers 500 (an invalid ClientTrafficPolicy is in

@@ -6,8 +6,6 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
@@ -15,6 +13,8 @@ use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
 
 use crate::ir;
 use crate::xds::snapshot::GatewayXds;
+
+mod client;
 
 /// Envoy Gateway's default per-connection buffer limit, kept for drop-in parity.
 const CONNECTION_BUFFER_LIMIT: u32 = 32768;
@@ -28,7 +28,8 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     for l in &gateway.listeners {
         out.listeners.push(build_listener(l));
         for chain in &l.filter_chains {
-            out.routes.push(build_route_config(&chain.route_config));
+            out.routes
+                .push(build_route_config(&chain.route_config, &l.client));
         }
     }
     for c in gateway.clusters.values() {
@@ -79,38 +80,20 @@ fn socket_address(address: &str, port: u16) -> core::Address {
 
 fn build_listener(l: &ir::Listener) -> listener::Listener {
     let client = &l.client;
-    let mut listener_filters = Vec::new();
-    // PROXY protocol first: it rewrites the connection's addresses before anything
-    // (TLS inspection, the HCM) looks at them.
-    if let Some(proxy) = &client.proxy_protocol {
-        listener_filters.push(listener::ListenerFilter {
-            name: "envoy.filters.listener.proxy_protocol".to_string(),
-            config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
-                &ProxyProtocol {
-                    allow_requests_without_proxy_protocol: proxy.optional,
-                    ..Default::default()
-                },
-            ))),
-            ..Default::default()
-        });
-    }
+    let mut listener_filters = client::first_listener_filters(client);
     if l.filter_chains.iter().any(|c| c.tls.is_some()) {
         listener_filters.push(listener::ListenerFilter {
             name: "envoy.filters.listener.tls_inspector".to_string(),
             config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
-                &TlsInspector::default(),
+                &client::tls_inspector(client),
             ))),
             ..Default::default()
         });
     }
-    listener::Listener {
+    let mut out = listener::Listener {
         name: l.name.clone(),
         address: Some(socket_address(&l.address, l.port)),
-        socket_options: client
-            .tcp_keepalive
-            .as_ref()
-            .map(keepalive_socket_options)
-            .unwrap_or_default(),
+        socket_options: client::socket_options(client),
         listener_filters,
         filter_chains: l
             .filter_chains
@@ -124,56 +107,9 @@ fn build_listener(l: &ir::Listener) -> listener::Listener {
                 .unwrap_or(CONNECTION_BUFFER_LIMIT),
         }),
         ..Default::default()
-    }
-}
-
-/// Linux socket option numbers for TCP keepalive.
-mod sockopt {
-    pub const SOL_SOCKET: i64 = 1;
-    pub const SO_KEEPALIVE: i64 = 9;
-    pub const IPPROTO_TCP: i64 = 6;
-    pub const TCP_KEEPIDLE: i64 = 4;
-    pub const TCP_KEEPINTVL: i64 = 5;
-    pub const TCP_KEEPCNT: i64 = 6;
-}
-
-/// SO_KEEPALIVE and the three TCP keepalive options on the listening socket (the
-/// accepted connections inherit them), set before bind.
-fn keepalive_socket_options(k: &ir::TcpKeepalive) -> Vec<core::SocketOption> {
-    let option = |description: &str, level: i64, name: i64, value: i64| core::SocketOption {
-        description: description.to_string(),
-        level,
-        name,
-        value: Some(core::socket_option::Value::IntValue(value)),
-        state: core::socket_option::SocketState::StatePrebind as i32,
-        ..Default::default()
     };
-    vec![
-        option(
-            "SO_KEEPALIVE",
-            sockopt::SOL_SOCKET,
-            sockopt::SO_KEEPALIVE,
-            1,
-        ),
-        option(
-            "TCP_KEEPIDLE",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPIDLE,
-            k.idle_time.as_secs() as i64,
-        ),
-        option(
-            "TCP_KEEPINTVL",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPINTVL,
-            k.interval.as_secs() as i64,
-        ),
-        option(
-            "TCP_KEEPCNT",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPCNT,
-            k.probes as i64,
-        ),
-    ]
+    client::apply_listener(&mut out, client);
+    out
 }
 
 fn build_filter_chain(
@@ -189,13 +125,17 @@ fn build_filter_chain(
                 route_config_name: chain.route_config.name.clone(),
             },
         )),
-        http_filters: vec![hcm::HttpFilter {
-            name: "envoy.filters.http.router".to_string(),
-            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(
-                &Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters: client::http_filters(client)
+            .into_iter()
+            .chain([hcm::HttpFilter {
+                name: "envoy.filters.http.router".to_string(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(&Router {
+                    suppress_envoy_headers: client::suppress_envoy_headers(client),
+                    ..Default::default()
+                }))),
+                ..Default::default()
+            }])
+            .collect(),
         // Envoy is the edge: the peer address is the client, as in Envoy Gateway.
         use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
         normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
@@ -203,9 +143,9 @@ fn build_filter_chain(
         strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
     };
-    apply_client_http(&mut manager, client);
+    client::apply_http(&mut manager, client);
     let transport_socket = chain.tls.as_ref().map(|t| {
-        let context = tls::DownstreamTlsContext {
+        let mut context = tls::DownstreamTlsContext {
             common_tls_context: Some(tls::CommonTlsContext {
                 tls_certificate_sds_secret_configs: t
                     .certificates
@@ -220,6 +160,7 @@ fn build_filter_chain(
             }),
             ..Default::default()
         };
+        client::apply_tls(&mut context, client);
         core::TransportSocket {
             name: "envoy.transport_sockets.tls".to_string(),
             config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(
@@ -233,40 +174,23 @@ fn build_filter_chain(
             server_names: chain.server_names.clone(),
             ..Default::default()
         }),
-        filters: vec![listener::Filter {
-            name: "envoy.filters.network.http_connection_manager".to_string(),
-            config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
-        }],
+        filters: client::network_filters(client, &chain.name)
+            .into_iter()
+            .chain([listener::Filter {
+                name: "envoy.filters.network.http_connection_manager".to_string(),
+                config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
+            }])
+            .collect(),
         transport_socket,
         ..Default::default()
     }
 }
 
-/// The HTTP connection manager side of a ClientTrafficPolicy.
-fn apply_client_http(manager: &mut hcm::HttpConnectionManager, client: &ir::ClientSettings) {
-    // Client address: with use_remote_address (always on: Envoy is the edge) and
-    // N trusted hops, Envoy appends the peer to X-Forwarded-For, takes the
-    // (N+1)th address from the right as the client (X-Envoy-External-Address when
-    // it is external) and trusts the client's X-Forwarded-Proto.
-    if let ir::ClientIpDetection::XForwardedFor {
-        trust: ir::XffTrust::Hops(hops),
-        ..
-    } = &client.client_ip
-    {
-        manager.xff_num_trusted_hops = *hops;
-    }
-    let t = &client.timeouts;
-    manager.request_timeout = t.request_received.map(duration);
-    if let Some(idle) = t.http_idle {
-        manager.common_http_protocol_options = Some(core::HttpProtocolOptions {
-            idle_timeout: Some(duration(idle)),
-            ..Default::default()
-        });
-    }
-}
-
-fn build_route_config(config: &ir::RouteConfig) -> route::RouteConfiguration {
-    route::RouteConfiguration {
+fn build_route_config(
+    config: &ir::RouteConfig,
+    client: &ir::ClientSettings,
+) -> route::RouteConfiguration {
+    let mut out = route::RouteConfiguration {
         name: config.name.clone(),
         virtual_hosts: config
             .virtual_hosts
@@ -282,7 +206,9 @@ fn build_route_config(config: &ir::RouteConfig) -> route::RouteConfiguration {
         // route update never waits on CDS.
         validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
         ..Default::default()
-    }
+    };
+    client::apply_route_config(&mut out, client);
+    out
 }
 
 fn string_match(value: &str, regex: bool) -> matcher::StringMatcher {
