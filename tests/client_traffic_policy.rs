@@ -897,3 +897,16 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
     );
     assert!(accepted(&r.gantry, "tls"));
 }
+
+#[test]
+fn preserve_header_case_reaches_the_backend() {
+    let yaml = policy("case", "  http1:\n    preserveHeaderCase: true\n");
+    let r = start(&yaml, |l| {
+        hcm(l)["http_protocol_options"]["header_key_format"].is_object()
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let request = get_request("X-Mixed-Case: Value\r\n");
+    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\nX-Mixed-Case: Value\n"), "{body}");
+}

@@ -441,16 +441,6 @@ fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
             .is_some_and(|c| c.socket_buffer_limit.is_some()),
         "spec.connection.socketBufferLimit",
     );
-    if let Some(h1) = &spec.http1 {
-        check(
-            h1.preserve_header_case.is_some(),
-            "spec.http1.preserveHeaderCase",
-        );
-        check(
-            h1.ignored_upgrade_types.is_some(),
-            "spec.http1.ignoredUpgradeTypes",
-        );
-    }
     check(spec.http3.is_some(), "spec.http3");
     out
 }

@@ -32,8 +32,19 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
                 .push(build_route_config(&chain.route_config, &l.client));
         }
     }
+    // Header case: the downstream codec records it, the upstream one replays it.
+    // Replaying is harmless for requests whose case was not recorded, so every
+    // cluster of a Gateway with such a listener gets the formatter.
+    let preserve_case = gateway
+        .listeners
+        .iter()
+        .any(|l| l.client.http1.preserve_header_case);
     for c in gateway.clusters.values() {
-        out.clusters.push(build_cluster(c));
+        let mut built = build_cluster(c);
+        if preserve_case {
+            client::preserve_case_upstream(&mut built);
+        }
+        out.clusters.push(built);
         out.endpoints.push(build_endpoints(c));
     }
     for s in gateway.secrets.values() {

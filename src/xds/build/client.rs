@@ -2,6 +2,7 @@
 //! socket options and filters, network filters before the HCM, HCM fields, HTTP
 //! filters and the route configuration's late response headers.
 
+use envoy_types::pb::envoy::config::cluster::v3 as cluster;
 use envoy_types::pb::envoy::config::common::mutation_rules::v3 as mutation_rules;
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3 as listener;
@@ -13,11 +14,13 @@ use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::Tl
 use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation as EarlyHeaderMutation;
+use envoy_types::pb::envoy::extensions::http::header_formatters::preserve_case::v3::PreserveCaseFormatterConfig;
 use envoy_types::pb::envoy::extensions::http::original_ip_detection::custom_header::v3::CustomHeaderConfig;
 use envoy_types::pb::envoy::extensions::http::original_ip_detection::xff::v3::{
     XffConfig, XffTrustedCidrs,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::envoy::r#type::v3 as types;
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value, UInt64Value};
@@ -377,9 +380,19 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
 
     // HTTP/1 and HTTP/2.
     let h1 = &client.http1;
-    if h1.enable_trailers || h1.http10.is_some() {
+    if h1.enable_trailers
+        || h1.http10.is_some()
+        || h1.preserve_header_case
+        || !h1.ignored_upgrade_types.is_empty()
+    {
         manager.http_protocol_options = Some(core::Http1ProtocolOptions {
             enable_trailers: h1.enable_trailers,
+            header_key_format: h1.preserve_header_case.then(preserve_case_format),
+            ignore_http_11_upgrade: h1
+                .ignored_upgrade_types
+                .iter()
+                .map(string_matcher)
+                .collect(),
             accept_http_10: h1.http10.is_some(),
             default_host_for_http_10: h1
                 .http10
@@ -413,6 +426,41 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
             ..Default::default()
         });
     }
+}
+
+/// The stateful formatter that keeps the letter case of header names.
+fn preserve_case_format() -> core::http1_protocol_options::HeaderKeyFormat {
+    core::http1_protocol_options::HeaderKeyFormat {
+        header_format: Some(
+            core::http1_protocol_options::header_key_format::HeaderFormat::StatefulFormatter(
+                typed_extension("preserve_case", &PreserveCaseFormatterConfig::default()),
+            ),
+        ),
+    }
+}
+
+/// HTTP/1 to the backends with the header case the client used.
+pub(super) fn preserve_case_upstream(c: &mut cluster::Cluster) {
+    use upstream_http::http_protocol_options::{
+        UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+    };
+    let options = upstream_http::HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            upstream_http::http_protocol_options::ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
+                    core::Http1ProtocolOptions {
+                        header_key_format: Some(preserve_case_format()),
+                        ..Default::default()
+                    },
+                )),
+            },
+        )),
+        ..Default::default()
+    };
+    c.typed_extension_protocol_options.insert(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+        any(&options),
+    );
 }
 
 /// HTTP filters that go before the router.
