@@ -506,7 +506,7 @@ impl Translator {
             if changed { "" } else { " (unchanged)" }
         );
         self.status.send_replace(Arc::new(DebugStatus {
-            status,
+            status: DebugStatus::status_json(&status),
             problems,
             snapshots: versions.clone(),
         }));
