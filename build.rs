@@ -81,8 +81,11 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// One field of an encoded message: (field number, wire type, bytes).
+type Field<'a> = (u64, u64, &'a [u8]);
+
 /// (field number, wire type, the whole field as encoded) of each field of a message.
-fn raw_fields(bytes: &[u8]) -> Result<Vec<(u64, u64, &[u8])>, String> {
+fn raw_fields(bytes: &[u8]) -> Result<Vec<Field<'_>>, String> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -110,7 +113,7 @@ fn raw_fields(bytes: &[u8]) -> Result<Vec<(u64, u64, &[u8])>, String> {
 
 /// (field number, wire type, payload) of each field; the payload of a length-delimited
 /// field is its contents.
-fn fields(bytes: &[u8]) -> Result<Vec<(u64, u64, &[u8])>, String> {
+fn fields(bytes: &[u8]) -> Result<Vec<Field<'_>>, String> {
     raw_fields(bytes)?
         .into_iter()
         .map(|(field, wire, raw)| {
