@@ -385,7 +385,16 @@ impl Translator {
             // Intermediate inputs that arrive while translating are skipped: only the latest counts.
             let current = resources.borrow_and_update().clone();
             self.apply(current).await;
-            release_free_memory().await;
+            // Freed memory goes back once the input has been quiet for a moment, not
+            // at once: trimming locks the allocator's arenas, which would hold up
+            // the pushes of the change just made.
+            tokio::select! {
+                changed = resources.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+                _ = tokio::time::sleep(TRIM_AFTER) => release_free_memory().await,
+            }
             if resources.changed().await.is_err() {
                 return;
             }
@@ -514,6 +523,9 @@ impl Translator {
         self.versions = Some(versions);
     }
 }
+
+/// How long the input must stay unchanged before freed memory is given back.
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 
 /// Gives the heap pages that a translation freed back to the system.
 ///
