@@ -430,7 +430,7 @@ impl Translator {
             .observe(elapsed.as_secs_f64());
         self.metrics.translations.inc();
         let mut problems = resources.problems.clone();
-        let (compiled, snapshots) = match result {
+        let (mut compiled, snapshots) = match result {
             Ok(done) => done,
             Err(e) => {
                 // A bug in translation must not take the server down: keep serving the last snapshots.
@@ -474,9 +474,32 @@ impl Translator {
             }
         }
         self.metrics.input_errors.set(problems.len() as i64);
+        if changed {
+            // The streams just woken wait in this worker's LIFO slot until this task
+            // yields; let them send the change before the status work below.
+            tokio::task::yield_now().await;
+        }
 
+        // Status times and its JSON text (tens of ms with thousands of routes) on a
+        // blocking thread, off the workers that run the ADS streams.
         let now = now_rfc3339();
-        let status = self.store.fill(&compiled.status, &now);
+        let mut store = std::mem::take(&mut self.store);
+        let statuses = std::mem::take(&mut compiled.status);
+        let status_json = match tokio::task::spawn_blocking(move || {
+            let filled = store.fill(&statuses, &now);
+            (store, DebugStatus::status_json(&filled))
+        })
+        .await
+        {
+            Ok((store, json)) => {
+                self.store = store;
+                json
+            }
+            Err(e) => {
+                tracing::error!("filling in the status failed: {e}");
+                DebugStatus::status_json(&[])
+            }
+        };
         let gateways: BTreeMap<String, GatewayInfo> = compiled
             .ir
             .gateways
@@ -516,7 +539,7 @@ impl Translator {
             if changed { "" } else { " (unchanged)" }
         );
         self.status.send_replace(Arc::new(DebugStatus {
-            status: DebugStatus::status_json(&status),
+            status: status_json,
             problems,
             snapshots: versions.clone(),
         }));
