@@ -81,7 +81,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-/// (field number, wire type, bytes) of one encoded protobuf field.
+/// One field of an encoded message: (field number, wire type, bytes).
 type Field<'a> = (u64, u64, &'a [u8]);
 
 /// (field number, wire type, the whole field as encoded) of each field of a message.

@@ -390,6 +390,16 @@ impl Translator {
             // Intermediate inputs that arrive while translating are skipped: only the latest counts.
             let current = resources.borrow_and_update().clone();
             self.apply(current).await;
+            // Freed memory goes back once the input has been quiet for a moment, not
+            // at once: trimming locks the allocator's arenas, which would hold up
+            // the pushes of the change just made.
+            tokio::select! {
+                changed = resources.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+                _ = tokio::time::sleep(TRIM_AFTER) => release_free_memory().await,
+            }
             if resources.changed().await.is_err() {
                 return;
             }
@@ -425,7 +435,7 @@ impl Translator {
             .observe(elapsed.as_secs_f64());
         self.metrics.translations.inc();
         let mut problems = resources.problems.clone();
-        let (compiled, snapshots) = match result {
+        let (mut compiled, snapshots) = match result {
             Ok(done) => done,
             Err(e) => {
                 // A bug in translation must not take the server down: keep serving the last snapshots.
@@ -469,9 +479,32 @@ impl Translator {
             }
         }
         self.metrics.input_errors.set(problems.len() as i64);
+        if changed {
+            // The streams just woken wait in this worker's LIFO slot until this task
+            // yields; let them send the change before the status work below.
+            tokio::task::yield_now().await;
+        }
 
+        // Status times and its JSON text (tens of ms with thousands of routes) on a
+        // blocking thread, off the workers that run the ADS streams.
         let now = now_rfc3339();
-        let status = self.store.fill(&compiled.status, &now);
+        let mut store = std::mem::take(&mut self.store);
+        let statuses = std::mem::take(&mut compiled.status);
+        let status_json = match tokio::task::spawn_blocking(move || {
+            let filled = store.fill(&statuses, &now);
+            (store, DebugStatus::status_json(&filled))
+        })
+        .await
+        {
+            Ok((store, json)) => {
+                self.store = store;
+                json
+            }
+            Err(e) => {
+                tracing::error!("filling in the status failed: {e}");
+                DebugStatus::status_json(&[])
+            }
+        };
         let gateways: BTreeMap<String, GatewayInfo> = compiled
             .ir
             .gateways
@@ -511,11 +544,27 @@ impl Translator {
             if changed { "" } else { " (unchanged)" }
         );
         self.status.send_replace(Arc::new(DebugStatus {
-            status,
+            status: status_json,
             problems,
             snapshots: versions.clone(),
         }));
         self.versions = Some(versions);
+    }
+}
+
+/// How long the input must stay unchanged before freed memory is given back.
+const TRIM_AFTER: Duration = Duration::from_millis(500);
+
+/// Gives the heap pages that a translation freed back to the system.
+///
+/// A translation builds the whole output again (at 10,000 routes about 200 MiB of
+/// IR, status and protos, transiently) and frees it; glibc keeps most of those pages
+/// in its arenas, so without this the process stays near its peak for good.
+async fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free memory to the system.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 
