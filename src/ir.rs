@@ -74,13 +74,20 @@ pub struct ClientSettings {
     pub http1: Http1Settings,
     pub http2: Http2Settings,
     /// Also serve HTTP/3 (QUIC over UDP) on HTTPS ports and advertise it (alt-svc).
-    pub http3: bool,
+    pub http3: Option<Http3>,
     /// The gRPC-Web filter for HTTPRoutes.
     pub grpc_web: bool,
     /// A path Envoy answers itself (200) for health checks of the listener.
     pub health_check_path: Option<String>,
     /// Set :scheme from the backend's transport instead of keeping the client's.
     pub scheme_match_backend: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http3 {
+    /// The port clients reach (the Gateway listener's), advertised in alt-svc;
+    /// filled in when the listener is assembled.
+    pub alt_svc_port: u16,
 }
 
 /// TCP keepalive with every value filled in (Envoy Gateway's defaults: 9 probes,

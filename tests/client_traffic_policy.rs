@@ -910,3 +910,61 @@ fn preserve_header_case_reaches_the_backend() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\nX-Mixed-Case: Value\n"), "{body}");
 }
+
+#[test]
+fn http3_adds_a_quic_listener_and_advertises_it() {
+    let (mut r, tls_port) = {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = EchoBackend::start("backend");
+        let (port, tls_port) = (common::free_port(), common::free_port());
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            tls_base(port, tls_port, backend.port),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            policy("http3", "  http3: {}\n"),
+        )
+        .unwrap();
+        let gantry = Gantry::start(dir.path());
+        let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+        let running = Running {
+            _dir: dir,
+            _backend: backend,
+            gantry,
+            envoy,
+            port,
+        };
+        (running, tls_port)
+    };
+    let quic = format!("https-{tls_port}-quic");
+    r.envoy.wait_until("the QUIC listener", |dump| {
+        common::dump_section(dump, "ListenersConfigDump").is_some_and(|l| {
+            l["dynamic_listeners"].as_array().is_some_and(|ls| {
+                ls.iter().any(|l| {
+                    l["name"] == quic.as_str()
+                        && l["active_state"]["listener"]["udp_listener_config"].is_object()
+                })
+            })
+        })
+    });
+    // HTTPS responses advertise HTTP/3 on the Gateway listener's port.
+    let alt_svc = common::poll("alt-svc on an HTTPS response", || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-D", "-", "-o", "/dev/null"])
+            .args(["--cacert", "testdata/certs/ca.crt"])
+            .args([
+                "--resolve",
+                &format!("www.example.com:{tls_port}:127.0.0.1"),
+            ])
+            .arg(format!("https://www.example.com:{tls_port}/get"))
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("alt-svc: ").map(|v| v.trim().to_string()))
+    });
+    assert_eq!(alt_svc, format!("h3=\":{tls_port}\"; ma=86400"));
+    assert!(accepted(&r.gantry, "http3"));
+}

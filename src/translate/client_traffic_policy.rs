@@ -441,7 +441,6 @@ fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
             .is_some_and(|c| c.socket_buffer_limit.is_some()),
         "spec.connection.socketBufferLimit",
     );
-    check(spec.http3.is_some(), "spec.http3");
     out
 }
 
@@ -601,7 +600,7 @@ pub fn convert(
     if let Some(h2) = &spec.http2 {
         s.http2 = http2(h2)?;
     }
-    s.http3 = spec.http3.is_some();
+    s.http3 = spec.http3.as_ref().map(|_| ir::Http3::default());
     s.grpc_web = spec
         .grpc
         .as_ref()

@@ -269,6 +269,10 @@ fn gateway_ir<'c>(
                 ir::ClientSettings::default()
             }
         };
+        if let Some(http3) = &mut settings.http3 {
+            http3.alt_svc_port =
+                u16::try_from(state.listeners[listener_indexes[0]].port).unwrap_or(port);
+        }
         if let Some(http10) = &mut settings.http1.http10
             && http10.use_default_host
         {

@@ -27,9 +27,15 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     let mut out = GatewayXds::default();
     for l in &gateway.listeners {
         out.listeners.push(build_listener(l));
+        if l.client.http3.is_some() && l.filter_chains.iter().any(|c| c.tls.is_some()) {
+            out.listeners.push(build_quic_listener(l));
+        }
         for chain in &l.filter_chains {
-            out.routes
-                .push(build_route_config(&chain.route_config, &l.client));
+            out.routes.push(build_route_config(
+                &chain.route_config,
+                &l.client,
+                chain.tls.is_some(),
+            ));
         }
     }
     // Header case: the downstream codec records it, the upstream one replays it.
@@ -109,7 +115,7 @@ fn build_listener(l: &ir::Listener) -> listener::Listener {
         filter_chains: l
             .filter_chains
             .iter()
-            .map(|c| build_filter_chain(c, client))
+            .map(|c| build_filter_chain(c, client, false))
             .collect(),
         per_connection_buffer_limit_bytes: Some(UInt32Value {
             value: client
@@ -123,13 +129,56 @@ fn build_listener(l: &ir::Listener) -> listener::Listener {
     out
 }
 
+/// The HTTP/3 listener beside an HTTPS one: same port over UDP, the same chains
+/// (and route configurations) with the QUIC transport.
+fn build_quic_listener(l: &ir::Listener) -> listener::Listener {
+    let mut address = socket_address(&l.address, l.port);
+    if let Some(core::address::Address::SocketAddress(a)) = &mut address.address {
+        a.protocol = core::socket_address::Protocol::Udp as i32;
+    }
+    listener::Listener {
+        name: format!("{}-quic", l.name),
+        address: Some(address),
+        udp_listener_config: Some(listener::UdpListenerConfig {
+            quic_options: Some(listener::QuicProtocolOptions::default()),
+            ..Default::default()
+        }),
+        filter_chains: l
+            .filter_chains
+            .iter()
+            .filter(|c| c.tls.is_some())
+            .map(|c| build_filter_chain(c, &l.client, true))
+            .collect(),
+        per_connection_buffer_limit_bytes: Some(UInt32Value {
+            value: l
+                .client
+                .connection
+                .buffer_limit
+                .unwrap_or(CONNECTION_BUFFER_LIMIT),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One filter chain: its HCM and, for HTTPS, its TLS context. `quic`: the chain
+/// of the HTTP/3 (UDP) listener, with the QUIC transport and the HTTP/3 codec.
 fn build_filter_chain(
     chain: &ir::FilterChain,
     client: &ir::ClientSettings,
+    quic: bool,
 ) -> listener::FilterChain {
     let mut manager = hcm::HttpConnectionManager {
-        stat_prefix: chain.name.clone(),
-        codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
+        stat_prefix: if quic {
+            format!("{}-quic", chain.name)
+        } else {
+            chain.name.clone()
+        },
+        codec_type: if quic {
+            hcm::http_connection_manager::CodecType::Http3
+        } else {
+            hcm::http_connection_manager::CodecType::Auto
+        } as i32,
+        http3_protocol_options: quic.then(core::Http3ProtocolOptions::default),
         route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
             hcm::Rds {
                 config_source: Some(ads()),
@@ -172,6 +221,9 @@ fn build_filter_chain(
             ..Default::default()
         };
         client::apply_tls(&mut context, client);
+        if quic {
+            return client::quic_transport_socket(context);
+        }
         core::TransportSocket {
             name: "envoy.transport_sockets.tls".to_string(),
             config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(
@@ -185,13 +237,17 @@ fn build_filter_chain(
             server_names: chain.server_names.clone(),
             ..Default::default()
         }),
-        filters: client::network_filters(client, &chain.name)
-            .into_iter()
-            .chain([listener::Filter {
-                name: "envoy.filters.network.http_connection_manager".to_string(),
-                config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
-            }])
-            .collect(),
+        filters: (if quic {
+            Vec::new()
+        } else {
+            client::network_filters(client, &chain.name)
+        })
+        .into_iter()
+        .chain([listener::Filter {
+            name: "envoy.filters.network.http_connection_manager".to_string(),
+            config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
+        }])
+        .collect(),
         transport_socket,
         ..Default::default()
     }
@@ -200,6 +256,7 @@ fn build_filter_chain(
 fn build_route_config(
     config: &ir::RouteConfig,
     client: &ir::ClientSettings,
+    tls: bool,
 ) -> route::RouteConfiguration {
     let mut out = route::RouteConfiguration {
         name: config.name.clone(),
@@ -218,7 +275,7 @@ fn build_route_config(
         validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
         ..Default::default()
     };
-    client::apply_route_config(&mut out, client);
+    client::apply_route_config(&mut out, client, tls);
     out
 }
 

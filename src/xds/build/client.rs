@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::extensions::http::original_ip_detection::custom_head
 use envoy_types::pb::envoy::extensions::http::original_ip_detection::xff::v3::{
     XffConfig, XffTrustedCidrs,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::quic::v3::QuicDownstreamTransport;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
@@ -510,10 +511,44 @@ pub(super) fn suppress_envoy_headers(client: &ir::ClientSettings) -> bool {
 
 /// Late response headers: route-configuration level, applied after the virtual
 /// host's and route's own.
-pub(super) fn apply_route_config(rc: &mut route::RouteConfiguration, client: &ir::ClientSettings) {
+/// On HTTPS with HTTP/3, responses advertise it (alt-svc).
+pub(super) fn apply_route_config(
+    rc: &mut route::RouteConfiguration,
+    client: &ir::ClientSettings,
+    tls: bool,
+) {
     let late = &client.headers.late_response;
     rc.response_headers_to_add = header_values(late);
     rc.response_headers_to_remove = late.remove.clone();
+    if let Some(http3) = &client.http3
+        && tls
+    {
+        rc.response_headers_to_add.push(header_value(
+            &(
+                "alt-svc".to_string(),
+                format!("h3=\":{}\"; ma=86400", http3.alt_svc_port),
+            ),
+            core::header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ));
+    }
+}
+
+/// The QUIC transport around a listener's TLS context, offering HTTP/3.
+pub(super) fn quic_transport_socket(
+    mut context: tls::DownstreamTlsContext,
+) -> core::TransportSocket {
+    if let Some(common) = &mut context.common_tls_context {
+        common.alpn_protocols = vec!["h3".to_string()];
+    }
+    core::TransportSocket {
+        name: "envoy.transport_sockets.quic".to_string(),
+        config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(
+            &QuicDownstreamTransport {
+                downstream_tls_context: Some(context),
+                ..Default::default()
+            },
+        ))),
+    }
 }
 
 /// The TLS inspector, computing JA3/JA4 fingerprints if asked.
