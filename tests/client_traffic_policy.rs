@@ -771,29 +771,6 @@ data:
     )
 }
 
-/// curl https://www.example.com:port/get with `args`; the HTTP status, or None if
-/// the TLS handshake (or connection) failed.
-fn curl_https(port: u16, args: &[&str]) -> Option<u16> {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(["--cacert", "testdata/certs/ca.crt"])
-        .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
-        .args(args)
-        .arg(format!("https://www.example.com:{port}/get"))
-        .output()
-        .expect("curl");
-    let code: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    (out.status.success() && code != 0).then_some(code)
-}
-
 fn start_tls(tls_yaml: &str) -> (Running, u16) {
     let dir = tempfile::tempdir().unwrap();
     let backend = EchoBackend::start("backend");
@@ -833,10 +810,10 @@ spec:
 fn tls_min_version_refuses_older_clients() {
     let (r, tls_port) = start_tls("    minVersion: \"1.3\"\n");
     common::poll("HTTPS 200 with TLS 1.3", || {
-        (curl_https(tls_port, &["--tlsv1.3"]) == Some(200)).then_some(())
+        (common::curl_https(tls_port, "/get", &["--tlsv1.3"]) == Some(200)).then_some(())
     });
     assert_eq!(
-        curl_https(tls_port, &["--tlsv1.2", "--tls-max", "1.2"]),
+        common::curl_https(tls_port, "/get", &["--tlsv1.2", "--tls-max", "1.2"]),
         None
     );
     // The policy targets only the HTTPS listener: plain HTTP is untouched.
@@ -858,9 +835,13 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
         "testdata/certs/client.key",
     ];
     common::poll("HTTPS 200 with the client certificate", || {
-        (curl_https(tls_port, &with_cert) == Some(200)).then_some(())
+        (common::curl_https(tls_port, "/get", &with_cert) == Some(200)).then_some(())
     });
-    assert_eq!(curl_https(tls_port, &[]), None, "no client certificate");
+    assert_eq!(
+        common::curl_https(tls_port, "/get", &[]),
+        None,
+        "no client certificate"
+    );
     // A certificate the CA did not sign is refused too.
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
@@ -891,7 +872,7 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
         key.to_str().unwrap(),
     ];
     assert_eq!(
-        curl_https(tls_port, &stranger),
+        common::curl_https(tls_port, "/get", &stranger),
         None,
         "self-signed client certificate"
     );

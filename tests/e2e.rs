@@ -392,28 +392,7 @@ spec:
     );
     let gantry = Gantry::start(s.dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/tls", "delta", "tls-1"));
-    let curl = || {
-        std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
-            .args(["--cacert", "testdata/certs/ca.crt"])
-            .args([
-                "--resolve",
-                &format!("www.example.com:{tls_port}:127.0.0.1"),
-            ])
-            .arg(format!("https://www.example.com:{tls_port}/"))
-            .output()
-            .expect("curl")
-    };
     common::poll("HTTPS 200 through Envoy", || {
-        let out = curl();
-        (out.status.success() && out.stdout == b"200").then_some(())
+        (common::curl_https(tls_port, "/", &[]) == Some(200)).then_some(())
     });
 }

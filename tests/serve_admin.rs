@@ -76,17 +76,7 @@ async fn admin_endpoints_report_problems_and_metrics() {
     // The first translation may land just after the admin server is up: bounded poll.
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        let status: serde_json::Value = serde_json::from_str(
-            &client
-                .get(format!("{base}/debug/status"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let status: serde_json::Value = debug_status(&client, &base).await;
         if !status["problems"].as_array().unwrap().is_empty() {
             break status;
         }
@@ -123,17 +113,7 @@ async fn admin_endpoints_report_problems_and_metrics() {
     std::fs::write(dir.path().join("broken.yaml"), "# fixed\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status: serde_json::Value = serde_json::from_str(
-            &client
-                .get(format!("{base}/debug/status"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let status: serde_json::Value = debug_status(&client, &base).await;
         if status["problems"].as_array().unwrap().is_empty() {
             break;
         }
@@ -204,4 +184,17 @@ fn kubernetes_provider_is_reported_unavailable() {
         stderr.contains("the Kubernetes provider is not available in this build yet"),
         "{stderr}"
     );
+}
+
+/// GET /debug/status as JSON.
+async fn debug_status(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    let body = client
+        .get(format!("{base}/debug/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
 }

@@ -822,18 +822,7 @@ fn referenced_text(
         let secret = index
             .secret(ns, &r.name)
             .ok_or_else(|| invalid(field, format!("Secret {ns}/{} not found", r.name)))?;
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .cloned()
-            })
+        super::index::secret_value(secret, key)
     } else {
         index
             .config_map(ns, &r.name)

@@ -312,19 +312,8 @@ fn tls_key_pair(secret: &k8s_openapi::api::core::v1::Secret) -> Result<(String, 
         return Err(format!("type is {t}, not kubernetes.io/tls"));
     }
     let field = |key: &str| -> Result<String, String> {
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .cloned()
-            })
-            .ok_or_else(|| format!("missing {key}"))?;
+        let value =
+            super::index::secret_value(secret, key).ok_or_else(|| format!("missing {key}"))?;
         if !value.contains("-----BEGIN ") {
             return Err(format!("{key} is not PEM"));
         }

@@ -145,6 +145,16 @@ impl<'a> Index<'a> {
     }
 }
 
+/// A Secret's value for `key`, from `data` or else `stringData`, as text.
+pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .or_else(|| secret.string_data.as_ref()?.get(key).cloned())
+}
+
 /// Kubernetes label selector semantics (matchLabels AND matchExpressions).
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let labels_ok = selector

@@ -656,3 +656,19 @@ fn fix_redacted_data_sources(value: &mut Value) {
         _ => {}
     }
 }
+
+/// `curl https://www.example.com:<port><path>` trusting the test CA, with extra
+/// `args`; the HTTP status, or None if the TLS handshake (or connection) failed.
+pub fn curl_https(port: u16, path: &str, args: &[&str]) -> Option<u16> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-o", "/dev/null"])
+        .args(["-w", "%{http_code}"])
+        .args(["--cacert", "testdata/certs/ca.crt"])
+        .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
+        .args(args)
+        .arg(format!("https://www.example.com:{port}{path}"))
+        .output()
+        .expect("curl");
+    let code: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (out.status.success() && code != 0).then_some(code)
+}
