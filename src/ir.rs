@@ -36,7 +36,7 @@ pub struct Listener {
     pub client: ClientSettings,
 }
 
-/// One HTTP connection manager. Plain HTTP ports have a single chain; HTTPS ports
+/// One filter chain. Plain HTTP and TCP ports have a single chain; HTTPS ports
 /// have one per Gateway listener, chosen by SNI.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FilterChain {
@@ -44,7 +44,37 @@ pub struct FilterChain {
     /// SNI names this chain serves; empty means any.
     pub server_names: Vec<String>,
     pub tls: Option<TlsTermination>,
-    pub route_config: RouteConfig,
+    pub traffic: Traffic,
+}
+
+/// What a filter chain does with a connection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Traffic {
+    /// An HTTP connection manager routing with this route configuration.
+    Http(RouteConfig),
+    /// Every connection is proxied, bytes as they come, to these backends (TCPRoute).
+    Tcp(TcpForward),
+}
+
+impl FilterChain {
+    pub fn route_config(&self) -> Option<&RouteConfig> {
+        match &self.traffic {
+            Traffic::Http(config) => Some(config),
+            Traffic::Tcp(_) => None,
+        }
+    }
+}
+
+/// The backends of a TCP listener. With none (no route, or only unresolved
+/// backendRefs), connections are closed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TcpForward {
+    /// "tcproute/<namespace>/<name>", when a route is attached.
+    pub route: Option<String>,
+    pub backends: Vec<WeightedCluster>,
+    /// Total weight of backendRefs that could not be resolved: that share of
+    /// connections is closed.
+    pub invalid_weight: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

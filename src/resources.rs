@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
@@ -21,6 +22,7 @@ pub struct Resources {
     pub gateway_classes: Vec<GatewayClass>,
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
+    pub tcp_routes: Vec<TcpRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -57,6 +59,7 @@ pub enum Object {
     GatewayClass(Box<GatewayClass>),
     Gateway(Box<Gateway>),
     HttpRoute(Box<HttpRoute>),
+    TcpRoute(Box<TcpRoute>),
     ReferenceGrant(Box<ReferenceGrant>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
@@ -118,6 +121,9 @@ pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
             }
             ("gateway.networking.k8s.io", "HTTPRoute") => {
                 Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+            }
+            ("gateway.networking.k8s.io", "TCPRoute") => {
+                Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
             }
             ("gateway.networking.k8s.io", "ReferenceGrant") => {
                 Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
@@ -242,6 +248,7 @@ impl Resources {
             Object::GatewayClass(o) => self.gateway_classes.push(*o),
             Object::Gateway(o) => self.gateways.push(*o),
             Object::HttpRoute(o) => self.http_routes.push(*o),
+            Object::TcpRoute(o) => self.tcp_routes.push(*o),
             Object::ReferenceGrant(o) => self.reference_grants.push(*o),
             Object::Service(o) => self.services.push(*o),
             Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
@@ -269,6 +276,7 @@ impl Resources {
         fix(&mut self.gateway_classes, false);
         fix(&mut self.gateways, true);
         fix(&mut self.http_routes, true);
+        fix(&mut self.tcp_routes, true);
         fix(&mut self.reference_grants, true);
         fix(&mut self.services, true);
         fix(&mut self.endpoint_slices, true);
@@ -304,6 +312,7 @@ impl Object {
             Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),
             Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
             Object::HttpRoute(o) => meta("HTTPRoute", true, o.as_ref()),
+            Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
             Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),
             Object::Service(o) => meta("Service", true, o.as_ref()),
             Object::EndpointSlice(o) => meta("EndpointSlice", true, o.as_ref()),

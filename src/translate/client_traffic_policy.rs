@@ -401,46 +401,6 @@ fn warnings(spec: &api::ClientTrafficPolicySpec) -> Vec<(&'static str, String)> 
                 .join("; "),
         ));
     }
-    let missing = not_implemented(spec);
-    if !missing.is_empty() {
-        out.push((
-            "UnsupportedField",
-            format!(
-                "not implemented by gantry yet, so without effect: {}",
-                missing.join(", ")
-            ),
-        ));
-    }
-    out
-}
-
-/// The fields that are set but that gantry does not program into Envoy yet.
-/// Remove a field from here when `xds::build` learns it.
-fn not_implemented(spec: &api::ClientTrafficPolicySpec) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |set: bool, field: &'static str| {
-        if set {
-            out.push(field);
-        }
-    };
-    if let Some(h) = &spec.headers {
-        check(
-            h.late_response_headers
-                .as_ref()
-                .is_some_and(|l| l.remove_on_match.is_some()),
-            "spec.headers.lateResponseHeaders.removeOnMatch",
-        );
-    }
-    check(
-        spec.timeout.as_ref().is_some_and(|t| t.tcp.is_some()),
-        "spec.timeout.tcp",
-    );
-    check(
-        spec.connection
-            .as_ref()
-            .is_some_and(|c| c.socket_buffer_limit.is_some()),
-        "spec.connection.socketBufferLimit",
-    );
     out
 }
 

@@ -49,6 +49,17 @@ pub fn managed_classes(
 pub enum Protocol {
     Http,
     Https,
+    Tcp,
+}
+
+impl Protocol {
+    /// The one route kind a listener of this protocol carries.
+    pub fn route_kind(self) -> &'static str {
+        match self {
+            Protocol::Http | Protocol::Https => "HTTPRoute",
+            Protocol::Tcp => "TCPRoute",
+        }
+    }
 }
 
 /// Which namespaces a listener accepts routes from.
@@ -146,17 +157,18 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
     state.protocol = match l.protocol.as_str() {
         "HTTP" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
+        "TCP" => Some(Protocol::Tcp),
         other => {
             state.accepted = Some(Problem::new(
                 "UnsupportedProtocol",
-                format!("protocol {other} is not supported; use HTTP or HTTPS"),
+                format!("protocol {other} is not supported; use HTTP, HTTPS or TCP"),
             ));
             None
         }
     };
-    if state.protocol.is_none() {
+    let Some(protocol) = state.protocol else {
         return state;
-    }
+    };
 
     // Route kinds.
     let allowed = l.allowed_routes.as_ref();
@@ -164,12 +176,14 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         .and_then(|a| a.kinds.as_ref())
         .filter(|k| !k.is_empty())
     {
-        None => state.supported_kinds.push("HTTPRoute".to_string()),
+        None => state
+            .supported_kinds
+            .push(protocol.route_kind().to_string()),
         Some(kinds) => {
             let mut invalid = Vec::new();
             for kind in kinds {
                 let group = kind.group.as_deref().unwrap_or(GATEWAY_GROUP);
-                if group == GATEWAY_GROUP && kind.kind == "HTTPRoute" {
+                if group == GATEWAY_GROUP && kind.kind == protocol.route_kind() {
                     if !state.supported_kinds.contains(&kind.kind) {
                         state.supported_kinds.push(kind.kind.clone());
                     }
@@ -218,7 +232,7 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         };
     }
 
-    if state.protocol == Some(Protocol::Https) {
+    if protocol == Protocol::Https {
         resolve_certificates(l, namespace, index, &mut state);
     }
     state

@@ -77,6 +77,37 @@ pub fn attach(
 ) -> Result<Vec<Attachment>, Problem> {
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
+    let allowed = allowed_listeners(parent, "HTTPRoute", route_ns, gateway_ns, listeners, index)?;
+    let attachments: Vec<Attachment> = allowed
+        .into_iter()
+        .filter_map(|i| {
+            let hostnames =
+                hostnames::intersect(listeners[i].hostname.as_deref(), &route_hostnames);
+            (!hostnames.is_empty()).then_some(Attachment {
+                listener: i,
+                hostnames,
+            })
+        })
+        .collect();
+    if attachments.is_empty() {
+        return Err(Problem::new(
+            "NoMatchingListenerHostname",
+            "no listener hostname intersects the route's hostnames",
+        ));
+    }
+    Ok(attachments)
+}
+
+/// The listeners a parentRef selects (sectionName, port) that are valid and accept
+/// routes of `route_kind` from the route's namespace; Err: why there are none.
+pub fn allowed_listeners(
+    parent: &HttpRouteParentRefs,
+    route_kind: &str,
+    route_ns: &str,
+    gateway_ns: &str,
+    listeners: &[ListenerState],
+    index: &Index<'_>,
+) -> Result<Vec<usize>, Problem> {
     let candidates: Vec<usize> = (0..listeners.len())
         .filter(|&i| {
             let l = &listeners[i];
@@ -99,34 +130,19 @@ pub fn attach(
         .filter(|&i| {
             let l = &listeners[i];
             l.is_programmed()
-                && l.supported_kinds.iter().any(|k| k == "HTTPRoute")
+                && l.supported_kinds.iter().any(|k| k == route_kind)
                 && l.allows_namespace(index, gateway_ns, route_ns)
         })
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
             "NotAllowedByListeners",
-            format!("no valid listener of the Gateway allows HTTPRoutes from namespace {route_ns}"),
+            format!(
+                "no valid listener of the Gateway allows {route_kind}s from namespace {route_ns}"
+            ),
         ));
     }
-    let attachments: Vec<Attachment> = allowed
-        .into_iter()
-        .filter_map(|i| {
-            let hostnames =
-                hostnames::intersect(listeners[i].hostname.as_deref(), &route_hostnames);
-            (!hostnames.is_empty()).then_some(Attachment {
-                listener: i,
-                hostnames,
-            })
-        })
-        .collect();
-    if attachments.is_empty() {
-        return Err(Problem::new(
-            "NoMatchingListenerHostname",
-            "no listener hostname intersects the route's hostnames",
-        ));
-    }
-    Ok(attachments)
+    Ok(allowed)
 }
 
 /// The parentRef as it is echoed in status, with the API defaults filled in.
@@ -417,7 +433,7 @@ fn translate_rule(
                     ));
                 }
                 let weight = backend_ref.weight.unwrap_or(1).max(0) as u32;
-                match resolve_backend(backend_ref, ns, index) {
+                match resolve_backend(backend_ref, "HTTPRoute", ns, index) {
                     Ok(cluster) => {
                         if weight > 0 {
                             backends.push(WeightedCluster {
@@ -596,9 +612,11 @@ fn apply_filter(
     Ok(())
 }
 
-/// Resolves a backendRef to a Service port and its endpoints.
-fn resolve_backend(
+/// Resolves a backendRef of a route of `route_kind` to a Service port and its
+/// endpoints.
+pub fn resolve_backend(
     backend: &HttpRouteRulesBackendRefs,
+    route_kind: &str,
     route_ns: &str,
     index: &Index<'_>,
 ) -> Result<Cluster, Problem> {
@@ -614,7 +632,7 @@ fn resolve_backend(
     let label = format!("{ns}/{}", backend.name);
     let permitted = index.reference_permitted(&CrossRef {
         from_group: GATEWAY_GROUP,
-        from_kind: "HTTPRoute",
+        from_kind: route_kind,
         from_namespace: route_ns,
         to_group: "",
         to_kind: "Service",

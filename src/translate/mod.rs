@@ -11,9 +11,11 @@ pub mod gateway;
 pub mod hostnames;
 pub mod httproute;
 pub mod index;
+pub mod tcproute;
 
 use std::collections::BTreeMap;
 
+use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
@@ -22,7 +24,9 @@ use serde_json::json;
 use self::gateway::{ListenerState, Protocol};
 use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
-use crate::ir::{self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, VirtualHost};
+use crate::ir::{
+    self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
+};
 use crate::pipeline::Options;
 use crate::resources::Resources;
 
@@ -72,6 +76,9 @@ struct GatewayState<'a> {
     listeners: Vec<ListenerState>,
     /// (index into the route list, where it attaches)
     attachments: Vec<(usize, Attachment)>,
+    /// The TCPRoute forward of each TCP listener (by index) that has a route.
+    tcp_forwards: BTreeMap<usize, ir::TcpForward>,
+    tcp_clusters: Vec<ir::Cluster>,
 }
 
 pub fn translate(resources: &Resources, options: &Options) -> Translated {
@@ -92,6 +99,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             gateway: g,
             listeners: gateway::listeners(g, &index),
             attachments: Vec::new(),
+            tcp_forwards: BTreeMap::new(),
+            tcp_clusters: Vec::new(),
         })
         .collect();
 
@@ -107,6 +116,13 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             options,
             &mut route_rules,
         ) {
+            route_status.push(s);
+        }
+    }
+
+    for route_index in tcproute::by_age(&resources.tcp_routes) {
+        let route = &resources.tcp_routes[route_index];
+        if let Some(s) = attach_tcp_route(route, &mut gateways, &index, options) {
             route_status.push(s);
         }
     }
@@ -195,6 +211,111 @@ fn attach_route(
     (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
 }
 
+/// Attaches one TCPRoute to the free TCP listeners of every managed Gateway it
+/// names (routes come oldest first, so the oldest wins a listener); returns its
+/// status (None when it names no Gateway gantry manages).
+fn attach_tcp_route(
+    route: &TcpRoute,
+    gateways: &mut [GatewayState<'_>],
+    index: &Index<'_>,
+    options: &Options,
+) -> Option<ObjectStatus> {
+    let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
+    let generation = route.metadata.generation;
+    let mut translated = None;
+    let mut parents = Vec::new();
+    for parent in route.spec.parent_refs.iter().flatten() {
+        let parent = tcproute::parent_ref(parent);
+        let Some(state) = gateways.iter_mut().find(|g| {
+            httproute::refers_to(
+                &parent,
+                route_ns,
+                g.gateway.metadata.namespace.as_deref().unwrap_or("default"),
+                g.gateway.metadata.name.as_deref().unwrap_or(""),
+            )
+        }) else {
+            continue;
+        };
+        let translated = translated.get_or_insert_with(|| tcproute::translate(route, index));
+        let gateway_ns = state
+            .gateway
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default");
+        let attached = match &translated.unsupported {
+            Some(problem) => Err(problem.clone()),
+            None => httproute::allowed_listeners(
+                &parent,
+                "TCPRoute",
+                route_ns,
+                gateway_ns,
+                &state.listeners,
+                index,
+            )
+            .and_then(|allowed| free_tcp_listeners(state, allowed, &translated.forward)),
+        };
+        let accepted = match attached {
+            Ok(listeners) => {
+                for i in listeners {
+                    if !state.tcp_forwards.contains_key(&i) {
+                        state.listeners[i].attached_routes += 1;
+                        state.tcp_forwards.insert(i, translated.forward.clone());
+                    }
+                }
+                state
+                    .tcp_clusters
+                    .extend(translated.clusters.iter().cloned());
+                Ok(())
+            }
+            Err(problem) => Err(problem),
+        };
+        parents.push(httproute::parent_status(
+            &parent,
+            &options.controller_name,
+            generation,
+            accepted.as_ref().map(|_| ()),
+            translated.unresolved.as_ref(),
+        ));
+    }
+    (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
+}
+
+/// The listeners of `allowed` not taken by another TCPRoute (this route's own stay
+/// allowed); Err names the routes that hold them all.
+fn free_tcp_listeners(
+    state: &GatewayState<'_>,
+    allowed: Vec<usize>,
+    forward: &ir::TcpForward,
+) -> Result<Vec<usize>, conditions::Problem> {
+    let (free, taken): (Vec<usize>, Vec<usize>) = allowed.into_iter().partition(|i| {
+        state
+            .tcp_forwards
+            .get(i)
+            .is_none_or(|held| held.route == forward.route)
+    });
+    if !free.is_empty() {
+        return Ok(free);
+    }
+    let holders: Vec<String> = taken
+        .iter()
+        .map(|i| {
+            format!(
+                "listener {} has {}",
+                state.listeners[*i].name,
+                state.tcp_forwards[i].route.as_deref().unwrap_or("a route")
+            )
+        })
+        .collect();
+    Err(conditions::Problem::new(
+        "UnsupportedValue",
+        format!(
+            "a TCP listener forwards to one route, the oldest: {}",
+            holders.join(", ")
+        ),
+    ))
+}
+
 /// Assembles one Gateway's IR: an Envoy listener per bound port, a filter chain per
 /// HTTP port or per HTTPS Gateway listener, a virtual host per hostname. `client`
 /// gives the ClientTrafficPolicy settings in force on a Gateway listener (the same
@@ -214,7 +335,21 @@ fn gateway_ir<'c>(
     }
     for (port, listener_indexes) in ports {
         let protocol = state.listeners[listener_indexes[0]].protocol;
-        let chains: Vec<FilterChain> = if protocol == Some(Protocol::Https) {
+        let chains: Vec<FilterChain> = if protocol == Some(Protocol::Tcp) {
+            // A TCP port has one listener: a second one on the port is conflicted.
+            vec![FilterChain {
+                name: format!("tcp-{port}"),
+                server_names: Vec::new(),
+                tls: None,
+                traffic: Traffic::Tcp(
+                    state
+                        .tcp_forwards
+                        .get(&listener_indexes[0])
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            }]
+        } else if protocol == Some(Protocol::Https) {
             listener_indexes
                 .iter()
                 .map(|&i| {
@@ -230,13 +365,13 @@ fn gateway_ir<'c>(
                             certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
                             alpn: vec!["h2".to_string(), "http/1.1".to_string()],
                         }),
-                        route_config: route_config(
+                        traffic: Traffic::Http(route_config(
                             name,
                             state,
                             &[i],
                             route_rules,
                             &mut out.clusters,
-                        ),
+                        )),
                     }
                 })
                 .collect()
@@ -246,19 +381,19 @@ fn gateway_ir<'c>(
                 name: name.clone(),
                 server_names: Vec::new(),
                 tls: None,
-                route_config: route_config(
+                traffic: Traffic::Http(route_config(
                     name,
                     state,
                     &listener_indexes,
                     route_rules,
                     &mut out.clusters,
-                ),
+                )),
             }]
         };
-        let scheme = if protocol == Some(Protocol::Https) {
-            "https"
-        } else {
-            "http"
+        let scheme = match protocol {
+            Some(Protocol::Https) => "https",
+            Some(Protocol::Tcp) => "tcp",
+            _ => "http",
         };
         let mut chains = chains;
         let mut settings = match client(listener_indexes[0]) {
@@ -286,6 +421,7 @@ fn gateway_ir<'c>(
             client: settings,
         });
     }
+    httproute::merge_clusters(&mut out.clusters, state.tcp_clusters.clone());
     out
 }
 
@@ -314,7 +450,8 @@ fn default_host(
     single(
         chains
             .iter()
-            .flat_map(|c| &c.route_config.virtual_hosts)
+            .filter_map(|c| c.route_config())
+            .flat_map(|rc| &rc.virtual_hosts)
             .flat_map(|vh| vh.domains.iter().cloned())
             .filter(|h| concrete(h))
             .collect(),
@@ -322,10 +459,17 @@ fn default_host(
 }
 
 /// Every route of these chains answers 500 (an invalid ClientTrafficPolicy is in
-/// force on them, as Envoy Gateway does it).
+/// force on them, as Envoy Gateway does it); TCP connections are closed.
 fn answer_500(chains: &mut [FilterChain]) {
     for chain in chains {
-        for host in &mut chain.route_config.virtual_hosts {
+        let config = match &mut chain.traffic {
+            Traffic::Http(config) => config,
+            Traffic::Tcp(forward) => {
+                forward.backends.clear();
+                continue;
+            }
+        };
+        for host in &mut config.virtual_hosts {
             for route in &mut host.routes {
                 route.action = ir::RouteAction::DirectResponse {
                     status: 500,

@@ -7,6 +7,7 @@ use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_proxy;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
@@ -14,13 +15,15 @@ use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
 use crate::ir;
 use crate::xds::snapshot::GatewayXds;
 
+mod access_log;
 mod client;
 
 /// Envoy Gateway's default per-connection buffer limit, kept for drop-in parity.
 const CONNECTION_BUFFER_LIMIT: u32 = 32768;
 
 /// A cluster that never exists: the weighted share of unresolved backendRefs points
-/// here, and `cluster_not_found_response_code` turns it into a 500.
+/// here, and `cluster_not_found_response_code` turns it into a 500 (a TCP
+/// connection sent here is closed).
 const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
 
 pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
@@ -31,11 +34,10 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
             out.listeners.push(build_quic_listener(l));
         }
         for chain in &l.filter_chains {
-            out.routes.push(build_route_config(
-                &chain.route_config,
-                &l.client,
-                chain.tls.is_some(),
-            ));
+            if let Some(config) = chain.route_config() {
+                out.routes
+                    .push(build_route_config(config, &l.client, chain.tls.is_some()));
+            }
         }
     }
     // Header case: the downstream codec records it, the upstream one replays it.
@@ -160,50 +162,28 @@ fn build_quic_listener(l: &ir::Listener) -> listener::Listener {
     }
 }
 
-/// One filter chain: its HCM and, for HTTPS, its TLS context. `quic`: the chain
-/// of the HTTP/3 (UDP) listener, with the QUIC transport and the HTTP/3 codec.
+/// One filter chain: its HCM (or TCP proxy) and, for HTTPS, its TLS context.
+/// `quic`: the chain of the HTTP/3 (UDP) listener, with the QUIC transport and the
+/// HTTP/3 codec.
 fn build_filter_chain(
     chain: &ir::FilterChain,
     client: &ir::ClientSettings,
     quic: bool,
 ) -> listener::FilterChain {
-    let mut manager = hcm::HttpConnectionManager {
-        stat_prefix: if quic {
-            format!("{}-quic", chain.name)
-        } else {
-            chain.name.clone()
+    let last_filter = match &chain.traffic {
+        ir::Traffic::Http(config) => listener::Filter {
+            name: "envoy.filters.network.http_connection_manager".to_string(),
+            config_type: Some(listener::filter::ConfigType::TypedConfig(any(
+                &build_http_connection_manager(&chain.name, &config.name, client, quic),
+            ))),
         },
-        codec_type: if quic {
-            hcm::http_connection_manager::CodecType::Http3
-        } else {
-            hcm::http_connection_manager::CodecType::Auto
-        } as i32,
-        http3_protocol_options: quic.then(core::Http3ProtocolOptions::default),
-        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
-            hcm::Rds {
-                config_source: Some(ads()),
-                route_config_name: chain.route_config.name.clone(),
-            },
-        )),
-        http_filters: client::http_filters(client)
-            .into_iter()
-            .chain([hcm::HttpFilter {
-                name: "envoy.filters.http.router".to_string(),
-                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(&Router {
-                    suppress_envoy_headers: client::suppress_envoy_headers(client),
-                    ..Default::default()
-                }))),
-                ..Default::default()
-            }])
-            .collect(),
-        // Envoy is the edge: the peer address is the client, as in Envoy Gateway.
-        use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
-        normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
-        // Gateway API: the port in the Host header is ignored when matching hostnames.
-        strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
-        ..Default::default()
+        ir::Traffic::Tcp(forward) => listener::Filter {
+            name: "envoy.filters.network.tcp_proxy".to_string(),
+            config_type: Some(listener::filter::ConfigType::TypedConfig(any(
+                &build_tcp_proxy(&chain.name, forward, client),
+            ))),
+        },
     };
-    client::apply_http(&mut manager, client);
     let transport_socket = chain.tls.as_ref().map(|t| {
         let mut context = tls::DownstreamTlsContext {
             common_tls_context: Some(tls::CommonTlsContext {
@@ -243,12 +223,94 @@ fn build_filter_chain(
             client::network_filters(client, &chain.name)
         })
         .into_iter()
-        .chain([listener::Filter {
-            name: "envoy.filters.network.http_connection_manager".to_string(),
-            config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
-        }])
+        .chain([last_filter])
         .collect(),
         transport_socket,
+        ..Default::default()
+    }
+}
+
+fn build_http_connection_manager(
+    chain_name: &str,
+    route_config_name: &str,
+    client: &ir::ClientSettings,
+    quic: bool,
+) -> hcm::HttpConnectionManager {
+    let mut manager = hcm::HttpConnectionManager {
+        stat_prefix: if quic {
+            format!("{chain_name}-quic")
+        } else {
+            chain_name.to_string()
+        },
+        codec_type: if quic {
+            hcm::http_connection_manager::CodecType::Http3
+        } else {
+            hcm::http_connection_manager::CodecType::Auto
+        } as i32,
+        http3_protocol_options: quic.then(core::Http3ProtocolOptions::default),
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+            hcm::Rds {
+                config_source: Some(ads()),
+                route_config_name: route_config_name.to_string(),
+            },
+        )),
+        http_filters: client::http_filters(client)
+            .into_iter()
+            .chain([hcm::HttpFilter {
+                name: "envoy.filters.http.router".to_string(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(&Router {
+                    suppress_envoy_headers: client::suppress_envoy_headers(client),
+                    ..Default::default()
+                }))),
+                ..Default::default()
+            }])
+            .collect(),
+        access_log: vec![access_log::http()],
+        // Envoy is the edge: the peer address is the client, as in Envoy Gateway.
+        use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
+        normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
+        // Gateway API: the port in the Host header is ignored when matching hostnames.
+        strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
+        ..Default::default()
+    };
+    client::apply_http(&mut manager, client);
+    manager
+}
+
+/// A TCP listener's proxy: one backend, a weighted choice, or (nothing resolved)
+/// the cluster that does not exist, which closes the connection.
+fn build_tcp_proxy(
+    chain_name: &str,
+    forward: &ir::TcpForward,
+    client: &ir::ClientSettings,
+) -> tcp_proxy::TcpProxy {
+    use tcp_proxy::tcp_proxy::ClusterSpecifier;
+    let cluster_specifier = match forward.backends.as_slice() {
+        [] => ClusterSpecifier::Cluster(INVALID_BACKEND_CLUSTER.to_string()),
+        [only] if forward.invalid_weight == 0 => ClusterSpecifier::Cluster(only.cluster.clone()),
+        backends => ClusterSpecifier::WeightedClusters(tcp_proxy::tcp_proxy::WeightedCluster {
+            clusters: backends
+                .iter()
+                .map(|b| (b.cluster.as_str(), b.weight))
+                .chain(
+                    (forward.invalid_weight > 0)
+                        .then_some((INVALID_BACKEND_CLUSTER, forward.invalid_weight)),
+                )
+                .map(
+                    |(name, weight)| tcp_proxy::tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: name.to_string(),
+                        weight,
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+        }),
+    };
+    tcp_proxy::TcpProxy {
+        stat_prefix: chain_name.to_string(),
+        cluster_specifier: Some(cluster_specifier),
+        idle_timeout: client.timeouts.tcp_idle.map(duration),
+        access_log: vec![access_log::tcp()],
         ..Default::default()
     }
 }
@@ -370,25 +432,33 @@ fn build_route(r: &ir::Route) -> route::Route {
 
 fn header_options(m: &ir::HeaderModifier) -> Vec<core::HeaderValueOption> {
     use core::header_value_option::HeaderAppendAction;
-    let option =
-        |(name, value): &(String, String), action: HeaderAppendAction| core::HeaderValueOption {
-            header: Some(core::HeaderValue {
-                key: name.clone(),
-                value: value.clone(),
-                ..Default::default()
-            }),
-            append_action: action as i32,
-            ..Default::default()
-        };
     m.set
         .iter()
-        .map(|h| option(h, HeaderAppendAction::OverwriteIfExistsOrAdd))
+        .map(|h| header_option(h, HeaderAppendAction::OverwriteIfExistsOrAdd))
         .chain(
             m.add
                 .iter()
-                .map(|h| option(h, HeaderAppendAction::AppendIfExistsOrAdd)),
+                .map(|h| header_option(h, HeaderAppendAction::AppendIfExistsOrAdd)),
         )
         .collect()
+}
+
+/// A header with a literal value. Envoy reads header values as format strings
+/// (`%START_TIME%`), so a `%` the user wrote is doubled to stay a `%`: "50%" would
+/// otherwise be an invalid command and Envoy would reject the whole resource.
+fn header_option(
+    (name, value): &(String, String),
+    action: core::header_value_option::HeaderAppendAction,
+) -> core::HeaderValueOption {
+    core::HeaderValueOption {
+        header: Some(core::HeaderValue {
+            key: name.clone(),
+            value: value.replace('%', "%%"),
+            ..Default::default()
+        }),
+        append_action: action as i32,
+        ..Default::default()
+    }
 }
 
 /// A prefix rewrite that keeps segment boundaries: "/foo" -> "/" turns "/foo/bar"

@@ -8,6 +8,9 @@ use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
+use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
+    HeaderMutation as LateHeaderMutation, Mutations as HeaderMutations,
+};
 use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
 use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
@@ -26,12 +29,14 @@ use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::envoy::r#type::v3 as types;
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value, UInt64Value};
 
-use super::{any, duration};
+use super::{any, duration, header_option};
 use crate::ir;
 
-/// Linux socket option numbers for TCP keepalive.
+/// Linux socket option numbers.
 mod sockopt {
     pub const SOL_SOCKET: i64 = 1;
+    pub const SO_SNDBUF: i64 = 7;
+    pub const SO_RCVBUF: i64 = 8;
     pub const SO_KEEPALIVE: i64 = 9;
     pub const IPPROTO_TCP: i64 = 6;
     pub const TCP_KEEPIDLE: i64 = 4;
@@ -39,12 +44,10 @@ mod sockopt {
     pub const TCP_KEEPCNT: i64 = 6;
 }
 
-/// SO_KEEPALIVE and the three TCP keepalive options on the listening socket (the
-/// accepted connections inherit them), set before bind.
+/// Options on the listening socket, set before bind; the accepted connections
+/// inherit them: TCP keepalive (SO_KEEPALIVE and its three timings) and the
+/// kernel buffer sizes (SO_RCVBUF, SO_SNDBUF).
 pub(super) fn socket_options(client: &ir::ClientSettings) -> Vec<core::SocketOption> {
-    let Some(k) = &client.tcp_keepalive else {
-        return Vec::new();
-    };
     let option = |description: &str, level: i64, name: i64, value: i64| core::SocketOption {
         description: description.to_string(),
         level,
@@ -53,32 +56,52 @@ pub(super) fn socket_options(client: &ir::ClientSettings) -> Vec<core::SocketOpt
         state: core::socket_option::SocketState::StatePrebind as i32,
         ..Default::default()
     };
-    vec![
-        option(
-            "SO_KEEPALIVE",
-            sockopt::SOL_SOCKET,
-            sockopt::SO_KEEPALIVE,
-            1,
-        ),
-        option(
-            "TCP_KEEPIDLE",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPIDLE,
-            k.idle_time.as_secs() as i64,
-        ),
-        option(
-            "TCP_KEEPINTVL",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPINTVL,
-            k.interval.as_secs() as i64,
-        ),
-        option(
-            "TCP_KEEPCNT",
-            sockopt::IPPROTO_TCP,
-            sockopt::TCP_KEEPCNT,
-            k.probes as i64,
-        ),
-    ]
+    let mut out = Vec::new();
+    if let Some(k) = &client.tcp_keepalive {
+        out.extend([
+            option(
+                "SO_KEEPALIVE",
+                sockopt::SOL_SOCKET,
+                sockopt::SO_KEEPALIVE,
+                1,
+            ),
+            option(
+                "TCP_KEEPIDLE",
+                sockopt::IPPROTO_TCP,
+                sockopt::TCP_KEEPIDLE,
+                k.idle_time.as_secs() as i64,
+            ),
+            option(
+                "TCP_KEEPINTVL",
+                sockopt::IPPROTO_TCP,
+                sockopt::TCP_KEEPINTVL,
+                k.interval.as_secs() as i64,
+            ),
+            option(
+                "TCP_KEEPCNT",
+                sockopt::IPPROTO_TCP,
+                sockopt::TCP_KEEPCNT,
+                k.probes as i64,
+            ),
+        ]);
+    }
+    if let Some(bytes) = client.connection.socket_buffer_limit {
+        out.extend([
+            option(
+                "SO_RCVBUF",
+                sockopt::SOL_SOCKET,
+                sockopt::SO_RCVBUF,
+                bytes.into(),
+            ),
+            option(
+                "SO_SNDBUF",
+                sockopt::SOL_SOCKET,
+                sockopt::SO_SNDBUF,
+                bytes.into(),
+            ),
+        ]);
+    }
+    out
 }
 
 /// Listener filters that must run first: PROXY protocol rewrites the connection's
@@ -167,19 +190,23 @@ fn string_matcher(m: &ir::StringMatcher) -> matcher::StringMatcher {
     }
 }
 
-fn header_value(
-    (name, value): &(String, String),
-    action: core::header_value_option::HeaderAppendAction,
-) -> core::HeaderValueOption {
-    core::HeaderValueOption {
-        header: Some(core::HeaderValue {
-            key: name.clone(),
-            value: value.clone(),
-            ..Default::default()
-        }),
-        append_action: action as i32,
-        ..Default::default()
-    }
+/// A header filter as mutation rules: removals first, then set, add and
+/// add-if-absent.
+fn mutations(f: &ir::HeaderFilter) -> Vec<mutation_rules::HeaderMutation> {
+    use mutation_rules::header_mutation::{Action, RemoveOnMatch};
+    f.remove
+        .iter()
+        .map(|name| Action::Remove(name.clone()))
+        .chain(f.remove_matching.iter().map(|m| {
+            Action::RemoveOnMatch(RemoveOnMatch {
+                key_matcher: Some(string_matcher(m)),
+            })
+        }))
+        .chain(header_values(f).into_iter().map(Action::Append))
+        .map(|action| mutation_rules::HeaderMutation {
+            action: Some(action),
+        })
+        .collect()
 }
 
 /// Set, add and add-if-absent as header value options, in that order.
@@ -187,16 +214,16 @@ fn header_values(f: &ir::HeaderFilter) -> Vec<core::HeaderValueOption> {
     use core::header_value_option::HeaderAppendAction as A;
     f.set
         .iter()
-        .map(|h| header_value(h, A::OverwriteIfExistsOrAdd))
+        .map(|h| header_option(h, A::OverwriteIfExistsOrAdd))
         .chain(
             f.add
                 .iter()
-                .map(|h| header_value(h, A::AppendIfExistsOrAdd)),
+                .map(|h| header_option(h, A::AppendIfExistsOrAdd)),
         )
         .chain(
             f.add_if_absent
                 .iter()
-                .map(|h| header_value(h, A::AddIfAbsent)),
+                .map(|h| header_option(h, A::AddIfAbsent)),
         )
         .collect()
 }
@@ -358,24 +385,11 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
     }
     let early = &h.early_request;
     if *early != ir::HeaderFilter::default() {
-        use mutation_rules::header_mutation::{Action, RemoveOnMatch};
-        let mutations = early
-            .remove
-            .iter()
-            .map(|name| Action::Remove(name.clone()))
-            .chain(early.remove_matching.iter().map(|m| {
-                Action::RemoveOnMatch(RemoveOnMatch {
-                    key_matcher: Some(string_matcher(m)),
-                })
-            }))
-            .chain(header_values(early).into_iter().map(Action::Append))
-            .map(|action| mutation_rules::HeaderMutation {
-                action: Some(action),
-            })
-            .collect();
         manager.early_header_mutation_extensions = vec![typed_extension(
             "envoy.http.early_header_mutation.header_mutation",
-            &EarlyHeaderMutation { mutations },
+            &EarlyHeaderMutation {
+                mutations: mutations(early),
+            },
         )];
     }
 
@@ -472,6 +486,21 @@ pub(super) fn http_filters(client: &ir::ClientSettings) -> Vec<hcm::HttpFilter> 
         config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config)),
         ..Default::default()
     };
+    // Late response headers: responses pass the filters in reverse order, so the
+    // first filter changes them after everything else (routes, other filters).
+    let late = &client.headers.late_response;
+    if *late != ir::HeaderFilter::default() {
+        out.push(filter(
+            "envoy.filters.http.header_mutation",
+            any(&LateHeaderMutation {
+                mutations: Some(HeaderMutations {
+                    response_mutations: mutations(late),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        ));
+    }
     if let Some(path) = &client.health_check_path {
         out.push(filter(
             "envoy.filters.http.health_check",
@@ -509,21 +538,16 @@ pub(super) fn suppress_envoy_headers(client: &ir::ClientSettings) -> bool {
     client.headers.envoy_headers == Some(false)
 }
 
-/// Late response headers: route-configuration level, applied after the virtual
-/// host's and route's own.
 /// On HTTPS with HTTP/3, responses advertise it (alt-svc).
 pub(super) fn apply_route_config(
     rc: &mut route::RouteConfiguration,
     client: &ir::ClientSettings,
     tls: bool,
 ) {
-    let late = &client.headers.late_response;
-    rc.response_headers_to_add = header_values(late);
-    rc.response_headers_to_remove = late.remove.clone();
     if let Some(http3) = &client.http3
         && tls
     {
-        rc.response_headers_to_add.push(header_value(
+        rc.response_headers_to_add.push(header_option(
             &(
                 "alt-svc".to_string(),
                 format!("h3=\":{}\"; ma=86400", http3.alt_svc_port),
