@@ -16,9 +16,9 @@ use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use serde_json::Value;
 
-/// GatewayClass, Gateway `eg` (one HTTP listener on `port`), the HTTPRoute for
-/// www.example.com and the `backend` Service pointing at the echo backend.
-fn base(port: u16, backend_port: u16) -> String {
+/// GatewayClass and Gateway `eg` with one listener (`protocol`) on `port`.
+fn gateway(protocol: &str, port: u16) -> String {
+    let name = protocol.to_ascii_lowercase();
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -31,18 +31,16 @@ metadata: {{name: eg, namespace: default}}
 spec:
   gatewayClassName: eg
   listeners:
-    - {{name: http, protocol: HTTP, port: {port}}}
+    - {{name: {name}, protocol: {protocol}, port: {port}}}
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: backend, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [www.example.com]
-  rules:
-    - backendRefs: [{{name: backend, port: 3000}}]
----
-apiVersion: v1
+"
+    )
+}
+
+/// The `backend` Service (port 3000) and its EndpointSlice: the echo backend.
+fn backend_service(backend_port: u16) -> String {
+    format!(
+        "apiVersion: v1
 kind: Service
 metadata: {{name: backend, namespace: default}}
 spec:
@@ -59,6 +57,42 @@ ports: [{{name: http, port: {backend_port}}}]
 endpoints:
   - addresses: [127.0.0.1]
 "
+    )
+}
+
+/// Gateway `eg` with one HTTP listener on `port`, and the HTTPRoute for
+/// www.example.com to the echo backend.
+fn base(port: u16, backend_port: u16) -> String {
+    format!(
+        "{}apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: backend, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [www.example.com]
+  rules:
+    - backendRefs: [{{name: backend, port: 3000}}]
+---
+{}",
+        gateway("HTTP", port),
+        backend_service(backend_port)
+    )
+}
+
+/// Gateway `eg` with one TCP listener on `port`, and a TCPRoute to the echo backend.
+fn tcp_base(port: u16, backend_port: u16) -> String {
+    format!(
+        "{}apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: backend, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  rules:
+    - backendRefs: [{{name: backend, port: 3000}}]
+---
+{}",
+        gateway("TCP", port),
+        backend_service(backend_port)
     )
 }
 
@@ -87,9 +121,19 @@ struct Running {
     port: u16,
 }
 
-/// gantry + Envoy + echo backend with `policy_yaml` in force; waits until Envoy
-/// has a listener carrying `ready` (a predicate on the listener's JSON).
+/// gantry + Envoy + echo backend behind an HTTP listener with `policy_yaml` in
+/// force; waits until Envoy has a listener carrying `ready` (a predicate on the
+/// listener's JSON).
 fn start(policy_yaml: &str, ready: impl Fn(&Value) -> bool) -> Running {
+    start_with(base, policy_yaml, ready)
+}
+
+/// [`start`] with the Gateway, route and backend objects that `base` writes.
+fn start_with(
+    base: fn(u16, u16) -> String,
+    policy_yaml: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let backend = EchoBackend::start("backend");
     let port = common::free_port();
@@ -142,9 +186,26 @@ fn exchange(port: u16, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 fn get_request(extra_headers: &str) -> String {
+    request_for("/get", extra_headers)
+}
+
+fn request_for(path: &str, extra_headers: &str) -> String {
     format!(
-        "GET /get HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: gantry-test\r\n{extra_headers}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: gantry-test\r\n{extra_headers}Connection: close\r\n\r\n"
     )
+}
+
+/// The entry of Envoy's access log (JSON lines on its stdout) with this `field`
+/// value, once Envoy has written it.
+fn access_log_entry(envoy: &common::EnvoyProcess, field: &str, value: &str) -> Value {
+    common::poll(&format!("an access log entry with {field} {value}"), || {
+        envoy
+            .process
+            .output()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| entry[field] == value)
+    })
 }
 
 /// (status, body) of a response read to EOF.
@@ -506,7 +567,7 @@ fn disable_xff_append_leaves_x_forwarded_for_as_sent() {
 }
 
 #[test]
-fn trusted_cidrs_use_the_xff_detection_extension_and_append_the_peer() {
+fn trusted_cidrs_take_the_first_untrusted_address_from_the_right() {
     let yaml = policy(
         "cidrs",
         "  clientIPDetection:\n    xForwardedFor:\n      trustedCIDRs: [10.0.0.0/8, 127.0.0.0/8, 192.0.2.0/24]\n",
@@ -517,14 +578,30 @@ fn trusted_cidrs_use_the_xff_detection_extension_and_append_the_peer() {
             .is_some_and(|c| c.len() == 3)
     });
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
-    let request = get_request("X-Forwarded-For: 1.1.1.1,10.1.1.1\r\n");
-    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
-    let xff = echoed_header(&body, "x-forwarded-for");
-    assert!(
-        xff.len() == 1 && xff[0].starts_with("1.1.1.1,10.1.1.1,"),
-        "the peer is appended: {body}"
-    );
+    // From the right: the peer (127.0.0.1) and 10.1.1.1 are trusted proxies, so the
+    // client is 1.1.1.1; 192.168.7.7 further left is whatever 1.1.1.1 claimed.
+    for (probe, xff, client) in [
+        ("/probe-1", "1.1.1.1,10.1.1.1", "1.1.1.1"),
+        ("/probe-2", "192.168.7.7,1.1.1.1,10.1.1.1", "1.1.1.1"),
+        ("/probe-3", "192.168.7.7,10.9.9.9", "192.168.7.7"),
+    ] {
+        let request = request_for(probe, &format!("X-Forwarded-For: {xff}\r\n"));
+        let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
+        assert_eq!(status, 200, "{body}");
+        let forwarded = echoed_header(&body, "x-forwarded-for");
+        assert!(
+            forwarded.len() == 1 && forwarded[0].starts_with(&format!("{xff},")),
+            "the peer is appended: {body}"
+        );
+        // The address Envoy settled on is the connection's remote address from
+        // then on: the access log shows it.
+        let entry = access_log_entry(&r.envoy, "path", probe);
+        assert_eq!(
+            entry["downstream_remote_address"],
+            format!("{client}:0"),
+            "{entry}"
+        );
+    }
 }
 
 #[test]
@@ -658,10 +735,11 @@ fn header_settings_are_seen_at_the_backend_and_the_client() {
     withUnderscoresAction: DropHeader
     requestID: PreserveOrGenerate
     earlyRequestHeaders:
-      set: [{name: x-early, value: \"1\"}]
+      set: [{name: x-early, value: \"1\"}, {name: x-share, value: \"50%\"}]
       remove: [x-debug]
     lateResponseHeaders:
       set: [{name: x-late, value: done}]
+      removeOnMatch: [{type: Prefix, value: x-back}]
 ",
     );
     let r = start(&yaml, |l| hcm(l)["preserve_external_request_id"] == true);
@@ -671,6 +749,7 @@ fn header_settings_are_seen_at_the_backend_and_the_client() {
     let (status, headers, body) = common::parse_response(&raw).unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(echoed_header(&body, "x-early"), ["1"], "{body}");
+    assert_eq!(echoed_header(&body, "x-share"), ["50%"], "{body}");
     assert!(echoed_header(&body, "x-debug").is_empty(), "{body}");
     assert!(echoed_header(&body, "x_under").is_empty(), "{body}");
     assert_eq!(echoed_header(&body, "x-request-id"), ["my-id"], "{body}");
@@ -681,6 +760,7 @@ fn header_settings_are_seen_at_the_backend_and_the_client() {
         "{body}"
     );
     assert_eq!(common::header(&headers, "x-late"), Some("done"));
+    assert_eq!(common::header(&headers, "x-backend"), None, "removed late");
     assert!(common::header(&headers, "x-envoy-upstream-service-time").is_none());
 }
 
@@ -709,6 +789,7 @@ fn timeouts_http2_and_accept_settings_reach_envoy() {
       streamIdleTimeout: 2m
   connection:
     maxAcceptPerSocketEvent: 4
+    socketBufferLimit: 64Ki
   http2:
     maxConcurrentStreams: 200
     initialStreamWindowSize: 128Ki
@@ -720,6 +801,17 @@ fn timeouts_http2_and_accept_settings_reach_envoy() {
     let dump = r.envoy.config_dump();
     let manager = hcm(listener(&dump).unwrap()).clone();
     assert_eq!(manager["request_headers_timeout"], "5s", "{manager:#}");
+    let options = listener(&dump).unwrap()["socket_options"].clone();
+    for name in ["SO_RCVBUF", "SO_SNDBUF"] {
+        assert!(
+            options
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["description"] == name && o["int_value"] == "65536"),
+            "{name}: {options:#}"
+        );
+    }
     assert_eq!(manager["stream_idle_timeout"], "120s", "{manager:#}");
     assert_eq!(
         manager["http2_protocol_options"]["max_concurrent_streams"],
@@ -730,6 +822,47 @@ fn timeouts_http2_and_accept_settings_reach_envoy() {
         131072
     );
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+}
+
+#[test]
+fn tcp_route_proxies_and_tcp_idle_timeout_closes_an_idle_connection() {
+    let yaml = policy("tcp-idle", "  timeout:\n    tcp:\n      idleTimeout: 1s\n");
+    let r = start_with(tcp_base, &yaml, |l| {
+        l["filter_chains"][0]["filters"][0]["typed_config"]["idle_timeout"] == "1s"
+    });
+    let mut stream = common::poll("the TCP listener to proxy a request", || {
+        let mut stream = TcpStream::connect(("127.0.0.1", r.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /over-tcp HTTP/1.1\r\nHost: anything\r\n\r\n")
+            .ok()?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while common::parse_response(&raw).is_err() {
+            let n = stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let (status, headers, _) = common::parse_response(&raw).unwrap();
+        (status == 200 && common::header(&headers, "x-backend") == Some("backend"))
+            .then_some(stream)
+    });
+    // The echo backend keeps an idle connection for 30 s; Envoy closes it after
+    // the policy's second without bytes either way.
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("the idle connection should be closed, got {other:?}"),
+    }
+    let entry = access_log_entry(&r.envoy, "upstream_cluster", "default/backend/3000");
+    assert!(
+        entry["downstream_remote_address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{entry}"
+    );
 }
 
 /// `base` plus an HTTPS listener `https` on `tls_port` for www.example.com with the
