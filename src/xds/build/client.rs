@@ -281,6 +281,14 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
     manager.request_headers_timeout = t.request_headers_received.map(duration);
     manager.stream_idle_timeout = t.stream_idle.map(duration);
 
+    // The idle timeout only starts the HCM's drain; the connection closes when the
+    // drain timeout (5 s by default) has run too. An idle connection has no stream
+    // to be graceful to, so a policy asking for idle connections to be closed gets
+    // them closed at the idle time (plus Envoy's 1 s delayed close), as the user
+    // expects; HTTP/2 clients of a draining connection still get both GOAWAYs.
+    if t.http_idle.is_some() {
+        manager.drain_timeout = Some(duration(std::time::Duration::ZERO));
+    }
     let c = &client.connection;
     let h = &client.headers;
     let common = core::HttpProtocolOptions {
