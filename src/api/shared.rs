@@ -95,11 +95,17 @@ pub fn quantity_bytes(q: &Quantity) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+fn gateway_api_group() -> String {
+    GATEWAY_API_GROUP.to_string()
+}
+
 /// `LocalPolicyTargetReferenceWithSectionName`: a target in the policy's namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalPolicyTargetReferenceWithSectionName {
-    /// Group of the target resource.
+    /// Group of the target resource. Defaults to gateway.networking.k8s.io, since
+    /// Envoy Gateway's own documentation leaves it out.
+    #[serde(default = "gateway_api_group")]
     pub group: String,
     /// Kind of the target resource.
     pub kind: String,
