@@ -528,15 +528,42 @@ fn an_invalid_policy_makes_the_routes_answer_500_and_a_fix_restores_them() {
         std::fs::write(&tmp, yaml).unwrap();
         std::fs::rename(&tmp, dir.join("policy.yaml")).unwrap();
     };
+    // Another Gateway of the same class, with its own Envoy, routing to the same
+    // backend: the bad policy on `eg` must not reach it.
+    let other_port = common::free_port();
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: other, namespace: default}}
+spec:
+  gatewayClassName: eg
+  listeners:
+    - {{name: http, protocol: HTTP, port: {other_port}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: other, namespace: default}}
+spec:
+  parentRefs: [{{name: other}}]
+  rules:
+    - backendRefs: [{{name: backend, port: 3000}}]
+"
+        ),
+    )
+    .unwrap();
     write_policy(dir.path(), "20 minutes");
     let gantry = Gantry::start(dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let _other_envoy = common::spawn_envoy(&gantry.bootstrap("default/other", "delta", "e2"));
     common::wait_for_http(port, "www.example.com", "/get", |s, _| s == 500);
     let text = policy_status(&gantry, "keepalive").to_string();
     assert!(
         text.contains("Invalid") && text.contains("spec.tcpKeepalive.idleTime"),
         "{text}"
     );
+    common::wait_for_http(other_port, "www.example.com", "/get", |s, _| s == 200);
 
     write_policy(dir.path(), "20m");
     common::wait_for_http(port, "www.example.com", "/get", |s, _| s == 200);
@@ -960,6 +987,10 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
     let (r, tls_port) = start_tls(
         "    clientValidation:
       caCertificateRefs: [{kind: ConfigMap, group: \"\", name: client-ca}]
+  headers:
+    xForwardedClientCert:
+      mode: SanitizeSet
+      certDetailsToAdd: [Subject, DNS]
 ",
     );
     let with_cert = [
@@ -968,9 +999,19 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
         "--key",
         "testdata/certs/client.key",
     ];
-    common::poll("HTTPS 200 with the client certificate", || {
-        (common::curl_https(tls_port, "/get", &with_cert) == Some(200)).then_some(())
+    let body = common::poll("HTTPS 200 with the client certificate", || {
+        common::curl_https_body(tls_port, "/get", &with_cert)
+            .filter(|(code, _)| *code == 200)
+            .map(|(_, body)| body)
     });
+    // xForwardedClientCert SanitizeSet: the backend learns who the client is.
+    let xfcc = echoed_header(&body, "x-forwarded-client-cert");
+    assert!(
+        xfcc.len() == 1
+            && xfcc[0].contains("Subject=\"CN=gantry-test-client\"")
+            && xfcc[0].contains("DNS=client.example.com"),
+        "{body}"
+    );
     assert_eq!(
         common::curl_https(tls_port, "/get", &[]),
         None,

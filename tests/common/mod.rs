@@ -660,15 +660,22 @@ fn fix_redacted_data_sources(value: &mut Value) {
 /// `curl https://www.example.com:<port><path>` trusting the test CA, with extra
 /// `args`; the HTTP status, or None if the TLS handshake (or connection) failed.
 pub fn curl_https(port: u16, path: &str, args: &[&str]) -> Option<u16> {
+    curl_https_body(port, path, args).map(|(code, _)| code)
+}
+
+/// [`curl_https`] with the response body.
+pub fn curl_https_body(port: u16, path: &str, args: &[&str]) -> Option<(u16, String)> {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-o", "/dev/null"])
-        .args(["-w", "%{http_code}"])
+        .args(["-sS", "--max-time", "5", "-o", "-"])
+        .args(["-w", "\n%{http_code}"])
         .args(["--cacert", "testdata/certs/ca.crt"])
         .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
         .args(args)
         .arg(format!("https://www.example.com:{port}{path}"))
         .output()
         .expect("curl");
-    let code: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    (out.status.success() && code != 0).then_some(code)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = stdout.rsplit_once('\n')?;
+    let code: u16 = code.trim().parse().ok()?;
+    (out.status.success() && code != 0).then(|| (code, body.to_string()))
 }
