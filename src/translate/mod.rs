@@ -81,6 +81,32 @@ struct GatewayState<'a> {
     tcp_clusters: Vec<ir::Cluster>,
 }
 
+impl GatewayState<'_> {
+    fn namespace(&self) -> &str {
+        self.gateway
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default")
+    }
+}
+
+/// The managed Gateway a route's parentRef names, if any.
+fn parent_gateway<'s, 'g>(
+    gateways: &'s mut [GatewayState<'g>],
+    parent: &gateway_api::httproutes::HttpRouteParentRefs,
+    route_ns: &str,
+) -> Option<&'s mut GatewayState<'g>> {
+    gateways.iter_mut().find(|g| {
+        httproute::refers_to(
+            parent,
+            route_ns,
+            g.namespace(),
+            g.gateway.metadata.name.as_deref().unwrap_or(""),
+        )
+    })
+}
+
 pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let index = Index::new(resources);
     let mut status = Vec::new();
@@ -163,24 +189,12 @@ fn attach_route(
     let generation = route.metadata.generation;
     let mut parents = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
-        let Some(state) = gateways.iter_mut().find(|g| {
-            httproute::refers_to(
-                parent,
-                route_ns,
-                g.gateway.metadata.namespace.as_deref().unwrap_or("default"),
-                g.gateway.metadata.name.as_deref().unwrap_or(""),
-            )
-        }) else {
+        let Some(state) = parent_gateway(gateways, parent, route_ns) else {
             continue;
         };
         let rules = route_rules[route_index]
             .get_or_insert_with(|| httproute::translate_rules(route, index));
-        let gateway_ns = state
-            .gateway
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or("default");
+        let gateway_ns = state.namespace();
         let attached = match &rules.unsupported {
             Some(problem) => Err(problem.clone()),
             None => httproute::attach(route, parent, gateway_ns, &state.listeners, index),
@@ -226,23 +240,11 @@ fn attach_tcp_route(
     let mut parents = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
         let parent = tcproute::parent_ref(parent);
-        let Some(state) = gateways.iter_mut().find(|g| {
-            httproute::refers_to(
-                &parent,
-                route_ns,
-                g.gateway.metadata.namespace.as_deref().unwrap_or("default"),
-                g.gateway.metadata.name.as_deref().unwrap_or(""),
-            )
-        }) else {
+        let Some(state) = parent_gateway(gateways, &parent, route_ns) else {
             continue;
         };
         let translated = translated.get_or_insert_with(|| tcproute::translate(route, index));
-        let gateway_ns = state
-            .gateway
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or("default");
+        let gateway_ns = state.namespace();
         let attached = match &translated.unsupported {
             Some(problem) => Err(problem.clone()),
             None => httproute::allowed_listeners(
