@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 pub mod echo;
+pub mod fake_kube;
 pub mod gantry_process;
 
 /// How often `wait_until` and friends poll.
