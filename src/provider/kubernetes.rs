@@ -39,10 +39,10 @@ const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/servicea
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}"
+        "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)"
     )]
     Config(#[from] kube::config::InferConfigError),
-    #[error("building the Kubernetes client: {0}")]
+    #[error("building the Kubernetes client")]
     Client(#[from] kube::Error),
     #[error("--lease-renew-period must be more than 0 and less than --lease-duration")]
     LeaseTiming,
@@ -65,8 +65,8 @@ pub struct KubernetesArgs {
     /// Seconds between renewals by the leader (and looks by the standbys).
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub lease_renew_period: f64,
-    /// This replica's name in the Lease. Default: $POD_NAME, else the host name,
-    /// followed by the process id.
+    /// This replica's name in the Lease. Default: $POD_NAME, else
+    /// <host name>_<process id>.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 }

@@ -73,7 +73,7 @@ impl StatusWriter {
             if *leader.borrow_and_update() {
                 let statuses = desired.borrow_and_update().clone();
                 objects.borrow_and_update();
-                retry = self.reconcile(&statuses).await;
+                retry = self.reconcile(&statuses, &leader).await;
             }
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
@@ -88,9 +88,17 @@ impl StatusWriter {
     }
 
     /// Writes every status that differs. Returns whether something must be tried again.
-    async fn reconcile(&mut self, statuses: &[ObjectStatus]) -> bool {
+    async fn reconcile(
+        &mut self,
+        statuses: &[ObjectStatus],
+        leader: &watch::Receiver<bool>,
+    ) -> bool {
         let mut retry = false;
         for status in statuses {
+            // Leadership can end in the middle of a long pass.
+            if !*leader.borrow() {
+                return false;
+            }
             let namespace = status.metadata.namespace.clone().unwrap_or_default();
             let key: Key = (status.kind.clone(), namespace, status.metadata.name.clone());
             let Some((resource, current)) = self.shared.status_object(&key.0, &key.1, &key.2)
