@@ -66,6 +66,20 @@ fn verbs(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|v| v.to_string()).collect()
 }
 
+/// What `gantry ARGS` prints; panics unless it succeeds.
+fn gantry<'a>(args: impl IntoIterator<Item = &'a str>) -> String {
+    let out = Command::new(common::gantry_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn every_document_has_a_kind_and_a_name() {
     for doc in documents() {
@@ -121,16 +135,7 @@ fn gantry_serves_kubernetes_and_its_service_reaches_xds() {
     let args = strings(&container["args"]);
     assert_eq!(&args[..2], ["serve", "--kubernetes"]);
     // The arguments are ones gantry accepts.
-    let out = Command::new(common::gantry_bin())
-        .args(&args)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gantry(args.iter().map(String::as_str).chain(["--help"]));
     let xds_port: u64 = args
         .iter()
         .find_map(|a| {
@@ -168,19 +173,9 @@ fn the_envoy_bootstrap_is_what_gantry_bootstrap_prints() {
     let args = config_map["metadata"]["annotations"]["gantry.dev/bootstrap-args"]
         .as_str()
         .unwrap();
-    let out = Command::new(common::gantry_bin())
-        .arg("bootstrap")
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
         config_map["data"]["bootstrap.yaml"].as_str().unwrap(),
-        String::from_utf8(out.stdout).unwrap()
+        gantry(["bootstrap"].into_iter().chain(args.split_whitespace()))
     );
     // It points at the gantry Service.
     let service = find(&docs, "Service", "gantry");

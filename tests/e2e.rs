@@ -10,48 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-
-const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: gantry}
-spec: {controllerName: gantry.dev/gatewayclass-controller}
-";
-
-fn gateway(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: {name}, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: http, protocol: HTTP, port: {port}}}
-"
-    )
-}
-
-/// A Service plus the EndpointSlice that points it at a local echo backend.
-fn service(name: &str, backend_port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
-endpoints:
-  - addresses: [127.0.0.1]
-"
-    )
-}
+use common::objects::{CLASS, gateway, service};
 
 /// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
 fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {

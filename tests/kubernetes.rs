@@ -11,58 +11,16 @@ use serde_json::{Value, json};
 use common::echo::EchoBackend;
 use common::fake_kube::FakeKube;
 use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, service};
 
 const CONTROLLER: &str = "gantry.dev/gatewayclass-controller";
-
-const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: gantry, generation: 1}
-spec: {controllerName: gantry.dev/gatewayclass-controller}
-";
-
-fn gateway(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: {name}, namespace: default, generation: 1}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: http, protocol: HTTP, port: {port}}}
-"
-    )
-}
-
-/// A Service plus the EndpointSlice that points it at a local echo backend.
-fn service(name: &str, backend_port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default, generation: 1}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: default
-  generation: 1
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
-endpoints:
-  - addresses: [127.0.0.1]
-"
-    )
-}
 
 /// An HTTPRoute of Gateway `gw` for `host`, everything to `service`.
 fn route(name: &str, gw: &str, host: &str, service: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: {name}, namespace: default, generation: 1}}
+metadata: {{name: {name}, namespace: default}}
 spec:
   parentRefs: [{{name: {gw}}}]
   hostnames: [{host}]
@@ -76,12 +34,24 @@ fn policy(name: &str, gw: &str, idle_time: &str) -> String {
     format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: ClientTrafficPolicy
-metadata: {{name: {name}, namespace: default, generation: 1}}
+metadata: {{name: {name}, namespace: default}}
 spec:
   targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {gw}}}]
   tcpKeepalive: {{idleTime: {idle_time}}}
 "
     )
+}
+
+/// The documents of `yaml`, each with `metadata.generation: 1` (as JSON, which is YAML).
+fn first_generation(yaml: &str) -> String {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap()
+        .into_iter()
+        .map(|mut document| {
+            document["metadata"]["generation"] = json!(1);
+            format!("---\n{document}\n")
+        })
+        .collect()
 }
 
 fn backend_of(port: u16, host: &str) -> Option<(u16, String)> {
@@ -266,7 +236,8 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
         policy("ctp-bad", "eg2", "forever"),
     ]
     .join("---\n");
-    std::fs::write(dir.path().join("objects.yaml"), &objects).unwrap();
+    // The API server gives every new object generation 1; the files say so too.
+    std::fs::write(dir.path().join("objects.yaml"), first_generation(&objects)).unwrap();
     fake.apply_yaml(&objects);
     // Another controller's entry on the route, which gantry must leave alone.
     let theirs = json!({
