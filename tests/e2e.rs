@@ -10,32 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service};
-
-/// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
-fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {
-    let mut out = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: {gw}}}]
-  hostnames: [{host}]
-  rules:
-"
-    );
-    for (prefix, backends) in rules {
-        out.push_str(&format!(
-            "    - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]\n      backendRefs:\n"
-        ));
-        for (svc, weight) in *backends {
-            out.push_str(&format!(
-                "        - {{name: {svc}, port: 80, weight: {weight}}}\n"
-            ));
-        }
-    }
-    out
-}
+use common::objects::{CLASS, gateway, route, service};
 
 /// The route of Gateway "eg" for www.example.com, all to one Service.
 fn www_route(service: &str) -> String {

@@ -11,23 +11,13 @@ use serde_json::{Value, json};
 use common::echo::EchoBackend;
 use common::fake_kube::FakeKube;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service};
+use common::objects::{self, CLASS, gateway, service};
 
 const CONTROLLER: &str = "gantry.dev/gatewayclass-controller";
 
 /// An HTTPRoute of Gateway `gw` for `host`, everything to `service`.
 fn route(name: &str, gw: &str, host: &str, service: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: {gw}}}]
-  hostnames: [{host}]
-  rules:
-    - backendRefs: [{{name: {service}, port: 80}}]
-"
-    )
+    objects::route(name, gw, host, &[("/", &[(service, 1)])])
 }
 
 fn policy(name: &str, gw: &str, idle_time: &str) -> String {

@@ -461,30 +461,6 @@ fn namespace_of(kind: &Kind, object: &Value) -> String {
         .to_string()
 }
 
-fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Days to a civil date (Howard Hinnant's algorithm), so no date crate is needed.
-    let (days, rem) = (secs / 86400, secs % 86400);
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Everything but metadata and status: a change here bumps `metadata.generation`.
 fn spec_part(object: &Value) -> Value {
     let mut copy = object.clone();
@@ -575,7 +551,7 @@ impl Inner {
         meta["uid"] = json!(format!("uid-{rv}"));
         meta["resourceVersion"] = json!(rv.to_string());
         meta["generation"] = json!(1);
-        meta["creationTimestamp"] = json!(now());
+        meta["creationTimestamp"] = json!(gantry::serve::now_rfc3339());
         self.objects
             .entry(kind.kind)
             .or_default()

@@ -43,3 +43,28 @@ endpoints:
 "
     )
 }
+
+/// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
+pub fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  hostnames: [{host}]
+  rules:
+"
+    );
+    for (prefix, backends) in rules {
+        out.push_str(&format!(
+            "    - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]\n      backendRefs:\n"
+        ));
+        for (svc, weight) in *backends {
+            out.push_str(&format!(
+                "        - {{name: {svc}, port: 80, weight: {weight}}}\n"
+            ));
+        }
+    }
+    out
+}
