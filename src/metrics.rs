@@ -25,6 +25,12 @@ pub struct TypeLabel {
     pub type_url: String,
 }
 
+/// A Kubernetes kind the provider watches, e.g. "HTTPRoute".
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SnapshotLabel {
     pub gateway: String,
@@ -48,6 +54,13 @@ pub struct Metrics {
     pub input_errors: Gauge,
     /// Always 1; the labels carry the gateway's current snapshot version.
     pub snapshot_info: Family<SnapshotLabel, Gauge>,
+    /// Kubernetes provider: 1 while a kind's watch is listed and streaming, 0 after an error.
+    pub kubernetes_watch_healthy: Family<KindLabel, Gauge>,
+    pub kubernetes_watch_errors: Family<KindLabel, Counter>,
+    /// Kubernetes provider: 1 while this replica holds the leader Lease (and so writes status).
+    pub leader: Gauge,
+    pub status_writes: Counter,
+    pub status_write_errors: Counter,
     current_versions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -105,8 +118,43 @@ impl Default for Metrics {
             "Current snapshot version per gateway (value is always 1)",
             snapshot_info.clone(),
         );
+        let kubernetes_watch_healthy = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "kubernetes_watch_healthy",
+            "1 while the watch of a kind is listed and streaming, 0 after an error (Kubernetes provider)",
+            kubernetes_watch_healthy.clone(),
+        );
+        let kubernetes_watch_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "kubernetes_watch_errors",
+            "Watch errors per kind, each followed by a retry with backoff (Kubernetes provider)",
+            kubernetes_watch_errors.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and writes status (Kubernetes provider)",
+            leader.clone(),
+        );
+        let status_writes = Counter::default();
+        registry.register(
+            "status_writes",
+            "Status subresource updates written to the Kubernetes API",
+            status_writes.clone(),
+        );
+        let status_write_errors = Counter::default();
+        registry.register(
+            "status_write_errors",
+            "Status subresource updates the Kubernetes API refused or that failed",
+            status_write_errors.clone(),
+        );
         Metrics {
             registry,
+            kubernetes_watch_healthy,
+            kubernetes_watch_errors,
+            leader,
+            status_writes,
+            status_write_errors,
             connected_streams,
             pushes,
             acks,

@@ -96,66 +96,87 @@ pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
             document: Some(index),
             message,
         };
-        let api_version = document
-            .get("apiVersion")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| problem("field apiVersion: missing or not a string".into()))?
-            .to_string();
-        let kind = document
-            .get("kind")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| problem("field kind: missing or not a string".into()))?
-            .to_string();
-        let name = document
-            .pointer("/metadata/name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let describe = |e: String| problem(format!("{kind} {name:?}: {e}"));
-        let object = match (group_of(&api_version), kind.as_str()) {
-            ("gateway.networking.k8s.io", "GatewayClass") => {
-                Object::GatewayClass(Box::new(typed(document).map_err(describe)?))
-            }
-            ("gateway.networking.k8s.io", "Gateway") => {
-                Object::Gateway(Box::new(typed(document).map_err(describe)?))
-            }
-            ("gateway.networking.k8s.io", "HTTPRoute") => {
-                Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
-            }
-            ("gateway.networking.k8s.io", "TCPRoute") => {
-                Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
-            }
-            ("gateway.networking.k8s.io", "ReferenceGrant") => {
-                Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
-            }
-            ("", "Service") => Object::Service(Box::new(typed(document).map_err(describe)?)),
-            ("discovery.k8s.io", "EndpointSlice") => {
-                Object::EndpointSlice(Box::new(typed(document).map_err(describe)?))
-            }
-            ("", "Secret") => Object::Secret(Box::new(typed(document).map_err(describe)?)),
-            ("", "ConfigMap") => Object::ConfigMap(Box::new(typed(document).map_err(describe)?)),
-            ("", "Namespace") => Object::Namespace(Box::new(typed(document).map_err(describe)?)),
-            ("gateway.envoyproxy.io", "ClientTrafficPolicy")
-                if api_version == "gateway.envoyproxy.io/v1alpha1" =>
-            {
-                let policy: ClientTrafficPolicy = typed(document).map_err(&describe)?;
-                crate::api::client_traffic_policy::check_targets(&policy.spec)
-                    .map_err(&describe)?;
-                Object::ClientTrafficPolicy(Box::new(policy))
-            }
-            _ => {
-                parsed.skipped.push(problem(format!(
-                    "{api_version} {kind} {name:?}: kind not handled by gantry, skipped"
-                )));
+        let object = match object_from_value(document) {
+            Ok(Converted::Object(object)) => object,
+            Ok(Converted::Skipped(message)) => {
+                parsed.skipped.push(problem(message));
                 continue;
             }
+            Err(message) => return Err(problem(message)),
         };
-        if name.is_empty() {
-            return Err(problem(format!("{kind}: field metadata.name: missing")));
-        }
         parsed.objects.push(object);
     }
     Ok(parsed)
+}
+
+/// What one document is to gantry.
+pub enum Converted {
+    Object(Object),
+    /// A kind gantry does not handle; the message says which.
+    Skipped(String),
+}
+
+/// Converts one document (a YAML document, or an object read from the Kubernetes
+/// API) into a typed object, with the checks the API server would make. Both
+/// providers use it, so the same object means the same input either way. The
+/// error names the kind, the object and the field.
+pub fn object_from_value(document: serde_json::Value) -> Result<Converted, String> {
+    let api_version = document
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .ok_or("field apiVersion: missing or not a string")?
+        .to_string();
+    let kind = document
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .ok_or("field kind: missing or not a string")?
+        .to_string();
+    let name = document
+        .pointer("/metadata/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let describe = |e: String| format!("{kind} {name:?}: {e}");
+    let object = match (group_of(&api_version), kind.as_str()) {
+        ("gateway.networking.k8s.io", "GatewayClass") => {
+            Object::GatewayClass(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "Gateway") => {
+            Object::Gateway(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "HTTPRoute") => {
+            Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "TCPRoute") => {
+            Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "ReferenceGrant") => {
+            Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
+        }
+        ("", "Service") => Object::Service(Box::new(typed(document).map_err(describe)?)),
+        ("discovery.k8s.io", "EndpointSlice") => {
+            Object::EndpointSlice(Box::new(typed(document).map_err(describe)?))
+        }
+        ("", "Secret") => Object::Secret(Box::new(typed(document).map_err(describe)?)),
+        ("", "ConfigMap") => Object::ConfigMap(Box::new(typed(document).map_err(describe)?)),
+        ("", "Namespace") => Object::Namespace(Box::new(typed(document).map_err(describe)?)),
+        ("gateway.envoyproxy.io", "ClientTrafficPolicy")
+            if api_version == "gateway.envoyproxy.io/v1alpha1" =>
+        {
+            let policy: ClientTrafficPolicy = typed(document).map_err(describe)?;
+            crate::api::client_traffic_policy::check_targets(&policy.spec).map_err(describe)?;
+            Object::ClientTrafficPolicy(Box::new(policy))
+        }
+        _ => {
+            return Ok(Converted::Skipped(format!(
+                "{api_version} {kind} {name:?}: kind not handled by gantry, skipped"
+            )));
+        }
+    };
+    if name.is_empty() {
+        return Err(format!("{kind}: field metadata.name: missing"));
+    }
+    Ok(Converted::Object(object))
 }
 
 fn group_of(api_version: &str) -> &str {

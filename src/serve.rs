@@ -19,6 +19,7 @@ use crate::bootstrap::AdsKind;
 use crate::envoy::{Fleet, FleetConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Options};
+use crate::provider::kubernetes::{KubernetesArgs, KubernetesProvider};
 use crate::resources::{InputProblem, Resources};
 use crate::translate::ObjectStatus;
 use crate::xds::cache::SnapshotCache;
@@ -29,7 +30,10 @@ pub struct ServeArgs {
     /// Directory of YAML files to serve (watched; changes apply within a second).
     #[arg(long, required_unless_present = "kubernetes")]
     pub config_dir: Option<PathBuf>,
-    /// Read resources from the Kubernetes API instead of a directory.
+    /// Read resources from the Kubernetes API instead of a directory, and write
+    /// their status back (the replica holding the leader Lease does). The cluster is
+    /// found as kubectl finds it: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account.
     #[arg(long, conflicts_with = "config_dir")]
     pub kubernetes: bool,
     /// ADS gRPC listen address.
@@ -41,6 +45,8 @@ pub struct ServeArgs {
     /// GatewayClass controllerName to manage.
     #[arg(long, default_value = crate::DEFAULT_CONTROLLER_NAME)]
     pub controller_name: String,
+    #[command(flatten, next_help_heading = "With --kubernetes")]
+    pub kube: KubernetesArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -244,7 +250,13 @@ struct Core {
     admin: JoinHandle<Result<()>>,
     translator: JoinHandle<()>,
     gateways: watch::Receiver<Arc<BTreeMap<String, GatewayInfo>>>,
-    files: Option<crate::provider::file::FileWatch>,
+    provider: Option<Provider>,
+}
+
+/// Keeps the provider running while held.
+enum Provider {
+    Files(crate::provider::file::FileWatch),
+    Kubernetes(KubernetesProvider),
 }
 
 /// How long servers get to finish after shutdown is signalled.
@@ -252,29 +264,40 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Core {
     async fn start(args: &ServeArgs) -> Result<Core> {
-        if args.kubernetes {
-            bail!(
-                "the Kubernetes provider is not available in this build yet; use --config-dir DIR"
-            );
-        }
-        let Some(dir) = args.config_dir.clone() else {
-            bail!("--config-dir DIR is required");
-        };
         // Bind first: a taken port fails here, before anything else starts.
         let xds_listener = bind(args.xds_address, "xDS (--xds-address)").await?;
         let admin_listener = bind(args.admin_address, "admin (--admin-address)").await?;
+        let metrics = Arc::new(Metrics::default());
+        let (statuses_tx, statuses_rx) = watch::channel(Arc::new(Vec::new()));
 
-        let (files, resources) =
-            tokio::task::spawn_blocking(move || crate::provider::file::watch(dir))
-                .await
-                .context("loading the config dir")??;
+        // The Kubernetes provider's first input comes once every kind is listed;
+        // translating its empty placeholder would write a wrong status.
+        let (provider, resources, statuses, wait_for_input) = if args.kubernetes {
+            let (provider, resources) = crate::provider::kubernetes::start(
+                &args.kube,
+                &args.controller_name,
+                metrics.clone(),
+                statuses_rx,
+            )
+            .await?;
+            let provider = Provider::Kubernetes(provider);
+            (provider, resources, Some(statuses_tx), true)
+        } else {
+            let Some(dir) = args.config_dir.clone() else {
+                bail!("--config-dir DIR (or --kubernetes) is required");
+            };
+            let (files, resources) =
+                tokio::task::spawn_blocking(move || crate::provider::file::watch(dir))
+                    .await
+                    .context("loading the config dir")??;
+            (Provider::Files(files), resources, None, false)
+        };
 
         // Load the proto descriptors once up front, so the first translation's
         // duration measures translation.
         tokio::task::spawn_blocking(crate::xds::render::descriptor_pool)
             .await
             .context("loading Envoy's proto descriptors")?;
-        let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let (shutdown, _) = watch::channel(false);
         let (status_tx, status_rx) = watch::channel(Arc::new(DebugStatus::default()));
@@ -290,8 +313,9 @@ impl Core {
             gateways: gateways_tx,
             store: StatusStore::default(),
             versions: None,
+            statuses,
         };
-        let translator = tokio::spawn(translator.run(resources));
+        let translator = tokio::spawn(translator.run(resources, wait_for_input));
 
         let xds = tokio::spawn(crate::xds::server::serve(
             xds_listener,
@@ -319,7 +343,7 @@ impl Core {
             admin,
             translator,
             gateways: gateways_rx,
-            files: Some(files),
+            provider: Some(provider),
         })
     }
 
@@ -337,7 +361,11 @@ impl Core {
 
     async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        drop(self.files.take());
+        match self.provider.take() {
+            Some(Provider::Kubernetes(kubernetes)) => kubernetes.shutdown().await,
+            Some(Provider::Files(files)) => drop(files),
+            None => {}
+        }
         self.translator.abort();
         for (name, task) in [("xDS", self.xds), ("admin", self.admin)] {
             match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
@@ -382,10 +410,18 @@ struct Translator {
     store: StatusStore,
     /// Snapshot version per gateway as last given to the cache.
     versions: Option<BTreeMap<String, String>>,
+    /// Where each translation's status (with real transition times) goes to be
+    /// written to the Kubernetes API.
+    statuses: Option<watch::Sender<Arc<Vec<ObjectStatus>>>>,
 }
 
 impl Translator {
-    async fn run(mut self, mut resources: watch::Receiver<Arc<Resources>>) {
+    /// Translates each new input. With `wait_for_input` the receiver's current
+    /// value is a placeholder and the first translation waits for the next one.
+    async fn run(mut self, mut resources: watch::Receiver<Arc<Resources>>, wait_for_input: bool) {
+        if wait_for_input && resources.changed().await.is_err() {
+            return;
+        }
         loop {
             // Intermediate inputs that arrive while translating are skipped: only the latest counts.
             let current = resources.borrow_and_update().clone();
@@ -492,12 +528,16 @@ impl Translator {
         let statuses = std::mem::take(&mut compiled.status);
         let status_json = match tokio::task::spawn_blocking(move || {
             let filled = store.fill(&statuses, &now);
-            (store, DebugStatus::status_json(&filled))
+            let json = DebugStatus::status_json(&filled);
+            (store, json, filled)
         })
         .await
         {
-            Ok((store, json)) => {
+            Ok((store, json, filled)) => {
                 self.store = store;
+                if let Some(statuses) = &self.statuses {
+                    statuses.send_replace(Arc::new(filled));
+                }
                 json
             }
             Err(e) => {
@@ -604,52 +644,80 @@ impl StatusStore {
                 object.metadata.namespace.as_deref().unwrap_or(""),
                 object.metadata.name
             );
-            self.walk(&mut object.status, key, now, &mut next);
+            visit_conditions(&mut object.status, key, &mut |path, condition| {
+                let status = condition_status(condition);
+                let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
+                    Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
+                        Some((old_status, old_time)) if *old_status == status => old_time.clone(),
+                        _ => now.to_string(),
+                    },
+                    Some(real) => real.to_string(),
+                    None => return,
+                };
+                condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
+                next.insert(path, (status, time));
+            });
         }
         self.times = next;
         out
     }
+}
 
-    fn walk(
-        &self,
-        value: &mut Value,
-        path: String,
-        now: &str,
-        next: &mut HashMap<String, (String, String)>,
-    ) {
-        match value {
-            Value::Object(map) => {
-                if is_condition(map) {
-                    let status = map
-                        .get("status")
-                        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
-                        .unwrap_or_default();
-                    let time = match map.get("lastTransitionTime").and_then(Value::as_str) {
-                        Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
-                            Some((old_status, old_time)) if *old_status == status => {
-                                old_time.clone()
-                            }
-                            _ => now.to_string(),
-                        },
-                        Some(real) => real.to_string(),
-                        None => return,
-                    };
-                    map.insert("lastTransitionTime".into(), Value::String(time.clone()));
-                    next.insert(path, (status, time));
-                    return;
-                }
-                for (key, child) in map.iter_mut() {
-                    self.walk(child, format!("{path}/{key}"), now, next);
-                }
+/// Gives each condition in `desired` the `lastTransitionTime` of the same condition
+/// (same place, same `type`) in `existing` when its `status` is the same there, so
+/// that a status written again keeps the time of the real transition.
+pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
+    let mut times = HashMap::new();
+    visit_conditions(
+        &mut existing.clone(),
+        String::new(),
+        &mut |path, condition| {
+            if let Some(time) = condition.get("lastTransitionTime").and_then(Value::as_str) {
+                times.insert(path, (condition_status(condition), time.to_string()));
             }
-            Value::Array(items) => {
-                for (index, item) in items.iter_mut().enumerate() {
-                    let id = element_id(item, index);
-                    self.walk(item, format!("{path}[{id}]"), now, next);
-                }
-            }
-            _ => {}
+        },
+    );
+    visit_conditions(desired, String::new(), &mut |path, condition| {
+        if let Some((status, time)) = times.get(&path)
+            && *status == condition_status(condition)
+        {
+            condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
         }
+    });
+}
+
+fn condition_status(condition: &serde_json::Map<String, Value>) -> String {
+    condition
+        .get("status")
+        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
+        .unwrap_or_default()
+}
+
+/// Calls `f` with every condition found anywhere under `value` and its identity:
+/// `path` plus the way down (list entries by `name`, `parentRef` or `ancestorRef`
+/// rather than position) and its `type`.
+fn visit_conditions(
+    value: &mut Value,
+    path: String,
+    f: &mut impl FnMut(String, &mut serde_json::Map<String, Value>),
+) {
+    match value {
+        Value::Object(map) => {
+            if is_condition(map) {
+                f(path, map);
+                return;
+            }
+            for (key, child) in map.iter_mut() {
+                visit_conditions(child, format!("{path}/{key}"), f);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                let id = element_id(item, index);
+                visit_conditions(item, format!("{path}[{id}]"), f);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -176,12 +176,22 @@ fn a_taken_port_fails_fast_naming_the_address() {
 }
 
 #[test]
-fn kubernetes_provider_is_reported_unavailable() {
-    let (status, stderr) =
-        run_to_exit(Command::new(env!("CARGO_BIN_EXE_gantry")).args(["serve", "--kubernetes"]));
+fn kubernetes_without_a_cluster_to_talk_to_fails_saying_so() {
+    let home = tempfile::tempdir().unwrap();
+    let (status, stderr) = run_to_exit(
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["serve", "--kubernetes"])
+            .arg("--xds-address")
+            .arg(free_address().to_string())
+            .arg("--admin-address")
+            .arg(free_address().to_string())
+            .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
+            .env("HOME", home.path())
+            .env_remove("KUBERNETES_SERVICE_HOST"),
+    );
     assert!(!status.success());
     assert!(
-        stderr.contains("the Kubernetes provider is not available in this build yet"),
+        stderr.contains("no Kubernetes configuration") && stderr.contains("no-such-kubeconfig"),
         "{stderr}"
     );
 }

@@ -1,6 +1,7 @@
-//! Providers produce `Resources`: from a directory of YAML files, or (later) Kubernetes.
+//! Providers produce `Resources`: from a directory of YAML files, or from the Kubernetes API.
 
 pub mod file;
+pub mod kubernetes;
 
 /// Whether a path names a file the providers read: *.yaml or *.yml, not hidden.
 pub fn is_yaml(path: &std::path::Path) -> bool {

@@ -1,4 +1,5 @@
-//! Runs the real `gantry serve` binary on free loopback ports over a directory.
+//! Runs the real `gantry serve` binary on free loopback ports, over a directory or
+//! (with `--kubernetes`) over a kubeconfig.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,27 +13,52 @@ pub struct Gantry {
     process: Option<Child>,
     /// Output of earlier runs (before a restart).
     earlier_output: String,
+    /// Arguments after `serve` other than the addresses.
+    args: Vec<std::ffi::OsString>,
+    /// `KUBECONFIG` for the process.
+    kubeconfig: Option<PathBuf>,
 }
 
 impl Gantry {
     /// Starts `gantry serve` on `dir` and waits until /healthz answers.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, vec!["--config-dir".into(), dir.into()], None)
+    }
+
+    /// Starts `gantry serve --kubernetes` on the cluster `kubeconfig` names, with
+    /// more arguments, and waits until /healthz answers.
+    pub fn start_kubernetes(kubeconfig: &Path, extra: &[&str]) -> Self {
+        let mut args: Vec<std::ffi::OsString> = vec!["--kubernetes".into()];
+        args.extend(extra.iter().map(Into::into));
+        let dir = kubeconfig.parent().unwrap_or(kubeconfig);
+        Self::start_with(dir, args, Some(kubeconfig.to_path_buf()))
+    }
+
+    fn start_with(dir: &Path, args: Vec<std::ffi::OsString>, kubeconfig: Option<PathBuf>) -> Self {
         let mut g = Gantry {
             dir: dir.to_path_buf(),
             xds_port: super::free_port(),
             admin_port: super::free_port(),
             process: None,
             earlier_output: String::new(),
+            args,
+            kubeconfig,
         };
         g.spawn();
         g
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::pid)
+    }
+
     fn spawn(&mut self) {
         let mut command = Command::new(super::gantry_bin());
+        command.arg("serve").args(&self.args);
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
         command
-            .args(["serve", "--config-dir"])
-            .arg(&self.dir)
             .args(["--xds-address", &format!("127.0.0.1:{}", self.xds_port)])
             .args(["--admin-address", &format!("127.0.0.1:{}", self.admin_port)])
             .env("RUST_LOG", "info");

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 pub mod echo;
+pub mod fake_kube;
 pub mod gantry_process;
+pub mod objects;
 
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);

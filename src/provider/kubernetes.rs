@@ -1,0 +1,350 @@
+//! Kubernetes provider: lists and watches every kind in [`kinds::watched`] with
+//! kube-runtime watchers (which back off on errors and relist after a 410 Gone),
+//! and turns what they hold into the same [`Resources`] the file provider builds.
+//! A burst of events gives one new `Resources`. Every replica does this and serves
+//! xDS; only the replica holding the leader Lease writes status.
+
+pub mod kinds;
+pub mod lease;
+pub mod status;
+pub mod store;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::kinds::WatchedKind;
+use self::lease::{Elector, LeaseConfig};
+use self::status::StatusWriter;
+use self::store::{Change, KindStore};
+use crate::metrics::{KindLabel, Metrics};
+use crate::resources::Resources;
+use crate::translate::ObjectStatus;
+
+/// How long the watches must be quiet before a new `Resources` is built ...
+const QUIET: Duration = Duration::from_millis(100);
+/// ... but a steady stream of events does not hold it back longer than this.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// Where the namespace of a pod's service account is mounted.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)"
+    )]
+    Config(#[from] kube::config::InferConfigError),
+    #[error("building the Kubernetes client")]
+    Client(#[from] kube::Error),
+    #[error("--lease-renew-period must be more than 0 and less than --lease-duration")]
+    LeaseTiming,
+}
+
+/// `serve --kubernetes` options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct KubernetesArgs {
+    /// Namespace of the leader-election Lease. Default: $POD_NAMESPACE, else the
+    /// namespace of the pod's service account, else gantry-system.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease. Every replica serves xDS; only the one
+    /// holding this Lease writes status.
+    #[arg(long, default_value = "gantry")]
+    pub lease_name: String,
+    /// Seconds a leader that stops renewing keeps the Lease before a standby takes over.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lease_duration: u32,
+    /// Seconds between renewals by the leader (and looks by the standbys).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub lease_renew_period: f64,
+    /// This replica's name in the Lease. Default: $POD_NAME, else
+    /// <host name>_<process id>.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+impl KubernetesArgs {
+    fn lease(&self) -> Result<LeaseConfig, Error> {
+        let duration = Duration::from_secs(u64::from(self.lease_duration));
+        let period =
+            Duration::try_from_secs_f64(self.lease_renew_period).map_err(|_| Error::LeaseTiming)?;
+        if period.is_zero() || period >= duration {
+            return Err(Error::LeaseTiming);
+        }
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                    .ok()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| "gantry-system".into());
+        let identity = self
+            .identity
+            .clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME")
+                    .ok()
+                    .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "gantry".into());
+                format!("{host}_{}", std::process::id())
+            });
+        Ok(LeaseConfig {
+            namespace,
+            name: self.lease_name.clone(),
+            identity,
+            duration,
+            period,
+        })
+    }
+}
+
+/// The stores of every watched kind and the signals of their changes.
+pub struct Shared {
+    kinds: Vec<WatchedKind>,
+    stores: Mutex<Vec<KindStore>>,
+    /// Bumped when something translation reads changed.
+    input_changed: watch::Sender<u64>,
+    /// Bumped when any object changed (status included).
+    raw_changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn stores(&self) -> MutexGuard<'_, Vec<KindStore>> {
+        // A panic while holding the lock leaves whole objects behind; keep going.
+        self.stores.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, change: Change) {
+        if change.input {
+            self.input_changed.send_modify(|n| *n += 1);
+        }
+        if change.raw {
+            self.raw_changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The object of a kind whose status gantry writes, as the API last sent it.
+    pub fn status_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(ApiResource, Arc<DynamicObject>)> {
+        let index = self
+            .kinds
+            .iter()
+            .position(|k| k.writes_status && k.resource.kind == kind)?;
+        let object = self.stores()[index].get(namespace, name)?.clone();
+        Some((self.kinds[index].resource.clone(), object))
+    }
+
+    fn synced(&self) -> bool {
+        self.stores().iter().all(|s| s.synced)
+    }
+
+    fn resources(&self) -> Resources {
+        let mut resources = Resources::default();
+        for store in self.stores().iter() {
+            store.collect(&mut resources);
+        }
+        resources.normalize();
+        resources
+    }
+}
+
+/// The running provider: its watches, the leader election and the status writer.
+pub struct KubernetesProvider {
+    client: kube::Client,
+    lease: LeaseConfig,
+    leader: watch::Receiver<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl KubernetesProvider {
+    /// Stops everything; a leader gives the Lease up so that a standby takes over at once.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if *self.leader.borrow() {
+            let release = Elector::release(self.client.clone(), &self.lease);
+            if tokio::time::timeout(Duration::from_secs(2), release)
+                .await
+                .is_err()
+            {
+                tracing::warn!("releasing the leader Lease timed out");
+            }
+        }
+    }
+}
+
+/// Starts the provider. The receiver's first value is empty; the next one comes
+/// once every kind has been listed, and then one after each burst of changes.
+/// `statuses` carries each translation's status to the status writer.
+pub async fn start(
+    args: &KubernetesArgs,
+    controller_name: &str,
+    metrics: Arc<Metrics>,
+    statuses: watch::Receiver<Arc<Vec<ObjectStatus>>>,
+) -> Result<(KubernetesProvider, watch::Receiver<Arc<Resources>>), Error> {
+    let lease = args.lease()?;
+    let mut config = kube::Config::infer().await?;
+    // Shows in the API server's audit log which replica wrote what.
+    if let Ok(agent) = format!("gantry/{} ({})", env!("CARGO_PKG_VERSION"), lease.identity).parse()
+    {
+        config.headers.push((axum::http::header::USER_AGENT, agent));
+    }
+    tracing::info!(server = %config.cluster_url, identity = %lease.identity, "Kubernetes provider");
+    let client = kube::Client::try_from(config)?;
+
+    let kinds = kinds::watched();
+    let shared = Arc::new(Shared {
+        stores: Mutex::new(
+            kinds
+                .iter()
+                .map(|k| KindStore::new(k.resource.clone()))
+                .collect(),
+        ),
+        kinds: kinds.clone(),
+        input_changed: watch::channel(0).0,
+        raw_changed: watch::channel(0).0,
+    });
+    let (resources_tx, resources_rx) = watch::channel(Arc::new(Resources::default()));
+    let mut tasks: Vec<JoinHandle<()>> = kinds
+        .iter()
+        .enumerate()
+        .map(|(index, kind)| {
+            tokio::spawn(watch_kind(
+                client.clone(),
+                index,
+                kind.resource.clone(),
+                shared.clone(),
+                metrics.clone(),
+            ))
+        })
+        .collect();
+    tasks.push(tokio::spawn(publish(shared.clone(), resources_tx)));
+
+    let (leader_tx, leader_rx) = watch::channel(false);
+    tasks.push(tokio::spawn(
+        Elector::new(client.clone(), lease.clone()).run(leader_tx, metrics.clone()),
+    ));
+    let writer = StatusWriter::new(
+        client.clone(),
+        shared.clone(),
+        controller_name.to_string(),
+        metrics,
+    );
+    tasks.push(tokio::spawn(writer.run(
+        statuses,
+        leader_rx.clone(),
+        shared.raw_changed.subscribe(),
+    )));
+    Ok((
+        KubernetesProvider {
+            client,
+            lease,
+            leader: leader_rx,
+            tasks,
+        },
+        resources_rx,
+    ))
+}
+
+/// Feeds one kind's watch events into its store, forever.
+async fn watch_kind(
+    client: kube::Client,
+    index: usize,
+    resource: ApiResource,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+) {
+    let label = KindLabel {
+        kind: resource.kind.clone(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let change = match event {
+            Ok(event) => {
+                if matches!(event, watcher::Event::InitDone) {
+                    tracing::debug!(kind = %resource.kind, "listed");
+                    metrics
+                        .kubernetes_watch_healthy
+                        .get_or_create(&label)
+                        .set(1);
+                }
+                shared.stores()[index].apply(event)
+            }
+            Err(e) => {
+                metrics
+                    .kubernetes_watch_healthy
+                    .get_or_create(&label)
+                    .set(0);
+                metrics.kubernetes_watch_errors.get_or_create(&label).inc();
+                if is_not_served(&e) {
+                    tracing::warn!(kind = %resource.kind, "{} is not served by this cluster (CRD not installed?); treated as none, retrying: {e}", resource.kind);
+                    shared.stores()[index].mark_absent()
+                } else {
+                    tracing::warn!(kind = %resource.kind, "watch error, retrying with backoff: {e}");
+                    Change::default()
+                }
+            }
+        };
+        shared.record(change);
+    }
+}
+
+/// A list that failed with 404: the API does not serve the kind at all.
+fn is_not_served(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
+}
+
+/// Builds a new `Resources` after each burst of input changes, once every kind is listed.
+async fn publish(shared: Arc<Shared>, resources: watch::Sender<Arc<Resources>>) {
+    let mut changes = shared.input_changed.subscribe();
+    let mut published = false;
+    loop {
+        if changes.changed().await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + MAX_DELAY;
+        while let Ok(Ok(())) = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + QUIET),
+            changes.changed(),
+        )
+        .await
+        {}
+        if !shared.synced() {
+            continue;
+        }
+        let built = shared.resources();
+        if !published {
+            tracing::info!("every watched kind listed: translating");
+            published = true;
+        }
+        for problem in &built.problems {
+            tracing::debug!("input: {problem}");
+        }
+        if resources.send(Arc::new(built)).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The one table of kinds the Kubernetes provider reads.
+
+use gateway_api::experimental::tcproutes::TcpRoute;
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::httproutes::HttpRoute;
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::discovery::ApiResource;
+
+use crate::api::ClientTrafficPolicy;
+
+/// One kind gantry lists and watches.
+#[derive(Clone, Debug)]
+pub struct WatchedKind {
+    pub resource: ApiResource,
+    /// Whether gantry writes this kind's status (through the status subresource).
+    pub writes_status: bool,
+}
+
+fn kind<K: kube::Resource<DynamicType = ()>>(writes_status: bool) -> WatchedKind {
+    WatchedKind {
+        resource: ApiResource::erase::<K>(&()),
+        writes_status,
+    }
+}
+
+/// Every kind gantry reads from the API. A new kind is one line here, plus its
+/// conversion in `resources::object_from_value` (which the file provider shares)
+/// and its verbs in `deploy/rbac.yaml`.
+pub fn watched() -> Vec<WatchedKind> {
+    vec![
+        kind::<GatewayClass>(true),
+        kind::<Gateway>(true),
+        kind::<HttpRoute>(true),
+        kind::<TcpRoute>(true),
+        kind::<ReferenceGrant>(false),
+        kind::<ClientTrafficPolicy>(true),
+        kind::<Service>(false),
+        kind::<EndpointSlice>(false),
+        kind::<Secret>(false),
+        kind::<ConfigMap>(false),
+        kind::<Namespace>(false),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_watched_kind_is_one_the_conversion_understands() {
+        for kind in watched() {
+            let r = &kind.resource;
+            let document = serde_json::json!({
+                "apiVersion": r.api_version, "kind": r.kind, "metadata": {"name": "x"},
+            });
+            // A conversion error is fine (an empty spec may be invalid); a skip is not.
+            let converted = crate::resources::object_from_value(document);
+            assert!(
+                !matches!(converted, Ok(crate::resources::Converted::Skipped(_))),
+                "{} is watched but not converted",
+                r.kind
+            );
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Writes the status gantry computes to the API, through the status subresource,
+//! while this replica is the leader.
+//!
+//! An object is written only when what gantry wants there differs from what is
+//! there; a condition whose `status` did not change keeps its `lastTransitionTime`;
+//! route `parents[]` and policy `ancestors[]` entries of other controllers are kept.
+//! Only objects translation produced a status for are touched, i.e. the ones gantry
+//! manages. gantry's own writes come back as watch events that change no input, so
+//! they trigger no translation, and the comparison finds nothing to write.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::Shared;
+use super::store::display_key;
+use crate::metrics::Metrics;
+use crate::serve::keep_transition_times;
+use crate::translate::ObjectStatus;
+
+/// How long object changes must be quiet before the writer compares again.
+const SETTLE: Duration = Duration::from_millis(100);
+/// When to try again after a write failed or conflicted.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// (kind, namespace, name)
+type Key = (String, String, String);
+
+pub struct StatusWriter {
+    pub client: kube::Client,
+    pub shared: Arc<Shared>,
+    pub controller_name: String,
+    pub metrics: Arc<Metrics>,
+    /// resourceVersion before and after each write of ours whose watch event has
+    /// not arrived yet: until it has, the store's copy is older than what was written.
+    pending: HashMap<Key, (Option<String>, Option<String>)>,
+}
+
+impl StatusWriter {
+    pub fn new(
+        client: kube::Client,
+        shared: Arc<Shared>,
+        controller_name: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        StatusWriter {
+            client,
+            shared,
+            controller_name,
+            metrics,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Runs until the task is aborted. `desired` is the latest translation's status
+    /// (its first value, before any translation, is ignored); `objects` changes
+    /// whenever any watched object does.
+    pub async fn run(
+        mut self,
+        mut desired: watch::Receiver<Arc<Vec<ObjectStatus>>>,
+        mut leader: watch::Receiver<bool>,
+        mut objects: watch::Receiver<u64>,
+    ) {
+        if desired.changed().await.is_err() {
+            return;
+        }
+        let mut retry = false;
+        loop {
+            if *leader.borrow_and_update() {
+                let statuses = desired.borrow_and_update().clone();
+                objects.borrow_and_update();
+                retry = self.reconcile(&statuses, &leader).await;
+            }
+            tokio::select! {
+                changed = desired.changed() => if changed.is_err() { return },
+                changed = leader.changed() => if changed.is_err() { return },
+                changed = objects.changed() => {
+                    if changed.is_err() { return }
+                    settle(&mut objects).await;
+                }
+                _ = tokio::time::sleep(RETRY), if retry => {}
+            }
+        }
+    }
+
+    /// Writes every status that differs. Returns whether something must be tried again.
+    async fn reconcile(
+        &mut self,
+        statuses: &[ObjectStatus],
+        leader: &watch::Receiver<bool>,
+    ) -> bool {
+        let mut retry = false;
+        for status in statuses {
+            // Leadership can end in the middle of a long pass.
+            if !*leader.borrow() {
+                return false;
+            }
+            let namespace = status.metadata.namespace.clone().unwrap_or_default();
+            let key: Key = (status.kind.clone(), namespace, status.metadata.name.clone());
+            let Some((resource, current)) = self.shared.status_object(&key.0, &key.1, &key.2)
+            else {
+                continue;
+            };
+            if let Some((before, _)) = self.pending.get(&key) {
+                if *before == current.metadata.resource_version {
+                    continue;
+                }
+                self.pending.remove(&key);
+            }
+            let existing = current.data.get("status").cloned().unwrap_or(Value::Null);
+            let wanted = merge(&existing, &status.status, &self.controller_name);
+            if wanted == existing {
+                continue;
+            }
+            let mut object = (*current).clone();
+            object.data["status"] = wanted;
+            let api: Api<DynamicObject> = if key.1.is_empty() {
+                Api::all_with(self.client.clone(), &resource)
+            } else {
+                Api::namespaced_with(self.client.clone(), &key.1, &resource)
+            };
+            let what = format!("{} {}", key.0, display_key(&key.1, &key.2));
+            match api
+                .replace_status(&key.2, &PostParams::default(), &object)
+                .await
+            {
+                Ok(written) => {
+                    tracing::debug!("status of {what} written");
+                    self.metrics.status_writes.inc();
+                    self.pending.insert(
+                        key,
+                        (
+                            current.metadata.resource_version.clone(),
+                            written.metadata.resource_version,
+                        ),
+                    );
+                }
+                // Changed or gone since it was read: the watch brings the new version.
+                Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
+                    tracing::debug!("status of {what}: {e}; trying again");
+                    retry |= e.code == 409;
+                }
+                Err(e) => {
+                    tracing::warn!("writing the status of {what}: {e}");
+                    self.metrics.status_write_errors.inc();
+                    retry = true;
+                }
+            }
+        }
+        retry
+    }
+}
+
+/// Waits until `objects` has been quiet for [`SETTLE`]: a burst of events (gantry's
+/// own writes coming back) gives one comparison.
+async fn settle(objects: &mut watch::Receiver<u64>) {
+    loop {
+        match tokio::time::timeout(SETTLE, objects.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
+/// The status to write: gantry's, plus the `parents[]` / `ancestors[]` entries other
+/// controllers own, with the transition times of conditions that did not change.
+pub fn merge(existing: &Value, ours: &Value, controller_name: &str) -> Value {
+    let mut wanted = ours.clone();
+    for list in ["parents", "ancestors"] {
+        let Some(theirs) = existing.get(list).and_then(Value::as_array) else {
+            continue;
+        };
+        let others: Vec<Value> = theirs
+            .iter()
+            .filter(|entry| {
+                entry.get("controllerName").and_then(Value::as_str) != Some(controller_name)
+            })
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
+        let mine = wanted
+            .get(list)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        wanted[list] = Value::Array(others.into_iter().chain(mine).collect());
+    }
+    keep_transition_times(&mut wanted, existing);
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ME: &str = "gantry.dev/gatewayclass-controller";
+
+    fn parent(gateway: &str, controller: &str, status: &str, time: &str) -> Value {
+        json!({
+            "parentRef": {"name": gateway},
+            "controllerName": controller,
+            "conditions": [{"type": "Accepted", "status": status, "reason": "R",
+                            "message": "", "lastTransitionTime": time}],
+        })
+    }
+
+    #[test]
+    fn other_controllers_entries_stay_and_unchanged_conditions_keep_their_time() {
+        let existing = json!({"parents": [
+            parent("theirs", "example.com/other", "True", "2020-01-01T00:00:00Z"),
+            parent("eg", ME, "True", "2021-01-01T00:00:00Z"),
+            parent("gone", ME, "True", "2021-01-01T00:00:00Z"),
+        ]});
+        let ours = json!({"parents": [parent("eg", ME, "True", "2025-01-01T00:00:00Z")]});
+        let wanted = merge(&existing, &ours, ME);
+        assert_eq!(
+            wanted,
+            json!({"parents": [
+                parent("theirs", "example.com/other", "True", "2020-01-01T00:00:00Z"),
+                parent("eg", ME, "True", "2021-01-01T00:00:00Z"),
+            ]})
+        );
+        // Writing it again changes nothing.
+        assert_eq!(merge(&wanted, &ours, ME), wanted);
+    }
+
+    #[test]
+    fn a_changed_condition_takes_the_new_time() {
+        let existing = json!({"parents": [parent("eg", ME, "True", "2021-01-01T00:00:00Z")]});
+        let ours = json!({"parents": [parent("eg", ME, "False", "2025-01-01T00:00:00Z")]});
+        assert_eq!(merge(&existing, &ours, ME), ours);
+        assert_eq!(merge(&Value::Null, &ours, ME), ours);
+    }
+}

@@ -1,0 +1,70 @@
+//! YAML of the objects most tests need: the GatewayClass gantry manages, a Gateway
+//! with one HTTP listener, and a Service whose EndpointSlice points at a local port.
+#![allow(dead_code)]
+
+pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: gantry}
+spec: {controllerName: gantry.dev/gatewayclass-controller}
+";
+
+pub fn gateway(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}}}
+"
+    )
+}
+
+/// A Service plus the EndpointSlice that points it at a local echo backend.
+pub fn service(name: &str, backend_port: u16) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {backend_port}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+"
+    )
+}
+
+/// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
+pub fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  hostnames: [{host}]
+  rules:
+"
+    );
+    for (prefix, backends) in rules {
+        out.push_str(&format!(
+            "    - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]\n      backendRefs:\n"
+        ));
+        for (svc, weight) in *backends {
+            out.push_str(&format!(
+                "        - {{name: {svc}, port: 80, weight: {weight}}}\n"
+            ));
+        }
+    }
+    out
+}

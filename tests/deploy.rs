@@ -1,0 +1,202 @@
+//! deploy/: the Kubernetes manifests parse, grant exactly what the Kubernetes
+//! provider does, and carry the bootstrap `gantry bootstrap` prints.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Every document of every deploy/*.yaml.
+fn documents() -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            serde_saphyr::from_multiple::<Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        })
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/"))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// (apiGroup, resource) -> verbs, from a Role or ClusterRole.
+fn grants(role: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                out.entry((group.clone(), resource))
+                    .or_default()
+                    .extend(strings(&rule["verbs"]));
+            }
+        }
+    }
+    out
+}
+
+fn verbs(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|v| v.to_string()).collect()
+}
+
+/// What `gantry ARGS` prints; panics unless it succeeds.
+fn gantry<'a>(args: impl IntoIterator<Item = &'a str>) -> String {
+    let out = Command::new(common::gantry_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_document_has_a_kind_and_a_name() {
+    for doc in documents() {
+        assert!(doc["apiVersion"].is_string(), "{doc}");
+        assert!(doc["kind"].is_string(), "{doc}");
+        assert!(doc["metadata"]["name"].is_string(), "{doc}");
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_what_the_provider_does() {
+    let docs = documents();
+    let mut wanted = BTreeMap::new();
+    for kind in gantry::provider::kubernetes::kinds::watched() {
+        let group = kind.resource.group.clone();
+        wanted.insert(
+            (group.clone(), kind.resource.plural.clone()),
+            verbs(&["list", "watch"]),
+        );
+        if kind.writes_status {
+            wanted.insert(
+                (group, format!("{}/status", kind.resource.plural)),
+                verbs(&["update"]),
+            );
+        }
+    }
+    assert_eq!(grants(find(&docs, "ClusterRole", "gantry")), wanted);
+    let lease = grants(find(&docs, "Role", "gantry-leader-election"));
+    assert_eq!(
+        lease,
+        BTreeMap::from([(
+            ("coordination.k8s.io".to_string(), "leases".to_string()),
+            verbs(&["get", "create", "update"])
+        )])
+    );
+    // Both are bound to the account the Deployment runs as.
+    let account =
+        &find(&docs, "Deployment", "gantry")["spec"]["template"]["spec"]["serviceAccountName"];
+    for (kind, name) in [
+        ("ClusterRoleBinding", "gantry"),
+        ("RoleBinding", "gantry-leader-election"),
+    ] {
+        assert_eq!(&find(&docs, kind, name)["subjects"][0]["name"], account);
+    }
+    find(&docs, "ServiceAccount", account.as_str().unwrap());
+}
+
+#[test]
+fn gantry_serves_kubernetes_and_its_service_reaches_xds() {
+    let docs = documents();
+    let deployment = find(&docs, "Deployment", "gantry");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&container["args"]);
+    assert_eq!(&args[..2], ["serve", "--kubernetes"]);
+    // The arguments are ones gantry accepts.
+    gantry(args.iter().map(String::as_str).chain(["--help"]));
+    let xds_port: u64 = args
+        .iter()
+        .find_map(|a| {
+            a.strip_prefix("--xds-address=")?
+                .rsplit_once(':')?
+                .1
+                .parse()
+                .ok()
+        })
+        .expect("--xds-address=HOST:PORT");
+    let ports = container["ports"].as_array().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"] == "xds" && p["containerPort"] == xds_port)
+    );
+    let service = find(&docs, "Service", "gantry");
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["targetPort"] == "xds")
+    );
+}
+
+#[test]
+fn the_envoy_bootstrap_is_what_gantry_bootstrap_prints() {
+    let docs = documents();
+    let config_map = find(&docs, "ConfigMap", "envoy-eg-bootstrap");
+    let args = config_map["metadata"]["annotations"]["gantry.dev/bootstrap-args"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        config_map["data"]["bootstrap.yaml"].as_str().unwrap(),
+        gantry(["bootstrap"].into_iter().chain(args.split_whitespace()))
+    );
+    // It points at the gantry Service.
+    let service = find(&docs, "Service", "gantry");
+    let host = format!(
+        "--xds-address {}.{}.svc.cluster.local:",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["metadata"]["namespace"].as_str().unwrap()
+    );
+    assert!(args.contains(&host), "{args}");
+    // The Envoy Deployment mounts it and runs it.
+    let envoy = &find(&docs, "Deployment", "envoy-eg")["spec"]["template"]["spec"];
+    assert_eq!(
+        envoy["volumes"][0]["configMap"]["name"],
+        config_map["metadata"]["name"]
+    );
+    let envoy_args = strings(&envoy["containers"][0]["args"]);
+    let mount = envoy["containers"][0]["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap();
+    assert!(
+        envoy_args.contains(&format!("{mount}/bootstrap.yaml")),
+        "{envoy_args:?}"
+    );
+}

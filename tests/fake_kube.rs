@@ -1,0 +1,160 @@
+//! The fake API server (tests/common/fake_kube.rs) answers kube-rs the way the real
+//! API server does; the other Kubernetes tests rely on it.
+
+mod common;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DynamicObject, PostParams, WatchEvent, WatchParams};
+use kube::discovery::ApiResource;
+use serde_json::json;
+
+use common::fake_kube::FakeKube;
+
+async fn client(fake: &FakeKube) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn routes(client: kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<gateway_api::httproutes::HttpRoute>(&());
+    Api::namespaced_with(client, "default", &resource)
+}
+
+fn code(e: kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(status) => status.code,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+fn route(host: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"hostnames": [host]},
+        "status": {"parents": []},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn writes_are_optimistic_and_status_is_a_subresource() {
+    let fake = FakeKube::start();
+    let api = routes(client(&fake).await);
+    let pp = PostParams::default();
+
+    let created = api.create(&pp, &route("a")).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(created.data.get("status"), None, "create ignores status");
+    assert_eq!(code(api.create(&pp, &route("a")).await.unwrap_err()), 409);
+
+    // A spec change bumps resourceVersion and generation; status is not taken.
+    let mut update = created.clone();
+    update.data["spec"]["hostnames"] = json!(["b"]);
+    update.data["status"] = json!({"parents": [{"controllerName": "x"}]});
+    let updated = api.replace("r", &pp, &update).await.unwrap();
+    assert_ne!(
+        updated.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert_eq!(updated.metadata.generation, Some(2));
+    assert_eq!(updated.data.get("status"), None);
+    // The old resourceVersion is stale now.
+    assert_eq!(code(api.replace("r", &pp, &update).await.unwrap_err()), 409);
+    // The same object again is no write at all.
+    let same = api.replace("r", &pp, &updated).await.unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        updated.metadata.resource_version
+    );
+
+    // The status subresource takes status only, and keeps generation.
+    let mut with_status = updated.clone();
+    with_status.data["status"] = json!({"parents": []});
+    with_status.data["spec"]["hostnames"] = json!(["ignored"]);
+    let written = api.replace_status("r", &pp, &with_status).await.unwrap();
+    assert_eq!(written.data["status"], json!({"parents": []}));
+    assert_eq!(written.data["spec"]["hostnames"], json!(["b"]));
+    assert_eq!(written.metadata.generation, Some(2));
+    assert_eq!(
+        code(
+            api.replace_status("r", &pp, &with_status)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+    let writes = fake.status_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+
+    api.delete("r", &Default::default()).await.unwrap();
+    assert_eq!(code(api.get("r").await.unwrap_err()), 404);
+
+    // Leases: create, then compare-and-swap on resourceVersion.
+    let leases: Api<Lease> = Api::namespaced(client(&fake).await, "default");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "l"}, "spec": {"holderIdentity": "a"},
+    }))
+    .unwrap();
+    let held = leases.create(&pp, &lease).await.unwrap();
+    let mut taken = held.clone();
+    taken.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases.replace("l", &pp, &taken).await.unwrap();
+    assert_eq!(
+        code(leases.replace("l", &pp, &taken).await.unwrap_err()),
+        409
+    );
+}
+
+#[tokio::test]
+async fn watches_stream_changes_and_say_410_after_compaction() {
+    let fake = FakeKube::start();
+    let api = routes(client(&fake).await);
+    let pp = PostParams::default();
+    let list = api.list(&Default::default()).await.unwrap();
+    let start = list.metadata.resource_version.unwrap();
+
+    let mut events = api
+        .watch(&WatchParams::default().timeout(10), &start)
+        .await
+        .unwrap()
+        .boxed();
+    let created = api.create(&pp, &route("a")).await.unwrap();
+    api.delete("r", &Default::default()).await.unwrap();
+    let first = events.try_next().await.unwrap().unwrap();
+    assert!(
+        matches!(first, WatchEvent::Added(o) if o.metadata.resource_version == created.metadata.resource_version)
+    );
+    assert!(matches!(
+        events.try_next().await.unwrap().unwrap(),
+        WatchEvent::Deleted(_)
+    ));
+
+    // Resuming from before the compaction is 410 Gone, as an ERROR event.
+    fake.compact();
+    let mut events = api
+        .watch(&WatchParams::default().timeout(10), &start)
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+    assert_eq!(fake.gone_answers(), 1);
+    // From the current version it works, and bookmarks carry the version on.
+    let now = fake.resource_version().to_string();
+    let mut events = api
+        .watch(&WatchParams::default().timeout(10), &now)
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(
+        events.try_next().await.unwrap().unwrap(),
+        WatchEvent::Bookmark(b) if b.metadata.resource_version == now
+    ));
+}

@@ -1,0 +1,420 @@
+//! `gantry serve --kubernetes` against the fake API server (tests/common/fake_kube.rs):
+//! traffic through real Envoy, status written through the status subresource, a
+//! relist after 410 Gone, leader election, and bad input.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use common::echo::EchoBackend;
+use common::fake_kube::FakeKube;
+use common::gantry_process::Gantry;
+use common::objects::{self, CLASS, gateway, service};
+
+const CONTROLLER: &str = "gantry.dev/gatewayclass-controller";
+
+/// An HTTPRoute of Gateway `gw` for `host`, everything to `service`.
+fn route(name: &str, gw: &str, host: &str, service: &str) -> String {
+    objects::route(name, gw, host, &[("/", &[(service, 1)])])
+}
+
+fn policy(name: &str, gw: &str, idle_time: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {gw}}}]
+  tcpKeepalive: {{idleTime: {idle_time}}}
+"
+    )
+}
+
+/// The documents of `yaml`, each with `metadata.generation: 1` (as JSON, which is YAML).
+fn first_generation(yaml: &str) -> String {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap()
+        .into_iter()
+        .map(|mut document| {
+            document["metadata"]["generation"] = json!(1);
+            format!("---\n{document}\n")
+        })
+        .collect()
+}
+
+fn backend_of(port: u16, host: &str) -> Option<(u16, String)> {
+    let (status, headers, _) = common::try_http_get(port, host, "/").ok()?;
+    let backend = common::header(&headers, "x-backend").unwrap_or_default();
+    Some((status, backend.to_string()))
+}
+
+fn wait_for_backend(port: u16, host: &str, want: (u16, &str)) {
+    common::poll(&format!("{host} -> {want:?}"), || {
+        backend_of(port, host).filter(|(s, b)| *s == want.0 && b == want.1)
+    });
+}
+
+/// The condition of `type_` in a `conditions` list.
+fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
+    conditions
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == json!(type_))
+}
+
+/// The HTTPRoute's condition of `type_` for gantry's parent entry.
+fn route_condition(fake: &FakeKube, name: &str, type_: &str) -> Option<Value> {
+    let status = fake.status("HTTPRoute", "default", name);
+    let parent = status["parents"]
+        .as_array()?
+        .iter()
+        .find(|p| p["controllerName"] == json!(CONTROLLER))?;
+    condition(&parent["conditions"], type_).cloned()
+}
+
+/// What is compared with `translate`: transition times blanked, and parents or
+/// ancestors of other controllers left out.
+fn comparable(status: &Value) -> Value {
+    let mut status = status.clone();
+    for list in ["parents", "ancestors"] {
+        if let Some(entries) = status.get_mut(list).and_then(Value::as_array_mut) {
+            entries.retain(|e| e["controllerName"] == json!(CONTROLLER));
+        }
+    }
+    blank_times(&mut status);
+    status
+}
+
+fn blank_times(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("lastTransitionTime") {
+                map.insert("lastTransitionTime".into(), json!("T"));
+            }
+            map.values_mut().for_each(blank_times);
+        }
+        Value::Array(items) => items.iter_mut().for_each(blank_times),
+        _ => {}
+    }
+}
+
+fn translate_json(dir: &std::path::Path) -> Value {
+    let out = Command::new(common::gantry_bin())
+        .args(["translate", "-o", "json", "-f"])
+        .arg(dir)
+        .output()
+        .expect("gantry translate");
+    assert!(
+        out.status.success(),
+        "translate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("translate -o json is JSON")
+}
+
+/// The status list `/debug/status` serves, once it has one.
+fn debug_status(gantry: &Gantry) -> Value {
+    common::poll("a translation in /debug/status", || {
+        let status = gantry.debug_status();
+        status["status"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            .then_some(status)
+    })
+}
+
+fn metric(gantry: &Gantry, name: &str) -> Option<f64> {
+    gantry.metrics().lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.parse().ok())?
+    })
+}
+
+#[test]
+fn traffic_follows_the_objects_in_the_api() {
+    let fake = FakeKube::start();
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let port = common::free_port();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", port));
+    fake.apply_yaml(&service("svc-a", a.port));
+    fake.apply_yaml(&service("svc-b", b.port));
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
+
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    wait_for_backend(port, "www.example.com", (200, "a"));
+
+    // An update moves the traffic.
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-b"));
+    wait_for_backend(port, "www.example.com", (200, "b"));
+
+    // A new route adds a host; deleting it takes the host away again.
+    fake.apply_yaml(&route("api", "eg", "api.example.com", "svc-a"));
+    wait_for_backend(port, "api.example.com", (200, "a"));
+    assert!(fake.delete("HTTPRoute", "default", "api"));
+    wait_for_backend(port, "api.example.com", (404, ""));
+    assert_eq!(backend_of(port, "www.example.com"), Some((200, "b".into())));
+}
+
+#[test]
+fn after_410_gone_gantry_relists_and_converges_on_the_latest_objects() {
+    let fake = FakeKube::start();
+    let port = common::free_port();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", port));
+    fake.apply_yaml(&service("svc-a", 8080));
+    fake.apply_yaml(&route("old", "eg", "old.example.com", "svc-a"));
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    common::poll("status of route old", || {
+        route_condition(&fake, "old", "Accepted")
+    });
+    let lists_before = fake.lists("HTTPRoute");
+
+    // While the watches are down, the objects change and the history is compacted:
+    // resuming from the last version seen is 410 Gone, and only a relist sees the changes.
+    fake.pause_watches();
+    assert!(fake.delete("HTTPRoute", "default", "old"));
+    fake.apply_yaml(&route("new", "eg", "new.example.com", "svc-a"));
+    fake.compact();
+    fake.resume_watches();
+
+    common::poll("status of route new", || {
+        route_condition(&fake, "new", "Accepted")
+    });
+    common::poll("route old gone from gantry's status", || {
+        let status = gantry.debug_status();
+        let names: Vec<&str> = status["status"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["kind"] == json!("HTTPRoute"))
+            .filter_map(|s| s["metadata"]["name"].as_str())
+            .collect();
+        (names == ["new"]).then_some(())
+    });
+    assert!(fake.gone_answers() > 0, "no watch was told 410 Gone");
+    assert!(
+        fake.lists("HTTPRoute") > lists_before,
+        "HTTPRoutes were not listed again after 410 Gone"
+    );
+    assert!(
+        metric(
+            &gantry,
+            "gantry_kubernetes_watch_errors_total{kind=\"HTTPRoute\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{}",
+        gantry.metrics()
+    );
+}
+
+#[test]
+fn status_is_written_through_the_subresource_as_translate_computes_it() {
+    let fake = FakeKube::start();
+    let dir = tempfile::tempdir().unwrap();
+    let objects = [
+        CLASS.to_string(),
+        gateway("eg", 18080),
+        gateway("eg2", 18081),
+        service("svc-a", 8080),
+        route("www", "eg", "www.example.com", "svc-a"),
+        route("missing", "eg", "missing.example.com", "no-such-service"),
+        policy("ctp-ok", "eg", "20m"),
+        // Parses, but is not a duration: Accepted=False, Invalid.
+        policy("ctp-bad", "eg2", "forever"),
+    ]
+    .join("---\n");
+    // The API server gives every new object generation 1; the files say so too.
+    std::fs::write(dir.path().join("objects.yaml"), first_generation(&objects)).unwrap();
+    fake.apply_yaml(&objects);
+    // Another controller's entry on the route, which gantry must leave alone.
+    let theirs = json!({
+        "parentRef": {"name": "theirs"},
+        "controllerName": "example.com/other",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                        "message": "", "lastTransitionTime": "2020-01-01T00:00:00Z"}],
+    });
+    fake.set_status("HTTPRoute", "default", "www", json!({"parents": [theirs]}));
+    // A route the API would have refused: reported, and nothing else is disturbed.
+    fake.apply(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "broken", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "eg"}], "hostnames": "not-a-list"},
+    }));
+
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let translated = translate_json(dir.path());
+    let expected = translated["status"].as_array().unwrap();
+    let writable = [
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "ClientTrafficPolicy",
+    ];
+    assert!(
+        writable
+            .iter()
+            .all(|kind| expected.iter().any(|s| s["kind"] == json!(kind))),
+        "translate gives no status of some kind: {expected:#?}"
+    );
+    for want in expected {
+        let kind = want["kind"].as_str().unwrap();
+        let namespace = want["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = want["metadata"]["name"].as_str().unwrap();
+        common::poll(
+            &format!("status of {kind} {name} as translate gives it"),
+            || {
+                let got = fake.status(kind, namespace, name);
+                (comparable(&got) == comparable(&want["status"])).then_some(())
+            },
+        );
+    }
+    let bad = fake.status("ClientTrafficPolicy", "default", "ctp-bad");
+    let accepted = condition(&bad["ancestors"][0]["conditions"], "Accepted").unwrap();
+    assert_eq!(
+        (&accepted["status"], &accepted["reason"]),
+        (&json!("False"), &json!("Invalid")),
+        "{bad:#}"
+    );
+    let www = fake.status("HTTPRoute", "default", "www");
+    assert_eq!(
+        www["parents"][0], theirs,
+        "the other controller's entry: {www:#}"
+    );
+
+    // The broken route is a problem in /debug/status and has no status.
+    let debug = debug_status(&gantry);
+    let problems = debug["problems"].to_string();
+    assert!(
+        problems.contains("HTTPRoute default/broken") && problems.contains("spec.hostnames"),
+        "{problems}"
+    );
+    assert_eq!(fake.status("HTTPRoute", "default", "broken"), Value::Null);
+
+    // Each object was written once, through the status subresource only.
+    let writes = fake.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.subresource.as_deref() == Some("status") || w.kind == "Lease"),
+        "{writes:#?}"
+    );
+    let status_writes = fake.status_writes().len();
+    assert_eq!(status_writes, expected.len(), "{writes:#?}");
+
+    // An input change that changes no status writes nothing; one that flips a
+    // condition writes that object again, keeping the time of the unchanged conditions.
+    let accepted_before = route_condition(&fake, "missing", "Accepted").unwrap();
+    let translations = metric(&gantry, "gantry_translations_total").unwrap();
+    fake.apply_yaml(&service("svc-a", 8081));
+    common::poll("a translation of the Service change", || {
+        (metric(&gantry, "gantry_translations_total")? > translations).then_some(())
+    });
+    fake.apply_yaml(&route("missing", "eg", "missing.example.com", "svc-a"));
+    common::poll("ResolvedRefs of route missing turns True", || {
+        let resolved = route_condition(&fake, "missing", "ResolvedRefs")?;
+        (resolved["status"] == json!("True")).then_some(())
+    });
+    assert_eq!(
+        route_condition(&fake, "missing", "Accepted").unwrap()["lastTransitionTime"],
+        accepted_before["lastTransitionTime"]
+    );
+    let later: Vec<_> = fake.status_writes().split_off(status_writes);
+    assert!(
+        later
+            .iter()
+            .all(|w| w.kind == "HTTPRoute" && w.name == "missing"),
+        "{later:#?}"
+    );
+
+    // Deterministic: the same objects from files give the same snapshots.
+    let files = Gantry::start(dir.path());
+    let from_files = debug_status(&files);
+    assert!(!from_files["snapshots"].as_object().unwrap().is_empty());
+    fake.apply_yaml(&service("svc-a", 8080));
+    fake.apply_yaml(&route(
+        "missing",
+        "eg",
+        "missing.example.com",
+        "no-such-service",
+    ));
+    common::poll("the same snapshots from the API as from files", || {
+        (gantry.debug_status()["snapshots"] == from_files["snapshots"]).then_some(())
+    });
+}
+
+#[test]
+fn only_the_leader_writes_status_and_a_standby_takes_over() {
+    let fake = FakeKube::start();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", 18080));
+    fake.apply_yaml(&service("svc-a", 8080));
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
+    let lease = [
+        "--lease-namespace",
+        "default",
+        "--lease-duration",
+        "2",
+        "--lease-renew-period",
+        "0.3",
+    ];
+    let with_identity = |id: &'static str| -> Vec<&str> {
+        lease.iter().copied().chain(["--identity", id]).collect()
+    };
+    let holder = || {
+        fake.get("Lease", "default", "gantry")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    let writers = || -> Vec<String> {
+        fake.status_writes()
+            .into_iter()
+            .map(|w| w.user_agent)
+            .collect()
+    };
+
+    let mut first = Gantry::start_kubernetes(&fake.kubeconfig(), &with_identity("first"));
+    common::poll("first holds the Lease", || {
+        (holder()? == "first").then_some(())
+    });
+    common::poll("status written", || {
+        route_condition(&fake, "www", "Accepted")
+    });
+    let second = Gantry::start_kubernetes(&fake.kubeconfig(), &with_identity("second"));
+    debug_status(&second);
+
+    // A status change while both run: only the leader writes it.
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "no-such-service"));
+    common::poll("ResolvedRefs False", || {
+        let resolved = route_condition(&fake, "www", "ResolvedRefs")?;
+        (resolved["status"] == json!("False")).then_some(())
+    });
+    assert_eq!(metric(&second, "gantry_leader"), Some(0.0));
+    assert!(
+        writers().iter().all(|ua| ua.contains("(first)")),
+        "{:?}",
+        writers()
+    );
+    let before_kill = writers().len();
+
+    // The leader dies without giving the Lease up: the standby takes it once it expires.
+    first.kill();
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
+    common::poll("second holds the Lease", || {
+        (holder()? == "second").then_some(())
+    });
+    common::poll("ResolvedRefs True again", || {
+        let resolved = route_condition(&fake, "www", "ResolvedRefs")?;
+        (resolved["status"] == json!("True")).then_some(())
+    });
+    let after = writers();
+    assert!(
+        after[before_kill..]
+            .iter()
+            .all(|ua| ua.contains("(second)"))
+            && after.len() > before_kill,
+        "{after:?}"
+    );
+    assert_eq!(metric(&second, "gantry_leader"), Some(1.0));
+}
