@@ -14,86 +14,35 @@ use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
+use common::objects;
 use serde_json::Value;
 
-/// GatewayClass and Gateway `eg` with one listener (`protocol`) on `port`.
-fn gateway(protocol: &str, port: u16) -> String {
-    let name = protocol.to_ascii_lowercase();
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: eg}}
-spec: {{controllerName: gantry.dev/gatewayclass-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: eg, namespace: default}}
-spec:
-  gatewayClassName: eg
-  listeners:
-    - {{name: {name}, protocol: {protocol}, port: {port}}}
----
-"
-    )
-}
-
-/// The `backend` Service (port 3000) and its EndpointSlice: the echo backend.
-fn backend_service(backend_port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: backend, namespace: default}}
-spec:
-  ports: [{{name: http, port: 3000, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: backend-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: backend}}
-addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
-endpoints:
-  - addresses: [127.0.0.1]
-"
-    )
-}
-
 /// Gateway `eg` with one HTTP listener on `port`, and the HTTPRoute for
-/// www.example.com to the echo backend.
+/// www.example.com to the echo backend (Service `backend`).
 fn base(port: u16, backend_port: u16) -> String {
-    format!(
-        "{}apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: backend, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [www.example.com]
-  rules:
-    - backendRefs: [{{name: backend, port: 3000}}]
----
-{}",
-        gateway("HTTP", port),
-        backend_service(backend_port)
-    )
+    [
+        objects::CLASS.to_string(),
+        objects::gateway("eg", port),
+        objects::route(
+            "backend",
+            "eg",
+            "www.example.com",
+            &[("/", &[("backend", 1)])],
+        ),
+        objects::service("backend", backend_port),
+    ]
+    .join("---\n")
 }
 
 /// Gateway `eg` with one TCP listener on `port`, and a TCPRoute to the echo backend.
 fn tcp_base(port: u16, backend_port: u16) -> String {
-    format!(
-        "{}apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TCPRoute
-metadata: {{name: backend, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  rules:
-    - backendRefs: [{{name: backend, port: 3000}}]
----
-{}",
-        gateway("TCP", port),
-        backend_service(backend_port)
-    )
+    [
+        objects::CLASS.to_string(),
+        objects::gateway_with_listener("eg", "TCP", port),
+        objects::tcp_route("backend", "eg", "backend"),
+        objects::service("backend", backend_port),
+    ]
+    .join("---\n")
 }
 
 /// A ClientTrafficPolicy on Gateway `eg` with `spec_body` (indented by 2) added.
@@ -533,24 +482,16 @@ fn an_invalid_policy_makes_the_routes_answer_500_and_a_fix_restores_them() {
     let other_port = common::free_port();
     std::fs::write(
         dir.path().join("other.yaml"),
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: other, namespace: default}}
-spec:
-  gatewayClassName: eg
-  listeners:
-    - {{name: http, protocol: HTTP, port: {other_port}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: other, namespace: default}}
-spec:
-  parentRefs: [{{name: other}}]
-  rules:
-    - backendRefs: [{{name: backend, port: 3000}}]
-"
-        ),
+        [
+            objects::gateway("other", other_port),
+            objects::route(
+                "other",
+                "other",
+                "www.example.com",
+                &[("/", &[("backend", 1)])],
+            ),
+        ]
+        .join("---\n"),
     )
     .unwrap();
     write_policy(dir.path(), "20 minutes");
@@ -884,7 +825,7 @@ fn tcp_route_proxies_and_tcp_idle_timeout_closes_an_idle_connection() {
         Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
         other => panic!("the idle connection should be closed, got {other:?}"),
     }
-    let entry = access_log_entry(&r.envoy, "upstream_cluster", "default/backend/3000");
+    let entry = access_log_entry(&r.envoy, "upstream_cluster", "default/backend/80");
     assert!(
         entry["downstream_remote_address"]
             .as_str()

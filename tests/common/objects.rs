@@ -1,5 +1,6 @@
 //! YAML of the objects most tests need: the GatewayClass gantry manages, a Gateway
-//! with one HTTP listener, and a Service whose EndpointSlice points at a local port.
+//! with one listener, routes, and a Service whose EndpointSlice points at a local
+//! port.
 #![allow(dead_code)]
 
 pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -9,6 +10,12 @@ spec: {controllerName: gantry.dev/gatewayclass-controller}
 ";
 
 pub fn gateway(name: &str, port: u16) -> String {
+    gateway_with_listener(name, "HTTP", port)
+}
+
+/// A Gateway with one listener of `protocol`, named after it in lower case.
+pub fn gateway_with_listener(name: &str, protocol: &str, port: u16) -> String {
+    let listener = protocol.to_ascii_lowercase();
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -16,7 +23,7 @@ metadata: {{name: {name}, namespace: default}}
 spec:
   gatewayClassName: gantry
   listeners:
-    - {{name: http, protocol: HTTP, port: {port}}}
+    - {{name: {listener}, protocol: {protocol}, port: {port}}}
 "
     )
 }
@@ -67,4 +74,18 @@ spec:
         }
     }
     out
+}
+
+/// A TCPRoute on gateway `gw` sending every connection to `service`.
+pub fn tcp_route(name: &str, gw: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  rules:
+    - backendRefs: [{{name: {service}, port: 80}}]
+"
+    )
 }
