@@ -164,6 +164,13 @@ fn response(raw: &[u8]) -> (u16, String) {
     (status, body)
 }
 
+/// The body of the 200 that `bytes`, sent on a new connection, gets.
+fn ok_body(port: u16, bytes: &[u8]) -> String {
+    let (status, body) = response(&exchange(port, bytes).unwrap());
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// Lines of the echo body, lower-cased header names kept as Envoy sent them.
 fn echoed_header<'a>(body: &'a str, name: &str) -> Vec<&'a str> {
     body.lines()
@@ -338,8 +345,7 @@ fn optional_proxy_protocol_accepts_both_kinds_of_client() {
 /// X-Forwarded-For): for a loopback peer Envoy appends its own local address
 /// (the host's address), not 127.0.0.1.
 fn peer_address(port: u16) -> String {
-    let (status, body) = response(&exchange(port, get_request("").as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
+    let body = ok_body(port, get_request("").as_bytes());
     let xff = echoed_header(&body, "x-forwarded-for");
     assert_eq!(xff.len(), 1, "{body}");
     xff[0].to_string()
@@ -355,8 +361,7 @@ fn xff_num_trusted_hops_finds_the_client_and_keeps_the_forwarded_proto() {
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
     let peer = peer_address(r.port);
     let request = get_request("X-Forwarded-Proto: https\r\nX-Forwarded-For: 1.1.1.1,2.2.2.2\r\n");
-    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
+    let body = ok_body(r.port, request.as_bytes());
     assert_eq!(
         echoed_header(&body, "x-envoy-external-address"),
         ["1.1.1.1"],
@@ -520,8 +525,7 @@ fn disable_xff_append_leaves_x_forwarded_for_as_sent() {
     let r = start(&yaml, |l| hcm(l)["skip_xff_append"] == true);
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
     let request = get_request("X-Forwarded-For: 1.1.1.1,2.2.2.2\r\n");
-    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
+    let body = ok_body(r.port, request.as_bytes());
     assert_eq!(
         echoed_header(&body, "x-forwarded-for"),
         ["1.1.1.1,2.2.2.2"],
@@ -555,8 +559,7 @@ fn trusted_cidrs_take_the_first_untrusted_address_from_the_right() {
         ("/probe-3", "192.168.7.7,10.9.9.9", "192.168.7.7"),
     ] {
         let request = request_for(probe, &format!("X-Forwarded-For: {xff}\r\n"));
-        let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
-        assert_eq!(status, 200, "{body}");
+        let body = ok_body(r.port, request.as_bytes());
         let forwarded = echoed_header(&body, "x-forwarded-for");
         assert!(
             forwarded.len() == 1 && forwarded[0].starts_with(&format!("{xff},")),
@@ -584,8 +587,7 @@ fn custom_header_fail_closed_refuses_requests_without_it() {
     });
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 403);
     let with = get_request("X-Real-IP: 5.5.5.5\r\n");
-    let (status, body) = response(&exchange(r.port, with.as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
+    ok_body(r.port, with.as_bytes());
     let bad = get_request("X-Real-IP: not-an-address\r\n");
     assert_eq!(response(&exchange(r.port, bad.as_bytes()).unwrap()).0, 403);
 }
@@ -743,8 +745,7 @@ fn http10_requests_get_the_default_host() {
         hcm(l)["http_protocol_options"]["default_host_for_http_10"] == "www.example.com"
     });
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
-    let (status, body) = response(&exchange(r.port, b"GET /get HTTP/1.0\r\n\r\n").unwrap());
-    assert_eq!(status, 200, "{body}");
+    let body = ok_body(r.port, b"GET /get HTTP/1.0\r\n\r\n");
     assert_eq!(echoed_header(&body, "host"), ["www.example.com"], "{body}");
 }
 
@@ -1003,8 +1004,7 @@ fn preserve_header_case_reaches_the_backend() {
     });
     common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
     let request = get_request("X-Mixed-Case: Value\r\n");
-    let (status, body) = response(&exchange(r.port, request.as_bytes()).unwrap());
-    assert_eq!(status, 200, "{body}");
+    let body = ok_body(r.port, request.as_bytes());
     assert!(body.contains("\nX-Mixed-Case: Value\n"), "{body}");
 }
 
