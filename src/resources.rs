@@ -9,6 +9,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
+use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
@@ -23,6 +24,7 @@ pub struct Resources {
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
     pub tcp_routes: Vec<TcpRoute>,
+    pub tls_routes: Vec<TlsRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -60,6 +62,7 @@ pub enum Object {
     Gateway(Box<Gateway>),
     HttpRoute(Box<HttpRoute>),
     TcpRoute(Box<TcpRoute>),
+    TlsRoute(Box<TlsRoute>),
     ReferenceGrant(Box<ReferenceGrant>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
@@ -120,7 +123,7 @@ pub enum Converted {
 /// API) into a typed object, with the checks the API server would make. Both
 /// providers use it, so the same object means the same input either way. The
 /// error names the kind, the object and the field.
-pub fn object_from_value(document: serde_json::Value) -> Result<Converted, String> {
+pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, String> {
     let api_version = document
         .get("apiVersion")
         .and_then(|v| v.as_str())
@@ -146,6 +149,14 @@ pub fn object_from_value(document: serde_json::Value) -> Result<Converted, Strin
         }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "TLSRoute") => {
+            // v1alpha2 TLSRoutes may leave hostnames out; v1 requires the field.
+            if let Some(spec) = document.get_mut("spec").and_then(|s| s.as_object_mut()) {
+                spec.entry("hostnames")
+                    .or_insert_with(|| serde_json::json!([]));
+            }
+            Object::TlsRoute(Box::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "TCPRoute") => {
             Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
@@ -270,6 +281,7 @@ impl Resources {
             Object::Gateway(o) => self.gateways.push(*o),
             Object::HttpRoute(o) => self.http_routes.push(*o),
             Object::TcpRoute(o) => self.tcp_routes.push(*o),
+            Object::TlsRoute(o) => self.tls_routes.push(*o),
             Object::ReferenceGrant(o) => self.reference_grants.push(*o),
             Object::Service(o) => self.services.push(*o),
             Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
@@ -298,6 +310,7 @@ impl Resources {
         fix(&mut self.gateways, true);
         fix(&mut self.http_routes, true);
         fix(&mut self.tcp_routes, true);
+        fix(&mut self.tls_routes, true);
         fix(&mut self.reference_grants, true);
         fix(&mut self.services, true);
         fix(&mut self.endpoint_slices, true);
@@ -334,6 +347,7 @@ impl Object {
             Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
             Object::HttpRoute(o) => meta("HTTPRoute", true, o.as_ref()),
             Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
+            Object::TlsRoute(o) => meta("TLSRoute", true, o.as_ref()),
             Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),
             Object::Service(o) => meta("Service", true, o.as_ref()),
             Object::EndpointSlice(o) => meta("EndpointSlice", true, o.as_ref()),

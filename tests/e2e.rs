@@ -330,3 +330,73 @@ spec:
         (common::curl_https(tls_port, "/", &[]) == Some(200)).then_some(())
     });
 }
+
+#[test]
+fn tls_passthrough_routes_by_sni_to_a_tls_backend() {
+    // The backend terminates TLS itself, with the www.example.com certificate;
+    // Envoy holds no certificate and only reads the SNI.
+    let backend_port = common::free_port();
+    let mut backend_cmd = std::process::Command::new("openssl");
+    backend_cmd
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{backend_port}"))
+        .args([
+            "-cert",
+            "testdata/certs/www.crt",
+            "-key",
+            "testdata/certs/www.key",
+        ]);
+    let _backend = common::Child::spawn("openssl-s_server", backend_cmd);
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: pass, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - name: tls
+      protocol: TLS
+      port: {port}
+      hostname: \"*.example.com\"
+      tls: {{mode: Passthrough}}
+"
+    );
+    let tls_route = "apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: www, namespace: default}
+spec:
+  parentRefs: [{name: pass}]
+  hostnames: [www.example.com]
+  rules:
+    - backendRefs: [{name: tls-backend, port: 80}]
+"
+    .to_string();
+    write(
+        dir.path(),
+        "pass.yaml",
+        &[
+            CLASS.to_string(),
+            gateway,
+            tls_route,
+            service("tls-backend", backend_port),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/pass", "delta", "pass-1"));
+    let body = common::poll("HTTPS 200 from the backend through Envoy", || {
+        common::curl_https_body(port, "/", &[])
+            .filter(|(code, _)| *code == 200)
+            .map(|(_, body)| body)
+    });
+    assert!(body.contains("s_server"), "{body}");
+    // A name no TLSRoute holds matches no filter chain: Envoy closes the connection.
+    let other = std::process::Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "5", "-o", "/dev/null"])
+        .args(["--resolve", &format!("shop.example.com:{port}:127.0.0.1")])
+        .arg(format!("https://shop.example.com:{port}/"))
+        .output()
+        .expect("curl");
+    assert!(!other.status.success(), "{other:?}");
+}

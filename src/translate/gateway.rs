@@ -50,6 +50,9 @@ pub enum Protocol {
     Http,
     Https,
     Tcp,
+    /// TLS connections routed by SNI to TLSRoutes: passed through, or terminated
+    /// (tls.mode) and then proxied as TCP.
+    Tls,
 }
 
 impl Protocol {
@@ -58,6 +61,7 @@ impl Protocol {
         match self {
             Protocol::Http | Protocol::Https => "HTTPRoute",
             Protocol::Tcp => "TCPRoute",
+            Protocol::Tls => "TLSRoute",
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct ListenerState {
     /// Route kinds this listener accepts that gantry supports.
     pub supported_kinds: Vec<String>,
     pub certificates: Vec<TlsCertificate>,
+    /// A TLS listener with tls.mode Passthrough: Envoy only reads the SNI.
+    pub passthrough: bool,
     pub accepted: Option<Problem>,
     pub resolved_refs: Option<Problem>,
     pub conflicted: Option<Problem>,
@@ -96,7 +102,16 @@ impl ListenerState {
         self.accepted.is_none()
             && self.conflicted.is_none()
             && self.protocol.is_some()
-            && (self.protocol != Some(Protocol::Https) || !self.certificates.is_empty())
+            && (self.passthrough || !self.terminates_tls() || !self.certificates.is_empty())
+    }
+
+    /// Whether Envoy terminates TLS on this listener (and so needs certificates).
+    pub fn terminates_tls(&self) -> bool {
+        match self.protocol {
+            Some(Protocol::Https) => true,
+            Some(Protocol::Tls) => !self.passthrough,
+            _ => false,
+        }
     }
 
     pub fn allows_namespace(&self, index: &Index<'_>, gateway_ns: &str, route_ns: &str) -> bool {
@@ -143,6 +158,7 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         allowed_namespaces: AllowedNamespaces::Same,
         supported_kinds: Vec::new(),
         certificates: Vec::new(),
+        passthrough: false,
         accepted: None,
         resolved_refs: None,
         conflicted: None,
@@ -158,10 +174,11 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         "HTTP" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
         "TCP" => Some(Protocol::Tcp),
+        "TLS" => Some(Protocol::Tls),
         other => {
             state.accepted = Some(Problem::new(
                 "UnsupportedProtocol",
-                format!("protocol {other} is not supported; use HTTP, HTTPS or TCP"),
+                format!("protocol {other} is not supported; use HTTP, HTTPS, TLS or TCP"),
             ));
             None
         }
@@ -232,8 +249,17 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         };
     }
 
-    if protocol == Protocol::Https {
-        resolve_certificates(l, namespace, index, &mut state);
+    match protocol {
+        Protocol::Https => resolve_certificates(l, namespace, index, &mut state),
+        Protocol::Tls => {
+            let mode = l.tls.as_ref().and_then(|t| t.mode.as_ref());
+            if matches!(mode, Some(GatewayListenersTlsMode::Passthrough)) {
+                state.passthrough = true;
+            } else {
+                resolve_certificates(l, namespace, index, &mut state);
+            }
+        }
+        Protocol::Http | Protocol::Tcp => {}
     }
     state
 }
@@ -247,7 +273,10 @@ fn resolve_certificates(
     let Some(tls) = l.tls.as_ref() else {
         state.accepted = Some(Problem::new(
             "Invalid",
-            "an HTTPS listener needs tls.certificateRefs",
+            format!(
+                "{} listener needs tls.certificateRefs",
+                with_article(&l.protocol)
+            ),
         ));
         return;
     };
@@ -310,12 +339,21 @@ fn resolve_certificates(
     if refs.is_empty() {
         problems.push(Problem::new(
             "InvalidCertificateRef",
-            "an HTTPS listener needs at least one certificateRef",
+            format!(
+                "{} listener needs at least one certificateRef",
+                with_article(&l.protocol)
+            ),
         ));
     }
     if let Some(first) = problems.into_iter().next() {
         state.resolved_refs = Some(first);
     }
+}
+
+/// "an HTTPS", "a TLS".
+fn with_article(protocol: &str) -> String {
+    let article = if protocol.starts_with('H') { "an" } else { "a" };
+    format!("{article} {protocol}")
 }
 
 /// The PEM certificate chain and key of a `kubernetes.io/tls` Secret.

@@ -11,11 +11,10 @@ pub mod gateway;
 pub mod hostnames;
 pub mod httproute;
 pub mod index;
-pub mod tcproute;
+pub mod l4route;
 
 use std::collections::BTreeMap;
 
-use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
@@ -24,6 +23,7 @@ use serde_json::json;
 use self::gateway::{ListenerState, Protocol};
 use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
+use self::l4route::L4Route;
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
 };
@@ -76,9 +76,10 @@ struct GatewayState<'a> {
     listeners: Vec<ListenerState>,
     /// (index into the route list, where it attaches)
     attachments: Vec<(usize, Attachment)>,
-    /// The TCPRoute forward of each TCP listener (by index) that has a route.
-    tcp_forwards: BTreeMap<usize, ir::TcpForward>,
-    tcp_clusters: Vec<ir::Cluster>,
+    /// Where TCPRoutes and TLSRoutes send connections: by listener index, then
+    /// SNI name ("*" for any, and for every TCP listener).
+    l4_forwards: BTreeMap<usize, BTreeMap<String, ir::TcpForward>>,
+    l4_clusters: Vec<ir::Cluster>,
 }
 
 impl GatewayState<'_> {
@@ -125,8 +126,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             gateway: g,
             listeners: gateway::listeners(g, &index),
             attachments: Vec::new(),
-            tcp_forwards: BTreeMap::new(),
-            tcp_clusters: Vec::new(),
+            l4_forwards: BTreeMap::new(),
+            l4_clusters: Vec::new(),
         })
         .collect();
 
@@ -146,9 +147,12 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         }
     }
 
-    for route_index in tcproute::by_age(&resources.tcp_routes) {
-        let route = &resources.tcp_routes[route_index];
-        if let Some(s) = attach_tcp_route(route, &mut gateways, &index, options) {
+    let l4_routes: Vec<L4Route> = (resources.tcp_routes.iter().map(L4Route::from))
+        .chain(resources.tls_routes.iter().map(L4Route::from))
+        .collect();
+    for route_index in l4route::by_age(&l4_routes) {
+        let route = &l4_routes[route_index];
+        if let Some(s) = attach_l4_route(route, &mut gateways, &index, options) {
             route_status.push(s);
         }
     }
@@ -225,95 +229,127 @@ fn attach_route(
     (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
 }
 
-/// Attaches one TCPRoute to the free TCP listeners of every managed Gateway it
-/// names (routes come oldest first, so the oldest wins a listener); returns its
-/// status (None when it names no Gateway gantry manages).
-fn attach_tcp_route(
-    route: &TcpRoute,
+/// Attaches one TCPRoute or TLSRoute to every managed Gateway it names: to the
+/// TCP listeners, or the SNI names of the TLS listeners, that no older route
+/// holds (routes come oldest first); returns its status (None when it names no
+/// Gateway gantry manages).
+fn attach_l4_route(
+    route: &L4Route<'_>,
     gateways: &mut [GatewayState<'_>],
     index: &Index<'_>,
     options: &Options,
 ) -> Option<ObjectStatus> {
-    let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
-    let generation = route.metadata.generation;
+    let route_ns = route.namespace();
+    let generation = route.meta.generation;
     let mut translated = None;
     let mut parents = Vec::new();
-    for parent in route.spec.parent_refs.iter().flatten() {
-        let parent = tcproute::parent_ref(parent);
-        let Some(state) = parent_gateway(gateways, &parent, route_ns) else {
+    for parent in &route.parents {
+        let Some(state) = parent_gateway(gateways, parent, route_ns) else {
             continue;
         };
-        let translated = translated.get_or_insert_with(|| tcproute::translate(route, index));
+        let translated = translated.get_or_insert_with(|| l4route::translate(route, index));
         let gateway_ns = state.namespace();
         let attached = match &translated.unsupported {
             Some(problem) => Err(problem.clone()),
             None => httproute::allowed_listeners(
-                &parent,
-                "TCPRoute",
+                parent,
+                route.kind,
                 route_ns,
                 gateway_ns,
                 &state.listeners,
                 index,
             )
-            .and_then(|allowed| free_tcp_listeners(state, allowed, &translated.forward)),
+            .and_then(|allowed| free_l4_names(state, allowed, route, &translated.forward)),
         };
         let accepted = match attached {
-            Ok(listeners) => {
-                for i in listeners {
-                    if !state.tcp_forwards.contains_key(&i) {
-                        state.listeners[i].attached_routes += 1;
-                        state.tcp_forwards.insert(i, translated.forward.clone());
+            Ok(claims) => {
+                let mut counted = Vec::new();
+                for (listener, name) in claims {
+                    let forwards = state.l4_forwards.entry(listener).or_default();
+                    if forwards.contains_key(&name) {
+                        continue;
+                    }
+                    forwards.insert(name, translated.forward.clone());
+                    if !counted.contains(&listener) {
+                        counted.push(listener);
+                        state.listeners[listener].attached_routes += 1;
                     }
                 }
                 state
-                    .tcp_clusters
+                    .l4_clusters
                     .extend(translated.clusters.iter().cloned());
                 Ok(())
             }
             Err(problem) => Err(problem),
         };
         parents.push(httproute::parent_status(
-            &parent,
+            parent,
             &options.controller_name,
             generation,
             accepted.as_ref().map(|_| ()),
             translated.unresolved.as_ref(),
         ));
     }
-    (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
+    (!parents.is_empty()).then(|| ObjectStatus {
+        api_version: route.api_version.to_string(),
+        kind: route.kind.to_string(),
+        metadata: ObjectRef {
+            namespace: route.meta.namespace.clone(),
+            name: route.meta.name.clone().unwrap_or_default(),
+        },
+        status: json!({ "parents": parents }),
+    })
 }
 
-/// The listeners of `allowed` not taken by another TCPRoute (this route's own stay
-/// allowed); Err names the routes that hold them all.
-fn free_tcp_listeners(
+/// The (listener, SNI name) pairs of the `allowed` listeners that this route
+/// may take: every TCP listener has the one name "*"; a TLS listener has the
+/// intersection of its hostname and the route's. Pairs an older route holds are
+/// left out; Err when none is left, naming the holders.
+fn free_l4_names(
     state: &GatewayState<'_>,
     allowed: Vec<usize>,
+    route: &L4Route<'_>,
     forward: &ir::TcpForward,
-) -> Result<Vec<usize>, conditions::Problem> {
-    let (free, taken): (Vec<usize>, Vec<usize>) = allowed.into_iter().partition(|i| {
-        state
-            .tcp_forwards
-            .get(i)
-            .is_none_or(|held| held.route == forward.route)
-    });
+) -> Result<Vec<(usize, String)>, conditions::Problem> {
+    let mut free = Vec::new();
+    let mut taken = Vec::new();
+    for listener in allowed {
+        let l = &state.listeners[listener];
+        let names = if l.protocol == Some(Protocol::Tcp) {
+            vec!["*".to_string()]
+        } else {
+            hostnames::intersect(l.hostname.as_deref(), route.hostnames)
+        };
+        for name in names {
+            match state.l4_forwards.get(&listener).and_then(|f| f.get(&name)) {
+                Some(held) if held.route != forward.route => taken.push(format!(
+                    "{}listener {} has {}",
+                    if name == "*" {
+                        String::new()
+                    } else {
+                        format!("{name} on ")
+                    },
+                    l.name,
+                    held.route.as_deref().unwrap_or("a route")
+                )),
+                _ => free.push((listener, name)),
+            }
+        }
+    }
     if !free.is_empty() {
         return Ok(free);
     }
-    let holders: Vec<String> = taken
-        .iter()
-        .map(|i| {
-            format!(
-                "listener {} has {}",
-                state.listeners[*i].name,
-                state.tcp_forwards[i].route.as_deref().unwrap_or("a route")
-            )
-        })
-        .collect();
+    if taken.is_empty() {
+        return Err(conditions::Problem::new(
+            "NoMatchingListenerHostname",
+            "no listener hostname intersects the route's hostnames",
+        ));
+    }
     Err(conditions::Problem::new(
         "UnsupportedValue",
         format!(
-            "a TCP listener forwards to one route, the oldest: {}",
-            holders.join(", ")
+            "a TCP listener or an SNI name goes to one route, the oldest: {}",
+            taken.join(", ")
         ),
     ))
 }
@@ -345,12 +381,15 @@ fn gateway_ir<'c>(
                 tls: None,
                 traffic: Traffic::Tcp(
                     state
-                        .tcp_forwards
+                        .l4_forwards
                         .get(&listener_indexes[0])
+                        .and_then(|f| f.get("*"))
                         .cloned()
                         .unwrap_or_default(),
                 ),
             }]
+        } else if protocol == Some(Protocol::Tls) {
+            tls_chains(port, state, &listener_indexes, &mut out.secrets)
         } else if protocol == Some(Protocol::Https) {
             listener_indexes
                 .iter()
@@ -395,6 +434,7 @@ fn gateway_ir<'c>(
         let scheme = match protocol {
             Some(Protocol::Https) => "https",
             Some(Protocol::Tcp) => "tcp",
+            Some(Protocol::Tls) => "tls",
             _ => "http",
         };
         let mut chains = chains;
@@ -423,8 +463,61 @@ fn gateway_ir<'c>(
             client: settings,
         });
     }
-    httproute::merge_clusters(&mut out.clusters, state.tcp_clusters.clone());
+    httproute::merge_clusters(&mut out.clusters, state.l4_clusters.clone());
     out
+}
+
+/// The chains of a TLS port: one per SNI name its TLSRoutes hold, in name order
+/// (a name two listeners of the port share goes to the first), each terminating
+/// TLS with its listener's certificates unless the listener passes TLS through.
+/// With no route at all, one chain that closes every connection.
+fn tls_chains(
+    port: u16,
+    state: &GatewayState<'_>,
+    listeners: &[usize],
+    secrets: &mut BTreeMap<String, ir::TlsCertificate>,
+) -> Vec<FilterChain> {
+    let mut chains: Vec<FilterChain> = Vec::new();
+    for &i in listeners {
+        let l = &state.listeners[i];
+        for (name, forward) in state.l4_forwards.get(&i).into_iter().flatten() {
+            if chains
+                .iter()
+                .any(|c| c.name == format!("tls-{port}/{name}"))
+            {
+                continue;
+            }
+            let tls = l.terminates_tls().then(|| {
+                for cert in &l.certificates {
+                    secrets.insert(cert.name.clone(), cert.clone());
+                }
+                TlsTermination {
+                    certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
+                    alpn: Vec::new(),
+                }
+            });
+            chains.push(FilterChain {
+                name: format!("tls-{port}/{name}"),
+                server_names: if name == "*" {
+                    Vec::new()
+                } else {
+                    vec![name.clone()]
+                },
+                tls,
+                traffic: Traffic::Tcp(forward.clone()),
+            });
+        }
+    }
+    chains.sort_by(|a, b| a.name.cmp(&b.name));
+    if chains.is_empty() {
+        chains.push(FilterChain {
+            name: format!("tls-{port}"),
+            server_names: Vec::new(),
+            tls: None,
+            traffic: Traffic::Tcp(ir::TcpForward::default()),
+        });
+    }
+    chains
 }
 
 /// The host HTTP/1.0 requests without one get (ClientTrafficPolicy

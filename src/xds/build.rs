@@ -30,7 +30,7 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     let mut out = GatewayXds::default();
     for l in &gateway.listeners {
         out.listeners.push(build_listener(l));
-        if l.client.http3.is_some() && l.filter_chains.iter().any(|c| c.tls.is_some()) {
+        if l.client.http3.is_some() && l.filter_chains.iter().any(serves_https) {
             out.listeners.push(build_quic_listener(l));
         }
         for chain in &l.filter_chains {
@@ -100,7 +100,11 @@ fn socket_address(address: &str, port: u16) -> core::Address {
 fn build_listener(l: &ir::Listener) -> listener::Listener {
     let client = &l.client;
     let mut listener_filters = client::first_listener_filters(client);
-    if l.filter_chains.iter().any(|c| c.tls.is_some()) {
+    // Chains are chosen by SNI, which the TLS inspector reads.
+    if l.filter_chains
+        .iter()
+        .any(|c| c.tls.is_some() || !c.server_names.is_empty())
+    {
         listener_filters.push(listener::ListenerFilter {
             name: "envoy.filters.listener.tls_inspector".to_string(),
             config_type: Some(listener::listener_filter::ConfigType::TypedConfig(any(
@@ -131,6 +135,11 @@ fn build_listener(l: &ir::Listener) -> listener::Listener {
     out
 }
 
+/// A chain that terminates TLS for HTTP: what HTTP/3 can serve too.
+fn serves_https(chain: &ir::FilterChain) -> bool {
+    chain.tls.is_some() && chain.route_config().is_some()
+}
+
 /// The HTTP/3 listener beside an HTTPS one: same port over UDP, the same chains
 /// (and route configurations) with the QUIC transport.
 fn build_quic_listener(l: &ir::Listener) -> listener::Listener {
@@ -148,7 +157,7 @@ fn build_quic_listener(l: &ir::Listener) -> listener::Listener {
         filter_chains: l
             .filter_chains
             .iter()
-            .filter(|c| c.tls.is_some())
+            .filter(|c| serves_https(c))
             .map(|c| build_filter_chain(c, &l.client, true))
             .collect(),
         per_connection_buffer_limit_bytes: Some(UInt32Value {

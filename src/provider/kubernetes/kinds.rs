@@ -5,6 +5,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
+use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::discovery::ApiResource;
@@ -35,6 +36,7 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<Gateway>(true),
         kind::<HttpRoute>(true),
         kind::<TcpRoute>(true),
+        kind::<TlsRoute>(true),
         kind::<ReferenceGrant>(false),
         kind::<ClientTrafficPolicy>(true),
         kind::<Service>(false),
