@@ -23,6 +23,15 @@ pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) ->
             texts.push((file.display().to_string(), text));
         }
     }
+    translate_texts(texts, controller_name, json_output)
+}
+
+/// [`translate`] of (file name, YAML text) pairs already read.
+pub fn translate_texts(
+    texts: Vec<(String, String)>,
+    controller_name: &str,
+    json_output: bool,
+) -> Result<String> {
     // Thousands of files parse on every core; the first failure (in file order) is reported.
     let files: Vec<(String, ParsedFile)> = parallel_map(texts, |(name, text)| {
         let parsed = parse_file(&name, &text);
