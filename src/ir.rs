@@ -519,6 +519,8 @@ pub struct RouteBackendSettings {}
 pub struct Cluster {
     pub name: String,
     pub endpoints: Vec<Endpoint>,
+    /// The backend speaks HTTP/2 without TLS (h2c), as gRPC backends do.
+    pub http2: bool,
     /// Backend settings (BackendTrafficPolicy lands here).
     pub settings: BackendSettings,
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -23,6 +24,7 @@ pub struct Resources {
     pub gateway_classes: Vec<GatewayClass>,
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
+    pub grpc_routes: Vec<GrpcRoute>,
     pub tcp_routes: Vec<TcpRoute>,
     pub tls_routes: Vec<TlsRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
@@ -61,6 +63,7 @@ pub enum Object {
     GatewayClass(Box<GatewayClass>),
     Gateway(Box<Gateway>),
     HttpRoute(Box<HttpRoute>),
+    GrpcRoute(Box<GrpcRoute>),
     TcpRoute(Box<TcpRoute>),
     TlsRoute(Box<TlsRoute>),
     ReferenceGrant(Box<ReferenceGrant>),
@@ -149,6 +152,9 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
         }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+        }
+        ("gateway.networking.k8s.io", "GRPCRoute") => {
+            Object::GrpcRoute(Box::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "TLSRoute") => {
             // v1alpha2 TLSRoutes may leave hostnames out; v1 requires the field.
@@ -280,6 +286,7 @@ impl Resources {
             Object::GatewayClass(o) => self.gateway_classes.push(*o),
             Object::Gateway(o) => self.gateways.push(*o),
             Object::HttpRoute(o) => self.http_routes.push(*o),
+            Object::GrpcRoute(o) => self.grpc_routes.push(*o),
             Object::TcpRoute(o) => self.tcp_routes.push(*o),
             Object::TlsRoute(o) => self.tls_routes.push(*o),
             Object::ReferenceGrant(o) => self.reference_grants.push(*o),
@@ -309,6 +316,7 @@ impl Resources {
         fix(&mut self.gateway_classes, false);
         fix(&mut self.gateways, true);
         fix(&mut self.http_routes, true);
+        fix(&mut self.grpc_routes, true);
         fix(&mut self.tcp_routes, true);
         fix(&mut self.tls_routes, true);
         fix(&mut self.reference_grants, true);
@@ -346,6 +354,7 @@ impl Object {
             Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),
             Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
             Object::HttpRoute(o) => meta("HTTPRoute", true, o.as_ref()),
+            Object::GrpcRoute(o) => meta("GRPCRoute", true, o.as_ref()),
             Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
             Object::TlsRoute(o) => meta("TLSRoute", true, o.as_ref()),
             Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),

@@ -56,12 +56,12 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The one route kind a listener of this protocol carries.
-    pub fn route_kind(self) -> &'static str {
+    /// The route kinds a listener of this protocol carries.
+    pub fn route_kinds(self) -> &'static [&'static str] {
         match self {
-            Protocol::Http | Protocol::Https => "HTTPRoute",
-            Protocol::Tcp => "TCPRoute",
-            Protocol::Tls => "TLSRoute",
+            Protocol::Http | Protocol::Https => &["HTTPRoute", "GRPCRoute"],
+            Protocol::Tcp => &["TCPRoute"],
+            Protocol::Tls => &["TLSRoute"],
         }
     }
 }
@@ -195,12 +195,12 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
     {
         None => state
             .supported_kinds
-            .push(protocol.route_kind().to_string()),
+            .extend(protocol.route_kinds().iter().map(|k| k.to_string())),
         Some(kinds) => {
             let mut invalid = Vec::new();
             for kind in kinds {
                 let group = kind.group.as_deref().unwrap_or(GATEWAY_GROUP);
-                if group == GATEWAY_GROUP && kind.kind == protocol.route_kind() {
+                if group == GATEWAY_GROUP && protocol.route_kinds().contains(&kind.kind.as_str()) {
                     if !state.supported_kinds.contains(&kind.kind) {
                         state.supported_kinds.push(kind.kind.clone());
                     }

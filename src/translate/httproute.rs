@@ -70,6 +70,7 @@ pub fn refers_to(parent: &HttpRouteParentRefs, route_ns: &str, gw_ns: &str, gw_n
 /// hostnames the route attaches with; Err: why it does not attach.
 pub fn attach(
     route: &HttpRoute,
+    kind: &str,
     parent: &HttpRouteParentRefs,
     gateway_ns: &str,
     listeners: &[ListenerState],
@@ -77,7 +78,7 @@ pub fn attach(
 ) -> Result<Vec<Attachment>, Problem> {
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
-    let allowed = allowed_listeners(parent, "HTTPRoute", route_ns, gateway_ns, listeners, index)?;
+    let allowed = allowed_listeners(parent, kind, route_ns, gateway_ns, listeners, index)?;
     let attachments: Vec<Attachment> = allowed
         .into_iter()
         .filter_map(|i| {
@@ -705,6 +706,7 @@ pub fn resolve_backend(
     Ok(Cluster {
         name: format!("{ns}/{}/{port}", backend.name),
         endpoints,
+        http2: false,
         settings: Default::default(),
     })
 }

@@ -8,11 +8,13 @@ pub mod attachment;
 pub mod client_traffic_policy;
 pub mod conditions;
 pub mod gateway;
+pub mod grpcroute;
 pub mod hostnames;
 pub mod httproute;
 pub mod index;
 pub mod l4route;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use gateway_api::gateways::Gateway;
@@ -131,9 +133,17 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         })
         .collect();
 
+    // GRPCRoutes join the HTTPRoutes as the HTTPRoutes they amount to.
+    let http_like: Vec<HttpLikeRoute> = (resources.http_routes.iter())
+        .map(|route| HttpLikeRoute {
+            route: Cow::Borrowed(route),
+            grpc: None,
+        })
+        .chain(resources.grpc_routes.iter().map(HttpLikeRoute::grpc))
+        .collect();
     let mut route_rules: Vec<Option<TranslatedRules>> = Vec::new();
     let mut route_status = Vec::new();
-    for (route_index, route) in resources.http_routes.iter().enumerate() {
+    for (route_index, route) in http_like.iter().enumerate() {
         route_rules.push(None);
         if let Some(s) = attach_route(
             route,
@@ -179,16 +189,56 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     Translated { ir, status }
 }
 
-/// Attaches one HTTPRoute to every managed Gateway it names; returns its status
-/// (None when it names no Gateway gantry manages).
+/// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
+struct HttpLikeRoute<'a> {
+    route: Cow<'a, HttpRoute>,
+    /// For a GRPCRoute: Err when it has no HTTPRoute form (then `route` keeps only
+    /// its parentRefs, for the status).
+    grpc: Option<Result<(), conditions::Problem>>,
+}
+
+impl<'a> HttpLikeRoute<'a> {
+    fn grpc(route: &'a gateway_api::grpcroutes::GrpcRoute) -> Self {
+        let (http, usable) = match grpcroute::as_http_route(route) {
+            Ok(http) => (http, Ok(())),
+            Err(problem) => (grpcroute::parents_only(route), Err(problem)),
+        };
+        HttpLikeRoute {
+            route: Cow::Owned(http),
+            grpc: Some(usable),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.grpc.is_some() {
+            "GRPCRoute"
+        } else {
+            "HTTPRoute"
+        }
+    }
+
+    fn translate_rules(&self, index: &Index<'_>) -> TranslatedRules {
+        let mut rules = httproute::translate_rules(&self.route, index);
+        match &self.grpc {
+            None => {}
+            Some(Ok(())) => grpcroute::speak_h2c(&mut rules),
+            Some(Err(problem)) => rules.unsupported = Some(problem.clone()),
+        }
+        rules
+    }
+}
+
+/// Attaches one HTTP-like route to every managed Gateway it names; returns its
+/// status (None when it names no Gateway gantry manages).
 fn attach_route(
-    route: &HttpRoute,
+    http_like: &HttpLikeRoute<'_>,
     route_index: usize,
     gateways: &mut [GatewayState<'_>],
     index: &Index<'_>,
     options: &Options,
     route_rules: &mut [Option<TranslatedRules>],
 ) -> Option<ObjectStatus> {
+    let route = http_like.route.as_ref();
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let generation = route.metadata.generation;
     let mut parents = Vec::new();
@@ -196,12 +246,19 @@ fn attach_route(
         let Some(state) = parent_gateway(gateways, parent, route_ns) else {
             continue;
         };
-        let rules = route_rules[route_index]
-            .get_or_insert_with(|| httproute::translate_rules(route, index));
+        let rules =
+            route_rules[route_index].get_or_insert_with(|| http_like.translate_rules(index));
         let gateway_ns = state.namespace();
         let attached = match &rules.unsupported {
             Some(problem) => Err(problem.clone()),
-            None => httproute::attach(route, parent, gateway_ns, &state.listeners, index),
+            None => httproute::attach(
+                route,
+                http_like.kind(),
+                parent,
+                gateway_ns,
+                &state.listeners,
+                index,
+            ),
         };
         match attached {
             Ok(attachments) => {
@@ -226,7 +283,13 @@ fn attach_route(
             )),
         }
     }
-    (!parents.is_empty()).then(|| object_status(route, json!({ "parents": parents })))
+    (!parents.is_empty()).then(|| {
+        let mut status = object_status(route, json!({ "parents": parents }));
+        if http_like.grpc.is_some() {
+            status.kind = "GRPCRoute".to_string();
+        }
+        status
+    })
 }
 
 /// Attaches one TCPRoute or TLSRoute to every managed Gateway it names: to the

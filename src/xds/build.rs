@@ -9,6 +9,8 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_proxy;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
 
@@ -49,7 +51,12 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
         .any(|l| l.client.http1.preserve_header_case);
     for c in gateway.clusters.values() {
         let mut built = build_cluster(c);
-        if preserve_case {
+        if c.http2 {
+            upstream_http_protocol(
+                &mut built,
+                ProtocolConfig::Http2ProtocolOptions(core::Http2ProtocolOptions::default()),
+            );
+        } else if preserve_case {
             client::preserve_case_upstream(&mut built);
         }
         out.clusters.push(built);
@@ -590,6 +597,23 @@ fn build_cluster(c: &ir::Cluster) -> cluster::Cluster {
         }),
         ..Default::default()
     }
+}
+
+/// The HTTP version a cluster speaks to its backends.
+fn upstream_http_protocol(c: &mut cluster::Cluster, config: ProtocolConfig) {
+    use upstream_http::http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions};
+    let options = upstream_http::HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(config),
+            },
+        )),
+        ..Default::default()
+    };
+    c.typed_extension_protocol_options.insert(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+        any(&options),
+    );
 }
 
 fn build_endpoints(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {

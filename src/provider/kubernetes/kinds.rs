@@ -3,6 +3,7 @@
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -35,6 +36,7 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<GatewayClass>(true),
         kind::<Gateway>(true),
         kind::<HttpRoute>(true),
+        kind::<GrpcRoute>(true),
         kind::<TcpRoute>(true),
         kind::<TlsRoute>(true),
         kind::<ReferenceGrant>(false),

@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::extensions::http::original_ip_detection::xff::v3::{
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::quic::v3::QuicDownstreamTransport;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
-use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 use envoy_types::pb::envoy::r#type::v3 as types;
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value, UInt64Value};
@@ -464,25 +464,12 @@ fn preserve_case_format() -> core::http1_protocol_options::HeaderKeyFormat {
 
 /// HTTP/1 to the backends with the header case the client used.
 pub(super) fn preserve_case_upstream(c: &mut cluster::Cluster) {
-    use upstream_http::http_protocol_options::{
-        UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
-    };
-    let options = upstream_http::HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            upstream_http::http_protocol_options::ExplicitHttpConfig {
-                protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
-                    core::Http1ProtocolOptions {
-                        header_key_format: Some(preserve_case_format()),
-                        ..Default::default()
-                    },
-                )),
-            },
-        )),
-        ..Default::default()
-    };
-    c.typed_extension_protocol_options.insert(
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
-        any(&options),
+    super::upstream_http_protocol(
+        c,
+        ProtocolConfig::HttpProtocolOptions(core::Http1ProtocolOptions {
+            header_key_format: Some(preserve_case_format()),
+            ..Default::default()
+        }),
     );
 }
 
