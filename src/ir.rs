@@ -431,8 +431,18 @@ pub struct Route {
     pub action: RouteAction,
     /// HTTPRoute rule timeouts.request: the whole request, retries included.
     pub timeout: Option<std::time::Duration>,
+    /// Copies of each request sent to these backends (RequestMirror); their
+    /// answers are dropped.
+    pub mirrors: Vec<Mirror>,
     /// Backend-side route settings (BackendTrafficPolicy lands here).
     pub backend: RouteBackendSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mirror {
+    pub cluster: String,
+    /// The share of requests mirrored, in parts per million; None: all.
+    pub per_million: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -500,3 +500,49 @@ spec:
     // Another method of the same service has no route: Envoy answers it in gRPC.
     assert_eq!(call(true), Err("Unimplemented".to_string()));
 }
+
+#[test]
+fn request_mirror_copies_requests_to_a_second_backend() {
+    let s = setup();
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: www, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [www.example.com]
+  rules:
+    - filters:
+        - type: RequestMirror
+          requestMirror:
+            backendRef: {name: svc-b, port: 80}
+      backendRefs: [{name: svc-a, port: 80}]
+"
+    .to_string();
+    write(s.dir.path(), "routes.yaml", &[route]);
+    let gantry = Gantry::start(s.dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    wait_for_backend(s.port, "www.example.com", "/ready", &s.a.name);
+    for i in 0..3 {
+        let (_, body) = backend_of(s.port, "www.example.com", &format!("/copy-{i}")).unwrap();
+        assert_eq!(body, s.a.name, "b only gets copies; a answers");
+    }
+    // Envoy sends the copies with "-shadow" appended to the host.
+    let copies = common::poll("the three copies at b", || {
+        let seen: Vec<String> =
+            s.b.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|head| head.iter().any(|h| h == "host: www.example.com-shadow"))
+                .map(|head| head[0].clone())
+                .filter(|line| line.starts_with("GET /copy-"))
+                .collect();
+        (seen.len() >= 3).then_some(seen)
+    });
+    for i in 0..3 {
+        assert!(
+            copies.contains(&format!("GET /copy-{i} HTTP/1.1")),
+            "{copies:?}"
+        );
+    }
+}

@@ -100,6 +100,9 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
                 backend.cluster.push_str(H2C_CLUSTER_SUFFIX);
             }
         }
+        for mirror in &mut route.mirrors {
+            mirror.cluster.push_str(H2C_CLUSTER_SUFFIX);
+        }
     }
     for cluster in &mut rules.clusters {
         cluster.name.push_str(H2C_CLUSTER_SUFFIX);

@@ -19,7 +19,7 @@ use super::gateway::ListenerState;
 use super::hostnames;
 use super::index::{CrossRef, Index};
 use crate::ir::{
-    Cluster, Endpoint, Forward, HeaderModifier, PathMatch, PathRewrite, Redirect, Route,
+    Cluster, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite, Redirect, Route,
     RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
 };
 
@@ -256,6 +256,7 @@ pub fn translate_rules(route: &HttpRoute, index: &Index<'_>) -> TranslatedRules 
                     response_headers: rule_ir.response_headers.clone(),
                     action: rule_ir.action.clone(),
                     timeout: rule_ir.timeout,
+                    mirrors: rule_ir.mirrors.clone(),
                     backend: RouteBackendSettings::default(),
                 },
             ));
@@ -371,6 +372,7 @@ struct RuleIr {
     response_headers: HeaderModifier,
     action: RouteAction,
     timeout: Option<std::time::Duration>,
+    mirrors: Vec<Mirror>,
 }
 
 fn translate_rule(
@@ -396,7 +398,12 @@ fn translate_rule(
             )
         })
         .and_then(|p| p.value.clone());
+    let mut mirrors = Vec::new();
     for filter in rule.filters.iter().flatten() {
+        if filter.r#type == HttpRouteRulesFiltersType::RequestMirror {
+            mirrors.extend(mirror(filter, ns, index, out)?);
+            continue;
+        }
         apply_filter(
             filter,
             prefix.as_deref(),
@@ -471,7 +478,74 @@ fn translate_rule(
         response_headers,
         action,
         timeout,
+        mirrors,
     })
+}
+
+/// A RequestMirror filter's backend as a cluster (added to `out`), with the share
+/// of requests to copy. An unresolved backend is a ResolvedRefs problem and no
+/// mirror; the route itself still works.
+fn mirror(
+    filter: &HttpRouteRulesFilters,
+    ns: &str,
+    index: &Index<'_>,
+    out: &mut TranslatedRules,
+) -> Result<Option<Mirror>, Problem> {
+    let f = filter.request_mirror.as_ref().ok_or_else(|| {
+        Problem::new(
+            "UnsupportedValue",
+            "filter type RequestMirror without its requestMirror field",
+        )
+    })?;
+    let per_million = match (&f.fraction, f.percent) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                "requestMirror takes fraction or percent, not both",
+            ));
+        }
+        (Some(fraction), None) => {
+            let denominator = fraction.denominator.unwrap_or(100);
+            if denominator <= 0 || fraction.numerator < 0 || fraction.numerator > denominator {
+                return Err(Problem::new(
+                    "UnsupportedValue",
+                    "requestMirror.fraction must be from 0 to 1 with a positive denominator",
+                ));
+            }
+            Some((i64::from(fraction.numerator) * 1_000_000 / i64::from(denominator)) as u32)
+        }
+        (None, Some(percent)) if (0..=100).contains(&percent) => Some(percent as u32 * 10_000),
+        (None, Some(_)) => {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                "requestMirror.percent must be from 0 to 100",
+            ));
+        }
+        (None, None) => None,
+    };
+    let b = &f.backend_ref;
+    let backend = HttpRouteRulesBackendRefs {
+        group: b.group.clone(),
+        kind: b.kind.clone(),
+        name: b.name.clone(),
+        namespace: b.namespace.clone(),
+        port: b.port,
+        ..Default::default()
+    };
+    match resolve_backend(&backend, "HTTPRoute", ns, index) {
+        Ok(cluster) => {
+            let mirror = Mirror {
+                cluster: cluster.name.clone(),
+                per_million,
+            };
+            out.clusters.push(cluster);
+            Ok(Some(mirror))
+        }
+        Err(problem) => {
+            out.unresolved.get_or_insert(problem);
+            Ok(None)
+        }
+    }
 }
 
 /// Adds a Request- or ResponseHeaderModifier filter (distinct generated types with

@@ -636,6 +636,7 @@ fn answer_500(chains: &mut [FilterChain]) {
                 route.request_headers = Default::default();
                 route.response_headers = Default::default();
                 route.timeout = None;
+                route.mirrors.clear();
             }
         }
     }

@@ -419,7 +419,11 @@ fn build_route(r: &ir::Route) -> route::Route {
         ..Default::default()
     };
     let action = match &r.action {
-        ir::RouteAction::Forward(f) => route::route::Action::Route(build_forward(f, r.timeout)),
+        ir::RouteAction::Forward(f) => {
+            let mut action = build_forward(f, r.timeout);
+            action.request_mirror_policies = r.mirrors.iter().map(mirror_policy).collect();
+            route::route::Action::Route(action)
+        }
         ir::RouteAction::Redirect(redirect) => {
             route::route::Action::Redirect(build_redirect(redirect))
         }
@@ -547,6 +551,23 @@ fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route
         } else {
             0
         },
+        ..Default::default()
+    }
+}
+
+fn mirror_policy(m: &ir::Mirror) -> route::route_action::RequestMirrorPolicy {
+    use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+    route::route_action::RequestMirrorPolicy {
+        cluster: m.cluster.clone(),
+        runtime_fraction: m
+            .per_million
+            .map(|numerator| core::RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent {
+                    numerator,
+                    denominator: fractional_percent::DenominatorType::Million as i32,
+                }),
+                ..Default::default()
+            }),
         ..Default::default()
     }
 }

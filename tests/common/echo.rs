@@ -3,12 +3,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct EchoBackend {
     pub name: String,
     pub port: u16,
+    /// The head (request line, then headers) of every request answered, in order.
+    pub requests: Arc<Mutex<Vec<Vec<String>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -17,20 +19,22 @@ impl EchoBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo backend");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        let (backend_name, stop_flag) = (name.to_string(), stop.clone());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (backend_name, stop_flag, seen) = (name.to_string(), stop.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop_flag.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let name = backend_name.clone();
-                std::thread::spawn(move || serve_connection(stream, &name));
+                let (name, seen) = (backend_name.clone(), seen.clone());
+                std::thread::spawn(move || serve_connection(stream, &name, &seen));
             }
         });
         EchoBackend {
             name: name.to_string(),
             port,
+            requests,
             stop,
         }
     }
@@ -44,7 +48,7 @@ impl Drop for EchoBackend {
     }
 }
 
-fn serve_connection(stream: TcpStream, name: &str) {
+fn serve_connection(stream: TcpStream, name: &str, seen: &Mutex<Vec<Vec<String>>>) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -74,6 +78,7 @@ fn serve_connection(stream: TcpStream, name: &str) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        seen.lock().unwrap().push(head.clone());
         let mut reply = format!("backend={name}\n");
         for line in &head {
             reply.push_str(line);
