@@ -497,10 +497,13 @@ pub struct Forward {
     pub path_rewrite: Option<PathRewrite>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WeightedCluster {
     pub cluster: String,
     pub weight: u32,
+    /// Header changes for requests sent to this backend only (backendRef filters).
+    pub request_headers: HeaderModifier,
+    pub response_headers: HeaderModifier,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

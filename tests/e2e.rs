@@ -546,3 +546,50 @@ spec:
         );
     }
 }
+
+#[test]
+fn backend_ref_filters_change_headers_for_their_backend_only() {
+    let s = setup();
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: www, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [www.example.com]
+  rules:
+    - backendRefs:
+        - name: svc-a
+          port: 80
+          filters:
+            - type: RequestHeaderModifier
+              requestHeaderModifier:
+                set: [{name: x-picked, value: a}]
+        - name: svc-b
+          port: 80
+          filters:
+            - type: ResponseHeaderModifier
+              responseHeaderModifier:
+                set: [{name: x-answered-by, value: b}]
+"
+    .to_string();
+    write(s.dir.path(), "routes.yaml", &[route]);
+    let gantry = Gantry::start(s.dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    wait_for_backend(s.port, "www.example.com", "/", &s.a.name);
+    wait_for_backend(s.port, "www.example.com", "/", &s.b.name);
+    for _ in 0..20 {
+        let (status, headers, body) = common::http_get(s.port, "www.example.com", "/");
+        assert_eq!(status, 200);
+        match common::header(&headers, "x-backend") {
+            Some("a") => {
+                assert!(body.contains("x-picked: a"), "{body}");
+                assert_eq!(common::header(&headers, "x-answered-by"), None);
+            }
+            Some("b") => {
+                assert!(!body.contains("x-picked"), "{body}");
+                assert_eq!(common::header(&headers, "x-answered-by"), Some("b"));
+            }
+            other => panic!("answered by {other:?}"),
+        }
+    }
+}

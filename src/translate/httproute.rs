@@ -434,12 +434,7 @@ fn translate_rule(
             let mut invalid_weight = 0;
             let refs = rule.backend_refs.as_deref().unwrap_or(&[]);
             for backend_ref in refs {
-                if backend_ref.filters.as_ref().is_some_and(|f| !f.is_empty()) {
-                    return Err(Problem::new(
-                        "UnsupportedValue",
-                        "filters on a backendRef are not supported yet; put them on the rule",
-                    ));
-                }
+                let (request_headers, response_headers) = backend_filters(backend_ref)?;
                 let weight = backend_ref.weight.unwrap_or(1).max(0) as u32;
                 match resolve_backend(backend_ref, "HTTPRoute", ns, index) {
                     Ok(cluster) => {
@@ -447,6 +442,8 @@ fn translate_rule(
                             backends.push(WeightedCluster {
                                 cluster: cluster.name.clone(),
                                 weight,
+                                request_headers,
+                                response_headers,
                             });
                         }
                         out.clusters.push(cluster);
@@ -571,6 +568,51 @@ macro_rules! extend_modifier {
             .remove
             .extend($filter.remove.iter().flatten().cloned());
     }};
+}
+
+/// The header filters of one backendRef (the only kinds gantry applies per
+/// backend): (request, response).
+fn backend_filters(
+    backend: &HttpRouteRulesBackendRefs,
+) -> Result<(HeaderModifier, HeaderModifier), Problem> {
+    use gateway_api::httproutes::HttpRouteRulesBackendRefsFiltersType as Type;
+    let (mut request, mut response) = (HeaderModifier::default(), HeaderModifier::default());
+    for filter in backend.filters.iter().flatten() {
+        let missing = || {
+            Problem::new(
+                "UnsupportedValue",
+                format!(
+                    "backendRef filter type {:?} without its field",
+                    filter.r#type
+                ),
+            )
+        };
+        match filter.r#type {
+            Type::RequestHeaderModifier => {
+                let f = filter
+                    .request_header_modifier
+                    .as_ref()
+                    .ok_or_else(missing)?;
+                extend_modifier!(request, f);
+            }
+            Type::ResponseHeaderModifier => {
+                let f = filter
+                    .response_header_modifier
+                    .as_ref()
+                    .ok_or_else(missing)?;
+                extend_modifier!(response, f);
+            }
+            ref other => {
+                return Err(Problem::new(
+                    "UnsupportedValue",
+                    format!(
+                        "backendRef filter type {other:?} is not supported; header modifiers are, and rule filters"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((request, response))
 }
 
 fn apply_filter(

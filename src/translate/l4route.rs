@@ -143,6 +143,7 @@ pub fn translate(route: &L4Route<'_>, index: &Index<'_>) -> TranslatedL4Route {
                     out.forward.backends.push(WeightedCluster {
                         cluster: cluster.name.clone(),
                         weight,
+                        ..Default::default()
                     });
                 }
                 out.clusters.push(cluster);

@@ -512,25 +512,35 @@ fn full_path_regex(path: &str) -> matcher::RegexMatchAndSubstitute {
 
 fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route::RouteAction {
     use route::route_action::ClusterSpecifier;
-    let cluster_specifier = if f.backends.len() == 1 && f.invalid_weight == 0 {
-        ClusterSpecifier::Cluster(f.backends[0].cluster.clone())
-    } else {
-        ClusterSpecifier::WeightedClusters(route::WeightedCluster {
-            clusters: f
-                .backends
-                .iter()
-                .map(|b| (b.cluster.as_str(), b.weight))
-                .chain(
-                    (f.invalid_weight > 0).then_some((INVALID_BACKEND_CLUSTER, f.invalid_weight)),
-                )
-                .map(|(name, weight)| route::weighted_cluster::ClusterWeight {
-                    name: name.to_string(),
-                    weight: Some(UInt32Value { value: weight }),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
+    let plain =
+        |b: &ir::WeightedCluster| b.request_headers.is_empty() && b.response_headers.is_empty();
+    let cluster_specifier = match f.backends.as_slice() {
+        [only] if f.invalid_weight == 0 && plain(only) => {
+            ClusterSpecifier::Cluster(only.cluster.clone())
+        }
+        backends => {
+            let invalid = ir::WeightedCluster {
+                cluster: INVALID_BACKEND_CLUSTER.to_string(),
+                weight: f.invalid_weight,
+                ..Default::default()
+            };
+            ClusterSpecifier::WeightedClusters(route::WeightedCluster {
+                clusters: backends
+                    .iter()
+                    .chain((f.invalid_weight > 0).then_some(&invalid))
+                    .map(|b| route::weighted_cluster::ClusterWeight {
+                        name: b.cluster.clone(),
+                        weight: Some(UInt32Value { value: b.weight }),
+                        request_headers_to_add: header_options(&b.request_headers),
+                        request_headers_to_remove: b.request_headers.remove.clone(),
+                        response_headers_to_add: header_options(&b.response_headers),
+                        response_headers_to_remove: b.response_headers.remove.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
     };
     route::RouteAction {
         cluster_specifier: Some(cluster_specifier),
