@@ -42,7 +42,7 @@ clippy:
 ## bench: release build, then bench/run.py measures translate, serve RSS, route
 ## propagation and change->ACK with a real Envoy and writes BENCHMARKS.md
 bench: envoy
-	$(CARGO) build --release
+	$(CARGO) build --release --locked
 	$(PYTHON) bench/run.py "$${CARGO_TARGET_DIR:-target}/release/gantry" --envoy "$(ENVOY_BIN)"
 
 ## run: build, install Envoy, and run gantry + Envoy on examples/quickstart/ (Ctrl-C stops)

@@ -3,12 +3,11 @@
 //! `include_bytes!` it and render any Envoy proto (including `Any`-typed extensions)
 //! as config_dump-style JSON.
 //!
-//! The crate's source directory is found with `cargo metadata --offline` (works for
-//! registry, vendored, git and path sources alike, and never touches the network).
-//! `GANTRY_ENVOY_TYPES_DIR` overrides the lookup.
+//! The crate's source directory is where cargo unpacked the version Cargo.lock pins
+//! (see `envoy_types_dir`); `GANTRY_ENVOY_TYPES_DIR` overrides the lookup (vendored
+//! or git sources).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const DESCRIPTOR: &str = "src/generated/types.bin";
 
@@ -128,59 +127,53 @@ fn fields(bytes: &[u8]) -> Result<Vec<Field<'_>>, String> {
         .collect()
 }
 
-/// The source directory of the `envoy-types` package this crate depends on.
+/// The source directory of the `envoy-types` package this crate is built with.
+///
+/// Cargo gives a build script no path to its dependencies, and `cargo metadata` needs
+/// every package of Cargo.lock on disk (Windows-only crates included) where a build
+/// downloads only what it compiles. So: the version Cargo.lock pins, unpacked where
+/// cargo unpacks registry crates (`$CARGO_HOME/registry/src/<index>/`), which a build
+/// has always done before build scripts run.
 fn envoy_types_dir() -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest_dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
-    let output = Command::new(&cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
-        .arg(manifest_dir.join("Cargo.toml"))
-        .output()
-        .map_err(|e| format!("running cargo metadata: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("parsing cargo metadata: {e}"))?;
+    let lock_path = manifest_dir.join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path)
+        .map_err(|e| format!("reading {}: {e}", lock_path.display()))?;
+    let version =
+        locked_version(&lock, "envoy-types").ok_or("Cargo.lock pins no version of envoy-types")?;
+    let crate_dir = format!("envoy-types-{version}");
+    let registry = cargo_home()?.join("registry").join("src");
+    let indexes =
+        std::fs::read_dir(&registry).map_err(|e| format!("reading {}: {e}", registry.display()))?;
+    indexes
+        .filter_map(Result::ok)
+        .map(|index| index.path().join(&crate_dir))
+        .find(|dir| dir.join(DESCRIPTOR).is_file())
+        .ok_or_else(|| {
+            format!(
+                "no {crate_dir} under {} (set GANTRY_ENVOY_TYPES_DIR to its source directory)",
+                registry.display()
+            )
+        })
+}
 
-    // The envoy-types package that the root package depends on (there could be several
-    // versions in the graph; take the direct dependency).
-    let root = metadata["resolve"]["root"]
-        .as_str()
-        .ok_or("cargo metadata: no resolve.root")?;
-    let nodes = metadata["resolve"]["nodes"]
-        .as_array()
-        .ok_or("cargo metadata: no resolve.nodes")?;
-    let root_node = nodes
-        .iter()
-        .find(|n| n["id"].as_str() == Some(root))
-        .ok_or("cargo metadata: root node missing")?;
-    let dep_id = root_node["deps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["name"].as_str() == Some("envoy_types"))
-        .and_then(|d| d["pkg"].as_str())
-        .ok_or("envoy-types is not a dependency of this package")?;
-    let manifest = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["id"].as_str() == Some(dep_id))
-        .and_then(|p| p["manifest_path"].as_str())
-        .ok_or("cargo metadata: envoy-types package missing")?;
-    Path::new(manifest)
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("odd manifest path {manifest}"))
+/// The version of `package` in a Cargo.lock (the first, if several are locked).
+fn locked_version(lock: &str, package: &str) -> Option<String> {
+    let name_line = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    lines.find(|line| line.trim() == name_line)?;
+    let version = lines.next()?.trim().strip_prefix("version = \"")?;
+    Some(version.trim_end_matches('"').to_string())
+}
+
+/// Where cargo keeps its registry: `$CARGO_HOME`, else `~/.cargo` (cargo's own rule).
+fn cargo_home() -> Result<PathBuf, String> {
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    std::env::var_os("HOME")
+        .map(|home| Path::new(&home).join(".cargo"))
+        .ok_or_else(|| "neither CARGO_HOME nor HOME is set".to_string())
 }

@@ -123,7 +123,29 @@ mod tests {
         tokio::spawn(serve(listener, state, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
-        (format!("http://{address}"), stop_tx)
+        (address.to_string(), stop_tx)
+    }
+
+    /// A plain HTTP/1.1 GET: (status, content-type, body). The admin server is
+    /// axum's, so a hand-written request keeps an HTTP client out of the dependencies.
+    async fn get(address: &str, path: &str) -> (u16, String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-type")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_default();
+        (status, content_type, body.to_string())
     }
 
     #[tokio::test]
@@ -137,46 +159,27 @@ mod tests {
             }],
             snapshots: [("default/eg".to_string(), "abc".to_string())].into(),
         };
-        let (base, stop) = start(status).await;
-        let client = reqwest::Client::new();
+        let (address, stop) = start(status).await;
 
-        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
-        assert_eq!(health.status(), 200);
-        assert_eq!(health.text().await.unwrap(), "ok");
+        let (code, _, body) = get(&address, "/healthz").await;
+        assert_eq!((code, body.as_str()), (200, "ok"));
 
-        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
-        assert_eq!(metrics.status(), 200);
-        assert_eq!(
-            metrics.headers()[header::CONTENT_TYPE.as_str()],
-            METRICS_CONTENT_TYPE
-        );
-        assert!(
-            metrics
-                .text()
-                .await
-                .unwrap()
-                .contains("gantry_translations_total 1")
-        );
+        let (code, content_type, body) = get(&address, "/metrics").await;
+        assert_eq!(code, 200);
+        assert_eq!(content_type, METRICS_CONTENT_TYPE);
+        assert!(body.contains("gantry_translations_total 1"), "{body}");
 
-        let debug: serde_json::Value = serde_json::from_str(
-            &client
-                .get(format!("{base}/debug/status"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let (code, _, body) = get(&address, "/debug/status").await;
+        assert_eq!(code, 200);
+        let debug: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(debug["problems"][0]["file"], "bad.yaml");
         assert_eq!(debug["problems"][0]["document"], 2);
         assert_eq!(debug["snapshots"]["default/eg"], "abc");
         assert!(debug["status"].as_array().unwrap().is_empty());
         assert!(debug["nacks"].as_array().unwrap().is_empty());
 
-        let missing = client.get(format!("{base}/nope")).send().await.unwrap();
-        assert_eq!(missing.status(), 404);
+        let (code, _, _) = get(&address, "/nope").await;
+        assert_eq!(code, 404);
         stop.send(true).unwrap();
     }
 }

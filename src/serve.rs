@@ -96,15 +96,22 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 pub async fn run(args: RunArgs) -> Result<()> {
     let signals = Signals::new()?;
     let program = crate::envoy::find_program(&args.envoy)?;
-    let (run_dir, remove_run_dir) = match &args.run_dir {
-        Some(dir) => (dir.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("gantry-run-{}", std::process::id())),
-            true,
-        ),
+    // Without --run-dir: a fresh private directory (unpredictable name, mode 0700),
+    // removed after a clean exit and kept, for its logs, after a failure.
+    let (run_dir, temporary) = match &args.run_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating run dir {}", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("gantry-run-")
+                .tempdir()
+                .context("creating a run dir under the system temp directory")?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
     };
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("creating run dir {}", run_dir.display()))?;
     let core = Core::start(&args.serve).await?;
 
     let announce = format!(
@@ -152,8 +159,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         tracing::error!("envoy supervision failed: {e}");
     }
     core.shutdown().await;
-    if remove_run_dir && outcome.is_ok() {
-        let _ = std::fs::remove_dir_all(&run_dir);
+    if let Some(dir) = temporary
+        && outcome.is_err()
+    {
+        let _ = dir.keep();
     }
     outcome
 }

@@ -1,11 +1,13 @@
 //! `crds/` holds exactly what `gantry crds` prints, one file per policy kind.
 //! `GANTRY_UPDATE_GOLDEN=1 cargo test --test crds` rewrites the files.
 
+mod common;
+
 use std::path::Path;
 
 #[test]
 fn crd_files_match_the_types() {
-    let update = std::env::var_os("GANTRY_UPDATE_GOLDEN").is_some();
+    let update = common::update_golden();
     let files = gantry::cli::crd_files().expect("generating the CRDs");
     assert!(!files.is_empty());
     for (name, yaml) in files {

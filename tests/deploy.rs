@@ -200,3 +200,54 @@ fn the_envoy_bootstrap_is_what_gantry_bootstrap_prints() {
         "{envoy_args:?}"
     );
 }
+
+/// The image builds with the command the README documents (and `make bench` runs),
+/// on a Rust no older than the crate's `rust-version`, from a context without local
+/// build output.
+#[test]
+fn the_dockerfile_builds_as_the_readme_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    let (dockerfile, readme, makefile) = (
+        read("deploy/Dockerfile"),
+        read("README.md"),
+        read("Makefile"),
+    );
+    let cargo_commands: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("RUN "))
+        .flat_map(|run| run.split("&&").map(str::trim))
+        .filter(|command| command.starts_with("cargo "))
+        .collect();
+    assert_eq!(
+        cargo_commands,
+        ["cargo build --release --locked"],
+        "deploy/Dockerfile's build"
+    );
+    assert!(readme.contains(&format!("`{}`", cargo_commands[0])));
+    assert!(makefile.contains("$(CARGO) build --release --locked"));
+
+    let image_rust = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("FROM rust:"))
+        .and_then(|tag| tag.split(['-', ' ']).next())
+        .expect("a FROM rust:<version> build stage");
+    let rust_version = read("Cargo.toml")
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("Cargo.toml sets rust-version");
+    assert_eq!(
+        image_rust, rust_version,
+        "the image's Rust is the crate's rust-version"
+    );
+
+    let dockerignore = read(".dockerignore");
+    let ignored: BTreeSet<&str> = dockerignore
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for path in ["/target", "/.envoy"] {
+        assert!(ignored.contains(path), ".dockerignore lacks {path}");
+    }
+}

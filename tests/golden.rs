@@ -1,6 +1,9 @@
 //! Golden files: every `testdata/in/*.yaml` is translated offline and compared with
 //! `testdata/out/*.yaml`. `GANTRY_UPDATE_GOLDEN=1 cargo test --test golden` rewrites
-//! them. Input that does not parse has its error message as the golden output.
+//! them. An input meant to fail has `error` in its file name, and its golden output
+//! is the error message; any other input must translate.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,16 @@ fn golden_path(input: &Path) -> PathBuf {
     Path::new("testdata/out").join(input.file_name().unwrap())
 }
 
+/// Whether the input is meant to fail translation (its name says so).
+fn meant_to_error(input: &Path) -> bool {
+    input
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .contains("error")
+}
+
+/// The golden text for an input: the translation, or `error: ...` when it fails.
 fn translate(input: &Path) -> String {
     match gantry::cli::translate(
         &[input.to_path_buf()],
@@ -31,12 +44,18 @@ fn translate(input: &Path) -> String {
 
 #[test]
 fn golden_files_match() {
-    let update = std::env::var_os("GANTRY_UPDATE_GOLDEN").is_some();
+    let update = common::update_golden();
     let inputs = inputs();
-    assert!(inputs.len() >= 12, "expected at least 12 golden inputs");
+    assert!(!inputs.is_empty(), "no golden inputs in testdata/in");
     let mut mismatched = Vec::new();
     for input in &inputs {
         let actual = translate(input);
+        assert_eq!(
+            actual.starts_with("error: "),
+            meant_to_error(input),
+            "{}: an input fails translation exactly when its name contains `error`; got:\n{actual}",
+            input.display()
+        );
         let golden = golden_path(input);
         if update {
             std::fs::write(&golden, &actual).unwrap();
@@ -80,31 +99,52 @@ fn translation_is_deterministic() {
     }
 }
 
-mod common;
-
-/// No golden file may hold config that Envoy would reject: each gateway's resources
-/// go through `envoy --mode validate` as static resources.
+/// No committed golden file holds config that Envoy would reject: every Gateway of
+/// every golden output, read from the file itself, goes through `envoy --mode
+/// validate` as static resources.
 #[test]
 fn every_golden_output_passes_envoy_validation() {
-    let mut validated = 0;
-    for input in inputs() {
-        let Ok(out) = gantry::cli::translate(
-            std::slice::from_ref(&input),
-            gantry::DEFAULT_CONTROLLER_NAME,
-            true,
-        ) else {
-            continue;
-        };
-        let out: serde_json::Value = serde_json::from_str(&out).unwrap();
-        for (gateway, resources) in out["xds"].as_object().unwrap() {
-            if let Err(e) = common::validate_static(resources) {
-                panic!(
-                    "{} gateway {gateway}: Envoy rejects it:\n{e}",
-                    input.display()
-                );
-            }
-            validated += 1;
+    let mut gateways = Vec::new();
+    for input in inputs().into_iter().filter(|i| !meant_to_error(i)) {
+        let golden = golden_path(&input);
+        let text = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        let out: serde_json::Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not YAML: {e}", golden.display()));
+        let xds = out["xds"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{} has no xds section", golden.display()));
+        for (gateway, resources) in xds {
+            gateways.push((
+                format!("{} gateway {gateway}", golden.display()),
+                resources.clone(),
+            ));
         }
     }
-    assert!(validated >= 12, "only {validated} gateways validated");
+    assert!(!gateways.is_empty(), "no gateways in the golden outputs");
+    // Envoy's validation is a process per Gateway, each mostly waiting on its own
+    // start-up: one worker per core keeps the run short.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = gateways.len().div_ceil(workers);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = gateways
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter_map(|(name, resources)| {
+                            common::validate_static(resources)
+                                .err()
+                                .map(|e| format!("{name}: Envoy rejects it:\n{e}"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -1,9 +1,13 @@
 //! Starts the real `gantry serve` binary and checks the admin endpoints.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::gantry_process::Gantry;
+use common::{header, poll, try_http_get};
 
 /// Kills the child by pid when dropped, so a failing test never leaves it behind.
 struct ChildGuard(Child);
@@ -16,47 +20,11 @@ impl Drop for ChildGuard {
 }
 
 fn free_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], common::free_port()))
 }
 
-fn start_serve(dir: &Path, xds: SocketAddr, admin: SocketAddr) -> ChildGuard {
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .arg("serve")
-        .arg("--config-dir")
-        .arg(dir)
-        .arg("--xds-address")
-        .arg(xds.to_string())
-        .arg("--admin-address")
-        .arg(admin.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting gantry serve");
-    ChildGuard(child)
-}
-
-async fn get_when_up(
-    client: &reqwest::Client,
-    url: &str,
-    child: &mut ChildGuard,
-) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = client.get(url).send().await {
-            return response;
-        }
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("gantry serve exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{url} not answering after 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test]
-async fn admin_endpoints_report_problems_and_metrics() {
+#[test]
+fn admin_endpoints_report_problems_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("broken.yaml"),
@@ -64,28 +32,17 @@ async fn admin_endpoints_report_problems_and_metrics() {
     )
     .unwrap();
     std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
-    let (xds, admin) = (free_address(), free_address());
-    let mut child = start_serve(dir.path(), xds, admin);
-    let client = reqwest::Client::new();
-    let base = format!("http://{admin}");
+    // Starting waits for /healthz to answer 200.
+    let gantry = Gantry::start(dir.path());
+    let (_, _, health) = try_http_get(gantry.admin_port, "localhost", "/healthz").unwrap();
+    assert_eq!(health, "ok");
 
-    let health = get_when_up(&client, &format!("{base}/healthz"), &mut child).await;
-    assert_eq!(health.status(), 200);
-    assert_eq!(health.text().await.unwrap(), "ok");
-
-    // The first translation may land just after the admin server is up: bounded poll.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let status: serde_json::Value = debug_status(&client, &base).await;
-        if !status["problems"].as_array().unwrap().is_empty() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no problems reported: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The first translation may land just after the admin server is up.
+    let status = poll("the broken file reported in /debug/status", || {
+        let status = gantry.debug_status();
+        let reported = !status["problems"].as_array()?.is_empty();
+        reported.then_some(status)
+    });
     let problems = status["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{status:#}");
     assert_eq!(problems[0]["file"], "broken.yaml", "{status:#}");
@@ -97,29 +54,22 @@ async fn admin_endpoints_report_problems_and_metrics() {
     assert!(status["nacks"].is_array(), "{status:#}");
     assert!(status["snapshots"].is_object(), "{status:#}");
 
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), 200);
+    let (code, headers, text) = try_http_get(gantry.admin_port, "localhost", "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let content_type = header(&headers, "content-type").unwrap_or_default();
     assert!(
-        metrics.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
     );
-    let text = metrics.text().await.unwrap();
     assert!(text.contains("gantry_translations"), "{text}");
     assert!(text.contains("gantry_input_errors 1"), "{text}");
 
-    // Fixing the file clears the problem within a second or so.
+    // Fixing the file clears the problem.
     std::fs::write(dir.path().join("broken.yaml"), "# fixed\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status: serde_json::Value = debug_status(&client, &base).await;
-        if status["problems"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "problem not cleared: {status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll("the problem cleared from /debug/status", || {
+        let status = gantry.debug_status();
+        status["problems"].as_array()?.is_empty().then_some(())
+    });
 }
 
 /// Runs a command that must exit by itself; bounded: killed (by the guard) after 30 s.
@@ -194,17 +144,4 @@ fn kubernetes_without_a_cluster_to_talk_to_fails_saying_so() {
         stderr.contains("no Kubernetes configuration") && stderr.contains("no-such-kubeconfig"),
         "{stderr}"
     );
-}
-
-/// GET /debug/status as JSON.
-async fn debug_status(client: &reqwest::Client, base: &str) -> serde_json::Value {
-    let body = client
-        .get(format!("{base}/debug/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
 }

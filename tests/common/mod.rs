@@ -53,6 +53,12 @@ pub fn gantry_bin() -> PathBuf {
     }
 }
 
+/// Whether this run rewrites golden files (goldens, CRDs) instead of checking them:
+/// only `GANTRY_UPDATE_GOLDEN=1` does; unset, empty, `0` or anything else checks.
+pub fn update_golden() -> bool {
+    std::env::var("GANTRY_UPDATE_GOLDEN").is_ok_and(|value| value == "1")
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
