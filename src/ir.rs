@@ -98,7 +98,6 @@ pub struct ClientSettings {
     pub tls: Option<ClientTls>,
     pub path: Option<PathNormalization>,
     pub headers: ClientHeaders,
-    pub host: HostNormalization,
     pub timeouts: ClientTimeouts,
     pub connection: ConnectionSettings,
     pub http1: Http1Settings,
@@ -208,6 +207,8 @@ pub struct ClientValidation {
     pub subject_alt_names: Vec<SanMatch>,
     /// PEM certificate revocation list and whether only the leaf is checked.
     pub crl: Option<(String, bool)>,
+    /// Accept certificates past their NotAfter date.
+    pub allow_expired: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -298,7 +299,6 @@ pub enum XfccDetail {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ClientHeaders {
     pub envoy_headers: Option<bool>,
-    pub disable_rate_limit_headers: bool,
     pub xfcc: Option<(XfccMode, Vec<XfccDetail>)>,
     pub underscores: Option<UnderscoresAction>,
     pub request_id: Option<RequestIdAction>,
@@ -306,7 +306,8 @@ pub struct ClientHeaders {
     pub early_request: HeaderFilter,
     /// Response header changes after everything else.
     pub late_response: HeaderFilter,
-    pub max_request_header_bytes: Option<u32>,
+    /// `example.com.` is routed (and forwarded) as `example.com`.
+    pub strip_trailing_host_dot: bool,
 }
 
 /// Header changes: set, add, add-if-absent, remove by name or by name match.
@@ -317,19 +318,6 @@ pub struct HeaderFilter {
     pub add_if_absent: Vec<(String, String)>,
     pub remove: Vec<String>,
     pub remove_matching: Vec<StringMatcher>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum StripPort {
-    Any,
-    Matching,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct HostNormalization {
-    /// None: gantry's default (strip any port, as Gateway API hostname matching needs).
-    pub strip_port: Option<StripPort>,
-    pub strip_trailing_dot: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -344,6 +332,12 @@ pub struct ClientTimeouts {
     pub stream_idle: Option<std::time::Duration>,
     /// No bytes either way on a TCP-proxied connection.
     pub tcp_idle: Option<std::time::Duration>,
+    /// TLS handshake not finished after accept (filter chain
+    /// transport_socket_connect_timeout).
+    pub tls_handshake: Option<std::time::Duration>,
+    /// Listener filters (TLS inspector, PROXY protocol) not done after accept
+    /// (listener_filters_timeout).
+    pub connection_inspection: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -52,34 +52,102 @@ fn gantry_crds_prints_every_file() {
     assert_eq!(version["name"], "v1alpha1");
     assert!(version["subresources"]["status"].is_object());
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-    for field in [
-        "targetRef",
-        "targetRefs",
-        "targetSelectors",
-        "tcpKeepalive",
-        "enableProxyProtocol",
-        "proxyProtocol",
-        "clientIPDetection",
-        "tls",
-        "path",
-        "headers",
-        "host",
-        "timeout",
-        "connection",
-        "http1",
-        "http2",
-        "http3",
-        "grpc",
-        "healthCheck",
-        "scheme",
-    ] {
-        assert!(
-            spec[field].is_object(),
-            "spec.{field} is missing from the CRD"
-        );
-    }
     assert_eq!(
         spec["connection"]["properties"]["bufferLimit"]["x-kubernetes-int-or-string"],
         true
+    );
+}
+
+/// The field paths of Envoy Gateway v1.9.0's CRD for `kind`, one
+/// `path: type[ enum [...]][ default=...]` line each, from the committed copy of
+/// the reference list.
+fn reference_paths(kind: &str) -> Vec<String> {
+    let text = std::fs::read_to_string("testdata/reference/envoy-gateway-v1.9-policy-fields.md")
+        .expect("testdata/reference/envoy-gateway-v1.9-policy-fields.md");
+    let section = text
+        .split(&format!("## {kind} ("))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {kind} section in the reference list"));
+    let block = section.split("```").nth(1).expect("a code block of paths");
+    let mut lines: Vec<String> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The same lines for gantry's generated CRD of `kind`.
+fn generated_paths(kind: &str) -> Vec<String> {
+    let printed = gantry::cli::crds().unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
+    let crd = documents
+        .iter()
+        .find(|d| d["spec"]["names"]["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} CRD"));
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut lines = Vec::new();
+    flatten("spec", spec, &mut lines);
+    lines.sort();
+    lines
+}
+
+fn flatten(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
+    if node["type"] == "array" {
+        return flatten(&format!("{path}[]"), &node["items"], out);
+    }
+    let type_ = if node["x-kubernetes-int-or-string"] == true {
+        "int-or-string (Kubernetes quantity)".to_string()
+    } else {
+        node["type"].as_str().unwrap_or("(no type)").to_string()
+    };
+    let mut line = format!("{path}: {type_}");
+    if let Some(values) = node["enum"].as_array() {
+        let values: Vec<String> = values
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|v| format!("'{v}'"))
+            .collect();
+        line.push_str(&format!(" enum [{}]", values.join(", ")));
+    }
+    match &node["default"] {
+        serde_json::Value::Null => {}
+        serde_json::Value::String(s) => line.push_str(&format!(" default='{s}'")),
+        other => line.push_str(&format!(" default={other}")),
+    }
+    out.push(line);
+    for (name, child) in node["properties"].as_object().into_iter().flatten() {
+        flatten(&format!("{path}.{name}"), child, out);
+    }
+}
+
+/// Drop-in parity with Envoy Gateway v1.9.0: the ClientTrafficPolicy CRD has
+/// exactly its field paths, with the same types, enum values and defaults.
+#[test]
+fn client_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
+    let expected = reference_paths("ClientTrafficPolicy");
+    let actual = generated_paths("ClientTrafficPolicy");
+    let missing: Vec<&String> = expected.iter().filter(|l| !actual.contains(l)).collect();
+    let extra: Vec<&String> = actual.iter().filter(|l| !expected.contains(l)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "gantry's CRD differs from Envoy Gateway v1.9.0\nmissing or different:\n  {}\nnot in v1.9.0:\n  {}",
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        extra
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    assert_eq!(
+        expected.len(),
+        177,
+        "the reference list's ClientTrafficPolicy section"
     );
 }

@@ -77,9 +77,6 @@ pub struct ClientTrafficPolicySpec {
     /// Header handling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<HeaderSettings>,
-    /// Normalization of the Host/Authority header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<HostSettings>,
     /// Client-side timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<ClientTimeout>,
@@ -143,7 +140,7 @@ pub struct ProxyProtocolSettings {
     pub optional: Option<bool>,
 }
 
-/// Where the original client address comes from. At most one of the two.
+/// Where the original client address comes from: exactly one of the three.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientIpDetectionSettings {
@@ -153,7 +150,19 @@ pub struct ClientIpDetectionSettings {
     /// From a custom header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_header: Option<CustomHeaderExtensionSettings>,
+    /// The TCP peer of the connection Envoy accepted, whatever the headers say.
+    #[serde(
+        default,
+        rename = "directSourceIP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub direct_source_ip: Option<DirectSourceIpSettings>,
 }
+
+/// No options: its presence selects the connection's source address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectSourceIpSettings {}
 
 /// Client address from X-Forwarded-For. Exactly one of numTrustedHops and
 /// trustedCIDRs.
@@ -290,6 +299,10 @@ pub struct ClientValidationContext {
     /// Certificate revocation lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<Crl>,
+    /// Accept client certificates past their NotAfter date (chain and signature
+    /// are still checked). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_expired_certificate: Option<bool>,
 }
 
 /// Subject alternative name matchers; a certificate matching any one is accepted.
@@ -458,26 +471,17 @@ pub struct HeaderSettings {
     /// Response header changes made last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_response_headers: Option<HttpHeaderFilter>,
-    /// Largest request header block accepted (431 beyond). Default 60Ki.
+    /// Host/Authority header normalization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "quantity_schema")]
-    pub max_request_header_bytes: Option<Quantity>,
+    pub host: Option<HostHeaderSettings>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum StripPortMode {
-    Any,
-    Matching,
-}
-
-/// Host/Authority normalization.
+/// Host/Authority header normalization.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HostSettings {
-    /// Which ports are stripped from the Host header before route matching.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strip_port_mode: Option<StripPortMode>,
-    /// Strip a trailing dot from the host. Default false.
+pub struct HostHeaderSettings {
+    /// Remove a trailing dot from the host before routing (`example.com.` routes
+    /// and reaches the backend as `example.com`). Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_trailing_host_dot: Option<bool>,
 }
@@ -500,6 +504,14 @@ pub struct TcpClientTimeout {
     /// Close a TCP connection with no bytes either way for this long. Default 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<Duration>,
+    /// Close a connection whose TLS handshake has not finished this long after it
+    /// was accepted. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_timeout: Option<Duration>,
+    /// Close a connection whose first bytes (TLS ClientHello, PROXY protocol
+    /// header) have not been inspected this long after it was accepted. Default 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_inspection_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -536,6 +548,7 @@ pub struct ClientConnection {
     pub socket_buffer_limit: Option<Quantity>,
     /// Connections accepted per socket event; 0 is unlimited. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 1))]
     pub max_accept_per_socket_event: Option<u32>,
 }
 

@@ -99,13 +99,20 @@ fn gateway_api_group() -> String {
     GATEWAY_API_GROUP.to_string()
 }
 
+/// Removes the `default` schemars derives from a serde default the CRD must not show.
+fn drop_default(schema: &mut Schema) {
+    schema.remove("default");
+}
+
 /// `LocalPolicyTargetReferenceWithSectionName`: a target in the policy's namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalPolicyTargetReferenceWithSectionName {
-    /// Group of the target resource. Defaults to gateway.networking.k8s.io, since
-    /// Envoy Gateway's own documentation leaves it out.
+    /// Group of the target resource. Envoy Gateway's CRD requires it; gantry reads
+    /// a missing group as gateway.networking.k8s.io, since some of Envoy Gateway's
+    /// own examples leave it out. The schema carries no default, as v1.9.0's has none.
     #[serde(default = "gateway_api_group")]
+    #[schemars(transform = drop_default)]
     pub group: String,
     /// Kind of the target resource.
     pub kind: String,
@@ -117,21 +124,50 @@ pub struct LocalPolicyTargetReferenceWithSectionName {
     pub section_name: Option<String>,
 }
 
-/// Targets resources of a kind, in the policy's namespace, by their labels.
+/// Targets resources of a kind by their labels, in the policy's namespace unless
+/// `namespaces` says otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetSelector {
     /// Group of the targeted resources; defaults to gateway.networking.k8s.io.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = GATEWAY_API_GROUP))]
     pub group: Option<String>,
     /// Kind of the targeted resources.
     pub kind: String,
+    /// The namespaces whose resources are considered; unset is the policy's own.
+    /// A target in another namespace also needs a ReferenceGrant there that allows
+    /// this policy kind to refer to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<TargetSelectorNamespaces>,
     /// Labels the targeted resources must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_labels: Option<BTreeMap<String, String>>,
     /// Label selector requirements, ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
+}
+
+/// Where a target selector looks for targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TargetNamespaceFrom {
+    /// The policy's namespace.
+    #[default]
+    Same,
+    /// Every namespace.
+    All,
+    /// Namespaces whose labels match `selector`.
+    Selector,
+}
+
+/// The namespaces a target selector considers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetSelectorNamespaces {
+    pub from: TargetNamespaceFrom,
+    /// Namespace labels to match when `from` is Selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// The Gateway API PolicyStatus.
@@ -231,9 +267,11 @@ pub struct HttpHeaderFilter {
 pub struct SecretObjectReference {
     /// Group of the referent; empty (the default) is the core group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = ""))]
     pub group: Option<String>,
     /// Kind of the referent; defaults to Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Secret"))]
     pub kind: Option<String>,
     pub name: String,
     /// Namespace of the referent; defaults to the policy's.

@@ -16,9 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use serde_json::{Value, json};
 
-use super::GATEWAY_GROUP;
 use super::conditions::{Condition, Problem};
-use crate::api::shared::{LocalPolicyTargetReferenceWithSectionName, TargetSelector};
+use super::index::{CrossRef, Index};
+use super::{ENVOY_GATEWAY_GROUP, GATEWAY_GROUP};
+use crate::api::shared::{
+    LocalPolicyTargetReferenceWithSectionName, TargetNamespaceFrom, TargetSelector,
+};
 
 /// A Gateway as a policy target.
 pub struct GatewayTarget<'a> {
@@ -34,6 +37,8 @@ pub struct GatewayTarget<'a> {
 
 /// What attachment needs to know about one policy.
 pub struct PolicyInfo<'a> {
+    /// The policy's kind (for ReferenceGrants naming it).
+    pub kind: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
     pub created: Option<&'a Time>,
@@ -114,11 +119,18 @@ impl Resolved {
     }
 }
 
-/// Resolves a policy's targets, in its namespace: the deprecated `targetRef` (if
-/// set, as Envoy Gateway reads it, instead of `targetRefs`), `targetRefs`, then
-/// the Gateways `targetSelectors` pick (in namespace/name order). Targets of
-/// unmanaged Gateways are dropped; repeats are dropped.
-pub fn resolve(policy: &PolicyInfo<'_>, gateways: &[GatewayTarget<'_>]) -> Vec<Resolved> {
+/// Resolves a policy's targets: the deprecated `targetRef` (if set, as Envoy
+/// Gateway reads it, instead of `targetRefs`) and `targetRefs` in the policy's
+/// namespace, then the Gateways `targetSelectors` pick (in namespace/name order)
+/// in the namespaces each selector allows. A selected Gateway in another namespace
+/// also needs a ReferenceGrant there from the policy's kind, else it is skipped
+/// (as Envoy Gateway skips it). Targets of unmanaged Gateways are dropped; repeats
+/// are dropped.
+pub fn resolve(
+    policy: &PolicyInfo<'_>,
+    gateways: &[GatewayTarget<'_>],
+    index: &Index<'_>,
+) -> Vec<Resolved> {
     let mut out: Vec<Resolved> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut push = |resolved: Resolved, out: &mut Vec<Resolved>| {
@@ -184,7 +196,7 @@ pub fn resolve(policy: &PolicyInfo<'_>, gateways: &[GatewayTarget<'_>]) -> Vec<R
             .enumerate()
             .filter(|(_, g)| {
                 g.managed
-                    && g.namespace == policy.namespace
+                    && namespace_selected(selector, policy, g, index)
                     && super::index::selector_matches(&label_selector, &g.labels)
             })
             .collect();
@@ -205,6 +217,38 @@ pub fn resolve(policy: &PolicyInfo<'_>, gateways: &[GatewayTarget<'_>]) -> Vec<R
         }
     }
     out
+}
+
+/// Whether a target selector may pick Gateway `g`: its namespace is one the
+/// selector's `namespaces` allows, and a Gateway in another namespace than the
+/// policy's is granted to the policy's kind by a ReferenceGrant.
+fn namespace_selected(
+    selector: &TargetSelector,
+    policy: &PolicyInfo<'_>,
+    g: &GatewayTarget<'_>,
+    index: &Index<'_>,
+) -> bool {
+    let namespaces = selector.namespaces.as_ref();
+    let allowed =
+        match namespaces.map(|n| n.from).unwrap_or_default() {
+            TargetNamespaceFrom::Same => g.namespace == policy.namespace,
+            TargetNamespaceFrom::All => true,
+            TargetNamespaceFrom::Selector => namespaces
+                .and_then(|n| n.selector.as_ref())
+                .is_some_and(|s| {
+                    super::index::selector_matches(s, &index.namespace_labels(g.namespace))
+                }),
+        };
+    allowed
+        && index.reference_permitted(&CrossRef {
+            from_group: ENVOY_GATEWAY_GROUP,
+            from_kind: policy.kind,
+            from_namespace: policy.namespace,
+            to_group: GATEWAY_GROUP,
+            to_kind: "Gateway",
+            to_namespace: g.namespace,
+            to_name: g.name,
+        })
 }
 
 /// One attachment of a policy (its index in the policy list) to a Gateway or to
@@ -331,13 +375,64 @@ pub fn warning_condition(
     Some(Condition::new("Warning", true, reason, message, generation))
 }
 
-/// One `ancestors[]` entry.
-pub fn ancestor_status(ancestor: &Ancestor, controller: &str, conditions: Vec<Condition>) -> Value {
-    json!({
-        "ancestorRef": ancestor.to_json(),
-        "controllerName": controller,
-        "conditions": conditions,
-    })
+/// The most `ancestors[]` entries a PolicyStatus may hold (Gateway API's CRD limit).
+pub const MAX_POLICY_ANCESTORS: usize = 16;
+
+/// The `ancestors[]` of a PolicyStatus. Past [`MAX_POLICY_ANCESTORS`] entries,
+/// the ones that most need attention are kept, as Envoy Gateway keeps them: not
+/// accepted first, then overridden, then the rest, each by namespace and name;
+/// the last kept entry gets an `Aggregated` condition saying some were left out.
+pub fn ancestors_status(
+    mut entries: Vec<(Ancestor, Vec<Condition>)>,
+    controller: &str,
+    generation: Option<i64>,
+) -> Vec<Value> {
+    if entries.len() > MAX_POLICY_ANCESTORS {
+        let has = |conditions: &[Condition], type_: &str, status: &str| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == status)
+        };
+        let rank = |conditions: &[Condition]| {
+            if has(conditions, "Accepted", "False") {
+                0
+            } else if has(conditions, "Overridden", "True") {
+                1
+            } else {
+                2
+            }
+        };
+        entries.sort_by(|(a, ca), (b, cb)| {
+            (rank(ca), &a.namespace, &a.name, &a.section).cmp(&(
+                rank(cb),
+                &b.namespace,
+                &b.name,
+                &b.section,
+            ))
+        });
+        entries.truncate(MAX_POLICY_ANCESTORS);
+        if let Some((_, conditions)) = entries.last_mut() {
+            conditions.push(Condition::new(
+                "Aggregated",
+                true,
+                "Aggregated",
+                format!(
+                    "Ancestors have been truncated because the number of policy ancestors exceeds {MAX_POLICY_ANCESTORS}."
+                ),
+                generation,
+            ));
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(ancestor, conditions)| {
+            json!({
+                "ancestorRef": ancestor.to_json(),
+                "controllerName": controller,
+                "conditions": conditions,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -382,8 +477,12 @@ mod tests {
             kind: "Gateway".into(),
             match_labels: Some(BTreeMap::from([("app".into(), "eg".into())])),
             match_expressions: None,
+            namespaces: None,
         }];
+        let resources = crate::resources::Resources::default();
+        let index = Index::new(&resources);
         let policy = PolicyInfo {
+            kind: "ClientTrafficPolicy",
             namespace: "default",
             name: "p",
             created: None,
@@ -391,7 +490,7 @@ mod tests {
             target_refs: &refs,
             target_selectors: &selectors,
         };
-        let resolved = resolve(&policy, &gateways);
+        let resolved = resolve(&policy, &gateways, &index);
         assert_eq!(resolved.len(), 4, "{resolved:#?}");
         assert!(matches!(
             resolved[0],
@@ -426,7 +525,7 @@ mod tests {
             ..policy
         };
         assert!(matches!(
-            resolve(&elsewhere, &gateways)[0],
+            resolve(&elsewhere, &gateways, &index)[0],
             Resolved::NotFound { .. }
         ));
     }

@@ -21,7 +21,7 @@ use gateway_api::gateways::Gateway;
 use serde_json::json;
 
 use super::attachment::{
-    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Verdict, ancestor_status,
+    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Verdict, ancestors_status,
 };
 use super::conditions::{Condition, Problem};
 use super::gateway::ListenerState;
@@ -37,6 +37,9 @@ use crate::resources::Resources;
 pub struct ManagedGateway<'a> {
     pub gateway: &'a Gateway,
     pub listeners: &'a [ListenerState],
+    /// Per listener: the host HTTP/1.0 requests would get with
+    /// `http1.http10.useDefaultHost`, if there is a single one.
+    pub http10_default_hosts: Vec<Option<String>>,
 }
 
 /// What the ClientTrafficPolicies decide.
@@ -91,6 +94,7 @@ pub fn apply(
     let infos: Vec<PolicyInfo<'_>> = policies
         .iter()
         .map(|p| PolicyInfo {
+            kind: "ClientTrafficPolicy",
             namespace: p.metadata.namespace.as_deref().unwrap_or("default"),
             name: p.metadata.name.as_deref().unwrap_or(""),
             created: p.metadata.creation_timestamp.as_ref(),
@@ -108,7 +112,7 @@ pub fn apply(
 
     let resolved: Vec<Vec<Resolved>> = infos
         .iter()
-        .map(|info| attachment::resolve(info, &targets))
+        .map(|info| attachment::resolve(info, &targets, index))
         .collect();
     // Claims, and for each the (policy, resolved entry) it came from.
     let mut claims = Vec::new();
@@ -152,7 +156,7 @@ pub fn apply(
         rejected.extend(refused);
     };
 
-    let settings: Vec<Result<ir::ClientSettings, Problem>> = policies
+    let mut settings: Vec<Result<ir::ClientSettings, Problem>> = policies
         .iter()
         .zip(&infos)
         .map(|(p, info)| {
@@ -162,6 +166,29 @@ pub fn apply(
             })
         })
         .collect();
+
+    // useDefaultHost needs one host to give, on every listener the policy is in
+    // force on; Envoy Gateway refuses the policy otherwise.
+    for (&(target, listener), &(policy, _)) in &precedence.effective {
+        let Some(m) = managed_of_target[target] else {
+            continue;
+        };
+        let wants_default_host = settings[policy]
+            .as_ref()
+            .is_ok_and(|s| s.http1.http10.as_ref().is_some_and(|h| h.use_default_host));
+        if wants_default_host && managed[m].http10_default_hosts[listener].is_none() {
+            settings[policy] = Err(invalid(
+                "spec.http1.http10.useDefaultHost",
+                format!(
+                    "listener {} of Gateway {}/{} has no single host to use: neither one \
+                     non-wildcard listener hostname nor exactly one non-wildcard route hostname",
+                    targets[target].listeners[listener],
+                    targets[target].namespace,
+                    targets[target].name
+                ),
+            ));
+        }
+    }
 
     let mut outcome = Outcome::default();
     for (&(target, listener), &(policy, _)) in &precedence.effective {
@@ -209,12 +236,12 @@ pub fn apply(
                     }
                 };
                 conditions.extend(attachment::warning_condition(&warnings, generation));
-                ancestor_status(entry.ancestor(), controller, conditions)
+                (entry.ancestor().clone(), conditions)
             })
             .collect();
         outcome.status.push(object_status::<ClientTrafficPolicy>(
             policy,
-            json!({ "ancestors": ancestors }),
+            json!({ "ancestors": ancestors_status(ancestors, controller, generation) }),
         ));
     }
     outcome
@@ -504,18 +531,17 @@ pub fn convert(
     if let Some(h) = &spec.headers {
         s.headers = headers(h)?;
     }
-    if let Some(host) = &spec.host {
-        s.host = ir::HostNormalization {
-            strip_port: host.strip_port_mode.map(|m| match m {
-                api::StripPortMode::Any => ir::StripPort::Any,
-                api::StripPortMode::Matching => ir::StripPort::Matching,
-            }),
-            strip_trailing_dot: host.strip_trailing_host_dot.unwrap_or(false),
-        };
-    }
     if let Some(t) = &spec.timeout {
         if let Some(tcp) = &t.tcp {
             s.timeouts.tcp_idle = duration("spec.timeout.tcp.idleTimeout", &tcp.idle_timeout)?;
+            s.timeouts.tls_handshake = duration(
+                "spec.timeout.tcp.tlsHandshakeTimeout",
+                &tcp.tls_handshake_timeout,
+            )?;
+            s.timeouts.connection_inspection = duration(
+                "spec.timeout.tcp.connectionInspectionTimeout",
+                &tcp.connection_inspection_timeout,
+            )?;
         }
         if let Some(http) = &t.http {
             s.timeouts.request_received = duration(
@@ -578,59 +604,65 @@ pub fn convert(
 
 fn client_ip(ip: &api::ClientIpDetectionSettings) -> Result<ir::ClientIpDetection, Problem> {
     const FIELD: &str = "spec.clientIPDetection";
-    match (&ip.x_forwarded_for, &ip.custom_header) {
-        (Some(_), Some(_)) => Err(invalid(
+    let chosen = [
+        ip.x_forwarded_for.is_some(),
+        ip.custom_header.is_some(),
+        ip.direct_source_ip.is_some(),
+    ];
+    if chosen.iter().filter(|set| **set).count() != 1 {
+        return Err(invalid(
             FIELD,
-            "customHeader cannot be used together with xForwardedFor",
-        )),
-        (None, None) => Ok(ir::ClientIpDetection::Peer),
-        (Some(xff), None) => {
-            let trust = match (xff.num_trusted_hops, &xff.trusted_cidrs) {
-                (Some(hops), None) => ir::XffTrust::Hops(hops),
-                (None, Some(cidrs)) if !cidrs.is_empty() => ir::XffTrust::Cidrs(
-                    cidrs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            parse_cidr(c).map_err(|e| {
-                                invalid(&format!("{FIELD}.xForwardedFor.trustedCIDRs[{i}]"), e)
-                            })
+            "set exactly one of xForwardedFor, customHeader and directSourceIP",
+        ));
+    }
+    if let Some(xff) = &ip.x_forwarded_for {
+        let trust = match (xff.num_trusted_hops, &xff.trusted_cidrs) {
+            (Some(hops), None) => ir::XffTrust::Hops(hops),
+            (None, Some(cidrs)) if !cidrs.is_empty() => ir::XffTrust::Cidrs(
+                cidrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        parse_cidr(c).map_err(|e| {
+                            invalid(&format!("{FIELD}.xForwardedFor.trustedCIDRs[{i}]"), e)
                         })
-                        .collect::<Result<_, _>>()?,
-                ),
-                _ => {
-                    return Err(invalid(
-                        &format!("{FIELD}.xForwardedFor"),
-                        "set exactly one of numTrustedHops and trustedCIDRs",
-                    ));
-                }
-            };
-            Ok(ir::ClientIpDetection::XForwardedFor {
-                trust,
-                append: !xff.disable_x_forwarded_for_append.unwrap_or(false),
-            })
-        }
-        (None, Some(h)) => {
-            let ok = !h.name.is_empty()
-                && h.name.len() <= 255
-                && h.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
-            if !ok {
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => {
                 return Err(invalid(
-                    &format!("{FIELD}.customHeader.name"),
-                    format!(
-                        "{:?} is not a header name (letters, digits and '-', up to 255)",
-                        h.name
-                    ),
+                    &format!("{FIELD}.xForwardedFor"),
+                    "set exactly one of numTrustedHops and trustedCIDRs",
                 ));
             }
-            Ok(ir::ClientIpDetection::CustomHeader {
-                name: h.name.clone(),
-                fail_closed: h.fail_closed.unwrap_or(false),
-            })
-        }
+        };
+        return Ok(ir::ClientIpDetection::XForwardedFor {
+            trust,
+            append: !xff.disable_x_forwarded_for_append.unwrap_or(false),
+        });
     }
+    if let Some(h) = &ip.custom_header {
+        let ok = !h.name.is_empty()
+            && h.name.len() <= 255
+            && h.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(invalid(
+                &format!("{FIELD}.customHeader.name"),
+                format!(
+                    "{:?} is not a header name (letters, digits and '-', up to 255)",
+                    h.name
+                ),
+            ));
+        }
+        return Ok(ir::ClientIpDetection::CustomHeader {
+            name: h.name.clone(),
+            fail_closed: h.fail_closed.unwrap_or(false),
+        });
+    }
+    // directSourceIP: the connection's peer, which is Envoy's own default.
+    Ok(ir::ClientIpDetection::Peer)
 }
 
 fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
@@ -715,6 +747,27 @@ fn client_tls(
             "ciphers have no effect when minVersion is 1.3",
         ));
     }
+    use super::tls_names;
+    for (i, name) in tls.ciphers.iter().flatten().enumerate() {
+        if !tls_names::CIPHERS.contains(&name.as_str()) {
+            return Err(invalid(
+                &format!("{FIELD}.ciphers[{i}]"),
+                format!("{name:?} is not a cipher suite Envoy supports"),
+            ));
+        }
+    }
+    distinct_names(
+        &format!("{FIELD}.ecdhCurves"),
+        tls.ecdh_curves.as_deref(),
+        "ECDH curve",
+        |n| tls_names::ecdh_curve(n).map(String::from),
+    )?;
+    distinct_names(
+        &format!("{FIELD}.signatureAlgorithms"),
+        tls.signature_algorithms.as_deref(),
+        "signature algorithm",
+        tls_names::signature_algorithm,
+    )?;
     let client_validation = tls
         .client_validation
         .as_ref()
@@ -743,6 +796,36 @@ fn client_tls(
     })
 }
 
+/// Each name of the list is one Envoy knows (`canonical` gives what it stands for)
+/// and no two stand for the same thing: Envoy refuses a list with both.
+fn distinct_names(
+    field: &str,
+    names: Option<&[String]>,
+    what: &str,
+    canonical: impl Fn(&str) -> Option<String>,
+) -> Result<(), Problem> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for (i, name) in names.unwrap_or_default().iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let Some(meaning) = canonical(name) else {
+            return Err(invalid(
+                &at,
+                format!("{name:?} is not a {what} Envoy supports"),
+            ));
+        };
+        if let Some((_, earlier)) = seen.iter().find(|(m, _)| *m == meaning) {
+            return Err(invalid(
+                &at,
+                format!(
+                    "{name:?} names the same {what} as {earlier:?}; Envoy refuses a list with both"
+                ),
+            ));
+        }
+        seen.push((meaning, name));
+    }
+    Ok(())
+}
+
 /// The text under `key` of a ConfigMap or Secret a policy refers to.
 fn referenced_text(
     field: &str,
@@ -761,7 +844,7 @@ fn referenced_text(
         ));
     }
     let permitted = index.reference_permitted(&CrossRef {
-        from_group: "gateway.envoyproxy.io",
+        from_group: super::ENVOY_GATEWAY_GROUP,
         from_kind: "ClientTrafficPolicy",
         from_namespace: namespace,
         to_group: "",
@@ -922,6 +1005,7 @@ fn client_validation(
         certificate_hashes: v.certificate_hashes.clone().unwrap_or_default(),
         subject_alt_names,
         crl,
+        allow_expired: v.allow_expired_certificate.unwrap_or(false),
     })
 }
 
@@ -980,6 +1064,17 @@ fn header_filter(
 
 fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
     const FIELD: &str = "spec.headers";
+    // Rate-limit headers only exist once BackendTrafficPolicy's rate limiting does;
+    // until then the field would change nothing, so it is refused, not ignored.
+    if h.disable_rate_limit_headers.is_some() {
+        return Err(Problem::new(
+            "Invalid",
+            format!(
+                "{FIELD}.disableRateLimitHeaders: gantry does not support rate limiting yet, so there \
+                 are no rate-limit headers to disable; remove the field"
+            ),
+        ));
+    }
     if h.preserve_x_request_id.is_some() && h.request_id.is_some() {
         return Err(invalid(
             FIELD,
@@ -1034,7 +1129,6 @@ fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
     };
     Ok(ir::ClientHeaders {
         envoy_headers: h.enable_envoy_headers,
-        disable_rate_limit_headers: h.disable_rate_limit_headers.unwrap_or(false),
         xfcc,
         underscores: h.with_underscores_action.map(|a| match a {
             api::WithUnderscoresAction::Allow => ir::UnderscoresAction::Allow,
@@ -1054,13 +1148,11 @@ fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
             .map(|f| header_filter(&format!("{FIELD}.lateResponseHeaders"), f))
             .transpose()?
             .unwrap_or_default(),
-        // Envoy takes whole KiB, up to 8192 KiB.
-        max_request_header_bytes: bytes_u32(
-            &format!("{FIELD}.maxRequestHeaderBytes"),
-            &h.max_request_header_bytes,
-            1024,
-            8192 * 1024,
-        )?,
+        strip_trailing_host_dot: h
+            .host
+            .as_ref()
+            .and_then(|host| host.strip_trailing_host_dot)
+            .unwrap_or(false),
     })
 }
 
@@ -1245,8 +1337,26 @@ mod tests {
                 "spec.headers.earlyRequestHeaders.set[0].name",
             ),
             (
-                "headers: {maxRequestHeaderBytes: 100}",
-                "spec.headers.maxRequestHeaderBytes",
+                "headers: {disableRateLimitHeaders: true}",
+                "spec.headers.disableRateLimitHeaders",
+            ),
+            (
+                "clientIPDetection: {directSourceIP: {}, customHeader: {name: x-real-ip}}",
+                "spec.clientIPDetection",
+            ),
+            ("clientIPDetection: {}", "spec.clientIPDetection"),
+            (
+                "tls: {ciphers: [ECDHE-RSA-AES128-GCM-SHA256, NOT-A-CIPHER]}",
+                "spec.tls.ciphers[1]",
+            ),
+            ("tls: {ecdhCurves: [P-224]}", "spec.tls.ecdhCurves[0]"),
+            (
+                "tls: {signatureAlgorithms: [rsa_pss_pss_sha256]}",
+                "spec.tls.signatureAlgorithms[0]",
+            ),
+            (
+                "timeout: {tcp: {tlsHandshakeTimeout: soon}}",
+                "spec.timeout.tcp.tlsHandshakeTimeout",
             ),
             (
                 "http2: {connectionKeepalive: {interval: 10s}}",

@@ -13,6 +13,7 @@ pub mod hostnames;
 pub mod httproute;
 pub mod index;
 pub mod l4route;
+pub mod tls_names;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ use crate::pipeline::Options;
 use crate::resources::Resources;
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// The API group of Envoy Gateway's policy kinds.
+pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
 
 pub struct Translated {
     pub ir: Ir,
@@ -172,6 +175,9 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         .map(|g| client_traffic_policy::ManagedGateway {
             gateway: g.gateway,
             listeners: &g.listeners,
+            http10_default_hosts: (0..g.listeners.len())
+                .map(|l| http10_default_host(g, &route_rules, l))
+                .collect(),
         })
         .collect();
     let client_policies =
@@ -516,7 +522,7 @@ fn gateway_ir<'c>(
         if let Some(http10) = &mut settings.http1.http10
             && http10.use_default_host
         {
-            http10.default_host = default_host(state, &listener_indexes, &chains);
+            http10.default_host = http10_default_host(state, route_rules, listener_indexes[0]);
         }
         out.listeners.push(ir::Listener {
             name: format!("{scheme}-{port}"),
@@ -583,35 +589,40 @@ fn tls_chains(
     chains
 }
 
-/// The host HTTP/1.0 requests without one get (ClientTrafficPolicy
-/// http1.http10.useDefaultHost): the port's only non-wildcard listener hostname,
-/// else its only non-wildcard route hostname; None when there is no single one.
-fn default_host(
+/// The host HTTP/1.0 requests without one get on Gateway listener `listener`
+/// (ClientTrafficPolicy http1.http10.useDefaultHost): among the listeners sharing
+/// its port, the only non-wildcard listener hostname, else the only non-wildcard
+/// hostname of the routes attached there; None when there is no single one.
+fn http10_default_host(
     state: &GatewayState<'_>,
-    listeners: &[usize],
-    chains: &[FilterChain],
+    route_rules: &[Option<TranslatedRules>],
+    listener: usize,
 ) -> Option<String> {
-    fn single(mut names: Vec<String>) -> Option<String> {
+    fn single(mut names: Vec<&str>) -> Option<String> {
         names.sort();
         names.dedup();
-        (names.len() == 1).then(|| names.remove(0))
+        (names.len() == 1).then(|| names[0].to_string())
     }
-    let concrete = |h: &str| !h.contains('*');
-    let from_listeners: Vec<String> = listeners
+    let port = state.listeners[listener].bind_port;
+    let on_port: Vec<usize> = (0..state.listeners.len())
+        .filter(|&i| state.listeners[i].bind_port == port && state.listeners[i].is_programmed())
+        .collect();
+    let concrete = |h: &&str| !h.contains('*');
+    let from_listeners: Vec<&str> = on_port
         .iter()
-        .filter_map(|&i| state.listeners[i].hostname.clone())
-        .filter(|h| concrete(h))
+        .filter_map(|&i| state.listeners[i].hostname.as_deref())
+        .filter(concrete)
         .collect();
     if !from_listeners.is_empty() {
         return single(from_listeners);
     }
     single(
-        chains
+        state
+            .attachments
             .iter()
-            .filter_map(|c| c.route_config())
-            .flat_map(|rc| &rc.virtual_hosts)
-            .flat_map(|vh| vh.domains.iter().cloned())
-            .filter(|h| concrete(h))
+            .filter(|(route, a)| on_port.contains(&a.listener) && route_rules[*route].is_some())
+            .flat_map(|(_, a)| a.hostnames.iter().map(String::as_str))
+            .filter(concrete)
             .collect(),
     )
 }

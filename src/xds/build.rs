@@ -241,6 +241,11 @@ fn build_filter_chain(
         .into_iter()
         .chain([last_filter])
         .collect(),
+        transport_socket_connect_timeout: chain
+            .tls
+            .as_ref()
+            .and(client.timeouts.tls_handshake)
+            .map(duration),
         transport_socket,
         ..Default::default()
     }

@@ -129,6 +129,7 @@ pub(super) fn apply_listener(l: &mut listener::Listener, client: &ir::ClientSett
     {
         l.max_connections_to_accept_per_socket_event = Some(UInt32Value { value: n });
     }
+    l.listener_filters_timeout = client.timeouts.connection_inspection.map(duration);
 }
 
 /// Network filters in front of the HCM of a filter chain.
@@ -330,14 +331,7 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
             ir::EscapedSlashes::UnescapeAndRedirect => A::UnescapeAndRedirect,
         } as i32;
     }
-    match client.host.strip_port {
-        None | Some(ir::StripPort::Any) => {}
-        Some(ir::StripPort::Matching) => {
-            manager.strip_port_mode = None;
-            manager.strip_matching_host_port = true;
-        }
-    }
-    manager.strip_trailing_host_dot = client.host.strip_trailing_dot;
+    manager.strip_trailing_host_dot = client.headers.strip_trailing_host_dot;
     if client.scheme_match_backend {
         manager.scheme_header_transformation = Some(core::SchemeHeaderTransformation {
             match_upstream: true,
@@ -385,11 +379,6 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
                     ..Default::default()
                 });
         }
-    }
-    if let Some(bytes) = h.max_request_header_bytes {
-        manager.max_request_headers_kb = Some(UInt32Value {
-            value: bytes.div_ceil(1024),
-        });
     }
     let early = &h.early_request;
     if *early != ir::HeaderFilter::default() {
@@ -659,6 +648,7 @@ pub(super) fn apply_tls(context: &mut tls::DownstreamTlsContext, client: &ir::Cl
                 .collect(),
             crl: v.crl.as_ref().map(|(pem, _)| inline(pem)),
             only_verify_leaf_cert_crl: v.crl.as_ref().is_some_and(|(_, leaf)| *leaf),
+            allow_expired_certificate: v.allow_expired,
             trust_chain_verification: if verify {
                 Trust::VerifyTrustChain
             } else {
