@@ -1065,3 +1065,96 @@ fn http3_adds_a_quic_listener_and_advertises_it() {
     assert_eq!(alt_svc, format!("h3=\":{tls_port}\"; ma=86400"));
     assert!(accepted(&r.gantry, "http3"));
 }
+
+#[test]
+fn direct_source_ip_takes_the_peer_whatever_x_forwarded_for_says() {
+    let yaml = policy(
+        "direct-source-ip",
+        "  clientIPDetection:\n    directSourceIP: {}\n",
+    );
+    let r = start(&yaml, |l| hcm(l)["use_remote_address"] == true);
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    assert!(accepted(&r.gantry, "direct-source-ip"));
+    let peer = peer_address(r.port);
+    // The client claims to be 1.1.1.1; the address Envoy settles on is the
+    // connection's peer, and X-Forwarded-For only gains the peer.
+    let body = ok_body(
+        r.port,
+        get_request("X-Forwarded-For: 1.1.1.1\r\n").as_bytes(),
+    );
+    assert_eq!(
+        echoed_header(&body, "x-envoy-external-address"),
+        ["127.0.0.1"],
+        "{body}"
+    );
+    assert_eq!(
+        echoed_header(&body, "x-forwarded-for"),
+        [format!("1.1.1.1,{peer}")],
+        "{body}"
+    );
+}
+
+#[test]
+fn strip_trailing_host_dot_routes_a_dotted_host_and_forwards_it_without_the_dot() {
+    // Without the policy a trailing dot is another host: no route, 404.
+    let plain = start("", |l| l.is_object());
+    common::wait_for_http(plain.port, "www.example.com", "/get", |s, _| s == 200);
+    assert_eq!(
+        common::http_get(plain.port, "www.example.com.", "/get").0,
+        404
+    );
+    drop(plain);
+
+    let yaml = policy(
+        "strip-dot",
+        "  headers:\n    host:\n      stripTrailingHostDot: true\n",
+    );
+    let r = start(&yaml, |l| hcm(l)["strip_trailing_host_dot"] == true);
+    let (status, _, body) =
+        common::wait_for_http(r.port, "www.example.com.", "/get", |s, _| s == 200);
+    assert_eq!(status, 200);
+    assert_eq!(echoed_header(&body, "host"), ["www.example.com"], "{body}");
+    assert!(accepted(&r.gantry, "strip-dot"));
+}
+
+/// Opens a connection to `port`, sends `bytes` and nothing more, and returns how
+/// long Envoy took to close it (bounded: 30 s).
+fn closed_after_sending(port: u16, bytes: &[u8]) -> Duration {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    stream.write_all(bytes).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!("connection not closed after {:?}: {e}", started.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn connection_inspection_timeout_closes_a_connection_that_sends_nothing() {
+    // PROXY protocol makes Envoy inspect each connection's first bytes; without
+    // the timeout it waits 15 s for them.
+    let yaml = policy(
+        "inspection",
+        "  proxyProtocol: {}\n  timeout:\n    tcp:\n      connectionInspectionTimeout: 1s\n",
+    );
+    let r = start(&yaml, |l| l["listener_filters_timeout"] == "1s");
+    common::poll("a PROXY v1 request to get 200", || {
+        exchange(r.port, &with_proxy_header(proxy_v1(r.port)))
+            .ok()
+            .filter(|raw| raw.starts_with(b"HTTP/1.1 200"))
+    });
+    let took = closed_after_sending(r.port, b"");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(8),
+        "closed after {took:?}"
+    );
+    assert!(accepted(&r.gantry, "inspection"));
+}
