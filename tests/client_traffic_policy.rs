@@ -1158,3 +1158,56 @@ fn connection_inspection_timeout_closes_a_connection_that_sends_nothing() {
     );
     assert!(accepted(&r.gantry, "inspection"));
 }
+
+#[test]
+fn a_selector_in_another_namespace_applies_once_a_reference_grant_allows_it() {
+    let selector_policy = "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: platform-headers, namespace: platform}
+spec:
+  targetSelectors:
+    - kind: Gateway
+      matchLabels: {tier: edge}
+      namespaces: {from: All}
+  headers:
+    lateResponseHeaders:
+      set: [{name: x-platform-policy, value: applied}]
+";
+    let labelled_base = |port, backend_port| {
+        base(port, backend_port).replace(
+            "metadata: {name: eg, namespace: default}",
+            "metadata: {name: eg, namespace: default, labels: {tier: edge}}",
+        )
+    };
+    let r = start_with(labelled_base, selector_policy, |l| l.is_object());
+    let (_, headers, _) = common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    // Gateway default/eg matches, but nothing in default lets the policy's
+    // namespace refer to it: not attached, and no status entry for it.
+    assert_eq!(common::header(&headers, "x-platform-policy"), None);
+
+    std::fs::write(
+        r._dir.path().join("grant.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: platform-policies, namespace: default}
+spec:
+  from: [{group: gateway.envoyproxy.io, kind: ClientTrafficPolicy, namespace: platform}]
+  to: [{group: gateway.networking.k8s.io, kind: Gateway}]
+",
+    )
+    .unwrap();
+    common::poll("the platform policy's response header", || {
+        let (_, headers, _) = common::try_http_get(r.port, "www.example.com", "/get").ok()?;
+        (common::header(&headers, "x-platform-policy") == Some("applied")).then_some(())
+    });
+    let status = r.gantry.debug_status();
+    let entry = status["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metadata"]["name"] == "platform-headers")
+        .unwrap_or_else(|| panic!("no status for platform-headers: {status}"));
+    let ancestor = &entry["status"]["ancestors"][0];
+    assert_eq!(ancestor["ancestorRef"]["namespace"], "default", "{entry}");
+    assert_eq!(ancestor["conditions"][0]["status"], "True", "{entry}");
+}
