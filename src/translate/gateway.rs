@@ -328,8 +328,7 @@ pub fn validate_listener(
 /// Certificates come from the namespace of the listener's Gateway or ListenerSet;
 /// another namespace needs a ReferenceGrant from that kind.
 fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut ListenerState) {
-    let namespace = state.namespace.clone();
-    let namespace = namespace.as_str();
+    let namespace = &state.namespace.clone();
     let from_kind = match state.origin {
         ListenerOrigin::Gateway => "Gateway",
         ListenerOrigin::ListenerSet { .. } => "ListenerSet",
@@ -480,15 +479,18 @@ pub fn mark_conflicts(listeners: &mut [ListenerState]) {
     }
 }
 
-/// The Gateway's status, after routes have been attached: `listeners` are its own;
-/// `attached_sets` is the number of ListenerSets it accepted, given when its
-/// allowedListeners lets any in.
+/// The Gateway's status, after routes have been attached. `listeners` are all of
+/// its listeners, its own first: Accepted and `listeners[]` are about its own;
+/// Programmed holds while Envoy gets any listener, a ListenerSet's included (a
+/// Gateway may leave all of its listeners to sets). `attached_sets` is the number
+/// of ListenerSets it accepted, given when its allowedListeners lets any in.
 pub fn gateway_status(
     gateway: &Gateway,
-    listeners: &[ListenerState],
+    all_listeners: &[ListenerState],
     attached_sets: Option<i32>,
 ) -> ObjectStatus {
     let generation = gateway.metadata.generation;
+    let listeners = own_listeners(all_listeners);
     let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
     let all_valid = programmed == listeners.len();
     let mut conditions = vec![if gateway_accepted(listeners) {
@@ -520,7 +522,7 @@ pub fn gateway_status(
             generation,
         )
     }];
-    conditions.push(if programmed > 0 {
+    conditions.push(if all_listeners.iter().any(|l| l.is_programmed()) {
         Condition::new(
             "Programmed",
             true,
@@ -546,6 +548,14 @@ pub fn gateway_status(
         status["attachedListenerSets"] = json!(count);
     }
     object_status::<Gateway>(gateway, status)
+}
+
+/// The Gateway's own listeners of its merged list (they come first).
+pub fn own_listeners(listeners: &[ListenerState]) -> &[ListenerState] {
+    let own = (listeners.iter())
+        .take_while(|l| l.origin == ListenerOrigin::Gateway)
+        .count();
+    &listeners[..own]
 }
 
 /// Whether a Gateway with these (own) listeners is accepted: one valid listener is

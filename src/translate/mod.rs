@@ -97,12 +97,9 @@ impl GatewayState<'_> {
             .unwrap_or("default")
     }
 
-    /// The listeners the Gateway itself defines (they come first).
+    /// The listeners the Gateway itself defines.
     fn own_listeners(&self) -> &[ListenerState] {
-        let own = (self.listeners.iter())
-            .take_while(|l| l.origin == ListenerOrigin::Gateway)
-            .count();
-        &self.listeners[..own]
+        gateway::own_listeners(&self.listeners)
     }
 }
 
@@ -235,7 +232,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             .then(|| sets.accepted_count(i, &state.listeners));
         status.push(gateway::gateway_status(
             state.gateway,
-            state.own_listeners(),
+            &state.listeners,
             attached_sets,
         ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
