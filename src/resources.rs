@@ -9,6 +9,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -27,6 +28,7 @@ pub struct Resources {
     pub grpc_routes: Vec<GrpcRoute>,
     pub tcp_routes: Vec<TcpRoute>,
     pub tls_routes: Vec<TlsRoute>,
+    pub listener_sets: Vec<ListenerSet>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -66,6 +68,7 @@ pub enum Object {
     GrpcRoute(Box<GrpcRoute>),
     TcpRoute(Box<TcpRoute>),
     TlsRoute(Box<TlsRoute>),
+    ListenerSet(Box<ListenerSet>),
     ReferenceGrant(Box<ReferenceGrant>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
@@ -167,6 +170,11 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
         ("gateway.networking.k8s.io", "TCPRoute") => {
             Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
         }
+        ("gateway.networking.k8s.io", "ListenerSet") => {
+            let set: ListenerSet = typed(document).map_err(describe)?;
+            check_listener_names(&set).map_err(describe)?;
+            Object::ListenerSet(Box::new(set))
+        }
         ("gateway.networking.k8s.io", "ReferenceGrant") => {
             Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
         }
@@ -194,6 +202,21 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
         return Err(format!("{kind}: field metadata.name: missing"));
     }
     Ok(Converted::Object(object))
+}
+
+/// The API server refuses a ListenerSet whose listener names repeat; its status
+/// is keyed by listener name, so such a set could not even be reported on.
+fn check_listener_names(set: &ListenerSet) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, listener) in set.spec.listeners.iter().enumerate() {
+        if !seen.insert(listener.name.as_str()) {
+            return Err(format!(
+                "field spec.listeners[{i}].name: {:?} is already the name of another listener of this ListenerSet",
+                listener.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn group_of(api_version: &str) -> &str {
@@ -289,6 +312,7 @@ impl Resources {
             Object::GrpcRoute(o) => self.grpc_routes.push(*o),
             Object::TcpRoute(o) => self.tcp_routes.push(*o),
             Object::TlsRoute(o) => self.tls_routes.push(*o),
+            Object::ListenerSet(o) => self.listener_sets.push(*o),
             Object::ReferenceGrant(o) => self.reference_grants.push(*o),
             Object::Service(o) => self.services.push(*o),
             Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
@@ -319,6 +343,7 @@ impl Resources {
         fix(&mut self.grpc_routes, true);
         fix(&mut self.tcp_routes, true);
         fix(&mut self.tls_routes, true);
+        fix(&mut self.listener_sets, true);
         fix(&mut self.reference_grants, true);
         fix(&mut self.services, true);
         fix(&mut self.endpoint_slices, true);
@@ -357,6 +382,7 @@ impl Object {
             Object::GrpcRoute(o) => meta("GRPCRoute", true, o.as_ref()),
             Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
             Object::TlsRoute(o) => meta("TLSRoute", true, o.as_ref()),
+            Object::ListenerSet(o) => meta("ListenerSet", true, o.as_ref()),
             Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),
             Object::Service(o) => meta("Service", true, o.as_ref()),
             Object::EndpointSlice(o) => meta("EndpointSlice", true, o.as_ref()),

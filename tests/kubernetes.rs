@@ -224,6 +224,9 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
         policy("ctp-ok", "eg", "20m"),
         // Parses, but is not a duration: Accepted=False, Invalid.
         policy("ctp-bad", "eg2", "forever"),
+        objects::gateway_admitting_listener_sets("eg3", 18082),
+        objects::listener_set("more", "eg3", 18083),
+        objects::listener_set_route("via-set", "more", "set.example.com", "svc-a"),
     ]
     .join("---\n");
     // The API server gives every new object generation 1; the files say so too.
@@ -251,6 +254,7 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
         "GatewayClass",
         "Gateway",
         "HTTPRoute",
+        "ListenerSet",
         "ClientTrafficPolicy",
     ];
     assert!(

@@ -7,7 +7,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::{
     Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
 
 use super::conditions::{Condition, Problem};
@@ -74,10 +74,38 @@ pub enum AllowedNamespaces {
     Selector(LabelSelector),
 }
 
-/// One Gateway listener after validation.
+/// Which object defined a listener: the Gateway itself, or a ListenerSet attached
+/// to it. Routes and policies name a listener through its origin: a parentRef or
+/// targetRef of kind Gateway reaches only the Gateway's own listeners, one of kind
+/// ListenerSet only that set's (listener names are unique per origin only).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListenerOrigin {
+    Gateway,
+    ListenerSet { namespace: String, name: String },
+}
+
+impl ListenerOrigin {
+    /// "the Gateway" or "ListenerSet ns/name", for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ListenerOrigin::Gateway => "the Gateway".to_string(),
+            ListenerOrigin::ListenerSet { namespace, name } => {
+                format!("ListenerSet {namespace}/{name}")
+            }
+        }
+    }
+}
+
+/// One Gateway listener after validation: one of the Gateway's own, or one a
+/// ListenerSet contributes (after the Gateway's own, in ListenerSet precedence).
 #[derive(Clone, Debug)]
 pub struct ListenerState {
+    /// The name as written in its Gateway or ListenerSet.
     pub name: String,
+    pub origin: ListenerOrigin,
+    /// The namespace of the object that defines the listener: "Same" in
+    /// allowedRoutes and certificateRefs without a namespace are relative to it.
+    pub namespace: String,
     /// The port as written in the Gateway.
     pub port: i32,
     /// The port Envoy binds (privileged ports are shifted up by 10000).
@@ -114,15 +142,50 @@ impl ListenerState {
         }
     }
 
-    pub fn allows_namespace(&self, index: &Index<'_>, gateway_ns: &str, route_ns: &str) -> bool {
+    pub fn allows_namespace(&self, index: &Index<'_>, route_ns: &str) -> bool {
         match &self.allowed_namespaces {
-            AllowedNamespaces::Same => gateway_ns == route_ns,
+            AllowedNamespaces::Same => self.namespace == route_ns,
             AllowedNamespaces::All => true,
             AllowedNamespaces::Selector(selector) => {
                 super::index::selector_matches(selector, &index.namespace_labels(route_ns))
             }
         }
     }
+
+    /// The name that tells this listener apart among all of its Gateway's: its own
+    /// for a Gateway listener, "set-namespace/set-name/name" for a ListenerSet's.
+    pub fn qualified_name(&self) -> String {
+        match &self.origin {
+            ListenerOrigin::Gateway => self.name.clone(),
+            ListenerOrigin::ListenerSet { namespace, name } => {
+                format!("{namespace}/{name}/{}", self.name)
+            }
+        }
+    }
+
+    /// The Envoy listener this listener is programmed into (one per bound port,
+    /// shared by every listener of the port, whatever its origin); None when Envoy
+    /// does not get it.
+    pub fn envoy_listener_name(&self) -> Option<String> {
+        if !self.is_programmed() {
+            return None;
+        }
+        let scheme = match self.protocol? {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+        };
+        Some(format!("{scheme}-{}", self.bind_port))
+    }
+}
+
+/// A label selector of any generated Gateway API type as the Kubernetes type: they
+/// all have the one JSON shape. None when it is absent or does not convert.
+pub fn label_selector<T: serde::Serialize>(selector: Option<&T>) -> Option<LabelSelector> {
+    serde_json::to_value(selector?)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
 }
 
 /// Privileged ports are shifted up by 10000, as Envoy Gateway does, so that Envoy
@@ -136,21 +199,31 @@ pub fn bind_port(port: i32) -> Option<u16> {
     }
 }
 
+/// The Gateway's own listeners, validated and checked for conflicts.
 pub fn listeners(gateway: &Gateway, index: &Index<'_>) -> Vec<ListenerState> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
     let mut out: Vec<ListenerState> = gateway
         .spec
         .listeners
         .iter()
-        .map(|l| validate_listener(l, namespace, index))
+        .map(|l| validate_listener(l, ListenerOrigin::Gateway, namespace, index))
         .collect();
     mark_conflicts(&mut out);
     out
 }
 
-fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -> ListenerState {
+/// Validates one listener of a Gateway or (in the Gateway's listener type) of a
+/// ListenerSet in `namespace`.
+pub fn validate_listener(
+    l: &GatewayListeners,
+    origin: ListenerOrigin,
+    namespace: &str,
+    index: &Index<'_>,
+) -> ListenerState {
     let mut state = ListenerState {
         name: l.name.clone(),
+        origin,
+        namespace: namespace.to_string(),
         port: l.port,
         bind_port: bind_port(l.port).unwrap_or(0),
         protocol: None,
@@ -222,19 +295,7 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
         state.allowed_namespaces = match ns.from {
             Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => AllowedNamespaces::All,
             Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
-                let selector = ns.selector.as_ref().map(|s| LabelSelector {
-                    match_labels: s.match_labels.clone(),
-                    match_expressions: s.match_expressions.as_ref().map(|e| {
-                        e.iter()
-                            .map(|e| LabelSelectorRequirement {
-                                key: e.key.clone(),
-                                operator: e.operator.clone(),
-                                values: e.values.clone(),
-                            })
-                            .collect()
-                    }),
-                });
-                match selector {
+                match label_selector(ns.selector.as_ref()) {
                     Some(s) => AllowedNamespaces::Selector(s),
                     None => {
                         state.accepted = Some(Problem::new(
@@ -250,13 +311,13 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
     }
 
     match protocol {
-        Protocol::Https => resolve_certificates(l, namespace, index, &mut state),
+        Protocol::Https => resolve_certificates(l, index, &mut state),
         Protocol::Tls => {
             let mode = l.tls.as_ref().and_then(|t| t.mode.as_ref());
             if matches!(mode, Some(GatewayListenersTlsMode::Passthrough)) {
                 state.passthrough = true;
             } else {
-                resolve_certificates(l, namespace, index, &mut state);
+                resolve_certificates(l, index, &mut state);
             }
         }
         Protocol::Http | Protocol::Tcp => {}
@@ -264,12 +325,14 @@ fn validate_listener(l: &GatewayListeners, namespace: &str, index: &Index<'_>) -
     state
 }
 
-fn resolve_certificates(
-    l: &GatewayListeners,
-    namespace: &str,
-    index: &Index<'_>,
-    state: &mut ListenerState,
-) {
+/// Certificates come from the namespace of the listener's Gateway or ListenerSet;
+/// another namespace needs a ReferenceGrant from that kind.
+fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut ListenerState) {
+    let namespace = &state.namespace.clone();
+    let from_kind = match state.origin {
+        ListenerOrigin::Gateway => "Gateway",
+        ListenerOrigin::ListenerSet { .. } => "ListenerSet",
+    };
     let Some(tls) = l.tls.as_ref() else {
         state.accepted = Some(Problem::new(
             "Invalid",
@@ -303,7 +366,7 @@ fn resolve_certificates(
         }
         let permitted = index.reference_permitted(&CrossRef {
             from_group: GATEWAY_GROUP,
-            from_kind: "Gateway",
+            from_kind,
             from_namespace: namespace,
             to_group: "",
             to_kind: "Secret",
@@ -376,7 +439,9 @@ fn tls_key_pair(secret: &k8s_openapi::api::core::v1::Secret) -> Result<(String, 
 
 /// Listeners sharing a port must agree on the protocol and, for HTTP(S), differ in
 /// hostname. The first listener on a port wins; later ones are marked conflicted.
-fn mark_conflicts(listeners: &mut [ListenerState]) {
+/// Marking again after more listeners are appended gives the earlier ones the same
+/// verdict, so the Gateway's own listeners (first) always beat ListenerSets'.
+pub fn mark_conflicts(listeners: &mut [ListenerState]) {
     let mut by_port: BTreeMap<u16, (Option<Protocol>, BTreeSet<Option<String>>)> = BTreeMap::new();
     for l in listeners.iter_mut() {
         if l.accepted.is_some() || l.protocol.is_none() {
@@ -414,12 +479,21 @@ fn mark_conflicts(listeners: &mut [ListenerState]) {
     }
 }
 
-/// The Gateway's status, after routes have been attached.
-pub fn gateway_status(gateway: &Gateway, listeners: &[ListenerState]) -> ObjectStatus {
+/// The Gateway's status, after routes have been attached. `listeners` are all of
+/// its listeners, its own first: Accepted and `listeners[]` are about its own;
+/// Programmed holds while Envoy gets any listener, a ListenerSet's included (a
+/// Gateway may leave all of its listeners to sets). `attached_sets` is the number
+/// of ListenerSets it accepted, given when its allowedListeners lets any in.
+pub fn gateway_status(
+    gateway: &Gateway,
+    all_listeners: &[ListenerState],
+    attached_sets: Option<i32>,
+) -> ObjectStatus {
     let generation = gateway.metadata.generation;
+    let listeners = own_listeners(all_listeners);
     let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
     let all_valid = programmed == listeners.len();
-    let mut conditions = vec![if programmed > 0 || listeners.is_empty() {
+    let mut conditions = vec![if gateway_accepted(listeners) {
         Condition::new(
             "Accepted",
             true,
@@ -448,7 +522,7 @@ pub fn gateway_status(gateway: &Gateway, listeners: &[ListenerState]) -> ObjectS
             generation,
         )
     }];
-    conditions.push(if programmed > 0 {
+    conditions.push(if all_listeners.iter().any(|l| l.is_programmed()) {
         Condition::new(
             "Programmed",
             true,
@@ -467,34 +541,93 @@ pub fn gateway_status(gateway: &Gateway, listeners: &[ListenerState]) -> ObjectS
     });
     let listener_status: Vec<_> = listeners
         .iter()
-        .map(|l| {
-            let accepted = match &l.accepted {
-                None => Condition::new("Accepted", true, "Accepted", "listener accepted", generation),
-                Some(p) => Condition::new("Accepted", false, p.reason, &p.message, generation),
-            };
-            let resolved = match &l.resolved_refs {
-                None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved", generation),
-                Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
-            };
-            let conflicted = match &l.conflicted {
-                None => Condition::new("Conflicted", false, "NoConflicts", "no conflicts", generation),
-                Some(p) => Condition::new("Conflicted", true, p.reason, &p.message, generation),
-            };
-            let programmed = if l.is_programmed() {
-                Condition::new("Programmed", true, "Programmed", format!("Envoy binds port {}", l.bind_port), generation)
-            } else {
-                Condition::new("Programmed", false, "Invalid", "listener is not valid", generation)
-            };
-            json!({
-                "name": l.name,
-                "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
-                "attachedRoutes": l.attached_routes,
-                "conditions": [accepted, programmed, resolved, conflicted],
-            })
-        })
+        .map(|l| listener_status(l, generation))
         .collect();
-    object_status::<Gateway>(
-        gateway,
-        json!({ "conditions": conditions, "listeners": listener_status }),
-    )
+    let mut status = json!({ "conditions": conditions, "listeners": listener_status });
+    if let Some(count) = attached_sets {
+        status["attachedListenerSets"] = json!(count);
+    }
+    object_status::<Gateway>(gateway, status)
+}
+
+/// The Gateway's own listeners of its merged list (they come first).
+pub fn own_listeners(listeners: &[ListenerState]) -> &[ListenerState] {
+    let own = (listeners.iter())
+        .take_while(|l| l.origin == ListenerOrigin::Gateway)
+        .count();
+    &listeners[..own]
+}
+
+/// Whether a Gateway with these (own) listeners is accepted: one valid listener is
+/// enough, and so is having none.
+pub fn gateway_accepted(listeners: &[ListenerState]) -> bool {
+    listeners.is_empty() || listeners.iter().any(|l| l.is_programmed())
+}
+
+/// One `listeners[]` entry of a Gateway or ListenerSet status. A ListenerSet's
+/// listener that lost a conflict is not accepted either, as the ListenerSet
+/// conformance tests expect (reason and Programmed as the conflict's); a Gateway's
+/// own conflicted listener keeps `Accepted=True`.
+pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> serde_json::Value {
+    let rejected_by_conflict = match (&l.origin, &l.conflicted) {
+        (ListenerOrigin::ListenerSet { .. }, Some(p)) if l.accepted.is_none() => Some(p),
+        _ => None,
+    };
+    let accepted = match (&l.accepted, rejected_by_conflict) {
+        (Some(p), _) | (None, Some(p)) => {
+            Condition::new("Accepted", false, p.reason, &p.message, generation)
+        }
+        (None, None) => Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "listener accepted",
+            generation,
+        ),
+    };
+    let resolved = match &l.resolved_refs {
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+            generation,
+        ),
+        Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
+    };
+    let conflicted = match &l.conflicted {
+        None => Condition::new(
+            "Conflicted",
+            false,
+            "NoConflicts",
+            "no conflicts",
+            generation,
+        ),
+        Some(p) => Condition::new("Conflicted", true, p.reason, &p.message, generation),
+    };
+    let programmed = if l.is_programmed() {
+        Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            format!("Envoy binds port {}", l.bind_port),
+            generation,
+        )
+    } else if let Some(p) = rejected_by_conflict {
+        Condition::new("Programmed", false, p.reason, &p.message, generation)
+    } else {
+        Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "listener is not valid",
+            generation,
+        )
+    };
+    json!({
+        "name": l.name,
+        "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
+        "attachedRoutes": l.attached_routes,
+        "conditions": [accepted, programmed, resolved, conflicted],
+    })
 }

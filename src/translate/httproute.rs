@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 use super::conditions::{Condition, Problem};
-use super::gateway::ListenerState;
+use super::gateway::{ListenerOrigin, ListenerState};
 use super::hostnames;
 use super::index::{CrossRef, Index};
 use crate::ir::{
@@ -72,13 +72,13 @@ pub fn attach(
     route: &HttpRoute,
     kind: &str,
     parent: &HttpRouteParentRefs,
-    gateway_ns: &str,
+    origin: &ListenerOrigin,
     listeners: &[ListenerState],
     index: &Index<'_>,
 ) -> Result<Vec<Attachment>, Problem> {
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
-    let allowed = allowed_listeners(parent, kind, route_ns, gateway_ns, listeners, index)?;
+    let allowed = allowed_listeners(parent, kind, route_ns, origin, listeners, index)?;
     let attachments: Vec<Attachment> = allowed
         .into_iter()
         .filter_map(|i| {
@@ -99,30 +99,33 @@ pub fn attach(
     Ok(attachments)
 }
 
-/// The listeners a parentRef selects (sectionName, port) that are valid and accept
-/// routes of `route_kind` from the route's namespace; Err: why there are none.
+/// The listeners of `origin` (the Gateway's own, or one ListenerSet's) that a
+/// parentRef selects (sectionName, port) that are valid and accept routes of
+/// `route_kind` from the route's namespace; Err: why there are none.
 pub fn allowed_listeners(
     parent: &HttpRouteParentRefs,
     route_kind: &str,
     route_ns: &str,
-    gateway_ns: &str,
+    origin: &ListenerOrigin,
     listeners: &[ListenerState],
     index: &Index<'_>,
 ) -> Result<Vec<usize>, Problem> {
     let candidates: Vec<usize> = (0..listeners.len())
         .filter(|&i| {
             let l = &listeners[i];
-            parent.section_name.as_deref().is_none_or(|s| s == l.name)
+            l.origin == *origin
+                && parent.section_name.as_deref().is_none_or(|s| s == l.name)
                 && parent.port.is_none_or(|p| p == l.port)
         })
         .collect();
     if candidates.is_empty() {
+        let parent_kind = origin.describe();
         return Err(Problem::new(
             "NoMatchingParent",
             match (&parent.section_name, parent.port) {
-                (Some(s), _) => format!("the Gateway has no listener named {s:?}"),
-                (None, Some(p)) => format!("the Gateway has no listener on port {p}"),
-                (None, None) => "the Gateway has no listeners".to_string(),
+                (Some(s), _) => format!("{parent_kind} has no listener named {s:?}"),
+                (None, Some(p)) => format!("{parent_kind} has no listener on port {p}"),
+                (None, None) => format!("{parent_kind} has no listeners"),
             },
         ));
     }
@@ -132,14 +135,15 @@ pub fn allowed_listeners(
             let l = &listeners[i];
             l.is_programmed()
                 && l.supported_kinds.iter().any(|k| k == route_kind)
-                && l.allows_namespace(index, gateway_ns, route_ns)
+                && l.allows_namespace(index, route_ns)
         })
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
             "NotAllowedByListeners",
             format!(
-                "no valid listener of the Gateway allows {route_kind}s from namespace {route_ns}"
+                "no valid listener of {} allows {route_kind}s from namespace {route_ns}",
+                origin.describe()
             ),
         ));
     }

@@ -13,6 +13,7 @@ pub mod hostnames;
 pub mod httproute;
 pub mod index;
 pub mod l4route;
+pub mod listener_set;
 pub mod tls_names;
 
 use std::borrow::Cow;
@@ -23,10 +24,12 @@ use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
 use serde_json::json;
 
-use self::gateway::{ListenerState, Protocol};
+use self::conditions::Problem;
+use self::gateway::{ListenerOrigin, ListenerState, Protocol};
 use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
 use self::l4route::L4Route;
+use self::listener_set::{ListenerSets, Outcome};
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
 };
@@ -78,6 +81,7 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
 struct GatewayState<'a> {
     key: String,
     gateway: &'a Gateway,
+    /// Its own listeners, then those of the ListenerSets that joined it.
     listeners: Vec<ListenerState>,
     /// (index into the route list, where it attaches)
     attachments: Vec<(usize, Attachment)>,
@@ -95,22 +99,65 @@ impl GatewayState<'_> {
             .as_deref()
             .unwrap_or("default")
     }
+
+    /// The listeners the Gateway itself defines.
+    fn own_listeners(&self) -> &[ListenerState] {
+        gateway::own_listeners(&self.listeners)
+    }
 }
 
-/// The managed Gateway a route's parentRef names, if any.
-fn parent_gateway<'s, 'g>(
+/// What a route's parentRef names among gantry's Gateways and ListenerSets.
+enum Parent<'s, 'g> {
+    /// Nothing gantry reports on: no status entry.
+    None,
+    /// The listeners of this origin on this managed Gateway.
+    Found(&'s mut GatewayState<'g>, ListenerOrigin),
+    /// A ListenerSet gantry reports on that did not join its Gateway.
+    Detached(Problem),
+}
+
+fn parent_of<'s, 'g>(
     gateways: &'s mut [GatewayState<'g>],
+    sets: &ListenerSets<'_>,
     parent: &gateway_api::httproutes::HttpRouteParentRefs,
     route_ns: &str,
-) -> Option<&'s mut GatewayState<'g>> {
-    gateways.iter_mut().find(|g| {
+) -> Parent<'s, 'g> {
+    if parent.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
+        && parent.kind.as_deref() == Some("ListenerSet")
+    {
+        let namespace = parent.namespace.as_deref().unwrap_or(route_ns);
+        let Some(set) = sets.find(namespace, &parent.name) else {
+            return Parent::None;
+        };
+        return match &set.outcome {
+            Outcome::Joined { gateway, .. } => Parent::Found(
+                &mut gateways[*gateway],
+                ListenerOrigin::ListenerSet {
+                    namespace: namespace.to_string(),
+                    name: parent.name.clone(),
+                },
+            ),
+            Outcome::Refused { problem, .. } => Parent::Detached(Problem::new(
+                "NoMatchingParent",
+                format!(
+                    "ListenerSet {namespace}/{} is not attached to its Gateway: {}",
+                    parent.name, problem.message
+                ),
+            )),
+        };
+    }
+    let found = gateways.iter_mut().find(|g| {
         httproute::refers_to(
             parent,
             route_ns,
             g.namespace(),
             g.gateway.metadata.name.as_deref().unwrap_or(""),
         )
-    })
+    });
+    match found {
+        Some(state) => Parent::Found(state, ListenerOrigin::Gateway),
+        None => Parent::None,
+    }
 }
 
 pub fn translate(resources: &Resources, options: &Options) -> Translated {
@@ -135,6 +182,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             l4_clusters: Vec::new(),
         })
         .collect();
+    let sets = listener_set::attach(resources, &mut gateways, &index);
 
     // GRPCRoutes join the HTTPRoutes as the HTTPRoutes they amount to.
     let http_like: Vec<HttpLikeRoute> = (resources.http_routes.iter())
@@ -152,6 +200,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             route,
             route_index,
             &mut gateways,
+            &sets,
             &index,
             options,
             &mut route_rules,
@@ -165,7 +214,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         .collect();
     for route_index in l4route::by_age(&l4_routes) {
         let route = &l4_routes[route_index];
-        if let Some(s) = attach_l4_route(route, &mut gateways, &index, options) {
+        if let Some(s) = attach_l4_route(route, &mut gateways, &sets, &index, options) {
             route_status.push(s);
         }
     }
@@ -174,8 +223,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         .iter()
         .map(|g| client_traffic_policy::ManagedGateway {
             gateway: g.gateway,
-            listeners: &g.listeners,
-            http10_default_hosts: (0..g.listeners.len())
+            listeners: g.own_listeners(),
+            http10_default_hosts: (0..g.own_listeners().len())
                 .map(|l| http10_default_host(g, &route_rules, l))
                 .collect(),
         })
@@ -185,11 +234,18 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
 
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {
-        status.push(gateway::gateway_status(state.gateway, &state.listeners));
+        let attached_sets = listener_set::allows_any(state.gateway)
+            .then(|| sets.accepted_count(i, &state.listeners));
+        status.push(gateway::gateway_status(
+            state.gateway,
+            &state.listeners,
+            attached_sets,
+        ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         ir.gateways
             .insert(state.key.clone(), gateway_ir(state, &route_rules, client));
     }
+    status.extend(sets.status(&gateways));
     status.extend(route_status);
     status.extend(client_policies.status);
     Translated { ir, status }
@@ -240,6 +296,7 @@ fn attach_route(
     http_like: &HttpLikeRoute<'_>,
     route_index: usize,
     gateways: &mut [GatewayState<'_>],
+    sets: &ListenerSets<'_>,
     index: &Index<'_>,
     options: &Options,
     route_rules: &mut [Option<TranslatedRules>],
@@ -249,25 +306,28 @@ fn attach_route(
     let generation = route.metadata.generation;
     let mut parents = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
-        let Some(state) = parent_gateway(gateways, parent, route_ns) else {
+        let found = parent_of(gateways, sets, parent, route_ns);
+        if let Parent::None = found {
             continue;
-        };
+        }
         let rules =
             route_rules[route_index].get_or_insert_with(|| http_like.translate_rules(index));
-        let gateway_ns = state.namespace();
-        let attached = match &rules.unsupported {
-            Some(problem) => Err(problem.clone()),
-            None => httproute::attach(
+        let attached = match (found, &rules.unsupported) {
+            (Parent::None, _) => continue,
+            (Parent::Detached(problem), _) => Err(problem),
+            (Parent::Found(..), Some(problem)) => Err(problem.clone()),
+            (Parent::Found(state, origin), None) => httproute::attach(
                 route,
                 http_like.kind(),
                 parent,
-                gateway_ns,
+                &origin,
                 &state.listeners,
                 index,
-            ),
+            )
+            .map(|attachments| (state, attachments)),
         };
         match attached {
-            Ok(attachments) => {
+            Ok((state, attachments)) => {
                 for attachment in attachments {
                     state.listeners[attachment.listener].attached_routes += 1;
                     state.attachments.push((route_index, attachment));
@@ -305,6 +365,7 @@ fn attach_route(
 fn attach_l4_route(
     route: &L4Route<'_>,
     gateways: &mut [GatewayState<'_>],
+    sets: &ListenerSets<'_>,
     index: &Index<'_>,
     options: &Options,
 ) -> Option<ObjectStatus> {
@@ -313,25 +374,28 @@ fn attach_l4_route(
     let mut translated = None;
     let mut parents = Vec::new();
     for parent in &route.parents {
-        let Some(state) = parent_gateway(gateways, parent, route_ns) else {
+        let found = parent_of(gateways, sets, parent, route_ns);
+        if let Parent::None = found {
             continue;
-        };
+        }
         let translated = translated.get_or_insert_with(|| l4route::translate(route, index));
-        let gateway_ns = state.namespace();
-        let attached = match &translated.unsupported {
-            Some(problem) => Err(problem.clone()),
-            None => httproute::allowed_listeners(
+        let attached = match (found, &translated.unsupported) {
+            (Parent::None, _) => continue,
+            (Parent::Detached(problem), _) => Err(problem),
+            (Parent::Found(..), Some(problem)) => Err(problem.clone()),
+            (Parent::Found(state, origin), None) => httproute::allowed_listeners(
                 parent,
                 route.kind,
                 route_ns,
-                gateway_ns,
+                &origin,
                 &state.listeners,
                 index,
             )
-            .and_then(|allowed| free_l4_names(state, allowed, route, &translated.forward)),
+            .and_then(|allowed| free_l4_names(state, allowed, route, &translated.forward))
+            .map(|claims| (state, claims)),
         };
         let accepted = match attached {
-            Ok(claims) => {
+            Ok((state, claims)) => {
                 let mut counted = Vec::new();
                 for (listener, name) in claims {
                     let forwards = state.l4_forwards.entry(listener).or_default();
@@ -398,7 +462,7 @@ fn free_l4_names(
                     } else {
                         format!("{name} on ")
                     },
-                    l.name,
+                    l.qualified_name(),
                     held.route.as_deref().unwrap_or("a route")
                 )),
                 _ => free.push((listener, name)),
@@ -467,7 +531,7 @@ fn gateway_ir<'c>(
                     for cert in &l.certificates {
                         out.secrets.insert(cert.name.clone(), cert.clone());
                     }
-                    let name = format!("https-{port}/{}", l.name);
+                    let name = format!("https-{port}/{}", l.qualified_name());
                     FilterChain {
                         name: name.clone(),
                         server_names: l.hostname.iter().cloned().collect(),
@@ -500,12 +564,6 @@ fn gateway_ir<'c>(
                 )),
             }]
         };
-        let scheme = match protocol {
-            Some(Protocol::Https) => "https",
-            Some(Protocol::Tcp) => "tcp",
-            Some(Protocol::Tls) => "tls",
-            _ => "http",
-        };
         let mut chains = chains;
         let mut settings = match client(listener_indexes[0]) {
             None => ir::ClientSettings::default(),
@@ -524,8 +582,11 @@ fn gateway_ir<'c>(
         {
             http10.default_host = http10_default_host(state, route_rules, listener_indexes[0]);
         }
+        let first = &state.listeners[listener_indexes[0]];
         out.listeners.push(ir::Listener {
-            name: format!("{scheme}-{port}"),
+            name: first
+                .envoy_listener_name()
+                .unwrap_or_else(|| format!("http-{port}")),
             address: "0.0.0.0".to_string(),
             port,
             filter_chains: chains,

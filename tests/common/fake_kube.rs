@@ -115,6 +115,14 @@ pub const KINDS: &[Kind] = &[
     kind(
         "gateway.networking.k8s.io",
         "v1",
+        "listenersets",
+        "ListenerSet",
+        true,
+        true,
+    ),
+    kind(
+        "gateway.networking.k8s.io",
+        "v1",
         "referencegrants",
         "ReferenceGrant",
         true,

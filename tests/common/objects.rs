@@ -89,3 +89,35 @@ spec:
 "
     )
 }
+
+/// A Gateway with one HTTP listener that admits ListenerSets from its namespace.
+pub fn gateway_admitting_listener_sets(name: &str, port: u16) -> String {
+    format!(
+        "{}  allowedListeners: {{namespaces: {{from: Same}}}}\n",
+        gateway(name, port)
+    )
+}
+
+/// A ListenerSet of Gateway `gw` with one HTTP listener, named "http", on `port`.
+pub fn listener_set(name: &str, gw: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRef: {{name: {gw}}}
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}}}
+"
+    )
+}
+
+/// `route(...)` attached to ListenerSet `set` instead of a Gateway.
+pub fn listener_set_route(name: &str, set: &str, host: &str, service: &str) -> String {
+    route(name, "-", host, &[("/", &[(service, 1)])]).replace(
+        "parentRefs: [{name: -}]",
+        &format!(
+            "parentRefs: [{{group: gateway.networking.k8s.io, kind: ListenerSet, name: {set}}}]"
+        ),
+    )
+}

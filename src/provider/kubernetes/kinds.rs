@@ -5,6 +5,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -39,6 +40,7 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<GrpcRoute>(true),
         kind::<TcpRoute>(true),
         kind::<TlsRoute>(true),
+        kind::<ListenerSet>(true),
         kind::<ReferenceGrant>(false),
         kind::<ClientTrafficPolicy>(true),
         kind::<Service>(false),

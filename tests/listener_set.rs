@@ -1,0 +1,186 @@
+//! ListenerSet end to end: real `gantry serve`, real stock Envoy, real HTTP on
+//! 127.0.0.1. A port only a ListenerSet defines carries its route's traffic while
+//! the Gateway admits the set, and stops when the Gateway stops admitting it or the
+//! set is deleted; /debug/status says so each time.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use common::objects::{
+    CLASS, gateway, gateway_admitting_listener_sets, listener_set, listener_set_route, route,
+    service,
+};
+
+fn write(dir: &Path, file: &str, docs: &[String]) {
+    // Write then rename, so the watcher never reads a half-written file.
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+}
+
+/// (status, x-backend) of a GET, or None when the port does not answer.
+fn answer(port: u16, host: &str) -> Option<(u16, String)> {
+    let (status, headers, _) = common::try_http_get(port, host, "/").ok()?;
+    Some((
+        status,
+        common::header(&headers, "x-backend")
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+/// The status gantry serves for one object, once it is there.
+fn status_of(gantry: &Gantry, kind: &str, name: &str) -> Option<Value> {
+    gantry.debug_status()["status"]
+        .as_array()?
+        .iter()
+        .find(|s| s["kind"] == json!(kind) && s["metadata"]["name"] == json!(name))
+        .map(|s| s["status"].clone())
+}
+
+/// (status, reason) of the condition of `type_` in a `conditions` list.
+fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
+    let c = conditions
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == json!(type_))?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
+}
+
+fn wait_for_set_condition(gantry: &Gantry, type_: &str, want: (&str, &str)) -> Value {
+    common::poll(
+        &format!("ListenerSet more: {type_} {want:?} in /debug/status"),
+        || {
+            let status = status_of(gantry, "ListenerSet", "more")?;
+            let got = condition(&status["conditions"], type_)?;
+            (got == (want.0.to_string(), want.1.to_string())).then_some(status)
+        },
+    )
+}
+
+#[test]
+fn a_port_only_a_listener_set_defines_carries_traffic_while_the_gateway_admits_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let (gateway_port, set_port) = (common::free_port(), common::free_port());
+    let admitting = gateway_admitting_listener_sets("eg", gateway_port);
+    write(
+        dir.path(),
+        "gateway.yaml",
+        &[CLASS.to_string(), admitting.clone()],
+    );
+    write(
+        dir.path(),
+        "services.yaml",
+        &[service("svc-a", a.port), service("svc-b", b.port)],
+    );
+    write(
+        dir.path(),
+        "routes.yaml",
+        &[
+            route("www", "eg", "www.example.com", &[("/", &[("svc-b", 1)])]),
+            listener_set_route("via-set", "more", "set.example.com", "svc-a"),
+        ],
+    );
+    write(
+        dir.path(),
+        "set.yaml",
+        &[listener_set("more", "eg", set_port)],
+    );
+
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    common::poll("the ListenerSet's port answers from backend a", || {
+        answer(set_port, "set.example.com").filter(|got| *got == (200, a.name.clone()))
+    });
+    // The set's route is on the set's listener only; the Gateway's route on the Gateway's.
+    common::poll("the Gateway's own port answers from backend b", || {
+        answer(gateway_port, "www.example.com").filter(|got| *got == (200, b.name.clone()))
+    });
+    assert_eq!(
+        answer(gateway_port, "set.example.com").map(|(s, _)| s),
+        Some(404)
+    );
+    assert_eq!(
+        answer(set_port, "www.example.com").map(|(s, _)| s),
+        Some(404)
+    );
+
+    let status = wait_for_set_condition(&gantry, "Accepted", ("True", "Accepted"));
+    assert_eq!(
+        condition(&status["conditions"], "Programmed"),
+        Some(("True".into(), "Programmed".into())),
+        "{status:#}"
+    );
+    let listener = &status["listeners"][0];
+    assert_eq!(listener["attachedRoutes"], json!(1), "{status:#}");
+    assert_eq!(
+        condition(&listener["conditions"], "Programmed"),
+        Some(("True".into(), "Programmed".into())),
+        "{status:#}"
+    );
+    let gw = status_of(&gantry, "Gateway", "eg").unwrap();
+    assert_eq!(gw["attachedListenerSets"], json!(1), "{gw:#}");
+    let via_set = status_of(&gantry, "HTTPRoute", "via-set").unwrap();
+    assert_eq!(
+        via_set["parents"][0]["parentRef"]["kind"],
+        json!("ListenerSet")
+    );
+    assert_eq!(
+        condition(&via_set["parents"][0]["conditions"], "Accepted"),
+        Some(("True".into(), "Accepted".into())),
+        "{via_set:#}"
+    );
+
+    // The Gateway stops admitting ListenerSets: the set's port goes away, the
+    // Gateway's stays.
+    write(
+        dir.path(),
+        "gateway.yaml",
+        &[CLASS.to_string(), gateway("eg", gateway_port)],
+    );
+    common::poll("the ListenerSet's port stops answering", || {
+        answer(set_port, "set.example.com").is_none().then_some(())
+    });
+    let status = wait_for_set_condition(&gantry, "Accepted", ("False", "NotAllowed"));
+    assert_eq!(
+        condition(&status["conditions"], "Programmed"),
+        Some(("False".into(), "NotAllowed".into())),
+        "{status:#}"
+    );
+    let via_set = status_of(&gantry, "HTTPRoute", "via-set").unwrap();
+    assert_eq!(
+        condition(&via_set["parents"][0]["conditions"], "Accepted"),
+        Some(("False".into(), "NoMatchingParent".into())),
+        "{via_set:#}"
+    );
+    assert_eq!(
+        answer(gateway_port, "www.example.com"),
+        Some((200, b.name.clone()))
+    );
+
+    // Admitted again, it carries traffic again; deleted, it stops and its status goes.
+    write(dir.path(), "gateway.yaml", &[CLASS.to_string(), admitting]);
+    common::poll("the ListenerSet's port answers again", || {
+        answer(set_port, "set.example.com").filter(|got| *got == (200, a.name.clone()))
+    });
+    std::fs::remove_file(dir.path().join("set.yaml")).unwrap();
+    common::poll("the deleted ListenerSet's port stops answering", || {
+        answer(set_port, "set.example.com").is_none().then_some(())
+    });
+    common::poll("the deleted ListenerSet gone from /debug/status", || {
+        let gw = status_of(&gantry, "Gateway", "eg")?;
+        (status_of(&gantry, "ListenerSet", "more").is_none()
+            && gw["attachedListenerSets"] == json!(0))
+        .then_some(())
+    });
+    assert_eq!(
+        answer(gateway_port, "www.example.com"),
+        Some((200, b.name.clone()))
+    );
+}
