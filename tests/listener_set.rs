@@ -184,3 +184,113 @@ fn a_port_only_a_listener_set_defines_carries_traffic_while_the_gateway_admits_t
         Some((200, b.name.clone()))
     );
 }
+
+/// A ClientTrafficPolicy that adds response header `x-policy: <name>` to what the
+/// listeners it targets answer.
+fn header_policy(name: &str, kind: &str, target: &str, section: Option<&str>) -> String {
+    let section = section.map_or(String::new(), |s| format!(", sectionName: {s}"));
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs:
+    - {{group: gateway.networking.k8s.io, kind: {kind}, name: {target}{section}}}
+  headers:
+    lateResponseHeaders:
+      set: [{{name: x-policy, value: {name}}}]
+"
+    )
+}
+
+/// The `x-policy` response header a GET gets, once it answers 200.
+fn policy_header(port: u16, host: &str) -> Option<String> {
+    let (status, headers, _) = common::try_http_get(port, host, "/").ok()?;
+    (status == 200).then(|| {
+        common::header(&headers, "x-policy")
+            .unwrap_or("none")
+            .to_string()
+    })
+}
+
+#[test]
+fn a_client_traffic_policy_on_a_listener_set_changes_its_listeners_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
+    let (gateway_port, set_port) = (common::free_port(), common::free_port());
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            gateway_admitting_listener_sets("eg", gateway_port),
+            service("svc-a", a.port),
+            service("svc-b", b.port),
+            route("www", "eg", "www.example.com", &[("/", &[("svc-b", 1)])]),
+            listener_set_route("via-set", "more", "set.example.com", "svc-a"),
+            listener_set("more", "eg", set_port),
+        ],
+    );
+    // The Gateway-wide policy covers the set's listeners too, until a policy on
+    // the set takes them.
+    write(
+        dir.path(),
+        "policies.yaml",
+        &[header_policy("gateway-wide", "Gateway", "eg", None)],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    common::poll("the set's port with the Gateway-wide policy", || {
+        (policy_header(set_port, "set.example.com")? == "gateway-wide").then_some(())
+    });
+
+    write(
+        dir.path(),
+        "policies.yaml",
+        &[
+            header_policy("gateway-wide", "Gateway", "eg", None),
+            header_policy("on-the-set", "ListenerSet", "more", None),
+        ],
+    );
+    common::poll("the set's port with the set's policy", || {
+        (policy_header(set_port, "set.example.com")? == "on-the-set").then_some(())
+    });
+    assert_eq!(
+        policy_header(gateway_port, "www.example.com").as_deref(),
+        Some("gateway-wide")
+    );
+    let status = common::poll("the set policy's status", || {
+        status_of(&gantry, "ClientTrafficPolicy", "on-the-set")
+    });
+    let ancestor = &status["ancestors"][0];
+    assert_eq!(
+        ancestor["ancestorRef"]["kind"],
+        json!("ListenerSet"),
+        "{status:#}"
+    );
+    assert_eq!(
+        condition(&ancestor["conditions"], "Accepted"),
+        Some(("True".into(), "Accepted".into())),
+        "{status:#}"
+    );
+    let wide = status_of(&gantry, "ClientTrafficPolicy", "gateway-wide").unwrap();
+    assert_eq!(
+        condition(&wide["ancestors"][0]["conditions"], "Overridden"),
+        Some(("True".into(), "Overridden".into())),
+        "{wide:#}"
+    );
+
+    // The set's listener by name (`listener_set` calls it http) beats the whole set.
+    write(
+        dir.path(),
+        "policies.yaml",
+        &[
+            header_policy("gateway-wide", "Gateway", "eg", None),
+            header_policy("on-the-set", "ListenerSet", "more", None),
+            header_policy("on-its-listener", "ListenerSet", "more", Some("http")),
+        ],
+    );
+    common::poll("the set's port with its listener's policy", || {
+        (policy_header(set_port, "set.example.com")? == "on-its-listener").then_some(())
+    });
+}

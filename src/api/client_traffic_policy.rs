@@ -104,14 +104,14 @@ pub struct ClientTrafficPolicySpec {
 }
 
 /// Refuses targets Envoy Gateway's CRD refuses (see
-/// [`super::shared::check_policy_targets`]); the kinds a ClientTrafficPolicy may
-/// target are Gateways.
+/// [`super::shared::check_policy_targets`]); a ClientTrafficPolicy may target
+/// Gateways and ListenerSets.
 pub fn check_targets(spec: &ClientTrafficPolicySpec) -> Result<(), String> {
     super::shared::check_policy_targets(
         spec.target_ref.as_ref(),
         spec.target_refs.as_deref(),
         spec.target_selectors.as_deref(),
-        &["Gateway"],
+        &["Gateway", "ListenerSet"],
     )
 }
 

@@ -1,15 +1,17 @@
 //! Policy attachment, one mechanism for every policy kind: resolve `targetRef` /
-//! `targetRefs` / `targetSelectors` in the policy's namespace, order policies by
-//! age, decide which policy wins each Gateway listener, and build the Gateway API
-//! PolicyStatus `ancestors[]`.
+//! `targetRefs` / `targetSelectors`, order policies by age, decide which policy
+//! wins each listener of a Gateway (its own and those its ListenerSets add), and
+//! build the Gateway API PolicyStatus `ancestors[]`.
 //!
-//! Precedence: a policy that targets a listener (`sectionName`) wins over one that
-//! targets the whole Gateway, for that listener, whole (no field merge). Between
-//! policies on the same target the oldest wins (creationTimestamp, then
-//! namespace/name); the others are `Conflicted`.
+//! Precedence, most specific first, as Envoy Gateway has it: a listener of a
+//! ListenerSet (`kind: ListenerSet` with `sectionName`), the whole ListenerSet, a
+//! listener of the Gateway (`sectionName`), the whole Gateway (which covers its
+//! ListenerSets' listeners too). The most specific policy on a listener applies to
+//! it whole (no field merge). Between policies on the same target the oldest wins
+//! (creationTimestamp, then namespace/name); the others are `Conflicted`.
 //!
-//! Only Gateway targets exist so far (ClientTrafficPolicy); BackendTrafficPolicy's
-//! route targets extend [`Resolved`] and [`precedence`] the same way.
+//! BackendTrafficPolicy's route targets extend [`Scope`] and [`precedence`] the
+//! same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,11 +30,57 @@ pub struct GatewayTarget<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub labels: BTreeMap<String, String>,
-    /// Listener names, in the Gateway's order.
-    pub listeners: Vec<&'a str>,
+    /// Its listeners: its own in order, then those of its ListenerSets.
+    pub listeners: Vec<TargetListener<'a>>,
+    /// The ListenerSets attached to it, as (namespace, name).
+    pub sets: Vec<(&'a str, &'a str)>,
     /// Whether gantry manages it. Policies on Gateways of other controllers are
     /// left alone: no effect and no status entry.
     pub managed: bool,
+}
+
+/// A listener of a target Gateway.
+pub struct TargetListener<'a> {
+    /// The name in its Gateway or ListenerSet.
+    pub name: &'a str,
+    /// The ListenerSet (index into [`GatewayTarget::sets`]) it comes from, if any.
+    pub set: Option<usize>,
+}
+
+impl GatewayTarget<'_> {
+    /// The Gateway's own listener named `name`.
+    fn own_listener(&self, name: &str) -> Option<usize> {
+        self.listeners
+            .iter()
+            .position(|l| l.set.is_none() && l.name == name)
+    }
+
+    /// The ListenerSet (namespace, name) among those attached.
+    fn set(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.sets.iter().position(|s| *s == (namespace, name))
+    }
+
+    /// Whether `scope` covers listener `l`.
+    pub fn covers(&self, scope: Scope, l: usize) -> bool {
+        match scope {
+            Scope::Gateway => true,
+            Scope::GatewayListener(i) | Scope::SetListener(i) => i == l,
+            Scope::ListenerSet(s) => self.listeners[l].set == Some(s),
+        }
+    }
+
+    /// "http" for the Gateway's own listener, "listener http of ListenerSet ns/name"
+    /// for a set's.
+    pub fn describe_listener(&self, l: usize) -> String {
+        let listener = &self.listeners[l];
+        match listener.set {
+            None => listener.name.to_string(),
+            Some(s) => format!(
+                "listener {} of ListenerSet {}/{}",
+                listener.name, self.sets[s].0, self.sets[s].1
+            ),
+        }
+    }
 }
 
 /// What attachment needs to know about one policy.
@@ -65,20 +113,35 @@ impl PolicyInfo<'_> {
     }
 }
 
-/// The Gateway (and listener) a status entry is about.
+/// The kind of object a status entry is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AncestorKind {
+    Gateway,
+    ListenerSet,
+}
+
+/// The Gateway or ListenerSet (and listener) a status entry is about.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ancestor {
+    pub kind: AncestorKind,
     pub namespace: String,
     pub name: String,
     pub section: Option<String>,
 }
 
 impl Ancestor {
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            AncestorKind::Gateway => "Gateway",
+            AncestorKind::ListenerSet => "ListenerSet",
+        }
+    }
+
     /// The Gateway API ParentReference JSON.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "group": GATEWAY_GROUP,
-            "kind": "Gateway",
+            "kind": self.kind_name(),
             "namespace": self.namespace,
             "name": self.name,
         });
@@ -88,12 +151,38 @@ impl Ancestor {
         v
     }
 
-    /// "Gateway default/eg" or "listener http of Gateway default/eg".
+    /// "Gateway default/eg" (or ListenerSet), without the listener.
+    pub fn describe_object(&self) -> String {
+        format!("{} {}/{}", self.kind_name(), self.namespace, self.name)
+    }
+
+    /// "Gateway default/eg" or "listener http of Gateway default/eg" (or ListenerSet).
     pub fn describe(&self) -> String {
         match &self.section {
-            None => format!("Gateway {}/{}", self.namespace, self.name),
-            Some(s) => format!("listener {s} of Gateway {}/{}", self.namespace, self.name),
+            None => self.describe_object(),
+            Some(s) => format!("listener {s} of {}", self.describe_object()),
         }
+    }
+}
+
+/// What a policy's attachment to a Gateway covers, from the least specific to
+/// the most (the derived order is the precedence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Every listener, the ListenerSets' included.
+    Gateway,
+    /// One of the Gateway's own listeners (index).
+    GatewayListener(usize),
+    /// Every listener of one attached ListenerSet (index into the sets).
+    ListenerSet(usize),
+    /// One listener of a ListenerSet (index).
+    SetListener(usize),
+}
+
+impl Scope {
+    /// Whether the whole Gateway or ListenerSet, rather than one listener.
+    pub fn is_whole(self) -> bool {
+        matches!(self, Scope::Gateway | Scope::ListenerSet(_))
     }
 }
 
@@ -102,12 +191,11 @@ impl Ancestor {
 pub enum Resolved {
     /// The target does not exist: `Accepted=False`, reason `TargetNotFound`.
     NotFound { ancestor: Ancestor, message: String },
-    /// Attached to a managed Gateway (index into the targets) or one of its
-    /// listeners (index into its listeners).
+    /// Attached to a managed Gateway (index into the targets), covering `scope`.
     Attached {
         ancestor: Ancestor,
         gateway: usize,
-        listener: Option<usize>,
+        scope: Scope,
     },
 }
 
@@ -121,14 +209,17 @@ impl Resolved {
 
 /// Resolves a policy's targets: the deprecated `targetRef` (if set, as Envoy
 /// Gateway reads it, instead of `targetRefs`) and `targetRefs` in the policy's
-/// namespace, then the Gateways `targetSelectors` pick (in namespace/name order)
-/// in the namespaces each selector allows. A selected Gateway in another namespace
-/// also needs a ReferenceGrant there from the policy's kind, else it is skipped
-/// (as Envoy Gateway skips it). Targets of unmanaged Gateways are dropped; repeats
-/// are dropped.
+/// namespace (Gateways or ListenerSets), then the Gateways `targetSelectors` pick
+/// (in namespace/name order) in the namespaces each selector allows. A selected
+/// Gateway in another namespace also needs a ReferenceGrant there from the
+/// policy's kind, else it is skipped (as Envoy Gateway skips it). Targets of
+/// unmanaged Gateways, and ListenerSets attached to none gantry manages, are
+/// dropped; repeats are dropped. `listener_sets` lists every ListenerSet
+/// (namespace, name) there is.
 pub fn resolve(
     policy: &PolicyInfo<'_>,
     gateways: &[GatewayTarget<'_>],
+    listener_sets: &BTreeSet<(&str, &str)>,
     index: &Index<'_>,
 ) -> Vec<Resolved> {
     let mut out: Vec<Resolved> = Vec::new();
@@ -143,45 +234,14 @@ pub fn resolve(
         None => policy.target_refs.iter().collect(),
     };
     for r in refs {
-        let ancestor = Ancestor {
-            namespace: policy.namespace.to_string(),
-            name: r.name.clone(),
-            section: r.section_name.clone(),
+        let resolved = if r.kind == "ListenerSet" {
+            resolve_listener_set(policy, r, gateways, listener_sets)
+        } else {
+            resolve_gateway(policy, r, gateways)
         };
-        let Some((index, gateway)) = gateways
-            .iter()
-            .enumerate()
-            .find(|(_, g)| g.namespace == policy.namespace && g.name == r.name)
-        else {
-            let message = format!("target Gateway {}/{} not found", policy.namespace, r.name);
-            push(Resolved::NotFound { ancestor, message }, &mut out);
-            continue;
-        };
-        if !gateway.managed {
-            continue;
+        if let Some(resolved) = resolved {
+            push(resolved, &mut out);
         }
-        let listener = match &r.section_name {
-            None => None,
-            Some(section) => match gateway.listeners.iter().position(|l| l == section) {
-                Some(i) => Some(i),
-                None => {
-                    let message = format!(
-                        "target Gateway {}/{} has no listener named {section:?} (sectionName)",
-                        policy.namespace, r.name
-                    );
-                    push(Resolved::NotFound { ancestor, message }, &mut out);
-                    continue;
-                }
-            },
-        };
-        push(
-            Resolved::Attached {
-                ancestor,
-                gateway: index,
-                listener,
-            },
-            &mut out,
-        );
     }
     for selector in policy.target_selectors {
         if selector.kind != "Gateway" {
@@ -205,18 +265,115 @@ pub fn resolve(
             push(
                 Resolved::Attached {
                     ancestor: Ancestor {
+                        kind: AncestorKind::Gateway,
                         namespace: g.namespace.to_string(),
                         name: g.name.to_string(),
                         section: None,
                     },
                     gateway: index,
-                    listener: None,
+                    scope: Scope::Gateway,
                 },
                 &mut out,
             );
         }
     }
     out
+}
+
+/// A `kind: Gateway` target reference; None when the Gateway is not gantry's.
+fn resolve_gateway(
+    policy: &PolicyInfo<'_>,
+    r: &LocalPolicyTargetReferenceWithSectionName,
+    gateways: &[GatewayTarget<'_>],
+) -> Option<Resolved> {
+    let ancestor = Ancestor {
+        kind: AncestorKind::Gateway,
+        namespace: policy.namespace.to_string(),
+        name: r.name.clone(),
+        section: r.section_name.clone(),
+    };
+    let Some((index, gateway)) = gateways
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.namespace == policy.namespace && g.name == r.name)
+    else {
+        let message = format!("target Gateway {}/{} not found", policy.namespace, r.name);
+        return Some(Resolved::NotFound { ancestor, message });
+    };
+    if !gateway.managed {
+        return None;
+    }
+    Some(attach(ancestor, index, Scope::Gateway, |section| {
+        gateway.own_listener(section).map(Scope::GatewayListener)
+    }))
+}
+
+/// A `kind: ListenerSet` target reference; None when the set exists but joins no
+/// Gateway gantry manages (another controller's, or not allowed there).
+fn resolve_listener_set(
+    policy: &PolicyInfo<'_>,
+    r: &LocalPolicyTargetReferenceWithSectionName,
+    gateways: &[GatewayTarget<'_>],
+    listener_sets: &BTreeSet<(&str, &str)>,
+) -> Option<Resolved> {
+    let ancestor = Ancestor {
+        kind: AncestorKind::ListenerSet,
+        namespace: policy.namespace.to_string(),
+        name: r.name.clone(),
+        section: r.section_name.clone(),
+    };
+    let joined = gateways.iter().enumerate().find_map(|(i, g)| {
+        let set = g.set(policy.namespace, &r.name)?;
+        g.managed.then_some((i, g, set))
+    });
+    let Some((index, gateway, set)) = joined else {
+        if listener_sets.contains(&(policy.namespace, r.name.as_str())) {
+            return None;
+        }
+        let message = format!(
+            "target ListenerSet {}/{} not found",
+            policy.namespace, r.name
+        );
+        return Some(Resolved::NotFound { ancestor, message });
+    };
+    Some(attach(
+        ancestor,
+        index,
+        Scope::ListenerSet(set),
+        |section| {
+            (gateway.listeners.iter())
+                .position(|l| l.set == Some(set) && l.name == section)
+                .map(Scope::SetListener)
+        },
+    ))
+}
+
+/// The attachment to Gateway `gateway` of a target covering `whole`, or, with a
+/// sectionName, the listener `listener` finds by that name (TargetNotFound if none).
+fn attach(
+    ancestor: Ancestor,
+    gateway: usize,
+    whole: Scope,
+    listener: impl Fn(&str) -> Option<Scope>,
+) -> Resolved {
+    let scope = match &ancestor.section {
+        None => whole,
+        Some(section) => match listener(section) {
+            Some(scope) => scope,
+            None => {
+                let message = format!(
+                    "target {} has no listener named {section:?} (sectionName)",
+                    ancestor.describe_object()
+                );
+                return Resolved::NotFound { ancestor, message };
+            }
+        },
+    };
+    Resolved::Attached {
+        ancestor,
+        gateway,
+        scope,
+    }
 }
 
 /// Whether a target selector may pick Gateway `g`: its namespace is one the
@@ -251,13 +408,13 @@ fn namespace_selected(
         })
 }
 
-/// One attachment of a policy (its index in the policy list) to a Gateway or to
-/// one of its listeners.
+/// One attachment of a policy (its index in the policy list) to a Gateway, covering
+/// `scope`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
     pub policy: usize,
     pub gateway: usize,
-    pub listener: Option<usize>,
+    pub scope: Scope,
 }
 
 /// The outcome of one claim.
@@ -276,39 +433,44 @@ pub enum Verdict {
 pub struct Precedence {
     /// One per claim, in the claims' order.
     pub verdicts: Vec<Verdict>,
-    /// (gateway, listener) -> (policy, whether it holds the listener itself rather
-    /// than the whole Gateway).
-    pub effective: BTreeMap<(usize, usize), (usize, bool)>,
+    /// (gateway, listener) -> the claim in force there (the most specific winner).
+    pub effective: BTreeMap<(usize, usize), usize>,
 }
 
 impl Precedence {
-    /// Listeners (indexes) of `gateway` on which the policy that won the whole
-    /// Gateway is overridden by listener-level policies.
-    pub fn overridden_listeners(&self, gateway: usize) -> Vec<usize> {
+    /// Listeners (indexes) within claim `claim`'s scope where a more specific
+    /// claim is in force instead.
+    pub fn overridden_listeners(
+        &self,
+        claims: &[Claim],
+        claim: usize,
+        gateways: &[GatewayTarget<'_>],
+    ) -> Vec<usize> {
+        let Claim { gateway, scope, .. } = claims[claim];
         self.effective
             .iter()
-            .filter(|((g, _), (_, section))| *g == gateway && *section)
+            .filter(|((g, l), c)| *g == gateway && **c != claim && gateways[*g].covers(scope, *l))
             .map(|((_, l), _)| *l)
             .collect()
     }
 }
 
-/// Decides every target: per (Gateway, listener-or-whole) the claim of the oldest
-/// policy wins (`rank[policy]`: its position in age order); then each listener of
-/// a Gateway gets its listener-level winner, else the Gateway-wide winner.
-/// `rejected` claims take no part and keep their problem.
+/// Decides every target: per (Gateway, scope) the claim of the oldest policy wins
+/// (`rank[policy]`: its position in age order); then each listener of a Gateway
+/// gets the most specific winner whose scope covers it. `rejected` claims take no
+/// part and keep their problem.
 pub fn precedence(
     claims: &[Claim],
     rank: &[usize],
-    listener_counts: &[usize],
+    gateways: &[GatewayTarget<'_>],
     rejected: &BTreeMap<usize, Problem>,
 ) -> Precedence {
-    let mut winners: BTreeMap<(usize, Option<usize>), usize> = BTreeMap::new();
+    let mut winners: BTreeMap<(usize, Scope), usize> = BTreeMap::new();
     for (i, claim) in claims.iter().enumerate() {
         if rejected.contains_key(&i) {
             continue;
         }
-        let key = (claim.gateway, claim.listener);
+        let key = (claim.gateway, claim.scope);
         match winners.get(&key) {
             Some(&w) if rank[claims[w].policy] <= rank[claim.policy] => {}
             _ => {
@@ -323,7 +485,7 @@ pub fn precedence(
             if let Some(problem) = rejected.get(&i) {
                 return Verdict::Rejected(problem.clone());
             }
-            let w = winners[&(claim.gateway, claim.listener)];
+            let w = winners[&(claim.gateway, claim.scope)];
             if w == i {
                 Verdict::Won
             } else {
@@ -334,18 +496,14 @@ pub fn precedence(
         })
         .collect();
     let mut effective = BTreeMap::new();
-    for (gateway, &count) in listener_counts.iter().enumerate() {
-        for listener in 0..count {
-            let chosen = winners
-                .get(&(gateway, Some(listener)))
-                .map(|&w| (claims[w].policy, true))
-                .or_else(|| {
-                    winners
-                        .get(&(gateway, None))
-                        .map(|&w| (claims[w].policy, false))
-                });
-            if let Some(chosen) = chosen {
-                effective.insert((gateway, listener), chosen);
+    for (&(gateway, scope), &claim) in &winners {
+        for listener in 0..gateways[gateway].listeners.len() {
+            if !gateways[gateway].covers(scope, listener) {
+                continue;
+            }
+            let slot = effective.entry((gateway, listener)).or_insert(claim);
+            if claims[*slot].scope < scope {
+                *slot = claim;
             }
         }
     }
@@ -444,17 +602,40 @@ mod tests {
             namespace: "default",
             name,
             labels: BTreeMap::from([("app".to_string(), name.to_string())]),
-            listeners: listeners.to_vec(),
+            listeners: listeners
+                .iter()
+                .map(|name| TargetListener { name, set: None })
+                .collect(),
+            sets: Vec::new(),
             managed,
         }
     }
 
-    fn target(name: &str, section: Option<&str>) -> LocalPolicyTargetReferenceWithSectionName {
+    fn target(
+        kind: &str,
+        name: &str,
+        section: Option<&str>,
+    ) -> LocalPolicyTargetReferenceWithSectionName {
         LocalPolicyTargetReferenceWithSectionName {
             group: GATEWAY_GROUP.into(),
-            kind: "Gateway".into(),
+            kind: kind.into(),
             name: name.into(),
             section_name: section.map(Into::into),
+        }
+    }
+
+    fn policy<'a>(
+        refs: &'a [LocalPolicyTargetReferenceWithSectionName],
+        selectors: &'a [TargetSelector],
+    ) -> PolicyInfo<'a> {
+        PolicyInfo {
+            kind: "ClientTrafficPolicy",
+            namespace: "default",
+            name: "p",
+            created: None,
+            target_ref: None,
+            target_refs: refs,
+            target_selectors: selectors,
         }
     }
 
@@ -465,12 +646,12 @@ mod tests {
             gw("other", &["http"], false),
         ];
         let refs = [
-            target("eg", None),
-            target("eg", Some("https")),
-            target("eg", Some("nope")),
-            target("missing", None),
-            target("other", None),
-            target("eg", None),
+            target("Gateway", "eg", None),
+            target("Gateway", "eg", Some("https")),
+            target("Gateway", "eg", Some("nope")),
+            target("Gateway", "missing", None),
+            target("Gateway", "other", None),
+            target("Gateway", "eg", None),
         ];
         let selectors = [TargetSelector {
             group: None,
@@ -481,22 +662,15 @@ mod tests {
         }];
         let resources = crate::resources::Resources::default();
         let index = Index::new(&resources);
-        let policy = PolicyInfo {
-            kind: "ClientTrafficPolicy",
-            namespace: "default",
-            name: "p",
-            created: None,
-            target_ref: None,
-            target_refs: &refs,
-            target_selectors: &selectors,
-        };
-        let resolved = resolve(&policy, &gateways, &index);
+        let policy = policy(&refs, &selectors);
+        let no_sets = BTreeSet::new();
+        let resolved = resolve(&policy, &gateways, &no_sets, &index);
         assert_eq!(resolved.len(), 4, "{resolved:#?}");
         assert!(matches!(
             resolved[0],
             Resolved::Attached {
                 gateway: 0,
-                listener: None,
+                scope: Scope::Gateway,
                 ..
             }
         ));
@@ -504,7 +678,7 @@ mod tests {
             resolved[1],
             Resolved::Attached {
                 gateway: 0,
-                listener: Some(1),
+                scope: Scope::GatewayListener(1),
                 ..
             }
         ));
@@ -525,44 +699,95 @@ mod tests {
             ..policy
         };
         assert!(matches!(
-            resolve(&elsewhere, &gateways, &index)[0],
+            resolve(&elsewhere, &gateways, &no_sets, &index)[0],
             Resolved::NotFound { .. }
         ));
     }
 
     #[test]
-    fn listener_level_beats_gateway_wide_and_the_oldest_wins_a_tie() {
-        // Policies 0 (newest) .. 2 (oldest) by rank.
-        let rank = [2, 1, 0];
-        let claims = [
-            Claim {
-                policy: 0,
-                gateway: 0,
-                listener: None,
-            },
-            Claim {
-                policy: 1,
-                gateway: 0,
-                listener: Some(1),
-            },
-            Claim {
-                policy: 2,
-                gateway: 0,
-                listener: None,
-            },
+    fn resolves_listener_sets_and_their_listeners() {
+        let mut eg = gw("eg", &["http"], true);
+        eg.sets = vec![("default", "extra")];
+        eg.listeners.push(TargetListener {
+            name: "http",
+            set: Some(0),
+        });
+        let gateways = [eg];
+        let refs = [
+            target("ListenerSet", "extra", None),
+            target("ListenerSet", "extra", Some("http")),
+            target("ListenerSet", "extra", Some("nope")),
+            target("ListenerSet", "missing", None),
+            target("ListenerSet", "elsewhere", None),
         ];
-        let p = precedence(&claims, &rank, &[2], &BTreeMap::new());
+        let resources = crate::resources::Resources::default();
+        let index = Index::new(&resources);
+        let known = BTreeSet::from([("default", "extra"), ("default", "elsewhere")]);
+        let resolved = resolve(&policy(&refs, &[]), &gateways, &known, &index);
+        let scopes: Vec<Option<Scope>> = resolved
+            .iter()
+            .map(|r| match r {
+                Resolved::Attached { scope, .. } => Some(*scope),
+                Resolved::NotFound { .. } => None,
+            })
+            .collect();
+        // "elsewhere" exists but joins no managed Gateway: no entry at all.
+        assert_eq!(
+            scopes,
+            [
+                Some(Scope::ListenerSet(0)),
+                Some(Scope::SetListener(1)),
+                None,
+                None
+            ]
+        );
+        assert_eq!(resolved[0].ancestor().to_json()["kind"], "ListenerSet");
+    }
+
+    #[test]
+    fn the_most_specific_scope_wins_and_the_oldest_wins_a_tie() {
+        let mut eg = gw("eg", &["http", "https"], true);
+        eg.sets = vec![("default", "extra")];
+        eg.listeners.extend([
+            TargetListener {
+                name: "a",
+                set: Some(0),
+            },
+            TargetListener {
+                name: "b",
+                set: Some(0),
+            },
+        ]);
+        let gateways = [eg];
+        // Policies 0 (newest) .. 4 (oldest) by rank.
+        let rank = [4, 3, 2, 1, 0];
+        let claim = |policy, scope| Claim {
+            policy,
+            gateway: 0,
+            scope,
+        };
+        let claims = [
+            claim(0, Scope::Gateway),
+            claim(1, Scope::GatewayListener(1)),
+            claim(2, Scope::Gateway),
+            claim(3, Scope::ListenerSet(0)),
+            claim(4, Scope::SetListener(3)),
+        ];
+        let p = precedence(&claims, &rank, &gateways, &BTreeMap::new());
         assert_eq!(p.verdicts[0], Verdict::Conflicted { winner: 2 });
-        assert_eq!(p.verdicts[1], Verdict::Won);
-        assert_eq!(p.verdicts[2], Verdict::Won);
-        assert_eq!(p.effective[&(0, 0)], (2, false));
-        assert_eq!(p.effective[&(0, 1)], (1, true));
-        assert_eq!(p.overridden_listeners(0), vec![1]);
+        assert!(p.verdicts[1..].iter().all(|v| *v == Verdict::Won));
+        // Own listeners: the Gateway section beats the Gateway; set listeners: the
+        // set's listener beats the set, which beats the Gateway.
+        let effective: Vec<usize> = (0..4).map(|l| p.effective[&(0, l)]).collect();
+        assert_eq!(effective, [2, 1, 3, 4]);
+        assert_eq!(p.overridden_listeners(&claims, 2, &gateways), vec![1, 2, 3]);
+        assert_eq!(p.overridden_listeners(&claims, 3, &gateways), vec![3]);
+        assert!(p.overridden_listeners(&claims, 4, &gateways).is_empty());
+        assert!(p.overridden_listeners(&claims, 1, &gateways).is_empty());
 
         let rejected = BTreeMap::from([(1, Problem::new("Invalid", "no"))]);
-        let p = precedence(&claims, &rank, &[2], &rejected);
-        assert_eq!(p.effective[&(0, 1)], (2, false));
-        assert!(p.overridden_listeners(0).is_empty());
+        let p = precedence(&claims, &rank, &gateways, &rejected);
+        assert_eq!(p.effective[&(0, 1)], 2);
         assert!(matches!(p.verdicts[1], Verdict::Rejected(_)));
     }
 }

@@ -13,7 +13,7 @@
 //! - Fields gantry does not program into Envoy yet are accepted with a `Warning`
 //!   naming them, as are the deprecated fields.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -21,10 +21,11 @@ use gateway_api::gateways::Gateway;
 use serde_json::json;
 
 use super::attachment::{
-    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Verdict, ancestors_status,
+    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Scope, TargetListener, Verdict,
+    ancestors_status,
 };
 use super::conditions::{Condition, Problem};
-use super::gateway::ListenerState;
+use super::gateway::{ListenerOrigin, ListenerState};
 use super::index::{CrossRef, Index};
 use super::{ObjectStatus, object_status};
 use crate::api::ClientTrafficPolicy;
@@ -76,20 +77,42 @@ pub fn apply(
         .enumerate()
         .map(|(i, m)| (key(m.gateway), i))
         .collect();
-    // Every Gateway is a possible target; only managed ones take effect.
+    // Every Gateway is a possible target; only managed ones take effect. A managed
+    // Gateway's listeners are its own and those its ListenerSets add.
     let mut targets: Vec<GatewayTarget<'_>> = Vec::new();
     let mut managed_of_target: Vec<Option<usize>> = Vec::new();
     for g in &resources.gateways {
         let m = managed_keys.get(&key(g)).copied();
+        let (listeners, sets) = match m {
+            Some(m) => target_listeners(managed[m].listeners),
+            None => (
+                (g.spec.listeners.iter())
+                    .map(|l| TargetListener {
+                        name: l.name.as_str(),
+                        set: None,
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+        };
         targets.push(GatewayTarget {
             namespace: g.metadata.namespace.as_deref().unwrap_or("default"),
             name: g.metadata.name.as_deref().unwrap_or(""),
             labels: g.metadata.labels.clone().unwrap_or_default(),
-            listeners: g.spec.listeners.iter().map(|l| l.name.as_str()).collect(),
+            listeners,
+            sets,
             managed: m.is_some(),
         });
         managed_of_target.push(m);
     }
+    let listener_sets: BTreeSet<(&str, &str)> = (resources.listener_sets.iter())
+        .map(|s| {
+            (
+                s.metadata.namespace.as_deref().unwrap_or("default"),
+                s.metadata.name.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
 
     let infos: Vec<PolicyInfo<'_>> = policies
         .iter()
@@ -112,36 +135,28 @@ pub fn apply(
 
     let resolved: Vec<Vec<Resolved>> = infos
         .iter()
-        .map(|info| attachment::resolve(info, &targets, index))
+        .map(|info| attachment::resolve(info, &targets, &listener_sets, index))
         .collect();
     // Claims, and for each the (policy, resolved entry) it came from.
     let mut claims = Vec::new();
     let mut claim_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     for (p, entries) in resolved.iter().enumerate() {
         for (e, entry) in entries.iter().enumerate() {
-            if let Resolved::Attached {
-                gateway, listener, ..
-            } = entry
-            {
+            if let Resolved::Attached { gateway, scope, .. } = entry {
                 claim_of.insert((p, e), claims.len());
                 claims.push(Claim {
                     policy: p,
                     gateway: *gateway,
-                    listener: *listener,
+                    scope: *scope,
                 });
             }
         }
     }
-    let listener_counts: Vec<usize> = managed_of_target
-        .iter()
-        .map(|m| m.map_or(0, |m| managed[m].listeners.len()))
-        .collect();
-
     // Precedence, then refuse listener-level policies that would split a shared
     // port, until nothing more is refused.
     let mut rejected = BTreeMap::new();
     let precedence = loop {
-        let precedence = attachment::precedence(&claims, &rank, &listener_counts, &rejected);
+        let precedence = attachment::precedence(&claims, &rank, &targets, &rejected);
         let refused = split_ports(
             &precedence,
             &claims,
@@ -169,10 +184,11 @@ pub fn apply(
 
     // useDefaultHost needs one host to give, on every listener the policy is in
     // force on; Envoy Gateway refuses the policy otherwise.
-    for (&(target, listener), &(policy, _)) in &precedence.effective {
+    for (&(target, listener), &claim) in &precedence.effective {
         let Some(m) = managed_of_target[target] else {
             continue;
         };
+        let policy = claims[claim].policy;
         let wants_default_host = settings[policy]
             .as_ref()
             .is_ok_and(|s| s.http1.http10.as_ref().is_some_and(|h| h.use_default_host));
@@ -180,22 +196,20 @@ pub fn apply(
             settings[policy] = Err(invalid(
                 "spec.http1.http10.useDefaultHost",
                 format!(
-                    "listener {} of Gateway {}/{} has no single host to use: neither one \
-                     non-wildcard listener hostname nor exactly one non-wildcard route hostname",
-                    targets[target].listeners[listener],
-                    targets[target].namespace,
-                    targets[target].name
+                    "{} has no single host to use: neither one non-wildcard listener \
+                     hostname nor exactly one non-wildcard route hostname",
+                    full_listener_name(&targets[target], listener),
                 ),
             ));
         }
     }
 
     let mut outcome = Outcome::default();
-    for (&(target, listener), &(policy, _)) in &precedence.effective {
+    for (&(target, listener), &claim) in &precedence.effective {
         if let Some(m) = managed_of_target[target] {
             outcome
                 .listeners
-                .insert((m, listener), settings[policy].clone());
+                .insert((m, listener), settings[claims[claim].policy].clone());
         }
     }
 
@@ -221,15 +235,23 @@ pub fn apply(
                         ancestor, gateway, ..
                     } => {
                         let claim = claim_of[&(p, e)];
+                        let overridden: Vec<String> = precedence
+                            .overridden_listeners(&claims, claim, &targets)
+                            .into_iter()
+                            .map(|l| {
+                                let by = claims[precedence.effective[&(*gateway, l)]].policy;
+                                format!(
+                                    "{} (by ClientTrafficPolicy {})",
+                                    targets[*gateway].describe_listener(l),
+                                    infos[by].key()
+                                )
+                            })
+                            .collect();
                         attached_conditions(
                             &precedence.verdicts[claim],
                             &settings[p],
                             ancestor,
-                            &precedence.overridden_listeners(*gateway),
-                            claims[claim].listener.is_none(),
-                            &targets[*gateway],
-                            &precedence.effective,
-                            *gateway,
+                            &overridden,
                             &infos,
                             generation,
                         )
@@ -247,16 +269,13 @@ pub fn apply(
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The conditions of an attached target. `overridden`: the listeners in its scope
+/// where a more specific policy is in force, each saying by which.
 fn attached_conditions(
     verdict: &Verdict,
     settings: &Result<ir::ClientSettings, Problem>,
     ancestor: &Ancestor,
-    overridden: &[usize],
-    gateway_wide: bool,
-    target: &GatewayTarget<'_>,
-    effective: &BTreeMap<(usize, usize), (usize, bool)>,
-    gateway: usize,
+    overridden: &[String],
     infos: &[PolicyInfo<'_>],
     generation: Option<i64>,
 ) -> Vec<Condition> {
@@ -295,24 +314,14 @@ fn attached_conditions(
                     "Policy has been accepted.",
                     generation,
                 )];
-                if gateway_wide && !overridden.is_empty() {
-                    let by: Vec<String> = overridden
-                        .iter()
-                        .map(|l| {
-                            format!(
-                                "{} (by ClientTrafficPolicy {})",
-                                target.listeners[*l],
-                                infos[effective[&(gateway, *l)].0].key()
-                            )
-                        })
-                        .collect();
+                if !overridden.is_empty() {
                     conditions.push(Condition::new(
                         "Overridden",
                         true,
                         "Overridden",
                         format!(
                             "listener-level policies take precedence on these listeners: {}",
-                            by.join(", ")
+                            overridden.join(", ")
                         ),
                         generation,
                     ));
@@ -323,8 +332,8 @@ fn attached_conditions(
     }
 }
 
-/// Listener-level claims that would give listeners sharing a port (one Envoy
-/// listener) different policies: claim index -> why it is refused.
+/// Claims narrower than the whole Gateway that would give listeners sharing a
+/// port (one Envoy listener) different policies: claim index -> why it is refused.
 fn split_ports(
     precedence: &attachment::Precedence,
     claims: &[Claim],
@@ -336,6 +345,7 @@ fn split_ports(
     let mut refused = BTreeMap::new();
     for (t, m) in managed_of_target.iter().enumerate() {
         let Some(m) = m else { continue };
+        let target = &targets[t];
         let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
         for (l, state) in managed[*m].listeners.iter().enumerate() {
             if state.is_programmed() {
@@ -343,26 +353,27 @@ fn split_ports(
             }
         }
         for (_, group) in ports {
-            let effective: Vec<Option<(usize, bool)>> = group
+            let effective: Vec<Option<usize>> = group
                 .iter()
                 .map(|l| precedence.effective.get(&(t, *l)).copied())
                 .collect();
-            let first = effective[0].map(|(p, _)| p);
-            if effective.iter().all(|e| e.map(|(p, _)| p) == first) {
+            let policy_of = |c: Option<usize>| c.map(|c| claims[c].policy);
+            if effective
+                .iter()
+                .all(|c| policy_of(*c) == policy_of(effective[0]))
+            {
                 continue;
             }
-            for (i, e) in effective.iter().enumerate() {
-                let Some((policy, true)) = e else { continue };
-                let listener = group[i];
-                let Some(claim) = claims.iter().position(|c| {
-                    c.policy == *policy && c.gateway == t && c.listener == Some(listener)
-                }) else {
+            for (i, claim) in effective.iter().enumerate() {
+                let Some(claim) = *claim else { continue };
+                if claims[claim].scope == Scope::Gateway || refused.contains_key(&claim) {
                     continue;
-                };
-                let others: Vec<&str> = group
+                }
+                let listener = group[i];
+                let others: Vec<String> = group
                     .iter()
-                    .filter(|l| **l != listener)
-                    .map(|l| targets[t].listeners[*l])
+                    .filter(|l| !target.covers(claims[claim].scope, **l))
+                    .map(|l| target.describe_listener(*l))
                     .collect();
                 let port = managed[*m].listeners[listener].port;
                 refused.insert(
@@ -370,15 +381,13 @@ fn split_ports(
                     Problem::new(
                         "Invalid",
                         format!(
-                            "listener {} of Gateway {}/{} shares port {port} with listener(s) {}: they are one \
-                             Envoy listener, so a ClientTrafficPolicy must target all of them or the whole \
-                             Gateway (ClientTrafficPolicy {} targets only {})",
-                            targets[t].listeners[listener],
-                            targets[t].namespace,
-                            targets[t].name,
+                            "{} shares port {port} with listener(s) {}: they are one Envoy listener, so a \
+                             ClientTrafficPolicy must target all of them or the whole Gateway \
+                             (ClientTrafficPolicy {} targets only {})",
+                            full_listener_name(target, listener),
                             others.join(", "),
-                            infos[*policy].key(),
-                            targets[t].listeners[listener],
+                            infos[claims[claim].policy].key(),
+                            scope_name(target, claims[claim].scope),
                         ),
                     ),
                 );
@@ -386,6 +395,53 @@ fn split_ports(
         }
     }
     refused
+}
+
+/// "listener http of Gateway ns/eg", or "listener a of ListenerSet ns/extra".
+fn full_listener_name(target: &GatewayTarget<'_>, l: usize) -> String {
+    match target.listeners[l].set {
+        None => format!(
+            "listener {} of Gateway {}/{}",
+            target.listeners[l].name, target.namespace, target.name
+        ),
+        Some(_) => target.describe_listener(l),
+    }
+}
+
+/// What a claim's scope names, for messages.
+fn scope_name(target: &GatewayTarget<'_>, scope: Scope) -> String {
+    match scope {
+        Scope::Gateway => format!("Gateway {}/{}", target.namespace, target.name),
+        Scope::GatewayListener(l) => target.listeners[l].name.to_string(),
+        Scope::SetListener(l) => target.describe_listener(l),
+        Scope::ListenerSet(s) => format!("ListenerSet {}/{}", target.sets[s].0, target.sets[s].1),
+    }
+}
+
+/// The targets' view of a managed Gateway's listeners (its own, then its
+/// ListenerSets'), and the sets in the order they first appear.
+fn target_listeners(listeners: &[ListenerState]) -> (Vec<TargetListener<'_>>, Vec<(&str, &str)>) {
+    let mut sets: Vec<(&str, &str)> = Vec::new();
+    let listeners = listeners
+        .iter()
+        .map(|l| {
+            let set = match &l.origin {
+                ListenerOrigin::Gateway => None,
+                ListenerOrigin::ListenerSet { namespace, name } => {
+                    let key = (namespace.as_str(), name.as_str());
+                    Some(sets.iter().position(|s| *s == key).unwrap_or_else(|| {
+                        sets.push(key);
+                        sets.len() - 1
+                    }))
+                }
+            };
+            TargetListener {
+                name: l.name.as_str(),
+                set,
+            }
+        })
+        .collect();
+    (listeners, sets)
 }
 
 /// Deprecated fields in use and fields gantry does not program yet:

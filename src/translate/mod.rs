@@ -99,11 +99,6 @@ impl GatewayState<'_> {
             .as_deref()
             .unwrap_or("default")
     }
-
-    /// The listeners the Gateway itself defines.
-    fn own_listeners(&self) -> &[ListenerState] {
-        gateway::own_listeners(&self.listeners)
-    }
 }
 
 /// What a route's parentRef names among gantry's Gateways and ListenerSets.
@@ -223,8 +218,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         .iter()
         .map(|g| client_traffic_policy::ManagedGateway {
             gateway: g.gateway,
-            listeners: g.own_listeners(),
-            http10_default_hosts: (0..g.own_listeners().len())
+            listeners: &g.listeners,
+            http10_default_hosts: (0..g.listeners.len())
                 .map(|l| http10_default_host(g, &route_rules, l))
                 .collect(),
         })
