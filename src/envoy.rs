@@ -536,10 +536,16 @@ mod tests {
             ),
             Arc::new(|_, _| {}),
         );
-        // Backoff 0.5 s, then 1 s: at most three starts in 1.2 s, not dozens.
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let starts = supervisor.starts();
-        assert!((1..=3).contains(&starts), "starts = {starts}");
+        // It keeps restarting, and backs off: 0.5 s before the second start, then
+        // 1 s before the third. Time is the behaviour here: not sooner than that.
+        let started = Instant::now();
+        poll("a third start", || supervisor.starts() >= 3).await;
+        let took = started.elapsed();
+        assert!(
+            took >= MIN_BACKOFF * 3 - Duration::from_millis(50),
+            "three starts after {took:?}"
+        );
+        assert_eq!(supervisor.starts(), 3, "the fourth waits 2 s more");
         supervisor.stop().await;
     }
 
@@ -554,7 +560,14 @@ mod tests {
             ),
             Arc::new(|_, _| {}),
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Each attempt notes itself in the log before it spawns: a second one is
+        // the retry. None of them counts as a start.
+        let log = dir.path().join("envoy.log");
+        poll("a second attempt", || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|text| text.matches("gantry: starting envoy").count() >= 2)
+        })
+        .await;
         assert_eq!(supervisor.starts(), 0);
         supervisor.stop().await;
         assert!(find_program(&dir.path().join("no-such-envoy")).is_err());

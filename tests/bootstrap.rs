@@ -3,7 +3,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use gantry::bootstrap::{AdsKind, Bootstrap};
@@ -120,23 +120,20 @@ fn envoy_runs_the_bootstrap_and_keeps_retrying_ads() {
         let node = &dump_section(&dump, "BootstrapConfigDump").unwrap()["bootstrap"]["node"];
         assert_eq!(node["cluster"], gateway);
     }
-    // Reconnects back off to at most ~1 s (Envoy's default would be up to 30 s).
+    // Envoy keeps retrying, its reconnects backing off to at most 1 s: ten more
+    // attempts take 10 s at the very most (the bootstrap's jittered 0.25 s .. 1 s
+    // back-off; about 2 a second measured), while with Envoy's default back-off
+    // (up to 30 s) it makes about 7 in its first 30 s, 6 of them in the first few.
+    // The limit is generous for the one and out of reach for the other.
     let envoy = &mut envoys[0];
-    poll("a first ADS connection attempt", || {
-        envoy
-            .stat("cluster.xds_cluster.upstream_cx_total")
-            .filter(|n| *n >= 1)
+    let attempts = |envoy: &mut EnvoyProcess| envoy.stat("cluster.xds_cluster.upstream_cx_total");
+    let first = poll("a first ADS connection attempt", || {
+        attempts(envoy).filter(|n| *n >= 1)
     });
-    let start = Instant::now();
-    let attempts = poll("five more ADS connection attempts", || {
-        envoy
-            .stat("cluster.xds_cluster.upstream_cx_total")
-            .filter(|n| *n >= 6)
-    });
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "{attempts} attempts took {:?}",
-        start.elapsed()
+    poll_within(
+        Duration::from_secs(30),
+        "ten more ADS connection attempts",
+        || attempts(envoy).filter(|n| *n >= first + 10),
     );
     assert_eq!(envoy.stat("control_plane.connected_state"), Some(0));
 }

@@ -1,13 +1,20 @@
 //! ADS protocol tests: a tonic client against gantry's ADS server on 127.0.0.1,
 //! speaking State-of-the-World and Delta the way Envoy does.
 //!
+//! Most scenarios are written once, as `async fn scenario(p: Protocol)`, and run
+//! over both protocols by [`for_both_protocols!`] as the tests `scenario::delta` and
+//! `scenario::sotw`; `p.pick(delta, sotw)` gives the expectation where the two
+//! protocols answer differently. Scenarios that only one protocol has are single
+//! tests named `delta_…` / `sotw_…`, and a few mix clients of both on one server.
+//!
 //! Every wait is bounded. "Nothing was sent" is asserted by waiting `QUIET` for a
-//! message that must not come.
+//! message that must not come. No test asserts how fast gantry is: what must come
+//! comes within the generous `WAIT`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -23,10 +30,11 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use gantry::metrics::Metrics;
 use gantry::xds::cache::SnapshotCache;
-use gantry::xds::server::{serve, serve_with_warming_wait};
+use gantry::xds::server::serve_with_warming_wait;
 use gantry::xds::snapshot::{GatewayXds, type_url};
 use prost::Message;
 use tokio::net::TcpListener;
@@ -38,10 +46,13 @@ use tonic::Streaming;
 
 const GROUP: &str = "default/gw";
 const OTHER_GROUP: &str = "other/gw";
-/// Upper bound for anything that must happen.
-const WAIT: Duration = Duration::from_secs(5);
+/// Upper bound for anything that must happen: generous, it only ends a failing test.
+const WAIT: Duration = Duration::from_secs(15);
 /// How long to listen for a message that must not come.
 const QUIET: Duration = Duration::from_millis(300);
+/// The warming wait of [`Harness::start`]: far beyond [`WAIT`], so whatever arrives
+/// within `WAIT` did not wait for it. Tests of the wait itself set a short one.
+const WARMING_WAIT_BEYOND_ANY_TEST: Duration = Duration::from_secs(600);
 
 use type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 
@@ -205,8 +216,8 @@ fn route(name: &str, generation: u32) -> RouteConfiguration {
     }
 }
 
-/// The name of a resource in a SotW response, decoded from its proto.
-fn decoded_name(type_url: &str, any: &envoy_types::pb::google::protobuf::Any) -> String {
+/// The name of a resource in a response, decoded from its proto.
+fn decoded_name(type_url: &str, any: &Any) -> String {
     assert_eq!(
         any.type_url, type_url,
         "resource type must match the response type"
@@ -219,29 +230,6 @@ fn decoded_name(type_url: &str, any: &envoy_types::pb::google::protobuf::Any) ->
         ROUTE => RouteConfiguration::decode(bytes).unwrap().name,
         other => panic!("unexpected type {other}"),
     }
-}
-
-fn sotw_names(response: &DiscoveryResponse) -> Vec<String> {
-    response
-        .resources
-        .iter()
-        .map(|any| decoded_name(&response.type_url, any))
-        .collect()
-}
-
-fn delta_names(response: &DeltaDiscoveryResponse) -> Vec<String> {
-    response
-        .resources
-        .iter()
-        .map(|r| {
-            let any = r
-                .resource
-                .as_ref()
-                .expect("delta resource carries its body");
-            assert_eq!(decoded_name(&response.type_url, any), r.name);
-            r.name.clone()
-        })
-        .collect()
 }
 
 fn strings(names: &[&str]) -> Vec<String> {
@@ -261,8 +249,10 @@ struct Harness {
 }
 
 impl Harness {
+    /// A server whose listeners and routes wait for new clusters' endpoints longer
+    /// than any test runs ([`WARMING_WAIT_BEYOND_ANY_TEST`]).
     async fn start(configs: &[(&str, &Config)]) -> Harness {
-        Harness::start_with(configs, None).await
+        Harness::start_with_warming_wait(configs, WARMING_WAIT_BEYOND_ANY_TEST).await
     }
 
     /// A server whose listeners and routes wait at most `warming_wait` (instead of
@@ -271,10 +261,6 @@ impl Harness {
         configs: &[(&str, &Config)],
         warming_wait: Duration,
     ) -> Harness {
-        Harness::start_with(configs, Some(warming_wait)).await
-    }
-
-    async fn start_with(configs: &[(&str, &Config)], warming_wait: Option<Duration>) -> Harness {
         let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -283,16 +269,13 @@ impl Harness {
         let shutdown = async {
             let _ = stopped.await;
         };
-        let server = match warming_wait {
-            None => tokio::spawn(serve(listener, cache.clone(), metrics.clone(), shutdown)),
-            Some(wait) => tokio::spawn(serve_with_warming_wait(
-                listener,
-                cache.clone(),
-                metrics.clone(),
-                wait,
-                shutdown,
-            )),
-        };
+        let server = tokio::spawn(serve_with_warming_wait(
+            listener,
+            cache.clone(),
+            metrics.clone(),
+            warming_wait,
+            shutdown,
+        ));
         let harness = Harness {
             address,
             cache,
@@ -335,10 +318,7 @@ impl Harness {
     }
 
     fn type_metric(&self, name: &str, short_type: &str) -> f64 {
-        self.metric(
-            name,
-            &format!("gateway=\"{GROUP}\",type_url=\"{short_type}\""),
-        )
+        self.metric(name, &type_labels(short_type))
     }
 
     /// Polls until a metric reaches `expected` (bounded).
@@ -357,238 +337,499 @@ impl Harness {
     }
 
     /// Polls until the gauge of connected streams reaches `expected` (bounded).
-    async fn wait_streams(&self, protocol: &str, expected: f64) {
-        let labels = format!("gateway=\"{GROUP}\",protocol=\"{protocol}\"");
+    async fn wait_streams(&self, protocol: Protocol, expected: f64) {
+        let labels = format!("gateway=\"{GROUP}\",protocol=\"{}\"", protocol.name());
         self.wait_metric("gantry_xds_connected_streams", &labels, expected)
             .await;
     }
 }
 
-async fn connect(
+/// The labels of a per-type metric of [`GROUP`].
+fn type_labels(short_type: &str) -> String {
+    format!("gateway=\"{GROUP}\",type_url=\"{short_type}\"")
+}
+
+// ---------------------------------------------------------------------------
+// A client that behaves like Envoy, over either protocol.
+// ---------------------------------------------------------------------------
+
+/// Which ADS flavour a client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Delta,
+    Sotw,
+}
+
+impl Protocol {
+    /// As gantry names it in metrics and NACK records.
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Delta => "delta",
+            Protocol::Sotw => "sotw",
+        }
+    }
+
+    /// `delta` or `sotw`: the expectation where the two protocols answer differently.
+    fn pick<T>(self, delta: T, sotw: T) -> T {
+        match self {
+            Protocol::Delta => delta,
+            Protocol::Sotw => sotw,
+        }
+    }
+
+    /// A response of `type_url` that carries `delta`'s names over Delta (what
+    /// changed) and `sotw`'s over SotW (the whole set), and removes nothing.
+    fn sends(self, type_url: &str, delta: &[&str], sotw: &[&str]) -> Summary {
+        summary(type_url, self.pick(delta, sotw), &[])
+    }
+}
+
+/// A response of either protocol.
+#[derive(Debug)]
+enum Response {
+    Delta(DeltaDiscoveryResponse),
+    Sotw(DiscoveryResponse),
+}
+
+/// What a response says: (type, names of the resources it carries, names it
+/// removes). SotW removes nothing by name: its responses carry the whole set.
+type Summary = (String, Vec<String>, Vec<String>);
+
+fn summary(type_url: &str, names: &[&str], removed: &[&str]) -> Summary {
+    (type_url.to_string(), strings(names), strings(removed))
+}
+
+impl Response {
+    fn type_url(&self) -> &str {
+        match self {
+            Response::Delta(r) => &r.type_url,
+            Response::Sotw(r) => &r.type_url,
+        }
+    }
+
+    fn nonce(&self) -> &str {
+        match self {
+            Response::Delta(r) => &r.nonce,
+            Response::Sotw(r) => &r.nonce,
+        }
+    }
+
+    /// SotW: the version of the set it carries; Delta: of the snapshot it is from.
+    fn version(&self) -> &str {
+        match self {
+            Response::Delta(r) => &r.system_version_info,
+            Response::Sotw(r) => &r.version_info,
+        }
+    }
+
+    /// The resources it carries; a Delta resource's name must match its body.
+    fn bodies(&self) -> Vec<&Any> {
+        match self {
+            Response::Delta(r) => r
+                .resources
+                .iter()
+                .map(|resource| {
+                    let any = resource
+                        .resource
+                        .as_ref()
+                        .expect("delta resource carries its body");
+                    assert_eq!(decoded_name(&r.type_url, any), resource.name);
+                    any
+                })
+                .collect(),
+            Response::Sotw(r) => r.resources.iter().collect(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.bodies()
+            .into_iter()
+            .map(|any| decoded_name(self.type_url(), any))
+            .collect()
+    }
+
+    fn summary(&self) -> Summary {
+        let removed = match self {
+            Response::Delta(r) => r.removed_resources.clone(),
+            Response::Sotw(_) => Vec::new(),
+        };
+        (self.type_url().to_string(), self.names(), removed)
+    }
+
+    /// Delta: the version it gives resource `name`. SotW versions whole sets: None.
+    fn resource_version(&self, name: &str) -> Option<String> {
+        match self {
+            Response::Delta(r) => r
+                .resources
+                .iter()
+                .find(|resource| resource.name == name)
+                .map(|resource| resource.version.clone()),
+            Response::Sotw(_) => None,
+        }
+    }
+
+    /// Its first resource, decoded.
+    fn first<M: Message + Default>(&self) -> M {
+        let any = self.bodies().into_iter().next().expect("a resource");
+        M::decode(any.value.as_slice()).unwrap()
+    }
+
+    /// The virtual host name of the one route it carries: tells generations apart.
+    fn route_generation(&self) -> String {
+        self.first::<RouteConfiguration>().virtual_hosts[0]
+            .name
+            .clone()
+    }
+
+    /// Its size on the wire, as gantry counts pushed bytes.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Response::Delta(r) => r.encoded_len(),
+            Response::Sotw(r) => r.encoded_len(),
+        }
+    }
+}
+
+/// An open ADS stream of either protocol.
+enum Stream {
+    Delta {
+        requests: mpsc::Sender<DeltaDiscoveryRequest>,
+        responses: Streaming<DeltaDiscoveryResponse>,
+    },
+    Sotw {
+        requests: mpsc::Sender<DiscoveryRequest>,
+        responses: Streaming<DiscoveryResponse>,
+    },
+}
+
+/// The response stream of an ADS call (bounded).
+async fn opened<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<Streaming<T>>, tonic::Status>>,
+) -> Streaming<T> {
+    timeout(WAIT, call)
+        .await
+        .expect("stream timed out")
+        .expect("stream")
+        .into_inner()
+}
+
+/// What the client asked for and has of one type, as Envoy keeps it.
+#[derive(Clone, Default)]
+struct Subscription {
+    /// Names asked for, in order; none: the whole type (listeners, clusters).
+    names: Vec<String>,
+    /// SotW: version of the last ACKed response, reported in NACKs, in requests
+    /// that change the subscription, and on reconnect.
+    acked_version: String,
+    /// SotW: nonce of the last response received; a request answers it.
+    nonce: String,
+    /// Delta: name -> version of each resource the client has, reported on
+    /// reconnect.
+    have: HashMap<String, String>,
+}
+
+/// An Envoy-like ADS client. It keeps per type what it subscribed to and what it
+/// has, so a scenario's requests mean the same over both protocols: `subscribe`
+/// adds names (SotW sends the whole new list), `ack` and `nack` answer a response,
+/// `reconnect` and `resume` start a new stream from what it had.
+struct Client {
+    protocol: Protocol,
     address: SocketAddr,
-) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
-    timeout(
-        WAIT,
-        AggregatedDiscoveryServiceClient::connect(format!("http://{address}")),
-    )
-    .await
-    .expect("connect timed out")
-    .expect("connect")
-}
-
-fn node(group: &str, id: &str) -> Node {
-    Node {
-        id: id.to_string(),
-        cluster: group.to_string(),
-        ..Default::default()
-    }
-}
-
-/// Waits for the next message of a response stream (bounded).
-async fn next<T>(responses: &mut Streaming<T>) -> T {
-    match timeout(WAIT, responses.message()).await {
-        Ok(Ok(Some(message))) => message,
-        Ok(Ok(None)) => panic!("the server closed the stream"),
-        Ok(Err(status)) => panic!("the server ended the stream: {status}"),
-        Err(_) => panic!("no response within {WAIT:?}"),
-    }
-}
-
-/// Asserts that nothing arrives within `QUIET`.
-async fn quiet<T: std::fmt::Debug>(responses: &mut Streaming<T>, what: &str) {
-    if let Ok(message) = timeout(QUIET, responses.message()).await {
-        panic!("expected nothing {what}, got {message:?}");
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Clients that behave like Envoy.
-// ---------------------------------------------------------------------------
-
-struct SotwClient {
-    requests: mpsc::Sender<DiscoveryRequest>,
-    responses: Streaming<DiscoveryResponse>,
+    group: String,
+    id: String,
+    /// None between `disconnect` and `reconnect`.
+    stream: Option<Stream>,
+    /// Goes with the first request of a stream only, as Envoy sends it.
     node: Option<Node>,
+    types: BTreeMap<String, Subscription>,
 }
 
-impl SotwClient {
-    async fn connect(address: SocketAddr, group: &str, id: &str) -> SotwClient {
-        let (requests, rx) = mpsc::channel(16);
-        let responses = timeout(
+impl Client {
+    async fn connect(address: SocketAddr, protocol: Protocol, group: &str, id: &str) -> Client {
+        let mut client = Client {
+            protocol,
+            address,
+            group: group.to_string(),
+            id: id.to_string(),
+            stream: None,
+            node: None,
+            types: BTreeMap::new(),
+        };
+        client.reconnect().await;
+        client
+    }
+
+    /// Closes the stream, as a broken connection does, and waits (bounded) until
+    /// gantry has seen it go. What the client had stays for `reconnect`.
+    async fn disconnect(&mut self, h: &Harness) {
+        self.stream = None;
+        h.wait_streams(self.protocol, 0.0).await;
+    }
+
+    /// Opens a new stream, remembering what the last one had (see `resume`).
+    async fn reconnect(&mut self) {
+        let mut ads = timeout(
             WAIT,
-            connect(address)
-                .await
-                .stream_aggregated_resources(ReceiverStream::new(rx)),
+            AggregatedDiscoveryServiceClient::connect(format!("http://{}", self.address)),
         )
         .await
-        .expect("stream timed out")
-        .expect("stream")
-        .into_inner();
-        SotwClient {
-            requests,
-            responses,
-            node: Some(node(group, id)),
+        .expect("connect timed out")
+        .expect("connect");
+        self.stream = Some(match self.protocol {
+            Protocol::Delta => {
+                let (requests, rx) = mpsc::channel(16);
+                let call = ads.delta_aggregated_resources(ReceiverStream::new(rx));
+                let responses = opened(call).await;
+                Stream::Delta {
+                    requests,
+                    responses,
+                }
+            }
+            Protocol::Sotw => {
+                let (requests, rx) = mpsc::channel(16);
+                let call = ads.stream_aggregated_resources(ReceiverStream::new(rx));
+                let responses = opened(call).await;
+                Stream::Sotw {
+                    requests,
+                    responses,
+                }
+            }
+        });
+        self.node = Some(Node {
+            id: self.id.clone(),
+            cluster: self.group.clone(),
+            ..Default::default()
+        });
+        for subscription in self.types.values_mut() {
+            subscription.nonce.clear();
         }
     }
 
-    /// Sends a request; the node goes with the first one only, as Envoy does.
-    async fn send(&mut self, mut request: DiscoveryRequest) {
-        request.node = self.node.take();
-        self.requests.send(request).await.expect("stream open");
+    fn stream(&mut self) -> &mut Stream {
+        self.stream.as_mut().expect("the client is connected")
     }
 
-    async fn subscribe(&mut self, type_url: &str, names: &[&str]) {
-        self.send(DiscoveryRequest {
+    async fn send_delta(&mut self, mut request: DeltaDiscoveryRequest) {
+        request.node = self.node.take();
+        let Stream::Delta { requests, .. } = self.stream() else {
+            panic!("a Delta request on a SotW stream");
+        };
+        requests.send(request).await.expect("stream open");
+    }
+
+    async fn send_sotw(&mut self, mut request: DiscoveryRequest) {
+        request.node = self.node.take();
+        let Stream::Sotw { requests, .. } = self.stream() else {
+            panic!("a SotW request on a Delta stream");
+        };
+        requests.send(request).await.expect("stream open");
+    }
+
+    /// A SotW request for `type_url` with the client's current subscription.
+    fn sotw_request(&self, type_url: &str) -> DiscoveryRequest {
+        let subscription = self.types.get(type_url).cloned().unwrap_or_default();
+        DiscoveryRequest {
+            version_info: subscription.acked_version,
             type_url: type_url.to_string(),
-            resource_names: strings(names),
+            resource_names: subscription.names,
+            response_nonce: subscription.nonce,
             ..Default::default()
-        })
-        .await;
-    }
-
-    async fn ack(&mut self, response: &DiscoveryResponse, names: &[&str]) {
-        self.send(DiscoveryRequest {
-            version_info: response.version_info.clone(),
-            type_url: response.type_url.clone(),
-            resource_names: strings(names),
-            response_nonce: response.nonce.clone(),
-            ..Default::default()
-        })
-        .await;
-    }
-
-    /// Rejects `response`, still reporting `good_version` as the one in use.
-    async fn nack(
-        &mut self,
-        response: &DiscoveryResponse,
-        good_version: &str,
-        names: &[&str],
-        message: &str,
-    ) {
-        self.send(DiscoveryRequest {
-            version_info: good_version.to_string(),
-            type_url: response.type_url.clone(),
-            resource_names: strings(names),
-            response_nonce: response.nonce.clone(),
-            error_detail: Some(RpcStatus {
-                code: 3,
-                message: message.to_string(),
-                details: Vec::new(),
-            }),
-            ..Default::default()
-        })
-        .await;
-    }
-
-    async fn next(&mut self) -> DiscoveryResponse {
-        next(&mut self.responses).await
-    }
-
-    async fn quiet(&mut self, what: &str) {
-        quiet(&mut self.responses, what).await
-    }
-
-    /// Subscribes to one type, checks the response carries `expected`, and ACKs it.
-    async fn fetch(
-        &mut self,
-        type_url: &str,
-        names: &[&str],
-        expected: &[&str],
-    ) -> DiscoveryResponse {
-        self.subscribe(type_url, names).await;
-        let response = self.next().await;
-        assert_eq!(response.type_url, type_url);
-        assert_eq!(sotw_names(&response), strings(expected));
-        assert!(!response.version_info.is_empty() && !response.nonce.is_empty());
-        self.ack(&response, names).await;
-        response
-    }
-}
-
-struct DeltaClient {
-    requests: mpsc::Sender<DeltaDiscoveryRequest>,
-    responses: Streaming<DeltaDiscoveryResponse>,
-    node: Option<Node>,
-}
-
-impl DeltaClient {
-    async fn connect(address: SocketAddr, group: &str, id: &str) -> DeltaClient {
-        let (requests, rx) = mpsc::channel(16);
-        let responses = timeout(
-            WAIT,
-            connect(address)
-                .await
-                .delta_aggregated_resources(ReceiverStream::new(rx)),
-        )
-        .await
-        .expect("stream timed out")
-        .expect("stream")
-        .into_inner();
-        DeltaClient {
-            requests,
-            responses,
-            node: Some(node(group, id)),
         }
     }
 
-    async fn send(&mut self, mut request: DeltaDiscoveryRequest) {
-        request.node = self.node.take();
-        self.requests.send(request).await.expect("stream open");
+    /// Tells gantry of the client's subscription to a type: over Delta as `delta`
+    /// says, over SotW as the whole subscription it has now.
+    async fn request(&mut self, delta: DeltaDiscoveryRequest) {
+        match self.protocol {
+            Protocol::Delta => self.send_delta(delta).await,
+            Protocol::Sotw => self.send_sotw(self.sotw_request(&delta.type_url)).await,
+        }
     }
 
+    /// Asks for `names` of a type as well (the first call for a type starts it; no
+    /// names there: the whole type). Asking again for names it has is how Envoy
+    /// re-creates a subscription.
     async fn subscribe(&mut self, type_url: &str, names: &[&str]) {
-        self.send(DeltaDiscoveryRequest {
+        let subscription = self.types.entry(type_url.to_string()).or_default();
+        for name in names {
+            if !subscription.names.iter().any(|n| n == name) {
+                subscription.names.push(name.to_string());
+            }
+        }
+        self.request(DeltaDiscoveryRequest {
             type_url: type_url.to_string(),
             resource_names_subscribe: strings(names),
             ..Default::default()
         })
-        .await;
+        .await
     }
 
-    async fn ack(&mut self, response: &DeltaDiscoveryResponse) {
-        self.send(DeltaDiscoveryRequest {
-            type_url: response.type_url.clone(),
-            response_nonce: response.nonce.clone(),
+    /// Stops asking for `names` of a type.
+    async fn unsubscribe(&mut self, type_url: &str, names: &[&str]) {
+        let subscription = self.types.entry(type_url.to_string()).or_default();
+        subscription.names.retain(|n| !names.contains(&n.as_str()));
+        for name in names {
+            subscription.have.remove(*name);
+        }
+        self.request(DeltaDiscoveryRequest {
+            type_url: type_url.to_string(),
+            resource_names_unsubscribe: strings(names),
             ..Default::default()
         })
-        .await;
+        .await
     }
 
-    async fn nack(&mut self, response: &DeltaDiscoveryResponse, message: &str) {
-        self.send(DeltaDiscoveryRequest {
-            type_url: response.type_url.clone(),
-            response_nonce: response.nonce.clone(),
-            error_detail: Some(RpcStatus {
-                code: 3,
-                message: message.to_string(),
-                details: Vec::new(),
-            }),
+    /// The first request of a type on a new stream, reporting what the client had
+    /// (Delta: each resource's version; SotW: the version of the set).
+    async fn resume(&mut self, type_url: &str) {
+        let subscription = self.types.get(type_url).cloned().unwrap_or_default();
+        self.request(DeltaDiscoveryRequest {
+            type_url: type_url.to_string(),
+            resource_names_subscribe: subscription.names,
+            initial_resource_versions: subscription.have,
             ..Default::default()
         })
-        .await;
+        .await
     }
 
-    async fn next(&mut self) -> DeltaDiscoveryResponse {
-        next(&mut self.responses).await
+    /// Accepts `response`.
+    async fn ack(&mut self, response: &Response) {
+        let subscription = self
+            .types
+            .entry(response.type_url().to_string())
+            .or_default();
+        match response {
+            Response::Delta(r) => {
+                for resource in &r.resources {
+                    subscription
+                        .have
+                        .insert(resource.name.clone(), resource.version.clone());
+                }
+                for name in &r.removed_resources {
+                    subscription.have.remove(name);
+                }
+                self.send_delta(DeltaDiscoveryRequest {
+                    type_url: r.type_url.clone(),
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                })
+                .await
+            }
+            Response::Sotw(r) => {
+                subscription.acked_version = r.version_info.clone();
+                let names = subscription.names.clone();
+                self.send_sotw(DiscoveryRequest {
+                    version_info: r.version_info.clone(),
+                    type_url: r.type_url.clone(),
+                    resource_names: names,
+                    response_nonce: r.nonce.clone(),
+                    ..Default::default()
+                })
+                .await
+            }
+        }
     }
 
-    async fn quiet(&mut self, what: &str) {
-        quiet(&mut self.responses, what).await
+    /// Rejects `response`; SotW reports the last ACKed version as the one in use.
+    async fn nack(&mut self, response: &Response, message: &str) {
+        let error_detail = Some(RpcStatus {
+            code: 3,
+            message: message.to_string(),
+            details: Vec::new(),
+        });
+        match self.protocol {
+            Protocol::Delta => {
+                self.send_delta(DeltaDiscoveryRequest {
+                    type_url: response.type_url().to_string(),
+                    response_nonce: response.nonce().to_string(),
+                    error_detail,
+                    ..Default::default()
+                })
+                .await
+            }
+            Protocol::Sotw => {
+                let request = DiscoveryRequest {
+                    response_nonce: response.nonce().to_string(),
+                    error_detail,
+                    ..self.sotw_request(response.type_url())
+                };
+                self.send_sotw(request).await
+            }
+        }
     }
 
-    /// Subscribes to one type (no names: wildcard), checks and ACKs the response.
-    async fn fetch(
+    /// The next message of the stream, read for at most `bound`.
+    async fn message_within(
         &mut self,
-        type_url: &str,
-        names: &[&str],
-        expected: &[&str],
-    ) -> DeltaDiscoveryResponse {
-        self.subscribe(type_url, names).await;
+        bound: Duration,
+    ) -> Result<Result<Option<Response>, tonic::Status>, tokio::time::error::Elapsed> {
+        match self.stream() {
+            Stream::Delta { responses, .. } => timeout(bound, responses.message())
+                .await
+                .map(|m| m.map(|r| r.map(Response::Delta))),
+            Stream::Sotw { responses, .. } => timeout(bound, responses.message())
+                .await
+                .map(|m| m.map(|r| r.map(Response::Sotw))),
+        }
+    }
+
+    /// The next response if one comes within `bound`; panics if the stream ends.
+    async fn next_within(&mut self, bound: Duration) -> Option<Response> {
+        let response = match self.message_within(bound).await {
+            Err(_) => return None,
+            Ok(Ok(Some(response))) => response,
+            Ok(Ok(None)) => panic!("the server closed the stream"),
+            Ok(Err(status)) => panic!("the server ended the stream: {status}"),
+        };
+        if let Response::Sotw(r) = &response {
+            self.types.entry(r.type_url.clone()).or_default().nonce = r.nonce.clone();
+        }
+        Some(response)
+    }
+
+    /// The next response (bounded by [`WAIT`]).
+    async fn next(&mut self) -> Response {
+        self.next_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no response within {WAIT:?}"))
+    }
+
+    /// The next response, which must say `expected`.
+    async fn expect(&mut self, expected: Summary) -> Response {
         let response = self.next().await;
-        assert_eq!(response.type_url, type_url);
-        assert_eq!(delta_names(&response), strings(expected));
-        assert!(response.removed_resources.is_empty());
-        assert!(!response.nonce.is_empty());
+        assert_eq!(response.summary(), expected);
+        response
+    }
+
+    /// The next response, which must say `expected`, ACKed.
+    async fn accept(&mut self, expected: Summary) -> Response {
+        let response = self.expect(expected).await;
+        self.ack(&response).await;
+        response
+    }
+
+    /// Asserts that nothing arrives within [`QUIET`].
+    async fn quiet(&mut self, what: &str) {
+        if let Some(response) = self.next_within(QUIET).await {
+            panic!("expected nothing {what}, got {response:?}");
+        }
+    }
+
+    /// Waits (bounded) for the server to end the stream: its error, if it sent one.
+    async fn ended(&mut self) -> Option<tonic::Status> {
+        match self.message_within(WAIT).await {
+            Ok(Ok(None)) => None,
+            Ok(Err(status)) => Some(status),
+            Ok(Ok(Some(response))) => panic!("expected the stream to end, got {response:?}"),
+            Err(_) => panic!("the stream did not end within {WAIT:?}"),
+        }
+    }
+
+    /// Subscribes to one type, checks the response carries `expected`, and ACKs it.
+    async fn fetch(&mut self, type_url: &str, names: &[&str], expected: &[&str]) -> Response {
+        self.subscribe(type_url, names).await;
+        let response = self.expect(summary(type_url, expected, &[])).await;
+        assert!(!response.version().is_empty() && !response.nonce().is_empty());
         self.ack(&response).await;
         response
     }
@@ -603,105 +844,226 @@ impl DeltaClient {
     }
 }
 
-impl SotwClient {
-    async fn fetch_all(&mut self) {
-        self.fetch(CLUSTER, &[], &["a", "b"]).await;
-        self.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
-        self.fetch(LISTENER, &[], &["l1"]).await;
-        self.fetch(ROUTE, &["r1"], &["r1"]).await;
-        self.quiet("after the initial fetch was ACKed").await;
+/// For each scenario `async fn name(p: Protocol)`, the tests `name::delta` and
+/// `name::sotw`.
+macro_rules! for_both_protocols {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn delta() {
+                super::$scenario(super::Protocol::Delta).await
+            }
+
+            #[tokio::test]
+            async fn sotw() {
+                super::$scenario(super::Protocol::Sotw).await
+            }
+        }
+    )+};
+}
+
+/// A server on `config` for [`GROUP`] and one client of it that has fetched
+/// everything, like an Envoy that started.
+async fn started(p: Protocol, config: &Config) -> (Harness, Client) {
+    let h = Harness::start(&[(GROUP, config)]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+    (h, envoy)
+}
+
+/// The next `count` responses, each ACKed.
+async fn next_acked(envoy: &mut Client, count: usize) -> Vec<Summary> {
+    let mut got = Vec::new();
+    for _ in 0..count {
+        let response = envoy.next().await;
+        envoy.ack(&response).await;
+        got.push(response.summary());
     }
+    got
 }
 
 // ---------------------------------------------------------------------------
-// State of the World
+// Fetching, updates and removals
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn sotw_initial_fetch_ack_and_ordered_update() {
+async fn initial_fetch_is_acked_and_a_full_update_goes_referenced_types_first(p: Protocol) {
     let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
     assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 1.0);
+    assert_eq!(h.type_metric("gantry_xds_acks_total", "route"), 1.0);
     assert_eq!(h.type_metric("gantry_xds_pushes_total", "listener"), 1.0);
 
     // Everything changes: referenced types go first.
-    h.set(&[(GROUP, &config.clone().bump_all(2))]);
+    h.set(&[(GROUP, &config.bump_all(2))]);
     let mut order = Vec::new();
     for _ in 0..4 {
         let response = envoy.next().await;
-        let names: Vec<String> = sotw_names(&response);
-        let sent = if response.type_url == ENDPOINT || response.type_url == ROUTE {
-            names.clone()
-        } else {
-            Vec::new()
-        };
-        let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
-        envoy.ack(&response, &sent).await;
-        order.push(response.type_url.clone());
-        if response.type_url == CLUSTER {
-            let first = Cluster::decode(response.resources[0].value.as_slice()).unwrap();
+        envoy.ack(&response).await;
+        if response.type_url() == CLUSTER {
             assert_eq!(
-                first.connect_timeout.unwrap().seconds,
+                response.first::<Cluster>().connect_timeout.unwrap().seconds,
                 2,
                 "the update carries the new content"
             );
         }
+        order.push(response.type_url().to_string());
     }
-    assert_eq!(order, vec![CLUSTER, ENDPOINT, LISTENER, ROUTE]);
+    assert_eq!(order, [CLUSTER, ENDPOINT, LISTENER, ROUTE]);
     envoy.quiet("after the update was ACKed").await;
 }
 
-#[tokio::test]
-async fn sotw_update_of_one_type_sends_only_that_type() {
+async fn an_update_sends_only_the_type_that_changed(p: Protocol) {
     let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
 
-    h.set(&[(GROUP, &config.clone().with(ENDPOINT, "b", 2))]);
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, ENDPOINT);
-    assert_eq!(
-        sotw_names(&response),
-        strings(&["a", "b"]),
-        "SotW resends the subscribed set"
-    );
-    envoy.ack(&response, &["a", "b"]).await;
+    // Endpoints of b change: Delta sends b, SotW resends the subscribed set.
+    let config = config.with(ENDPOINT, "b", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.accept(p.sends(ENDPOINT, &["b"], &["a", "b"])).await;
     envoy.quiet("for types that did not change").await;
 
-    // Removing a cluster: SotW CDS carries the full remaining set.
-    h.set(&[(
-        GROUP,
-        &config.clone().with(ENDPOINT, "b", 2).without(CLUSTER, "b"),
-    )]);
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, CLUSTER);
-    assert_eq!(sotw_names(&response), strings(&["a"]));
+    // Cluster a changes: Delta sends it alone, versioned as the snapshot has it.
+    h.set(&[(GROUP, &config.with(CLUSTER, "a", 2))]);
+    let response = envoy.expect(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
+    assert_eq!(
+        response.resource_version("a"),
+        p.pick(Some(h.version(GROUP, CLUSTER, "a")), None)
+    );
+    envoy.ack(&response).await;
+    envoy.quiet("for unchanged resources").await;
 }
 
-#[tokio::test]
-async fn sotw_nack_is_counted_recorded_and_not_resent() {
+async fn a_removed_cluster_and_its_endpoints_go_clusters_first(p: Protocol) {
+    let config = Config::base();
+    let (h, mut envoy) = started(p, &config).await;
+
+    h.set(&[(GROUP, &config.without(CLUSTER, "b").without(ENDPOINT, "b"))]);
+    // Delta names what goes; SotW sends what remains of what the client asked for.
+    assert_eq!(
+        next_acked(&mut envoy, 2).await,
+        p.pick(
+            vec![
+                summary(CLUSTER, &[], &["b"]),
+                summary(ENDPOINT, &[], &["b"])
+            ],
+            vec![
+                summary(CLUSTER, &["a"], &[]),
+                summary(ENDPOINT, &["a"], &[])
+            ]
+        )
+    );
+    envoy.quiet("after the removals").await;
+}
+
+async fn the_first_request_for_an_empty_wildcard_type_is_answered(p: Protocol) {
+    let config = Config::default().with(ENDPOINT, "a", 1);
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &[]).await;
+    envoy.quiet("after the empty answer").await;
+    h.set(&[(GROUP, &config.with(CLUSTER, "a", 1))]);
+    envoy.expect(summary(CLUSTER, &["a"], &[])).await;
+}
+
+async fn named_types_send_only_the_subscribed_names(p: Protocol) {
+    let config = Config::base().with(ROUTE, "r2", 1);
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(ENDPOINT, &["a"], &["a"]).await;
+    envoy.fetch(ROUTE, &["r2"], &["r2"]).await;
+
+    // Resources nobody subscribed to change: nothing to send.
+    let config = config.with(ENDPOINT, "b", 2).with(ROUTE, "r1", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.quiet("for unsubscribed resources").await;
+
+    // The subscription grows: Delta sends the new name, SotW the new set.
+    envoy.subscribe(ENDPOINT, &["b"]).await;
+    envoy.accept(p.sends(ENDPOINT, &["b"], &["a", "b"])).await;
+
+    // A name that does not exist yet: nothing for it now, sent when it appears.
+    envoy.subscribe(ENDPOINT, &["z"]).await;
+    if p == Protocol::Sotw {
+        // SotW answers every change of the subscription with the set it has.
+        envoy.accept(summary(ENDPOINT, &["a", "b"], &[])).await;
+    }
+    envoy.quiet("for a name that does not exist").await;
+    let config = config.with(ENDPOINT, "z", 1);
+    h.set(&[(GROUP, &config)]);
+    envoy
+        .accept(p.sends(ENDPOINT, &["z"], &["a", "b", "z"]))
+        .await;
+
+    // Unsubscribed names are not sent any more...
+    envoy.unsubscribe(ENDPOINT, &["a"]).await;
+    if p == Protocol::Sotw {
+        envoy.accept(summary(ENDPOINT, &["b", "z"], &[])).await;
+    }
+    envoy.quiet("after an unsubscription").await;
+    let config = config.with(ENDPOINT, "a", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.quiet("for an unsubscribed resource").await;
+
+    // ...and a repeated subscription is answered, even for an unchanged resource.
+    envoy.subscribe(ROUTE, &["r2"]).await;
+    envoy.accept(summary(ROUTE, &["r2"], &[])).await;
+
+    // A subscribed resource vanishes: Delta removes it, SotW sends the rest.
+    h.set(&[(GROUP, &config.without(ENDPOINT, "z"))]);
+    envoy
+        .accept(p.pick(
+            summary(ENDPOINT, &[], &["z"]),
+            summary(ENDPOINT, &["b"], &[]),
+        ))
+        .await;
+    envoy.quiet("after the removal").await;
+}
+
+async fn asking_again_for_acked_resources_is_answered(p: Protocol) {
+    let config = Config::base().with_eds_clusters();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    let endpoints = envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+    envoy.quiet("after the initial fetch was ACKed").await;
+
+    // What Envoy does when it re-creates a subscription (a cluster re-created by a
+    // CDS update must get its endpoints again): it asks again for what it has. It
+    // is answered (not an ACK to count twice) and the answer is ACKed like any other.
+    envoy.subscribe(ENDPOINT, &["a", "b"]).await;
+    let again = envoy.expect(summary(ENDPOINT, &["a", "b"], &[])).await;
+    assert_ne!(again.nonce(), endpoints.nonce());
+    envoy.ack(&again).await;
+    envoy.quiet("after the ACK of the re-request").await;
+    assert_eq!(h.type_metric("gantry_xds_acks_total", "endpoint"), 2.0);
+}
+
+for_both_protocols!(
+    initial_fetch_is_acked_and_a_full_update_goes_referenced_types_first,
+    an_update_sends_only_the_type_that_changed,
+    a_removed_cluster_and_its_endpoints_go_clusters_first,
+    the_first_request_for_an_empty_wildcard_type_is_answered,
+    named_types_send_only_the_subscribed_names,
+    asking_again_for_acked_resources_is_answered,
+);
+
+// ---------------------------------------------------------------------------
+// ACK and NACK
+// ---------------------------------------------------------------------------
+
+async fn a_nack_is_counted_recorded_and_not_resent(p: Protocol) {
     let config = Config::base();
     let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
     let good = envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
     envoy.fetch(LISTENER, &[], &["l1"]).await;
 
-    let bad_config = config.clone().with(CLUSTER, "a", 2);
-    h.set(&[(GROUP, &bad_config)]);
-    let bad = envoy.next().await;
-    assert_eq!(bad.type_url, CLUSTER);
-    assert_ne!(bad.version_info, good.version_info);
-    envoy
-        .nack(
-            &bad,
-            &good.version_info,
-            &[],
-            "cluster a: bad connect_timeout",
-        )
-        .await;
+    // Delta sends the changed cluster, SotW the whole new set.
+    let config = config.with(CLUSTER, "a", 2);
+    h.set(&[(GROUP, &config)]);
+    let bad = envoy.expect(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
+    assert_ne!(bad.version(), good.version());
+    envoy.nack(&bad, "cluster a: bad connect_timeout").await;
     envoy
         .quiet("after a NACK: the rejected version must not be resent")
         .await;
@@ -713,287 +1075,79 @@ async fn sotw_nack_is_counted_recorded_and_not_resent() {
     assert_eq!(nacks[0].group, GROUP);
     assert_eq!(nacks[0].node_id, "envoy-1");
     assert_eq!(nacks[0].type_url, CLUSTER);
-    assert_eq!(nacks[0].protocol, "sotw");
-    assert_eq!(nacks[0].version, bad.version_info);
-    assert_eq!(nacks[0].nonce, bad.nonce);
-    assert_eq!(nacks[0].resource_names, strings(&["a", "b"]));
+    assert_eq!(nacks[0].protocol, p.name());
+    assert_eq!(nacks[0].version, bad.version());
+    assert_eq!(nacks[0].nonce, bad.nonce());
+    assert_eq!(nacks[0].resource_names, bad.names());
     assert_eq!(nacks[0].message, "cluster a: bad connect_timeout");
 
     // The stream keeps its state: a listener change sends listeners only, and the
     // rejected clusters stay unsent.
-    h.set(&[(GROUP, &bad_config.clone().with(LISTENER, "l1", 2))]);
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, LISTENER);
-    envoy.ack(&response, &[]).await;
+    let config = config.with(LISTENER, "l1", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.accept(summary(LISTENER, &["l1"], &[])).await;
     envoy.quiet("after the listener update").await;
 
-    // A newer cluster version is sent; its ACK clears the NACK record.
-    h.set(&[(
-        GROUP,
-        &bad_config
-            .clone()
-            .with(LISTENER, "l1", 2)
-            .with(CLUSTER, "a", 3),
-    )]);
-    let fixed = envoy.next().await;
-    assert_eq!(fixed.type_url, CLUSTER);
-    assert_ne!(fixed.version_info, bad.version_info);
-    envoy.ack(&fixed, &[]).await;
+    // Another cluster changes. Delta sends b alone, and b's ACK does not cover the
+    // rejected a; SotW sends a new set, and its ACK accepts the clusters as a whole.
+    let config = config.with(CLUSTER, "b", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.accept(p.sends(CLUSTER, &["b"], &["a", "b"])).await;
+    envoy.quiet("after b's update").await;
+    assert_eq!(h.cache.nacks().len(), p.pick(1, 0), "{:?}", h.cache.nacks());
+
+    // A fixed a is sent; its ACK clears the NACK record.
+    h.set(&[(GROUP, &config.with(CLUSTER, "a", 3))]);
+    let fixed = envoy.expect(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
+    assert_ne!(fixed.version(), bad.version());
+    envoy.ack(&fixed).await;
     envoy.quiet("after the fix was ACKed").await;
-    assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 2.0);
+    assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 3.0);
     assert!(
         h.cache.nacks().is_empty(),
         "an accepted newer version clears the NACK"
     );
 }
 
+for_both_protocols!(a_nack_is_counted_recorded_and_not_resent);
+
 #[tokio::test]
-async fn sotw_stale_nonce_is_ignored() {
+async fn sotw_an_answer_to_a_superseded_response_is_ignored() {
     let config = Config::base();
     let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    let first = envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    let mut envoy = Client::connect(h.address, Protocol::Sotw, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
     // The ACK must be in before the next push, or it would itself be stale.
-    let acks = format!("gateway=\"{GROUP}\",type_url=\"cluster\"");
-    h.wait_metric("gantry_xds_acks_total", &acks, 1.0).await;
+    h.wait_metric("gantry_xds_acks_total", &type_labels("cluster"), 1.0)
+        .await;
 
     h.set(&[(GROUP, &config.clone().with(CLUSTER, "a", 2))]);
     let second = envoy.next().await;
     h.set(&[(GROUP, &config.clone().with(CLUSTER, "a", 3))]);
     let third = envoy.next().await;
-    assert_ne!(second.nonce, third.nonce);
+    assert_ne!(second.nonce(), third.nonce());
 
     // An answer to the superseded response counts for nothing and triggers nothing.
-    envoy
-        .nack(&second, &first.version_info, &[], "too late")
-        .await;
+    envoy.nack(&second, "too late").await;
     envoy.quiet("for a stale nonce").await;
     assert_eq!(h.type_metric("gantry_xds_nacks_total", "cluster"), 0.0);
     assert!(h.cache.nacks().is_empty());
-    envoy.ack(&third, &[]).await;
+    envoy.ack(&third).await;
     envoy.quiet("after the current response was ACKed").await;
     assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 2.0);
 }
 
-#[tokio::test]
-async fn sotw_named_subscriptions_for_endpoints_and_routes() {
-    let config = Config::base().with(ROUTE, "r2", 1);
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    let a_only = envoy.fetch(ENDPOINT, &["a"], &["a"]).await;
-    envoy.fetch(ROUTE, &["r2"], &["r2"]).await;
-
-    // A resource nobody subscribed to changes: nothing to send.
-    h.set(&[(
-        GROUP,
-        &config.clone().with(ENDPOINT, "b", 2).with(ROUTE, "r1", 2),
-    )]);
-    envoy.quiet("for unsubscribed resources").await;
-
-    // The subscription grows: the new set is sent.
-    envoy
-        .send(DiscoveryRequest {
-            version_info: a_only.version_info.clone(),
-            type_url: ENDPOINT.to_string(),
-            resource_names: strings(&["a", "b"]),
-            response_nonce: a_only.nonce.clone(),
-            ..Default::default()
-        })
-        .await;
-    let both = envoy.next().await;
-    assert_eq!(both.type_url, ENDPOINT);
-    assert_eq!(sotw_names(&both), strings(&["a", "b"]));
-    envoy.ack(&both, &["a", "b"]).await;
-
-    // A name that does not exist yet: nothing now, sent when it appears.
-    envoy
-        .send(DiscoveryRequest {
-            version_info: both.version_info.clone(),
-            type_url: ENDPOINT.to_string(),
-            resource_names: strings(&["a", "b", "z"]),
-            response_nonce: both.nonce.clone(),
-            ..Default::default()
-        })
-        .await;
-    // (Re-asking with an already answered nonce may resend the same set.)
-    if let Ok(Ok(Some(again))) = timeout(QUIET, envoy.responses.message()).await {
-        assert_eq!(sotw_names(&again), strings(&["a", "b"]));
-        envoy.ack(&again, &["a", "b", "z"]).await;
-    }
-    envoy.quiet("for a name that does not exist").await;
-    h.set(&[(
-        GROUP,
-        &config
-            .clone()
-            .with(ENDPOINT, "b", 2)
-            .with(ROUTE, "r1", 2)
-            .with(ENDPOINT, "z", 1),
-    )]);
-    let with_z = envoy.next().await;
-    assert_eq!(with_z.type_url, ENDPOINT);
-    assert_eq!(sotw_names(&with_z), strings(&["a", "b", "z"]));
-}
-
-#[tokio::test]
-async fn sotw_reconnect_gets_current_state_at_once() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    let clusters = envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
-    drop(envoy);
-    h.wait_streams("sotw", 0.0).await;
-
-    h.set(&[(GROUP, &config.clone().with(CLUSTER, "c", 1))]);
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy
-        .send(DiscoveryRequest {
-            version_info: clusters.version_info.clone(),
-            type_url: CLUSTER.to_string(),
-            ..Default::default()
-        })
-        .await;
-    let response = envoy.next().await;
-    assert_eq!(sotw_names(&response), strings(&["a", "b", "c"]));
-    envoy.ack(&response, &[]).await;
-    envoy.quiet("after the ACK").await;
-}
-
-#[tokio::test]
-async fn sotw_stream_without_node_cluster_is_rejected() {
-    let h = Harness::start(&[(GROUP, &Config::base())]).await;
-    let mut envoy = SotwClient::connect(h.address, "", "envoy-1").await;
-    envoy.subscribe(CLUSTER, &[]).await;
-    match timeout(WAIT, envoy.responses.message()).await {
-        Ok(Err(status)) => {
-            assert_eq!(status.code(), tonic::Code::InvalidArgument);
-            assert!(
-                status.message().contains("node.cluster"),
-                "{}",
-                status.message()
-            );
-        }
-        other => panic!("expected InvalidArgument, got {other:?}"),
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Delta
+// Streams: reconnects, rejection, groups, lifecycle
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn delta_initial_fetch_ack_update_and_removal() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
-    assert_eq!(h.type_metric("gantry_xds_acks_total", "route"), 1.0);
-
-    // One cluster changes: only that cluster is sent, with its new version.
-    let config = config.with(CLUSTER, "a", 2);
-    h.set(&[(GROUP, &config)]);
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, CLUSTER);
-    assert_eq!(delta_names(&response), strings(&["a"]));
-    assert_eq!(
-        response.resources[0].version,
-        h.version(GROUP, CLUSTER, "a")
-    );
-    assert!(response.removed_resources.is_empty());
-    envoy.ack(&response).await;
-    envoy.quiet("for unchanged resources").await;
-
-    // Cluster b and its endpoints go away: removals, clusters first.
-    let config = config.without(CLUSTER, "b").without(ENDPOINT, "b");
-    h.set(&[(GROUP, &config)]);
-    let clusters = envoy.next().await;
-    assert_eq!(clusters.type_url, CLUSTER);
-    assert!(clusters.resources.is_empty());
-    assert_eq!(clusters.removed_resources, strings(&["b"]));
-    let endpoints = envoy.next().await;
-    assert_eq!(endpoints.type_url, ENDPOINT);
-    assert!(endpoints.resources.is_empty());
-    assert_eq!(endpoints.removed_resources, strings(&["b"]));
-    envoy.ack(&clusters).await;
-    envoy.ack(&endpoints).await;
-    envoy.quiet("after the removals").await;
-
-    // Everything changes: referenced types go first.
-    h.set(&[(GROUP, &config.clone().bump_all(3))]);
-    let mut order = Vec::new();
-    for _ in 0..4 {
-        let response = envoy.next().await;
-        envoy.ack(&response).await;
-        order.push(response.type_url);
-    }
-    assert_eq!(order, vec![CLUSTER, ENDPOINT, LISTENER, ROUTE]);
-    envoy.quiet("after the update was ACKed").await;
-}
-
-#[tokio::test]
-async fn delta_nack_is_counted_recorded_and_not_resent() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
-
-    let config = config.with(CLUSTER, "a", 2);
-    h.set(&[(GROUP, &config)]);
-    let bad = envoy.next().await;
-    assert_eq!(delta_names(&bad), strings(&["a"]));
-    envoy.nack(&bad, "cluster a: invalid").await;
-    envoy
-        .quiet("after a NACK: the rejected version must not be resent")
-        .await;
-
-    assert_eq!(h.type_metric("gantry_xds_nacks_total", "cluster"), 1.0);
-    let nacks = h.cache.nacks();
-    assert_eq!(nacks.len(), 1, "{nacks:?}");
-    assert_eq!(nacks[0].protocol, "delta");
-    assert_eq!(nacks[0].node_id, "envoy-1");
-    assert_eq!(nacks[0].nonce, bad.nonce);
-    assert_eq!(nacks[0].version, bad.system_version_info);
-    assert_eq!(nacks[0].resource_names, strings(&["a"]));
-    assert_eq!(nacks[0].message, "cluster a: invalid");
-
-    // State is kept: another change sends only the changed resource, not a again.
-    let config = config.with(CLUSTER, "b", 2);
-    h.set(&[(GROUP, &config)]);
-    let response = envoy.next().await;
-    assert_eq!(delta_names(&response), strings(&["b"]));
-    envoy.ack(&response).await;
-    assert_eq!(
-        h.cache.nacks().len(),
-        1,
-        "b's ACK does not cover the rejected a"
-    );
-
-    // A fixed a is sent and its ACK clears the record.
-    h.set(&[(GROUP, &config.with(CLUSTER, "a", 3))]);
-    let fixed = envoy.next().await;
-    assert_eq!(delta_names(&fixed), strings(&["a"]));
-    envoy.ack(&fixed).await;
-    envoy.quiet("after the fix was ACKed").await;
-    assert!(h.cache.nacks().is_empty());
-    assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 3.0);
-}
-
-#[tokio::test]
-async fn delta_reconnect_with_initial_resource_versions() {
+async fn a_reconnecting_client_gets_what_changed_while_it_was_away(p: Protocol) {
     let config = Config::base().with(CLUSTER, "d", 1);
     let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let clusters = envoy.fetch(CLUSTER, &[], &["a", "b", "d"]).await;
-    let endpoints = envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
-    let had = |response: &DeltaDiscoveryResponse| -> HashMap<String, String> {
-        response
-            .resources
-            .iter()
-            .map(|r| (r.name.clone(), r.version.clone()))
-            .collect()
-    };
-    let (had_clusters, had_endpoints) = (had(&clusters), had(&endpoints));
-    drop(envoy);
-    h.wait_streams("delta", 0.0).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b", "d"]).await;
+    envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+    envoy.disconnect(&h).await;
 
     // While disconnected: a changes, b vanishes, c appears, d stays.
     h.set(&[(
@@ -1004,458 +1158,228 @@ async fn delta_reconnect_with_initial_resource_versions() {
             .with(CLUSTER, "c", 1)
             .with(ENDPOINT, "a", 2),
     )]);
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    envoy.reconnect().await;
+    // The client reports what it has: Delta gets only what differs from that
+    // (unchanged d and b's endpoints are not resent), SotW the current sets.
+    envoy.resume(CLUSTER).await;
     envoy
-        .send(DeltaDiscoveryRequest {
-            type_url: CLUSTER.to_string(),
-            initial_resource_versions: had_clusters,
-            ..Default::default()
-        })
+        .accept(p.pick(
+            summary(CLUSTER, &["a", "c"], &["b"]),
+            summary(CLUSTER, &["a", "c", "d"], &[]),
+        ))
         .await;
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, CLUSTER);
-    assert_eq!(
-        delta_names(&response),
-        strings(&["a", "c"]),
-        "unchanged d is not resent"
-    );
-    assert_eq!(response.removed_resources, strings(&["b"]));
-    envoy.ack(&response).await;
-
-    envoy
-        .send(DeltaDiscoveryRequest {
-            type_url: ENDPOINT.to_string(),
-            resource_names_subscribe: strings(&["a", "b"]),
-            initial_resource_versions: had_endpoints,
-            ..Default::default()
-        })
-        .await;
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, ENDPOINT);
-    assert_eq!(
-        delta_names(&response),
-        strings(&["a"]),
-        "unchanged b is not resent"
-    );
-    assert!(response.removed_resources.is_empty());
-    envoy.ack(&response).await;
+    envoy.resume(ENDPOINT).await;
+    envoy.accept(p.sends(ENDPOINT, &["a"], &["a", "b"])).await;
     envoy.quiet("after the resync").await;
 }
 
-#[tokio::test]
-async fn delta_named_subscriptions_for_endpoints_and_routes() {
+async fn a_stream_without_node_cluster_is_rejected(p: Protocol) {
+    let h = Harness::start(&[(GROUP, &Config::base())]).await;
+    let mut envoy = Client::connect(h.address, p, "", "envoy-1").await;
+    envoy.subscribe(CLUSTER, &[]).await;
+    let status = envoy.ended().await.expect("an error status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(
+        status.message().contains("node.cluster"),
+        "{}",
+        status.message()
+    );
+}
+
+async fn a_push_that_changes_nothing_sends_nothing(p: Protocol) {
     let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch(ENDPOINT, &["a"], &["a"]).await;
-    envoy.fetch(ROUTE, &["r1"], &["r1"]).await;
+    let (h, mut envoy) = started(p, &config).await;
 
-    let config = config.with(ENDPOINT, "b", 2);
+    // The same input translated again, and a change in another group only.
     h.set(&[(GROUP, &config)]);
-    envoy.quiet("for an unsubscribed resource").await;
+    h.set(&[(GROUP, &config), (OTHER_GROUP, &Config::base())]);
+    envoy.quiet("for a no-op push").await;
+    assert_eq!(h.type_metric("gantry_xds_pushes_total", "cluster"), 1.0);
+}
 
-    // A name that does not exist yet: nothing now, sent when it appears.
-    envoy.subscribe(ENDPOINT, &["z"]).await;
-    envoy.quiet("for a name that does not exist").await;
-    let config = config.with(ENDPOINT, "z", 1);
-    h.set(&[(GROUP, &config)]);
+async fn a_vanished_group_empties_its_envoys(p: Protocol) {
+    let (h, mut envoy) = started(p, &Config::base()).await;
+
+    h.set(&[]);
+    // Delta: make before break, listeners and routes go before the clusters they
+    // used. SotW: wildcard types are sent empty (which deletes them); named types
+    // cannot be.
+    let expected = p.pick(
+        vec![
+            summary(LISTENER, &[], &["l1"]),
+            summary(ROUTE, &[], &["r1"]),
+            summary(CLUSTER, &[], &["a", "b"]),
+            summary(ENDPOINT, &[], &["a", "b"]),
+        ],
+        vec![summary(LISTENER, &[], &[]), summary(CLUSTER, &[], &[])],
+    );
+    let mut got = Vec::new();
+    for _ in 0..expected.len() {
+        got.push(envoy.next().await.summary());
+    }
+    assert_eq!(got, expected);
+}
+
+async fn shutdown_ends_open_streams_and_returns(p: Protocol) {
+    let mut h = Harness::start(&[(GROUP, &Config::base())]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    h.wait_streams(p, 1.0).await;
+
+    let _ = h.stop.take().unwrap().send(());
+    if let Some(status) = envoy.ended().await {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    }
+    let result = timeout(WAIT, &mut h.server)
+        .await
+        .expect("serve returns after shutdown");
+    result.unwrap().unwrap();
+    h.wait_streams(p, 0.0).await;
+}
+
+async fn push_bytes_and_ack_latency_are_measured(p: Protocol) {
+    let config = Config::base();
+    let (h, mut envoy) = started(p, &config).await;
+    let labels = type_labels("listener");
+    let bytes_before = h.metric("gantry_xds_push_bytes_total", &labels);
+    let acks_before = h.metric("gantry_xds_ack_duration_seconds_count", &labels);
+    assert!(bytes_before > 0.0);
+    assert_eq!(acks_before, 1.0, "the initial listener response was ACKed");
+
+    // One listener changes: the bytes counted are exactly that response's encoding.
+    h.set(&[(GROUP, &config.with(LISTENER, "l1", 2))]);
     let response = envoy.next().await;
-    assert_eq!(delta_names(&response), strings(&["z"]));
+    assert_eq!(response.type_url(), LISTENER);
+    assert_eq!(
+        h.metric("gantry_xds_push_bytes_total", &labels) - bytes_before,
+        response.encoded_len() as f64
+    );
     envoy.ack(&response).await;
-
-    // Unsubscribed names are not sent any more...
-    envoy
-        .send(DeltaDiscoveryRequest {
-            type_url: ENDPOINT.to_string(),
-            resource_names_unsubscribe: strings(&["a"]),
-            ..Default::default()
-        })
+    h.wait_metric("gantry_xds_ack_duration_seconds_count", &labels, 2.0)
         .await;
-    envoy.quiet("after an unsubscription").await;
-    let config = config.with(ENDPOINT, "a", 2);
-    h.set(&[(GROUP, &config)]);
-    envoy.quiet("for an unsubscribed resource").await;
-
-    // ...and a (re)subscription is always answered, even for an unchanged resource.
-    envoy.subscribe(ROUTE, &["r1"]).await;
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, ROUTE);
-    assert_eq!(delta_names(&response), strings(&["r1"]));
-    envoy.ack(&response).await;
-
-    // A subscribed resource that vanishes is removed.
-    h.set(&[(GROUP, &config.without(ENDPOINT, "z"))]);
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, ENDPOINT);
-    assert_eq!(response.removed_resources, strings(&["z"]));
-    envoy.ack(&response).await;
-    envoy.quiet("after the removal").await;
 }
 
-#[tokio::test]
-async fn delta_empty_wildcard_type_is_answered_at_once() {
-    let config = Config::default().with(ENDPOINT, "a", 1);
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let response = envoy.fetch(CLUSTER, &[], &[]).await;
-    assert!(response.removed_resources.is_empty());
-    envoy.quiet("after the empty answer").await;
-    h.set(&[(GROUP, &config.with(CLUSTER, "a", 1))]);
-    let response = envoy.next().await;
-    assert_eq!(delta_names(&response), strings(&["a"]));
-}
-
-// ---------------------------------------------------------------------------
-// Both flavours: groups, fan-out, no-op pushes, lifecycle
-// ---------------------------------------------------------------------------
+for_both_protocols!(
+    a_reconnecting_client_gets_what_changed_while_it_was_away,
+    a_stream_without_node_cluster_is_rejected,
+    a_push_that_changes_nothing_sends_nothing,
+    a_vanished_group_empties_its_envoys,
+    shutdown_ends_open_streams_and_returns,
+    push_bytes_and_ack_latency_are_measured,
+);
 
 #[tokio::test]
-async fn clients_of_a_group_all_get_updates_and_other_groups_nothing() {
+async fn clients_of_a_group_all_get_updates_whatever_their_protocol_and_other_groups_nothing() {
     let config = Config::base();
     let other = Config::default()
         .with(CLUSTER, "x", 1)
         .with(LISTENER, "lx", 1);
     let h = Harness::start(&[(GROUP, &config), (OTHER_GROUP, &other)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
-    let mut stranger = DeltaClient::connect(h.address, OTHER_GROUP, "envoy-3").await;
+    let mut delta = Client::connect(h.address, Protocol::Delta, GROUP, "envoy-1").await;
+    let mut sotw = Client::connect(h.address, Protocol::Sotw, GROUP, "envoy-2").await;
+    let mut stranger = Client::connect(h.address, Protocol::Delta, OTHER_GROUP, "envoy-3").await;
     delta.fetch_all().await;
     sotw.fetch_all().await;
     stranger.fetch(CLUSTER, &[], &["x"]).await;
     stranger.fetch(LISTENER, &[], &["lx"]).await;
 
     h.set(&[
-        (GROUP, &config.clone().with(LISTENER, "l1", 2)),
+        (GROUP, &config.with(LISTENER, "l1", 2)),
         (OTHER_GROUP, &other),
     ]);
-    let response = delta.next().await;
-    assert_eq!(
-        (response.type_url.as_str(), delta_names(&response)),
-        (LISTENER, strings(&["l1"]))
-    );
-    let response = sotw.next().await;
-    assert_eq!(
-        (response.type_url.as_str(), sotw_names(&response)),
-        (LISTENER, strings(&["l1"]))
-    );
+    for envoy in [&mut delta, &mut sotw] {
+        envoy.expect(summary(LISTENER, &["l1"], &[])).await;
+    }
     stranger.quiet("for another group's change").await;
-    let labels = format!("gateway=\"{GROUP}\",type_url=\"listener\"");
     assert_eq!(
-        h.metric("gantry_xds_pushes_total", &labels),
+        h.type_metric("gantry_xds_pushes_total", "listener"),
         4.0,
         "2 initial + 2 updates"
     );
 }
 
 #[tokio::test]
-async fn a_push_that_changes_nothing_sends_nothing() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
-    delta.fetch_all().await;
-    sotw.fetch_all().await;
-
-    // The same input translated again, and a change in another group only.
-    h.set(&[(GROUP, &config)]);
-    h.set(&[(GROUP, &config), (OTHER_GROUP, &Config::base())]);
-    delta.quiet("for a no-op push").await;
-    sotw.quiet("for a no-op push").await;
-    assert_eq!(h.type_metric("gantry_xds_pushes_total", "cluster"), 2.0);
-}
-
-#[tokio::test]
-async fn a_vanished_group_empties_its_envoys() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
-    delta.fetch_all().await;
-    sotw.fetch_all().await;
-
-    h.set(&[]);
-    let mut removed = Vec::new();
-    for _ in 0..4 {
-        let response = delta.next().await;
-        assert!(response.resources.is_empty());
-        removed.push((
-            response.type_url.clone(),
-            response.removed_resources.clone(),
-        ));
-    }
-    // Make before break: listeners and routes go before the clusters they used.
-    let expected = vec![
-        (LISTENER.to_string(), strings(&["l1"])),
-        (ROUTE.to_string(), strings(&["r1"])),
-        (CLUSTER.to_string(), strings(&["a", "b"])),
-        (ENDPOINT.to_string(), strings(&["a", "b"])),
-    ];
-    assert_eq!(removed, expected);
-    // SotW: wildcard types are sent empty (which deletes them); named types cannot be.
-    let listeners = sotw.next().await;
-    assert_eq!(
-        (listeners.type_url.as_str(), listeners.resources.len()),
-        (LISTENER, 0)
-    );
-    let clusters = sotw.next().await;
-    assert_eq!(
-        (clusters.type_url.as_str(), clusters.resources.len()),
-        (CLUSTER, 0)
-    );
-}
-
-#[tokio::test]
-async fn connected_streams_gauge_follows_streams() {
+async fn connected_streams_gauge_follows_streams_of_each_protocol() {
     let h = Harness::start(&[(GROUP, &Config::base())]).await;
-    let mut first = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut first = Client::connect(h.address, Protocol::Delta, GROUP, "envoy-1").await;
     first.fetch(CLUSTER, &[], &["a", "b"]).await;
-    let mut second = DeltaClient::connect(h.address, GROUP, "envoy-2").await;
+    let mut second = Client::connect(h.address, Protocol::Delta, GROUP, "envoy-2").await;
     second.fetch(CLUSTER, &[], &["a", "b"]).await;
-    let mut third = SotwClient::connect(h.address, GROUP, "envoy-3").await;
+    let mut third = Client::connect(h.address, Protocol::Sotw, GROUP, "envoy-3").await;
     third.fetch(CLUSTER, &[], &["a", "b"]).await;
-    h.wait_streams("delta", 2.0).await;
-    h.wait_streams("sotw", 1.0).await;
+    h.wait_streams(Protocol::Delta, 2.0).await;
+    h.wait_streams(Protocol::Sotw, 1.0).await;
     drop(first);
-    h.wait_streams("delta", 1.0).await;
+    h.wait_streams(Protocol::Delta, 1.0).await;
     drop(third);
-    h.wait_streams("sotw", 0.0).await;
+    h.wait_streams(Protocol::Sotw, 0.0).await;
     drop(second);
-    h.wait_streams("delta", 0.0).await;
-}
-
-#[tokio::test]
-async fn shutdown_ends_open_streams_and_returns() {
-    let mut h = Harness::start(&[(GROUP, &Config::base())]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
-    h.wait_streams("delta", 1.0).await;
-
-    let _ = h.stop.take().unwrap().send(());
-    match timeout(WAIT, envoy.responses.message()).await {
-        Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable),
-        Ok(Ok(None)) => {}
-        other => panic!("expected the stream to end, got {other:?}"),
-    }
-    let result = timeout(WAIT, &mut h.server)
-        .await
-        .expect("serve returns after shutdown");
-    result.unwrap().unwrap();
-    h.wait_streams("delta", 0.0).await;
+    h.wait_streams(Protocol::Delta, 0.0).await;
 }
 
 // ---------------------------------------------------------------------------
 // Cluster warming: an updated EDS cluster needs its endpoints again
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn delta_updated_cluster_gets_its_unchanged_endpoints_again() {
+async fn an_updated_cluster_gets_its_unchanged_endpoints_again(p: Protocol) {
     let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
 
     let config = config.with(CLUSTER, "a", 2);
     h.set(&[(GROUP, &config)]);
-    let clusters = envoy.next().await;
-    assert_eq!(
-        (clusters.type_url.as_str(), delta_names(&clusters)),
-        (CLUSTER, strings(&["a"]))
-    );
+    let clusters = envoy.expect(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
     let endpoints = envoy.next().await;
     assert_eq!(
-        (endpoints.type_url.as_str(), delta_names(&endpoints)),
-        (ENDPOINT, strings(&["a"])),
+        endpoints.summary(),
+        p.sends(ENDPOINT, &["a"], &["a", "b"]),
         "the warming cluster a needs its (unchanged) endpoints"
     );
     assert_eq!(
-        endpoints.resources[0].version,
-        h.version(GROUP, ENDPOINT, "a")
+        endpoints.resource_version("a"),
+        p.pick(Some(h.version(GROUP, ENDPOINT, "a")), None)
     );
     envoy.ack(&clusters).await;
     envoy.ack(&endpoints).await;
     envoy.quiet("after the ACKs").await;
 
     // Endpoints alone change: no cluster is resent.
-    h.set(&[(GROUP, &config.clone().with(ENDPOINT, "b", 2))]);
-    let endpoints = envoy.next().await;
-    assert_eq!(
-        (endpoints.type_url.as_str(), delta_names(&endpoints)),
-        (ENDPOINT, strings(&["b"]))
-    );
-    envoy.ack(&endpoints).await;
+    h.set(&[(GROUP, &config.with(ENDPOINT, "b", 2))]);
+    envoy.accept(p.sends(ENDPOINT, &["b"], &["a", "b"])).await;
     envoy.quiet("after the endpoint update").await;
 }
 
-#[tokio::test]
-async fn delta_reconnect_resends_endpoints_of_changed_clusters() {
+async fn a_reconnecting_client_gets_the_endpoints_of_changed_clusters_again(p: Protocol) {
     let config = Config::base().with_eds_clusters();
     let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let clusters = envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
-    let endpoints = envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
-    let had = |response: &DeltaDiscoveryResponse| -> HashMap<String, String> {
-        response
-            .resources
-            .iter()
-            .map(|r| (r.name.clone(), r.version.clone()))
-            .collect()
-    };
-    let (had_clusters, had_endpoints) = (had(&clusters), had(&endpoints));
-    drop(envoy);
-    h.wait_streams("delta", 0.0).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
+    envoy.disconnect(&h).await;
 
     h.set(&[(GROUP, &config.with(CLUSTER, "a", 2))]);
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy
-        .send(DeltaDiscoveryRequest {
-            type_url: CLUSTER.to_string(),
-            initial_resource_versions: had_clusters,
-            ..Default::default()
-        })
-        .await;
+    envoy.reconnect().await;
+    envoy.resume(CLUSTER).await;
+    envoy.accept(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
+    envoy.resume(ENDPOINT).await;
     let response = envoy.next().await;
-    assert_eq!(delta_names(&response), strings(&["a"]));
-    envoy
-        .send(DeltaDiscoveryRequest {
-            type_url: ENDPOINT.to_string(),
-            resource_names_subscribe: strings(&["a", "b"]),
-            initial_resource_versions: had_endpoints,
-            ..Default::default()
-        })
-        .await;
-    let response = envoy.next().await;
-    assert_eq!(response.type_url, ENDPOINT);
     assert_eq!(
-        delta_names(&response),
-        strings(&["a"]),
-        "a warms again; unchanged b does not"
+        response.summary(),
+        p.sends(ENDPOINT, &["a"], &["a", "b"]),
+        "a warms again; (Delta) unchanged b does not"
     );
 }
 
-#[tokio::test]
-async fn sotw_updated_cluster_gets_its_unchanged_endpoints_again() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
-
-    h.set(&[(GROUP, &config.clone().with(CLUSTER, "a", 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(clusters.type_url, CLUSTER);
-    let endpoints = envoy.next().await;
-    assert_eq!(
-        endpoints.type_url, ENDPOINT,
-        "the warming cluster a needs its endpoints"
-    );
-    assert_eq!(sotw_names(&endpoints), strings(&["a", "b"]));
-    envoy.ack(&clusters, &[]).await;
-    envoy.ack(&endpoints, &["a", "b"]).await;
-    envoy.quiet("after the ACKs").await;
-
-    // What Envoy also does: ask again with the already ACKed nonce. It is answered
-    // (not an ACK to count twice) and the answer is ACKed like any other.
-    envoy.ack(&endpoints, &["a", "b"]).await;
-    let again = envoy.next().await;
-    assert_eq!(
-        (again.type_url.as_str(), sotw_names(&again)),
-        (ENDPOINT, strings(&["a", "b"]))
-    );
-    assert_ne!(again.nonce, endpoints.nonce);
-    envoy.ack(&again, &["a", "b"]).await;
-    envoy.quiet("after the ACK of the re-request").await;
-    assert_eq!(h.type_metric("gantry_xds_acks_total", "endpoint"), 3.0);
-}
+for_both_protocols!(
+    an_updated_cluster_gets_its_unchanged_endpoints_again,
+    a_reconnecting_client_gets_the_endpoints_of_changed_clusters_again,
+);
 
 // ---------------------------------------------------------------------------
 // Make before break: clusters and endpoints first, listeners and routes once Envoy
-// has the endpoints of the new clusters, removals last
+// has the endpoints of the new clusters, removals last. Unless a test sets a short
+// warming wait, listeners and routes would wait longer than any test runs: what
+// arrives did not wait it out.
 // ---------------------------------------------------------------------------
-
-/// Bound for what must come at once: well under gantry's 5 s warming wait, after
-/// which held listeners and routes go anyway.
-const AT_ONCE: Duration = Duration::from_secs(1);
-
-/// The next message, which must come within `bound`.
-async fn next_within<T: std::fmt::Debug>(
-    responses: &mut Streaming<T>,
-    bound: Duration,
-    what: &str,
-) -> T {
-    match timeout(bound, responses.message()).await {
-        Ok(Ok(Some(message))) => message,
-        Ok(other) => panic!("the stream ended waiting for {what}: {other:?}"),
-        Err(_) => panic!("no {what} within {bound:?}"),
-    }
-}
-
-/// (type, resource names, removed names) of a Delta response.
-fn delta_summary(response: &DeltaDiscoveryResponse) -> (String, Vec<String>, Vec<String>) {
-    (
-        response.type_url.clone(),
-        delta_names(response),
-        response.removed_resources.clone(),
-    )
-}
-
-fn delta_expect(
-    type_url: &str,
-    names: &[&str],
-    removed: &[&str],
-) -> (String, Vec<String>, Vec<String>) {
-    (type_url.to_string(), strings(names), strings(removed))
-}
-
-/// (type, resource names) of a SotW response.
-fn sotw_summary(response: &DiscoveryResponse) -> (String, Vec<String>) {
-    (response.type_url.clone(), sotw_names(response))
-}
-
-fn sotw_expect(type_url: &str, names: &[&str]) -> (String, Vec<String>) {
-    (type_url.to_string(), strings(names))
-}
-
-/// The virtual host name of the one route in a response: tells generations apart.
-fn route_generation_delta(response: &DeltaDiscoveryResponse) -> String {
-    let any = response.resources[0].resource.as_ref().unwrap();
-    RouteConfiguration::decode(any.value.as_slice())
-        .unwrap()
-        .virtual_hosts[0]
-        .name
-        .clone()
-}
-
-fn route_generation_sotw(response: &DiscoveryResponse) -> String {
-    RouteConfiguration::decode(response.resources[0].value.as_slice())
-        .unwrap()
-        .virtual_hosts[0]
-        .name
-        .clone()
-}
-
-impl SotwClient {
-    /// Like `fetch_all`, returning the endpoints response (SotW requests must carry
-    /// its nonce).
-    async fn fetch_all_keep_endpoints(&mut self) -> DiscoveryResponse {
-        self.fetch(CLUSTER, &[], &["a", "b"]).await;
-        let endpoints = self.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
-        self.fetch(LISTENER, &[], &["l1"]).await;
-        self.fetch(ROUTE, &["r1"], &["r1"]).await;
-        self.quiet("after the initial fetch was ACKed").await;
-        endpoints
-    }
-
-    /// Asks for endpoints `names`, as Envoy does when its clusters change.
-    async fn ask_endpoints(&mut self, last: &DiscoveryResponse, names: &[&str]) {
-        self.send(DiscoveryRequest {
-            version_info: last.version_info.clone(),
-            type_url: ENDPOINT.to_string(),
-            resource_names: strings(names),
-            response_nonce: last.nonce.clone(),
-            ..Default::default()
-        })
-        .await;
-    }
-}
 
 /// The live move of a route from cluster b to a new cluster c.
 fn route_move(config: &Config) -> Config {
@@ -1469,194 +1393,6 @@ fn route_move(config: &Config) -> Config {
         .with(ROUTE, "r1", 2)
 }
 
-#[tokio::test]
-async fn delta_route_move_waits_for_the_new_cluster_endpoints_and_removes_last() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
-
-    h.set(&[(GROUP, &route_move(&config))]);
-    let clusters = envoy.next().await;
-    assert_eq!(
-        delta_summary(&clusters),
-        delta_expect(CLUSTER, &["c"], &[]),
-        "the new cluster first; b stays while routes may still use it"
-    );
-    envoy.ack(&clusters).await;
-    envoy
-        .quiet("before Envoy asks for c's endpoints: c is still warming")
-        .await;
-
-    envoy.subscribe(ENDPOINT, &["c"]).await;
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        let response = envoy.next().await;
-        envoy.ack(&response).await;
-        got.push(delta_summary(&response));
-    }
-    assert_eq!(
-        got,
-        vec![
-            delta_expect(ENDPOINT, &["c"], &[]),
-            delta_expect(LISTENER, &["l1"], &[]),
-            delta_expect(ROUTE, &["r1"], &[]),
-            delta_expect(CLUSTER, &[], &["b"]),
-            delta_expect(ENDPOINT, &[], &["b"]),
-        ]
-    );
-    envoy.quiet("after the move").await;
-}
-
-#[tokio::test]
-async fn sotw_route_move_waits_for_the_new_cluster_endpoints_and_removes_last() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    let endpoints = envoy.fetch_all_keep_endpoints().await;
-
-    h.set(&[(GROUP, &route_move(&config))]);
-    let clusters = envoy.next().await;
-    assert_eq!(
-        sotw_summary(&clusters),
-        sotw_expect(CLUSTER, &["a", "b", "c"]),
-        "the new cluster first; b stays while routes may still use it"
-    );
-    envoy.ack(&clusters, &[]).await;
-    envoy
-        .quiet("before Envoy asks for c's endpoints: c is still warming")
-        .await;
-
-    envoy.ask_endpoints(&endpoints, &["a", "b", "c"]).await;
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        got.push(sotw_summary(&envoy.next().await));
-    }
-    assert_eq!(
-        got,
-        vec![
-            sotw_expect(ENDPOINT, &["a", "b", "c"]),
-            sotw_expect(LISTENER, &["l1"]),
-            sotw_expect(ROUTE, &["r1"]),
-            sotw_expect(CLUSTER, &["a", "c"]),
-            sotw_expect(ENDPOINT, &["a", "c"]),
-        ]
-    );
-}
-
-#[tokio::test]
-async fn removed_cluster_goes_after_the_routes_that_used_it() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
-    delta.fetch_all().await;
-    sotw.fetch_all().await;
-
-    // The route leaves b, which goes away: nothing new to warm, so no wait.
-    let config = config
-        .without(CLUSTER, "b")
-        .without(ENDPOINT, "b")
-        .with(ROUTE, "r1", 2);
-    h.set(&[(GROUP, &config)]);
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.push(delta_summary(
-            &next_within(&mut delta.responses, AT_ONCE, "the delta update").await,
-        ));
-    }
-    assert_eq!(
-        got,
-        vec![
-            delta_expect(ROUTE, &["r1"], &[]),
-            delta_expect(CLUSTER, &[], &["b"]),
-            delta_expect(ENDPOINT, &[], &["b"]),
-        ]
-    );
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.push(sotw_summary(
-            &next_within(&mut sotw.responses, AT_ONCE, "the sotw update").await,
-        ));
-    }
-    assert_eq!(
-        got,
-        vec![
-            sotw_expect(ROUTE, &["r1"]),
-            sotw_expect(CLUSTER, &["a"]),
-            sotw_expect(ENDPOINT, &["a"]),
-        ]
-    );
-}
-
-#[tokio::test]
-async fn routes_go_at_once_when_no_new_cluster_must_warm() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    let mut sotw = SotwClient::connect(h.address, GROUP, "envoy-2").await;
-    delta.fetch_all().await;
-    sotw.fetch_all().await;
-
-    // Only a route changes.
-    let config = config.with(ROUTE, "r1", 2);
-    h.set(&[(GROUP, &config)]);
-    let response = next_within(&mut delta.responses, AT_ONCE, "the route").await;
-    assert_eq!(delta_summary(&response), delta_expect(ROUTE, &["r1"], &[]));
-    delta.ack(&response).await;
-    let response = next_within(&mut sotw.responses, AT_ONCE, "the route").await;
-    assert_eq!(sotw_summary(&response), sotw_expect(ROUTE, &["r1"]));
-    sotw.ack(&response, &["r1"]).await;
-
-    // An updated cluster Envoy already reads endpoints for: they go with it, and the
-    // route right after.
-    let config = config.with(CLUSTER, "a", 2).with(ROUTE, "r1", 3);
-    h.set(&[(GROUP, &config)]);
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let response = next_within(&mut delta.responses, AT_ONCE, "the update").await;
-        delta.ack(&response).await;
-        got.push(delta_summary(&response));
-    }
-    assert_eq!(
-        got,
-        vec![
-            delta_expect(CLUSTER, &["a"], &[]),
-            delta_expect(ENDPOINT, &["a"], &[]),
-            delta_expect(ROUTE, &["r1"], &[]),
-        ]
-    );
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        got.push(sotw_summary(
-            &next_within(&mut sotw.responses, AT_ONCE, "the update").await,
-        ));
-    }
-    assert_eq!(
-        got,
-        vec![
-            sotw_expect(CLUSTER, &["a", "b"]),
-            sotw_expect(ENDPOINT, &["a", "b"]),
-            sotw_expect(ROUTE, &["r1"]),
-        ]
-    );
-
-    // A new cluster without endpoints in the snapshot: there is nothing to wait for.
-    let config = config.with(CLUSTER, "c", 1).with(ROUTE, "r1", 4);
-    h.set(&[(GROUP, &config)]);
-    let clusters = next_within(&mut delta.responses, AT_ONCE, "the cluster").await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    let route = next_within(&mut delta.responses, AT_ONCE, "the route").await;
-    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
-    let clusters = next_within(&mut sotw.responses, AT_ONCE, "the cluster").await;
-    assert_eq!(
-        sotw_summary(&clusters),
-        sotw_expect(CLUSTER, &["a", "b", "c"])
-    );
-    let route = next_within(&mut sotw.responses, AT_ONCE, "the route").await;
-    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
-}
-
 /// A new cluster with endpoints and a route changed to use it.
 fn new_cluster_for_route(config: &Config, route_generation: u32) -> Config {
     config
@@ -1666,64 +1402,144 @@ fn new_cluster_for_route(config: &Config, route_generation: u32) -> Config {
         .with(ROUTE, "r1", route_generation)
 }
 
-#[tokio::test]
-async fn delta_routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], Duration::from_secs(1)).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
-
-    let start = std::time::Instant::now();
-    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    envoy.ack(&clusters).await;
-    envoy.quiet("while c warms").await;
-    let route = envoy.next().await;
-    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
-    assert!(
-        start.elapsed() >= Duration::from_millis(900),
-        "the route went after {:?}, before the warming wait",
-        start.elapsed()
-    );
+/// Delta sends the new cluster c; SotW all clusters, c among them.
+fn new_cluster_c(p: Protocol) -> Summary {
+    p.sends(CLUSTER, &["c"], &["a", "b", "c"])
 }
 
-#[tokio::test]
-async fn sotw_routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for() {
+async fn a_route_move_waits_for_the_new_cluster_endpoints_and_removes_last(p: Protocol) {
     let config = Config::base().with_eds_clusters();
-    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], Duration::from_secs(1)).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
 
-    let start = std::time::Instant::now();
-    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    h.set(&[(GROUP, &route_move(&config))]);
     let clusters = envoy.next().await;
     assert_eq!(
-        sotw_summary(&clusters),
-        sotw_expect(CLUSTER, &["a", "b", "c"])
+        clusters.summary(),
+        new_cluster_c(p),
+        "the new cluster first; b stays while routes may still use it"
     );
-    envoy.ack(&clusters, &[]).await;
+    envoy.ack(&clusters).await;
+    envoy
+        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .await;
+
+    envoy.subscribe(ENDPOINT, &["c"]).await;
+    assert_eq!(
+        next_acked(&mut envoy, 5).await,
+        p.pick(
+            vec![
+                summary(ENDPOINT, &["c"], &[]),
+                summary(LISTENER, &["l1"], &[]),
+                summary(ROUTE, &["r1"], &[]),
+                summary(CLUSTER, &[], &["b"]),
+                summary(ENDPOINT, &[], &["b"]),
+            ],
+            vec![
+                summary(ENDPOINT, &["a", "b", "c"], &[]),
+                summary(LISTENER, &["l1"], &[]),
+                summary(ROUTE, &["r1"], &[]),
+                summary(CLUSTER, &["a", "c"], &[]),
+                summary(ENDPOINT, &["a", "c"], &[]),
+            ]
+        )
+    );
+    envoy.quiet("after the move").await;
+}
+
+async fn a_removed_cluster_goes_after_the_routes_that_used_it(p: Protocol) {
+    let config = Config::base().with_eds_clusters();
+    let (h, mut envoy) = started(p, &config).await;
+
+    // The route leaves b, which goes away: nothing new to warm, so nothing waits.
+    let config = config
+        .without(CLUSTER, "b")
+        .without(ENDPOINT, "b")
+        .with(ROUTE, "r1", 2);
+    h.set(&[(GROUP, &config)]);
+    assert_eq!(
+        next_acked(&mut envoy, 3).await,
+        p.pick(
+            vec![
+                summary(ROUTE, &["r1"], &[]),
+                summary(CLUSTER, &[], &["b"]),
+                summary(ENDPOINT, &[], &["b"]),
+            ],
+            vec![
+                summary(ROUTE, &["r1"], &[]),
+                summary(CLUSTER, &["a"], &[]),
+                summary(ENDPOINT, &["a"], &[]),
+            ]
+        )
+    );
+}
+
+async fn routes_go_at_once_when_no_new_cluster_must_warm(p: Protocol) {
+    let config = Config::base().with_eds_clusters();
+    let (h, mut envoy) = started(p, &config).await;
+
+    // Only a route changes.
+    let config = config.with(ROUTE, "r1", 2);
+    h.set(&[(GROUP, &config)]);
+    assert_eq!(
+        next_acked(&mut envoy, 1).await,
+        [summary(ROUTE, &["r1"], &[])]
+    );
+
+    // An updated cluster Envoy already reads endpoints for: they go with it, and the
+    // route right after.
+    let config = config.with(CLUSTER, "a", 2).with(ROUTE, "r1", 3);
+    h.set(&[(GROUP, &config)]);
+    assert_eq!(
+        next_acked(&mut envoy, 3).await,
+        p.pick(
+            vec![
+                summary(CLUSTER, &["a"], &[]),
+                summary(ENDPOINT, &["a"], &[]),
+                summary(ROUTE, &["r1"], &[]),
+            ],
+            vec![
+                summary(CLUSTER, &["a", "b"], &[]),
+                summary(ENDPOINT, &["a", "b"], &[]),
+                summary(ROUTE, &["r1"], &[]),
+            ]
+        )
+    );
+
+    // A new cluster without endpoints in the snapshot: there is nothing to wait for.
+    h.set(&[(GROUP, &config.with(CLUSTER, "c", 1).with(ROUTE, "r1", 4))]);
+    assert_eq!(
+        next_acked(&mut envoy, 2).await,
+        [new_cluster_c(p), summary(ROUTE, &["r1"], &[])]
+    );
+}
+
+async fn routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for(p: Protocol) {
+    let config = Config::base().with_eds_clusters();
+    let wait = Duration::from_secs(1);
+    let h = Harness::start_with_warming_wait(&[(GROUP, &config)], wait).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch_all().await;
+
+    let start = Instant::now();
+    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
+    envoy.accept(new_cluster_c(p)).await;
     envoy.quiet("while c warms").await;
-    let route = envoy.next().await;
-    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
+    envoy.expect(summary(ROUTE, &["r1"], &[])).await;
+    // Time is the behaviour here: not before the wait is over (and, by `next`,
+    // within a generous bound after).
     assert!(
-        start.elapsed() >= Duration::from_millis(900),
+        start.elapsed() >= wait - Duration::from_millis(100),
         "the route went after {:?}, before the warming wait",
         start.elapsed()
     );
 }
 
-#[tokio::test]
-async fn delta_change_during_a_wait_keeps_waiting_for_the_warming_cluster() {
+async fn a_change_during_a_wait_keeps_waiting_for_the_warming_cluster(p: Protocol) {
     let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
 
     h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    envoy.ack(&clusters).await;
+    envoy.accept(new_cluster_c(p)).await;
     // The route changes again before Envoy asked for c's endpoints: no new cluster
     // is sent, but c is still warming.
     h.set(&[(GROUP, &new_cluster_for_route(&config, 3))]);
@@ -1732,57 +1548,19 @@ async fn delta_change_during_a_wait_keeps_waiting_for_the_warming_cluster() {
         .await;
 
     envoy.subscribe(ENDPOINT, &["c"]).await;
-    let endpoints = envoy.next().await;
-    assert_eq!(
-        delta_summary(&endpoints),
-        delta_expect(ENDPOINT, &["c"], &[])
-    );
-    let route = envoy.next().await;
-    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
-    assert_eq!(route_generation_delta(&route), "vh-3", "the latest route");
-}
-
-#[tokio::test]
-async fn sotw_change_during_a_wait_keeps_waiting_for_the_warming_cluster() {
-    let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = SotwClient::connect(h.address, GROUP, "envoy-1").await;
-    let endpoints = envoy.fetch_all_keep_endpoints().await;
-
-    h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(
-        sotw_summary(&clusters),
-        sotw_expect(CLUSTER, &["a", "b", "c"])
-    );
-    envoy.ack(&clusters, &[]).await;
-    h.set(&[(GROUP, &new_cluster_for_route(&config, 3))]);
     envoy
-        .quiet("before Envoy asks for c's endpoints: c is still warming")
+        .expect(p.sends(ENDPOINT, &["c"], &["a", "b", "c"]))
         .await;
-
-    envoy.ask_endpoints(&endpoints, &["a", "b", "c"]).await;
-    let endpoints = envoy.next().await;
-    assert_eq!(
-        sotw_summary(&endpoints),
-        sotw_expect(ENDPOINT, &["a", "b", "c"])
-    );
-    let route = envoy.next().await;
-    assert_eq!(sotw_summary(&route), sotw_expect(ROUTE, &["r1"]));
-    assert_eq!(route_generation_sotw(&route), "vh-3", "the latest route");
+    let route = envoy.expect(summary(ROUTE, &["r1"], &[])).await;
+    assert_eq!(route.route_generation(), "vh-3", "the latest route");
 }
 
-#[tokio::test]
-async fn delta_change_during_a_wait_stops_waiting_for_a_cluster_it_drops() {
+async fn a_change_during_a_wait_stops_waiting_for_a_cluster_it_drops(p: Protocol) {
     let config = Config::base().with_eds_clusters();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    envoy.fetch_all().await;
+    let (h, mut envoy) = started(p, &config).await;
 
     h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    envoy.ack(&clusters).await;
+    envoy.accept(new_cluster_c(p)).await;
     // Before c warmed, the route moves on to d: c was never used by a route Envoy
     // has, so it goes at once; the wait is for d now.
     let config = config
@@ -1790,126 +1568,97 @@ async fn delta_change_during_a_wait_stops_waiting_for_a_cluster_it_drops() {
         .with(ENDPOINT, "d", 1)
         .with(ROUTE, "r1", 3);
     h.set(&[(GROUP, &config)]);
-    let clusters = envoy.next().await;
-    assert_eq!(
-        delta_summary(&clusters),
-        delta_expect(CLUSTER, &["d"], &["c"])
-    );
-    envoy.ack(&clusters).await;
+    envoy
+        .accept(p.pick(
+            summary(CLUSTER, &["d"], &["c"]),
+            summary(CLUSTER, &["a", "b", "d"], &[]),
+        ))
+        .await;
     envoy.quiet("before Envoy asks for d's endpoints").await;
 
     envoy.subscribe(ENDPOINT, &["d"]).await;
-    let endpoints = next_within(&mut envoy.responses, AT_ONCE, "d's endpoints").await;
-    assert_eq!(
-        delta_summary(&endpoints),
-        delta_expect(ENDPOINT, &["d"], &[])
-    );
-    let route = next_within(&mut envoy.responses, AT_ONCE, "the route").await;
-    assert_eq!(delta_summary(&route), delta_expect(ROUTE, &["r1"], &[]));
-    assert_eq!(route_generation_delta(&route), "vh-3");
+    envoy
+        .expect(p.sends(ENDPOINT, &["d"], &["a", "b", "d"]))
+        .await;
+    let route = envoy.expect(summary(ROUTE, &["r1"], &[])).await;
+    assert_eq!(route.route_generation(), "vh-3");
 }
 
-#[tokio::test]
-async fn delta_changes_during_a_wait_do_not_extend_it() {
+async fn changes_during_a_wait_do_not_extend_it(p: Protocol) {
     let config = Config::base().with_eds_clusters();
     let wait = Duration::from_secs(1);
     let h = Harness::start_with_warming_wait(&[(GROUP, &config)], wait).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
     envoy.fetch_all().await;
 
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let config = new_cluster_for_route(&config, 2);
     h.set(&[(GROUP, &config)]);
-    let clusters = envoy.next().await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    envoy.ack(&clusters).await;
+    envoy.accept(new_cluster_c(p)).await;
 
     // Envoy never asks for c's endpoints, and a's endpoints keep changing (pods
     // come and go) faster than the warming wait: the route still goes at its end.
+    let a_changed = p.sends(ENDPOINT, &["a"], &["a", "b"]);
     let mut generation = 1;
-    let arrived = loop {
+    let arrived = 'changes: loop {
         assert!(
-            start.elapsed() < 4 * wait,
+            start.elapsed() < WAIT,
             "the route never went: every change extended the wait"
         );
         generation += 1;
         h.set(&[(GROUP, &config.clone().with(ENDPOINT, "a", generation))]);
-        let tick = tokio::time::Instant::now() + Duration::from_millis(200);
-        let mut arrived = None;
-        while let Ok(message) = tokio::time::timeout_at(tick, envoy.responses.message()).await {
-            let response = message.expect("stream ok").expect("stream open");
-            if response.type_url == ROUTE {
-                arrived = Some(start.elapsed());
-                break;
+        let tick = Instant::now() + Duration::from_millis(200);
+        while let Some(response) = envoy
+            .next_within(tick.saturating_duration_since(Instant::now()))
+            .await
+        {
+            if response.type_url() == ROUTE {
+                break 'changes start.elapsed();
             }
-            assert_eq!(
-                delta_summary(&response),
-                delta_expect(ENDPOINT, &["a"], &[])
-            );
+            assert_eq!(response.summary(), a_changed);
             envoy.ack(&response).await;
         }
-        if let Some(arrived) = arrived {
-            break arrived;
-        }
     };
+    // Time is the behaviour here: not before the wait is over.
     assert!(
         arrived >= wait - Duration::from_millis(100),
         "the route went after {arrived:?}, before c's endpoints were asked for"
     );
 }
 
-#[tokio::test]
-async fn delta_first_listener_request_during_a_wait_is_answered_when_it_ends() {
+async fn a_first_listener_request_during_a_wait_is_answered_when_it_ends(p: Protocol) {
     // Envoy is still starting: it has clusters and endpoints, and asks for listeners
     // only after a change brought a new cluster. There are no listeners (yet).
     let config = Config::base().without(LISTENER, "l1").with_eds_clusters();
     let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut envoy = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
     envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
     envoy.fetch(ENDPOINT, &["a", "b"], &["a", "b"]).await;
 
     h.set(&[(GROUP, &new_cluster_for_route(&config, 2))]);
-    let clusters = envoy.next().await;
-    assert_eq!(delta_summary(&clusters), delta_expect(CLUSTER, &["c"], &[]));
-    envoy.ack(&clusters).await;
+    envoy.accept(new_cluster_c(p)).await;
     envoy.subscribe(LISTENER, &[]).await;
     envoy.quiet("for listeners while c warms").await;
 
     envoy.subscribe(ENDPOINT, &["c"]).await;
-    let endpoints = envoy.next().await;
+    envoy
+        .expect(p.sends(ENDPOINT, &["c"], &["a", "b", "c"]))
+        .await;
+    let listeners = envoy.next().await;
     assert_eq!(
-        delta_summary(&endpoints),
-        delta_expect(ENDPOINT, &["c"], &[])
-    );
-    let listeners = next_within(&mut envoy.responses, AT_ONCE, "the listener answer").await;
-    assert_eq!(
-        delta_summary(&listeners),
-        delta_expect(LISTENER, &[], &[]),
+        listeners.summary(),
+        summary(LISTENER, &[], &[]),
         "the first wildcard request is answered, if only with nothing"
     );
 }
 
-#[tokio::test]
-async fn push_bytes_and_ack_latency_are_measured() {
-    let config = Config::base();
-    let h = Harness::start(&[(GROUP, &config)]).await;
-    let mut delta = DeltaClient::connect(h.address, GROUP, "envoy-1").await;
-    delta.fetch_all().await;
-    let labels = format!("gateway=\"{GROUP}\",type_url=\"listener\"");
-    let bytes_before = h.metric("gantry_xds_push_bytes_total", &labels);
-    let acks_before = h.metric("gantry_xds_ack_duration_seconds_count", &labels);
-    assert!(bytes_before > 0.0);
-    assert_eq!(acks_before, 1.0, "the initial listener response was ACKed");
-
-    // One listener changes: the bytes counted are exactly that response's encoding.
-    h.set(&[(GROUP, &config.clone().with(LISTENER, "l1", 2))]);
-    let response = delta.next().await;
-    assert_eq!(response.type_url, LISTENER);
-    assert_eq!(
-        h.metric("gantry_xds_push_bytes_total", &labels) - bytes_before,
-        response.encoded_len() as f64
-    );
-    delta.ack(&response).await;
-    h.wait_metric("gantry_xds_ack_duration_seconds_count", &labels, 2.0)
-        .await;
-}
+for_both_protocols!(
+    a_route_move_waits_for_the_new_cluster_endpoints_and_removes_last,
+    a_removed_cluster_goes_after_the_routes_that_used_it,
+    routes_go_at_once_when_no_new_cluster_must_warm,
+    routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for,
+    a_change_during_a_wait_keeps_waiting_for_the_warming_cluster,
+    a_change_during_a_wait_stops_waiting_for_a_cluster_it_drops,
+    changes_during_a_wait_do_not_extend_it,
+    a_first_listener_request_during_a_wait_is_answered_when_it_ends,
+);

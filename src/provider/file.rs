@@ -610,14 +610,8 @@ spec:
         assert_eq!(names(&rx.borrow_and_update()), ["Gateway/eg"]);
 
         // Create.
-        let started = Instant::now();
         std::fs::write(dir.path().join("svc.yaml"), SERVICE).unwrap();
         wait_for(&mut rx, "new service", |r| r.services.len() == 1).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            started.elapsed()
-        );
 
         // Editor-style replace: write a temp file, rename it over the original.
         let tmp = dir.path().join(".gw.yaml.tmp");

@@ -175,14 +175,19 @@ fn tail(text: &str) -> String {
 
 /// Polls `check` every [`POLL_STEP`] until it returns `Some`, for at most [`WAIT_LIMIT`];
 /// panics naming `what` on timeout.
-pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT_LIMIT;
+pub fn poll<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    poll_within(WAIT_LIMIT, what, check)
+}
+
+/// [`poll`] with another limit, for behaviour that needs longer than [`WAIT_LIMIT`].
+pub fn poll_within<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check() {
             return value;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {WAIT_LIMIT:?} waiting for {what}");
+            panic!("timed out after {limit:?} waiting for {what}");
         }
         std::thread::sleep(POLL_STEP);
     }
