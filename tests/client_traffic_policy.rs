@@ -1024,6 +1024,34 @@ fn socket_buffer_limit_sizes_accepted_sockets_max_accept_per_socket_event_config
     }
 }
 
+/// Without `spec.http2`, a listener has Envoy Gateway's documented defaults (not
+/// Envoy's 2^31-1 streams and 256 MiB windows).
+#[test]
+fn http2_defaults_are_envoy_gateways() {
+    use common::h2c;
+    let r = start(&policy("defaults", ""), |l| {
+        hcm(l)["http2_protocol_options"]["max_concurrent_streams"] == 100
+    });
+    common::wait_for_http(r.port, "www.example.com", "/get", |s, _| s == 200);
+    let mut conn = h2c::Connection::open(r.port).unwrap();
+    let settings = conn.handshake().unwrap();
+    assert!(
+        settings.contains(&(h2c::SETTINGS_MAX_CONCURRENT_STREAMS, 100))
+            && settings.contains(&(h2c::SETTINGS_INITIAL_WINDOW_SIZE, 64 * 1024)),
+        "{settings:?}"
+    );
+    conn.send(&[h2c::request(1, "GET", "www.example.com", "/get", true)])
+        .unwrap();
+    let frames = conn.until_end_of(1).unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.kind == h2c::HEADERS && f.status() == Some(200)),
+        "{frames:?}"
+    );
+    assert_eq!(conn.connection_window(), 1024 * 1024, "{frames:?}");
+}
+
 #[test]
 fn http2_settings_are_advertised_and_max_concurrent_streams_is_enforced() {
     use common::h2c;
@@ -1032,7 +1060,7 @@ fn http2_settings_are_advertised_and_max_concurrent_streams_is_enforced() {
         "  http2:
     maxConcurrentStreams: 2
     initialStreamWindowSize: 128Ki
-    initialConnectionWindowSize: 1Mi
+    initialConnectionWindowSize: 2Mi
 ",
     );
     let mut r = start(&yaml, |l| {
@@ -1065,12 +1093,12 @@ fn http2_settings_are_advertised_and_max_concurrent_streams_is_enforced() {
             .any(|f| f.stream == 3 && f.kind == h2c::HEADERS && f.status() == Some(200)),
         "{frames:?}"
     );
-    let window = conn
-        .received
-        .iter()
-        .find(|f| f.kind == h2c::WINDOW_UPDATE && f.stream == 0)
-        .map(h2c::Frame::window_increment);
-    assert_eq!(window, Some(1024 * 1024 - 65535), "{:?}", conn.received);
+    assert_eq!(
+        conn.connection_window(),
+        2 * 1024 * 1024,
+        "{:?}",
+        conn.received
+    );
 
     // A third stream while two are open breaks the limit the client was told:
     // Envoy treats it as a protocol error and closes the connection without

@@ -169,6 +169,19 @@ impl Connection {
         }
     }
 
+    /// The connection's flow-control window as the server set it: 65535 at the
+    /// start of every connection plus the increment of the first WINDOW_UPDATE on
+    /// stream 0 received so far (the one a server sends with its SETTINGS to raise
+    /// it, before any data).
+    pub fn connection_window(&self) -> u32 {
+        65535
+            + self
+                .received
+                .iter()
+                .find(|f| f.kind == WINDOW_UPDATE && f.stream == 0)
+                .map_or(0, Frame::window_increment)
+    }
+
     /// Reads frames until `stream` ends (END_STREAM or RST_STREAM) or the
     /// connection closes: every frame read, in order.
     pub fn until_end_of(&mut self, stream: u32) -> std::io::Result<Vec<Frame>> {
