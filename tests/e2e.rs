@@ -325,7 +325,9 @@ spec:
     let gantry = Gantry::start(s.dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/tls", "delta", "tls-1"));
     common::poll("HTTPS 200 through Envoy", || {
-        (common::curl_https(tls_port, "/", &[]) == Some(200)).then_some(())
+        common::curl_https(tls_port, "/", &[])
+            .is_ok_and(|(code, _)| code == 200)
+            .then_some(())
     });
 }
 
@@ -384,7 +386,8 @@ spec:
     let gantry = Gantry::start(dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/pass", "delta", "pass-1"));
     let body = common::poll("HTTPS 200 from the backend through Envoy", || {
-        common::curl_https_body(port, "/", &[])
+        common::curl_https(port, "/", &[])
+            .ok()
             .filter(|(code, _)| *code == 200)
             .map(|(_, body)| body)
     });

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 pub mod echo;
 pub mod fake_kube;
 pub mod gantry_process;
+pub mod h2c;
 pub mod objects;
 
 /// How often `wait_until` and friends poll.
@@ -670,14 +671,38 @@ fn fix_redacted_data_sources(value: &mut Value) {
     }
 }
 
-/// `curl https://www.example.com:<port><path>` trusting the test CA, with extra
-/// `args`; the HTTP status, or None if the TLS handshake (or connection) failed.
-pub fn curl_https(port: u16, path: &str, args: &[&str]) -> Option<u16> {
-    curl_https_body(port, path, args).map(|(code, _)| code)
+/// How a curl run failed: its exit code (`None` if a signal ended it) and what it
+/// printed on stderr.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurlError {
+    pub exit_code: Option<i32>,
+    pub stderr: String,
 }
 
-/// [`curl_https`] with the response body.
-pub fn curl_https_body(port: u16, path: &str, args: &[&str]) -> Option<(u16, String)> {
+impl CurlError {
+    /// The TLS alert the server sent when it refused the handshake (curl's exit
+    /// code 35, "SSL connect error", or 56 when a TLS 1.3 server refuses the client
+    /// certificate after the client has finished its side), e.g. "protocol
+    /// version", "handshake failure", "certificate required", "unknown ca".
+    /// `None` for every other failure: connection refused (7), timeout (28), ...
+    pub fn tls_alert(&self) -> Option<&str> {
+        if !matches!(self.exit_code, Some(35 | 56)) {
+            return None;
+        }
+        tls_alert_in(&self.stderr)
+    }
+}
+
+/// The alert in an OpenSSL error line ("...:tlsv1 alert protocol version...").
+fn tls_alert_in(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once(" alert ")?;
+    rest.split([',', ':', '\n']).next().map(str::trim)
+}
+
+/// `curl https://www.example.com:<port><path>` to 127.0.0.1, trusting the test CA,
+/// with extra `args`: the HTTP status and body of the response, or how curl failed
+/// (see [`CurlError::tls_alert`] to tell a refused handshake from other failures).
+pub fn curl_https(port: u16, path: &str, args: &[&str]) -> Result<(u16, String), CurlError> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "5", "-o", "-"])
         .args(["-w", "\n%{http_code}"])
@@ -685,10 +710,93 @@ pub fn curl_https_body(port: u16, path: &str, args: &[&str]) -> Option<(u16, Str
         .args(["--resolve", &format!("www.example.com:{port}:127.0.0.1")])
         .args(args)
         .arg(format!("https://www.example.com:{port}{path}"))
+        .stdin(Stdio::null())
         .output()
         .expect("curl");
+    let failed = || CurlError {
+        exit_code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if !out.status.success() {
+        return Err(failed());
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let (body, code) = stdout.rsplit_once('\n')?;
-    let code: u16 = code.trim().parse().ok()?;
-    (out.status.success() && code != 0).then(|| (code, body.to_string()))
+    let (body, code) = stdout.rsplit_once('\n').ok_or_else(failed)?;
+    match code.trim().parse::<u16>() {
+        Ok(code) if code != 0 => Ok((code, body.to_string())),
+        _ => Err(failed()),
+    }
+}
+
+/// Runs `command` (stdin closed, stdout and stderr together) for at most `limit`,
+/// killing it by pid if it is still running then: its exit status (`None` if it
+/// was killed) and output.
+pub fn run_bounded(
+    name: &str,
+    command: Command,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Child::spawn(name, command);
+    let deadline = Instant::now() + limit;
+    while child.exited().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.exited();
+    child.kill();
+    (status, child.output())
+}
+
+/// What `openssl s_client` saw of one TLS handshake with 127.0.0.1:<port>.
+#[derive(Debug)]
+pub struct Handshake {
+    /// "TLSv1.2", "TLSv1.3"; `None` if no session was established.
+    pub protocol: Option<String>,
+    pub cipher: Option<String>,
+    /// The ALPN protocol the server picked; `None` for "No ALPN negotiated".
+    pub alpn: Option<String>,
+    /// The TLS alert the server refused the handshake with ("protocol version").
+    pub alert: Option<String>,
+    pub output: String,
+}
+
+/// `openssl s_client -connect 127.0.0.1:<port> -servername www.example.com` with
+/// extra `args` (e.g. `-tls1_3`, `-cipher X`, `-alpn h2`), stdin closed, bounded
+/// by 10 s. With `-ign_eof` s_client reads on after the handshake until the
+/// server closes: a TLS 1.3 server refuses a client certificate only then (use it
+/// only where the server does close, or it runs the 10 s).
+pub fn s_client(port: u16, args: &[&str]) -> Handshake {
+    let mut command = Command::new("openssl");
+    command
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "www.example.com"])
+        .args(args);
+    let (_, output) = run_bounded("openssl-s_client", command, Duration::from_secs(10));
+    let (mut protocol, mut cipher) = (None, None);
+    if let Some(line) = output.lines().find(|l| l.starts_with("New, ")) {
+        // "New, TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256" or "New, (NONE), ..."
+        let mut parts = line.trim_start_matches("New, ").split(", Cipher is ");
+        let known = |s: Option<&str>| {
+            s.map(str::trim)
+                .filter(|s| *s != "(NONE)")
+                .map(String::from)
+        };
+        protocol = known(parts.next());
+        cipher = known(parts.next());
+    }
+    let alpn = output
+        .lines()
+        .find_map(|l| l.strip_prefix("ALPN protocol: "))
+        .map(|p| p.trim().to_string());
+    let alert = output
+        .lines()
+        .filter(|l| l.contains(":error:"))
+        .find_map(tls_alert_in)
+        .map(String::from);
+    Handshake {
+        protocol,
+        cipher,
+        alpn,
+        alert,
+        output,
+    }
 }

@@ -230,6 +230,11 @@ fn header_values(f: &ir::HeaderFilter) -> Vec<core::HeaderValueOption> {
 }
 
 /// The HTTP connection manager side of a ClientTrafficPolicy.
+/// Envoy Gateway's HTTP/2 defaults for a listener (`spec.http2` unset).
+const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+const HTTP2_INITIAL_STREAM_WINDOW_SIZE: u32 = 64 * 1024;
+const HTTP2_INITIAL_CONNECTION_WINDOW_SIZE: u32 = 1024 * 1024;
+
 pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::ClientSettings) {
     // Client address. With use_remote_address (gantry's default: Envoy is the
     // edge) and N trusted hops, Envoy appends the peer to X-Forwarded-For, takes
@@ -414,30 +419,40 @@ pub(super) fn apply_http(manager: &mut hcm::HttpConnectionManager, client: &ir::
             ..Default::default()
         });
     }
+    // Every HTTP listener gets HTTP/2 options, as in Envoy Gateway, whose API
+    // documents the defaults of unset fields: 100 concurrent streams, a 64 KiB
+    // stream window and a 1 MiB connection window (Envoy's own are 2^31-1 streams
+    // and 256 MiB windows). Clients see them in the server's SETTINGS frame.
     let h2 = &client.http2;
-    if *h2 != ir::Http2Settings::default() {
-        manager.http2_protocol_options = Some(core::Http2ProtocolOptions {
-            max_concurrent_streams: h2.max_concurrent_streams.map(|value| UInt32Value { value }),
-            initial_stream_window_size: h2
+    manager.http2_protocol_options = Some(core::Http2ProtocolOptions {
+        max_concurrent_streams: Some(UInt32Value {
+            value: h2
+                .max_concurrent_streams
+                .unwrap_or(HTTP2_MAX_CONCURRENT_STREAMS),
+        }),
+        initial_stream_window_size: Some(UInt32Value {
+            value: h2
                 .initial_stream_window_size
-                .map(|value| UInt32Value { value }),
-            initial_connection_window_size: h2
+                .unwrap_or(HTTP2_INITIAL_STREAM_WINDOW_SIZE),
+        }),
+        initial_connection_window_size: Some(UInt32Value {
+            value: h2
                 .initial_connection_window_size
-                .map(|value| UInt32Value { value }),
-            override_stream_error_on_invalid_http_message: h2
-                .terminate_stream_on_invalid_message
-                .then_some(BoolValue { value: true }),
-            connection_keepalive: h2.keepalive.as_ref().map(|k| core::KeepaliveSettings {
-                interval: k.interval.map(duration),
-                timeout: k.timeout.map(duration),
-                interval_jitter: k
-                    .interval_jitter_percent
-                    .map(|p| types::Percent { value: p as f64 }),
-                connection_idle_interval: k.idle_interval.map(duration),
-            }),
-            ..Default::default()
-        });
-    }
+                .unwrap_or(HTTP2_INITIAL_CONNECTION_WINDOW_SIZE),
+        }),
+        override_stream_error_on_invalid_http_message: h2
+            .terminate_stream_on_invalid_message
+            .then_some(BoolValue { value: true }),
+        connection_keepalive: h2.keepalive.as_ref().map(|k| core::KeepaliveSettings {
+            interval: k.interval.map(duration),
+            timeout: k.timeout.map(duration),
+            interval_jitter: k
+                .interval_jitter_percent
+                .map(|p| types::Percent { value: p as f64 }),
+            connection_idle_interval: k.idle_interval.map(duration),
+        }),
+        ..Default::default()
+    });
 }
 
 /// The stateful formatter that keeps the letter case of header names.
