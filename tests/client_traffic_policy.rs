@@ -1206,6 +1206,11 @@ data:
 }
 
 fn start_tls(tls_yaml: &str) -> (Running, u16) {
+    start_tls_with(tls_yaml, "")
+}
+
+/// [`start_tls`] with more objects (YAML documents) beside the base ones.
+fn start_tls_with(tls_yaml: &str, more_objects: &str) -> (Running, u16) {
     let dir = tempfile::tempdir().unwrap();
     let backend = EchoBackend::start("backend");
     let (port, tls_port) = (common::free_port(), common::free_port());
@@ -1214,6 +1219,7 @@ fn start_tls(tls_yaml: &str) -> (Running, u16) {
         tls_base(port, tls_port, backend.port),
     )
     .unwrap();
+    std::fs::write(dir.path().join("more.yaml"), more_objects).unwrap();
     let yaml = format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: ClientTrafficPolicy
@@ -1701,4 +1707,122 @@ spec:
     let ancestor = &entry["status"]["ancestors"][0];
     assert_eq!(ancestor["ancestorRef"]["namespace"], "default", "{entry}");
     assert_eq!(ancestor["conditions"][0]["status"], "True", "{entry}");
+}
+
+#[test]
+fn tls_handshake_timeout_closes_a_stalled_handshake() {
+    let (r, tls_port) = start_tls(
+        "    minVersion: \"1.2\"
+  timeout:
+    tcp:
+      tlsHandshakeTimeout: 1s
+",
+    );
+    wait_for_https(tls_port, &[]);
+    // A ClientHello, then silence: without the timeout Envoy would wait for the
+    // rest of the handshake for as long as the client keeps the connection.
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_stalled_handshake.py"))
+        .arg(tls_port.to_string());
+    let (status, output) =
+        common::run_bounded("tls_stalled_handshake", command, Duration::from_secs(40));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}: {output}");
+    let seconds: f64 = output.trim().parse().unwrap_or_else(|_| panic!("{output}"));
+    assert!((0.8..8.0).contains(&seconds), "closed after {seconds} s");
+    assert!(accepted(&r.gantry, "tls"));
+}
+
+/// A throwaway self-signed CA certificate (PEM), for a bundle with the test CA.
+fn another_ca() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=another test CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::read_to_string(cert).unwrap()
+}
+
+#[test]
+fn a_ca_bundle_verifies_clients_and_allow_expired_certificate_lets_an_expired_one_in() {
+    let bundle = format!(
+        "{}{}",
+        another_ca(),
+        std::fs::read_to_string("testdata/certs/ca.crt").unwrap()
+    );
+    let bundle_config_map = format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: bundle-ca, namespace: default}}
+data:
+  ca.crt: {}
+",
+        serde_json::to_string(&bundle).unwrap()
+    );
+    let validation = |allow_expired: bool| {
+        format!(
+            "    clientValidation:
+      caCertificateRefs: [{{kind: ConfigMap, group: \"\", name: bundle-ca}}]
+      allowExpiredCertificate: {allow_expired}
+"
+        )
+    };
+    let (r, tls_port) = start_tls_with(&validation(false), &bundle_config_map);
+    // curl at TLS 1.2, where a refused client certificate is an alert in the
+    // handshake itself, with the test client certificate `name`.
+    let client = |name: &str| {
+        let (cert, key) = (
+            format!("testdata/certs/{name}.crt"),
+            format!("testdata/certs/{name}.key"),
+        );
+        let args = [
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ];
+        args.map(String::from)
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // The test CA is the bundle's second certificate: its client gets in.
+    wait_for_https(tls_port, &args(&client("client")));
+    // (curl reports an expired-certificate alert as its own verification failure,
+    // so the alert is read from openssl s_client.)
+    let expired = [
+        "-tls1_2",
+        "-cert",
+        "testdata/certs/client-expired.crt",
+        "-key",
+        "testdata/certs/client-expired.key",
+    ];
+    let handshake = common::s_client(tls_port, &expired);
+    assert_eq!(
+        handshake.alert.as_deref(),
+        Some("certificate expired"),
+        "{}",
+        handshake.output
+    );
+    assert!(accepted(&r.gantry, "tls"));
+
+    let policy = r._dir.path().join("policy.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, text.replace(&validation(false), &validation(true))).unwrap();
+    wait_for_https(tls_port, &args(&client("client-expired")));
+    wait_for_https(tls_port, &args(&client("client")));
 }
