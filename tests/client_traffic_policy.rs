@@ -1397,27 +1397,7 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
     );
     // A certificate the CA did not sign is refused too.
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=stranger", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed_certificate(dir.path(), "stranger");
     let stranger = [
         "--cert",
         cert.to_str().unwrap(),
@@ -1733,14 +1713,16 @@ fn tls_handshake_timeout_closes_a_stalled_handshake() {
     assert!(accepted(&r.gantry, "tls"));
 }
 
-/// A throwaway self-signed CA certificate (PEM), for a bundle with the test CA.
-fn another_ca() -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+/// A throwaway self-signed certificate for `cn` (EC P-256, valid a day) and its
+/// key, written into `dir`.
+fn self_signed_certificate(dir: &Path, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
     let made = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
         .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=another test CA", "-keyout"])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -1751,6 +1733,13 @@ fn another_ca() -> String {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    (cert, key)
+}
+
+/// A throwaway self-signed CA certificate (PEM), for a bundle with the test CA.
+fn another_ca() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = self_signed_certificate(dir.path(), "another-ca");
     std::fs::read_to_string(cert).unwrap()
 }
 
