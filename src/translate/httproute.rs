@@ -418,19 +418,40 @@ fn translate_rule(
             &mut path_rewrite,
         )?;
     }
-    let timeout = match rule.timeouts.as_ref().and_then(|t| t.request.as_deref()) {
-        None => None,
-        Some(text) => Some(
+    // The route's timeout: timeouts.request, or timeouts.backendRequest when set,
+    // since with no retries the one backend request is the whole request (as
+    // Envoy Gateway maps it); the spec has backendRequest at most request.
+    let duration = |field: &str, text: Option<&str>| {
+        text.map(|text| {
             text.parse::<gateway_api::Duration>()
                 .map(|d| std::time::Duration::from_millis(d.as_millis() as u64))
                 .map_err(|e| {
                     Problem::new(
                         "UnsupportedValue",
-                        format!("timeouts.request {text:?}: {e}"),
+                        format!("timeouts.{field} {text:?}: {e}"),
                     )
-                })?,
-        ),
+                })
+        })
+        .transpose()
     };
+    let timeouts = rule.timeouts.as_ref();
+    let request_timeout = duration("request", timeouts.and_then(|t| t.request.as_deref()))?;
+    let backend_timeout = duration(
+        "backendRequest",
+        timeouts.and_then(|t| t.backend_request.as_deref()),
+    )?;
+    if let (Some(request), Some(backend)) = (request_timeout, backend_timeout)
+        && !request.is_zero()
+        && backend > request
+    {
+        return Err(Problem::new(
+            "UnsupportedValue",
+            format!(
+                "timeouts.backendRequest ({backend:?}) must not be longer than timeouts.request ({request:?})"
+            ),
+        ));
+    }
+    let timeout = backend_timeout.or(request_timeout);
     let action = match redirect {
         Some(r) => RouteAction::Redirect(r),
         None => {

@@ -744,7 +744,10 @@ fn route_config(
             VirtualHost {
                 name: hostname.to_string(),
                 domains: vec![hostname.to_string()],
-                routes: routes.into_iter().map(|(_, r)| r.clone()).collect(),
+                routes: routes
+                    .into_iter()
+                    .map(|(_, r)| with_listener_port(r.clone(), &state.listeners[listeners[0]]))
+                    .collect(),
             }
         })
         .collect();
@@ -752,4 +755,27 @@ fn route_config(
         name,
         virtual_hosts,
     }
+}
+
+/// The port in a redirect's Location, by the spec's rules: the one the filter
+/// names, else the Gateway listener's for an unchanged scheme, else the scheme's
+/// well-known one; left out when it is the scheme's default (80, 443). Envoy keeps
+/// a port it is given even when it is the default, and drops the listener's when
+/// it replaces the host, so both are settled here.
+fn with_listener_port(mut route: ir::Route, listener: &ListenerState) -> ir::Route {
+    if let ir::RouteAction::Redirect(redirect) = &mut route.action {
+        let listener_scheme = match listener.protocol {
+            Some(Protocol::Https) => "https",
+            _ => "http",
+        };
+        let scheme = redirect.scheme.as_deref().unwrap_or(listener_scheme);
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let port = match (redirect.port, &redirect.scheme) {
+            (Some(port), _) => Some(port),
+            (None, None) => u16::try_from(listener.port).ok(),
+            (None, Some(_)) => None,
+        };
+        redirect.port = port.filter(|port| *port != default_port);
+    }
+    route
 }

@@ -291,7 +291,6 @@ fn build_http_connection_manager(
         use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
         normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
         // Gateway API: the port in the Host header is ignored when matching hostnames.
-        strip_port_mode: Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
     };
     client::apply_http(&mut manager, client);
@@ -356,6 +355,9 @@ fn build_route_config(
         // Routes never point at clusters Envoy does not have; skip the check so a
         // route update never waits on CDS.
         validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
+        // Gateway API hostnames have no port: `Host: example.com:8080` must route
+        // as example.com, and still reach the backend with its port.
+        ignore_port_in_host_matching: true,
         ..Default::default()
     };
     client::apply_route_config(&mut out, client, tls);
@@ -489,13 +491,19 @@ fn header_option(
 /// A prefix rewrite that keeps segment boundaries: "/foo" -> "/" turns "/foo/bar"
 /// into "/bar", not "//bar".
 fn prefix_rewrite_regex(matched: &str, replacement: &str) -> matcher::RegexMatchAndSubstitute {
-    let replacement = replacement.trim_end_matches('/');
+    // A backslash is special in an RE2 substitution.
+    let replacement = replacement.trim_end_matches('/').replace('\\', "\\\\");
     let (pattern, substitution) = if matched == "/" {
         ("^/".to_string(), format!("{replacement}/"))
+    } else if replacement.is_empty() {
+        // `/prefix` and `/prefix/rest` become `/` and `/rest`.
+        (format!("^{}/?", regex_escape(matched)), "/".to_string())
     } else {
+        // The slash after the prefix is kept only if the path had one, so the
+        // prefix alone (`/prefix`) becomes the replacement alone, as the spec asks.
         (
             format!("^{}(/|$)", regex_escape(matched)),
-            format!("{replacement}/"),
+            format!("{replacement}\\1"),
         )
     };
     matcher::RegexMatchAndSubstitute {

@@ -1,0 +1,244 @@
+//! HTTPRoute as the Gateway API v1.5.1 conformance suite expects it, through real
+//! stock Envoy: the requests and expected answers of the upstream tests
+//! (`conformance/tests/httproute-*`), adapted to ports picked at run time.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, service};
+
+/// gantry and Envoy for Gateway `eg` (one HTTP listener on a free port), the echo
+/// backend as Service `infra-backend-v1`, and `routes` (YAML documents).
+struct Running {
+    _dir: tempfile::TempDir,
+    _backend: EchoBackend,
+    _gantry: Gantry,
+    _envoy: common::EnvoyProcess,
+    port: u16,
+}
+
+fn start(routes: &str, extra_services: &[String]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = EchoBackend::start("infra-backend-v1");
+    let port = common::free_port();
+    let mut docs = vec![
+        CLASS.to_string(),
+        gateway("eg", port),
+        service("infra-backend-v1", backend.port),
+        routes.to_string(),
+    ];
+    docs.extend(extra_services.iter().cloned());
+    write(dir.path(), "objects.yaml", &docs.join("---\n"));
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    Running {
+        _dir: dir,
+        _backend: backend,
+        _gantry: gantry,
+        _envoy: envoy,
+        port,
+    }
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+}
+
+/// An HTTPRoute on `eg` for `host` whose one rule matches `path` (PathPrefix) and
+/// has `rule_body` (YAML indented for a rule's fields) besides.
+fn route(name: &str, host: &str, path: &str, rule_body: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [{host}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+{rule_body}"
+    )
+}
+
+/// The Location of the redirect a GET gets, once the route is in force.
+fn location(port: u16, host: &str, path: &str) -> String {
+    let (status, headers, _) =
+        common::wait_for_http(port, host, path, |status, _| (300..400).contains(&status));
+    assert!((301..=308).contains(&status), "{status}");
+    common::header(&headers, "location")
+        .unwrap_or_else(|| panic!("no Location: {headers:?}"))
+        .to_string()
+}
+
+#[test]
+fn host_header_port_is_ignored_for_matching_and_reaches_the_backend() {
+    // HTTPRouteHostnameIntersection / HTTPRouteMatching: `Host: very.specific.com:1234`.
+    let r = start(
+        &route(
+            "specific",
+            "very.specific.com",
+            "/",
+            "      backendRefs: [{name: infra-backend-v1, port: 80}]\n",
+        ),
+        &[],
+    );
+    let (_, _, body) =
+        common::wait_for_http(r.port, "very.specific.com:1234", "/s1", |s, _| s == 200);
+    let host: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("host: "))
+        .collect();
+    assert_eq!(host, ["very.specific.com:1234"], "{body}");
+}
+
+#[test]
+fn redirect_replace_prefix_match_of_the_whole_path_adds_no_slash() {
+    // HTTPRouteRequestRedirect: /path-and-host -> /replacement-prefix.
+    let r = start(
+        &route(
+            "redirect",
+            "example.com",
+            "/path-and-host",
+            "      filters:
+        - type: RequestRedirect
+          requestRedirect:
+            hostname: example.org
+            path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}
+",
+        ),
+        &[],
+    );
+    let base = format!("http://example.org:{}", r.port);
+    assert_eq!(
+        location(r.port, "example.com", "/path-and-host"),
+        format!("{base}/replacement-prefix")
+    );
+    assert_eq!(
+        location(r.port, "example.com", "/path-and-host/one"),
+        format!("{base}/replacement-prefix/one")
+    );
+}
+
+#[test]
+fn redirect_port_and_scheme_follow_the_spec() {
+    // HTTPRouteRedirectPortAndScheme, on a listener that is not on port 80: an
+    // unset port is the listener's for an unchanged scheme, the scheme's
+    // well-known port otherwise; 80 and 443 never show in Location.
+    let rule = |path: &str, redirect: &str| {
+        route(
+            &path.trim_start_matches('/').to_string(),
+            "example.com",
+            path,
+            &format!(
+                "      filters:
+        - type: RequestRedirect
+          requestRedirect: {{hostname: example.org{redirect}}}
+"
+            ),
+        )
+    };
+    let routes = [
+        rule("/scheme-nil-and-port-nil", ""),
+        rule("/scheme-nil-and-port-80", ", port: 80"),
+        rule("/scheme-nil-and-port-8080", ", port: 8080"),
+        rule("/scheme-https-and-port-nil", ", scheme: https"),
+        rule("/scheme-https-and-port-443", ", scheme: https, port: 443"),
+        rule("/scheme-https-and-port-8443", ", scheme: https, port: 8443"),
+    ]
+    .join("---\n");
+    let r = start(&routes, &[]);
+    let cases = [
+        (
+            "/scheme-nil-and-port-nil",
+            format!("http://example.org:{}/scheme-nil-and-port-nil", r.port),
+        ),
+        (
+            "/scheme-nil-and-port-80",
+            "http://example.org/scheme-nil-and-port-80".to_string(),
+        ),
+        (
+            "/scheme-nil-and-port-8080",
+            "http://example.org:8080/scheme-nil-and-port-8080".to_string(),
+        ),
+        (
+            "/scheme-https-and-port-nil",
+            "https://example.org/scheme-https-and-port-nil".to_string(),
+        ),
+        (
+            "/scheme-https-and-port-443",
+            "https://example.org/scheme-https-and-port-443".to_string(),
+        ),
+        (
+            "/scheme-https-and-port-8443",
+            "https://example.org:8443/scheme-https-and-port-8443".to_string(),
+        ),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(location(r.port, "example.com", path), expected, "{path}");
+    }
+}
+
+/// A backend that answers 200 one second after each request arrives.
+fn slow_backend() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                if stream.read(&mut buf).is_ok_and(|n| n > 0) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow",
+                    );
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn backend_request_timeout_answers_504_for_a_slow_backend() {
+    // HTTPRouteTimeoutBackendRequest: a 1 s backend, backendRequest 500ms.
+    let slow = slow_backend();
+    let routes = [
+        route(
+            "timeout",
+            "example.com",
+            "/backend-timeout",
+            "      backendRefs: [{name: slow, port: 80}]
+      timeouts: {backendRequest: 500ms}
+",
+        ),
+        route(
+            "patient",
+            "example.com",
+            "/patient",
+            "      backendRefs: [{name: slow, port: 80}]
+      timeouts: {request: 5s, backendRequest: 3s}
+",
+        ),
+    ]
+    .join("---\n");
+    let r = start(&routes, &[service("slow", slow)]);
+    common::wait_for_http(r.port, "example.com", "/patient", |s, _| s == 200);
+    let started = Instant::now();
+    let (status, _, body) = common::http_get(r.port, "example.com", "/backend-timeout");
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+        "504 after {took:?}"
+    );
+}
