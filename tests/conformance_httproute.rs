@@ -134,7 +134,7 @@ fn redirect_port_and_scheme_follow_the_spec() {
     // well-known port otherwise; 80 and 443 never show in Location.
     let rule = |path: &str, redirect: &str| {
         route(
-            &path.trim_start_matches('/').to_string(),
+            path.trim_start_matches('/'),
             "example.com",
             path,
             &format!(
