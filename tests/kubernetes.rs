@@ -422,3 +422,71 @@ fn only_the_leader_writes_status_and_a_standby_takes_over() {
     );
     assert_eq!(metric(&second, "gantry_leader"), Some(1.0));
 }
+
+/// Every condition under `status`, wherever it sits (object, listener, parent,
+/// ancestor), as its `observedGeneration`.
+fn observed_generations(status: &Value) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    fn walk(value: &Value, out: &mut Vec<Option<i64>>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(conditions) = map.get("conditions").and_then(Value::as_array) {
+                    out.extend(conditions.iter().map(|c| c["observedGeneration"].as_i64()));
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(status, &mut out);
+    out
+}
+
+#[test]
+fn observed_generation_follows_each_object_s_generation() {
+    let fake = FakeKube::start();
+    fake.apply_yaml(
+        &[
+            CLASS.to_string(),
+            gateway("eg", 18090),
+            service("svc-a", 8080),
+            route("www", "eg", "www.example.com", "svc-a"),
+            policy("ctp", "eg", "20m"),
+        ]
+        .join("---\n"),
+    );
+    let _gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let generations = |kind: &str, name: &str| {
+        let status = fake.status(kind, "default", name);
+        observed_generations(&status)
+    };
+    let all_at = |kind: &str, name: &str, generation: i64| {
+        let seen = generations(kind, name);
+        (!seen.is_empty() && seen.iter().all(|g| *g == Some(generation))).then_some(())
+    };
+    for kind_name in [
+        ("Gateway", "eg"),
+        ("HTTPRoute", "www"),
+        ("ClientTrafficPolicy", "ctp"),
+    ] {
+        common::poll(&format!("{kind_name:?} at generation 1"), || {
+            all_at(kind_name.0, kind_name.1, 1)
+        });
+    }
+
+    // A spec change bumps the generation: the status follows; the others stay.
+    fake.apply_yaml(&route("www", "eg", "www2.example.com", "svc-a"));
+    fake.apply_yaml(&policy("ctp", "eg", "30m"));
+    common::poll("HTTPRoute www at generation 2", || {
+        all_at("HTTPRoute", "www", 2)
+    });
+    common::poll("ClientTrafficPolicy ctp at generation 2", || {
+        all_at("ClientTrafficPolicy", "ctp", 2)
+    });
+    assert!(
+        all_at("Gateway", "eg", 1).is_some(),
+        "{:?}",
+        generations("Gateway", "eg")
+    );
+}
