@@ -242,3 +242,121 @@ fn backend_request_timeout_answers_504_for_a_slow_backend() {
         "504 after {took:?}"
     );
 }
+
+/// The backend (x-backend) that answers `path` with `method`, once the routes are
+/// in force; 0 and "" for a status without one.
+fn backend_for(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::net::TcpStream;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let (status, headers, _) = common::parse_response(&raw).unwrap();
+    let backend = common::header(&headers, "x-backend").unwrap_or_default();
+    (status, backend.to_string())
+}
+
+/// Three echo backends as Services infra-backend-v1..v3 and routes over them.
+fn start_three(routes: &str) -> (Running, [EchoBackend; 2]) {
+    let (v2, v3) = (
+        EchoBackend::start("infra-backend-v2"),
+        EchoBackend::start("infra-backend-v3"),
+    );
+    let services = [
+        service("infra-backend-v2", v2.port),
+        service("infra-backend-v3", v3.port),
+    ];
+    (start(routes, &services), [v2, v3])
+}
+
+#[test]
+fn query_param_and_method_matching_pick_the_backend() {
+    // HTTPRouteQueryParamMatching and HTTPRouteMethodMatching.
+    let routes = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: matching, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [example.com]
+  rules:
+    - matches: [{queryParams: [{name: animal, value: whale}]}]
+      backendRefs: [{name: infra-backend-v1, port: 80}]
+    - matches: [{queryParams: [{name: animal, value: dolphin}]}]
+      backendRefs: [{name: infra-backend-v2, port: 80}]
+    - matches: [{queryParams: [{name: animal, value: dolphin}, {name: color, value: blue}]}]
+      backendRefs: [{name: infra-backend-v3, port: 80}]
+    - matches: [{method: POST, path: {type: PathPrefix, value: /method}}]
+      backendRefs: [{name: infra-backend-v1, port: 80}]
+    - matches: [{method: GET, path: {type: PathPrefix, value: /method}}]
+      backendRefs: [{name: infra-backend-v2, port: 80}]
+";
+    let (r, _backends) = start_three(routes);
+    common::wait_for_http(r.port, "example.com", "/?animal=whale", |s, _| s == 200);
+    let cases = [
+        ("GET", "/?animal=whale", (200, "infra-backend-v1")),
+        ("GET", "/?animal=dolphin", (200, "infra-backend-v2")),
+        // More matching query parameters win.
+        (
+            "GET",
+            "/?animal=dolphin&color=blue",
+            (200, "infra-backend-v3"),
+        ),
+        (
+            "GET",
+            "/?color=blue&animal=dolphin",
+            (200, "infra-backend-v3"),
+        ),
+        // Names are case-sensitive.
+        ("GET", "/?ANIMAL=whale", (404, "")),
+        ("GET", "/?animal=shark", (404, "")),
+        ("POST", "/method", (200, "infra-backend-v1")),
+        ("GET", "/method", (200, "infra-backend-v2")),
+        ("PUT", "/method", (404, "")),
+    ];
+    for (method, path, (status, backend)) in cases {
+        assert_eq!(
+            backend_for(r.port, method, path),
+            (status, backend.to_string()),
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn response_header_modifier_sets_adds_and_removes() {
+    // HTTPRouteResponseHeaderModification: the echo backend answers with
+    // x-backend; the filter sets, adds and removes response headers.
+    let r = start(
+        &route(
+            "response-headers",
+            "example.com",
+            "/",
+            "      filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier:
+            set: [{name: x-header-set, value: set-overwrites-values}]
+            add: [{name: x-header-add, value: header-val-1}]
+            remove: [x-backend]
+      backendRefs: [{name: infra-backend-v1, port: 80}]
+",
+        ),
+        &[],
+    );
+    let (_, headers, _) = common::wait_for_http(r.port, "example.com", "/", |s, _| s == 200);
+    assert_eq!(
+        common::header(&headers, "x-header-set"),
+        Some("set-overwrites-values")
+    );
+    assert_eq!(
+        common::header(&headers, "x-header-add"),
+        Some("header-val-1")
+    );
+    assert_eq!(common::header(&headers, "x-backend"), None, "{headers:?}");
+}
