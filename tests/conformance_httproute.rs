@@ -360,3 +360,96 @@ fn response_header_modifier_sets_adds_and_removes() {
     );
     assert_eq!(common::header(&headers, "x-backend"), None, "{headers:?}");
 }
+
+/// The request line the echo backend saw for a GET of `path` (Host example.com).
+fn request_line_seen(port: u16, path: &str) -> String {
+    let (_, _, body) = common::wait_for_http(port, "example.com", path, |s, _| s == 200);
+    body.lines()
+        .find(|l| l.starts_with("GET "))
+        .unwrap_or_else(|| panic!("no request line in {body}"))
+        .to_string()
+}
+
+#[test]
+fn url_rewrite_of_the_path_and_host_reaches_the_backend() {
+    // HTTPRouteRewritePath and HTTPRouteRewriteHost.
+    let rewrite = |name: &str, prefix: &str, rewrite: &str| {
+        route(
+            name,
+            "example.com",
+            prefix,
+            &format!(
+                "      filters:
+        - type: URLRewrite
+          urlRewrite: {rewrite}
+      backendRefs: [{{name: infra-backend-v1, port: 80}}]
+"
+            ),
+        )
+    };
+    let routes = [
+        rewrite(
+            "prefix",
+            "/prefix/one",
+            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /one}}",
+        ),
+        rewrite(
+            "full",
+            "/full/one",
+            "{path: {type: ReplaceFullPath, replaceFullPath: /one}}",
+        ),
+        rewrite(
+            "strip",
+            "/strip-prefix",
+            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}",
+        ),
+        rewrite("host", "/rewrite-host", "{hostname: one.example.org}"),
+    ]
+    .join("---\n");
+    let r = start(&routes, &[]);
+    let cases = [
+        ("/prefix/one/two", "GET /one/two HTTP/1.1"),
+        ("/prefix/one", "GET /one HTTP/1.1"),
+        ("/full/one/two", "GET /one HTTP/1.1"),
+        ("/strip-prefix/three", "GET /three HTTP/1.1"),
+        ("/strip-prefix", "GET / HTTP/1.1"),
+        ("/rewrite-host/x", "GET /rewrite-host/x HTTP/1.1"),
+    ];
+    for (path, seen) in cases {
+        assert_eq!(request_line_seen(r.port, path), seen, "{path}");
+    }
+    let (_, _, body) =
+        common::wait_for_http(r.port, "example.com", "/rewrite-host", |s, _| s == 200);
+    assert!(body.contains("\nhost: one.example.org\n"), "{body}");
+}
+
+#[test]
+fn redirect_status_codes_and_scheme() {
+    // HTTPRouteRedirectStatusCode (301, 302, 303, 307, 308) and
+    // HTTPRouteRedirectScheme.
+    let redirect = |code: u16| {
+        route(
+            &format!("code-{code}"),
+            "example.com",
+            &format!("/{code}"),
+            &format!(
+                "      filters:
+        - type: RequestRedirect
+          requestRedirect: {{statusCode: {code}, scheme: https}}
+"
+            ),
+        )
+    };
+    let routes = [301, 302, 303, 307, 308].map(redirect).join("---\n");
+    let r = start(&routes, &[]);
+    for code in [301, 302, 303, 307, 308] {
+        let path = format!("/{code}");
+        let (status, headers, _) =
+            common::wait_for_http(r.port, "example.com", &path, |s, _| (300..400).contains(&s));
+        assert_eq!(status, code, "{path}");
+        assert_eq!(
+            common::header(&headers, "location"),
+            Some(format!("https://example.com/{code}").as_str())
+        );
+    }
+}
