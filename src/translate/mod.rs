@@ -849,3 +849,91 @@ fn route_config(
         virtual_hosts,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, domains: &[&str]) -> VirtualHost {
+        VirtualHost {
+            name: name.to_string(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn domains(config: &RouteConfig) -> Vec<(String, Vec<String>)> {
+        config
+            .virtual_hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.domains.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_route_domain_another_listener_claims_more_specifically_answers_421() {
+        // On the catch-all listener, a route for x.wildcard.org is shadowed by the
+        // *.wildcard.org listener; example.org stays routed.
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![
+                host("example.org", &["example.org"]),
+                host("x.wildcard.org", &["x.wildcard.org"]),
+            ],
+        };
+        answer_misdirected(&mut config, None, &[Some("*.wildcard.org")]);
+        assert_eq!(
+            domains(&config),
+            vec![
+                ("example.org".into(), vec!["example.org".into()]),
+                (
+                    MISDIRECTED_HOST.into(),
+                    vec!["*.wildcard.org".into(), "x.wildcard.org".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_less_specific_listener_never_takes_a_more_specific_ones_routes() {
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![host("a.wildcard.org", &["a.wildcard.org"])],
+        };
+        answer_misdirected(
+            &mut config,
+            Some("a.wildcard.org"),
+            &[Some("*.wildcard.org"), None],
+        );
+        assert_eq!(
+            domains(&config),
+            vec![
+                ("a.wildcard.org".into(), vec!["a.wildcard.org".into()]),
+                (
+                    MISDIRECTED_HOST.into(),
+                    vec!["*".into(), "*.wildcard.org".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_port_with_one_listener_gets_no_421() {
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![host("a.org", &["a.org"])],
+        };
+        answer_misdirected(&mut config, Some("a.org"), &[]);
+        assert_eq!(config.virtual_hosts.len(), 1);
+    }
+
+    #[test]
+    fn wildcards_cover_subdomains_only() {
+        assert!(hostname_covers(Some("*.w.org"), "a.b.w.org"));
+        assert!(hostname_covers(Some("*.w.org"), "*.a.w.org"));
+        assert!(!hostname_covers(Some("*.w.org"), "w.org"));
+        assert!(!hostname_covers(Some("*.w.org"), "*"));
+        assert!(hostname_covers(None, "*"));
+        assert!(!hostname_covers(Some("a.org"), "b.org"));
+    }
+}
