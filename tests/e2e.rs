@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, route, service};
+use common::objects::{CLASS, gateway, route, service, www_cert_secret};
 
 /// The route of Gateway "eg" for www.example.com, all to one Service.
 fn www_route(service: &str) -> String {
@@ -284,20 +284,7 @@ fn envoys_of_one_gateway_converge_and_another_gateway_gets_only_its_own() {
 fn https_listener_terminates_tls_with_a_secret_from_the_directory() {
     let s = setup();
     let tls_port = common::free_port();
-    // A JSON string is a valid YAML double-quoted scalar.
-    let pem = |file: &str| serde_json::to_string(&std::fs::read_to_string(file).unwrap()).unwrap();
-    let secret = format!(
-        "apiVersion: v1
-kind: Secret
-metadata: {{name: www-cert, namespace: default}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: {}
-  tls.key: {}
-",
-        pem("testdata/certs/www.crt"),
-        pem("testdata/certs/www.key")
-    );
+    let secret = www_cert_secret();
     let gateway = format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

@@ -790,6 +790,19 @@ pub fn resolve_backend(
     let service = index
         .service(ns, &backend.name)
         .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
+    let spec = service.spec.as_ref();
+    // The Gateway API says implementations SHOULD NOT support ExternalName
+    // Services: the name may point anywhere outside the cluster (CVE-2021-25740).
+    // Refused, never silently routed to nothing.
+    if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+        return Err(Problem::new(
+            "UnsupportedValue",
+            format!(
+                "Service {label} is of type ExternalName, which gantry does not route to \
+                 (the Gateway API advises against it: the name may lead outside the cluster)"
+            ),
+        ));
+    }
     let port = backend.port.ok_or_else(|| {
         Problem::new(
             "BackendNotFound",
@@ -807,6 +820,26 @@ pub fn resolve_backend(
                 format!("Service {label} has no port {port}"),
             )
         })?;
+    // appProtocol speaks of HTTP backends; TCP and TLS routes forward bytes as they come.
+    let http_route = matches!(route_kind, "HTTPRoute" | "GRPCRoute");
+    let http2 = match service_port.app_protocol.as_deref().filter(|_| http_route) {
+        // HTTP/2 with prior knowledge, no TLS (KEP-3726).
+        Some("kubernetes.io/h2c") => true,
+        // WebSocket over TLS needs TLS to the backend, which a Service alone
+        // does not configure.
+        Some(p @ ("kubernetes.io/wss" | "https")) => {
+            return Err(Problem::new(
+                "UnsupportedProtocol",
+                format!(
+                    "Service {label} port {port} has appProtocol {p}, which needs TLS to the \
+                     backend; gantry speaks plain HTTP to Services"
+                ),
+            ));
+        }
+        // kubernetes.io/ws is HTTP/1.1 whose Upgrade every route lets through; other
+        // values (and none) are plain HTTP/1.1.
+        _ => false,
+    };
     let port_name = service_port.name.as_deref().unwrap_or("");
     let target_port = match &service_port.target_port {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => *p,
@@ -847,7 +880,7 @@ pub fn resolve_backend(
     Ok(Cluster {
         name: format!("{ns}/{}/{port}", backend.name),
         endpoints,
-        http2: false,
+        http2,
         settings: Default::default(),
     })
 }

@@ -527,6 +527,14 @@ fn gateway_ir<'c>(
                         out.secrets.insert(cert.name.clone(), cert.clone());
                     }
                     let name = format!("https-{port}/{}", l.qualified_name());
+                    let mut config =
+                        route_config(name.clone(), state, &[i], route_rules, &mut out.clusters);
+                    let others: Vec<Option<&str>> = listener_indexes
+                        .iter()
+                        .filter(|&&j| j != i)
+                        .map(|&j| state.listeners[j].hostname.as_deref())
+                        .collect();
+                    answer_misdirected(&mut config, l.hostname.as_deref(), &others);
                     FilterChain {
                         name: name.clone(),
                         server_names: l.hostname.iter().cloned().collect(),
@@ -534,13 +542,7 @@ fn gateway_ir<'c>(
                             certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
                             alpn: vec!["h2".to_string(), "http/1.1".to_string()],
                         }),
-                        traffic: Traffic::Http(route_config(
-                            name,
-                            state,
-                            &[i],
-                            route_rules,
-                            &mut out.clusters,
-                        )),
+                        traffic: Traffic::Http(config),
                     }
                 })
                 .collect()
@@ -683,6 +685,100 @@ fn http10_default_host(
     )
 }
 
+/// The name of the virtual host answering 421; a '/' never appears in a hostname.
+const MISDIRECTED_HOST: &str = "gantry/misdirected-request";
+
+/// How specific a Gateway listener hostname is, in the order the Gateway API and
+/// Envoy's virtual host selection agree on: exact, then longer wildcard suffix,
+/// then no hostname (catch-all).
+fn hostname_rank(hostname: Option<&str>) -> (u8, usize) {
+    match hostname {
+        None | Some("*") => (0, 0),
+        Some(h) if h.starts_with("*.") => (1, h.len()),
+        Some(h) => (2, h.len()),
+    }
+}
+
+/// Whether listener hostname `listener` (None: any) covers the Host pattern
+/// `domain` (an exact name, a "*.suffix" wildcard, or "*").
+fn hostname_covers(listener: Option<&str>, domain: &str) -> bool {
+    match listener {
+        None | Some("*") => true,
+        Some(h) => match h.strip_prefix('*') {
+            Some(suffix) => {
+                domain != "*" && domain.ends_with(suffix) && domain.len() > suffix.len()
+            }
+            None => h == domain,
+        },
+    }
+}
+
+/// Misdirected requests on an HTTPS port (the Gateway API's listener hostname
+/// rules, conformance HTTPRouteHTTPSListenerDetectMisdirectedRequests): a request
+/// whose Host belongs more specifically to another listener of the port than to
+/// the one whose chain SNI picked is answered 421, so a client reusing an HTTP/2
+/// connection across names opens the right one. Each chain has its own route
+/// configuration, so this is one more virtual host there: the other listeners'
+/// hostnames ("*" for a listener without one), plus any route domain of this
+/// chain another listener claims more specifically. Hosts no listener covers
+/// still get 404. Envoy picks exact over longer wildcard over "*", the same
+/// order as listener specificity, so no per-request check is needed.
+fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Option<&str>]) {
+    let own_rank = hostname_rank(own);
+    let claimed_elsewhere = |domain: &str| {
+        others
+            .iter()
+            .any(|&o| hostname_rank(o) > own_rank && hostname_covers(o, domain))
+    };
+    let mut misdirected: Vec<String> = Vec::new();
+    for host in &mut config.virtual_hosts {
+        host.domains.retain(|d| {
+            let moved = claimed_elsewhere(d);
+            if moved {
+                misdirected.push(d.clone());
+            }
+            !moved
+        });
+    }
+    config.virtual_hosts.retain(|h| !h.domains.is_empty());
+    let routed: std::collections::BTreeSet<&str> = config
+        .virtual_hosts
+        .iter()
+        .flat_map(|h| h.domains.iter().map(String::as_str))
+        .collect();
+    misdirected.extend(
+        others
+            .iter()
+            .map(|o| o.unwrap_or("*").to_string())
+            .filter(|d| !routed.contains(d.as_str())),
+    );
+    misdirected.sort();
+    misdirected.dedup();
+    if misdirected.is_empty() {
+        return;
+    }
+    config.virtual_hosts.push(VirtualHost {
+        name: MISDIRECTED_HOST.to_string(),
+        domains: misdirected,
+        routes: vec![ir::Route {
+            name: MISDIRECTED_HOST.to_string(),
+            path: ir::PathMatch::Prefix("/".to_string()),
+            method: None,
+            headers: Vec::new(),
+            query_params: Vec::new(),
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            action: ir::RouteAction::DirectResponse {
+                status: 421,
+                body: None,
+            },
+            timeout: None,
+            mirrors: Vec::new(),
+            backend: Default::default(),
+        }],
+    });
+}
+
 /// Every route of these chains answers 500 (an invalid ClientTrafficPolicy is in
 /// force on them, as Envoy Gateway does it); TCP connections are closed.
 fn answer_500(chains: &mut [FilterChain]) {
@@ -778,4 +874,92 @@ fn with_listener_port(mut route: ir::Route, listener: &ListenerState) -> ir::Rou
         redirect.port = port.filter(|port| *port != default_port);
     }
     route
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, domains: &[&str]) -> VirtualHost {
+        VirtualHost {
+            name: name.to_string(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn domains(config: &RouteConfig) -> Vec<(String, Vec<String>)> {
+        config
+            .virtual_hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.domains.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_route_domain_another_listener_claims_more_specifically_answers_421() {
+        // On the catch-all listener, a route for x.wildcard.org is shadowed by the
+        // *.wildcard.org listener; example.org stays routed.
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![
+                host("example.org", &["example.org"]),
+                host("x.wildcard.org", &["x.wildcard.org"]),
+            ],
+        };
+        answer_misdirected(&mut config, None, &[Some("*.wildcard.org")]);
+        assert_eq!(
+            domains(&config),
+            vec![
+                ("example.org".into(), vec!["example.org".into()]),
+                (
+                    MISDIRECTED_HOST.into(),
+                    vec!["*.wildcard.org".into(), "x.wildcard.org".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_less_specific_listener_never_takes_a_more_specific_ones_routes() {
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![host("a.wildcard.org", &["a.wildcard.org"])],
+        };
+        answer_misdirected(
+            &mut config,
+            Some("a.wildcard.org"),
+            &[Some("*.wildcard.org"), None],
+        );
+        assert_eq!(
+            domains(&config),
+            vec![
+                ("a.wildcard.org".into(), vec!["a.wildcard.org".into()]),
+                (
+                    MISDIRECTED_HOST.into(),
+                    vec!["*".into(), "*.wildcard.org".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_port_with_one_listener_gets_no_421() {
+        let mut config = RouteConfig {
+            name: "c".into(),
+            virtual_hosts: vec![host("a.org", &["a.org"])],
+        };
+        answer_misdirected(&mut config, Some("a.org"), &[]);
+        assert_eq!(config.virtual_hosts.len(), 1);
+    }
+
+    #[test]
+    fn wildcards_cover_subdomains_only() {
+        assert!(hostname_covers(Some("*.w.org"), "a.b.w.org"));
+        assert!(hostname_covers(Some("*.w.org"), "*.a.w.org"));
+        assert!(!hostname_covers(Some("*.w.org"), "w.org"));
+        assert!(!hostname_covers(Some("*.w.org"), "*"));
+        assert!(hostname_covers(None, "*"));
+        assert!(!hostname_covers(Some("a.org"), "b.org"));
+    }
 }

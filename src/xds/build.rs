@@ -287,6 +287,17 @@ fn build_http_connection_manager(
             }])
             .collect(),
         access_log: vec![access_log::http()],
+        // WebSocket upgrades pass on every route, as in Envoy Gateway (which sets it
+        // per route); Services with appProtocol kubernetes.io/ws rely on it. HTTP/3
+        // has no Upgrade.
+        upgrade_configs: if quic {
+            Vec::new()
+        } else {
+            vec![hcm::http_connection_manager::UpgradeConfig {
+                upgrade_type: "websocket".to_string(),
+                ..Default::default()
+            }]
+        },
         // Envoy is the edge: the peer address is the client, as in Envoy Gateway.
         use_remote_address: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
         normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),

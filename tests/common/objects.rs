@@ -30,12 +30,26 @@ spec:
 
 /// A Service plus the EndpointSlice that points it at a local echo backend.
 pub fn service(name: &str, backend_port: u16) -> String {
+    service_with(name, backend_port, None, "")
+}
+
+/// [`service`] with an appProtocol on its port and `extra` spec lines (each
+/// indented two spaces and ending in a newline, e.g. "  clusterIP: None\n").
+pub fn service_with(
+    name: &str,
+    backend_port: u16,
+    app_protocol: Option<&str>,
+    extra: &str,
+) -> String {
+    let app = app_protocol
+        .map(|p| format!(", appProtocol: {p}"))
+        .unwrap_or_default();
     format!(
         "apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: default}}
 spec:
-  ports: [{{name: http, port: 80, targetPort: {backend_port}}}]
+{extra}  ports: [{{name: http, port: 80, targetPort: {backend_port}{app}}}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -48,6 +62,24 @@ ports: [{{name: http, port: {backend_port}}}]
 endpoints:
   - addresses: [127.0.0.1]
 "
+    )
+}
+
+/// The TLS Secret "www-cert" holding testdata/certs/www.{crt,key}.
+pub fn www_cert_secret() -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    let pem = |file: &str| serde_json::to_string(&std::fs::read_to_string(file).unwrap()).unwrap();
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: www-cert, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {}
+  tls.key: {}
+",
+        pem("testdata/certs/www.crt"),
+        pem("testdata/certs/www.key")
     )
 }
 
