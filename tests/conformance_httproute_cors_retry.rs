@@ -7,18 +7,40 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, service};
 
-fn write(dir: &Path, file: &str, docs: &[String]) {
+/// gantry serving Gateway "eg" on a free port with these Services (name,
+/// backend port) and `routes`, and an Envoy of that Gateway.
+struct Served {
+    port: u16,
+    envoy: common::EnvoyProcess,
+    // Dropped after Envoy: gantry and the config directory outlive it.
+    _gantry: Gantry,
+    _dir: tempfile::TempDir,
+}
+
+fn serve(services: &[(&str, u16)], routes: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut docs = vec![CLASS.to_string(), gateway("eg", port)];
+    docs.extend(services.iter().map(|(name, p)| service(name, *p)));
+    docs.push(routes.to_string());
     // Write then rename so the watcher never reads a half-written file.
-    let tmp = dir.join(format!(".{file}.tmp"));
+    let tmp = dir.path().join(".objects.yaml.tmp");
     std::fs::write(&tmp, docs.join("---\n")).unwrap();
-    std::fs::rename(&tmp, dir.join(file)).unwrap();
+    std::fs::rename(&tmp, dir.path().join("objects.yaml")).unwrap();
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    Served {
+        port,
+        envoy,
+        _gantry: gantry,
+        _dir: dir,
+    }
 }
 
 /// One HTTP/1.1 request with `method` and extra headers; errors are returned so
@@ -40,7 +62,8 @@ fn request(
     stream.write_all(text.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    common::parse_response(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    common::parse_response(&raw)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 fn header(response: &common::Response, name: &str) -> Option<String> {
@@ -55,6 +78,21 @@ fn list(response: &common::Response, name: &str) -> Option<Vec<String>> {
         items.sort();
         items
     })
+}
+
+/// A 200 that allows `origin` itself (never "*") with credentials.
+fn assert_credentialed(r: &common::Response, origin: &str) {
+    assert_eq!(r.0, 200, "{r:?}");
+    assert_eq!(
+        header(r, "access-control-allow-origin").as_deref(),
+        Some(origin),
+        "{r:?}"
+    );
+    assert_eq!(
+        header(r, "access-control-allow-credentials").as_deref(),
+        Some("true"),
+        "{r:?}"
+    );
 }
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
@@ -108,31 +146,35 @@ spec:
       backendRefs: [{name: svc, port: 80}]
     - matches: [{path: {type: PathPrefix, value: /no-cors}}]
       backendRefs: [{name: svc, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors-wildcard-methods-headers, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  rules:
+    - filters:
+        - type: CORS
+          cors:
+            allowOrigins: [\"https://*.foo.com\"]
+            allowMethods: [\"*\"]
+            allowHeaders: [\"*\"]
+            allowCredentials: true
+      matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
+      backendRefs: [{name: svc, port: 80}]
 ";
 
 #[test]
 fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_test_expects() {
-    let dir = tempfile::tempdir().unwrap();
     let echo = EchoBackend::start("a");
-    let port = common::free_port();
-    write(
-        dir.path(),
-        "objects.yaml",
-        &[
-            CLASS.to_string(),
-            gateway("eg", port),
-            service("svc", echo.port),
-            CORS_ROUTES.to_string(),
-        ],
-    );
-    let gantry = Gantry::start(dir.path());
-    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let mut served = serve(&[("svc", echo.port)], CORS_ROUTES);
+    let port = served.port;
     common::poll("the CORS routes in Envoy", || {
         request(port, "GET", "/cors-1", &[("Origin", "https://www.foo.com")])
             .ok()
             .filter(|r| r.0 == 200 && header(r, "access-control-allow-origin").is_some())
     });
-    let dump = envoy.config_dump().to_string();
+    let dump = served.envoy.config_dump().to_string();
     assert!(dump.contains("envoy.filters.http.cors"), "{dump}");
 
     let preflight = |path: &str, origin: &str, method: &str, headers: Option<&str>| {
@@ -155,8 +197,14 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     ] {
         let r = preflight("/cors-1", origin, "GET", Some("x-header-1, x-header-2"));
         assert!(matches!(r.0, 200 | 204), "{origin}: {r:?}");
-        assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some(origin));
-        assert_eq!(list(&r, "access-control-allow-methods"), strings(&["GET", "OPTIONS"]));
+        assert_eq!(
+            header(&r, "access-control-allow-origin").as_deref(),
+            Some(origin)
+        );
+        assert_eq!(
+            list(&r, "access-control-allow-methods"),
+            strings(&["GET", "OPTIONS"])
+        );
         assert_eq!(
             list(&r, "access-control-allow-headers"),
             strings(&["x-header-1", "x-header-2"])
@@ -166,7 +214,10 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
             strings(&["x-header-3", "x-header-4"]),
             "{origin}: {r:?}"
         );
-        assert_eq!(header(&r, "access-control-max-age").as_deref(), Some("3600"));
+        assert_eq!(
+            header(&r, "access-control-max-age").as_deref(),
+            Some("3600")
+        );
         assert_eq!(
             header(&r, "access-control-allow-credentials").as_deref(),
             Some("true")
@@ -175,7 +226,9 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         assert_eq!(header(&r, "x-backend"), None, "{r:?}");
     }
 
-    // A preflight from an origin not allowed gets no allow-origin.
+    // A preflight from an origin not allowed gets no allow-origin. Envoy passes
+    // it on to the backend (forward_not_matching_preflights defaults to true),
+    // whose 200 the conformance test accepts.
     let r = preflight("/cors-1", "https://foobar.com", "GET", None);
     assert!(matches!(r.0, 200 | 204 | 403), "{r:?}");
     assert_eq!(header(&r, "access-control-allow-origin"), None, "{r:?}");
@@ -185,7 +238,10 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         let r = request(port, "GET", "/cors-1", &[("Origin", origin)]).unwrap();
         assert_eq!(r.0, 200, "{r:?}");
         assert_eq!(header(&r, "x-backend").as_deref(), Some("a"));
-        assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some(origin));
+        assert_eq!(
+            header(&r, "access-control-allow-origin").as_deref(),
+            Some(origin)
+        );
     }
     let r = request(port, "GET", "/cors-1", &[("Origin", "https://foobar.com")]).unwrap();
     assert_eq!(r.0, 200, "{r:?}");
@@ -204,7 +260,11 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         matches!(methods.as_deref(), Some("POST" | "*")),
         "{methods:?}"
     );
-    assert_eq!(header(&r, "access-control-allow-credentials"), None, "{r:?}");
+    assert_eq!(
+        header(&r, "access-control-allow-credentials"),
+        None,
+        "{r:?}"
+    );
 
     // allowOrigins ["*"]: any origin, port included, gets "*" or itself.
     for origin in ["https://foobar.com", "https://foobar.com:12345"] {
@@ -225,20 +285,54 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         );
     }
 
+    // Wildcard methods and headers with credentials: a "*" would not count for
+    // a credentialed request, so the requested method and headers are echoed
+    // (Envoy does this itself), as is the origin.
+    let r = preflight(
+        "/cors-wildcard-methods-headers",
+        "https://other.foo.com",
+        "PUT",
+        Some("x-header-1, x-header-2"),
+    );
+    assert_credentialed(&r, "https://other.foo.com");
+    assert_eq!(
+        header(&r, "access-control-allow-methods").as_deref(),
+        Some("PUT")
+    );
+    assert_eq!(
+        list(&r, "access-control-allow-headers"),
+        strings(&["x-header-1", "x-header-2"])
+    );
+    let r = request(
+        port,
+        "GET",
+        "/cors-wildcard-methods-headers",
+        &[
+            ("Origin", "https://other.foo.com"),
+            ("Authorization", "Bearer test"),
+        ],
+    )
+    .unwrap();
+    assert_credentialed(&r, "https://other.foo.com");
+
     // A rule without the filter on the same listener: no CORS headers.
-    let r = request(port, "GET", "/no-cors", &[("Origin", "https://www.foo.com")]).unwrap();
+    let r = request(
+        port,
+        "GET",
+        "/no-cors",
+        &[("Origin", "https://www.foo.com")],
+    )
+    .unwrap();
     assert_eq!(r.0, 200, "{r:?}");
     assert_eq!(header(&r, "access-control-allow-origin"), None, "{r:?}");
 }
 
 #[test]
 fn retry_turns_backend_500s_into_a_200_and_without_retry_the_500_reaches_the_client() {
-    let dir = tempfile::tempdir().unwrap();
     // Each failing backend fails its first two requests.
     let retried = EchoBackend::start_failing("retried", 2);
     let plain = EchoBackend::start_failing("plain", 2);
     let ready = EchoBackend::start("ready");
-    let port = common::free_port();
     let routes = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: retry, namespace: default}
@@ -253,24 +347,19 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /ready}}]
       backendRefs: [{name: ready, port: 80}]
 ";
-    write(
-        dir.path(),
-        "objects.yaml",
+    let mut served = serve(
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
-            service("retried", retried.port),
-            service("plain", plain.port),
-            service("ready", ready.port),
-            routes.to_string(),
+            ("retried", retried.port),
+            ("plain", plain.port),
+            ("ready", ready.port),
         ],
+        routes,
     );
-    let gantry = Gantry::start(dir.path());
-    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let port = served.port;
     // Wait on a path of its own: polling the failing backends would use up their
     // failures. All three rules arrive in one route configuration.
     common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
-    let dump = envoy.config_dump().to_string();
+    let dump = served.envoy.config_dump().to_string();
     assert!(dump.contains("retriable-status-codes"), "{dump}");
 
     // Two 500s, then a 200: Envoy retried twice and the client sees the 200.
@@ -287,10 +376,8 @@ spec:
 
 #[test]
 fn retry_gives_up_after_its_attempts_and_returns_the_last_500() {
-    let dir = tempfile::tempdir().unwrap();
     let failing = EchoBackend::start_failing("failing", 3);
     let ready = EchoBackend::start("ready");
-    let port = common::free_port();
     let routes = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: retry, namespace: default}
@@ -303,19 +390,8 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /ready}}]
       backendRefs: [{name: ready, port: 80}]
 ";
-    write(
-        dir.path(),
-        "objects.yaml",
-        &[
-            CLASS.to_string(),
-            gateway("eg", port),
-            service("failing", failing.port),
-            service("ready", ready.port),
-            routes.to_string(),
-        ],
-    );
-    let gantry = Gantry::start(dir.path());
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let served = serve(&[("failing", failing.port), ("ready", ready.port)], routes);
+    let port = served.port;
     common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
     // One attempt plus one retry, both 500: the client gets the 500.
     let r = request(port, "GET", "/retry", &[]).unwrap();

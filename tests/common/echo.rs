@@ -36,8 +36,7 @@ impl EchoBackend {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (name, seen, failures) =
-                    (backend_name.clone(), seen.clone(), failures.clone());
+                let (name, seen, failures) = (backend_name.clone(), seen.clone(), failures.clone());
                 std::thread::spawn(move || serve_connection(stream, &name, &seen, &failures));
             }
         });
