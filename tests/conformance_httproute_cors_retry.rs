@@ -243,9 +243,34 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
             Some(origin)
         );
     }
-    let r = request(port, "GET", "/cors-1", &[("Origin", "https://foobar.com")]).unwrap();
+    // HTTPRouteCORSAllowCredentialsBehavior: allow-credentials only alongside a
+    // matching allow-origin, and only where allowCredentials is true.
+    let with_credentials = [
+        ("Origin", "https://foobar.com"),
+        ("Cookie", "sid=abc123"),
+        ("Authorization", "Bearer test"),
+    ];
+    let r = request(port, "GET", "/cors-1", &with_credentials).unwrap();
     assert_eq!(r.0, 200, "{r:?}");
     assert_eq!(header(&r, "access-control-allow-origin"), None, "{r:?}");
+    assert_eq!(
+        header(&r, "access-control-allow-credentials"),
+        None,
+        "{r:?}"
+    );
+    let mut allowed = with_credentials;
+    allowed[0].1 = "https://www.foo.com";
+    let r = request(port, "GET", "/cors-2", &allowed).unwrap();
+    assert_eq!(r.0, 200, "{r:?}");
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("https://www.foo.com")
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-credentials"),
+        None,
+        "{r:?}"
+    );
 
     // allowMethods ["*"] without credentials: POST is allowed ("POST" or "*"),
     // and no allow-credentials header.
