@@ -495,6 +495,40 @@ spec:
         assert!(e.message.contains("spec.path.escapedSlashesAction"), "{e}");
     }
 
+    const RETRY_ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+    - backendRefs: [{name: s, port: 80}]
+    - retry: RETRY
+      backendRefs: [{name: s, port: 80}]
+";
+
+    #[test]
+    fn http_route_rule_retries_are_kept_by_rule_index() {
+        let text = RETRY_ROUTE.replace("RETRY", "{codes: [503], attempts: 2, backoff: 1s}");
+        let parsed = parse_file("route.yaml", &text).unwrap();
+        let res = Resources::from_files([("route.yaml", &parsed)]);
+        let retries = &res.http_route_retries[&("default".to_string(), "r".to_string())];
+        assert_eq!(retries.len(), 2);
+        assert!(retries[0].is_none());
+        let retry = retries[1].as_ref().unwrap();
+        assert_eq!(retry.codes, Some(vec![503]));
+        assert_eq!(retry.attempts, Some(2));
+        assert_eq!(retry.backoff.as_deref(), Some("1s"));
+    }
+
+    #[test]
+    fn a_malformed_retry_is_a_parse_error_naming_it() {
+        let text = RETRY_ROUTE.replace("RETRY", "{attempts: many}");
+        let e = parse_file("route.yaml", &text).unwrap_err();
+        assert!(
+            e.message.contains("spec.rules[1].retry") && e.message.contains("attempts"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn targets_kubernetes_would_refuse_are_parse_errors() {
         let text = POLICY.replace("kind: Gateway", "kind: HTTPRoute");
