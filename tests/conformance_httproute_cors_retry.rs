@@ -400,8 +400,13 @@ spec:
 }
 
 #[test]
-fn retry_gives_up_after_its_attempts_and_returns_the_last_500() {
+fn retry_gives_up_after_its_attempts_skips_unlisted_codes_and_attempts_0_never_retries() {
+    // As in the upstream HTTPRouteRetry test: the answer is the backend's own
+    // failure once the attempts are spent, a code not listed is not retried, and
+    // attempts 0 means no retry.
     let failing = EchoBackend::start_failing("failing", 3);
+    let unlisted = EchoBackend::start_failing_with("unlisted", 2, 503);
+    let zero = EchoBackend::start_failing("zero", 1);
     let ready = EchoBackend::start("ready");
     let routes = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -412,14 +417,36 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /retry}}]
       retry: {codes: [500], attempts: 1}
       backendRefs: [{name: failing, port: 80}]
+    - matches: [{path: {type: PathPrefix, value: /unlisted}}]
+      retry: {codes: [500], attempts: 3}
+      backendRefs: [{name: unlisted, port: 80}]
+    - matches: [{path: {type: PathPrefix, value: /zero}}]
+      retry: {codes: [500, 502, 503, 504], attempts: 0}
+      backendRefs: [{name: zero, port: 80}]
     - matches: [{path: {type: PathPrefix, value: /ready}}]
       backendRefs: [{name: ready, port: 80}]
 ";
-    let served = serve(&[("failing", failing.port), ("ready", ready.port)], routes);
+    let served = serve(
+        &[
+            ("failing", failing.port),
+            ("unlisted", unlisted.port),
+            ("zero", zero.port),
+            ("ready", ready.port),
+        ],
+        routes,
+    );
     let port = served.port;
     common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
     // One attempt plus one retry, both 500: the client gets the 500.
     let r = request(port, "GET", "/retry", &[]).unwrap();
     assert_eq!(r.0, 500, "{r:?}");
     assert_eq!(failing.requests.lock().unwrap().len(), 2);
+    // 503 is not among the codes: answered as it came, after one request.
+    let r = request(port, "GET", "/unlisted", &[]).unwrap();
+    assert_eq!(r.0, 503, "{r:?}");
+    assert_eq!(unlisted.requests.lock().unwrap().len(), 1);
+    // attempts 0: the first 500 is the answer.
+    let r = request(port, "GET", "/zero", &[]).unwrap();
+    assert_eq!(r.0, 500, "{r:?}");
+    assert_eq!(zero.requests.lock().unwrap().len(), 1);
 }

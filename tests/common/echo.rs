@@ -24,6 +24,11 @@ impl EchoBackend {
     /// Like [`EchoBackend::start`], but the first `failures` requests (counted over
     /// all connections) get a 500; they are still recorded in `requests`.
     pub fn start_failing(name: &str, failures: usize) -> Self {
+        Self::start_failing_with(name, failures, 500)
+    }
+
+    /// Like [`EchoBackend::start_failing`], with another status for the failures.
+    pub fn start_failing_with(name: &str, failures: usize, status: u16) -> Self {
         let failures = Arc::new(AtomicUsize::new(failures));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo backend");
         let port = listener.local_addr().unwrap().port();
@@ -37,7 +42,9 @@ impl EchoBackend {
                 }
                 let Ok(stream) = stream else { continue };
                 let (name, seen, failures) = (backend_name.clone(), seen.clone(), failures.clone());
-                std::thread::spawn(move || serve_connection(stream, &name, &seen, &failures));
+                std::thread::spawn(move || {
+                    serve_connection(stream, &name, &seen, &failures, status)
+                });
             }
         });
         EchoBackend {
@@ -62,6 +69,7 @@ fn serve_connection(
     name: &str,
     seen: &Mutex<Vec<Vec<String>>>,
     failures: &AtomicUsize,
+    failure_status: u16,
 ) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
@@ -103,9 +111,9 @@ fn serve_connection(
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         let status = if fail {
-            "500 Internal Server Error"
+            format!("{failure_status} Failure")
         } else {
-            "200 OK"
+            "200 OK".to_string()
         };
         let response = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n\r\n{reply}",
