@@ -450,3 +450,35 @@ spec:
     assert_eq!(r.0, 500, "{r:?}");
     assert_eq!(zero.requests.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn retry_covers_connection_failures_without_any_codes() {
+    // The spec: a configured retry also retries connection errors. "down" points
+    // at a port nothing listens on, so every attempt is refused.
+    let ready = EchoBackend::start("ready");
+    let down = common::free_port();
+    let routes = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: retry, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /down}}]
+      retry: {attempts: 2, backoff: 10ms}
+      backendRefs: [{name: down, port: 80}]
+    - matches: [{path: {type: PathPrefix, value: /ready}}]
+      backendRefs: [{name: ready, port: 80}]
+";
+    let mut served = serve(&[("down", down), ("ready", ready.port)], routes);
+    let port = served.port;
+    common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
+    let r = request(port, "GET", "/down", &[]).unwrap();
+    assert_eq!(r.0, 503, "{r:?}");
+    let retries = common::poll("the retry counter", || {
+        served
+            .envoy
+            .stat("cluster.default/down/80.upstream_rq_retry")
+            .filter(|n| *n >= 2)
+    });
+    assert_eq!(retries, 2);
+}
