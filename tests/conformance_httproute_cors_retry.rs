@@ -99,6 +99,23 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| s.to_string()).collect())
 }
 
+/// The HTTPRoute "retry" with these rules (YAML list items) plus a /ready rule to
+/// the "ready" Service, which tests poll instead of the failing backends (polling
+/// those would use up their failures).
+fn retry_route(rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: retry, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  rules:
+{rules}    - matches: [{{path: {{type: PathPrefix, value: /ready}}}}]
+      backendRefs: [{{name: ready, port: 80}}]
+"
+    )
+}
+
 const CORS_ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: cors-multiple-origins-methods-headers, namespace: default}
@@ -358,27 +375,21 @@ fn retry_turns_backend_500s_into_a_200_and_without_retry_the_500_reaches_the_cli
     let retried = EchoBackend::start_failing("retried", 2);
     let plain = EchoBackend::start_failing("plain", 2);
     let ready = EchoBackend::start("ready");
-    let routes = "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: retry, namespace: default}
-spec:
-  parentRefs: [{name: eg}]
-  rules:
-    - matches: [{path: {type: PathPrefix, value: /retry}}]
+    let routes = retry_route(
+        "    - matches: [{path: {type: PathPrefix, value: /retry}}]
       retry: {codes: [500], attempts: 2, backoff: 10ms}
       backendRefs: [{name: retried, port: 80}]
     - matches: [{path: {type: PathPrefix, value: /plain}}]
       backendRefs: [{name: plain, port: 80}]
-    - matches: [{path: {type: PathPrefix, value: /ready}}]
-      backendRefs: [{name: ready, port: 80}]
-";
+",
+    );
     let mut served = serve(
         &[
             ("retried", retried.port),
             ("plain", plain.port),
             ("ready", ready.port),
         ],
-        routes,
+        &routes,
     );
     let port = served.port;
     // Wait on a path of its own: polling the failing backends would use up their
@@ -408,13 +419,8 @@ fn retry_gives_up_after_its_attempts_skips_unlisted_codes_and_attempts_0_never_r
     let unlisted = EchoBackend::start_failing_with("unlisted", 2, 503);
     let zero = EchoBackend::start_failing("zero", 1);
     let ready = EchoBackend::start("ready");
-    let routes = "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: retry, namespace: default}
-spec:
-  parentRefs: [{name: eg}]
-  rules:
-    - matches: [{path: {type: PathPrefix, value: /retry}}]
+    let routes = retry_route(
+        "    - matches: [{path: {type: PathPrefix, value: /retry}}]
       retry: {codes: [500], attempts: 1}
       backendRefs: [{name: failing, port: 80}]
     - matches: [{path: {type: PathPrefix, value: /unlisted}}]
@@ -423,9 +429,8 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /zero}}]
       retry: {codes: [500, 502, 503, 504], attempts: 0}
       backendRefs: [{name: zero, port: 80}]
-    - matches: [{path: {type: PathPrefix, value: /ready}}]
-      backendRefs: [{name: ready, port: 80}]
-";
+",
+    );
     let served = serve(
         &[
             ("failing", failing.port),
@@ -433,7 +438,7 @@ spec:
             ("zero", zero.port),
             ("ready", ready.port),
         ],
-        routes,
+        &routes,
     );
     let port = served.port;
     common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
@@ -457,19 +462,13 @@ fn retry_covers_connection_failures_without_any_codes() {
     // at a port nothing listens on, so every attempt is refused.
     let ready = EchoBackend::start("ready");
     let down = common::free_port();
-    let routes = "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: retry, namespace: default}
-spec:
-  parentRefs: [{name: eg}]
-  rules:
-    - matches: [{path: {type: PathPrefix, value: /down}}]
+    let routes = retry_route(
+        "    - matches: [{path: {type: PathPrefix, value: /down}}]
       retry: {attempts: 2, backoff: 10ms}
       backendRefs: [{name: down, port: 80}]
-    - matches: [{path: {type: PathPrefix, value: /ready}}]
-      backendRefs: [{name: ready, port: 80}]
-";
-    let mut served = serve(&[("down", down), ("ready", ready.port)], routes);
+",
+    );
+    let mut served = serve(&[("down", down), ("ready", ready.port)], &routes);
     let port = served.port;
     common::wait_for_http(port, "www.example.com", "/ready", |status, _| status == 200);
     let r = request(port, "GET", "/down", &[]).unwrap();
