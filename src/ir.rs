@@ -428,8 +428,39 @@ pub struct Route {
     /// Copies of each request sent to these backends (RequestMirror); their
     /// answers are dropped.
     pub mirrors: Vec<Mirror>,
+    /// HTTPRoute CORS filter: answered by Envoy's CORS HTTP filter for this route.
+    pub cors: Option<Cors>,
+    /// HTTPRoute rule retry.
+    pub retry: Option<Retry>,
     /// Backend-side route settings (BackendTrafficPolicy lands here).
     pub backend: RouteBackendSettings,
+}
+
+/// A Gateway API CORS filter, lists in the order given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Cors {
+    /// Origins as written: exact, or with `*` standing for any characters
+    /// (`https://*.example.com`, or `*` alone for every origin).
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may cache the preflight answer.
+    pub max_age: Option<u32>,
+    pub allow_credentials: bool,
+}
+
+/// A Gateway API HTTPRouteRetry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// HTTP status codes that are retried (besides connection failures).
+    pub codes: Vec<u32>,
+    /// Retries after the first attempt; None: Envoy's default (1).
+    pub attempts: Option<u32>,
+    /// The minimum wait between attempts.
+    pub backoff: Option<std::time::Duration>,
+    /// Each attempt's timeout (timeouts.backendRequest).
+    pub per_try_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

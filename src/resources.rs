@@ -25,6 +25,9 @@ pub struct Resources {
     pub gateway_classes: Vec<GatewayClass>,
     pub gateways: Vec<Gateway>,
     pub http_routes: Vec<HttpRoute>,
+    /// The `retry` of each HTTPRoute rule, by (namespace, name): the standard
+    /// HTTPRoute type has no such field and would drop it unseen.
+    pub http_route_retries: BTreeMap<(String, String), RuleRetries>,
     pub grpc_routes: Vec<GrpcRoute>,
     pub tcp_routes: Vec<TcpRoute>,
     pub tls_routes: Vec<TlsRoute>,
@@ -59,12 +62,16 @@ impl std::fmt::Display for InputProblem {
     }
 }
 
+/// The `retry` of each rule of one HTTPRoute, by rule index (empty when no rule
+/// has one).
+pub type RuleRetries = Vec<Option<gateway_api::experimental::httproutes::HttpRouteRulesRetry>>;
+
 /// One typed input object.
 #[derive(Clone, Debug)]
 pub enum Object {
     GatewayClass(Box<GatewayClass>),
     Gateway(Box<Gateway>),
-    HttpRoute(Box<HttpRoute>),
+    HttpRoute(Box<HttpRoute>, RuleRetries),
     GrpcRoute(Box<GrpcRoute>),
     TcpRoute(Box<TcpRoute>),
     TlsRoute(Box<TlsRoute>),
@@ -154,7 +161,8 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
             Object::Gateway(Box::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
-            Object::HttpRoute(Box::new(typed(document).map_err(describe)?))
+            let retries = rule_retries(&document).map_err(describe)?;
+            Object::HttpRoute(Box::new(typed(document).map_err(describe)?), retries)
         }
         ("gateway.networking.k8s.io", "GRPCRoute") => {
             Object::GrpcRoute(Box::new(typed(document).map_err(describe)?))
@@ -260,6 +268,24 @@ pub fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) 
 }
 
 /// Deserializes one document, naming the offending field on error.
+/// Reads `spec.rules[*].retry` (Gateway API v1.5 HTTPRouteRetry), which the
+/// standard HTTPRoute type does not have; an error names the field.
+fn rule_retries(document: &serde_json::Value) -> Result<RuleRetries, String> {
+    let Some(rules) = document.pointer("/spec/rules").and_then(|r| r.as_array()) else {
+        return Ok(Vec::new());
+    };
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| match rule.get("retry") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(retry) => typed(retry.clone())
+                .map(Some)
+                .map_err(|e| format!("spec.rules[{i}].retry: {e}")),
+        })
+        .collect()
+}
+
 fn typed<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(document).map_err(|e| {
         let path = e.path().to_string();
@@ -308,7 +334,19 @@ impl Resources {
         match object {
             Object::GatewayClass(o) => self.gateway_classes.push(*o),
             Object::Gateway(o) => self.gateways.push(*o),
-            Object::HttpRoute(o) => self.http_routes.push(*o),
+            Object::HttpRoute(o, retries) => {
+                if retries.iter().any(Option::is_some) {
+                    let key = (
+                        o.metadata
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".into()),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    );
+                    self.http_route_retries.insert(key, retries);
+                }
+                self.http_routes.push(*o)
+            }
             Object::GrpcRoute(o) => self.grpc_routes.push(*o),
             Object::TcpRoute(o) => self.tcp_routes.push(*o),
             Object::TlsRoute(o) => self.tls_routes.push(*o),
@@ -378,7 +416,7 @@ impl Object {
         match self {
             Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),
             Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
-            Object::HttpRoute(o) => meta("HTTPRoute", true, o.as_ref()),
+            Object::HttpRoute(o, _) => meta("HTTPRoute", true, o.as_ref()),
             Object::GrpcRoute(o) => meta("GRPCRoute", true, o.as_ref()),
             Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
             Object::TlsRoute(o) => meta("TLSRoute", true, o.as_ref()),
@@ -455,6 +493,40 @@ spec:
         );
         let e = parse("  path:\n    escapedSlashesAction: Whatever\n").unwrap_err();
         assert!(e.message.contains("spec.path.escapedSlashesAction"), "{e}");
+    }
+
+    const RETRY_ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+    - backendRefs: [{name: s, port: 80}]
+    - retry: RETRY
+      backendRefs: [{name: s, port: 80}]
+";
+
+    #[test]
+    fn http_route_rule_retries_are_kept_by_rule_index() {
+        let text = RETRY_ROUTE.replace("RETRY", "{codes: [503], attempts: 2, backoff: 1s}");
+        let parsed = parse_file("route.yaml", &text).unwrap();
+        let res = Resources::from_files([("route.yaml", &parsed)]);
+        let retries = &res.http_route_retries[&("default".to_string(), "r".to_string())];
+        assert_eq!(retries.len(), 2);
+        assert!(retries[0].is_none());
+        let retry = retries[1].as_ref().unwrap();
+        assert_eq!(retry.codes, Some(vec![503]));
+        assert_eq!(retry.attempts, Some(2));
+        assert_eq!(retry.backoff.as_deref(), Some("1s"));
+    }
+
+    #[test]
+    fn a_malformed_retry_is_a_parse_error_naming_it() {
+        let text = RETRY_ROUTE.replace("RETRY", "{attempts: many}");
+        let e = parse_file("route.yaml", &text).unwrap_err();
+        assert!(
+            e.message.contains("spec.rules[1].retry") && e.message.contains("attempts"),
+            "{e}"
+        );
     }
 
     #[test]

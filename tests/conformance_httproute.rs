@@ -231,16 +231,30 @@ fn backend_request_timeout_answers_504_for_a_slow_backend() {
         ),
     ]
     .join("---\n");
+    let with_retry = route(
+        "retrying",
+        "example.com",
+        "/retrying",
+        "      backendRefs: [{name: slow, port: 80}]
+      timeouts: {request: 5s, backendRequest: 500ms}
+      retry: {attempts: 0}
+",
+    );
+    let routes = format!("{routes}---\n{with_retry}");
     let r = start(&routes, &[service("slow", slow)]);
     common::wait_for_http(r.port, "example.com", "/patient", |s, _| s == 200);
-    let started = Instant::now();
-    let (status, _, body) = common::http_get(r.port, "example.com", "/backend-timeout");
-    let took = started.elapsed();
-    assert_eq!(status, 504, "{body}");
-    assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
-        "504 after {took:?}"
-    );
+    // Without retries backendRequest is the route's timeout; with them, each
+    // try's (the route keeps timeouts.request).
+    for path in ["/backend-timeout", "/retrying"] {
+        let started = Instant::now();
+        let (status, _, body) = common::http_get(r.port, "example.com", path);
+        let took = started.elapsed();
+        assert_eq!(status, 504, "{path}: {body}");
+        assert!(
+            took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+            "{path}: 504 after {took:?}"
+        );
+    }
 }
 
 /// The backend (x-backend) that answers `path` with `method`, once the routes are

@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
+use gateway_api::experimental::httproutes::HttpRouteRulesRetry;
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs,
     HttpRouteRulesFilters, HttpRouteRulesFiltersRequestRedirectPathType,
@@ -19,8 +20,8 @@ use super::gateway::{ListenerOrigin, ListenerState};
 use super::hostnames;
 use super::index::{CrossRef, Index};
 use crate::ir::{
-    Cluster, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite, Redirect, Route,
-    RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
+    Cluster, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite, Redirect,
+    Retry, Route, RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
 };
 
 use super::GATEWAY_GROUP;
@@ -203,7 +204,11 @@ pub fn parent_status(
     })
 }
 
-pub fn translate_rules(route: &HttpRoute, index: &Index<'_>) -> TranslatedRules {
+pub fn translate_rules(
+    route: &HttpRoute,
+    retries: &[Option<HttpRouteRulesRetry>],
+    index: &Index<'_>,
+) -> TranslatedRules {
     let ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let name = route.metadata.name.as_deref().unwrap_or("");
     let mut out = TranslatedRules {
@@ -214,7 +219,8 @@ pub fn translate_rules(route: &HttpRoute, index: &Index<'_>) -> TranslatedRules 
     };
     let created = route.metadata.creation_timestamp.clone();
     for (rule_index, rule) in route.spec.rules.iter().flatten().enumerate() {
-        let rule_ir = match translate_rule(rule, ns, index, &mut out) {
+        let retry = retries.get(rule_index).and_then(Option::as_ref);
+        let rule_ir = match translate_rule(rule, retry, ns, index, &mut out) {
             Ok(r) => r,
             Err(problem) => {
                 out.unsupported.get_or_insert(problem);
@@ -261,6 +267,8 @@ pub fn translate_rules(route: &HttpRoute, index: &Index<'_>) -> TranslatedRules 
                     action: rule_ir.action.clone(),
                     timeout: rule_ir.timeout,
                     mirrors: rule_ir.mirrors.clone(),
+                    cors: rule_ir.cors.clone(),
+                    retry: rule_ir.retry.clone(),
                     backend: RouteBackendSettings::default(),
                 },
             ));
@@ -377,10 +385,13 @@ struct RuleIr {
     action: RouteAction,
     timeout: Option<std::time::Duration>,
     mirrors: Vec<Mirror>,
+    cors: Option<Cors>,
+    retry: Option<Retry>,
 }
 
 fn translate_rule(
     rule: &HttpRouteRules,
+    retry_spec: Option<&HttpRouteRulesRetry>,
     ns: &str,
     index: &Index<'_>,
     out: &mut TranslatedRules,
@@ -403,9 +414,22 @@ fn translate_rule(
         })
         .and_then(|p| p.value.clone());
     let mut mirrors = Vec::new();
+    let mut cors_policy = None;
     for filter in rule.filters.iter().flatten() {
         if filter.r#type == HttpRouteRulesFiltersType::RequestMirror {
             mirrors.extend(mirror(filter, ns, index, out)?);
+            continue;
+        }
+        if filter.r#type == HttpRouteRulesFiltersType::Cors {
+            // The spec allows one CORS filter per rule; a second would silently
+            // replace the first, so it is refused instead.
+            if cors_policy.is_some() {
+                return Err(Problem::new(
+                    "UnsupportedValue",
+                    "a rule takes at most one CORS filter",
+                ));
+            }
+            cors_policy = Some(cors(filter)?);
             continue;
         }
         apply_filter(
@@ -418,28 +442,19 @@ fn translate_rule(
             &mut path_rewrite,
         )?;
     }
-    // The route's timeout: timeouts.request, or timeouts.backendRequest when set,
-    // since with no retries the one backend request is the whole request (as
-    // Envoy Gateway maps it); the spec has backendRequest at most request.
-    let duration = |field: &str, text: Option<&str>| {
-        text.map(|text| {
-            text.parse::<gateway_api::Duration>()
-                .map(|d| std::time::Duration::from_millis(d.as_millis() as u64))
-                .map_err(|e| {
-                    Problem::new(
-                        "UnsupportedValue",
-                        format!("timeouts.{field} {text:?}: {e}"),
-                    )
-                })
-        })
-        .transpose()
-    };
+    // timeouts.backendRequest bounds each request to a backend: with retries it is
+    // the per-try timeout, without them the one backend request is the whole
+    // request, so it is the route's timeout (as Envoy Gateway maps it). The spec
+    // has it at most timeouts.request.
     let timeouts = rule.timeouts.as_ref();
-    let request_timeout = duration("request", timeouts.and_then(|t| t.request.as_deref()))?;
-    let backend_timeout = duration(
-        "backendRequest",
-        timeouts.and_then(|t| t.backend_request.as_deref()),
-    )?;
+    let request_timeout = timeouts
+        .and_then(|t| t.request.as_deref())
+        .map(|text| gateway_duration("timeouts.request", text))
+        .transpose()?;
+    let backend_timeout = timeouts
+        .and_then(|t| t.backend_request.as_deref())
+        .map(|text| gateway_duration("timeouts.backendRequest", text))
+        .transpose()?;
     if let (Some(request), Some(backend)) = (request_timeout, backend_timeout)
         && !request.is_zero()
         && backend > request
@@ -451,7 +466,10 @@ fn translate_rule(
             ),
         ));
     }
-    let timeout = backend_timeout.or(request_timeout);
+    let timeout = match retry_spec {
+        Some(_) => request_timeout,
+        None => backend_timeout.or(request_timeout),
+    };
     let action = match redirect {
         Some(r) => RouteAction::Redirect(r),
         None => {
@@ -501,6 +519,95 @@ fn translate_rule(
         action,
         timeout,
         mirrors,
+        cors: cors_policy,
+        retry: retry_spec.map(|r| retry(r, backend_timeout)).transpose()?,
+    })
+}
+
+/// A Gateway API duration field (`field` names it in the problem).
+fn gateway_duration(field: &str, text: &str) -> Result<std::time::Duration, Problem> {
+    text.parse::<gateway_api::Duration>()
+        .map(|d| std::time::Duration::from_millis(d.as_millis() as u64))
+        .map_err(|e| Problem::new("UnsupportedValue", format!("{field} {text:?}: {e}")))
+}
+
+/// A rule's retry as the IR's, each attempt bounded by `per_try_timeout`. The
+/// spec's codes are 400 to 599.
+fn retry(
+    r: &HttpRouteRulesRetry,
+    per_try_timeout: Option<std::time::Duration>,
+) -> Result<Retry, Problem> {
+    let mut codes = Vec::new();
+    for &code in r.codes.iter().flatten() {
+        if !(400..=599).contains(&code) {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                format!("retry.codes: {code} is not an HTTP status code from 400 to 599"),
+            ));
+        }
+        codes.push(code as u32);
+    }
+    let attempts = match r.attempts {
+        None => None,
+        Some(n) => Some(u32::try_from(n).map_err(|_| {
+            Problem::new(
+                "UnsupportedValue",
+                format!("retry.attempts {n} must be from 0 to {}", u32::MAX),
+            )
+        })?),
+    };
+    let backoff = r
+        .backoff
+        .as_deref()
+        .map(|text| gateway_duration("retry.backoff", text))
+        .transpose()?
+        // Envoy refuses a zero base interval; 1ms is the nearest it takes.
+        .map(|d| d.max(std::time::Duration::from_millis(1)));
+    Ok(Retry {
+        codes,
+        attempts,
+        backoff,
+        per_try_timeout,
+    })
+}
+
+/// A CORS filter as the IR's policy. Origins keep their wildcards; xds::build
+/// turns them into Envoy matchers.
+fn cors(filter: &HttpRouteRulesFilters) -> Result<Cors, Problem> {
+    let f = filter.cors.as_ref().ok_or_else(|| {
+        Problem::new(
+            "UnsupportedValue",
+            "filter type CORS without its cors field",
+        )
+    })?;
+    let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
+    let allow_origins = list(&f.allow_origins);
+    for origin in &allow_origins {
+        // An origin becomes a response header value and a matcher: control
+        // characters or whitespace could only be a mistake.
+        if origin.is_empty() || origin.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                format!("cors.allowOrigins: {origin:?} is not an origin"),
+            ));
+        }
+    }
+    let max_age = match f.max_age {
+        None => None,
+        Some(age) => Some(u32::try_from(age).map_err(|_| {
+            Problem::new(
+                "UnsupportedValue",
+                format!("cors.maxAge {age} must not be negative"),
+            )
+        })?),
+    };
+    Ok(Cors {
+        allow_origins,
+        allow_methods: list(&f.allow_methods),
+        allow_headers: list(&f.allow_headers),
+        expose_headers: list(&f.expose_headers),
+        max_age,
+        allow_credentials: f.allow_credentials.unwrap_or(false),
     })
 }
 

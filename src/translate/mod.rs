@@ -183,6 +183,14 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let http_like: Vec<HttpLikeRoute> = (resources.http_routes.iter())
         .map(|route| HttpLikeRoute {
             route: Cow::Borrowed(route),
+            retries: resources
+                .http_route_retries
+                .get(&(
+                    route.metadata.namespace.clone().unwrap_or_default(),
+                    route.metadata.name.clone().unwrap_or_default(),
+                ))
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
             grpc: None,
         })
         .chain(resources.grpc_routes.iter().map(HttpLikeRoute::grpc))
@@ -249,6 +257,8 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
 /// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
 struct HttpLikeRoute<'a> {
     route: Cow<'a, HttpRoute>,
+    /// The HTTPRoute's rule retries (none for a GRPCRoute).
+    retries: &'a [Option<gateway_api::experimental::httproutes::HttpRouteRulesRetry>],
     /// For a GRPCRoute: Err when it has no HTTPRoute form (then `route` keeps only
     /// its parentRefs, for the status).
     grpc: Option<Result<(), conditions::Problem>>,
@@ -262,6 +272,7 @@ impl<'a> HttpLikeRoute<'a> {
         };
         HttpLikeRoute {
             route: Cow::Owned(http),
+            retries: &[],
             grpc: Some(usable),
         }
     }
@@ -275,7 +286,7 @@ impl<'a> HttpLikeRoute<'a> {
     }
 
     fn translate_rules(&self, index: &Index<'_>) -> TranslatedRules {
-        let mut rules = httproute::translate_rules(&self.route, index);
+        let mut rules = httproute::translate_rules(&self.route, self.retries, index);
         match &self.grpc {
             None => {}
             Some(Ok(())) => grpcroute::speak_h2c(&mut rules),
@@ -774,6 +785,8 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
             },
             timeout: None,
             mirrors: Vec::new(),
+            cors: None,
+            retry: None,
             backend: Default::default(),
         }],
     });
@@ -800,6 +813,8 @@ fn answer_500(chains: &mut [FilterChain]) {
                 route.response_headers = Default::default();
                 route.timeout = None;
                 route.mirrors.clear();
+                route.cors = None;
+                route.retry = None;
             }
         }
     }

@@ -1,9 +1,11 @@
 //! An in-process HTTP/1.1 echo backend for end-to-end tests: answers every request
 //! with 200 and a body naming the backend, then the request line and headers.
+//! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
+//! show retries.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct EchoBackend {
@@ -16,6 +18,18 @@ pub struct EchoBackend {
 
 impl EchoBackend {
     pub fn start(name: &str) -> Self {
+        Self::start_failing(name, 0)
+    }
+
+    /// Like [`EchoBackend::start`], but the first `failures` requests (counted over
+    /// all connections) get a 500; they are still recorded in `requests`.
+    pub fn start_failing(name: &str, failures: usize) -> Self {
+        Self::start_failing_with(name, failures, 500)
+    }
+
+    /// Like [`EchoBackend::start_failing`], with another status for the failures.
+    pub fn start_failing_with(name: &str, failures: usize, status: u16) -> Self {
+        let failures = Arc::new(AtomicUsize::new(failures));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo backend");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -27,8 +41,10 @@ impl EchoBackend {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (name, seen) = (backend_name.clone(), seen.clone());
-                std::thread::spawn(move || serve_connection(stream, &name, &seen));
+                let (name, seen, failures) = (backend_name.clone(), seen.clone(), failures.clone());
+                std::thread::spawn(move || {
+                    serve_connection(stream, &name, &seen, &failures, status)
+                });
             }
         });
         EchoBackend {
@@ -48,7 +64,13 @@ impl Drop for EchoBackend {
     }
 }
 
-fn serve_connection(stream: TcpStream, name: &str, seen: &Mutex<Vec<Vec<String>>>) {
+fn serve_connection(
+    stream: TcpStream,
+    name: &str,
+    seen: &Mutex<Vec<Vec<String>>>,
+    failures: &AtomicUsize,
+    failure_status: u16,
+) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -84,8 +106,17 @@ fn serve_connection(stream: TcpStream, name: &str, seen: &Mutex<Vec<Vec<String>>
             reply.push_str(line);
             reply.push('\n');
         }
+        // Take one failure if any are left; the count never goes below zero.
+        let fail = failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let status = if fail {
+            format!("{failure_status} Failure")
+        } else {
+            "200 OK".to_string()
+        };
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n\r\n{reply}",
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n\r\n{reply}",
             reply.len()
         );
         if writer.write_all(response.as_bytes()).is_err() {
