@@ -27,7 +27,7 @@ pub struct Resources {
     pub http_routes: Vec<HttpRoute>,
     /// The `retry` of each HTTPRoute rule, by (namespace, name): the standard
     /// HTTPRoute type has no such field and would drop it unseen.
-    pub http_route_retries: BTreeMap<(String, String), RuleRetries>,
+    pub http_route_extras: BTreeMap<(String, String), RulesExtras>,
     pub grpc_routes: Vec<GrpcRoute>,
     pub tcp_routes: Vec<TcpRoute>,
     pub tls_routes: Vec<TlsRoute>,
@@ -62,16 +62,25 @@ impl std::fmt::Display for InputProblem {
     }
 }
 
-/// The `retry` of each rule of one HTTPRoute, by rule index (empty when no rule
-/// has one).
-pub type RuleRetries = Vec<Option<gateway_api::experimental::httproutes::HttpRouteRulesRetry>>;
+/// What the standard HTTPRoute type has no field for, per rule: Gateway API v1.5's
+/// `retry`, and whether the rule sets `sessionPersistence` (which gantry does not
+/// support, so the route must be refused rather than the field dropped).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleExtras {
+    pub retry: Option<gateway_api::experimental::httproutes::HttpRouteRulesRetry>,
+    pub session_persistence: bool,
+}
+
+/// The [`RuleExtras`] of each rule of one HTTPRoute, by rule index (empty when no
+/// rule has any).
+pub type RulesExtras = Vec<RuleExtras>;
 
 /// One typed input object.
 #[derive(Clone, Debug)]
 pub enum Object {
     GatewayClass(Box<GatewayClass>),
     Gateway(Box<Gateway>),
-    HttpRoute(Box<HttpRoute>, RuleRetries),
+    HttpRoute(Box<HttpRoute>, RulesExtras),
     GrpcRoute(Box<GrpcRoute>),
     TcpRoute(Box<TcpRoute>),
     TlsRoute(Box<TlsRoute>),
@@ -161,8 +170,8 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
             Object::Gateway(Box::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
-            let retries = rule_retries(&document).map_err(describe)?;
-            Object::HttpRoute(Box::new(typed(document).map_err(describe)?), retries)
+            let extras = rules_extras(&document).map_err(describe)?;
+            Object::HttpRoute(Box::new(typed(document).map_err(describe)?), extras)
         }
         ("gateway.networking.k8s.io", "GRPCRoute") => {
             Object::GrpcRoute(Box::new(typed(document).map_err(describe)?))
@@ -267,25 +276,33 @@ pub fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) 
     })
 }
 
-/// Deserializes one document, naming the offending field on error.
-/// Reads `spec.rules[*].retry` (Gateway API v1.5 HTTPRouteRetry), which the
-/// standard HTTPRoute type does not have; an error names the field.
-fn rule_retries(document: &serde_json::Value) -> Result<RuleRetries, String> {
+/// Reads what [`RuleExtras`] holds from each of `spec.rules`; a malformed
+/// `retry` is an error naming the field.
+fn rules_extras(document: &serde_json::Value) -> Result<RulesExtras, String> {
     let Some(rules) = document.pointer("/spec/rules").and_then(|r| r.as_array()) else {
         return Ok(Vec::new());
     };
+    let present =
+        |rule: &serde_json::Value, field: &str| rule.get(field).is_some_and(|v| !v.is_null());
     rules
         .iter()
         .enumerate()
-        .map(|(i, rule)| match rule.get("retry") {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(retry) => typed(retry.clone())
-                .map(Some)
-                .map_err(|e| format!("spec.rules[{i}].retry: {e}")),
+        .map(|(i, rule)| {
+            let retry = match rule.get("retry") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(retry) => {
+                    Some(typed(retry.clone()).map_err(|e| format!("spec.rules[{i}].retry: {e}"))?)
+                }
+            };
+            Ok(RuleExtras {
+                retry,
+                session_persistence: present(rule, "sessionPersistence"),
+            })
         })
         .collect()
 }
 
+/// Deserializes one document, naming the offending field on error.
 fn typed<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(document).map_err(|e| {
         let path = e.path().to_string();
@@ -334,8 +351,8 @@ impl Resources {
         match object {
             Object::GatewayClass(o) => self.gateway_classes.push(*o),
             Object::Gateway(o) => self.gateways.push(*o),
-            Object::HttpRoute(o, retries) => {
-                if retries.iter().any(Option::is_some) {
+            Object::HttpRoute(o, extras) => {
+                if extras.iter().any(|e| *e != RuleExtras::default()) {
                     let key = (
                         o.metadata
                             .namespace
@@ -343,7 +360,7 @@ impl Resources {
                             .unwrap_or_else(|| "default".into()),
                         o.metadata.name.clone().unwrap_or_default(),
                     );
-                    self.http_route_retries.insert(key, retries);
+                    self.http_route_extras.insert(key, extras);
                 }
                 self.http_routes.push(*o)
             }
@@ -510,10 +527,10 @@ spec:
         let text = RETRY_ROUTE.replace("RETRY", "{codes: [503], attempts: 2, backoff: 1s}");
         let parsed = parse_file("route.yaml", &text).unwrap();
         let res = Resources::from_files([("route.yaml", &parsed)]);
-        let retries = &res.http_route_retries[&("default".to_string(), "r".to_string())];
-        assert_eq!(retries.len(), 2);
-        assert!(retries[0].is_none());
-        let retry = retries[1].as_ref().unwrap();
+        let extras = &res.http_route_extras[&("default".to_string(), "r".to_string())];
+        assert_eq!(extras.len(), 2);
+        assert!(extras[0].retry.is_none());
+        let retry = extras[1].retry.as_ref().unwrap();
         assert_eq!(retry.codes, Some(vec![503]));
         assert_eq!(retry.attempts, Some(2));
         assert_eq!(retry.backoff.as_deref(), Some("1s"));

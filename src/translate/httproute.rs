@@ -206,7 +206,7 @@ pub fn parent_status(
 
 pub fn translate_rules(
     route: &HttpRoute,
-    retries: &[Option<HttpRouteRulesRetry>],
+    extras: &[crate::resources::RuleExtras],
     index: &Index<'_>,
 ) -> TranslatedRules {
     let ns = route.metadata.namespace.as_deref().unwrap_or("default");
@@ -218,9 +218,10 @@ pub fn translate_rules(
         unsupported: None,
     };
     let created = route.metadata.creation_timestamp.clone();
+    let none = crate::resources::RuleExtras::default();
     for (rule_index, rule) in route.spec.rules.iter().flatten().enumerate() {
-        let retry = retries.get(rule_index).and_then(Option::as_ref);
-        let rule_ir = match translate_rule(rule, retry, ns, index, &mut out) {
+        let extras = extras.get(rule_index).unwrap_or(&none);
+        let rule_ir = match translate_rule(rule, extras, ns, index, &mut out) {
             Ok(r) => r,
             Err(problem) => {
                 out.unsupported.get_or_insert(problem);
@@ -391,11 +392,18 @@ struct RuleIr {
 
 fn translate_rule(
     rule: &HttpRouteRules,
-    retry_spec: Option<&HttpRouteRulesRetry>,
+    extras: &crate::resources::RuleExtras,
     ns: &str,
     index: &Index<'_>,
     out: &mut TranslatedRules,
 ) -> Result<RuleIr, Problem> {
+    if extras.session_persistence {
+        return Err(Problem::new(
+            "UnsupportedValue",
+            "sessionPersistence is not supported by gantry yet",
+        ));
+    }
+    let retry_spec = extras.retry.as_ref();
     let mut request_headers = HeaderModifier::default();
     let mut response_headers = HeaderModifier::default();
     let mut redirect = None;

@@ -183,10 +183,16 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let http_like: Vec<HttpLikeRoute> = (resources.http_routes.iter())
         .map(|route| HttpLikeRoute {
             route: Cow::Borrowed(route),
-            retries: resources
-                .http_route_retries
+            // Keyed as Resources keys them: an object without a namespace is in
+            // "default".
+            extras: resources
+                .http_route_extras
                 .get(&(
-                    route.metadata.namespace.clone().unwrap_or_default(),
+                    route
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
                     route.metadata.name.clone().unwrap_or_default(),
                 ))
                 .map(Vec::as_slice)
@@ -257,8 +263,9 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
 /// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
 struct HttpLikeRoute<'a> {
     route: Cow<'a, HttpRoute>,
-    /// The HTTPRoute's rule retries (none for a GRPCRoute).
-    retries: &'a [Option<gateway_api::experimental::httproutes::HttpRouteRulesRetry>],
+    /// What the HTTPRoute's rules set beyond the standard type (none for a
+    /// GRPCRoute).
+    extras: &'a [crate::resources::RuleExtras],
     /// For a GRPCRoute: Err when it has no HTTPRoute form (then `route` keeps only
     /// its parentRefs, for the status).
     grpc: Option<Result<(), conditions::Problem>>,
@@ -272,7 +279,7 @@ impl<'a> HttpLikeRoute<'a> {
         };
         HttpLikeRoute {
             route: Cow::Owned(http),
-            retries: &[],
+            extras: &[],
             grpc: Some(usable),
         }
     }
@@ -286,7 +293,7 @@ impl<'a> HttpLikeRoute<'a> {
     }
 
     fn translate_rules(&self, index: &Index<'_>) -> TranslatedRules {
-        let mut rules = httproute::translate_rules(&self.route, self.retries, index);
+        let mut rules = httproute::translate_rules(&self.route, self.extras, index);
         match &self.grpc {
             None => {}
             Some(Ok(())) => grpcroute::speak_h2c(&mut rules),
