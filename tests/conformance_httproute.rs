@@ -467,3 +467,104 @@ fn redirect_status_codes_and_scheme() {
         );
     }
 }
+
+#[test]
+fn http_listeners_on_one_port_are_isolated_by_hostname() {
+    // GatewayHTTPListenerIsolation: four HTTP listeners on one port, from no
+    // hostname to an exact one, each with a route on its own path prefix; a host
+    // goes to its most specific listener, whose routes alone serve it.
+    let port = common::free_port();
+    let listeners = [
+        ("empty-hostname", None),
+        ("wildcard-example-com", Some("*.example.com")),
+        ("wildcard-foo-example-com", Some("*.foo.example.com")),
+        ("abc-foo-example-com", Some("abc.foo.example.com")),
+    ];
+    let backends: Vec<EchoBackend> = listeners
+        .iter()
+        .map(|(name, _)| EchoBackend::start(name))
+        .collect();
+    let mut docs = vec![CLASS.to_string()];
+    let mut gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: eg, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+"
+    );
+    for ((name, hostname), backend) in listeners.iter().zip(&backends) {
+        let hostname = hostname.map_or(String::new(), |h| format!(", hostname: \"{h}\""));
+        gateway.push_str(&format!(
+            "    - {{name: {name}, protocol: HTTP, port: {port}{hostname}}}\n"
+        ));
+        docs.push(service(name, backend.port));
+        docs.push(format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg, sectionName: {name}}}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: /{name}}}}}]
+      backendRefs: [{{name: {name}, port: 80}}]
+"
+        ));
+    }
+    docs.insert(1, gateway);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "objects.yaml", &docs.join("---\n"));
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let answer = |host: &str, path: &str| {
+        let (status, headers, _) = common::try_http_get(port, host, path).unwrap();
+        (
+            status,
+            common::header(&headers, "x-backend")
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    common::wait_for_http(
+        port,
+        "abc.foo.example.com",
+        "/abc-foo-example-com",
+        |s, _| s == 200,
+    );
+    let ok = |backend: &str| (200, backend.to_string());
+    let not_found = (404, String::new());
+    let cases = [
+        ("bar.com", "/empty-hostname", ok("empty-hostname")),
+        ("bar.com", "/wildcard-example-com", not_found.clone()),
+        (
+            "bar.example.com",
+            "/wildcard-example-com",
+            ok("wildcard-example-com"),
+        ),
+        ("bar.example.com", "/empty-hostname", not_found.clone()),
+        (
+            "bar.foo.example.com",
+            "/wildcard-foo-example-com",
+            ok("wildcard-foo-example-com"),
+        ),
+        (
+            "bar.foo.example.com",
+            "/wildcard-example-com",
+            not_found.clone(),
+        ),
+        (
+            "abc.foo.example.com",
+            "/abc-foo-example-com",
+            ok("abc-foo-example-com"),
+        ),
+        (
+            "abc.foo.example.com",
+            "/wildcard-foo-example-com",
+            not_found,
+        ),
+    ];
+    for (host, path, expected) in cases {
+        assert_eq!(answer(host, path), expected, "{host}{path}");
+    }
+}
