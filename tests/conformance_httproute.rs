@@ -485,15 +485,14 @@ fn http_listeners_on_one_port_are_isolated_by_hostname() {
         .map(|(name, _)| EchoBackend::start(name))
         .collect();
     let mut docs = vec![CLASS.to_string()];
-    let mut gateway = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
+    let mut gateway = "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
-metadata: {{name: eg, namespace: default}}
+metadata: {name: eg, namespace: default}
 spec:
   gatewayClassName: gantry
   listeners:
 "
-    );
+    .to_string();
     for ((name, hostname), backend) in listeners.iter().zip(&backends) {
         let hostname = hostname.map_or(String::new(), |h| format!(", hostname: \"{h}\""));
         gateway.push_str(&format!(
