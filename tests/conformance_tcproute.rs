@@ -1,0 +1,183 @@
+//! TCPRoute as the Gateway API v1.5.1 conformance suite expects it, through real
+//! stock Envoy: the connections and expected answers of the upstream tests
+//! (`conformance/tests/tcproute-*`), adapted to ports picked at run time. Each TCP
+//! backend answers a connection with its own name and closes it, as the upstream
+//! tcp echo server names the pod that answered.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, service};
+
+/// A TCP server on a free port that writes `name` to every connection and closes it.
+/// The accept thread lives as long as the test process.
+fn tcp_backend(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(name.as_bytes());
+        }
+    });
+    port
+}
+
+/// What a connection to Envoy's `port` reads before it closes, or None if it is
+/// refused or closed empty.
+fn answer(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text).filter(|t| !t.is_empty())
+}
+
+fn write(dir: &Path, text: &str) {
+    let tmp = dir.join(".objects.yaml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
+}
+
+fn tcp_route(name: &str, parent: &str, backends: &[(&str, u32)]) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{parent}]
+  rules:
+    - backendRefs:
+"
+    );
+    for (svc, weight) in backends {
+        out.push_str(&format!(
+            "        - {{name: {svc}, port: 80, weight: {weight}}}\n"
+        ));
+    }
+    out
+}
+
+/// `TCPRouteParentRefPortAndSectionName`: three TCP listeners; one route attaches
+/// by port, one by sectionName, one by both, and each listener's connections
+/// reach that route's backend only.
+#[test]
+fn tcp_routes_attach_by_port_by_section_name_and_by_both() {
+    let (one, two, three) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tcp-multi-listener-gateway, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: one, protocol: TCP, port: {one}}}
+    - {{name: two, protocol: TCP, port: {two}}}
+    - {{name: three, protocol: TCP, port: {three}}}
+"
+    );
+    let gw = "name: tcp-multi-listener-gateway";
+    let docs = [
+        CLASS.to_string(),
+        gateway,
+        service("tcp-echo-one", tcp_backend("tcp-echo-one")),
+        service("tcp-echo-two", tcp_backend("tcp-echo-two")),
+        service("tcp-echo-three", tcp_backend("tcp-echo-three")),
+        tcp_route(
+            "tcp-route-by-port",
+            &format!("{{{gw}, port: {one}}}"),
+            &[("tcp-echo-one", 1)],
+        ),
+        tcp_route(
+            "tcp-route-by-section",
+            &format!("{{{gw}, sectionName: two}}"),
+            &[("tcp-echo-two", 1)],
+        ),
+        tcp_route(
+            "tcp-route-by-section-and-port",
+            &format!("{{{gw}, sectionName: three, port: {three}}}"),
+            &[("tcp-echo-three", 1)],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &docs.join("---\n"));
+    let gantry = Gantry::start(dir.path());
+    let _envoy =
+        common::spawn_envoy(&gantry.bootstrap("default/tcp-multi-listener-gateway", "delta", "e1"));
+    for (port, backend) in [
+        (one, "tcp-echo-one"),
+        (two, "tcp-echo-two"),
+        (three, "tcp-echo-three"),
+    ] {
+        let got = common::poll(&format!("an answer on listener port {port}"), || {
+            answer(port)
+        });
+        assert_eq!(got, backend, "listener on port {port}");
+        // Every later connection reaches the same backend: no other route shares
+        // the listener.
+        for _ in 0..5 {
+            assert_eq!(answer(port).as_deref(), Some(backend), "port {port}");
+        }
+    }
+}
+
+/// `TCPRouteWeightedRouting`: one rule with backends weighted 70 and 30; 500
+/// connections split within 3 points of 70/30, retried a few times as upstream
+/// does, since the split is random.
+#[test]
+fn tcp_route_splits_connections_by_weight() {
+    let port = common::free_port();
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tcp-weighted-gateway, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: tcp, protocol: TCP, port: {port}}}
+"
+    );
+    let docs = [
+        CLASS.to_string(),
+        gateway,
+        service("tcp-backend-v1", tcp_backend("tcp-backend-v1")),
+        service("tcp-backend-v2", tcp_backend("tcp-backend-v2")),
+        tcp_route(
+            "tcp-weighted-route",
+            "{name: tcp-weighted-gateway}",
+            &[("tcp-backend-v1", 70), ("tcp-backend-v2", 30)],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &docs.join("---\n"));
+    let gantry = Gantry::start(dir.path());
+    let _envoy =
+        common::spawn_envoy(&gantry.bootstrap("default/tcp-weighted-gateway", "delta", "e1"));
+    common::poll("a first answer through Envoy", || answer(port));
+    const TOTAL: usize = 500;
+    let mut shares = Vec::new();
+    for _attempt in 0..5 {
+        let mut v1 = 0;
+        for _ in 0..TOTAL {
+            match answer(port).as_deref() {
+                Some("tcp-backend-v1") => v1 += 1,
+                Some("tcp-backend-v2") => {}
+                other => panic!("answer from an unexpected backend: {other:?}"),
+            }
+        }
+        let share = v1 as f64 / TOTAL as f64;
+        if (share - 0.7).abs() <= 0.03 {
+            return;
+        }
+        shares.push(share);
+    }
+    panic!("tcp-backend-v1's share never came within 0.03 of 0.7: {shares:?}");
+}
