@@ -1,0 +1,246 @@
+//! GRPCRoute as the Gateway API v1.5.1 conformance suite expects it, through real
+//! stock Envoy: the calls and expected answers of the upstream tests
+//! (`conformance/tests/grpcroute-*`), adapted to ports picked at run time. The
+//! backends are in-process gRPC servers that answer any method of the upstream
+//! echo service with an empty message, naming themselves in the `x-backend`
+//! response metadata.
+
+mod common;
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::task::{Context, Poll};
+
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, service_with};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic_prost::ProstCodec;
+
+const ECHO: &str = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho";
+
+/// One gRPC echo backend: every unary call of [`ECHO`] gets an empty answer with
+/// `x-backend: name` in its metadata.
+#[derive(Clone)]
+struct Echo {
+    name: &'static str,
+}
+
+impl tonic::server::NamedService for Echo {
+    const NAME: &'static str = ECHO;
+}
+
+struct Unary(&'static str);
+
+impl tonic::server::UnaryService<()> for Unary {
+    type Response = ();
+    type Future = std::future::Ready<Result<tonic::Response<()>, tonic::Status>>;
+    fn call(&mut self, _request: tonic::Request<()>) -> Self::Future {
+        let mut response = tonic::Response::new(());
+        response
+            .metadata_mut()
+            .insert("x-backend", self.0.parse().unwrap());
+        std::future::ready(Ok(response))
+    }
+}
+
+impl Service<http::Request<tonic::body::Body>> for Echo {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let name = self.name;
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(ProstCodec::<(), ()>::default());
+            Ok(grpc.unary(Unary(name), request).await)
+        })
+    }
+}
+
+/// Serves [`Echo`] named `name` on a free port, on `runtime`, for as long as it runs.
+fn start_echo(runtime: &tokio::runtime::Runtime, name: &'static str) -> u16 {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    runtime.spawn(
+        tonic::transport::Server::builder()
+            .add_service(Echo { name })
+            .serve_with_incoming(incoming),
+    );
+    port
+}
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    _gantry: Gantry,
+    _envoy: common::EnvoyProcess,
+    port: u16,
+}
+
+/// gantry and Envoy for Gateway `same-namespace` (one HTTP listener on a free
+/// port, `listener_extra` appended to its YAML), echo backends
+/// `grpc-infra-backend-v1`..`v3` as h2c Services, and `routes`.
+fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let port = common::free_port();
+    let mut docs = vec![CLASS.to_string(), gateway_yaml(port), routes.to_string()];
+    for name in [
+        "grpc-infra-backend-v1",
+        "grpc-infra-backend-v2",
+        "grpc-infra-backend-v3",
+    ] {
+        let backend = start_echo(&runtime, name);
+        docs.push(service_with(name, backend, Some("kubernetes.io/h2c"), ""));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &docs.join("---\n"));
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/same-namespace", "delta", "e1"));
+    Running {
+        runtime,
+        _dir: dir,
+        _gantry: gantry,
+        _envoy: envoy,
+        port,
+    }
+}
+
+fn write(dir: &Path, text: &str) {
+    let tmp = dir.join(".objects.yaml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
+}
+
+impl Running {
+    /// A unary call of `method` of the echo service through Envoy, with
+    /// `authority` and `metadata`: the backend that answered, or the gRPC code.
+    fn call(
+        &self,
+        authority: &str,
+        method: &str,
+        metadata: &[(&'static str, &str)],
+    ) -> Result<String, tonic::Code> {
+        self.runtime.block_on(async {
+            let uri: http::Uri = format!("http://127.0.0.1:{}", self.port).parse().unwrap();
+            let channel = tonic::transport::Endpoint::from(uri)
+                .origin(format!("http://{authority}").parse().unwrap())
+                .timeout(std::time::Duration::from_secs(5))
+                .connect()
+                .await
+                .map_err(|_| tonic::Code::Unavailable)?;
+            let mut client = tonic::client::Grpc::new(channel);
+            client.ready().await.map_err(|_| tonic::Code::Unavailable)?;
+            let mut request = tonic::Request::new(());
+            for (name, value) in metadata {
+                request.metadata_mut().insert(*name, value.parse().unwrap());
+            }
+            let path = format!("/{ECHO}/{method}").parse().unwrap();
+            let response = client
+                .unary(request, path, ProstCodec::<(), ()>::default())
+                .await
+                .map_err(|status| status.code())?;
+            Ok(response
+                .metadata()
+                .get("x-backend")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(no x-backend)")
+                .to_string())
+        })
+    }
+
+    /// Waits until a first call reaches a backend, that is until the routes are
+    /// in force.
+    fn wait(&self, authority: &str, method: &str, metadata: &[(&'static str, &str)]) {
+        common::poll("a gRPC answer from a backend through Envoy", || {
+            self.call(authority, method, metadata).ok()
+        });
+    }
+}
+
+fn grpc_route(name: &str, extra_spec: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: same-namespace}}]
+{extra_spec}  rules:
+{rules}"
+    )
+}
+
+fn http_gateway(port: u16) -> String {
+    gateway("same-namespace", port)
+}
+
+/// `GRPCExactMethodMatching`: Echo reaches v1, EchoTwo v2, and EchoThree, which
+/// no rule names, is answered Unimplemented.
+#[test]
+fn grpc_route_matches_exact_methods() {
+    let rules = format!(
+        "    - matches: [{{method: {{service: {ECHO}, method: Echo}}}}]
+      backendRefs: [{{name: grpc-infra-backend-v1, port: 80}}]
+    - matches: [{{method: {{service: {ECHO}, method: EchoTwo}}}}]
+      backendRefs: [{{name: grpc-infra-backend-v2, port: 80}}]
+"
+    );
+    let run = start(http_gateway, &grpc_route("exact-matching", "", &rules));
+    run.wait("gw", "Echo", &[]);
+    assert_eq!(
+        run.call("gw", "Echo", &[]).as_deref(),
+        Ok("grpc-infra-backend-v1")
+    );
+    assert_eq!(
+        run.call("gw", "EchoTwo", &[]).as_deref(),
+        Ok("grpc-infra-backend-v2")
+    );
+    assert_eq!(
+        run.call("gw", "EchoThree", &[]),
+        Err(tonic::Code::Unimplemented)
+    );
+}
+
+/// `GRPCRouteHeaderMatching`: exact header matches, ANDed within a match, ORed
+/// across matches, and the rule with more header matches winning a tie.
+#[test]
+fn grpc_route_matches_headers() {
+    let rules = "    - matches: [{headers: [{name: version, value: one}]}]
+      backendRefs: [{name: grpc-infra-backend-v1, port: 80}]
+    - matches: [{headers: [{name: version, value: two}]}]
+      backendRefs: [{name: grpc-infra-backend-v2, port: 80}]
+    - matches: [{headers: [{name: version, value: two}, {name: color, value: orange}]}]
+      backendRefs: [{name: grpc-infra-backend-v1, port: 80}]
+    - matches: [{headers: [{name: color, value: blue}]}, {headers: [{name: color, value: green}]}]
+      backendRefs: [{name: grpc-infra-backend-v1, port: 80}]
+    - matches: [{headers: [{name: color, value: red}]}, {headers: [{name: color, value: yellow}]}]
+      backendRefs: [{name: grpc-infra-backend-v2, port: 80}]
+";
+    let run = start(http_gateway, &grpc_route("grpc-header-matching", "", rules));
+    run.wait("gw", "Echo", &[("version", "one")]);
+    let v1 = Ok("grpc-infra-backend-v1".to_string());
+    let v2 = Ok("grpc-infra-backend-v2".to_string());
+    let unimplemented = Err(tonic::Code::Unimplemented);
+    let cases: &[(&[(&'static str, &str)], &Result<String, tonic::Code>)] = &[
+        (&[("version", "one")], &v1),
+        (&[("version", "two")], &v2),
+        (&[("version", "two"), ("color", "orange")], &v1),
+        (&[("version", "two"), ("color", "blue")], &v2),
+        (&[("color", "orange")], &unimplemented),
+        (&[("some-other-header", "one")], &unimplemented),
+        (&[("color", "blue")], &v1),
+        (&[("color", "green")], &v1),
+        (&[("color", "red")], &v2),
+        (&[("color", "yellow")], &v2),
+        (&[("color", "purple")], &unimplemented),
+    ];
+    for (metadata, expected) in cases {
+        assert_eq!(&run.call("gw", "Echo", metadata), *expected, "{metadata:?}");
+    }
+}
