@@ -76,6 +76,10 @@ fn start_echo(runtime: &tokio::runtime::Runtime, name: &'static str) -> u16 {
     port
 }
 
+/// Request metadata of one call, and what a call gets: the backend or a code.
+type Metadata<'a> = &'a [(&'static str, &'a str)];
+type Answer = Result<String, tonic::Code>;
+
 struct Running {
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -84,8 +88,8 @@ struct Running {
     port: u16,
 }
 
-/// gantry and Envoy for Gateway `same-namespace` (one HTTP listener on a free
-/// port, `listener_extra` appended to its YAML), echo backends
+/// gantry and Envoy for Gateway `same-namespace` (`gateway_yaml` of a free
+/// port), echo backends
 /// `grpc-infra-backend-v1`..`v3` as h2c Services, and `routes`.
 fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -121,12 +125,7 @@ fn write(dir: &Path, text: &str) {
 impl Running {
     /// A unary call of `method` of the echo service through Envoy, with
     /// `authority` and `metadata`: the backend that answered, or the gRPC code.
-    fn call(
-        &self,
-        authority: &str,
-        method: &str,
-        metadata: &[(&'static str, &str)],
-    ) -> Result<String, tonic::Code> {
+    fn call(&self, authority: &str, method: &str, metadata: Metadata) -> Answer {
         self.runtime.block_on(async {
             let uri: http::Uri = format!("http://127.0.0.1:{}", self.port).parse().unwrap();
             let channel = tonic::transport::Endpoint::from(uri)
@@ -157,7 +156,7 @@ impl Running {
 
     /// Waits until a first call reaches a backend, that is until the routes are
     /// in force.
-    fn wait(&self, authority: &str, method: &str, metadata: &[(&'static str, &str)]) {
+    fn wait(&self, authority: &str, method: &str, metadata: Metadata) {
         common::poll("a gRPC answer from a backend through Envoy", || {
             self.call(authority, method, metadata).ok()
         });
@@ -227,7 +226,7 @@ fn grpc_route_matches_headers() {
     let v1 = Ok("grpc-infra-backend-v1".to_string());
     let v2 = Ok("grpc-infra-backend-v2".to_string());
     let unimplemented = Err(tonic::Code::Unimplemented);
-    let cases: &[(&[(&'static str, &str)], &Result<String, tonic::Code>)] = &[
+    let cases: &[(Metadata, &Answer)] = &[
         (&[("version", "one")], &v1),
         (&[("version", "two")], &v2),
         (&[("version", "two"), ("color", "orange")], &v1),
