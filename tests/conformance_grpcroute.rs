@@ -243,3 +243,72 @@ fn grpc_route_matches_headers() {
         assert_eq!(&run.call("gw", "Echo", metadata), *expected, "{metadata:?}");
     }
 }
+
+/// `GRPCRouteListenerHostnameMatching`: four HTTP listeners on one port with
+/// hostnames bar.com, foo.bar.com, *.bar.com and *.foo.com; a route per listener
+/// (the third on both wildcard listeners) gets only its listener's authorities.
+#[test]
+fn grpc_routes_follow_their_listeners_hostnames() {
+    let listeners = |port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: same-namespace, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: listener-1, protocol: HTTP, port: {port}, hostname: bar.com}}
+    - {{name: listener-2, protocol: HTTP, port: {port}, hostname: foo.bar.com}}
+    - {{name: listener-3, protocol: HTTP, port: {port}, hostname: \"*.bar.com\"}}
+    - {{name: listener-4, protocol: HTTP, port: {port}, hostname: \"*.foo.com\"}}
+"
+        )
+    };
+    let route = |name: &str, sections: &[&str], backend: &str| {
+        let parents: Vec<String> = sections
+            .iter()
+            .map(|s| format!("{{name: same-namespace, sectionName: {s}}}"))
+            .collect();
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{}]
+  rules:
+    - backendRefs: [{{name: {backend}, port: 80}}]
+",
+            parents.join(", ")
+        )
+    };
+    let routes = [
+        route("backend-v1", &["listener-1"], "grpc-infra-backend-v1"),
+        route("backend-v2", &["listener-2"], "grpc-infra-backend-v2"),
+        route(
+            "backend-v3",
+            &["listener-3", "listener-4"],
+            "grpc-infra-backend-v3",
+        ),
+    ];
+    let run = start(listeners, &routes.join("---\n"));
+    for host in ["bar.com", "foo.bar.com", "baz.bar.com"] {
+        run.wait(host, "Echo", &[]);
+    }
+    let cases = [
+        ("bar.com", Ok("grpc-infra-backend-v1")),
+        ("foo.bar.com", Ok("grpc-infra-backend-v2")),
+        ("baz.bar.com", Ok("grpc-infra-backend-v3")),
+        ("boo.bar.com", Ok("grpc-infra-backend-v3")),
+        ("multiple.prefixes.bar.com", Ok("grpc-infra-backend-v3")),
+        ("multiple.prefixes.foo.com", Ok("grpc-infra-backend-v3")),
+        ("foo.com", Err::<&str, _>(tonic::Code::Unimplemented)),
+        ("no.matching.host", Err(tonic::Code::Unimplemented)),
+    ];
+    for (host, expected) in cases {
+        assert_eq!(
+            run.call(host, "Echo", &[]).as_deref(),
+            expected.as_deref(),
+            "{host}"
+        );
+    }
+}
