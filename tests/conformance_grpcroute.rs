@@ -8,11 +8,10 @@
 mod common;
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::task::{Context, Poll};
 
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service_with};
+use common::objects::{CLASS, gateway, service_with, write_objects};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic_prost::ProstCodec;
 
@@ -104,7 +103,7 @@ fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
         docs.push(service_with(name, backend, Some("kubernetes.io/h2c"), ""));
     }
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &docs.join("---\n"));
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let envoy = common::spawn_envoy(&gantry.bootstrap("default/same-namespace", "delta", "e1"));
     Running {
@@ -114,12 +113,6 @@ fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
         _envoy: envoy,
         port,
     }
-}
-
-fn write(dir: &Path, text: &str) {
-    let tmp = dir.join(".objects.yaml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
 }
 
 impl Running {

@@ -6,26 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::io::Read;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, service};
-
-/// A TCP server on a free port that writes `name` to every connection and closes it.
-/// The accept thread lives as long as the test process.
-fn tcp_backend(name: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.write_all(name.as_bytes());
-        }
-    });
-    port
-}
+use common::objects::{CLASS, service, write_objects};
 
 /// What a connection to Envoy's `port` reads before it closes, or None if it is
 /// refused or closed empty.
@@ -35,12 +21,6 @@ fn answer(port: u16) -> Option<String> {
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     Some(text).filter(|t| !t.is_empty())
-}
-
-fn write(dir: &Path, text: &str) {
-    let tmp = dir.join(".objects.yaml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
 }
 
 fn tcp_route(name: &str, parent: &str, backends: &[(&str, u32)]) -> String {
@@ -88,9 +68,12 @@ spec:
     let docs = [
         CLASS.to_string(),
         gateway,
-        service("tcp-echo-one", tcp_backend("tcp-echo-one")),
-        service("tcp-echo-two", tcp_backend("tcp-echo-two")),
-        service("tcp-echo-three", tcp_backend("tcp-echo-three")),
+        service("tcp-echo-one", common::echo::tcp_backend("tcp-echo-one")),
+        service("tcp-echo-two", common::echo::tcp_backend("tcp-echo-two")),
+        service(
+            "tcp-echo-three",
+            common::echo::tcp_backend("tcp-echo-three"),
+        ),
         tcp_route(
             "tcp-route-by-port",
             &format!("{{{gw}, port: {one}}}"),
@@ -108,7 +91,7 @@ spec:
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &docs.join("---\n"));
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let _envoy =
         common::spawn_envoy(&gantry.bootstrap("default/tcp-multi-listener-gateway", "delta", "e1"));
@@ -148,8 +131,14 @@ spec:
     let docs = [
         CLASS.to_string(),
         gateway,
-        service("tcp-backend-v1", tcp_backend("tcp-backend-v1")),
-        service("tcp-backend-v2", tcp_backend("tcp-backend-v2")),
+        service(
+            "tcp-backend-v1",
+            common::echo::tcp_backend("tcp-backend-v1"),
+        ),
+        service(
+            "tcp-backend-v2",
+            common::echo::tcp_backend("tcp-backend-v2"),
+        ),
         tcp_route(
             "tcp-weighted-route",
             "{name: tcp-weighted-gateway}",
@@ -157,7 +146,7 @@ spec:
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &docs.join("---\n"));
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let _envoy =
         common::spawn_envoy(&gantry.bootstrap("default/tcp-weighted-gateway", "delta", "e1"));

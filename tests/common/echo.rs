@@ -124,3 +124,17 @@ fn serve_connection(
         }
     }
 }
+
+/// A plain TCP server on a free port that writes `name` to every connection and
+/// closes it, as the upstream tcp echo server names the pod that answered. The
+/// accept thread lives as long as the test process.
+pub fn tcp_backend(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind tcp backend");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(name.as_bytes());
+        }
+    });
+    port
+}

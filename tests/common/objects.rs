@@ -153,3 +153,11 @@ pub fn listener_set_route(name: &str, set: &str, host: &str, service: &str) -> S
         ),
     )
 }
+
+/// Writes `docs` (YAML documents) to `dir`/objects.yaml in one rename, as the file
+/// provider expects.
+pub fn write_objects(dir: &std::path::Path, docs: &[String]) {
+    let tmp = dir.join(".objects.yaml.tmp");
+    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
+}
