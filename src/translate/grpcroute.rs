@@ -89,16 +89,24 @@ pub fn parents_only(route: &GrpcRoute) -> HttpRoute {
     .unwrap_or_default()
 }
 
-/// Names the routes after the GRPCRoute and sends them to HTTP/2 clusters.
+/// Names the routes after the GRPCRoute and sends them to HTTP/2 clusters. A rule
+/// with no backend to send to answers 503, which Envoy tells a gRPC client as
+/// UNAVAILABLE, as the GRPCRoute spec asks (an HTTPRoute's 500 would be UNKNOWN).
 pub fn speak_h2c(rules: &mut TranslatedRules) {
     for (_, route) in &mut rules.routes {
         if let Some(rest) = route.name.strip_prefix("httproute/") {
             route.name = format!("grpcroute/{rest}");
         }
-        if let RouteAction::Forward(forward) = &mut route.action {
-            for backend in &mut forward.backends {
-                backend.cluster.push_str(H2C_CLUSTER_SUFFIX);
+        match &mut route.action {
+            RouteAction::Forward(forward) => {
+                for backend in &mut forward.backends {
+                    backend.cluster.push_str(H2C_CLUSTER_SUFFIX);
+                }
             }
+            RouteAction::DirectResponse { status, body: None } if *status == 500 => {
+                *status = 503;
+            }
+            _ => {}
         }
         for mirror in &mut route.mirrors {
             mirror.cluster.push_str(H2C_CLUSTER_SUFFIX);
