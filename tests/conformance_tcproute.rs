@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, service, write_objects};
+use common::objects::{CLASS, gateway_with_listeners, service, write_objects};
 
 /// What a connection to Envoy's `port` reads before it closes, or None if it is
 /// refused or closed empty.
@@ -52,17 +52,9 @@ fn tcp_routes_attach_by_port_by_section_name_and_by_both() {
         common::free_port(),
         common::free_port(),
     );
-    let gateway = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: tcp-multi-listener-gateway, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: one, protocol: TCP, port: {one}}}
-    - {{name: two, protocol: TCP, port: {two}}}
-    - {{name: three, protocol: TCP, port: {three}}}
-"
+    let gateway = tcp_gateway(
+        "tcp-multi-listener-gateway",
+        &[("one", one), ("two", two), ("three", three)],
     );
     let gw = "name: tcp-multi-listener-gateway";
     let docs = [
@@ -118,16 +110,7 @@ spec:
 #[test]
 fn tcp_route_splits_connections_by_weight() {
     let port = common::free_port();
-    let gateway = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: tcp-weighted-gateway, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: tcp, protocol: TCP, port: {port}}}
-"
-    );
+    let gateway = tcp_gateway("tcp-weighted-gateway", &[("tcp", port)]);
     let docs = [
         CLASS.to_string(),
         gateway,
@@ -169,4 +152,101 @@ spec:
         shares.push(share);
     }
     panic!("tcp-backend-v1's share never came within 0.03 of 0.7: {shares:?}");
+}
+
+/// A Gateway `name` with a TCP listener per (name, port).
+fn tcp_gateway(name: &str, listeners: &[(&str, u16)]) -> String {
+    let listeners: Vec<(&str, &str, u16)> =
+        listeners.iter().map(|(l, p)| (*l, "TCP", *p)).collect();
+    gateway_with_listeners(name, &listeners)
+}
+
+/// `TCPRouteParentRefAttachAll`: a parentRef with neither sectionName nor port
+/// attaches to all four TCP listeners, and each reaches the route's backend.
+#[test]
+fn tcp_route_without_section_or_port_attaches_to_every_listener() {
+    let ports: Vec<u16> = (0..4).map(|_| common::free_port()).collect();
+    let names = ["one", "two", "three", "four"];
+    let listeners: Vec<(&str, u16)> = names.iter().copied().zip(ports.iter().copied()).collect();
+    let docs = [
+        CLASS.to_string(),
+        tcp_gateway("tcp-attach-all-gateway", &listeners),
+        service(
+            "tcp-echo-attach-all",
+            common::echo::tcp_backend("tcp-echo-attach-all"),
+        ),
+        tcp_route(
+            "tcp-route-attach-all",
+            "{name: tcp-attach-all-gateway}",
+            &[("tcp-echo-attach-all", 1)],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoy =
+        common::spawn_envoy(&gantry.bootstrap("default/tcp-attach-all-gateway", "delta", "e1"));
+    for (listener, port) in listeners {
+        let got = common::poll(&format!("an answer on listener {listener}"), || {
+            answer(port)
+        });
+        assert_eq!(got, "tcp-echo-attach-all", "listener {listener}");
+    }
+}
+
+/// `TCPRouteReferenceGrant`: a backend in another namespace is reached while a
+/// ReferenceGrant there permits it; once the grant is deleted, connections no
+/// longer reach it (upstream checks ResolvedRefs=False/RefNotPermitted then).
+#[test]
+fn tcp_route_reaches_another_namespace_only_with_a_reference_grant() {
+    let port = common::free_port();
+    let backend = service(
+        "tcp-reference-grant-backend",
+        common::echo::tcp_backend("tcp-reference-grant-backend"),
+    )
+    .replace("namespace: default", "namespace: web-backend");
+    let route = tcp_route(
+        "tcp-reference-grant",
+        "{name: tcp-reference-grant-gateway}",
+        &[("tcp-reference-grant-backend", 1)],
+    )
+    .replace(
+        "{name: tcp-reference-grant-backend,",
+        "{name: tcp-reference-grant-backend, namespace: web-backend,",
+    );
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: tcp-reference-grant, namespace: web-backend}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: TCPRoute, namespace: default}]
+  to: [{group: \"\", kind: Service}]
+"
+    .to_string();
+    let mut docs = vec![
+        CLASS.to_string(),
+        tcp_gateway("tcp-reference-grant-gateway", &[("tcp", port)]),
+        backend,
+        route,
+        grant,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap(
+        "default/tcp-reference-grant-gateway",
+        "delta",
+        "e1",
+    ));
+    let got = common::poll("an answer from the cross-namespace backend", || {
+        answer(port)
+    });
+    assert_eq!(got, "tcp-reference-grant-backend");
+    docs.pop();
+    write_objects(dir.path(), &docs);
+    common::poll("connections no longer reaching the backend", || {
+        answer(port).is_none().then_some(())
+    });
+    for _ in 0..3 {
+        assert_eq!(answer(port), None);
+    }
 }

@@ -15,17 +15,26 @@ pub fn gateway(name: &str, port: u16) -> String {
 
 /// A Gateway with one listener of `protocol`, named after it in lower case.
 pub fn gateway_with_listener(name: &str, protocol: &str, port: u16) -> String {
-    let listener = protocol.to_ascii_lowercase();
-    format!(
+    gateway_with_listeners(name, &[(&protocol.to_ascii_lowercase(), protocol, port)])
+}
+
+/// A Gateway with a listener per (listener name, protocol, port).
+pub fn gateway_with_listeners(name: &str, listeners: &[(&str, &str, u16)]) -> String {
+    let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: {name}, namespace: default}}
 spec:
   gatewayClassName: gantry
   listeners:
-    - {{name: {listener}, protocol: {protocol}, port: {port}}}
 "
-    )
+    );
+    for (listener, protocol, port) in listeners {
+        out.push_str(&format!(
+            "    - {{name: {listener}, protocol: {protocol}, port: {port}}}\n"
+        ));
+    }
+    out
 }
 
 /// A Service plus the EndpointSlice that points it at a local echo backend.
