@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service_with, write_objects};
+use common::objects::{CLASS, gateway, gateway_yaml, service_with, write_objects};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic_prost::ProstCodec;
 
@@ -243,18 +243,15 @@ fn grpc_route_matches_headers() {
 #[test]
 fn grpc_routes_follow_their_listeners_hostnames() {
     let listeners = |port: u16| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: same-namespace, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: listener-1, protocol: HTTP, port: {port}, hostname: bar.com}}
+        gateway_yaml(
+            "same-namespace",
+            &format!(
+                "    - {{name: listener-1, protocol: HTTP, port: {port}, hostname: bar.com}}
     - {{name: listener-2, protocol: HTTP, port: {port}, hostname: foo.bar.com}}
     - {{name: listener-3, protocol: HTTP, port: {port}, hostname: \"*.bar.com\"}}
     - {{name: listener-4, protocol: HTTP, port: {port}, hostname: \"*.foo.com\"}}
 "
+            ),
         )
     };
     let route = |name: &str, sections: &[&str], backend: &str| {
@@ -388,15 +385,11 @@ spec:
         ("*.example.com", "*.com", "*.example.com"),
     ] {
         let gateway = |port: u16| {
-            format!(
-                "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: same-namespace, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: listener, protocol: HTTP, port: {port}, hostname: \"{listener_host}\"}}
-"
+            gateway_yaml(
+                "same-namespace",
+                &format!(
+                    "    - {{name: listener, protocol: HTTP, port: {port}, hostname: \"{listener_host}\"}}\n"
+                ),
             )
         };
         let routes = [

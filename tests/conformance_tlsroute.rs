@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, service, write_objects, www_cert_secret};
+use common::objects::{CLASS, gateway_yaml, service, write_objects, www_cert_secret};
 
 fn tls_route(name: &str, section: &str, backend: &str) -> String {
     format!(
@@ -47,14 +47,10 @@ fn tls_routes_pass_through_and_terminate() {
         .args(["-key2", "testdata/certs/www.key"]);
     let _tls_backend = common::Child::spawn("openssl-s_server", backend_cmd);
     let (passthrough, terminate) = (common::free_port(), common::free_port());
-    let gateway = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gateway-tlsroute, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - name: tls-passthrough
+    let gateway = gateway_yaml(
+        "gateway-tlsroute",
+        &format!(
+            "    - name: tls-passthrough
       protocol: TLS
       port: {passthrough}
       tls: {{mode: Passthrough}}
@@ -63,6 +59,7 @@ spec:
       port: {terminate}
       tls: {{mode: Terminate, certificateRefs: [{{name: www-cert}}]}}
 "
+        ),
     );
     let docs = [
         CLASS.to_string(),
@@ -109,4 +106,184 @@ spec:
         output.contains("CN=www.example.com") || output.contains("CN = www.example.com"),
         "{output}"
     );
+}
+
+/// The status gantry gives the object of `kind` and `name`, from /debug/status.
+fn status_of(gantry: &Gantry, kind: &str, name: &str) -> Option<serde_json::Value> {
+    gantry
+        .debug_status()
+        .get("status")?
+        .as_array()?
+        .iter()
+        .find(|s| s["kind"] == kind && s["metadata"]["name"] == name)
+        .map(|s| s["status"].clone())
+}
+
+/// (status, reason) of the condition of `type_` in `conditions`.
+fn condition(conditions: &serde_json::Value, type_: &str) -> Option<(String, String)> {
+    let c = conditions.as_array()?.iter().find(|c| c["type"] == type_)?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
+}
+
+/// `TLSRouteInvalidNoMatchingListener`, `TLSRouteInvalidReferenceGrant` and
+/// `TLSRouteListenerPassthroughSupportedKinds`, all status: a TLSRoute on an HTTP
+/// listener, on one that allows only HTTPRoutes, or on an HTTPS listener is not
+/// allowed (NotAllowedByListeners) and those Gateways count no route; one naming a
+/// missing sectionName has NoMatchingParent; a backend in another namespace without
+/// a ReferenceGrant is RefNotPermitted; a Passthrough listener that lists TCPRoute
+/// too supports TLSRoute only, with ResolvedRefs False (InvalidRouteKinds).
+#[test]
+fn tls_route_status_for_listeners_it_cannot_use_and_refs_it_may_not_follow() {
+    let gateway = gateway_yaml;
+    let port = common::free_port;
+    let gateways = [
+        gateway(
+            "gateway-http-only",
+            &format!(
+                "    - {{name: http, protocol: HTTP, port: {}, allowedRoutes: {{kinds: [{{kind: TLSRoute}}]}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-tls-httproute-only",
+            &format!(
+                "    - {{name: http, protocol: HTTP, port: {}, allowedRoutes: {{kinds: [{{kind: HTTPRoute}}]}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-https-only",
+            &format!(
+                "    - {{name: https, protocol: HTTPS, port: {}, allowedRoutes: {{kinds: [{{kind: TLSRoute}}]}},
+       tls: {{mode: Terminate, certificateRefs: [{{name: www-cert}}]}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-tlsroute-tls-passthrough-only",
+            &format!(
+                "    - {{name: tls, protocol: TLS, port: {}, tls: {{mode: Passthrough}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-tlsroute-passthrough-supported-kind",
+            &format!(
+                "    - {{name: tls-passthrough, protocol: TLS, port: {}, tls: {{mode: Passthrough}},
+       allowedRoutes: {{kinds: [{{kind: TLSRoute}}, {{kind: TCPRoute}}]}}}}\n",
+                port()
+            ),
+        ),
+    ];
+    let route = |name: &str, parent: &str, backend_ns: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{parent}]
+  hostnames: [tls.example.com]
+  rules:
+    - backendRefs: [{{name: tls-backend, namespace: {backend_ns}, port: 80}}]
+"
+        )
+    };
+    let mut docs = vec![CLASS.to_string(), www_cert_secret()];
+    docs.extend(gateways);
+    docs.extend([
+        service("tls-backend", common::free_port()),
+        service("tls-backend", common::free_port())
+            .replace("namespace: default", "namespace: web-backend"),
+        route(
+            "tlsroute-no-matching-listener",
+            "{name: gateway-http-only}",
+            "default",
+        ),
+        route(
+            "tlsroute-not-allowed-kind",
+            "{name: gateway-tls-httproute-only}",
+            "default",
+        ),
+        route(
+            "tlsroute-wrong-protocol",
+            "{name: gateway-https-only}",
+            "default",
+        ),
+        route(
+            "tlsroute-no-matching-section-name",
+            "{name: gateway-tlsroute-tls-passthrough-only, sectionName: nonexistent-listener}",
+            "default",
+        ),
+        route(
+            "gateway-conformance-infra-test",
+            "{name: gateway-tlsroute-tls-passthrough-only, sectionName: tls}",
+            "web-backend",
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let parent_condition = |route: &str, type_: &str| {
+        let status = status_of(&gantry, "TLSRoute", route)?;
+        let parents = status["parents"].as_array()?;
+        assert_eq!(parents.len(), 1, "{route}: {status}");
+        condition(&parents[0]["conditions"], type_)
+    };
+    let expect = |route: &str, type_: &str, want: (&str, &str)| {
+        let got = common::poll(&format!("{route} {type_} in /debug/status"), || {
+            parent_condition(route, type_)
+        });
+        assert_eq!((got.0.as_str(), got.1.as_str()), want, "{route} {type_}");
+    };
+    for route in [
+        "tlsroute-no-matching-listener",
+        "tlsroute-not-allowed-kind",
+        "tlsroute-wrong-protocol",
+    ] {
+        expect(route, "Accepted", ("False", "NotAllowedByListeners"));
+    }
+    expect(
+        "tlsroute-no-matching-section-name",
+        "Accepted",
+        ("False", "NoMatchingParent"),
+    );
+    expect(
+        "gateway-conformance-infra-test",
+        "Accepted",
+        ("True", "Accepted"),
+    );
+    expect(
+        "gateway-conformance-infra-test",
+        "ResolvedRefs",
+        ("False", "RefNotPermitted"),
+    );
+    for gw in [
+        "gateway-http-only",
+        "gateway-tls-httproute-only",
+        "gateway-https-only",
+    ] {
+        let status = status_of(&gantry, "Gateway", gw).expect(gw);
+        for listener in status["listeners"].as_array().unwrap() {
+            assert_eq!(listener["attachedRoutes"], 0, "{gw}: {listener}");
+        }
+    }
+    let status = status_of(
+        &gantry,
+        "Gateway",
+        "gateway-tlsroute-passthrough-supported-kind",
+    )
+    .expect("the passthrough Gateway's status");
+    let listener = &status["listeners"][0];
+    assert_eq!(listener["name"], "tls-passthrough", "{status}");
+    assert_eq!(
+        listener["supportedKinds"],
+        serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "TLSRoute"}]),
+        "{status}"
+    );
+    assert_eq!(
+        condition(&listener["conditions"], "ResolvedRefs"),
+        Some(("False".into(), "InvalidRouteKinds".into())),
+        "{status}"
+    );
+    assert_eq!(listener["attachedRoutes"], 0, "{status}");
 }

@@ -20,21 +20,27 @@ pub fn gateway_with_listener(name: &str, protocol: &str, port: u16) -> String {
 
 /// A Gateway with a listener per (listener name, protocol, port).
 pub fn gateway_with_listeners(name: &str, listeners: &[(&str, &str, u16)]) -> String {
-    let mut out = format!(
+    let lines: String = listeners
+        .iter()
+        .map(|(listener, protocol, port)| {
+            format!("    - {{name: {listener}, protocol: {protocol}, port: {port}}}\n")
+        })
+        .collect();
+    gateway_yaml(name, &lines)
+}
+
+/// A Gateway whose `listeners` are YAML list items indented four spaces, each
+/// line ending in a newline.
+pub fn gateway_yaml(name: &str, listeners: &str) -> String {
+    format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: {name}, namespace: default}}
 spec:
   gatewayClassName: gantry
   listeners:
-"
-    );
-    for (listener, protocol, port) in listeners {
-        out.push_str(&format!(
-            "    - {{name: {listener}, protocol: {protocol}, port: {port}}}\n"
-        ));
-    }
-    out
+{listeners}"
+    )
 }
 
 /// A Service plus the EndpointSlice that points it at a local echo backend.
