@@ -7,7 +7,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use common::gantry_process::Gantry;
@@ -18,10 +21,12 @@ use tonic_prost::ProstCodec;
 const ECHO: &str = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho";
 
 /// One gRPC echo backend: every unary call of [`ECHO`] gets an empty answer with
-/// `x-backend: name` in its metadata.
+/// `x-backend: name` in its metadata, and each request metadata entry `k: v` back
+/// as `echo-k: v`; `calls` counts the calls answered.
 #[derive(Clone)]
 struct Echo {
     name: &'static str,
+    calls: Arc<AtomicUsize>,
 }
 
 impl tonic::server::NamedService for Echo {
@@ -33,11 +38,18 @@ struct Unary(&'static str);
 impl tonic::server::UnaryService<()> for Unary {
     type Response = ();
     type Future = std::future::Ready<Result<tonic::Response<()>, tonic::Status>>;
-    fn call(&mut self, _request: tonic::Request<()>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<()>) -> Self::Future {
         let mut response = tonic::Response::new(());
         response
             .metadata_mut()
             .insert("x-backend", self.0.parse().unwrap());
+        for entry in request.metadata().iter() {
+            if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+                let echoed = format!("echo-{}", key.as_str());
+                let key = tonic::metadata::AsciiMetadataKey::from_bytes(echoed.as_bytes()).unwrap();
+                response.metadata_mut().append(key, value.clone());
+            }
+        }
         std::future::ready(Ok(response))
     }
 }
@@ -53,6 +65,7 @@ impl Service<http::Request<tonic::body::Body>> for Echo {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let name = self.name;
+        self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<(), ()>::default());
             Ok(grpc.unary(Unary(name), request).await)
@@ -61,18 +74,23 @@ impl Service<http::Request<tonic::body::Body>> for Echo {
 }
 
 /// Serves [`Echo`] named `name` on a free port, on `runtime`, for as long as it runs.
-fn start_echo(runtime: &tokio::runtime::Runtime, name: &'static str) -> u16 {
+fn start_echo(runtime: &tokio::runtime::Runtime, name: &'static str) -> (u16, Arc<AtomicUsize>) {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let echo = Echo {
+        name,
+        calls: calls.clone(),
+    };
     runtime.spawn(
         tonic::transport::Server::builder()
-            .add_service(Echo { name })
+            .add_service(echo)
             .serve_with_incoming(incoming),
     );
-    port
+    (port, calls)
 }
 
 /// Request metadata of one call, and what a call gets: the backend or a code.
@@ -85,6 +103,8 @@ struct Running {
     _gantry: Gantry,
     _envoy: common::EnvoyProcess,
     port: u16,
+    /// Calls each backend answered, by name.
+    calls: BTreeMap<&'static str, Arc<AtomicUsize>>,
 }
 
 /// gantry and Envoy for Gateway `same-namespace` (`gateway_yaml` of a free
@@ -94,12 +114,14 @@ fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let port = common::free_port();
     let mut docs = vec![CLASS.to_string(), gateway_yaml(port), routes.to_string()];
+    let mut calls = BTreeMap::new();
     for name in [
         "grpc-infra-backend-v1",
         "grpc-infra-backend-v2",
         "grpc-infra-backend-v3",
     ] {
-        let backend = start_echo(&runtime, name);
+        let (backend, count) = start_echo(&runtime, name);
+        calls.insert(name, count);
         docs.push(service_with(name, backend, Some("kubernetes.io/h2c"), ""));
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,6 +134,7 @@ fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
         _gantry: gantry,
         _envoy: envoy,
         port,
+        calls,
     }
 }
 
@@ -119,6 +142,18 @@ impl Running {
     /// A unary call of `method` of the echo service through Envoy, with
     /// `authority` and `metadata`: the backend that answered, or the gRPC code.
     fn call(&self, authority: &str, method: &str, metadata: Metadata) -> Answer {
+        self.call_echoing(authority, method, metadata)
+            .map(|(backend, _)| backend)
+    }
+
+    /// [`Running::call`], with the request metadata the backend got: (name, value)
+    /// in order.
+    fn call_echoing(
+        &self,
+        authority: &str,
+        method: &str,
+        metadata: Metadata,
+    ) -> Result<(String, Vec<(String, String)>), tonic::Code> {
         self.runtime.block_on(async {
             let uri: http::Uri = format!("http://127.0.0.1:{}", self.port).parse().unwrap();
             let channel = tonic::transport::Endpoint::from(uri)
@@ -138,12 +173,21 @@ impl Running {
                 .unary(request, path, ProstCodec::<(), ()>::default())
                 .await
                 .map_err(|status| status.code())?;
-            Ok(response
+            let backend = response
                 .metadata()
                 .get("x-backend")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("(no x-backend)")
-                .to_string())
+                .to_string();
+            let mut echoed = Vec::new();
+            for entry in response.metadata().iter() {
+                if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry
+                    && let Some(name) = key.as_str().strip_prefix("echo-")
+                {
+                    echoed.push((name.to_string(), value.to_str().unwrap_or("").to_string()));
+                }
+            }
+            Ok((backend, echoed))
         })
     }
 
@@ -406,4 +450,77 @@ spec:
             );
         }
     }
+}
+
+/// `GRPCRouteRequestMirror`: Echo and EchoTwo reach v1 and are mirrored to v2;
+/// EchoTwo's rule also sets X-Header-Set, adds X-Header-Add and
+/// X-Header-Add-Append (after the client's own value) and removes X-Header-Remove.
+#[test]
+fn grpc_route_mirrors_calls_and_modifies_their_headers() {
+    let mirror = "      - type: RequestMirror
+        requestMirror: {backendRef: {name: grpc-infra-backend-v2, port: 80}}
+";
+    let rules = format!(
+        "    - matches: [{{method: {{service: {ECHO}, method: Echo}}}}]
+      filters:
+{mirror}      backendRefs: [{{name: grpc-infra-backend-v1, port: 80}}]
+    - matches: [{{method: {{service: {ECHO}, method: EchoTwo}}}}]
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set: [{{name: X-Header-Set, value: set-overwrites-values}}]
+          add:
+            - {{name: X-Header-Add, value: header-val-1}}
+            - {{name: X-Header-Add-Append, value: header-val-2}}
+          remove: [X-Header-Remove]
+{mirror}      backendRefs: [{{name: grpc-infra-backend-v1, port: 80}}]
+"
+    );
+    let run = start(http_gateway, &grpc_route("grpc-request-mirror", "", &rules));
+    run.wait("gw", "Echo", &[]);
+    // Every call v1 answers is mirrored to v2 once, and v2 gets no other.
+    let calls = |name: &str| run.calls[name].load(Ordering::SeqCst);
+    let mirrored = || {
+        common::poll("v2 to have got a mirror of each call v1 answered", || {
+            (calls("grpc-infra-backend-v2") == calls("grpc-infra-backend-v1")).then_some(())
+        })
+    };
+    assert_eq!(
+        run.call("gw", "Echo", &[]).as_deref(),
+        Ok("grpc-infra-backend-v1")
+    );
+    mirrored();
+    let v1_before = calls("grpc-infra-backend-v1");
+    let (backend, echoed) = run
+        .call_echoing(
+            "gw",
+            "EchoTwo",
+            &[
+                ("x-header-remove", "remove-val"),
+                ("x-header-add-append", "append-val-1"),
+            ],
+        )
+        .expect("an OK answer");
+    assert_eq!(backend, "grpc-infra-backend-v1");
+    let values = |name: &str| -> Vec<String> {
+        echoed
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(',').map(|p| p.trim().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        values("x-header-set"),
+        ["set-overwrites-values"],
+        "{echoed:?}"
+    );
+    assert_eq!(values("x-header-add"), ["header-val-1"], "{echoed:?}");
+    assert_eq!(
+        values("x-header-add-append"),
+        ["append-val-1", "header-val-2"],
+        "{echoed:?}"
+    );
+    assert!(values("x-header-remove").is_empty(), "{echoed:?}");
+    assert_eq!(calls("grpc-infra-backend-v1"), v1_before + 1);
+    mirrored();
 }
