@@ -100,7 +100,7 @@ type Answer = Result<String, tonic::Code>;
 struct Running {
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
-    _gantry: Gantry,
+    gantry: Gantry,
     _envoy: common::EnvoyProcess,
     port: u16,
     /// Calls each backend answered, by name.
@@ -131,7 +131,7 @@ fn start(gateway_yaml: impl FnOnce(u16) -> String, routes: &str) -> Running {
     Running {
         runtime,
         _dir: dir,
-        _gantry: gantry,
+        gantry,
         _envoy: envoy,
         port,
         calls,
@@ -523,4 +523,79 @@ fn grpc_route_mirrors_calls_and_modifies_their_headers() {
     assert!(values("x-header-remove").is_empty(), "{echoed:?}");
     assert_eq!(calls("grpc-infra-backend-v1"), v1_before + 1);
     mirrored();
+}
+
+/// `GRPCRouteMultipleGateways`: a route shared by Gateways same-namespace and
+/// all-namespaces (Echo to v1) is served by both, while each Gateway's dedicated
+/// route (EchoTwo to v2, resp. v3) is served by its own Envoy only.
+#[test]
+fn grpc_route_shared_by_two_gateways_serves_each_with_its_own_routes() {
+    let other_port = common::free_port();
+    let gateways = |port: u16| {
+        [
+            gateway("same-namespace", port),
+            gateway("all-namespaces", other_port),
+        ]
+        .join("---\n")
+    };
+    let echo = |method: &str| format!("{{method: {{service: {ECHO}, method: {method}}}}}");
+    let route = |name: &str, parents: &str, method: &str, backend: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{parents}]
+  rules:
+    - matches: [{}]
+      backendRefs: [{{name: {backend}, port: 80}}]
+",
+            echo(method)
+        )
+    };
+    let routes = [
+        route(
+            "multiple-gateways-shared-route",
+            "{name: same-namespace}, {name: all-namespaces}",
+            "Echo",
+            "grpc-infra-backend-v1",
+        ),
+        route(
+            "same-namespace-dedicated-route",
+            "{name: same-namespace}",
+            "EchoTwo",
+            "grpc-infra-backend-v2",
+        ),
+        route(
+            "all-namespaces-dedicated-route",
+            "{name: all-namespaces}",
+            "EchoTwo",
+            "grpc-infra-backend-v3",
+        ),
+    ];
+    let mut run = start(gateways, &routes.join("---\n"));
+    let _other_envoy = common::spawn_envoy(&run.gantry.bootstrap(
+        "default/all-namespaces",
+        "delta",
+        "e2",
+    ));
+    let same_namespace_port = run.port;
+    for (port, dedicated) in [
+        (same_namespace_port, "grpc-infra-backend-v2"),
+        (other_port, "grpc-infra-backend-v3"),
+    ] {
+        run.port = port;
+        run.wait("gw", "Echo", &[]);
+        run.wait("gw", "EchoTwo", &[]);
+        assert_eq!(
+            run.call("gw", "Echo", &[]).as_deref(),
+            Ok("grpc-infra-backend-v1"),
+            "port {port}"
+        );
+        assert_eq!(
+            run.call("gw", "EchoTwo", &[]).as_deref(),
+            Ok(dedicated),
+            "port {port}"
+        );
+    }
 }
