@@ -217,30 +217,43 @@ fn http_gateway(port: u16) -> String {
 }
 
 /// `GRPCExactMethodMatching`: Echo reaches v1, EchoTwo v2, and EchoThree, which
-/// no rule names, is answered Unimplemented.
+/// no rule names, is answered Unimplemented. `GRPCRouteNamedRule`: the same with
+/// named rules, which route as unnamed ones do (Echo and EchoTwo).
 #[test]
-fn grpc_route_matches_exact_methods() {
-    let rules = format!(
-        "    - matches: [{{method: {{service: {ECHO}, method: Echo}}}}]
+fn grpc_route_matches_exact_methods_with_and_without_rule_names() {
+    for (route, names) in [
+        ("exact-matching", ["", ""]),
+        (
+            "grpc-named-rules",
+            ["name: name-one\n      ", "name: name-two\n      "],
+        ),
+    ] {
+        let [one, two] = names;
+        let rules = format!(
+            "    - {one}matches: [{{method: {{service: {ECHO}, method: Echo}}}}]
       backendRefs: [{{name: grpc-infra-backend-v1, port: 80}}]
-    - matches: [{{method: {{service: {ECHO}, method: EchoTwo}}}}]
+    - {two}matches: [{{method: {{service: {ECHO}, method: EchoTwo}}}}]
       backendRefs: [{{name: grpc-infra-backend-v2, port: 80}}]
 "
-    );
-    let run = start(http_gateway, &grpc_route("exact-matching", "", &rules));
-    run.wait("gw", "Echo", &[]);
-    assert_eq!(
-        run.call("gw", "Echo", &[]).as_deref(),
-        Ok("grpc-infra-backend-v1")
-    );
-    assert_eq!(
-        run.call("gw", "EchoTwo", &[]).as_deref(),
-        Ok("grpc-infra-backend-v2")
-    );
-    assert_eq!(
-        run.call("gw", "EchoThree", &[]),
-        Err(tonic::Code::Unimplemented)
-    );
+        );
+        let run = start(http_gateway, &grpc_route(route, "", &rules));
+        run.wait("gw", "Echo", &[]);
+        assert_eq!(
+            run.call("gw", "Echo", &[]).as_deref(),
+            Ok("grpc-infra-backend-v1"),
+            "{route}"
+        );
+        assert_eq!(
+            run.call("gw", "EchoTwo", &[]).as_deref(),
+            Ok("grpc-infra-backend-v2"),
+            "{route}"
+        );
+        assert_eq!(
+            run.call("gw", "EchoThree", &[]),
+            Err(tonic::Code::Unimplemented),
+            "{route}"
+        );
+    }
 }
 
 /// `GRPCRouteHeaderMatching`: exact header matches, ANDed within a match, ORed
