@@ -1,0 +1,282 @@
+//! Gateway listener status as the Gateway API v1.5.1 conformance suite expects it
+//! (`conformance/tests/gateway-invalid-route-kind`, `gateway-with-attached-routes`,
+//! `gateway-secret-missing-reference-grant`, `gateway-secret-reference-grant-specific`),
+//! read from gantry's /debug/status. Namespace `default` plays
+//! `gateway-conformance-infra`, `web` plays `gateway-conformance-web-backend`.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, www_cert_secret};
+
+fn write(dir: &Path, file: &str, docs: &[String]) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+}
+
+/// A Gateway in `default` with one listener `name` of `protocol` and `extra`
+/// listener fields (YAML flow-map entries, starting with ", ").
+fn gateway(gw: &str, name: &str, protocol: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {gw}, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: {name}, protocol: {protocol}, port: {}{extra}}}
+",
+        common::free_port()
+    )
+}
+
+fn route(name: &str, gw: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{kind: Gateway, name: {gw}, namespace: default}}]
+{extra}  rules:
+    - backendRefs: [{{name: infra-backend-v1, port: 80}}]
+"
+    )
+}
+
+fn status_of(status: &Value, kind: &str, name: &str) -> Value {
+    status["status"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|s| s["kind"] == json!(kind) && s["metadata"]["name"] == json!(name))
+        })
+        .map(|s| s["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// (status, reason) of the condition of `type_`, or None.
+fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
+    let c = conditions
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == json!(type_))?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
+}
+
+fn pair(s: &str, r: &str) -> Option<(String, String)> {
+    Some((s.into(), r.into()))
+}
+
+/// Whether a listener's supportedKinds holds HTTPRoute (upstream checks that the
+/// expected kinds are among them, not that they are all of them).
+fn supports_http_route(listener: &Value) -> bool {
+    listener["supportedKinds"].as_array().is_some_and(|kinds| {
+        kinds.contains(&json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}))
+    })
+}
+
+#[test]
+fn listener_status_reports_route_kinds_attached_routes_and_certificate_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = www_cert_secret().replace("namespace: default", "namespace: web");
+    let cert_ref =
+        ", tls: {certificateRefs: [{group: \"\", kind: Secret, name: www-cert, namespace: web}]}";
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            secret,
+            // GatewayInvalidRouteKind
+            gateway(
+                "gateway-only-invalid-route-kind",
+                "http",
+                "HTTP",
+                ", allowedRoutes: {namespaces: {from: All}, kinds: [{kind: InvalidRoute}]}",
+            ),
+            gateway(
+                "gateway-supported-and-invalid-route-kind",
+                "http",
+                "HTTP",
+                ", allowedRoutes: {namespaces: {from: All}, kinds: [{kind: InvalidRoute}, {kind: HTTPRoute}]}",
+            ),
+            // GatewayWithAttachedRoutes (namespaces from Same stands in for the
+            // Selector on the route's own namespace).
+            gateway(
+                "gateway-with-one-attached-route",
+                "http",
+                "HTTP",
+                ", allowedRoutes: {kinds: [{kind: HTTPRoute}], namespaces: {from: Same}}",
+            ),
+            route("http-route-1", "gateway-with-one-attached-route", ""),
+            gateway(
+                "gateway-with-two-attached-routes",
+                "http",
+                "HTTP",
+                ", hostname: foo.example.com, allowedRoutes: {kinds: [{kind: HTTPRoute}], namespaces: {from: Same}}",
+            ),
+            route("http-route-2", "gateway-with-two-attached-routes", ""),
+            route("http-route-3", "gateway-with-two-attached-routes", ""),
+            route(
+                "http-route-not-accepted",
+                "gateway-with-two-attached-routes",
+                "  hostnames: [not-accepted.test.com]\n",
+            ),
+            // GatewaySecretMissingReferenceGrant
+            gateway(
+                "gateway-secret-missing-reference-grant",
+                "https",
+                "HTTPS",
+                cert_ref,
+            ),
+            // GatewaySecretReferenceGrantSpecific
+            gateway(
+                "gateway-secret-reference-grant-specific",
+                "https",
+                "HTTPS",
+                cert_ref,
+            )
+            .replace(
+                "name: gateway-secret-reference-grant-specific, namespace: default",
+                "name: gateway-secret-reference-grant-specific, namespace: infra2",
+            ),
+            "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: reference-grant-specific, namespace: web}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra2}]
+  to: [{group: \"\", kind: Secret, name: www-cert}]
+"
+            .to_string(),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let all = common::poll("status of every Gateway", || {
+        let all = gantry.debug_status();
+        let listeners = |gw| status_of(&all, "Gateway", gw)["listeners"].clone();
+        (listeners("gateway-with-two-attached-routes")[0]["attachedRoutes"] == json!(2)
+            && !listeners("gateway-secret-missing-reference-grant").is_null())
+        .then_some(all)
+    });
+    let listener = |gw: &str| status_of(&all, "Gateway", gw)["listeners"][0].clone();
+
+    let l = listener("gateway-only-invalid-route-kind");
+    assert_eq!(l["supportedKinds"], json!([]), "{l:#}");
+    assert_eq!(
+        condition(&l["conditions"], "ResolvedRefs"),
+        pair("False", "InvalidRouteKinds"),
+        "{l:#}"
+    );
+    assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
+    let l = listener("gateway-supported-and-invalid-route-kind");
+    assert!(supports_http_route(&l), "{l:#}");
+    assert_eq!(
+        condition(&l["conditions"], "ResolvedRefs"),
+        pair("False", "InvalidRouteKinds"),
+        "{l:#}"
+    );
+    assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
+
+    for (gw, n) in [
+        ("gateway-with-one-attached-route", 1),
+        ("gateway-with-two-attached-routes", 2),
+    ] {
+        let l = listener(gw);
+        assert!(supports_http_route(&l), "{gw}: {l:#}");
+        assert_eq!(
+            condition(&l["conditions"], "Accepted").map(|c| c.0),
+            Some("True".into()),
+            "{gw}: {l:#}"
+        );
+        assert_eq!(
+            condition(&l["conditions"], "ResolvedRefs").map(|c| c.0),
+            Some("True".into()),
+            "{gw}: {l:#}"
+        );
+        assert_eq!(l["attachedRoutes"], json!(n), "{gw}: {l:#}");
+    }
+    let na = status_of(&all, "HTTPRoute", "http-route-not-accepted");
+    assert_eq!(
+        condition(&na["parents"][0]["conditions"], "Accepted"),
+        pair("False", "NoMatchingListenerHostname"),
+        "{na:#}"
+    );
+    let l = listener("gateway-secret-missing-reference-grant");
+    assert!(supports_http_route(&l), "{l:#}");
+    assert_eq!(
+        condition(&l["conditions"], "ResolvedRefs"),
+        pair("False", "RefNotPermitted"),
+        "{l:#}"
+    );
+    assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
+    let l = listener("gateway-secret-reference-grant-specific");
+    assert!(supports_http_route(&l), "{l:#}");
+    assert_eq!(
+        condition(&l["conditions"], "Programmed"),
+        pair("True", "Programmed"),
+        "{l:#}"
+    );
+    assert_eq!(
+        condition(&l["conditions"], "ResolvedRefs").map(|c| c.0),
+        Some("True".into()),
+        "{l:#}"
+    );
+    assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
+}
+
+#[test]
+#[ignore = "gap: gantry counts no route on a listener that is not Programmed (invalid certificateRef); upstream wants attachedRoutes 1"]
+fn a_listener_with_unresolved_refs_still_counts_its_attached_routes() {
+    // GatewayWithAttachedRoutes, "AttachedRoutes set even when Gateway has unresolved refs".
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            gateway(
+                "unresolved-gateway-with-one-attached-unresolved-route",
+                "tls",
+                "HTTPS",
+                ", tls: {mode: Terminate, certificateRefs: [{group: \"\", kind: Secret, name: does-not-exist}]}",
+            ),
+            route(
+                "http-route-4",
+                "unresolved-gateway-with-one-attached-unresolved-route",
+                "",
+            )
+            .replace(
+                "namespace: default}]",
+                "namespace: default, sectionName: tls}]",
+            )
+            .replace("name: infra-backend-v1", "name: does-not-exist"),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let gw = "unresolved-gateway-with-one-attached-unresolved-route";
+    let all = common::poll("route status", || {
+        let all = gantry.debug_status();
+        (!status_of(&all, "HTTPRoute", "http-route-4").is_null()).then_some(all)
+    });
+    let l = status_of(&all, "Gateway", gw)["listeners"][0].clone();
+    assert!(supports_http_route(&l), "{l:#}");
+    for type_ in ["Programmed", "ResolvedRefs"] {
+        assert_eq!(
+            condition(&l["conditions"], type_).map(|c| c.0),
+            Some("False".into()),
+            "{type_}: {l:#}"
+        );
+    }
+    let route = status_of(&all, "HTTPRoute", "http-route-4");
+    assert_eq!(
+        condition(&route["parents"][0]["conditions"], "ResolvedRefs").map(|c| c.0),
+        Some("False".into()),
+        "{route:#}"
+    );
+    assert_eq!(l["attachedRoutes"], json!(1), "{l:#}");
+}
