@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use common::condition;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, www_cert_secret};
 
@@ -57,15 +58,6 @@ fn status_of(status: &Value, kind: &str, name: &str) -> Value {
         })
         .map(|s| s["status"].clone())
         .unwrap_or(Value::Null)
-}
-
-/// (status, reason) of the condition of `type_`, or None.
-fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
-    let c = conditions
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == json!(type_))?;
-    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
 
 fn pair(s: &str, r: &str) -> Option<(String, String)> {

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use common::condition;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, service};
@@ -37,15 +38,6 @@ fn status_of(gantry: &Gantry, kind: &str, ns: &str, name: &str) -> Option<Value>
                 && s["metadata"]["namespace"].as_str().unwrap_or("default") == ns
         })
         .map(|s| s["status"].clone())
-}
-
-/// (status, reason) of the condition of `type_` in a `conditions` list.
-fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
-    let c = conditions
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == json!(type_))?;
-    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
 
 /// Waits until route `ns/name` has, for parent Gateway `eg`, every (type, status,
