@@ -272,3 +272,84 @@ fn a_listener_with_unresolved_refs_still_counts_its_attached_routes() {
     );
     assert_eq!(l["attachedRoutes"], json!(1), "{l:#}");
 }
+
+#[test]
+fn routes_attached_by_section_name_get_their_listeners_hostnames() {
+    // HTTPRouteListenerHostnameMatching: four HTTP listeners on one port told
+    // apart by hostname, routes attached to them by sectionName.
+    let dir = tempfile::tempdir().unwrap();
+    let backends: Vec<_> = (1..=3)
+        .map(|i| common::echo::EchoBackend::start(&format!("infra-backend-v{i}")))
+        .collect();
+    let port = common::free_port();
+    let listener = |name: &str, host: &str| {
+        format!(
+            "    - {{name: {name}, port: {port}, protocol: HTTP, hostname: {host:?}, allowedRoutes: {{namespaces: {{from: Same}}}}}}\n"
+        )
+    };
+    let gw = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: eg, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+{}{}{}{}",
+        listener("listener-1", "bar.com"),
+        listener("listener-2", "foo.bar.com"),
+        listener("listener-3", "*.bar.com"),
+        listener("listener-4", "*.foo.com"),
+    );
+    let to = |name: &str, sections: &[&str], backend: &str| {
+        let parents: Vec<String> = sections
+            .iter()
+            .map(|s| format!("{{name: eg, sectionName: {s}}}"))
+            .collect();
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{}]
+  rules:
+    - backendRefs: [{{name: {backend}, port: 80}}]
+",
+            parents.join(", ")
+        )
+    };
+    let mut docs = vec![CLASS.to_string(), gw];
+    docs.extend(
+        backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| common::objects::service(&format!("infra-backend-v{}", i + 1), b.port)),
+    );
+    docs.push(to("backend-v1", &["listener-1"], "infra-backend-v1"));
+    docs.push(to("backend-v2", &["listener-2"], "infra-backend-v2"));
+    docs.push(to(
+        "backend-v3",
+        &["listener-3", "listener-4"],
+        "infra-backend-v3",
+    ));
+    write(dir.path(), "objects.yaml", &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    for (host, backend) in [
+        ("bar.com", "infra-backend-v1"),
+        ("foo.bar.com", "infra-backend-v2"),
+        ("baz.bar.com", "infra-backend-v3"),
+        ("boo.bar.com", "infra-backend-v3"),
+        ("multiple.prefixes.bar.com", "infra-backend-v3"),
+        ("multiple.prefixes.foo.com", "infra-backend-v3"),
+    ] {
+        let (_, headers, _) = common::wait_for_http(port, host, "/", |s, _| s == 200);
+        assert_eq!(
+            common::header(&headers, "x-backend"),
+            Some(backend),
+            "{host}"
+        );
+    }
+    for host in ["foo.com", "no.matching.host"] {
+        common::wait_for_http(port, host, "/", |s, _| s == 404);
+    }
+}
