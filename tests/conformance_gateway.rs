@@ -353,3 +353,114 @@ spec:
         common::wait_for_http(port, host, "/", |s, _| s == 404);
     }
 }
+
+#[test]
+fn invalid_certificate_refs_and_unmatched_parent_refs_are_reported() {
+    // GatewayInvalidTLSConfiguration and HTTPRouteInvalidParentRefNotMatching
+    // ListenerPort / NotMatchingSectionName / SectionNameNotMatchingPort.
+    let dir = tempfile::tempdir().unwrap();
+    let https = |gw: &str, cert: &str| {
+        gateway(
+            gw,
+            "https",
+            "HTTPS",
+            &format!(
+                ", allowedRoutes: {{namespaces: {{from: All}}}}, tls: {{certificateRefs: [{cert}]}}"
+            ),
+        )
+    };
+    let port = common::free_port();
+    let same = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: same-namespace, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}, allowedRoutes: {{kinds: [{{kind: HTTPRoute}}], namespaces: {{from: All}}}}}}
+"
+    );
+    let unmatched = |name: &str, parent: &str| {
+        route(name, "same-namespace", "").replace(
+            "namespace: default}]",
+            &format!("namespace: default{parent}}}]"),
+        )
+    };
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            https(
+                "gateway-certificate-nonexistent-secret",
+                "{group: \"\", kind: Secret, name: nonexistent-certificate}",
+            ),
+            https(
+                "gateway-certificate-unsupported-group",
+                "{group: wrong.group.company.io, kind: Secret, name: www-cert}",
+            ),
+            https(
+                "gateway-certificate-unsupported-kind",
+                "{group: \"\", kind: WrongKind, name: www-cert}",
+            ),
+            https(
+                "gateway-certificate-malformed-secret",
+                "{group: \"\", kind: Secret, name: malformed-certificate}",
+            ),
+            www_cert_secret(),
+            "apiVersion: v1
+kind: Secret
+metadata: {name: malformed-certificate, namespace: default}
+type: kubernetes.io/tls
+data: {tls.crt: SGVsbG8gd29ybGQK, tls.key: SGVsbG8gd29ybGQK}
+"
+            .to_string(),
+            same,
+            unmatched("httproute-listener-not-matching-route-port", ", port: 81"),
+            unmatched(
+                "httproute-listener-not-matching-section-name",
+                &format!(", port: {port}, sectionName: http1"),
+            ),
+            unmatched(
+                "httproute-listener-section-name-not-matching-port",
+                ", sectionName: http, port: 81",
+            ),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let all = common::poll("status of every Gateway", || {
+        let all = gantry.debug_status();
+        (!status_of(&all, "Gateway", "same-namespace").is_null()).then_some(all)
+    });
+    for gw in [
+        "gateway-certificate-nonexistent-secret",
+        "gateway-certificate-unsupported-group",
+        "gateway-certificate-unsupported-kind",
+        "gateway-certificate-malformed-secret",
+    ] {
+        let l = status_of(&all, "Gateway", gw)["listeners"][0].clone();
+        assert!(supports_http_route(&l), "{gw}: {l:#}");
+        assert_eq!(
+            condition(&l["conditions"], "ResolvedRefs"),
+            pair("False", "InvalidCertificateRef"),
+            "{gw}: {l:#}"
+        );
+        assert_eq!(l["attachedRoutes"], json!(0), "{gw}: {l:#}");
+    }
+    for name in [
+        "httproute-listener-not-matching-route-port",
+        "httproute-listener-not-matching-section-name",
+        "httproute-listener-section-name-not-matching-port",
+    ] {
+        let r = status_of(&all, "HTTPRoute", name);
+        let parents = r["parents"].as_array().unwrap();
+        assert_eq!(parents.len(), 1, "{name}: {r:#}");
+        assert_eq!(
+            condition(&parents[0]["conditions"], "Accepted"),
+            pair("False", "NoMatchingParent"),
+            "{name}: {r:#}"
+        );
+    }
+    let l = status_of(&all, "Gateway", "same-namespace")["listeners"][0].clone();
+    assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
+}
