@@ -464,3 +464,76 @@ data: {tls.crt: SGVsbG8gd29ybGQK, tls.key: SGVsbG8gd29ybGQK}
     let l = status_of(&all, "Gateway", "same-namespace")["listeners"][0].clone();
     assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
 }
+
+#[test]
+fn conditions_follow_the_generation_of_gateway_classes_and_gateways() {
+    // GatewayClassObservedGenerationBump and GatewayObservedGenerationBump: the
+    // class and the Gateway changed (a description, a second listener), every
+    // condition carries the new generation. In a config directory the generation
+    // is what metadata.generation says.
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (common::free_port(), common::free_port());
+    let objects = |generation: u32| {
+        let class = CLASS.replace(
+            "metadata: {name: gantry}",
+            &format!("metadata: {{name: gantry, generation: {generation}}}"),
+        );
+        let class = if generation > 1 {
+            class.replace("spec: {", "spec: {description: new, ")
+        } else {
+            class
+        };
+        let mut gw = format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: eg, namespace: default, generation: {generation}}}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {{name: http, protocol: HTTP, port: {p1}}}
+"
+        );
+        if generation > 1 {
+            gw.push_str(&format!(
+                "    - {{name: extra, protocol: HTTP, port: {p2}}}\n"
+            ));
+        }
+        vec![class, gw]
+    };
+    let latest = |all: &Value, generation: u32| -> Option<()> {
+        let mut lists = vec![
+            status_of(all, "GatewayClass", "gantry")["conditions"].clone(),
+            status_of(all, "Gateway", "eg")["conditions"].clone(),
+        ];
+        let listeners = status_of(all, "Gateway", "eg")["listeners"].clone();
+        lists.extend(
+            listeners
+                .as_array()?
+                .iter()
+                .map(|l| l["conditions"].clone()),
+        );
+        (lists.len() == 2 + generation as usize
+            && lists.iter().all(|c| {
+                c.as_array().is_some_and(|c| {
+                    !c.is_empty()
+                        && c.iter()
+                            .all(|c| c["observedGeneration"] == json!(generation))
+                })
+            }))
+        .then_some(())
+    };
+    write(dir.path(), "objects.yaml", &objects(1));
+    let gantry = Gantry::start(dir.path());
+    common::poll("conditions at generation 1", || {
+        let all = gantry.debug_status();
+        let accepted = condition(
+            &status_of(&all, "GatewayClass", "gantry")["conditions"],
+            "Accepted",
+        );
+        latest(&all, 1).filter(|_| accepted.is_some_and(|c| c.0 == "True"))
+    });
+    write(dir.path(), "objects.yaml", &objects(2));
+    common::poll("conditions at generation 2", || {
+        latest(&gantry.debug_status(), 2)
+    });
+}
