@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use common::condition;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{
@@ -41,15 +42,6 @@ fn status_of(gantry: &Gantry, kind: &str, name: &str) -> Option<Value> {
         .iter()
         .find(|s| s["kind"] == json!(kind) && s["metadata"]["name"] == json!(name))
         .map(|s| s["status"].clone())
-}
-
-/// (status, reason) of the condition of `type_` in a `conditions` list.
-fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
-    let c = conditions
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == json!(type_))?;
-    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
 
 fn wait_for_set_condition(gantry: &Gantry, type_: &str, want: (&str, &str)) -> Value {

@@ -800,3 +800,12 @@ pub fn s_client(port: u16, args: &[&str]) -> Handshake {
         output,
     }
 }
+
+/// (status, reason) of the condition of `type_` in a status `conditions` list.
+pub fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
+    let c = conditions
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == serde_json::json!(type_))?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
+}

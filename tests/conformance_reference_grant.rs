@@ -1,0 +1,309 @@
+//! ReferenceGrant and the invalid-reference HTTPRoute cases as the Gateway API
+//! v1.5.1 conformance suite expects them (`conformance/tests/httproute-reference-grant`,
+//! `httproute-invalid-*`, `httproute-partially-invalid-via-invalid-reference-grant`):
+//! the same status conditions through gantry's /debug/status and the same requests
+//! and answers through real stock Envoy. Namespace `default` plays
+//! `gateway-conformance-infra`, namespace `web` the backends' namespaces.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use common::condition;
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, service};
+
+fn write(dir: &Path, file: &str, docs: &[String]) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, docs.join("---\n")).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+}
+
+/// [`service`] in namespace `ns`.
+fn service_in(ns: &str, name: &str, port: u16) -> String {
+    service(name, port).replace("namespace: default", &format!("namespace: {ns}"))
+}
+
+/// The status gantry serves for one object, once it is there.
+fn status_of(gantry: &Gantry, kind: &str, ns: &str, name: &str) -> Option<Value> {
+    gantry.debug_status()["status"]
+        .as_array()?
+        .iter()
+        .find(|s| {
+            s["kind"] == json!(kind)
+                && s["metadata"]["name"] == json!(name)
+                && s["metadata"]["namespace"].as_str().unwrap_or("default") == ns
+        })
+        .map(|s| s["status"].clone())
+}
+
+/// Waits until route `ns/name` has, for parent Gateway `eg`, every (type, status,
+/// reason) of `want`; returns its status.
+fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &str)]) -> Value {
+    common::poll_within(
+        std::time::Duration::from_secs(10),
+        &format!("HTTPRoute {ns}/{name}: {want:?}"),
+        || {
+            let status = status_of(gantry, "HTTPRoute", ns, name)?;
+            let parent = status["parents"]
+                .as_array()?
+                .iter()
+                .find(|p| p["parentRef"]["name"] == json!("eg"))?;
+            want.iter()
+                .all(|(t, s, r)| {
+                    condition(&parent["conditions"], t) == Some(((*s).into(), (*r).into()))
+                })
+                .then_some(status.clone())
+        },
+    )
+}
+
+fn route(name: &str, host: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [{host}]
+  rules:
+{rules}"
+    )
+}
+
+fn grant(name: &str, ns: &str, from: (&str, &str, &str), to: (&str, &str, &str)) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  from: [{{group: {:?}, kind: {}, namespace: {}}}]
+  to: [{{group: {:?}, kind: {}, name: {}}}]
+",
+        from.0, from.1, from.2, to.0, to.1, to.2
+    )
+}
+
+const FROM_ROUTES: (&str, &str, &str) = ("gateway.networking.k8s.io", "HTTPRoute", "default");
+
+/// (status, x-backend) of a GET once it answers `want`.
+fn answer(port: u16, host: &str, path: &str, want: u16) -> String {
+    let (_, headers, _) = common::wait_for_http(port, host, path, |s, _| s == want);
+    common::header(&headers, "x-backend")
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn cross_namespace_backends_need_a_matching_reference_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = EchoBackend::start("web-backend");
+    let guarded = EchoBackend::start("guarded");
+    let v1 = EchoBackend::start("app-backend-v1");
+    let v2 = EchoBackend::start("app-backend-v2");
+    let infra = EchoBackend::start("infra-backend-v1");
+    let port = common::free_port();
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            gateway("eg", port),
+            service("infra-backend-v1", infra.port),
+            service_in("web", "web-backend", web.port),
+            service_in("web", "guarded", guarded.port),
+            service_in("web", "app-backend-v1", v1.port),
+            service_in("web", "app-backend-v2", v2.port),
+            // HTTPRouteReferenceGrant
+            route(
+                "reference-grant",
+                "grant.example.com",
+                "    - backendRefs: [{name: web-backend, namespace: web, port: 80}]\n",
+            ),
+            // HTTPRouteInvalidCrossNamespaceBackendRef / HTTPRouteInvalidReferenceGrant:
+            // every grant below misses in one field.
+            route(
+                "invalid-grants",
+                "invalid.example.com",
+                "    - backendRefs: [{name: guarded, namespace: web, port: 80}]\n",
+            ),
+            grant(
+                "wrong-namespace",
+                "default",
+                FROM_ROUTES,
+                ("", "Service", "guarded"),
+            ),
+            grant(
+                "wrong-from-group",
+                "web",
+                ("not-the-group", "HTTPRoute", "default"),
+                ("", "Service", "guarded"),
+            ),
+            grant(
+                "wrong-from-kind",
+                "web",
+                ("gateway.networking.k8s.io", "Gateway", "default"),
+                ("", "Service", "guarded"),
+            ),
+            grant(
+                "wrong-from-namespace",
+                "web",
+                ("gateway.networking.k8s.io", "HTTPRoute", "elsewhere"),
+                ("", "Service", "guarded"),
+            ),
+            grant(
+                "wrong-to-group",
+                "web",
+                FROM_ROUTES,
+                ("not-the-group", "Service", "guarded"),
+            ),
+            grant(
+                "wrong-to-kind",
+                "web",
+                FROM_ROUTES,
+                ("", "Secret", "guarded"),
+            ),
+            grant(
+                "wrong-to-name",
+                "web",
+                FROM_ROUTES,
+                ("", "Service", "not-guarded"),
+            ),
+            // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
+            route(
+                "partially-invalid",
+                "partial.example.com",
+                "    - matches: [{path: {type: PathPrefix, value: /v2}}]
+      backendRefs: [{name: app-backend-v2, namespace: web, port: 80}]
+    - backendRefs: [{name: app-backend-v1, namespace: web, port: 80}]
+",
+            ),
+            grant(
+                "app-v1-only",
+                "web",
+                FROM_ROUTES,
+                ("", "Service", "app-backend-v1"),
+            ),
+            // HTTPRouteInvalidBackendRefUnknownKind
+            route(
+                "unknown-kind",
+                "unknown-kind.example.com",
+                "    - backendRefs: [{group: unknownkind.example.com, kind: NonExistent, name: infra-backend-v1, port: 80}]\n",
+            ),
+            // HTTPRouteInvalidNonexistentBackendRef
+            route(
+                "nonexistent",
+                "nonexistent.example.com",
+                "    - backendRefs: [{name: nonexistent, namespace: default, port: 80}]\n",
+            ),
+        ],
+    );
+    write(
+        dir.path(),
+        "grant.yaml",
+        &[grant(
+            "reference-grant",
+            "web",
+            FROM_ROUTES,
+            ("", "Service", "web-backend"),
+        )],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+
+    let accepted = ("Accepted", "True", "Accepted");
+    let resolved = ("ResolvedRefs", "True", "ResolvedRefs");
+    let not_permitted = ("ResolvedRefs", "False", "RefNotPermitted");
+    wait_for_route(&gantry, "default", "reference-grant", &[accepted, resolved]);
+    assert_eq!(answer(port, "grant.example.com", "/", 200), "web-backend");
+
+    wait_for_route(
+        &gantry,
+        "default",
+        "invalid-grants",
+        &[accepted, not_permitted],
+    );
+    answer(port, "invalid.example.com", "/", 500);
+
+    wait_for_route(
+        &gantry,
+        "default",
+        "partially-invalid",
+        &[accepted, not_permitted],
+    );
+    answer(port, "partial.example.com", "/v2", 500);
+    assert_eq!(
+        answer(port, "partial.example.com", "/", 200),
+        "app-backend-v1"
+    );
+
+    wait_for_route(
+        &gantry,
+        "default",
+        "unknown-kind",
+        &[accepted, ("ResolvedRefs", "False", "InvalidKind")],
+    );
+    answer(port, "unknown-kind.example.com", "/v2", 500);
+
+    wait_for_route(
+        &gantry,
+        "default",
+        "nonexistent",
+        &[accepted, ("ResolvedRefs", "False", "BackendNotFound")],
+    );
+    answer(port, "nonexistent.example.com", "/", 500);
+
+    // HTTPRouteReferenceGrant, second half: the grant deleted, the route's backend
+    // is refused and its requests get 500.
+    std::fs::remove_file(dir.path().join("grant.yaml")).unwrap();
+    wait_for_route(
+        &gantry,
+        "default",
+        "reference-grant",
+        &[accepted, not_permitted],
+    );
+    answer(port, "grant.example.com", "/", 500);
+}
+
+#[test]
+fn a_route_may_not_attach_to_a_gateway_in_another_namespace_by_default() {
+    // HTTPRouteInvalidCrossNamespaceParentRef: status only.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "objects.yaml",
+        &[
+            CLASS.to_string(),
+            gateway("eg", common::free_port()),
+            service_in("web", "web-backend", 1),
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: invalid-cross-namespace-parent-ref, namespace: web}
+spec:
+  parentRefs: [{name: eg, namespace: default}]
+  rules:
+    - backendRefs: [{name: web-backend, port: 80}]
+"
+            .to_string(),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let status = wait_for_route(
+        &gantry,
+        "web",
+        "invalid-cross-namespace-parent-ref",
+        &[
+            ("Accepted", "False", "NotAllowedByListeners"),
+            ("ResolvedRefs", "True", "ResolvedRefs"),
+        ],
+    );
+    let gw = status_of(&gantry, "Gateway", "default", "eg").unwrap();
+    assert_eq!(
+        gw["listeners"][0]["attachedRoutes"],
+        json!(0),
+        "{gw:#}\n{status:#}"
+    );
+}
