@@ -6,12 +6,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service};
+use common::objects::{CLASS, gateway, service, write_objects};
 
 /// gantry and Envoy for Gateway `eg` (one HTTP listener on a free port), the echo
 /// backend as Service `infra-backend-v1`, and `routes` (YAML documents).
@@ -34,7 +33,7 @@ fn start(routes: &str, extra_services: &[String]) -> Running {
         routes.to_string(),
     ];
     docs.extend(extra_services.iter().cloned());
-    write(dir.path(), "objects.yaml", &docs.join("---\n"));
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
     Running {
@@ -44,12 +43,6 @@ fn start(routes: &str, extra_services: &[String]) -> Running {
         _envoy: envoy,
         port,
     }
-}
-
-fn write(dir: &Path, file: &str, text: &str) {
-    let tmp = dir.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
 /// An HTTPRoute on `eg` for `host` whose one rule matches `path` (PathPrefix) and
@@ -513,7 +506,7 @@ spec:
     }
     docs.insert(1, gateway);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "objects.yaml", &docs.join("---\n"));
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
     let answer = |host: &str, path: &str| {
