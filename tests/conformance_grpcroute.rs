@@ -420,8 +420,6 @@ fn grpc_route_with_all_backends_weight_zero_is_unavailable() {
 /// abc.example.com (routes for *.example.com and abc.example.com), then on one for
 /// *.example.com (routes for *.com and *.example.com).
 #[test]
-#[ignore = "gap: gantry orders routes sharing a virtual host by creation time, not by the \
-            specificity of each route's own hostname (GatewayRouteHostnameIntersectionPrecedence)"]
 fn grpc_route_more_specific_hostname_beats_older_route() {
     let route = |name: &str, created: &str, host: &str, backend: &str| {
         format!(

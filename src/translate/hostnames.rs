@@ -39,6 +39,20 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Vec<String> {
     out
 }
 
+/// How specifically a route's own hostnames claim `served` (a name the route
+/// serves on a listener, from [`intersect`]), by the spec's order between routes
+/// sharing a host: more characters in a matching non-wildcard hostname, then more
+/// characters in a matching hostname. A route without hostnames claims nothing
+/// of its own and ranks last.
+pub fn route_specificity(route: &[String], served: &str) -> (usize, usize) {
+    route
+        .iter()
+        .filter(|r| *r == served || covers(r, served))
+        .map(|r| (if r.starts_with('*') { 0 } else { r.len() }, r.len()))
+        .max()
+        .unwrap_or((0, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +95,16 @@ mod tests {
         );
         assert!(intersect(Some("a.example.com"), &v(&["b.example.com"])).is_empty());
         assert!(intersect(Some("*.example.com"), &v(&["example.com"])).is_empty());
+    }
+
+    #[test]
+    fn an_exact_route_hostname_outranks_a_wildcard_and_a_longer_wildcard_a_shorter_one() {
+        let exact = route_specificity(&v(&["abc.example.com"]), "abc.example.com");
+        let wildcard = route_specificity(&v(&["*.example.com"]), "abc.example.com");
+        assert!(exact > wildcard, "{exact:?} {wildcard:?}");
+        let longer = route_specificity(&v(&["*.example.com"]), "*.example.com");
+        let shorter = route_specificity(&v(&["*.com"]), "*.example.com");
+        assert!(longer > shorter, "{longer:?} {shorter:?}");
+        assert!(shorter > route_specificity(&[], "*.example.com"));
     }
 }

@@ -45,6 +45,9 @@ pub struct Precedence {
 
 /// A route's rules, translated once and shared by every listener it attaches to.
 pub struct TranslatedRules {
+    /// The route's own `spec.hostnames`, which rank it against other routes on a
+    /// shared host.
+    pub hostnames: Vec<String>,
     pub routes: Vec<(Precedence, Route)>,
     pub clusters: Vec<Cluster>,
     /// The first unresolved reference, for the ResolvedRefs condition.
@@ -212,6 +215,7 @@ pub fn translate_rules(
     let ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let name = route.metadata.name.as_deref().unwrap_or("");
     let mut out = TranslatedRules {
+        hostnames: route.spec.hostnames.clone().unwrap_or_default(),
         routes: Vec::new(),
         clusters: Vec::new(),
         unresolved: None,

@@ -17,6 +17,7 @@ pub mod listener_set;
 pub mod tls_names;
 
 use std::borrow::Cow;
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use gateway_api::gateways::Gateway;
@@ -834,7 +835,11 @@ fn route_config(
     route_rules: &[Option<TranslatedRules>],
     clusters: &mut BTreeMap<String, ir::Cluster>,
 ) -> RouteConfig {
-    let mut hosts: BTreeMap<&str, Vec<(&Precedence, &ir::Route)>> = BTreeMap::new();
+    // Between routes on one host the spec ranks each route's own hostname first
+    // (an exact `abc.example.com` beats an older `*.example.com`), then the
+    // matches' precedence.
+    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, &'r ir::Route);
+    let mut hosts: BTreeMap<&str, Vec<Ranked<'_>>> = BTreeMap::new();
     for (route_index, attachment) in &state.attachments {
         if !listeners.contains(&attachment.listener) {
             continue;
@@ -848,23 +853,24 @@ fn route_config(
                 .or_insert_with(|| cluster.clone());
         }
         for hostname in &attachment.hostnames {
+            let rank = Reverse(hostnames::route_specificity(&rules.hostnames, hostname));
             hosts
                 .entry(hostname.as_str())
                 .or_default()
-                .extend(rules.routes.iter().map(|(p, r)| (p, r)));
+                .extend(rules.routes.iter().map(|(p, r)| (rank, p, r)));
         }
     }
     let virtual_hosts = hosts
         .into_iter()
         .map(|(hostname, mut routes)| {
-            routes.sort_by(|a, b| a.0.cmp(b.0));
-            routes.dedup_by(|a, b| a.1.name == b.1.name);
+            routes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            routes.dedup_by(|a, b| a.2.name == b.2.name);
             VirtualHost {
                 name: hostname.to_string(),
                 domains: vec![hostname.to_string()],
                 routes: routes
                     .into_iter()
-                    .map(|(_, r)| with_listener_port(r.clone(), &state.listeners[listeners[0]]))
+                    .map(|(_, _, r)| with_listener_port(r.clone(), &state.listeners[listeners[0]]))
                     .collect(),
             }
         })
