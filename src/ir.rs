@@ -516,10 +516,21 @@ pub enum RouteAction {
 pub struct Forward {
     pub backends: Vec<WeightedCluster>,
     /// Total weight of backendRefs that could not be resolved: that share of
-    /// requests gets a 500, as the Gateway API asks.
+    /// requests gets `invalid_status`.
     pub invalid_weight: u32,
+    /// 500 for an HTTPRoute; 503 (gRPC UNAVAILABLE) for a GRPCRoute, as the
+    /// Gateway API asks of each.
+    pub invalid_status: InvalidBackendStatus,
     pub host_rewrite: Option<String>,
     pub path_rewrite: Option<PathRewrite>,
+}
+
+/// The answer for the share of requests whose backendRef did not resolve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum InvalidBackendStatus {
+    #[default]
+    InternalServerError,
+    ServiceUnavailable,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

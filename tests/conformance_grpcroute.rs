@@ -414,6 +414,35 @@ fn grpc_route_with_all_backends_weight_zero_is_unavailable() {
     assert_eq!(run.call("gw", "Echo", &[]), Err(tonic::Code::Unavailable));
 }
 
+/// The GRPCRoute spec on backendRefs: calls that would have gone to an invalid
+/// backend get `UNAVAILABLE` (an HTTPRoute's get 500, which gRPC would call
+/// INTERNAL); the valid backend keeps its share.
+#[test]
+fn grpc_route_calls_to_an_unresolved_backend_are_unavailable() {
+    let rules = "    - backendRefs:
+        - {name: grpc-infra-backend-v1, port: 80}
+        - {name: does-not-exist, port: 80}
+";
+    let run = start(http_gateway, &grpc_route("partly-invalid", "", rules));
+    run.wait("gw", "Echo", &[]);
+    let mut answers = Vec::new();
+    common::poll("both halves of the split to answer", || {
+        let answer = run.call("gw", "Echo", &[]);
+        if !answers.contains(&answer) {
+            answers.push(answer);
+        }
+        (answers.len() >= 2).then_some(())
+    });
+    answers.sort_by_key(|a| a.is_err());
+    assert_eq!(
+        answers,
+        [
+            Ok("grpc-infra-backend-v1".to_string()),
+            Err(tonic::Code::Unavailable)
+        ],
+    );
+}
+
 /// `GRPCRouteMultipleRoutesAttachmentSameHostnameIntersection`: two routes on one
 /// listener whose hostnames both cover abc.example.com; the more specific
 /// hostname wins although its route is the newer one. First on a listener for

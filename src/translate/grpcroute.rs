@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::conditions::Problem;
 use super::httproute::TranslatedRules;
-use crate::ir::RouteAction;
+use crate::ir::{InvalidBackendStatus, RouteAction};
 
 /// Suffix of the cluster of a Service port reached over HTTP/2 (cleartext) for
 /// gRPC: the same port may serve HTTP/1 routes through its plain cluster.
@@ -102,6 +102,7 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
                 for backend in &mut forward.backends {
                     backend.cluster.push_str(H2C_CLUSTER_SUFFIX);
                 }
+                forward.invalid_status = InvalidBackendStatus::ServiceUnavailable;
             }
             RouteAction::DirectResponse { status, body: None } if *status == 500 => {
                 *status = 503;

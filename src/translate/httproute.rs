@@ -519,6 +519,7 @@ fn translate_rule(
                 RouteAction::Forward(Forward {
                     backends,
                     invalid_weight,
+                    invalid_status: Default::default(),
                     host_rewrite,
                     path_rewrite,
                 })

@@ -25,7 +25,7 @@ mod client;
 const CONNECTION_BUFFER_LIMIT: u32 = 32768;
 
 /// A cluster that never exists: the weighted share of unresolved backendRefs points
-/// here, and `cluster_not_found_response_code` turns it into a 500 (a TCP
+/// here, and `cluster_not_found_response_code` turns it into a 500 or 503 (a TCP
 /// connection sent here is closed).
 const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
 
@@ -670,10 +670,14 @@ fn build_forward(f: &ir::Forward, timeout: Option<std::time::Duration>) -> route
             } => prefix_rewrite_regex(matched, replacement),
         }),
         timeout: timeout.map(duration),
-        cluster_not_found_response_code: if f.invalid_weight > 0 {
-            route::route_action::ClusterNotFoundResponseCode::InternalServerError as i32
-        } else {
-            0
+        cluster_not_found_response_code: match f.invalid_status {
+            _ if f.invalid_weight == 0 => 0,
+            ir::InvalidBackendStatus::InternalServerError => {
+                route::route_action::ClusterNotFoundResponseCode::InternalServerError as i32
+            }
+            ir::InvalidBackendStatus::ServiceUnavailable => {
+                route::route_action::ClusterNotFoundResponseCode::ServiceUnavailable as i32
+            }
         },
         ..Default::default()
     }
