@@ -79,14 +79,8 @@ fn reference_paths(kind: &str) -> Vec<String> {
     lines
 }
 
-/// The same lines for gantry's generated CRD of `kind`.
-fn generated_paths(kind: &str) -> Vec<String> {
-    let printed = gantry::cli::crds().unwrap();
-    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
-    let crd = documents
-        .iter()
-        .find(|d| d["spec"]["names"]["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} CRD"));
+/// The same lines for gantry's generated CRD `crd`.
+fn generated_paths(crd: &serde_json::Value) -> Vec<String> {
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
     let mut lines = Vec::new();
     flatten("spec", spec, &mut lines);
@@ -100,6 +94,8 @@ fn flatten(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
     }
     let type_ = if node["x-kubernetes-int-or-string"] == true {
         "int-or-string (Kubernetes quantity)".to_string()
+    } else if node["x-kubernetes-preserve-unknown-fields"] == true && node["type"].is_null() {
+        "any (free-form JSON)".to_string()
     } else {
         node["type"].as_str().unwrap_or("(no type)").to_string()
     };
@@ -115,6 +111,12 @@ fn flatten(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
     match &node["default"] {
         serde_json::Value::Null => {}
         serde_json::Value::String(s) => line.push_str(&format!(" default='{s}'")),
+        // The reference list was written by Python, which spells booleans so.
+        serde_json::Value::Bool(b) => line.push_str(if *b {
+            " default=True"
+        } else {
+            " default=False"
+        }),
         other => line.push_str(&format!(" default={other}")),
     }
     out.push(line);
@@ -123,14 +125,23 @@ fn flatten(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// Drop-in parity with Envoy Gateway v1.9.0: the ClientTrafficPolicy CRD has
-/// exactly its field paths, with the same types, enum values and defaults.
-#[test]
-fn client_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
-    let expected = reference_paths("ClientTrafficPolicy");
-    let actual = generated_paths("ClientTrafficPolicy");
+/// The CRD `gantry crds` prints for `kind`.
+fn printed_crd(kind: &str) -> serde_json::Value {
+    let printed = gantry::cli::crds().unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
+    documents
+        .into_iter()
+        .find(|d| d["spec"]["names"]["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} CRD"))
+}
+
+/// Asserts that `actual` holds exactly the reference's lines, less `allowed_extra`.
+fn assert_same_paths(expected: &[String], actual: &[String], allowed_extra: &[&str]) {
     let missing: Vec<&String> = expected.iter().filter(|l| !actual.contains(l)).collect();
-    let extra: Vec<&String> = actual.iter().filter(|l| !expected.contains(l)).collect();
+    let extra: Vec<&String> = actual
+        .iter()
+        .filter(|l| !expected.contains(l) && !allowed_extra.contains(&l.as_str()))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "gantry's CRD differs from Envoy Gateway v1.9.0\nmissing or different:\n  {}\nnot in v1.9.0:\n  {}",
@@ -145,9 +156,38 @@ fn client_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
             .collect::<Vec<_>>()
             .join("\n  ")
     );
+}
+
+/// Drop-in parity with Envoy Gateway v1.9.0: the ClientTrafficPolicy CRD has
+/// exactly its field paths, with the same types, enum values and defaults.
+#[test]
+fn client_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
+    let expected = reference_paths("ClientTrafficPolicy");
     assert_eq!(
         expected.len(),
         177,
         "the reference list's ClientTrafficPolicy section"
+    );
+    let actual = generated_paths(&printed_crd("ClientTrafficPolicy"));
+    assert_same_paths(&expected, &actual, &[]);
+}
+
+/// The same for BackendTrafficPolicy, plus `consistentHash.cookie.path`: Envoy
+/// Gateway's own reference page uses it though v1.9.0's schema lacks it.
+#[test]
+fn backend_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
+    use kube::CustomResourceExt;
+    let expected = reference_paths("BackendTrafficPolicy");
+    assert_eq!(
+        expected.len(),
+        386,
+        "the reference list's BackendTrafficPolicy section"
+    );
+    let crd = serde_json::to_value(gantry::api::BackendTrafficPolicy::crd()).unwrap();
+    let actual = generated_paths(&crd);
+    assert_same_paths(
+        &expected,
+        &actual,
+        &["spec.loadBalancer.consistentHash.cookie.path: string"],
     );
 }

@@ -16,6 +16,7 @@ use super::shared::{
     Duration, HttpHeaderFilter, LocalPolicyTargetReferenceWithSectionName, PolicyStatus,
     SecretObjectReference, StringMatch, TargetSelector, quantity_schema,
 };
+pub use super::shared::{Http2ConnectionKeepalive, Http2Settings, TcpKeepalive};
 
 /// How Envoy treats client connections on the listeners of the Gateways it targets.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -113,21 +114,6 @@ pub fn check_targets(spec: &ClientTrafficPolicySpec) -> Result<(), String> {
         spec.target_selectors.as_deref(),
         &["Gateway", "ListenerSet"],
     )
-}
-
-/// TCP keepalive probes on client connections.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TcpKeepalive {
-    /// Unanswered probes before the connection is dropped. Default 9.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<u32>,
-    /// Idle time before the first probe. Default 7200s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_time: Option<Duration>,
-    /// Time between probes. Default 75s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
 }
 
 /// PROXY protocol on the listener.
@@ -602,48 +588,6 @@ pub struct Http10Settings {
     /// route's) hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_default_host: Option<bool>,
-}
-
-/// HTTP/2 options.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Http2Settings {
-    /// Initial stream window. Default 64Ki.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "quantity_schema")]
-    pub initial_stream_window_size: Option<Quantity>,
-    /// Initial connection window. Default 1Mi.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "quantity_schema")]
-    pub initial_connection_window_size: Option<Quantity>,
-    /// Most concurrent streams per connection. Default 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 2147483647))]
-    pub max_concurrent_streams: Option<u32>,
-    /// TerminateConnection (default) or TerminateStream on a protocol error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_invalid_message: Option<String>,
-    /// PING-based keepalive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_keepalive: Option<Http2ConnectionKeepalive>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Http2ConnectionKeepalive {
-    /// How often to send PINGs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
-    /// How long to wait for a PING answer (less than interval).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Duration>,
-    /// Random jitter added to each interval, in percent. Default 15.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = 100))]
-    pub interval_jitter: Option<u32>,
-    /// Idle time before a PING is sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_interval: Option<Duration>,
 }
 
 /// HTTP/3 has no options yet: its presence turns it on.

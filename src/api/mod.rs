@@ -2,7 +2,9 @@
 //! resources with serde and schemars; the Gateway API types come from the
 //! `gateway-api` crate.
 
+pub mod backend_traffic_policy;
 pub mod client_traffic_policy;
 pub mod shared;
 
+pub use backend_traffic_policy::BackendTrafficPolicy;
 pub use client_traffic_policy::ClientTrafficPolicy;

@@ -51,6 +51,28 @@ impl Duration {
     }
 }
 
+/// Gives an enum the schema of a plain string, for fields whose values Envoy
+/// Gateway's CRD leaves unlisted (its Go type has no enum marker): the values are
+/// still checked when parsing, but the CRD must not list them.
+macro_rules! plain_string_schema {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
+            }
+        }
+    )+};
+}
+pub(crate) use plain_string_schema;
+
 /// Schema of a Kubernetes quantity field: an integer or a string (`1024`, `32Ki`).
 pub fn quantity_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -277,6 +299,65 @@ pub struct SecretObjectReference {
     /// Namespace of the referent; defaults to the policy's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// TCP keepalive probes (SO_KEEPALIVE) on a policy's connections: clients' for a
+/// ClientTrafficPolicy, backends' for a BackendTrafficPolicy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpKeepalive {
+    /// Unanswered probes before the connection is dropped. Default 9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<u32>,
+    /// Idle time before the first probe. Default 7200s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time: Option<Duration>,
+    /// Time between probes. Default 75s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+}
+
+/// HTTP/2 options, for client connections (ClientTrafficPolicy) or backend
+/// connections (BackendTrafficPolicy).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http2Settings {
+    /// Initial stream window. Default 64Ki.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity_schema")]
+    pub initial_stream_window_size: Option<Quantity>,
+    /// Initial connection window. Default 1Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity_schema")]
+    pub initial_connection_window_size: Option<Quantity>,
+    /// Most concurrent streams per connection. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647))]
+    pub max_concurrent_streams: Option<u32>,
+    /// TerminateConnection (default) or TerminateStream on a protocol error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_invalid_message: Option<String>,
+    /// PING-based keepalive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_keepalive: Option<Http2ConnectionKeepalive>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http2ConnectionKeepalive {
+    /// How often to send PINGs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// How long to wait for a PING answer (less than interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Random jitter added to each interval, in percent. Default 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub interval_jitter: Option<u32>,
+    /// Idle time before a PING is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_interval: Option<Duration>,
 }
 
 /// The checks Envoy Gateway's CRD makes (as CEL rules) on a policy's targets, so
