@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod provider;
 pub mod resources;
 pub mod serve;
+pub mod status_times;
 pub mod translate;
 pub mod xds;
 

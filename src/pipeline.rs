@@ -9,18 +9,7 @@ use crate::translate::{self, ObjectStatus};
 use crate::xds::build;
 use crate::xds::snapshot::GatewayXds;
 
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub controller_name: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            controller_name: crate::DEFAULT_CONTROLLER_NAME.to_string(),
-        }
-    }
-}
+pub use crate::translate::Options;
 
 pub struct Compiled {
     pub ir: Ir,

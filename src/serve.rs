@@ -1,7 +1,7 @@
 //! `serve` and `run`: provider -> pipeline -> cache -> ADS, plus the admin server,
 //! and for `run` one supervised host Envoy per Gateway.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, Options};
 use crate::provider::kubernetes::{KubernetesArgs, KubernetesProvider};
 use crate::resources::{InputProblem, Resources};
+use crate::status_times::{StatusStore, now_rfc3339};
 use crate::translate::ObjectStatus;
 use crate::xds::cache::SnapshotCache;
 use crate::xds::snapshot::Snapshot;
@@ -617,253 +617,11 @@ async fn release_free_memory() {
     }
 }
 
-/// The `lastTransitionTime` translation writes; it has no clock.
-pub const PLACEHOLDER_TIME: &str = "1970-01-01T00:00:00Z";
-
-/// Now, as Kubernetes writes times (RFC 3339, whole seconds, UTC).
-pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// Gives translated conditions real `lastTransitionTime`s: a condition keeps its
-/// previous time while its `status` is unchanged, and gets the current time when
-/// it first appears or its `status` changes.
-///
-/// Conditions are found anywhere in an object's status (`conditions`,
-/// `listeners[].conditions`, `parents[].conditions`, `ancestors[].conditions`) and
-/// identified by the object, the path to them (list entries by `name`,
-/// `parentRef` or `ancestorRef` rather than position) and their `type`.
-#[derive(Debug, Default)]
-pub struct StatusStore {
-    /// condition key -> (status value, lastTransitionTime)
-    times: HashMap<String, (String, String)>,
-}
-
-impl StatusStore {
-    pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<ObjectStatus> {
-        let mut next = HashMap::new();
-        let mut out = statuses.to_vec();
-        for object in &mut out {
-            let key = format!(
-                "{}|{}|{}|{}",
-                object.api_version,
-                object.kind,
-                object.metadata.namespace.as_deref().unwrap_or(""),
-                object.metadata.name
-            );
-            visit_conditions(&mut object.status, key, &mut |path, condition| {
-                let status = condition_status(condition);
-                let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
-                    Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
-                        Some((old_status, old_time)) if *old_status == status => old_time.clone(),
-                        _ => now.to_string(),
-                    },
-                    Some(real) => real.to_string(),
-                    None => return,
-                };
-                condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
-                next.insert(path, (status, time));
-            });
-        }
-        self.times = next;
-        out
-    }
-}
-
-/// Gives each condition in `desired` the `lastTransitionTime` of the same condition
-/// (same place, same `type`) in `existing` when its `status` is the same there, so
-/// that a status written again keeps the time of the real transition.
-pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
-    let mut times = HashMap::new();
-    visit_conditions(
-        &mut existing.clone(),
-        String::new(),
-        &mut |path, condition| {
-            if let Some(time) = condition.get("lastTransitionTime").and_then(Value::as_str) {
-                times.insert(path, (condition_status(condition), time.to_string()));
-            }
-        },
-    );
-    visit_conditions(desired, String::new(), &mut |path, condition| {
-        if let Some((status, time)) = times.get(&path)
-            && *status == condition_status(condition)
-        {
-            condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
-        }
-    });
-}
-
-fn condition_status(condition: &serde_json::Map<String, Value>) -> String {
-    condition
-        .get("status")
-        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
-        .unwrap_or_default()
-}
-
-/// Calls `f` with every condition found anywhere under `value` and its identity:
-/// `path` plus the way down (list entries by `name`, `parentRef` or `ancestorRef`
-/// rather than position) and its `type`.
-fn visit_conditions(
-    value: &mut Value,
-    path: String,
-    f: &mut impl FnMut(String, &mut serde_json::Map<String, Value>),
-) {
-    match value {
-        Value::Object(map) => {
-            if is_condition(map) {
-                f(path, map);
-                return;
-            }
-            for (key, child) in map.iter_mut() {
-                visit_conditions(child, format!("{path}/{key}"), f);
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter_mut().enumerate() {
-                let id = element_id(item, index);
-                visit_conditions(item, format!("{path}[{id}]"), f);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_condition(map: &serde_json::Map<String, Value>) -> bool {
-    map.get("type").is_some_and(Value::is_string) && map.contains_key("lastTransitionTime")
-}
-
-/// A list entry's identity: what Kubernetes status lists are keyed by.
-fn element_id(item: &Value, index: usize) -> String {
-    let Value::Object(map) = item else {
-        return index.to_string();
-    };
-    if is_condition(map) {
-        return format!("type={}", map["type"].as_str().unwrap_or(""));
-    }
-    for key in ["parentRef", "ancestorRef"] {
-        if let Some(reference) = map.get(key) {
-            let controller = map
-                .get("controllerName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return format!("{key}={reference}|{controller}");
-        }
-    }
-    if let Some(name) = map.get("name").and_then(Value::as_str) {
-        return format!("name={name}");
-    }
-    index.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::translate::ObjectRef;
     use serde_json::json;
-
-    fn route(conditions: Value) -> ObjectStatus {
-        ObjectStatus {
-            api_version: "gateway.networking.k8s.io/v1".into(),
-            kind: "HTTPRoute".into(),
-            metadata: ObjectRef {
-                namespace: Some("default".into()),
-                name: "r".into(),
-            },
-            status: json!({"parents": [{
-                "parentRef": {"name": "eg"},
-                "controllerName": "gantry.dev/gatewayclass-controller",
-                "conditions": conditions,
-            }]}),
-        }
-    }
-
-    fn cond(kind: &str, status: &str) -> Value {
-        json!({"type": kind, "status": status, "reason": "R", "message": "",
-               "lastTransitionTime": PLACEHOLDER_TIME})
-    }
-
-    fn times(status: &ObjectStatus) -> Vec<String> {
-        status.status["parents"][0]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["lastTransitionTime"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    #[test]
-    fn transition_times_follow_status_changes() {
-        let mut store = StatusStore::default();
-        let t1 = "2025-01-01T00:00:01Z";
-        let t2 = "2025-01-01T00:00:02Z";
-        let t3 = "2025-01-01T00:00:03Z";
-
-        let first = store.fill(
-            &[route(json!([
-                cond("Accepted", "True"),
-                cond("ResolvedRefs", "True")
-            ]))],
-            t1,
-        );
-        assert_eq!(times(&first[0]), [t1, t1]);
-
-        // Same statuses (reason may differ): times kept.
-        let mut changed_reason = cond("Accepted", "True");
-        changed_reason["reason"] = json!("Other");
-        let second = store.fill(
-            &[route(json!([changed_reason, cond("ResolvedRefs", "True")]))],
-            t2,
-        );
-        assert_eq!(times(&second[0]), [t1, t1]);
-
-        // ResolvedRefs flips: only it gets the new time. Order in the list does not matter.
-        let third = store.fill(
-            &[route(json!([
-                cond("ResolvedRefs", "False"),
-                cond("Accepted", "True")
-            ]))],
-            t3,
-        );
-        assert_eq!(times(&third[0]), [t3, t1]);
-
-        // A condition that disappears and comes back is new again.
-        store.fill(&[route(json!([cond("Accepted", "True")]))], t3);
-        let t4 = "2025-01-01T00:00:04Z";
-        let fifth = store.fill(
-            &[route(json!([
-                cond("Accepted", "True"),
-                cond("ResolvedRefs", "False")
-            ]))],
-            t4,
-        );
-        assert_eq!(times(&fifth[0]), [t1, t4]);
-    }
-
-    #[test]
-    fn real_times_are_left_alone_and_objects_are_separate() {
-        let mut store = StatusStore::default();
-        let mut real = cond("Accepted", "True");
-        real["lastTransitionTime"] = json!("2020-02-02T02:02:02Z");
-        let mut other = route(json!([cond("Accepted", "True")]));
-        other.metadata.name = "other".into();
-        let out = store.fill(
-            &[route(json!([real])), other.clone()],
-            "2025-01-01T00:00:01Z",
-        );
-        assert_eq!(times(&out[0]), ["2020-02-02T02:02:02Z"]);
-        assert_eq!(times(&out[1]), ["2025-01-01T00:00:01Z"]);
-        let out = store.fill(&[other], "2025-01-01T00:00:09Z");
-        assert_eq!(times(&out[0]), ["2025-01-01T00:00:01Z"]);
-    }
-
-    #[test]
-    fn now_is_rfc3339_seconds() {
-        let now = now_rfc3339();
-        assert_eq!(now.len(), "2025-01-01T00:00:00Z".len(), "{now}");
-        assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
-    }
 
     #[test]
     fn unspecified_xds_address_is_dialled_on_loopback() {

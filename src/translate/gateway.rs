@@ -10,11 +10,11 @@ use gateway_api::gateways::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
 
+use super::Options;
 use super::conditions::{Condition, Problem};
 use super::index::{CrossRef, Index};
 use super::{GATEWAY_GROUP, ObjectStatus, object_status};
 use crate::ir::TlsCertificate;
-use crate::pipeline::Options;
 use crate::resources::Resources;
 
 /// The names of the GatewayClasses gantry manages, with their status.

@@ -34,7 +34,6 @@ use self::listener_set::{ListenerSets, Outcome};
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
 };
-use crate::pipeline::Options;
 use crate::resources::Resources;
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -153,6 +152,21 @@ fn parent_of<'s, 'g>(
     match found {
         Some(state) => Parent::Found(state, ListenerOrigin::Gateway),
         None => Parent::None,
+    }
+}
+
+/// What translation needs to know beyond the resources.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The GatewayClass controllerName gantry answers to.
+    pub controller_name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            controller_name: crate::DEFAULT_CONTROLLER_NAME.to_string(),
+        }
     }
 }
 

@@ -559,7 +559,7 @@ impl Inner {
         meta["uid"] = json!(format!("uid-{rv}"));
         meta["resourceVersion"] = json!(rv.to_string());
         meta["generation"] = json!(1);
-        meta["creationTimestamp"] = json!(gantry::serve::now_rfc3339());
+        meta["creationTimestamp"] = json!(gantry::status_times::now_rfc3339());
         self.objects
             .entry(kind.kind)
             .or_default()

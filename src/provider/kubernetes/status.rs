@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::Shared;
 use super::store::display_key;
 use crate::metrics::Metrics;
-use crate::serve::keep_transition_times;
+use crate::status_times::keep_transition_times;
 use crate::translate::ObjectStatus;
 
 /// How long object changes must be quiet before the writer compares again.
