@@ -620,8 +620,6 @@ async fn release_free_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::ObjectRef;
-    use serde_json::json;
 
     #[test]
     fn unspecified_xds_address_is_dialled_on_loopback() {
