@@ -99,7 +99,7 @@ fn main() {
         drop((_snap2, _snap3, changed));
         let m = mib();
         let t = Instant::now();
-        let mut store = gantry::serve::StatusStore::default();
+        let mut store = gantry::status_times::StatusStore::default();
         let filled = store.fill(&tr.status, "2025-01-01T00:00:00Z");
         eprintln!(
             "[{round}] status fill {:?}, filled status + store +{:.1} MiB",
