@@ -222,7 +222,6 @@ spec:
 }
 
 #[test]
-#[ignore = "gap: gantry counts no route on a listener that is not Programmed (invalid certificateRef); upstream wants attachedRoutes 1"]
 fn a_listener_with_unresolved_refs_still_counts_its_attached_routes() {
     // GatewayWithAttachedRoutes, "AttachedRoutes set even when Gateway has unresolved refs".
     let dir = tempfile::tempdir().unwrap();
