@@ -6,33 +6,23 @@
 
 mod common;
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use common::condition;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, www_cert_secret};
-
-fn write(dir: &Path, file: &str, docs: &[String]) {
-    let tmp = dir.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, docs.join("---\n")).unwrap();
-    std::fs::rename(&tmp, dir.join(file)).unwrap();
-}
+use common::objects::{CLASS, write_objects, www_cert_secret};
 
 /// A Gateway in `default` with one listener `name` of `protocol` and `extra`
 /// listener fields (YAML flow-map entries, starting with ", ").
 fn gateway(gw: &str, name: &str, protocol: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: {gw}, namespace: default}}
-spec:
-  gatewayClassName: gantry
-  listeners:
-    - {{name: {name}, protocol: {protocol}, port: {}{extra}}}
-",
-        common::free_port()
+    gateway_on(gw, name, protocol, common::free_port(), extra)
+}
+
+/// [`gateway`] with its listener on `port`.
+fn gateway_on(gw: &str, name: &str, protocol: &str, port: u16, extra: &str) -> String {
+    common::objects::gateway_yaml(
+        gw,
+        &format!("    - {{name: {name}, protocol: {protocol}, port: {port}{extra}}}\n"),
     )
 }
 
@@ -78,9 +68,8 @@ fn listener_status_reports_route_kinds_attached_routes_and_certificate_grants() 
     let secret = www_cert_secret().replace("namespace: default", "namespace: web");
     let cert_ref =
         ", tls: {certificateRefs: [{group: \"\", kind: Secret, name: www-cert, namespace: web}]}";
-    write(
+    write_objects(
         dir.path(),
-        "objects.yaml",
         &[
             CLASS.to_string(),
             secret,
@@ -221,35 +210,56 @@ spec:
     assert_eq!(l["attachedRoutes"], json!(0), "{l:#}");
 }
 
+/// The names of the listeners Envoy has from gantry, once it has taken at least
+/// one listener update (so that an empty list means gantry sent none).
+fn envoy_listeners(envoy: &mut common::EnvoyProcess) -> Vec<String> {
+    common::poll("Envoy to take a listener update from gantry", || {
+        (envoy.stat("listener_manager.lds.update_success")? > 0).then_some(())
+    });
+    let dump = envoy.config_dump();
+    common::dump_section(&dump, "ListenersConfigDump")
+        .and_then(|s| s["dynamic_listeners"].as_array())
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| l["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether anything accepts a TCP connection on 127.0.0.1:`port`.
+fn port_answers(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
 #[test]
 fn a_listener_with_unresolved_refs_still_counts_its_attached_routes() {
-    // GatewayWithAttachedRoutes, "AttachedRoutes set even when Gateway has unresolved refs".
+    // GatewayWithAttachedRoutes, "AttachedRoutes set even when Gateway has
+    // unresolved refs": the route is attached (and counted) to the listener whose
+    // certificate does not exist; Envoy still gets no listener for it.
     let dir = tempfile::tempdir().unwrap();
-    write(
+    let gw = "unresolved-gateway-with-one-attached-unresolved-route";
+    let port = common::free_port();
+    write_objects(
         dir.path(),
-        "objects.yaml",
         &[
             CLASS.to_string(),
-            gateway(
-                "unresolved-gateway-with-one-attached-unresolved-route",
+            gateway_on(
+                gw,
                 "tls",
                 "HTTPS",
+                port,
                 ", tls: {mode: Terminate, certificateRefs: [{group: \"\", kind: Secret, name: does-not-exist}]}",
             ),
-            route(
-                "http-route-4",
-                "unresolved-gateway-with-one-attached-unresolved-route",
-                "",
-            )
-            .replace(
-                "namespace: default}]",
-                "namespace: default, sectionName: tls}]",
-            )
-            .replace("name: infra-backend-v1", "name: does-not-exist"),
+            route("http-route-4", gw, "")
+                .replace(
+                    "namespace: default}]",
+                    "namespace: default, sectionName: tls}]",
+                )
+                .replace("name: infra-backend-v1", "name: does-not-exist"),
         ],
     );
     let gantry = Gantry::start(dir.path());
-    let gw = "unresolved-gateway-with-one-attached-unresolved-route";
     let all = common::poll("route status", || {
         let all = gantry.debug_status();
         (!status_of(&all, "HTTPRoute", "http-route-4").is_null()).then_some(all)
@@ -263,13 +273,25 @@ fn a_listener_with_unresolved_refs_still_counts_its_attached_routes() {
             "{type_}: {l:#}"
         );
     }
-    let route = status_of(&all, "HTTPRoute", "http-route-4");
-    assert_eq!(
-        condition(&route["parents"][0]["conditions"], "ResolvedRefs").map(|c| c.0),
-        Some("False".into()),
-        "{route:#}"
-    );
     assert_eq!(l["attachedRoutes"], json!(1), "{l:#}");
+    let parent = status_of(&all, "HTTPRoute", "http-route-4")["parents"][0].clone();
+    assert_eq!(
+        condition(&parent["conditions"], "ResolvedRefs").map(|c| c.0),
+        Some("False".into()),
+        "{parent:#}"
+    );
+    // Counted in attachedRoutes means Accepted=True, as the spec defines the count.
+    assert_eq!(
+        condition(&parent["conditions"], "Accepted"),
+        pair("True", "Accepted"),
+        "{parent:#}"
+    );
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap(&format!("default/{gw}"), "delta", "e1"));
+    assert_eq!(envoy_listeners(&mut envoy), Vec::<String>::new());
+    assert!(
+        !port_answers(port),
+        "port {port} of a listener that is not Programmed"
+    );
 }
 
 #[test]
@@ -330,7 +352,7 @@ spec:
         &["listener-3", "listener-4"],
         "infra-backend-v3",
     ));
-    write(dir.path(), "objects.yaml", &docs);
+    write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
     for (host, backend) in [
@@ -385,9 +407,8 @@ spec:
             &format!("namespace: default{parent}}}]"),
         )
     };
-    write(
+    write_objects(
         dir.path(),
-        "objects.yaml",
         &[
             CLASS.to_string(),
             https(
@@ -521,7 +542,7 @@ spec:
             }))
         .then_some(())
     };
-    write(dir.path(), "objects.yaml", &objects(1));
+    write_objects(dir.path(), &objects(1));
     let gantry = Gantry::start(dir.path());
     common::poll("conditions at generation 1", || {
         let all = gantry.debug_status();
@@ -531,8 +552,130 @@ spec:
         );
         latest(&all, 1).filter(|_| accepted.is_some_and(|c| c.0 == "True"))
     });
-    write(dir.path(), "objects.yaml", &objects(2));
+    write_objects(dir.path(), &objects(2));
     common::poll("conditions at generation 2", || {
         latest(&gantry.debug_status(), 2)
     });
+}
+
+#[test]
+fn gateways_asking_for_addresses_or_infrastructure_are_refused_and_get_no_listener() {
+    // GatewayStaticAddresses, GatewayOptionalAddressValue and GatewayInfrastructure
+    // (GatewayInfrastructurePropagation), which gantry does not support: it
+    // assigns no addresses and creates no resources for a Gateway. Each such
+    // Gateway is Accepted=False, its Envoy gets no listener, and a Gateway beside
+    // it serves on; without the field the same Gateway is accepted and serves.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = common::echo::EchoBackend::start("infra-backend-v1");
+    let (sibling_port, static_port) = (common::free_port(), common::free_port());
+    let objects = |addresses: &str| {
+        let static_gw = gateway_on("gateway-static-addresses", "http", "HTTP", static_port, "")
+            .replace("  listeners:\n", &format!("{addresses}  listeners:\n"));
+        vec![
+            CLASS.to_string(),
+            common::objects::service("infra-backend-v1", backend.port),
+            gateway_on("eg", "http", "HTTP", sibling_port, ""),
+            route("to-eg", "eg", ""),
+            static_gw,
+            route("to-static", "gateway-static-addresses", ""),
+            gateway("gateway-without-address-value", "http", "HTTP", "")
+                .replace("  listeners:\n", "  addresses: [{type: IPAddress}]\n  listeners:\n"),
+            gateway("gateway-with-infrastructure-metadata", "http", "HTTP", "").replace(
+                "  listeners:\n",
+                "  infrastructure: {annotations: {key1: value1}, labels: {key2: value2}}\n  listeners:\n",
+            ),
+            gateway("gateway-with-parameters", "http", "HTTP", "").replace(
+                "  listeners:\n",
+                "  infrastructure: {parametersRef: {group: gateway.envoyproxy.io, kind: EnvoyProxy, name: proxy}}\n  listeners:\n",
+            ),
+        ]
+    };
+    write_objects(
+        dir.path(),
+        &objects(
+            "  addresses:
+    - {type: test/fake-invalid-type, value: \"fake address teehee!\"}
+    - {type: IPAddress, value: 127.0.0.2}
+    - {type: IPAddress, value: 127.0.0.1}
+",
+        ),
+    );
+    let gantry = Gantry::start(dir.path());
+    let all = common::poll("status of every Gateway and route", || {
+        let all = gantry.debug_status();
+        (!status_of(&all, "HTTPRoute", "to-static").is_null()
+            && !status_of(&all, "Gateway", "gateway-with-parameters").is_null())
+        .then_some(all)
+    });
+    let gw_condition =
+        |gw: &str, type_: &str| condition(&status_of(&all, "Gateway", gw)["conditions"], type_);
+    for (gw, reason, programmed) in [
+        ("gateway-static-addresses", "UnsupportedAddress", "Invalid"),
+        (
+            "gateway-without-address-value",
+            "UnsupportedAddress",
+            "AddressNotAssigned",
+        ),
+        (
+            "gateway-with-infrastructure-metadata",
+            "UnsupportedValue",
+            "Invalid",
+        ),
+        ("gateway-with-parameters", "InvalidParameters", "Invalid"),
+    ] {
+        assert_eq!(gw_condition(gw, "Accepted"), pair("False", reason), "{gw}");
+        assert_eq!(
+            gw_condition(gw, "Programmed"),
+            pair("False", programmed),
+            "{gw}"
+        );
+        let l = status_of(&all, "Gateway", gw)["listeners"][0].clone();
+        assert_eq!(
+            condition(&l["conditions"], "Programmed").map(|c| c.0),
+            Some("False".into()),
+            "{gw}: {l:#}"
+        );
+    }
+    let to_static = status_of(&all, "HTTPRoute", "to-static");
+    assert_eq!(
+        condition(&to_static["parents"][0]["conditions"], "Accepted"),
+        pair("False", "NoMatchingParent"),
+        "{to_static:#}"
+    );
+    assert_eq!(gw_condition("eg", "Accepted"), pair("True", "Accepted"));
+
+    let _sibling = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let mut refused =
+        common::spawn_envoy(&gantry.bootstrap("default/gateway-static-addresses", "delta", "e2"));
+    let (_, headers, _) = common::wait_for_http(sibling_port, "example.com", "/", |s, _| s == 200);
+    assert_eq!(
+        common::header(&headers, "x-backend"),
+        Some("infra-backend-v1")
+    );
+    assert_eq!(envoy_listeners(&mut refused), Vec::<String>::new());
+    assert!(!port_answers(static_port), "the refused Gateway's port");
+
+    // Without addresses the Gateway is accepted, and its Envoy serves it.
+    write_objects(dir.path(), &objects(""));
+    let (_, headers, _) = common::wait_for_http(static_port, "example.com", "/", |s, _| s == 200);
+    assert_eq!(
+        common::header(&headers, "x-backend"),
+        Some("infra-backend-v1")
+    );
+    let all = gantry.debug_status();
+    let static_gw = status_of(&all, "Gateway", "gateway-static-addresses");
+    for type_ in ["Accepted", "Programmed"] {
+        assert_eq!(
+            condition(&static_gw["conditions"], type_),
+            pair("True", type_),
+            "{static_gw:#}"
+        );
+    }
+    assert_eq!(
+        static_gw["listeners"][0]["attachedRoutes"],
+        json!(1),
+        "{static_gw:#}"
+    );
+    let (status, _, _) = common::http_get(sibling_port, "example.com", "/");
+    assert_eq!(status, 200);
 }
