@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use common::condition;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service};
+use common::objects::{CLASS, gateway, grant, grants_each_wrong_once, service};
 
 fn write(dir: &Path, file: &str, docs: &[String]) {
     let tmp = dir.join(format!(".{file}.tmp"));
@@ -74,19 +74,6 @@ spec:
     )
 }
 
-fn grant(name: &str, ns: &str, from: (&str, &str, &str), to: (&str, &str, &str)) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  from: [{{group: {:?}, kind: {}, namespace: {}}}]
-  to: [{{group: {:?}, kind: {}, name: {}}}]
-",
-        from.0, from.1, from.2, to.0, to.1, to.2
-    )
-}
-
 const FROM_ROUTES: (&str, &str, &str) = ("gateway.networking.k8s.io", "HTTPRoute", "default");
 
 /// (status, x-backend) of a GET once it answers `want`.
@@ -110,6 +97,8 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
         dir.path(),
         "objects.yaml",
         &[
+            grants_each_wrong_once("web", "default", FROM_ROUTES, ("", "Service", "guarded")),
+            vec![
             CLASS.to_string(),
             gateway("eg", port),
             service("infra-backend-v1", infra.port),
@@ -129,48 +118,6 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
                 "invalid-grants",
                 "invalid.example.com",
                 "    - backendRefs: [{name: guarded, namespace: web, port: 80}]\n",
-            ),
-            grant(
-                "wrong-namespace",
-                "default",
-                FROM_ROUTES,
-                ("", "Service", "guarded"),
-            ),
-            grant(
-                "wrong-from-group",
-                "web",
-                ("not-the-group", "HTTPRoute", "default"),
-                ("", "Service", "guarded"),
-            ),
-            grant(
-                "wrong-from-kind",
-                "web",
-                ("gateway.networking.k8s.io", "Gateway", "default"),
-                ("", "Service", "guarded"),
-            ),
-            grant(
-                "wrong-from-namespace",
-                "web",
-                ("gateway.networking.k8s.io", "HTTPRoute", "elsewhere"),
-                ("", "Service", "guarded"),
-            ),
-            grant(
-                "wrong-to-group",
-                "web",
-                FROM_ROUTES,
-                ("not-the-group", "Service", "guarded"),
-            ),
-            grant(
-                "wrong-to-kind",
-                "web",
-                FROM_ROUTES,
-                ("", "Secret", "guarded"),
-            ),
-            grant(
-                "wrong-to-name",
-                "web",
-                FROM_ROUTES,
-                ("", "Service", "not-guarded"),
             ),
             // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
             route(
@@ -199,7 +146,9 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
                 "nonexistent.example.com",
                 "    - backendRefs: [{name: nonexistent, namespace: default, port: 80}]\n",
             ),
-        ],
+            ],
+        ]
+        .concat(),
     );
     write(
         dir.path(),

@@ -121,6 +121,9 @@ pub struct ListenerState {
     pub accepted: Option<Problem>,
     pub resolved_refs: Option<Problem>,
     pub conflicted: Option<Problem>,
+    /// Its Gateway is not accepted as a whole (see [`refusal`]): nothing of it
+    /// reaches Envoy, however valid the listener is.
+    pub gateway_refused: bool,
     pub attached_routes: i32,
 }
 
@@ -129,6 +132,7 @@ impl ListenerState {
     pub fn is_programmed(&self) -> bool {
         self.accepted.is_none()
             && self.conflicted.is_none()
+            && !self.gateway_refused
             && self.protocol.is_some()
             && (self.passthrough || !self.terminates_tls() || !self.certificates.is_empty())
     }
@@ -199,17 +203,98 @@ pub fn bind_port(port: i32) -> Option<u16> {
     }
 }
 
-/// The Gateway's own listeners, validated and checked for conflicts.
-pub fn listeners(gateway: &Gateway, index: &Index<'_>) -> Vec<ListenerState> {
+/// The Gateway's own listeners, validated and checked for conflicts; none is
+/// programmed when the Gateway is `refused`.
+pub fn listeners(gateway: &Gateway, index: &Index<'_>, refused: bool) -> Vec<ListenerState> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
     let mut out: Vec<ListenerState> = gateway
         .spec
         .listeners
         .iter()
-        .map(|l| validate_listener(l, ListenerOrigin::Gateway, namespace, index))
+        .map(|l| {
+            let mut state = validate_listener(l, ListenerOrigin::Gateway, namespace, index);
+            state.gateway_refused = refused;
+            state
+        })
         .collect();
     mark_conflicts(&mut out);
     out
+}
+
+/// Why gantry does not accept a Gateway as a whole, whatever its listeners: it
+/// asks for what only infrastructure gantry does not run could give. gantry
+/// assigns no addresses (a standalone Envoy binds every address of its host; in
+/// Kubernetes the Envoy Service the user runs has the addresses), takes no
+/// parameters, and creates no resources that labels or annotations could go on.
+/// Accepting these and ignoring them would leave the user believing they hold.
+pub fn refusal(gateway: &Gateway) -> Option<Problem> {
+    let mut problems = Vec::new();
+    let addresses = gateway.spec.addresses.as_deref().unwrap_or_default();
+    if !addresses.is_empty() {
+        let named: Vec<String> = addresses
+            .iter()
+            .map(|a| {
+                let type_ = a.r#type.as_deref().unwrap_or("IPAddress");
+                match a.value.as_deref().filter(|v| !v.is_empty()) {
+                    Some(value) => format!("{type_} {value:?}"),
+                    None => format!("any {type_}"),
+                }
+            })
+            .collect();
+        problems.push(Problem::new(
+            "UnsupportedAddress",
+            format!(
+                "spec.addresses asks for {}: gantry assigns no addresses (Envoy binds every \
+                 address of its host, or its Service decides); remove spec.addresses",
+                named.join(", ")
+            ),
+        ));
+    }
+    let infrastructure = gateway.spec.infrastructure.as_ref();
+    if let Some(p) = infrastructure.and_then(|i| i.parameters_ref.as_ref()) {
+        problems.push(Problem::new(
+            "InvalidParameters",
+            format!(
+                "spec.infrastructure.parametersRef names {}/{} {}: gantry takes no parameters \
+                 for a Gateway",
+                p.group, p.kind, p.name
+            ),
+        ));
+    }
+    let metadata: Vec<&str> = infrastructure
+        .into_iter()
+        .flat_map(|i| {
+            [
+                ("labels", i.labels.as_ref()),
+                ("annotations", i.annotations.as_ref()),
+            ]
+        })
+        .filter(|(_, map)| map.is_some_and(|m| !m.is_empty()))
+        .map(|(field, _)| field)
+        .collect();
+    if !metadata.is_empty() {
+        problems.push(Problem::new(
+            "UnsupportedValue",
+            format!(
+                "spec.infrastructure.{}: gantry creates no resources for a Gateway to put them \
+                 on (you run its Envoy); set them on the Envoy Deployment instead",
+                metadata.join(" and ")
+            ),
+        ));
+    }
+    let first = problems.first()?.reason;
+    let message = problems
+        .into_iter()
+        .map(|p| p.message)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(Problem::new(first, message))
+}
+
+/// Whether a requested address leaves its value for the implementation to pick:
+/// an implementation that cannot must say so in Programmed (AddressNotAssigned).
+fn asks_for_any_address(gateway: &Gateway) -> bool {
+    (gateway.spec.addresses.iter().flatten()).any(|a| a.value.as_deref().is_none_or(str::is_empty))
 }
 
 /// Validates one listener of a Gateway or (in the Gateway's listener type) of a
@@ -235,6 +320,7 @@ pub fn validate_listener(
         accepted: None,
         resolved_refs: None,
         conflicted: None,
+        gateway_refused: false,
         attached_routes: 0,
     };
     if state.bind_port == 0 {
@@ -484,16 +570,20 @@ pub fn mark_conflicts(listeners: &mut [ListenerState]) {
 /// Programmed holds while Envoy gets any listener, a ListenerSet's included (a
 /// Gateway may leave all of its listeners to sets). `attached_sets` is the number
 /// of ListenerSets it accepted, given when its allowedListeners lets any in.
+/// `refused`: why the Gateway as a whole is not accepted ([`refusal`]).
 pub fn gateway_status(
     gateway: &Gateway,
     all_listeners: &[ListenerState],
     attached_sets: Option<i32>,
+    refused: Option<&Problem>,
 ) -> ObjectStatus {
     let generation = gateway.metadata.generation;
     let listeners = own_listeners(all_listeners);
     let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
     let all_valid = programmed == listeners.len();
-    let mut conditions = vec![if gateway_accepted(listeners) {
+    let mut conditions = vec![if let Some(p) = refused {
+        Condition::new("Accepted", false, p.reason, &p.message, generation)
+    } else if gateway_accepted(listeners) {
         Condition::new(
             "Accepted",
             true,
@@ -522,7 +612,19 @@ pub fn gateway_status(
             generation,
         )
     }];
-    conditions.push(if all_listeners.iter().any(|l| l.is_programmed()) {
+    conditions.push(if refused.is_some() {
+        Condition::new(
+            "Programmed",
+            false,
+            if asks_for_any_address(gateway) {
+                "AddressNotAssigned"
+            } else {
+                "Invalid"
+            },
+            "the Gateway is not accepted",
+            generation,
+        )
+    } else if all_listeners.iter().any(|l| l.is_programmed()) {
         Condition::new(
             "Programmed",
             true,
@@ -615,6 +717,14 @@ pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> serde_json
         )
     } else if let Some(p) = rejected_by_conflict {
         Condition::new("Programmed", false, p.reason, &p.message, generation)
+    } else if l.gateway_refused && l.accepted.is_none() && l.conflicted.is_none() {
+        Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "the Gateway is not accepted",
+            generation,
+        )
     } else {
         Condition::new(
             "Programmed",

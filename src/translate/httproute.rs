@@ -104,8 +104,10 @@ pub fn attach(
 }
 
 /// The listeners of `origin` (the Gateway's own, or one ListenerSet's) that a
-/// parentRef selects (sectionName, port) that are valid and accept routes of
-/// `route_kind` from the route's namespace; Err: why there are none.
+/// parentRef selects (sectionName, port) and that accept routes of `route_kind`
+/// from the route's namespace; Err: why there are none. Whether a listener is
+/// valid does not matter: the spec counts a route attached to a listener that is
+/// not Programmed too (GatewayWithAttachedRoutes); Envoy just never gets it.
 pub fn allowed_listeners(
     parent: &HttpRouteParentRefs,
     route_kind: &str,
@@ -137,16 +139,14 @@ pub fn allowed_listeners(
         .into_iter()
         .filter(|&i| {
             let l = &listeners[i];
-            l.is_programmed()
-                && l.supported_kinds.iter().any(|k| k == route_kind)
-                && l.allows_namespace(index, route_ns)
+            l.supported_kinds.iter().any(|k| k == route_kind) && l.allows_namespace(index, route_ns)
         })
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
             "NotAllowedByListeners",
             format!(
-                "no valid listener of {} allows {route_kind}s from namespace {route_ns}",
+                "no listener of {} allows {route_kind}s from namespace {route_ns}",
                 origin.describe()
             ),
         ));

@@ -83,10 +83,15 @@ pub(super) fn attach<'a>(
     index: &Index<'_>,
 ) -> ListenerSets<'a> {
     let mut out = ListenerSets::default();
-    // Whether each managed Gateway is accepted on its own listeners, before any set joins.
-    let accepted: Vec<bool> = gateways
+    // Whether each managed Gateway is accepted on its own listeners, before any set
+    // joins; why not.
+    let accepted: Vec<Result<(), String>> = gateways
         .iter()
-        .map(|g| gateway::gateway_accepted(&g.listeners))
+        .map(|g| match &g.refused {
+            Some(p) => Err(p.message.clone()),
+            None if gateway::gateway_accepted(&g.listeners) => Ok(()),
+            None => Err("none of its listeners is valid".to_string()),
+        })
         .collect();
     for i in by_precedence(&resources.listener_sets) {
         let set = &resources.listener_sets[i];
@@ -108,7 +113,7 @@ fn join(
     set: &ListenerSet,
     resources: &Resources,
     gateways: &mut [GatewayState<'_>],
-    accepted: &[bool],
+    accepted: &[Result<(), String>],
     index: &Index<'_>,
 ) -> Option<Outcome> {
     let set_ns = namespace_of(set);
@@ -144,11 +149,11 @@ fn join(
             format!("parent Gateway {label} does not exist"),
         );
     };
-    if !accepted[g] {
+    if let Err(why) = &accepted[g] {
         return refused(
             "ParentNotAccepted",
             "ParentNotProgrammed",
-            format!("parent Gateway {label} is not accepted: none of its listeners is valid"),
+            format!("parent Gateway {label} is not accepted: {why}"),
         );
     }
     if let Err(why) = admits(gateways[g].gateway, set_ns, index) {

@@ -81,6 +81,9 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
 struct GatewayState<'a> {
     key: String,
     gateway: &'a Gateway,
+    /// Why it is not accepted as a whole: then no route or ListenerSet attaches
+    /// and Envoy gets nothing of it.
+    refused: Option<Problem>,
     /// Its own listeners, then those of the ListenerSets that joined it.
     listeners: Vec<ListenerState>,
     /// (index into the route list, where it attaches)
@@ -150,7 +153,13 @@ fn parent_of<'s, 'g>(
         )
     });
     match found {
-        Some(state) => Parent::Found(state, ListenerOrigin::Gateway),
+        Some(state) => match &state.refused {
+            Some(refused) => Parent::Detached(Problem::new(
+                "NoMatchingParent",
+                format!("Gateway {} is not accepted: {}", state.key, refused.message),
+            )),
+            None => Parent::Found(state, ListenerOrigin::Gateway),
+        },
         None => Parent::None,
     }
 }
@@ -179,17 +188,21 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         .gateways
         .iter()
         .filter(|g| classes.contains(&g.spec.gateway_class_name))
-        .map(|g| GatewayState {
-            key: format!(
-                "{}/{}",
-                g.metadata.namespace.as_deref().unwrap_or("default"),
-                g.metadata.name.as_deref().unwrap_or("")
-            ),
-            gateway: g,
-            listeners: gateway::listeners(g, &index),
-            attachments: Vec::new(),
-            l4_forwards: BTreeMap::new(),
-            l4_clusters: Vec::new(),
+        .map(|g| {
+            let refused = gateway::refusal(g);
+            GatewayState {
+                key: format!(
+                    "{}/{}",
+                    g.metadata.namespace.as_deref().unwrap_or("default"),
+                    g.metadata.name.as_deref().unwrap_or("")
+                ),
+                gateway: g,
+                listeners: gateway::listeners(g, &index, refused.is_some()),
+                refused,
+                attachments: Vec::new(),
+                l4_forwards: BTreeMap::new(),
+                l4_clusters: Vec::new(),
+            }
         })
         .collect();
     let sets = listener_set::attach(resources, &mut gateways, &index);
@@ -264,6 +277,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             state.gateway,
             &state.listeners,
             attached_sets,
+            state.refused.as_ref(),
         ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         ir.gateways

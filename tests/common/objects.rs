@@ -169,6 +169,65 @@ pub fn listener_set_route(name: &str, set: &str, host: &str, service: &str) -> S
     )
 }
 
+/// A ReferenceGrant `name` in `namespace` from (group, kind, namespace) to
+/// (group, kind, name; no name: every object of the kind).
+pub fn grant(
+    name: &str,
+    namespace: &str,
+    from: (&str, &str, &str),
+    to: (&str, &str, &str),
+) -> String {
+    let to_name = if to.2.is_empty() {
+        String::new()
+    } else {
+        format!(", name: {}", to.2)
+    };
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  from: [{{group: {:?}, kind: {}, namespace: {}}}]
+  to: [{{group: {:?}, kind: {}{to_name}}}]
+",
+        from.0, from.1, from.2, to.0, to.1
+    )
+}
+
+/// ReferenceGrants that each miss `from` -> `to` in one way, as the conformance
+/// tests' invalid-grant cases have them: one in `wrong_namespace`, and in
+/// `namespace` one with each of the from group, kind and namespace and the to
+/// group, kind and name wrong.
+pub fn grants_each_wrong_once(
+    namespace: &str,
+    wrong_namespace: &str,
+    from: (&str, &str, &str),
+    to: (&str, &str, &str),
+) -> Vec<String> {
+    let other_kind = |kind: &str, a: &'static str, b: &'static str| if kind == a { b } else { a };
+    let from_kind = other_kind(from.1, "Gateway", "HTTPRoute");
+    let to_kind = other_kind(to.1, "Secret", "Service");
+    let wrong = [
+        ("wrong-from-group", ("not-the-group", from.1, from.2), to),
+        ("wrong-from-kind", (from.0, from_kind, from.2), to),
+        (
+            "wrong-from-namespace",
+            (from.0, from.1, "not-the-namespace"),
+            to,
+        ),
+        ("wrong-to-group", from, ("not-the-group", to.1, to.2)),
+        ("wrong-to-kind", from, (to.0, to_kind, to.2)),
+        ("wrong-to-name", from, (to.0, to.1, "not-the-name")),
+    ];
+    std::iter::once(grant("wrong-namespace", wrong_namespace, from, to))
+        .chain(
+            wrong
+                .into_iter()
+                .map(|(name, from, to)| grant(name, namespace, from, to)),
+        )
+        .collect()
+}
+
 /// Writes `docs` (YAML documents) to `dir`/objects.yaml in one rename, as the file
 /// provider expects.
 pub fn write_objects(dir: &std::path::Path, docs: &[String]) {
