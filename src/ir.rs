@@ -436,6 +436,25 @@ pub struct Route {
     pub backend: RouteBackendSettings,
 }
 
+impl Route {
+    /// Points the route's backends and mirrors at renamed clusters (`renamed`:
+    /// old name -> new name; names not in it stay).
+    pub fn rename_clusters(&mut self, renamed: &BTreeMap<String, String>) {
+        let rename = |name: &mut String| {
+            if let Some(new) = renamed.get(name.as_str()) {
+                name.clone_from(new);
+            }
+        };
+        if let RouteAction::Forward(forward) = &mut self.action {
+            forward
+                .backends
+                .iter_mut()
+                .for_each(|b| rename(&mut b.cluster));
+        }
+        self.mirrors.iter_mut().for_each(|m| rename(&mut m.cluster));
+    }
+}
+
 /// A Gateway API CORS filter, lists in the order given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Cors {
@@ -564,14 +583,68 @@ pub struct Redirect {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RouteBackendSettings {}
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Cluster {
-    pub name: String,
-    pub endpoints: Vec<Endpoint>,
-    /// The backend speaks HTTP/2 without TLS (h2c), as gRPC backends do.
-    pub http2: bool,
+/// What makes a cluster: one Service port, spoken to as the route kind asks, with
+/// the backend settings of the routes that use it. Routes with equal keys share a
+/// cluster; routes whose keys differ (another policy, say) get one each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterKey {
+    pub namespace: String,
+    pub service: String,
+    pub port: i32,
+    /// A GRPCRoute's backends speak h2c whatever the Service port says.
+    pub grpc: bool,
     /// Backend settings (BackendTrafficPolicy lands here).
     pub settings: BackendSettings,
+}
+
+impl ClusterKey {
+    /// The cluster's name, the one place names are made: `namespace/service/port`,
+    /// `/h2c` for a GRPCRoute's (the same port may serve HTTP/1 routes through its
+    /// plain cluster), and a digest of the settings when there are any
+    /// (so clusters without settings keep their plain names).
+    pub fn name(&self) -> String {
+        let mut name = format!("{}/{}/{}", self.namespace, self.service, self.port);
+        if self.grpc {
+            name.push_str("/h2c");
+        }
+        if self.settings != BackendSettings::default() {
+            use sha2::{Digest, Sha256};
+            let canonical = serde_json::to_vec(&self.settings).expect("settings serialize to JSON");
+            let digest = Sha256::digest(&canonical);
+            name.push('/');
+            for byte in &digest[..5] {
+                name.push_str(&format!("{byte:02x}"));
+            }
+        }
+        name
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cluster {
+    /// `key.name()`, kept so the cluster and every reference to it agree.
+    pub name: String,
+    pub key: ClusterKey,
+    pub endpoints: Vec<Endpoint>,
+    /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, or a Service port
+    /// whose appProtocol is kubernetes.io/h2c.
+    pub http2: bool,
+}
+
+impl Cluster {
+    pub fn new(key: ClusterKey, endpoints: Vec<Endpoint>, http2: bool) -> Self {
+        Cluster {
+            name: key.name(),
+            http2: http2 || key.grpc,
+            key,
+            endpoints,
+        }
+    }
+
+    /// The same backends under another key (a GRPCRoute's, other settings).
+    pub fn rekeyed(&self, key: ClusterKey) -> Self {
+        Cluster::new(key, self.endpoints.clone(), self.http2)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -24,7 +24,15 @@ pub fn compile(resources: &Resources, options: &Options) -> Compiled {
         .ir
         .gateways
         .iter()
-        .map(|(name, gateway)| (name.clone(), build::build(gateway)))
+        .map(|(name, gateway)| {
+            let xds = build::build(gateway);
+            if cfg!(debug_assertions)
+                && let Err(problems) = xds.check_consistent()
+            {
+                panic!("gateway {name}: inconsistent xDS resources:\n{problems}");
+            }
+            (name.clone(), xds)
+        })
         .collect();
     Compiled {
         ir: translated.ir,

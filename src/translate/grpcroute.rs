@@ -9,11 +9,7 @@ use serde_json::{Value, json};
 
 use super::conditions::Problem;
 use super::httproute::TranslatedRules;
-use crate::ir::{InvalidBackendStatus, RouteAction};
-
-/// Suffix of the cluster of a Service port reached over HTTP/2 (cleartext) for
-/// gRPC: the same port may serve HTTP/1 routes through its plain cluster.
-pub const H2C_CLUSTER_SUFFIX: &str = "/h2c";
+use crate::ir::{ClusterKey, InvalidBackendStatus, RouteAction};
 
 /// The HTTPRoute a GRPCRoute amounts to, or why it has none.
 pub fn as_http_route(route: &GrpcRoute) -> Result<HttpRoute, Problem> {
@@ -93,15 +89,16 @@ pub fn parents_only(route: &GrpcRoute) -> HttpRoute {
 /// with no backend to send to answers 503, which Envoy tells a gRPC client as
 /// UNAVAILABLE, as the GRPCRoute spec asks (an HTTPRoute's 500 would be UNKNOWN).
 pub fn speak_h2c(rules: &mut TranslatedRules) {
+    rules.rekey_clusters(|key| ClusterKey {
+        grpc: true,
+        ..key.clone()
+    });
     for (_, route) in &mut rules.routes {
         if let Some(rest) = route.name.strip_prefix("httproute/") {
             route.name = format!("grpcroute/{rest}");
         }
         match &mut route.action {
             RouteAction::Forward(forward) => {
-                for backend in &mut forward.backends {
-                    backend.cluster.push_str(H2C_CLUSTER_SUFFIX);
-                }
                 forward.invalid_status = InvalidBackendStatus::ServiceUnavailable;
             }
             RouteAction::DirectResponse { status, body: None } if *status == 500 => {
@@ -109,13 +106,6 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
             }
             _ => {}
         }
-        for mirror in &mut route.mirrors {
-            mirror.cluster.push_str(H2C_CLUSTER_SUFFIX);
-        }
-    }
-    for cluster in &mut rules.clusters {
-        cluster.name.push_str(H2C_CLUSTER_SUFFIX);
-        cluster.http2 = true;
     }
 }
 

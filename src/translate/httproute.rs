@@ -20,8 +20,8 @@ use super::gateway::{ListenerOrigin, ListenerState};
 use super::hostnames;
 use super::index::{CrossRef, Index};
 use crate::ir::{
-    Cluster, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite, Redirect,
-    Retry, Route, RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
+    Cluster, ClusterKey, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite,
+    Redirect, Retry, Route, RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
 };
 
 use super::GATEWAY_GROUP;
@@ -54,6 +54,22 @@ pub struct TranslatedRules {
     pub unresolved: Option<Problem>,
     /// Set when the route uses something gantry does not support (Accepted=False).
     pub unsupported: Option<Problem>,
+}
+
+impl TranslatedRules {
+    /// Gives every cluster the key `rekey` makes of its own, and points the routes
+    /// at the clusters' new names.
+    pub fn rekey_clusters(&mut self, rekey: impl Fn(&ClusterKey) -> ClusterKey) {
+        let mut renamed = BTreeMap::new();
+        for cluster in &mut self.clusters {
+            let new = cluster.rekeyed(rekey(&cluster.key));
+            renamed.insert(std::mem::take(&mut cluster.name), new.name.clone());
+            *cluster = new;
+        }
+        for (_, route) in &mut self.routes {
+            route.rename_clusters(&renamed);
+        }
+    }
 }
 
 /// Where a route attaches on one Gateway.
@@ -997,17 +1013,25 @@ pub fn resolve_backend(
     }
     endpoints.sort();
     endpoints.dedup();
-    Ok(Cluster {
-        name: format!("{ns}/{}/{port}", backend.name),
-        endpoints,
-        http2,
+    let key = ClusterKey {
+        namespace: ns.to_string(),
+        service: backend.name.clone(),
+        port,
+        grpc: false,
         settings: Default::default(),
-    })
+    };
+    Ok(Cluster::new(key, endpoints, http2))
 }
 
 /// Clusters keyed by name (the same Service port used by many routes is one cluster).
-pub fn merge_clusters(into: &mut BTreeMap<String, Cluster>, clusters: Vec<Cluster>) {
+/// A name stands for one cluster: two routes that need different clusters must get
+/// different names, or one would silently take the other's.
+pub fn merge_clusters(
+    into: &mut BTreeMap<String, Cluster>,
+    clusters: impl IntoIterator<Item = Cluster>,
+) {
     for c in clusters {
-        into.entry(c.name.clone()).or_insert(c);
+        let kept = into.entry(c.name.clone()).or_insert_with(|| c.clone());
+        debug_assert_eq!(*kept, c, "two different clusters named {}", c.name);
     }
 }

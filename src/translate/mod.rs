@@ -875,11 +875,7 @@ fn route_config(
         let Some(rules) = &route_rules[*route_index] else {
             continue;
         };
-        for cluster in &rules.clusters {
-            clusters
-                .entry(cluster.name.clone())
-                .or_insert_with(|| cluster.clone());
-        }
+        httproute::merge_clusters(clusters, rules.clusters.iter().cloned());
         for hostname in &attachment.hostnames {
             let rank = Reverse(hostnames::route_specificity(&rules.hostnames, hostname));
             hosts

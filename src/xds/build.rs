@@ -27,7 +27,7 @@ const CONNECTION_BUFFER_LIMIT: u32 = 32768;
 /// A cluster that never exists: the weighted share of unresolved backendRefs points
 /// here, and `cluster_not_found_response_code` turns it into a 500 or 503 (a TCP
 /// connection sent here is closed).
-const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
+pub const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
 
 pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     let mut out = GatewayXds::default();

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cache;
+mod consistency;
 pub mod render;
 pub mod server;
 pub mod snapshot;
