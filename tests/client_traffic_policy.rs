@@ -1397,7 +1397,7 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
     );
     // A certificate the CA did not sign is refused too.
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_certificate(dir.path(), "stranger");
+    let (cert, key) = common::self_signed_certificate(dir.path(), "stranger");
     let stranger = [
         "--cert",
         cert.to_str().unwrap(),
@@ -1713,33 +1713,10 @@ fn tls_handshake_timeout_closes_a_stalled_handshake() {
     assert!(accepted(&r.gantry, "tls"));
 }
 
-/// A throwaway self-signed certificate for `cn` (EC P-256, valid a day) and its
-/// key, written into `dir`.
-fn self_signed_certificate(dir: &Path, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .arg("-subj")
-        .arg(format!("/CN={cn}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
-}
-
 /// A throwaway self-signed CA certificate (PEM), for a bundle with the test CA.
 fn another_ca() -> String {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, _) = self_signed_certificate(dir.path(), "another-ca");
+    let (cert, _) = common::self_signed_certificate(dir.path(), "another-ca");
     std::fs::read_to_string(cert).unwrap()
 }
 

@@ -809,3 +809,70 @@ pub fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
         .find(|c| c["type"] == serde_json::json!(type_))?;
     Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
+
+/// A throwaway self-signed certificate for `cn` (EC P-256, valid a day) and its
+/// key, written into `dir`.
+pub fn self_signed_certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// A client certificate for `cn` (EC P-256, clientAuth, valid a day) that the CA
+/// `ca` (certificate, key) signed, and its key, written into `dir`.
+pub fn client_certificate_signed_by(
+    dir: &Path,
+    ca: (&Path, &Path),
+    cn: &str,
+) -> (PathBuf, PathBuf) {
+    let (csr, ext) = (dir.join(format!("{cn}.csr")), dir.join(format!("{cn}.ext")));
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+    let request = Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes"])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .expect("openssl");
+    let signed = Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(ca.0)
+        .arg("-CAkey")
+        .arg(ca.1)
+        .args(["-set_serial", "1", "-extfile"])
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    for made in [request, signed] {
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    (cert, key)
+}
