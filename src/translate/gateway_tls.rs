@@ -294,3 +294,152 @@ fn backend_client_certificate(r: &Ref<'_>, index: &Index<'_>) -> Problem {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{ClientCertMode, GatewayIr};
+    use crate::resources::{Resources, parse_file};
+
+    /// The IR of Gateway default/eg, whose `spec.tls` is `tls` and listeners
+    /// `listeners`, beside a ListenerSet `more` with `set_listeners` and the
+    /// ConfigMap `ca` (the PEM of one certificate).
+    fn resources(tls: &str, listeners: &str, set_listeners: &str) -> Resources {
+        let yaml = format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: gantry}}
+spec: {{controllerName: {controller}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: eg, namespace: default}}
+spec:
+  gatewayClassName: gantry
+  allowedListeners: {{namespaces: {{from: Same}}}}
+  tls:
+{tls}  listeners:
+{listeners}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {{name: more, namespace: default}}
+spec:
+  parentRef: {{name: eg}}
+  listeners:
+{set_listeners}---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ca, namespace: default}}
+data: {{ca.crt: \"-----BEGIN CERTIFICATE-----\\nAA==\\n-----END CERTIFICATE-----\\n\"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: cert, namespace: default}}
+type: kubernetes.io/tls
+stringData: {{tls.crt: \"-----BEGIN CERTIFICATE-----\", tls.key: \"-----BEGIN PRIVATE KEY-----\"}}
+",
+            controller = crate::DEFAULT_CONTROLLER_NAME
+        );
+        let parsed = parse_file("in.yaml", &yaml).unwrap();
+        Resources::from_files([("in.yaml", &parsed)])
+    }
+
+    fn gateway_ir(resources: &Resources) -> GatewayIr {
+        let mut translated = super::super::translate(resources, &Default::default());
+        translated.ir.gateways.remove("default/eg").unwrap()
+    }
+
+    fn listener(name: &str, protocol: &str, port: u16) -> String {
+        format!(
+            "    - {{name: {name}, protocol: {protocol}, port: {port}, tls: {{certificateRefs: [{{name: cert}}]}}}}\n"
+        )
+    }
+
+    /// The client validation mode of each TLS-terminating filter chain, by name.
+    fn modes(ir: &GatewayIr) -> Vec<(String, Option<ClientCertMode>)> {
+        let chains = ir.listeners.iter().flat_map(|l| &l.filter_chains);
+        chains
+            .filter_map(|c| {
+                let tls = c.tls.as_ref()?;
+                Some((
+                    c.name.clone(),
+                    tls.client_validation.as_ref().map(|v| v.mode),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn per_port_entries_override_the_default_and_only_https_listeners_are_validated() {
+        let tls = "    frontend:
+      default:
+        validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}
+      perPort:
+        - {port: 8443, tls: {}}
+        - port: 9443
+          tls: {validation: {mode: AllowInsecureFallback, caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}
+";
+        let listeners = listener("a", "HTTPS", 7443)
+            + &listener("b", "HTTPS", 8443)
+            + &listener("c", "HTTPS", 9443)
+            + &listener("d", "TLS", 6443);
+        let resources = resources(tls, &listeners, &listener("s", "HTTPS", 5443));
+        let index = super::super::index::Index::new(&resources);
+        let own = super::super::gateway::listeners(&resources.gateways[0], &index);
+        assert_eq!(own[3].name, "d");
+        assert!(
+            own[3].client_validation.is_none() && own[3].accepted.is_none(),
+            "a TLS listener is not HTTPS: {:?}",
+            own[3]
+        );
+        let ir = gateway_ir(&resources);
+        assert_eq!(
+            modes(&ir),
+            vec![
+                (
+                    "https-5443/default/more/s".to_string(),
+                    Some(ClientCertMode::RequireAndVerify)
+                ),
+                (
+                    "https-7443/a".to_string(),
+                    Some(ClientCertMode::RequireAndVerify)
+                ),
+                ("https-8443/b".to_string(), None),
+                ("https-9443/c".to_string(), Some(ClientCertMode::Request)),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_valid_ca_of_several_keeps_the_listener() {
+        let tls = "    frontend:
+      default:
+        validation:
+          caCertificateRefs:
+            - {group: \"\", kind: ConfigMap, name: missing}
+            - {group: \"\", kind: ConfigMap, name: ca}
+";
+        let resources = resources(
+            tls,
+            &listener("a", "HTTPS", 7443),
+            &listener("s", "HTTP", 5080),
+        );
+        let index = super::super::index::Index::new(&resources);
+        let own = super::super::gateway::listeners(&resources.gateways[0], &index);
+        let problem = own[0].resolved_refs.as_ref().expect("ResolvedRefs False");
+        assert_eq!(problem.reason, "InvalidCACertificateRef");
+        assert!(
+            problem
+                .message
+                .starts_with("spec.tls.frontend.default.validation.caCertificateRefs[0]: "),
+            "{problem:?}"
+        );
+        let ir = gateway_ir(&resources);
+        assert_eq!(
+            modes(&ir),
+            vec![(
+                "https-7443/a".to_string(),
+                Some(ClientCertMode::RequireAndVerify)
+            )]
+        );
+    }
+}
