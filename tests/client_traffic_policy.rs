@@ -1437,41 +1437,6 @@ fn preserve_header_case_reaches_the_backend() {
     assert!(body.contains("\nX-Mixed-Case: Value\n"), "{body}");
 }
 
-/// One HTTP/3 GET of `https://www.example.com:<port><path>` over QUIC to
-/// 127.0.0.1 with tests/h3_client.py (aioquic from .pytools, which `make pytools`
-/// installs), trusting the test CA: the status and body, or the client's error.
-fn h3_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pytools = root.join(".pytools");
-    assert!(
-        pytools.join("aioquic").is_dir(),
-        "aioquic not found in {}: run `make pytools`",
-        pytools.display()
-    );
-    let mut command = std::process::Command::new("python3");
-    command
-        .arg(root.join("tests/h3_client.py"))
-        .args(["127.0.0.1", &port.to_string(), "www.example.com", path])
-        .arg("--cacert")
-        .arg(root.join("testdata/certs/ca.crt"))
-        .args(["--timeout", "5"])
-        .env("PYTHONPATH", &pytools)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    let (status, output) = common::run_bounded("h3_client", command, Duration::from_secs(10));
-    if !status.is_some_and(|s| s.success()) {
-        return Err(format!("{status:?}: {output}"));
-    }
-    let (head, body) = output
-        .split_once("\n\n")
-        .ok_or_else(|| format!("no end of headers: {output}"))?;
-    let code = head
-        .lines()
-        .find_map(|l| l.strip_prefix("status: "))
-        .and_then(|c| c.trim().parse().ok())
-        .ok_or_else(|| format!("no status: {output}"))?;
-    Ok((code, body.to_string()))
-}
-
 #[test]
 fn http3_serves_a_quic_request_and_is_advertised() {
     let (mut r, tls_port) = {
@@ -1529,7 +1494,7 @@ fn http3_serves_a_quic_request_and_is_advertised() {
     assert_eq!(alt_svc, format!("h3=\":{tls_port}\"; ma=86400"));
     // A QUIC client gets the backend's answer over HTTP/3.
     let body = common::poll("an HTTP/3 200 over QUIC", || {
-        h3_get(tls_port, "/over-quic")
+        common::h3_get(tls_port, "/over-quic")
             .ok()
             .filter(|(code, _)| *code == 200)
             .map(|(_, body)| body)

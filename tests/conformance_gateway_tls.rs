@@ -166,8 +166,8 @@ fn all_true(l: &Value) -> bool {
 /// and an Envoy for Gateway `gw`.
 struct Running {
     gantry: Gantry,
-    _envoy: common::EnvoyProcess,
-    _dir: TempDir,
+    envoy: common::EnvoyProcess,
+    dir: TempDir,
 }
 
 fn start(gw: &str, docs: &[String]) -> Running {
@@ -179,11 +179,7 @@ fn start(gw: &str, docs: &[String]) -> Running {
     write_objects(dir.path(), &all);
     let gantry = Gantry::start(dir.path());
     let envoy = common::spawn_envoy(&gantry.bootstrap(&format!("default/{gw}"), "delta", "e1"));
-    Running {
-        gantry,
-        _envoy: envoy,
-        _dir: dir,
-    }
+    Running { gantry, envoy, dir }
 }
 
 /// The (status, reason) of condition `type_` of `owner` (a status or a listener
@@ -616,4 +612,63 @@ spec:
         Some(("True", "Accepted")),
         "own-ca",
     );
+}
+
+/// HTTP/3 (no upstream test): with a ClientTrafficPolicy's `http3`, the QUIC
+/// listener gets the Gateway's validation too, so HTTP/3 is no way around it: a
+/// QUIC client without a certificate is refused (Envoy closes the connection with
+/// QUIC_TLS_CERTIFICATE_REQUIRED); with `AllowInsecureFallback` it gets in.
+#[test]
+fn http3_clients_are_validated_as_tcp_ones_are() {
+    let gw = "client-validation-http3";
+    let backend = EchoBackend::start("infra-backend-v1");
+    let port = common::free_port();
+    let tls = |mode| {
+        format!(
+            "    frontend:\n      default:\n        validation: {}\n",
+            validation(&[&format!("kind: ConfigMap, name: {DEFAULT_CA}")], mode)
+        )
+    };
+    let gateway = |mode| gateway_with_tls(gw, &tls(mode), &https_listener("https", port, None));
+    let policy = format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {{name: h3, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {gw}}}]
+  http3: {{}}
+"
+    );
+    let mut running = start(
+        gw,
+        &[
+            gateway(None),
+            ca_config_map(DEFAULT_CA, "default", &test_ca_pem()),
+            service("infra-backend-v1", backend.port),
+            whole_route(gw),
+            policy,
+        ],
+    );
+    wait_for_backend(port, &test_client(), "infra-backend-v1");
+    let refused = format!(
+        "listener.0.0.0.0_{port}.http3.downstream.tx.quic_connection_close_error_code_QUIC_TLS_CERTIFICATE_REQUIRED"
+    );
+    let result = common::h3_get(port, "/");
+    assert!(result.is_err(), "{result:?}");
+    let closes = running.envoy.stat(&refused);
+    assert!(closes.is_some_and(|n| n >= 1), "{refused}: {closes:?}");
+
+    // The same Gateway in AllowInsecureFallback: the QUIC client gets in.
+    let file = running.dir.path().join("objects.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let fallback = text.replace(&gateway(None), &gateway(Some("AllowInsecureFallback")));
+    assert_ne!(text, fallback);
+    let tmp = running.dir.path().join(".objects.yaml.tmp");
+    std::fs::write(&tmp, fallback).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    common::poll("an HTTP/3 answer without a client certificate", || {
+        common::h3_get(port, "/")
+            .ok()
+            .filter(|(code, body)| *code == 200 && body.starts_with("backend=infra-backend-v1"))
+    });
 }

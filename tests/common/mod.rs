@@ -876,3 +876,38 @@ pub fn client_certificate_signed_by(
     }
     (cert, key)
 }
+
+/// One HTTP/3 GET of `https://www.example.com:<port><path>` over QUIC to
+/// 127.0.0.1 with tests/h3_client.py (aioquic from .pytools, which `make pytools`
+/// installs), trusting the test CA: the status and body, or the client's error.
+pub fn h3_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pytools = root.join(".pytools");
+    assert!(
+        pytools.join("aioquic").is_dir(),
+        "aioquic not found in {}: run `make pytools`",
+        pytools.display()
+    );
+    let mut command = Command::new("python3");
+    command
+        .arg(root.join("tests/h3_client.py"))
+        .args(["127.0.0.1", &port.to_string(), "www.example.com", path])
+        .arg("--cacert")
+        .arg(root.join("testdata/certs/ca.crt"))
+        .args(["--timeout", "5"])
+        .env("PYTHONPATH", &pytools)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (status, output) = run_bounded("h3_client", command, Duration::from_secs(10));
+    if !status.is_some_and(|s| s.success()) {
+        return Err(format!("{status:?}: {output}"));
+    }
+    let (head, body) = output
+        .split_once("\n\n")
+        .ok_or_else(|| format!("no end of headers: {output}"))?;
+    let code = head
+        .lines()
+        .find_map(|l| l.strip_prefix("status: "))
+        .and_then(|c| c.trim().parse().ok())
+        .ok_or_else(|| format!("no status: {output}"))?;
+    Ok((code, body.to_string()))
+}
