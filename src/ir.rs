@@ -82,6 +82,9 @@ pub struct TlsTermination {
     /// Names of entries in `GatewayIr::secrets`.
     pub certificates: Vec<String>,
     pub alpn: Vec<String>,
+    /// The Gateway's own client certificate validation (`spec.tls.frontend`); a
+    /// ClientTrafficPolicy's `tls.clientValidation` replaces it.
+    pub client_validation: Option<ClientValidation>,
 }
 
 /// What a ClientTrafficPolicy asks of one Envoy listener, validated and typed.

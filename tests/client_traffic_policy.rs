@@ -1397,7 +1397,7 @@ fn tls_client_validation_requires_a_certificate_signed_by_the_ca() {
     );
     // A certificate the CA did not sign is refused too.
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_certificate(dir.path(), "stranger");
+    let (cert, key) = common::self_signed_certificate(dir.path(), "stranger");
     let stranger = [
         "--cert",
         cert.to_str().unwrap(),
@@ -1435,41 +1435,6 @@ fn preserve_header_case_reaches_the_backend() {
     let request = get_request("X-Mixed-Case: Value\r\n");
     let body = ok_body(r.port, request.as_bytes());
     assert!(body.contains("\nX-Mixed-Case: Value\n"), "{body}");
-}
-
-/// One HTTP/3 GET of `https://www.example.com:<port><path>` over QUIC to
-/// 127.0.0.1 with tests/h3_client.py (aioquic from .pytools, which `make pytools`
-/// installs), trusting the test CA: the status and body, or the client's error.
-fn h3_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pytools = root.join(".pytools");
-    assert!(
-        pytools.join("aioquic").is_dir(),
-        "aioquic not found in {}: run `make pytools`",
-        pytools.display()
-    );
-    let mut command = std::process::Command::new("python3");
-    command
-        .arg(root.join("tests/h3_client.py"))
-        .args(["127.0.0.1", &port.to_string(), "www.example.com", path])
-        .arg("--cacert")
-        .arg(root.join("testdata/certs/ca.crt"))
-        .args(["--timeout", "5"])
-        .env("PYTHONPATH", &pytools)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    let (status, output) = common::run_bounded("h3_client", command, Duration::from_secs(10));
-    if !status.is_some_and(|s| s.success()) {
-        return Err(format!("{status:?}: {output}"));
-    }
-    let (head, body) = output
-        .split_once("\n\n")
-        .ok_or_else(|| format!("no end of headers: {output}"))?;
-    let code = head
-        .lines()
-        .find_map(|l| l.strip_prefix("status: "))
-        .and_then(|c| c.trim().parse().ok())
-        .ok_or_else(|| format!("no status: {output}"))?;
-    Ok((code, body.to_string()))
 }
 
 #[test]
@@ -1529,7 +1494,7 @@ fn http3_serves_a_quic_request_and_is_advertised() {
     assert_eq!(alt_svc, format!("h3=\":{tls_port}\"; ma=86400"));
     // A QUIC client gets the backend's answer over HTTP/3.
     let body = common::poll("an HTTP/3 200 over QUIC", || {
-        h3_get(tls_port, "/over-quic")
+        common::h3_get(tls_port, "/over-quic")
             .ok()
             .filter(|(code, _)| *code == 200)
             .map(|(_, body)| body)
@@ -1713,33 +1678,10 @@ fn tls_handshake_timeout_closes_a_stalled_handshake() {
     assert!(accepted(&r.gantry, "tls"));
 }
 
-/// A throwaway self-signed certificate for `cn` (EC P-256, valid a day) and its
-/// key, written into `dir`.
-fn self_signed_certificate(dir: &Path, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .arg("-subj")
-        .arg(format!("/CN={cn}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
-}
-
 /// A throwaway self-signed CA certificate (PEM), for a bundle with the test CA.
 fn another_ca() -> String {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, _) = self_signed_certificate(dir.path(), "another-ca");
+    let (cert, _) = common::self_signed_certificate(dir.path(), "another-ca");
     std::fs::read_to_string(cert).unwrap()
 }
 

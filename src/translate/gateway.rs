@@ -116,6 +116,8 @@ pub struct ListenerState {
     /// Route kinds this listener accepts that gantry supports.
     pub supported_kinds: Vec<String>,
     pub certificates: Vec<TlsCertificate>,
+    /// Client certificate validation from the Gateway's `spec.tls.frontend`.
+    pub client_validation: Option<crate::ir::ClientValidation>,
     /// A TLS listener with tls.mode Passthrough: Envoy only reads the SNI.
     pub passthrough: bool,
     pub accepted: Option<Problem>,
@@ -214,6 +216,7 @@ pub fn listeners(gateway: &Gateway, index: &Index<'_>, refused: bool) -> Vec<Lis
         .map(|l| {
             let mut state = validate_listener(l, ListenerOrigin::Gateway, namespace, index);
             state.gateway_refused = refused;
+            super::gateway_tls::apply_frontend_validation(gateway, &mut state, index);
             state
         })
         .collect();
@@ -316,6 +319,7 @@ pub fn validate_listener(
         allowed_namespaces: AllowedNamespaces::Same,
         supported_kinds: Vec::new(),
         certificates: Vec::new(),
+        client_validation: None,
         passthrough: false,
         accepted: None,
         resolved_refs: None,
@@ -506,7 +510,9 @@ fn with_article(protocol: &str) -> String {
 }
 
 /// The PEM certificate chain and key of a `kubernetes.io/tls` Secret.
-fn tls_key_pair(secret: &k8s_openapi::api::core::v1::Secret) -> Result<(String, String), String> {
+pub(super) fn tls_key_pair(
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> Result<(String, String), String> {
     if let Some(t) = secret.type_.as_deref()
         && t != "kubernetes.io/tls"
     {
@@ -576,6 +582,7 @@ pub fn gateway_status(
     all_listeners: &[ListenerState],
     attached_sets: Option<i32>,
     refused: Option<&Problem>,
+    index: &Index<'_>,
 ) -> ObjectStatus {
     let generation = gateway.metadata.generation;
     let listeners = own_listeners(all_listeners);
@@ -641,6 +648,9 @@ pub fn gateway_status(
             generation,
         )
     });
+    conditions.extend(super::gateway_tls::gateway_conditions(
+        gateway, index, generation,
+    ));
     let listener_status: Vec<_> = listeners
         .iter()
         .map(|l| listener_status(l, generation))

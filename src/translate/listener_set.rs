@@ -167,14 +167,16 @@ fn join(
         namespace: set_ns.to_string(),
         name: name_of(set).to_string(),
     };
+    let gateway = gateways[g].gateway;
     let listeners = &mut gateways[g].listeners;
     let start = listeners.len();
-    listeners.extend(
-        set.spec
-            .listeners
-            .iter()
-            .map(|l| listener_state(l, &origin, set_ns, index)),
-    );
+    listeners.extend(set.spec.listeners.iter().map(|l| {
+        let mut state = listener_state(l, &origin, set_ns, index);
+        // The Gateway's frontend validation covers its ListenerSets' HTTPS
+        // listeners too: a port is one Envoy listener, whoever defines it.
+        super::gateway_tls::apply_frontend_validation(gateway, &mut state, index);
+        state
+    }));
     Some(Outcome::Joined {
         gateway: g,
         listeners: start..listeners.len(),

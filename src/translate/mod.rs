@@ -8,6 +8,7 @@ pub mod attachment;
 pub mod client_traffic_policy;
 pub mod conditions;
 pub mod gateway;
+pub mod gateway_tls;
 pub mod grpcroute;
 pub mod hostnames;
 pub mod httproute;
@@ -278,6 +279,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             &state.listeners,
             attached_sets,
             state.refused.as_ref(),
+            &index,
         ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         ir.gateways
@@ -588,6 +590,7 @@ fn gateway_ir<'c>(
                         tls: Some(TlsTermination {
                             certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
                             alpn: vec!["h2".to_string(), "http/1.1".to_string()],
+                            client_validation: l.client_validation.clone(),
                         }),
                         traffic: Traffic::Http(config),
                     }
@@ -668,6 +671,7 @@ fn tls_chains(
                 TlsTermination {
                     certificates: l.certificates.iter().map(|c| c.name.clone()).collect(),
                     alpn: Vec::new(),
+                    client_validation: None,
                 }
             });
             chains.push(FilterChain {

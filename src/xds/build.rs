@@ -223,6 +223,10 @@ fn build_filter_chain(
             }),
             ..Default::default()
         };
+        // The Gateway's validation first, so that a ClientTrafficPolicy's replaces it.
+        if let Some(v) = &t.client_validation {
+            client::apply_client_validation(&mut context, v);
+        }
         client::apply_tls(&mut context, client);
         if quic {
             return client::quic_transport_socket(context);

@@ -95,6 +95,16 @@ impl Gantry {
         serde_json::from_str(&body).expect("/debug/status is JSON")
     }
 
+    /// The status gantry serves for the object of `kind` and `name`, once it is there.
+    pub fn status_of(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
+        self.debug_status()
+            .get("status")?
+            .as_array()?
+            .iter()
+            .find(|s| s["kind"] == kind && s["metadata"]["name"] == name)
+            .map(|s| s["status"].clone())
+    }
+
     pub fn metrics(&self) -> String {
         admin_get(self.admin_port, "/metrics").expect("/metrics").1
     }

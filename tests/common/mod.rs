@@ -809,3 +809,105 @@ pub fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
         .find(|c| c["type"] == serde_json::json!(type_))?;
     Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
+
+/// A throwaway self-signed certificate for `cn` (EC P-256, valid a day) and its
+/// key, written into `dir`.
+pub fn self_signed_certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// A client certificate for `cn` (EC P-256, clientAuth, valid a day) that the CA
+/// `ca` (certificate, key) signed, and its key, written into `dir`.
+pub fn client_certificate_signed_by(
+    dir: &Path,
+    ca: (&Path, &Path),
+    cn: &str,
+) -> (PathBuf, PathBuf) {
+    let (csr, ext) = (dir.join(format!("{cn}.csr")), dir.join(format!("{cn}.ext")));
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+    let request = Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes"])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .expect("openssl");
+    let signed = Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(ca.0)
+        .arg("-CAkey")
+        .arg(ca.1)
+        .args(["-set_serial", "1", "-extfile"])
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    for made in [request, signed] {
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    (cert, key)
+}
+
+/// One HTTP/3 GET of `https://www.example.com:<port><path>` over QUIC to
+/// 127.0.0.1 with tests/h3_client.py (aioquic from .pytools, which `make pytools`
+/// installs), trusting the test CA: the status and body, or the client's error.
+pub fn h3_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pytools = root.join(".pytools");
+    assert!(
+        pytools.join("aioquic").is_dir(),
+        "aioquic not found in {}: run `make pytools`",
+        pytools.display()
+    );
+    let mut command = Command::new("python3");
+    command
+        .arg(root.join("tests/h3_client.py"))
+        .args(["127.0.0.1", &port.to_string(), "www.example.com", path])
+        .arg("--cacert")
+        .arg(root.join("testdata/certs/ca.crt"))
+        .args(["--timeout", "5"])
+        .env("PYTHONPATH", &pytools)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (status, output) = run_bounded("h3_client", command, Duration::from_secs(10));
+    if !status.is_some_and(|s| s.success()) {
+        return Err(format!("{status:?}: {output}"));
+    }
+    let (head, body) = output
+        .split_once("\n\n")
+        .ok_or_else(|| format!("no end of headers: {output}"))?;
+    let code = head
+        .lines()
+        .find_map(|l| l.strip_prefix("status: "))
+        .and_then(|c| c.trim().parse().ok())
+        .ok_or_else(|| format!("no status: {output}"))?;
+    Ok((code, body.to_string()))
+}

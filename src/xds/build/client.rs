@@ -634,51 +634,7 @@ pub(super) fn apply_tls(context: &mut tls::DownstreamTlsContext, client: &ir::Cl
         common.alpn_protocols = alpn.clone();
     }
     if let Some(v) = &t.client_validation {
-        use tls::certificate_validation_context::TrustChainVerification as Trust;
-        let verify = matches!(
-            v.mode,
-            ir::ClientCertMode::VerifyIfGiven | ir::ClientCertMode::RequireAndVerify
-        );
-        let validation = tls::CertificateValidationContext {
-            trusted_ca: (!v.ca_certificates.is_empty()).then(|| inline(&v.ca_certificates)),
-            verify_certificate_spki: v.spki_hashes.clone(),
-            verify_certificate_hash: v.certificate_hashes.clone(),
-            match_typed_subject_alt_names: v
-                .subject_alt_names
-                .iter()
-                .map(|san| tls::SubjectAltNameMatcher {
-                    san_type: match san.kind {
-                        ir::SanKind::Dns => tls::subject_alt_name_matcher::SanType::Dns,
-                        ir::SanKind::Email => tls::subject_alt_name_matcher::SanType::Email,
-                        ir::SanKind::IpAddress => tls::subject_alt_name_matcher::SanType::IpAddress,
-                        ir::SanKind::Uri => tls::subject_alt_name_matcher::SanType::Uri,
-                        ir::SanKind::OtherName => tls::subject_alt_name_matcher::SanType::OtherName,
-                    } as i32,
-                    matcher: Some(matcher::StringMatcher {
-                        ignore_case: false,
-                        ..string_matcher(&san.matcher)
-                    }),
-                    oid: san.oid.clone().unwrap_or_default(),
-                })
-                .collect(),
-            crl: v.crl.as_ref().map(|(pem, _)| inline(pem)),
-            only_verify_leaf_cert_crl: v.crl.as_ref().is_some_and(|(_, leaf)| *leaf),
-            allow_expired_certificate: v.allow_expired,
-            trust_chain_verification: if verify {
-                Trust::VerifyTrustChain
-            } else {
-                Trust::AcceptUntrusted
-            } as i32,
-            ..Default::default()
-        };
-        common.validation_context_type =
-            Some(tls::common_tls_context::ValidationContextType::ValidationContext(validation));
-        context.require_client_certificate = Some(BoolValue {
-            value: matches!(
-                v.mode,
-                ir::ClientCertMode::RequireAny | ir::ClientCertMode::RequireAndVerify
-            ),
-        });
+        apply_client_validation(context, v);
     }
     context.disable_stateful_session_resumption = !t.stateful_resumption;
     context.session_ticket_keys_type = Some(
@@ -686,4 +642,60 @@ pub(super) fn apply_tls(context: &mut tls::DownstreamTlsContext, client: &ir::Cl
             !t.stateless_resumption,
         ),
     );
+}
+
+/// Client certificate validation on a TLS context: what it trusts and checks, and
+/// whether a client without a certificate is let in.
+pub(super) fn apply_client_validation(
+    context: &mut tls::DownstreamTlsContext,
+    v: &ir::ClientValidation,
+) {
+    use tls::certificate_validation_context::TrustChainVerification as Trust;
+    let verify = matches!(
+        v.mode,
+        ir::ClientCertMode::VerifyIfGiven | ir::ClientCertMode::RequireAndVerify
+    );
+    let validation = tls::CertificateValidationContext {
+        trusted_ca: (!v.ca_certificates.is_empty()).then(|| inline(&v.ca_certificates)),
+        verify_certificate_spki: v.spki_hashes.clone(),
+        verify_certificate_hash: v.certificate_hashes.clone(),
+        match_typed_subject_alt_names: v
+            .subject_alt_names
+            .iter()
+            .map(|san| tls::SubjectAltNameMatcher {
+                san_type: match san.kind {
+                    ir::SanKind::Dns => tls::subject_alt_name_matcher::SanType::Dns,
+                    ir::SanKind::Email => tls::subject_alt_name_matcher::SanType::Email,
+                    ir::SanKind::IpAddress => tls::subject_alt_name_matcher::SanType::IpAddress,
+                    ir::SanKind::Uri => tls::subject_alt_name_matcher::SanType::Uri,
+                    ir::SanKind::OtherName => tls::subject_alt_name_matcher::SanType::OtherName,
+                } as i32,
+                matcher: Some(matcher::StringMatcher {
+                    ignore_case: false,
+                    ..string_matcher(&san.matcher)
+                }),
+                oid: san.oid.clone().unwrap_or_default(),
+            })
+            .collect(),
+        crl: v.crl.as_ref().map(|(pem, _)| inline(pem)),
+        only_verify_leaf_cert_crl: v.crl.as_ref().is_some_and(|(_, leaf)| *leaf),
+        allow_expired_certificate: v.allow_expired,
+        trust_chain_verification: if verify {
+            Trust::VerifyTrustChain
+        } else {
+            Trust::AcceptUntrusted
+        } as i32,
+        ..Default::default()
+    };
+    context
+        .common_tls_context
+        .get_or_insert_with(Default::default)
+        .validation_context_type =
+        Some(tls::common_tls_context::ValidationContextType::ValidationContext(validation));
+    context.require_client_certificate = Some(BoolValue {
+        value: matches!(
+            v.mode,
+            ir::ClientCertMode::RequireAny | ir::ClientCertMode::RequireAndVerify
+        ),
+    });
 }
