@@ -384,7 +384,7 @@ stringData: {{tls.crt: \"-----BEGIN CERTIFICATE-----\", tls.key: \"-----BEGIN PR
             + &listener("d", "TLS", 6443);
         let resources = resources(tls, &listeners, &listener("s", "HTTPS", 5443));
         let index = super::super::index::Index::new(&resources);
-        let own = super::super::gateway::listeners(&resources.gateways[0], &index);
+        let own = super::super::gateway::listeners(&resources.gateways[0], &index, false);
         assert_eq!(own[3].name, "d");
         assert!(
             own[3].client_validation.is_none() && own[3].accepted.is_none(),
@@ -424,7 +424,7 @@ stringData: {{tls.crt: \"-----BEGIN CERTIFICATE-----\", tls.key: \"-----BEGIN PR
             &listener("s", "HTTP", 5080),
         );
         let index = super::super::index::Index::new(&resources);
-        let own = super::super::gateway::listeners(&resources.gateways[0], &index);
+        let own = super::super::gateway::listeners(&resources.gateways[0], &index, false);
         let problem = own[0].resolved_refs.as_ref().expect("ResolvedRefs False");
         assert_eq!(problem.reason, "InvalidCACertificateRef");
         assert!(
