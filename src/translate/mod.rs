@@ -4,8 +4,6 @@
 //! attaches routes and turns rules into IR routes and clusters; this module
 //! assembles one `GatewayIr` per managed Gateway.
 
-pub mod attachment;
-pub mod client_traffic_policy;
 pub mod conditions;
 pub mod gateway;
 pub mod gateway_tls;
@@ -15,6 +13,7 @@ pub mod httproute;
 pub mod index;
 pub mod l4route;
 pub mod listener_set;
+pub mod policy;
 pub mod tls_names;
 
 use std::borrow::Cow;
@@ -257,9 +256,9 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         }
     }
 
-    let managed: Vec<client_traffic_policy::ManagedGateway<'_>> = gateways
+    let managed: Vec<policy::client_traffic::ManagedGateway<'_>> = gateways
         .iter()
-        .map(|g| client_traffic_policy::ManagedGateway {
+        .map(|g| policy::client_traffic::ManagedGateway {
             gateway: g.gateway,
             listeners: &g.listeners,
             http10_default_hosts: (0..g.listeners.len())
@@ -268,7 +267,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
         })
         .collect();
     let client_policies =
-        client_traffic_policy::apply(resources, &managed, &index, &options.controller_name);
+        policy::client_traffic::apply(resources, &managed, &index, &options.controller_name);
 
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {

@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use serde_json::{Value, json};
 
-use super::conditions::{Condition, Problem};
-use super::index::{CrossRef, Index};
-use super::{ENVOY_GATEWAY_GROUP, GATEWAY_GROUP};
 use crate::api::shared::{
     LocalPolicyTargetReferenceWithSectionName, TargetNamespaceFrom, TargetSelector,
 };
+use crate::translate::conditions::{Condition, Problem};
+use crate::translate::index::{CrossRef, Index};
+use crate::translate::{ENVOY_GATEWAY_GROUP, GATEWAY_GROUP};
 
 /// A Gateway as a policy target.
 pub struct GatewayTarget<'a> {
@@ -257,7 +257,7 @@ pub fn resolve(
             .filter(|(_, g)| {
                 g.managed
                     && namespace_selected(selector, policy, g, index)
-                    && super::index::selector_matches(&label_selector, &g.labels)
+                    && crate::translate::index::selector_matches(&label_selector, &g.labels)
             })
             .collect();
         picked.sort_by_key(|(_, g)| (g.namespace, g.name));
@@ -393,7 +393,10 @@ fn namespace_selected(
             TargetNamespaceFrom::Selector => namespaces
                 .and_then(|n| n.selector.as_ref())
                 .is_some_and(|s| {
-                    super::index::selector_matches(s, &index.namespace_labels(g.namespace))
+                    crate::translate::index::selector_matches(
+                        s,
+                        &index.namespace_labels(g.namespace),
+                    )
                 }),
         };
     allowed

@@ -1,0 +1,487 @@
+//! ClientTrafficPolicy: attachment to Gateways and listeners (through
+//! [`super::attachment`]), validation of every field into [`ir::ClientSettings`],
+//! and the policies' PolicyStatus.
+//!
+//! Rules beyond the shared precedence:
+//! - Gateway listeners that share a port are one Envoy listener, so they must get
+//!   the same policy: a listener-level policy that would give one of them other
+//!   settings than the rest is refused (`Accepted=False`, `Invalid`, saying why),
+//!   and those listeners keep what the Gateway as a whole gets.
+//! - A policy in force whose values are invalid (`Accepted=False`, `Invalid`,
+//!   naming the field) makes the routes of its listeners answer 500, as Envoy
+//!   Gateway does; nothing else changes.
+//! - Fields gantry does not program into Envoy yet are accepted with a `Warning`
+//!   naming them, as are the deprecated fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway_api::gateways::Gateway;
+use serde_json::json;
+
+use super::attachment::{
+    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Scope, TargetListener, Verdict,
+    ancestors_status,
+};
+use super::client_settings::convert;
+use super::fields::invalid;
+use crate::api::ClientTrafficPolicy;
+use crate::api::client_traffic_policy as api;
+use crate::ir;
+use crate::resources::Resources;
+use crate::translate::conditions::{Condition, Problem};
+use crate::translate::gateway::{ListenerOrigin, ListenerState};
+use crate::translate::index::Index;
+use crate::translate::{ObjectStatus, object_status};
+
+/// A managed Gateway and its validated listeners.
+pub struct ManagedGateway<'a> {
+    pub gateway: &'a Gateway,
+    pub listeners: &'a [ListenerState],
+    /// Per listener: the host HTTP/1.0 requests would get with
+    /// `http1.http10.useDefaultHost`, if there is a single one.
+    pub http10_default_hosts: Vec<Option<String>>,
+}
+
+/// What the ClientTrafficPolicies decide.
+#[derive(Default)]
+pub struct Outcome {
+    /// (managed Gateway index, listener index) -> the settings of the policy in
+    /// force there, or the problem that makes that policy invalid. Listeners with
+    /// no policy are absent.
+    pub listeners: BTreeMap<(usize, usize), Result<ir::ClientSettings, Problem>>,
+    pub status: Vec<ObjectStatus>,
+}
+
+pub fn apply(
+    resources: &Resources,
+    managed: &[ManagedGateway<'_>],
+    index: &Index<'_>,
+    controller: &str,
+) -> Outcome {
+    let policies = &resources.client_traffic_policies;
+    if policies.is_empty() {
+        return Outcome::default();
+    }
+    let key = |g: &Gateway| {
+        (
+            g.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            g.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let managed_keys: BTreeMap<(String, String), usize> = managed
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (key(m.gateway), i))
+        .collect();
+    // Every Gateway is a possible target; only managed ones take effect. A managed
+    // Gateway's listeners are its own and those its ListenerSets add.
+    let mut targets: Vec<GatewayTarget<'_>> = Vec::new();
+    let mut managed_of_target: Vec<Option<usize>> = Vec::new();
+    for g in &resources.gateways {
+        let m = managed_keys.get(&key(g)).copied();
+        let (listeners, sets) = match m {
+            Some(m) => target_listeners(managed[m].listeners),
+            None => (
+                (g.spec.listeners.iter())
+                    .map(|l| TargetListener {
+                        name: l.name.as_str(),
+                        set: None,
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        targets.push(GatewayTarget {
+            namespace: g.metadata.namespace.as_deref().unwrap_or("default"),
+            name: g.metadata.name.as_deref().unwrap_or(""),
+            labels: g.metadata.labels.clone().unwrap_or_default(),
+            listeners,
+            sets,
+            managed: m.is_some(),
+        });
+        managed_of_target.push(m);
+    }
+    let listener_sets: BTreeSet<(&str, &str)> = (resources.listener_sets.iter())
+        .map(|s| {
+            (
+                s.metadata.namespace.as_deref().unwrap_or("default"),
+                s.metadata.name.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+
+    let infos: Vec<PolicyInfo<'_>> = policies
+        .iter()
+        .map(|p| PolicyInfo {
+            kind: "ClientTrafficPolicy",
+            namespace: p.metadata.namespace.as_deref().unwrap_or("default"),
+            name: p.metadata.name.as_deref().unwrap_or(""),
+            created: p.metadata.creation_timestamp.as_ref(),
+            target_ref: p.spec.target_ref.as_ref(),
+            target_refs: p.spec.target_refs.as_deref().unwrap_or_default(),
+            target_selectors: p.spec.target_selectors.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let mut by_age: Vec<usize> = (0..infos.len()).collect();
+    by_age.sort_by(|&a, &b| infos[a].age_key().cmp(&infos[b].age_key()));
+    let mut rank = vec![0; infos.len()];
+    for (position, &p) in by_age.iter().enumerate() {
+        rank[p] = position;
+    }
+
+    let resolved: Vec<Vec<Resolved>> = infos
+        .iter()
+        .map(|info| attachment::resolve(info, &targets, &listener_sets, index))
+        .collect();
+    // Claims, and for each the (policy, resolved entry) it came from.
+    let mut claims = Vec::new();
+    let mut claim_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (p, entries) in resolved.iter().enumerate() {
+        for (e, entry) in entries.iter().enumerate() {
+            if let Resolved::Attached { gateway, scope, .. } = entry {
+                claim_of.insert((p, e), claims.len());
+                claims.push(Claim {
+                    policy: p,
+                    gateway: *gateway,
+                    scope: *scope,
+                });
+            }
+        }
+    }
+    // Precedence, then refuse listener-level policies that would split a shared
+    // port, until nothing more is refused.
+    let mut rejected = BTreeMap::new();
+    let precedence = loop {
+        let precedence = attachment::precedence(&claims, &rank, &targets, &rejected);
+        let refused = split_ports(
+            &precedence,
+            &claims,
+            &targets,
+            &managed_of_target,
+            managed,
+            &infos,
+        );
+        if refused.is_empty() {
+            break precedence;
+        }
+        rejected.extend(refused);
+    };
+
+    let mut settings: Vec<Result<ir::ClientSettings, Problem>> = policies
+        .iter()
+        .zip(&infos)
+        .map(|(p, info)| {
+            convert(&p.spec, info.namespace, index).map(|mut s| {
+                s.policy = Some(info.key());
+                s
+            })
+        })
+        .collect();
+
+    // useDefaultHost needs one host to give, on every listener the policy is in
+    // force on; Envoy Gateway refuses the policy otherwise.
+    for (&(target, listener), &claim) in &precedence.effective {
+        let Some(m) = managed_of_target[target] else {
+            continue;
+        };
+        let policy = claims[claim].policy;
+        let wants_default_host = settings[policy]
+            .as_ref()
+            .is_ok_and(|s| s.http1.http10.as_ref().is_some_and(|h| h.use_default_host));
+        if wants_default_host && managed[m].http10_default_hosts[listener].is_none() {
+            settings[policy] = Err(invalid(
+                "spec.http1.http10.useDefaultHost",
+                format!(
+                    "{} has no single host to use: neither one non-wildcard listener \
+                     hostname nor exactly one non-wildcard route hostname",
+                    full_listener_name(&targets[target], listener),
+                ),
+            ));
+        }
+    }
+
+    let mut outcome = Outcome::default();
+    for (&(target, listener), &claim) in &precedence.effective {
+        if let Some(m) = managed_of_target[target] {
+            outcome
+                .listeners
+                .insert((m, listener), settings[claims[claim].policy].clone());
+        }
+    }
+
+    for (p, policy) in policies.iter().enumerate() {
+        if resolved[p].is_empty() {
+            continue;
+        }
+        let generation = policy.metadata.generation;
+        let warnings = warnings(&policy.spec);
+        let ancestors: Vec<_> = resolved[p]
+            .iter()
+            .enumerate()
+            .map(|(e, entry)| {
+                let mut conditions = match entry {
+                    Resolved::NotFound { message, .. } => vec![Condition::new(
+                        "Accepted",
+                        false,
+                        "TargetNotFound",
+                        message,
+                        generation,
+                    )],
+                    Resolved::Attached {
+                        ancestor, gateway, ..
+                    } => {
+                        let claim = claim_of[&(p, e)];
+                        let overridden: Vec<String> = precedence
+                            .overridden_listeners(&claims, claim, &targets)
+                            .into_iter()
+                            .map(|l| {
+                                let by = claims[precedence.effective[&(*gateway, l)]].policy;
+                                format!(
+                                    "{} (by ClientTrafficPolicy {})",
+                                    targets[*gateway].describe_listener(l),
+                                    infos[by].key()
+                                )
+                            })
+                            .collect();
+                        attached_conditions(
+                            &precedence.verdicts[claim],
+                            &settings[p],
+                            ancestor,
+                            &overridden,
+                            &infos,
+                            generation,
+                        )
+                    }
+                };
+                conditions.extend(attachment::warning_condition(&warnings, generation));
+                (entry.ancestor().clone(), conditions)
+            })
+            .collect();
+        outcome.status.push(object_status::<ClientTrafficPolicy>(
+            policy,
+            json!({ "ancestors": ancestors_status(ancestors, controller, generation) }),
+        ));
+    }
+    outcome
+}
+
+/// The conditions of an attached target. `overridden`: the listeners in its scope
+/// where a more specific policy is in force, each saying by which.
+fn attached_conditions(
+    verdict: &Verdict,
+    settings: &Result<ir::ClientSettings, Problem>,
+    ancestor: &Ancestor,
+    overridden: &[String],
+    infos: &[PolicyInfo<'_>],
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    match verdict {
+        Verdict::Conflicted { winner } => vec![Condition::new(
+            "Accepted",
+            false,
+            "Conflicted",
+            format!(
+                "ClientTrafficPolicy {} is older and already targets {}; only one policy may target it",
+                infos[*winner].key(),
+                ancestor.describe()
+            ),
+            generation,
+        )],
+        Verdict::Rejected(problem) => vec![Condition::new(
+            "Accepted",
+            false,
+            problem.reason,
+            &problem.message,
+            generation,
+        )],
+        Verdict::Won => match settings {
+            Err(problem) => vec![Condition::new(
+                "Accepted",
+                false,
+                problem.reason,
+                &problem.message,
+                generation,
+            )],
+            Ok(_) => {
+                let mut conditions = vec![Condition::new(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Policy has been accepted.",
+                    generation,
+                )];
+                if !overridden.is_empty() {
+                    conditions.push(Condition::new(
+                        "Overridden",
+                        true,
+                        "Overridden",
+                        format!(
+                            "listener-level policies take precedence on these listeners: {}",
+                            overridden.join(", ")
+                        ),
+                        generation,
+                    ));
+                }
+                conditions
+            }
+        },
+    }
+}
+
+/// Claims narrower than the whole Gateway that would give listeners sharing a
+/// port (one Envoy listener) different policies: claim index -> why it is refused.
+fn split_ports(
+    precedence: &attachment::Precedence,
+    claims: &[Claim],
+    targets: &[GatewayTarget<'_>],
+    managed_of_target: &[Option<usize>],
+    managed: &[ManagedGateway<'_>],
+    infos: &[PolicyInfo<'_>],
+) -> BTreeMap<usize, Problem> {
+    let mut refused = BTreeMap::new();
+    for (t, m) in managed_of_target.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let target = &targets[t];
+        let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (l, state) in managed[*m].listeners.iter().enumerate() {
+            if state.is_programmed() {
+                ports.entry(state.bind_port).or_default().push(l);
+            }
+        }
+        for (_, group) in ports {
+            let effective: Vec<Option<usize>> = group
+                .iter()
+                .map(|l| precedence.effective.get(&(t, *l)).copied())
+                .collect();
+            let policy_of = |c: Option<usize>| c.map(|c| claims[c].policy);
+            if effective
+                .iter()
+                .all(|c| policy_of(*c) == policy_of(effective[0]))
+            {
+                continue;
+            }
+            for (i, claim) in effective.iter().enumerate() {
+                let Some(claim) = *claim else { continue };
+                if claims[claim].scope == Scope::Gateway || refused.contains_key(&claim) {
+                    continue;
+                }
+                let listener = group[i];
+                let others: Vec<String> = group
+                    .iter()
+                    .filter(|l| !target.covers(claims[claim].scope, **l))
+                    .map(|l| target.describe_listener(*l))
+                    .collect();
+                let port = managed[*m].listeners[listener].port;
+                refused.insert(
+                    claim,
+                    Problem::new(
+                        "Invalid",
+                        format!(
+                            "{} shares port {port} with listener(s) {}: they are one Envoy listener, so a \
+                             ClientTrafficPolicy must target all of them or the whole Gateway \
+                             (ClientTrafficPolicy {} targets only {})",
+                            full_listener_name(target, listener),
+                            others.join(", "),
+                            infos[claims[claim].policy].key(),
+                            scope_name(target, claims[claim].scope),
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+    refused
+}
+
+/// "listener http of Gateway ns/eg", or "listener a of ListenerSet ns/extra".
+fn full_listener_name(target: &GatewayTarget<'_>, l: usize) -> String {
+    match target.listeners[l].set {
+        None => format!(
+            "listener {} of Gateway {}/{}",
+            target.listeners[l].name, target.namespace, target.name
+        ),
+        Some(_) => target.describe_listener(l),
+    }
+}
+
+/// What a claim's scope names, for messages.
+fn scope_name(target: &GatewayTarget<'_>, scope: Scope) -> String {
+    match scope {
+        Scope::Gateway => format!("Gateway {}/{}", target.namespace, target.name),
+        Scope::GatewayListener(l) => target.listeners[l].name.to_string(),
+        Scope::SetListener(l) => target.describe_listener(l),
+        Scope::ListenerSet(s) => format!("ListenerSet {}/{}", target.sets[s].0, target.sets[s].1),
+    }
+}
+
+/// The targets' view of a managed Gateway's listeners (its own, then its
+/// ListenerSets'), and the sets in the order they first appear.
+fn target_listeners(listeners: &[ListenerState]) -> (Vec<TargetListener<'_>>, Vec<(&str, &str)>) {
+    let mut sets: Vec<(&str, &str)> = Vec::new();
+    let listeners = listeners
+        .iter()
+        .map(|l| {
+            let set = match &l.origin {
+                ListenerOrigin::Gateway => None,
+                ListenerOrigin::ListenerSet { namespace, name } => {
+                    let key = (namespace.as_str(), name.as_str());
+                    Some(sets.iter().position(|s| *s == key).unwrap_or_else(|| {
+                        sets.push(key);
+                        sets.len() - 1
+                    }))
+                }
+            };
+            TargetListener {
+                name: l.name.as_str(),
+                set,
+            }
+        })
+        .collect();
+    (listeners, sets)
+}
+
+/// Deprecated fields in use and fields gantry does not program yet:
+/// (reason, message) for the Warning condition, in field order.
+fn warnings(spec: &api::ClientTrafficPolicySpec) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut deprecated = Vec::new();
+    if spec.target_ref.is_some() {
+        deprecated.push(("spec.targetRef", "spec.targetRefs"));
+    }
+    if spec.enable_proxy_protocol.is_some() {
+        deprecated.push(("spec.enableProxyProtocol", "spec.proxyProtocol"));
+    }
+    if spec
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.preserve_x_request_id.is_some())
+    {
+        deprecated.push(("spec.headers.preserveXRequestID", "spec.headers.requestID"));
+    }
+    if spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_validation.as_ref())
+        .is_some_and(|c| c.optional.is_some())
+    {
+        deprecated.push((
+            "spec.tls.clientValidation.optional",
+            "spec.tls.clientValidation.mode",
+        ));
+    }
+    deprecated.sort();
+    if !deprecated.is_empty() {
+        out.push((
+            "DeprecatedField",
+            deprecated
+                .iter()
+                .map(|(old, new)| format!("{old} is deprecated, use {new} instead"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    out
+}
