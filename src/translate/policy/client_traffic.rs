@@ -1,6 +1,6 @@
 //! ClientTrafficPolicy: attachment to Gateways and listeners (through
-//! [`super::attachment`]), validation of every field into [`ir::ClientSettings`],
-//! and the policies' PolicyStatus.
+//! [`super::attachment`]), which policy is in force on each listener, and the
+//! policies' PolicyStatus. Field values are read in [`super::client_settings`].
 //!
 //! Rules beyond the shared precedence:
 //! - Gateway listeners that share a port are one Envoy listener, so they must get
