@@ -133,8 +133,17 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>> {
     use kube::CustomResourceExt;
     let mut options = serde_saphyr::SerializerOptions::default();
     options.folded_wrap_chars = usize::MAX / 2;
-    Ok(vec![(
-        "clienttrafficpolicies.yaml",
-        serde_saphyr::to_string_with_options(&crate::api::ClientTrafficPolicy::crd(), options)?,
-    )])
+    Ok(vec![
+        (
+            "backendtrafficpolicies.yaml",
+            serde_saphyr::to_string_with_options(
+                &crate::api::BackendTrafficPolicy::crd(),
+                options.clone(),
+            )?,
+        ),
+        (
+            "clienttrafficpolicies.yaml",
+            serde_saphyr::to_string_with_options(&crate::api::ClientTrafficPolicy::crd(), options)?,
+        ),
+    ])
 }

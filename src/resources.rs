@@ -17,7 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::ClientTrafficPolicy;
+use crate::api::{BackendTrafficPolicy, ClientTrafficPolicy};
 
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +39,7 @@ pub struct Resources {
     pub config_maps: Vec<ConfigMap>,
     pub namespaces: Vec<Namespace>,
     pub client_traffic_policies: Vec<ClientTrafficPolicy>,
+    pub backend_traffic_policies: Vec<BackendTrafficPolicy>,
     /// Input the provider could not use; reported beside the translated status.
     pub problems: Vec<InputProblem>,
 }
@@ -92,6 +93,7 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Namespace(Box<Namespace>),
     ClientTrafficPolicy(Box<ClientTrafficPolicy>),
+    BackendTrafficPolicy(Box<BackendTrafficPolicy>),
 }
 
 /// What one file yields: its objects, or the reason the whole file was rejected,
@@ -208,6 +210,13 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
             let policy: ClientTrafficPolicy = typed(document).map_err(describe)?;
             crate::api::client_traffic_policy::check_targets(&policy.spec).map_err(describe)?;
             Object::ClientTrafficPolicy(Box::new(policy))
+        }
+        ("gateway.envoyproxy.io", "BackendTrafficPolicy")
+            if api_version == "gateway.envoyproxy.io/v1alpha1" =>
+        {
+            let policy: BackendTrafficPolicy = typed(document).map_err(describe)?;
+            crate::api::backend_traffic_policy::check_spec(&policy.spec).map_err(describe)?;
+            Object::BackendTrafficPolicy(Box::new(policy))
         }
         _ => {
             return Ok(Converted::Skipped(format!(
@@ -375,6 +384,7 @@ impl Resources {
             Object::ConfigMap(o) => self.config_maps.push(*o),
             Object::Namespace(o) => self.namespaces.push(*o),
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(*o),
+            Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(*o),
         }
     }
 
@@ -406,6 +416,7 @@ impl Resources {
         fix(&mut self.config_maps, true);
         fix(&mut self.namespaces, false);
         fix(&mut self.client_traffic_policies, true);
+        fix(&mut self.backend_traffic_policies, true);
         self.problems.sort();
     }
 }
@@ -445,6 +456,7 @@ impl Object {
             Object::ConfigMap(o) => meta("ConfigMap", true, o.as_ref()),
             Object::Namespace(o) => meta("Namespace", false, o.as_ref()),
             Object::ClientTrafficPolicy(o) => meta("ClientTrafficPolicy", true, o.as_ref()),
+            Object::BackendTrafficPolicy(o) => meta("BackendTrafficPolicy", true, o.as_ref()),
         }
     }
 }

@@ -15,13 +15,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gateway_api::gateways::Gateway;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use serde_json::{Value, json};
 
 use crate::api::shared::{
     LocalPolicyTargetReferenceWithSectionName, TargetNamespaceFrom, TargetSelector,
 };
+use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem};
+use crate::translate::gateway::{ListenerOrigin, ListenerState};
 use crate::translate::index::{CrossRef, Index};
 use crate::translate::{ENVOY_GATEWAY_GROUP, GATEWAY_GROUP};
 
@@ -409,6 +412,143 @@ fn namespace_selected(
             to_namespace: g.namespace,
             to_name: g.name,
         })
+}
+
+/// One policy kind's view of the Gateways: every Gateway as a possible target
+/// (only managed ones take effect; a managed Gateway's listeners are its own and
+/// those its ListenerSets add), the policies in age order, each policy's resolved
+/// targets, and the claims they make.
+pub struct PolicyTargets<'a> {
+    pub targets: Vec<GatewayTarget<'a>>,
+    /// Per target: its index among the managed Gateways given, if managed.
+    pub managed_of_target: Vec<Option<usize>>,
+    pub infos: Vec<PolicyInfo<'a>>,
+    /// Per policy: its position in age order (0 = oldest).
+    pub rank: Vec<usize>,
+    /// Per policy: its targets, resolved.
+    pub resolved: Vec<Vec<Resolved>>,
+    pub claims: Vec<Claim>,
+    /// (policy, index in its `resolved`) -> its claim.
+    pub claim_of: BTreeMap<(usize, usize), usize>,
+}
+
+impl<'a> PolicyTargets<'a> {
+    /// `managed`: the managed Gateways with their validated listeners.
+    pub fn resolve(
+        resources: &'a Resources,
+        managed: &[(&'a Gateway, &'a [ListenerState])],
+        infos: Vec<PolicyInfo<'a>>,
+        index: &Index<'_>,
+    ) -> Self {
+        let key = |g: &Gateway| {
+            (
+                g.metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("default")
+                    .to_string(),
+                g.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        let managed_keys: BTreeMap<(String, String), usize> = managed
+            .iter()
+            .enumerate()
+            .map(|(i, (g, _))| (key(g), i))
+            .collect();
+        let mut targets = Vec::new();
+        let mut managed_of_target = Vec::new();
+        for g in &resources.gateways {
+            let m = managed_keys.get(&key(g)).copied();
+            let (listeners, sets) = match m {
+                Some(m) => target_listeners(managed[m].1),
+                None => (
+                    (g.spec.listeners.iter())
+                        .map(|l| TargetListener {
+                            name: l.name.as_str(),
+                            set: None,
+                        })
+                        .collect(),
+                    Vec::new(),
+                ),
+            };
+            targets.push(GatewayTarget {
+                namespace: g.metadata.namespace.as_deref().unwrap_or("default"),
+                name: g.metadata.name.as_deref().unwrap_or(""),
+                labels: g.metadata.labels.clone().unwrap_or_default(),
+                listeners,
+                sets,
+                managed: m.is_some(),
+            });
+            managed_of_target.push(m);
+        }
+        let listener_sets: BTreeSet<(&str, &str)> = (resources.listener_sets.iter())
+            .map(|s| {
+                (
+                    s.metadata.namespace.as_deref().unwrap_or("default"),
+                    s.metadata.name.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        let mut by_age: Vec<usize> = (0..infos.len()).collect();
+        by_age.sort_by(|&a, &b| infos[a].age_key().cmp(&infos[b].age_key()));
+        let mut rank = vec![0; infos.len()];
+        for (position, &p) in by_age.iter().enumerate() {
+            rank[p] = position;
+        }
+        let resolved: Vec<Vec<Resolved>> = infos
+            .iter()
+            .map(|info| resolve(info, &targets, &listener_sets, index))
+            .collect();
+        let mut claims = Vec::new();
+        let mut claim_of = BTreeMap::new();
+        for (p, entries) in resolved.iter().enumerate() {
+            for (e, entry) in entries.iter().enumerate() {
+                if let Resolved::Attached { gateway, scope, .. } = entry {
+                    claim_of.insert((p, e), claims.len());
+                    claims.push(Claim {
+                        policy: p,
+                        gateway: *gateway,
+                        scope: *scope,
+                    });
+                }
+            }
+        }
+        PolicyTargets {
+            targets,
+            managed_of_target,
+            infos,
+            rank,
+            resolved,
+            claims,
+            claim_of,
+        }
+    }
+}
+
+/// The targets' view of a managed Gateway's listeners (its own, then its
+/// ListenerSets'), and the sets in the order they first appear.
+fn target_listeners(listeners: &[ListenerState]) -> (Vec<TargetListener<'_>>, Vec<(&str, &str)>) {
+    let mut sets: Vec<(&str, &str)> = Vec::new();
+    let listeners = listeners
+        .iter()
+        .map(|l| {
+            let set = match &l.origin {
+                ListenerOrigin::Gateway => None,
+                ListenerOrigin::ListenerSet { namespace, name } => {
+                    let key = (namespace.as_str(), name.as_str());
+                    Some(sets.iter().position(|s| *s == key).unwrap_or_else(|| {
+                        sets.push(key);
+                        sets.len() - 1
+                    }))
+                }
+            };
+            TargetListener {
+                name: l.name.as_str(),
+                set,
+            }
+        })
+        .collect();
+    (listeners, sets)
 }
 
 /// One attachment of a policy (its index in the policy list) to a Gateway, covering

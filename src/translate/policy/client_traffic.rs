@@ -13,13 +13,13 @@
 //! - Fields gantry does not program into Envoy yet are accepted with a `Warning`
 //!   naming them, as are the deprecated fields.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use gateway_api::gateways::Gateway;
 use serde_json::json;
 
 use super::attachment::{
-    self, Ancestor, Claim, GatewayTarget, PolicyInfo, Resolved, Scope, TargetListener, Verdict,
+    self, Ancestor, Claim, GatewayTarget, PolicyInfo, PolicyTargets, Resolved, Scope, Verdict,
     ancestors_status,
 };
 use super::client_settings::convert;
@@ -29,7 +29,7 @@ use crate::api::client_traffic_policy as api;
 use crate::ir;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem};
-use crate::translate::gateway::{ListenerOrigin, ListenerState};
+use crate::translate::gateway::ListenerState;
 use crate::translate::index::Index;
 use crate::translate::{ObjectStatus, object_status};
 
@@ -62,57 +62,8 @@ pub fn apply(
     if policies.is_empty() {
         return Outcome::default();
     }
-    let key = |g: &Gateway| {
-        (
-            g.metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            g.metadata.name.clone().unwrap_or_default(),
-        )
-    };
-    let managed_keys: BTreeMap<(String, String), usize> = managed
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (key(m.gateway), i))
-        .collect();
-    // Every Gateway is a possible target; only managed ones take effect. A managed
-    // Gateway's listeners are its own and those its ListenerSets add.
-    let mut targets: Vec<GatewayTarget<'_>> = Vec::new();
-    let mut managed_of_target: Vec<Option<usize>> = Vec::new();
-    for g in &resources.gateways {
-        let m = managed_keys.get(&key(g)).copied();
-        let (listeners, sets) = match m {
-            Some(m) => target_listeners(managed[m].listeners),
-            None => (
-                (g.spec.listeners.iter())
-                    .map(|l| TargetListener {
-                        name: l.name.as_str(),
-                        set: None,
-                    })
-                    .collect(),
-                Vec::new(),
-            ),
-        };
-        targets.push(GatewayTarget {
-            namespace: g.metadata.namespace.as_deref().unwrap_or("default"),
-            name: g.metadata.name.as_deref().unwrap_or(""),
-            labels: g.metadata.labels.clone().unwrap_or_default(),
-            listeners,
-            sets,
-            managed: m.is_some(),
-        });
-        managed_of_target.push(m);
-    }
-    let listener_sets: BTreeSet<(&str, &str)> = (resources.listener_sets.iter())
-        .map(|s| {
-            (
-                s.metadata.namespace.as_deref().unwrap_or("default"),
-                s.metadata.name.as_deref().unwrap_or(""),
-            )
-        })
-        .collect();
-
+    let managed_listeners: Vec<(&Gateway, &[ListenerState])> =
+        managed.iter().map(|m| (m.gateway, m.listeners)).collect();
     let infos: Vec<PolicyInfo<'_>> = policies
         .iter()
         .map(|p| PolicyInfo {
@@ -125,32 +76,15 @@ pub fn apply(
             target_selectors: p.spec.target_selectors.as_deref().unwrap_or_default(),
         })
         .collect();
-    let mut by_age: Vec<usize> = (0..infos.len()).collect();
-    by_age.sort_by(|&a, &b| infos[a].age_key().cmp(&infos[b].age_key()));
-    let mut rank = vec![0; infos.len()];
-    for (position, &p) in by_age.iter().enumerate() {
-        rank[p] = position;
-    }
-
-    let resolved: Vec<Vec<Resolved>> = infos
-        .iter()
-        .map(|info| attachment::resolve(info, &targets, &listener_sets, index))
-        .collect();
-    // Claims, and for each the (policy, resolved entry) it came from.
-    let mut claims = Vec::new();
-    let mut claim_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    for (p, entries) in resolved.iter().enumerate() {
-        for (e, entry) in entries.iter().enumerate() {
-            if let Resolved::Attached { gateway, scope, .. } = entry {
-                claim_of.insert((p, e), claims.len());
-                claims.push(Claim {
-                    policy: p,
-                    gateway: *gateway,
-                    scope: *scope,
-                });
-            }
-        }
-    }
+    let PolicyTargets {
+        targets,
+        managed_of_target,
+        infos,
+        rank,
+        resolved,
+        claims,
+        claim_of,
+    } = PolicyTargets::resolve(resources, &managed_listeners, infos, index);
     // Precedence, then refuse listener-level policies that would split a shared
     // port, until nothing more is refused.
     let mut rejected = BTreeMap::new();
@@ -415,32 +349,6 @@ fn scope_name(target: &GatewayTarget<'_>, scope: Scope) -> String {
         Scope::SetListener(l) => target.describe_listener(l),
         Scope::ListenerSet(s) => format!("ListenerSet {}/{}", target.sets[s].0, target.sets[s].1),
     }
-}
-
-/// The targets' view of a managed Gateway's listeners (its own, then its
-/// ListenerSets'), and the sets in the order they first appear.
-fn target_listeners(listeners: &[ListenerState]) -> (Vec<TargetListener<'_>>, Vec<(&str, &str)>) {
-    let mut sets: Vec<(&str, &str)> = Vec::new();
-    let listeners = listeners
-        .iter()
-        .map(|l| {
-            let set = match &l.origin {
-                ListenerOrigin::Gateway => None,
-                ListenerOrigin::ListenerSet { namespace, name } => {
-                    let key = (namespace.as_str(), name.as_str());
-                    Some(sets.iter().position(|s| *s == key).unwrap_or_else(|| {
-                        sets.push(key);
-                        sets.len() - 1
-                    }))
-                }
-            };
-            TargetListener {
-                name: l.name.as_str(),
-                set,
-            }
-        })
-        .collect();
-    (listeners, sets)
 }
 
 /// Deprecated fields in use and fields gantry does not program yet:
