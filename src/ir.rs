@@ -583,8 +583,37 @@ pub struct Redirect {
     pub status_code: u16,
 }
 
+/// What a BackendTrafficPolicy asks of the routes it applies to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RouteBackendSettings {}
+pub struct RouteBackendSettings {
+    /// "namespace/name" of the BackendTrafficPolicy in force, for the route's
+    /// metadata.
+    pub policy: Option<String>,
+    /// What consistent-hash load balancing hashes.
+    pub hash: Vec<HashPolicy>,
+}
+
+/// One input of a consistent hash (Envoy's route hash_policy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum HashPolicy {
+    SourceIp,
+    Header(String),
+    QueryParameter(String),
+    /// Envoy sets the cookie when the request has none (when `ttl` is given).
+    Cookie {
+        name: String,
+        ttl: Option<std::time::Duration>,
+        path: Option<String>,
+        attributes: Vec<(String, String)>,
+    },
+}
+
+/// Both halves of a BackendTrafficPolicy: for the clusters and for the routes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackendPolicy {
+    pub cluster: BackendSettings,
+    pub route: RouteBackendSettings,
+}
 
 /// What makes a cluster: one Service port, spoken to as the route kind asks, with
 /// the backend settings of the routes that use it. Routes with equal keys share a
@@ -658,8 +687,28 @@ pub struct Endpoint {
     pub ready: bool,
 }
 
+/// What a BackendTrafficPolicy asks of the clusters of the routes it applies to.
+/// Part of a cluster's key: routes under different settings get different
+/// clusters. No floats here, so that keys compare exactly.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct BackendSettings {}
+pub struct BackendSettings {
+    pub load_balancer: Option<LoadBalancer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum LoadBalancer {
+    RoundRobin {
+        slow_start: Option<std::time::Duration>,
+    },
+    LeastRequest {
+        slow_start: Option<std::time::Duration>,
+    },
+    Random,
+    /// Maglev, hashing what the routes' hash policies name.
+    ConsistentHash {
+        table_size: u64,
+    },
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TlsCertificate {

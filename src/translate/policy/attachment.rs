@@ -121,6 +121,9 @@ impl PolicyInfo<'_> {
 pub enum AncestorKind {
     Gateway,
     ListenerSet,
+    /// A route (HTTPRoute, GRPCRoute, TCPRoute, TLSRoute) named as a target that
+    /// does not exist: there is no Gateway to report it on.
+    Route(&'static str),
 }
 
 /// The Gateway or ListenerSet (and listener) a status entry is about.
@@ -137,6 +140,7 @@ impl Ancestor {
         match self.kind {
             AncestorKind::Gateway => "Gateway",
             AncestorKind::ListenerSet => "ListenerSet",
+            AncestorKind::Route(kind) => kind,
         }
     }
 
@@ -237,10 +241,11 @@ pub fn resolve(
         None => policy.target_refs.iter().collect(),
     };
     for r in refs {
-        let resolved = if r.kind == "ListenerSet" {
-            resolve_listener_set(policy, r, gateways, listener_sets)
-        } else {
-            resolve_gateway(policy, r, gateways)
+        // Route targets (BackendTrafficPolicy's) are resolved by the policy kind.
+        let resolved = match r.kind.as_str() {
+            "ListenerSet" => resolve_listener_set(policy, r, gateways, listener_sets),
+            "Gateway" => resolve_gateway(policy, r, gateways),
+            _ => continue,
         };
         if let Some(resolved) = resolved {
             push(resolved, &mut out);
@@ -259,7 +264,7 @@ pub fn resolve(
             .enumerate()
             .filter(|(_, g)| {
                 g.managed
-                    && namespace_selected(selector, policy, g, index)
+                    && selectable(selector, policy, "Gateway", g.namespace, g.name, index)
                     && crate::translate::index::selector_matches(&label_selector, &g.labels)
             })
             .collect();
@@ -379,27 +384,26 @@ fn attach(
     }
 }
 
-/// Whether a target selector may pick Gateway `g`: its namespace is one the
-/// selector's `namespaces` allows, and a Gateway in another namespace than the
-/// policy's is granted to the policy's kind by a ReferenceGrant.
-fn namespace_selected(
+/// Whether a target selector may pick the `kind` object `namespace/name`: its
+/// namespace is one the selector's `namespaces` allows, and an object in another
+/// namespace than the policy's is granted to the policy's kind by a ReferenceGrant.
+pub fn selectable(
     selector: &TargetSelector,
     policy: &PolicyInfo<'_>,
-    g: &GatewayTarget<'_>,
+    kind: &str,
+    namespace: &str,
+    name: &str,
     index: &Index<'_>,
 ) -> bool {
     let namespaces = selector.namespaces.as_ref();
     let allowed =
         match namespaces.map(|n| n.from).unwrap_or_default() {
-            TargetNamespaceFrom::Same => g.namespace == policy.namespace,
+            TargetNamespaceFrom::Same => namespace == policy.namespace,
             TargetNamespaceFrom::All => true,
             TargetNamespaceFrom::Selector => namespaces
                 .and_then(|n| n.selector.as_ref())
                 .is_some_and(|s| {
-                    crate::translate::index::selector_matches(
-                        s,
-                        &index.namespace_labels(g.namespace),
-                    )
+                    crate::translate::index::selector_matches(s, &index.namespace_labels(namespace))
                 }),
         };
     allowed
@@ -408,9 +412,9 @@ fn namespace_selected(
             from_kind: policy.kind,
             from_namespace: policy.namespace,
             to_group: GATEWAY_GROUP,
-            to_kind: "Gateway",
-            to_namespace: g.namespace,
-            to_name: g.name,
+            to_kind: kind,
+            to_namespace: namespace,
+            to_name: name,
         })
 }
 

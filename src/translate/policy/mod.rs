@@ -4,6 +4,8 @@
 //! fields into IR settings ([`fields`] holds the readers they share).
 
 pub mod attachment;
+pub mod backend_settings;
+pub mod backend_traffic;
 pub mod client_settings;
 pub mod client_traffic;
 pub mod fields;

@@ -1,0 +1,534 @@
+//! BackendTrafficPolicy: which policy is in force on each route rule, and the
+//! policies' PolicyStatus. Field values are read in [`super::backend_settings`].
+//!
+//! Precedence, most specific first, as Envoy Gateway has it: a route rule
+//! (`sectionName` = the rule's `name`), the whole route, a listener, the whole
+//! Gateway (through [`super::attachment`], shared with ClientTrafficPolicy). The
+//! most specific policy replaces the wider ones whole, which then report
+//! `Overridden`; with `mergeType` a route-level policy is merged over the
+//! Gateway-level one instead, and both report `Merged`. Between policies on one
+//! target the oldest wins; the others are `Conflicted`. A policy whose values are
+//! invalid (or that uses a field gantry does not program) is `Accepted=False`,
+//! and the routes it is in force on answer 500; nothing else changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway_api::gateways::Gateway;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::{Value, json};
+
+use super::attachment::{
+    self, Ancestor, AncestorKind, PolicyInfo, PolicyTargets, Resolved, Verdict, ancestors_status,
+};
+use super::backend_settings::convert;
+use crate::api::BackendTrafficPolicy;
+use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType};
+use crate::ir::BackendPolicy;
+use crate::resources::Resources;
+use crate::translate::conditions::{Condition, Problem};
+use crate::translate::gateway::ListenerState;
+use crate::translate::index::Index;
+use crate::translate::{ObjectStatus, object_status};
+
+const KIND: &str = "BackendTrafficPolicy";
+
+/// A route as a policy target.
+pub struct RouteTarget<'a> {
+    /// HTTPRoute, GRPCRoute, TCPRoute or TLSRoute.
+    pub kind: &'static str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub labels: BTreeMap<String, String>,
+    /// Its rules' names, by rule index.
+    pub rule_names: Vec<Option<&'a str>>,
+    /// The managed Gateways it is attached to (index, and the ancestor entry a
+    /// policy on the route reports).
+    pub parents: Vec<(usize, Ancestor)>,
+}
+
+/// What the BackendTrafficPolicies decide.
+#[derive(Default)]
+pub struct Outcome {
+    /// (managed Gateway, listener) -> the Gateway- or listener-level policy.
+    listener_policy: BTreeMap<(usize, usize), usize>,
+    /// route -> the policy on the whole route.
+    route_policy: BTreeMap<usize, usize>,
+    /// (route, rule) -> the policy on that rule.
+    rule_policy: BTreeMap<(usize, usize), usize>,
+    specs: Vec<BackendTrafficPolicySpec>,
+    /// Per policy: its settings, or why it is not accepted.
+    settings: Vec<Result<BackendPolicy, Problem>>,
+    pub status: Vec<ObjectStatus>,
+}
+
+impl Outcome {
+    /// The settings in force on rule `rule` of route `route` where it is attached
+    /// to listener `listener` of managed Gateway `gateway`; None: no policy.
+    pub fn in_force(
+        &self,
+        gateway: usize,
+        listener: usize,
+        route: usize,
+        rule: usize,
+    ) -> Option<Result<BackendPolicy, Problem>> {
+        let wide = self.listener_policy.get(&(gateway, listener)).copied();
+        let narrow = (self.rule_policy.get(&(route, rule)))
+            .or_else(|| self.route_policy.get(&route))
+            .copied();
+        match (narrow, wide) {
+            (None, None) => None,
+            (Some(p), None) | (None, Some(p)) => Some(self.settings[p].clone()),
+            (Some(n), Some(w)) => Some(match self.specs[n].merge_type {
+                None => self.settings[n].clone(),
+                Some(merge) => self.merged(n, w, merge),
+            }),
+        }
+    }
+
+    /// Route-level policy `narrow` merged over Gateway-level policy `wide`.
+    fn merged(
+        &self,
+        narrow: usize,
+        wide: usize,
+        merge: MergeType,
+    ) -> Result<BackendPolicy, Problem> {
+        // Both must stand on their own first.
+        self.settings[narrow].as_ref().map_err(Clone::clone)?;
+        self.settings[wide].as_ref().map_err(Clone::clone)?;
+        let mut base = spec_json(&self.specs[wide]);
+        json_merge(&mut base, spec_json(&self.specs[narrow]), merge);
+        let spec: BackendTrafficPolicySpec = serde_json::from_value(base)
+            .map_err(|e| Problem::new("Invalid", format!("the merged policy is not valid: {e}")))?;
+        convert(&spec)
+    }
+}
+
+/// A spec as JSON without its targets and mergeType (which are about attachment).
+fn spec_json(spec: &BackendTrafficPolicySpec) -> Value {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for key in ["targetRef", "targetRefs", "targetSelectors", "mergeType"] {
+            map.remove(key);
+        }
+    }
+    value
+}
+
+/// Merges `patch` into `base`: objects field by field (RFC 7386 JSON merge);
+/// lists are replaced, except that a strategic merge appends to a list of scalars
+/// (retry triggers, status codes) what it lacks.
+fn json_merge(base: &mut Value, patch: Value, merge: MergeType) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(&key) {
+                    Some(existing) if !value.is_null() => json_merge(existing, value, merge),
+                    _ if value.is_null() => {
+                        base.remove(&key);
+                    }
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(base), Value::Array(patch))
+            if merge == MergeType::StrategicMerge
+                && base.iter().chain(&patch).all(|v| !v.is_object()) =>
+        {
+            for value in patch {
+                if !base.contains(&value) {
+                    base.push(value);
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+/// One route-level claim: policy `policy` on route `route` (a rule of it, or all).
+struct RouteClaim {
+    policy: usize,
+    route: usize,
+    rule: Option<usize>,
+}
+
+pub fn apply(
+    resources: &Resources,
+    managed: &[(&Gateway, &[ListenerState])],
+    routes: &[RouteTarget<'_>],
+    index: &Index<'_>,
+    controller: &str,
+) -> Outcome {
+    let policies = &resources.backend_traffic_policies;
+    if policies.is_empty() {
+        return Outcome::default();
+    }
+    let infos: Vec<PolicyInfo<'_>> = policies
+        .iter()
+        .map(|p| PolicyInfo {
+            kind: KIND,
+            namespace: p.metadata.namespace.as_deref().unwrap_or("default"),
+            name: p.metadata.name.as_deref().unwrap_or(""),
+            created: p.metadata.creation_timestamp.as_ref(),
+            target_ref: p.spec.target_ref.as_ref(),
+            target_refs: p.spec.target_refs.as_deref().unwrap_or_default(),
+            target_selectors: p.spec.target_selectors.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let targets = PolicyTargets::resolve(resources, managed, infos, index);
+    let precedence = attachment::precedence(
+        &targets.claims,
+        &targets.rank,
+        &targets.targets,
+        &BTreeMap::new(),
+    );
+
+    // Route-level targets, then per route (and rule) the oldest claim wins.
+    let route_targets: Vec<Vec<Result<RouteClaim, (Ancestor, String)>>> = (0..policies.len())
+        .map(|p| resolve_routes(&targets.infos[p], p, routes, index))
+        .collect();
+    let mut route_winner: BTreeMap<(usize, Option<usize>), usize> = BTreeMap::new();
+    for claim in route_targets.iter().flatten().flatten() {
+        let key = (claim.route, claim.rule);
+        match route_winner.get(&key) {
+            Some(&w) if targets.rank[w] <= targets.rank[claim.policy] => {}
+            _ => {
+                route_winner.insert(key, claim.policy);
+            }
+        }
+    }
+
+    let mut outcome = Outcome {
+        specs: policies.iter().map(|p| p.spec.clone()).collect(),
+        settings: policies.iter().map(|p| convert(&p.spec)).collect(),
+        ..Outcome::default()
+    };
+    for (&(target, listener), &claim) in &precedence.effective {
+        if let Some(m) = targets.managed_of_target[target] {
+            outcome
+                .listener_policy
+                .insert((m, listener), targets.claims[claim].policy);
+        }
+    }
+    for (&(route, rule), &policy) in &route_winner {
+        match rule {
+            None => outcome.route_policy.insert(route, policy),
+            Some(rule) => outcome.rule_policy.insert((route, rule), policy),
+        };
+    }
+
+    for (p, policy) in policies.iter().enumerate() {
+        let generation = policy.metadata.generation;
+        let settings = &outcome.settings[p];
+        let mut ancestors: Vec<(Ancestor, Vec<Condition>)> = Vec::new();
+        for (e, entry) in targets.resolved[p].iter().enumerate() {
+            let conditions = match entry {
+                Resolved::NotFound { message, .. } => vec![not_found(message, generation)],
+                Resolved::Attached { gateway, .. } => {
+                    let claim = targets.claim_of[&(p, e)];
+                    match &precedence.verdicts[claim] {
+                        Verdict::Conflicted { winner } => vec![conflicted(
+                            &targets.infos[*winner].key(),
+                            &entry.ancestor().describe(),
+                            generation,
+                        )],
+                        Verdict::Rejected(problem) => vec![refused(problem, generation)],
+                        Verdict::Won => {
+                            let overridden =
+                                overridden_on(p, *gateway, &targets, &precedence, routes, &outcome);
+                            accepted(settings, &overridden, generation)
+                        }
+                    }
+                }
+            };
+            ancestors.push((entry.ancestor().clone(), conditions));
+        }
+        for target in &route_targets[p] {
+            match target {
+                Err((ancestor, message)) => {
+                    ancestors.push((ancestor.clone(), vec![not_found(message, generation)]));
+                }
+                Ok(claim) => {
+                    let route = &routes[claim.route];
+                    let winner = route_winner[&(claim.route, claim.rule)];
+                    for (_, parent) in &route.parents {
+                        let conditions = if winner != p {
+                            vec![conflicted(
+                                &targets.infos[winner].key(),
+                                &describe_route(route, claim.rule),
+                                generation,
+                            )]
+                        } else {
+                            let mut conditions = accepted(settings, &[], generation);
+                            if policy.spec.merge_type.is_some() && settings.is_ok() {
+                                conditions.push(Condition::new(
+                                    "Merged",
+                                    true,
+                                    "Merged",
+                                    "merged over the Gateway-level policies of its Gateways",
+                                    generation,
+                                ));
+                            }
+                            conditions
+                        };
+                        ancestors.push((parent.clone(), conditions));
+                    }
+                }
+            }
+        }
+        if ancestors.is_empty() {
+            continue;
+        }
+        ancestors.sort_by(|a, b| a.0.cmp(&b.0));
+        ancestors.dedup_by(|a, b| a.0 == b.0);
+        let warnings = warnings(&policy.spec);
+        for (_, conditions) in &mut ancestors {
+            conditions.extend(attachment::warning_condition(&warnings, generation));
+        }
+        outcome.status.push(object_status::<BackendTrafficPolicy>(
+            policy,
+            json!({ "ancestors": ancestors_status(ancestors, controller, generation) }),
+        ));
+    }
+    outcome
+}
+
+/// The routes of a policy's targetRefs and targetSelectors; Err for a route
+/// target that does not exist (or names a rule the route lacks).
+fn resolve_routes(
+    info: &PolicyInfo<'_>,
+    policy: usize,
+    routes: &[RouteTarget<'_>],
+    index: &Index<'_>,
+) -> Vec<Result<RouteClaim, (Ancestor, String)>> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let refs: Vec<_> = match info.target_ref {
+        Some(r) => vec![r],
+        None => info.target_refs.iter().collect(),
+    };
+    for r in refs {
+        let Some(kind) = route_kind(&r.kind) else {
+            continue;
+        };
+        let found = routes
+            .iter()
+            .position(|t| t.kind == kind && t.namespace == info.namespace && t.name == r.name);
+        let missing = |message: String| {
+            let ancestor = Ancestor {
+                kind: AncestorKind::Route(kind),
+                namespace: info.namespace.to_string(),
+                name: r.name.clone(),
+                section: r.section_name.clone(),
+            };
+            Err((ancestor, message))
+        };
+        let Some(route) = found else {
+            out.push(missing(format!(
+                "target {kind} {}/{} not found",
+                info.namespace, r.name
+            )));
+            continue;
+        };
+        let rule = match &r.section_name {
+            None => None,
+            Some(section) => {
+                match (routes[route].rule_names.iter()).position(|n| *n == Some(section.as_str())) {
+                    Some(rule) => Some(rule),
+                    None => {
+                        out.push(missing(format!(
+                            "target {kind} {}/{} has no rule named {section:?} (sectionName)",
+                            info.namespace, r.name
+                        )));
+                        continue;
+                    }
+                }
+            }
+        };
+        if seen.insert((route, rule)) {
+            out.push(Ok(RouteClaim {
+                policy,
+                route,
+                rule,
+            }));
+        }
+    }
+    for selector in info.target_selectors {
+        let Some(kind) = route_kind(&selector.kind) else {
+            continue;
+        };
+        let labels = LabelSelector {
+            match_labels: selector.match_labels.clone(),
+            match_expressions: selector.match_expressions.clone(),
+        };
+        for (route, t) in routes.iter().enumerate() {
+            if t.kind == kind
+                && attachment::selectable(selector, info, kind, t.namespace, t.name, index)
+                && crate::translate::index::selector_matches(&labels, &t.labels)
+                && seen.insert((route, None))
+            {
+                out.push(Ok(RouteClaim {
+                    policy,
+                    route,
+                    rule: None,
+                }));
+            }
+        }
+    }
+    out
+}
+
+fn route_kind(kind: &str) -> Option<&'static str> {
+    ["HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute"]
+        .into_iter()
+        .find(|k| *k == kind)
+}
+
+fn describe_route(route: &RouteTarget<'_>, rule: Option<usize>) -> String {
+    let object = format!("{} {}/{}", route.kind, route.namespace, route.name);
+    match rule.and_then(|r| route.rule_names[r]) {
+        Some(name) => format!("rule {name} of {object}"),
+        None => object,
+    }
+}
+
+/// Where a Gateway-level policy `p` on managed-target `gateway` is overridden:
+/// listeners with a listener-level policy, routes with a route-level one (that
+/// does not merge).
+fn overridden_on(
+    p: usize,
+    gateway: usize,
+    targets: &PolicyTargets<'_>,
+    precedence: &attachment::Precedence,
+    routes: &[RouteTarget<'_>],
+    outcome: &Outcome,
+) -> Vec<String> {
+    let target = &targets.targets[gateway];
+    let mut out: Vec<String> = Vec::new();
+    for (&(g, l), &claim) in &precedence.effective {
+        if g == gateway && targets.claims[claim].policy != p {
+            out.push(format!("listener {}", target.describe_listener(l)));
+        }
+    }
+    let Some(managed) = targets.managed_of_target[gateway] else {
+        return out;
+    };
+    let replaces = |q: usize| q != p && outcome.specs[q].merge_type.is_none();
+    for (r, route) in routes.iter().enumerate() {
+        if !route.parents.iter().any(|(g, _)| *g == managed) {
+            continue;
+        }
+        let whole = outcome.route_policy.get(&r).is_some_and(|&q| replaces(q));
+        let rules =
+            (outcome.rule_policy.range((r, 0)..=(r, usize::MAX))).any(|(_, &q)| replaces(q));
+        if whole || rules {
+            out.push(format!("{} {}/{}", route.kind, route.namespace, route.name));
+        }
+    }
+    out
+}
+
+fn not_found(message: &str, generation: Option<i64>) -> Condition {
+    Condition::new("Accepted", false, "TargetNotFound", message, generation)
+}
+
+fn conflicted(winner: &str, target: &str, generation: Option<i64>) -> Condition {
+    Condition::new(
+        "Accepted",
+        false,
+        "Conflicted",
+        format!(
+            "{KIND} {winner} is older and already targets {target}; only one policy may target it"
+        ),
+        generation,
+    )
+}
+
+fn refused(problem: &Problem, generation: Option<i64>) -> Condition {
+    Condition::new(
+        "Accepted",
+        false,
+        problem.reason,
+        &problem.message,
+        generation,
+    )
+}
+
+fn accepted(
+    settings: &Result<BackendPolicy, Problem>,
+    overridden: &[String],
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    if let Err(problem) = settings {
+        return vec![refused(problem, generation)];
+    }
+    let mut conditions = vec![Condition::new(
+        "Accepted",
+        true,
+        "Accepted",
+        "Policy has been accepted.",
+        generation,
+    )];
+    if !overridden.is_empty() {
+        conditions.push(Condition::new(
+            "Overridden",
+            true,
+            "Overridden",
+            format!(
+                "more specific {KIND}s take precedence on: {}",
+                overridden.join(", ")
+            ),
+            generation,
+        ));
+    }
+    conditions
+}
+
+/// Deprecated fields in use: (reason, message) for the Warning condition.
+fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
+    let mut deprecated = Vec::new();
+    if spec.target_ref.is_some() {
+        deprecated.push("spec.targetRef is deprecated, use spec.targetRefs instead");
+    }
+    if spec.compression.is_some() {
+        deprecated.push("spec.compression is deprecated, use spec.compressor instead");
+    }
+    if spec
+        .load_balancer
+        .as_ref()
+        .and_then(|lb| lb.consistent_hash.as_ref())
+        .is_some_and(|h| h.header.is_some())
+    {
+        deprecated.push(
+            "spec.loadBalancer.consistentHash.header is deprecated, use spec.loadBalancer.consistentHash.headers instead",
+        );
+    }
+    if deprecated.is_empty() {
+        Vec::new()
+    } else {
+        vec![("DeprecatedField", deprecated.join("; "))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_replace_fields_and_strategic_merges_extend_scalar_lists() {
+        let mut base = json!({"retry": {"numRetries": 2, "retryOn": {"triggers": ["5xx"]}}, "timeout": {"tcp": {"connectTimeout": "5s"}}});
+        let patch = json!({"retry": {"retryOn": {"triggers": ["reset"]}}, "timeout": null});
+        let mut strategic = base.clone();
+        json_merge(&mut base, patch.clone(), MergeType::JSONMerge);
+        assert_eq!(
+            base,
+            json!({"retry": {"numRetries": 2, "retryOn": {"triggers": ["reset"]}}})
+        );
+        json_merge(&mut strategic, patch, MergeType::StrategicMerge);
+        assert_eq!(
+            strategic,
+            json!({"retry": {"numRetries": 2, "retryOn": {"triggers": ["5xx", "reset"]}}})
+        );
+    }
+}
