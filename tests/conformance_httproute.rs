@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service, write_objects};
+use common::objects::{CLASS, gateway, route_with_rules, service, write_objects};
 
 /// gantry and Envoy for Gateway `eg` (one HTTP listener on a free port), the echo
 /// backend as Service `infra-backend-v1`, and `routes` (YAML documents).
@@ -48,16 +48,10 @@ fn start(routes: &str, extra_services: &[String]) -> Running {
 /// An HTTPRoute on `eg` for `host` whose one rule matches `path` (PathPrefix) and
 /// has `rule_body` (YAML indented for a rule's fields) besides.
 fn route(name: &str, host: &str, path: &str, rule_body: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [{host}]
-  rules:
-    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-{rule_body}"
+    route_with_rules(
+        name,
+        host,
+        &format!("    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n{rule_body}"),
     )
 }
 
@@ -179,8 +173,9 @@ fn redirect_port_and_scheme_follow_the_spec() {
     }
 }
 
-/// A backend that answers 200 one second after each request arrives.
-fn slow_backend() -> u16 {
+/// A backend that answers 200 (x-backend: infra-backend-v1) after the `delay`
+/// its request's query asks for ("delay=1s"), as upstream's echo server does.
+fn delaying_backend() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -189,56 +184,68 @@ fn slow_backend() -> u16 {
                 let mut stream = stream;
                 let mut buf = [0u8; 4096];
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                if stream.read(&mut buf).is_ok_and(|n| n > 0) {
-                    std::thread::sleep(Duration::from_secs(1));
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow",
-                    );
-                }
+                let Ok(n) = stream.read(&mut buf) else { return };
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let delay = head
+                    .split_once("delay=")
+                    .and_then(|(_, rest)| rest.split_once('s'))
+                    .and_then(|(secs, _)| secs.parse::<u64>().ok())
+                    .unwrap_or(0);
+                std::thread::sleep(Duration::from_secs(delay));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nx-backend: infra-backend-v1\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
             });
         }
     });
     port
 }
 
+/// `HTTPRouteTimeoutRequest` and `HTTPRouteTimeoutBackendRequest`: a request or
+/// backendRequest timeout of 500ms lets a prompt answer through and turns a 1 s
+/// one into a 504; a timeout of 0s disables it. With retries, backendRequest is
+/// each try's timeout and the route keeps timeouts.request.
 #[test]
-fn backend_request_timeout_answers_504_for_a_slow_backend() {
-    // HTTPRouteTimeoutBackendRequest: a 1 s backend, backendRequest 500ms.
-    let slow = slow_backend();
-    let routes = [
-        route(
-            "timeout",
-            "example.com",
-            "/backend-timeout",
-            "      backendRefs: [{name: slow, port: 80}]
-      timeouts: {backendRequest: 500ms}
-",
-        ),
-        route(
-            "patient",
-            "example.com",
-            "/patient",
-            "      backendRefs: [{name: slow, port: 80}]
-      timeouts: {request: 5s, backendRequest: 3s}
-",
-        ),
+fn request_and_backend_request_timeouts_answer_504_for_a_slow_backend() {
+    let slow = delaying_backend();
+    let rule = |path: &str, timeouts: &str| {
+        format!(
+            "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      backendRefs: [{{name: slow, port: 80}}]
+      timeouts: {{{timeouts}}}
+"
+        )
+    };
+    let rules = [
+        rule("/request-timeout", "request: 500ms"),
+        rule("/disable-request-timeout", "request: 0s"),
+        rule("/backend-timeout", "backendRequest: 500ms"),
+        rule("/disable-backend-timeout", "backendRequest: 0s"),
+        rule("/retrying", "request: 5s, backendRequest: 500ms") + "      retry: {attempts: 0}\n",
     ]
-    .join("---\n");
-    let with_retry = route(
-        "retrying",
-        "example.com",
-        "/retrying",
-        "      backendRefs: [{name: slow, port: 80}]
-      timeouts: {request: 5s, backendRequest: 500ms}
-      retry: {attempts: 0}
-",
+    .concat();
+    let r = start(
+        &route_with_rules("request-timeout", "example.com", &rules),
+        &[service("slow", slow)],
     );
-    let routes = format!("{routes}---\n{with_retry}");
-    let r = start(&routes, &[service("slow", slow)]);
-    common::wait_for_http(r.port, "example.com", "/patient", |s, _| s == 200);
-    // Without retries backendRequest is the route's timeout; with them, each
-    // try's (the route keeps timeouts.request).
-    for path in ["/backend-timeout", "/retrying"] {
+    let cases = [
+        ("/request-timeout", 200),
+        ("/request-timeout?delay=1s", 504),
+        ("/disable-request-timeout?delay=1s", 200),
+        ("/backend-timeout", 200),
+        ("/backend-timeout?delay=1s", 504),
+        ("/disable-backend-timeout?delay=1s", 200),
+        ("/retrying?delay=1s", 504),
+    ];
+    for (path, status) in cases {
+        let backend = if status == 200 {
+            "infra-backend-v1"
+        } else {
+            ""
+        };
+        expect(r.port, ("GET", "example.com", path, &[]), status, backend);
+    }
+    for path in ["/request-timeout?delay=1s", "/retrying?delay=1s"] {
         let started = Instant::now();
         let (status, _, body) = common::http_get(r.port, "example.com", path);
         let took = started.elapsed();
@@ -253,19 +260,14 @@ fn backend_request_timeout_answers_504_for_a_slow_backend() {
 /// The backend (x-backend) that answers `path` with `method`, once the routes are
 /// in force; 0 and "" for a status without one.
 fn backend_for(port: u16, method: &str, path: &str) -> (u16, String) {
-    use std::net::TcpStream;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    let (status, headers, _) = common::try_request(
+        port,
+        method,
+        "example.com",
+        path,
+        &[("Content-Length", "0")],
     )
     .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let (status, headers, _) = common::parse_response(&raw).unwrap();
     let backend = common::header(&headers, "x-backend").unwrap_or_default();
     (status, backend.to_string())
 }
@@ -558,5 +560,654 @@ spec:
     ];
     for (host, path, expected) in cases {
         assert_eq!(answer(host, path), expected, "{host}{path}");
+    }
+}
+
+/// One request of an upstream test case: method, Host, path and extra headers.
+type Request<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// The answer to `request` once it has `status` from backend `backend` ("" for
+/// none): upstream expects every response to come eventually, not at once.
+fn expect(port: u16, request: Request, status: u16, backend: &str) -> common::Response {
+    let (method, host, path, headers) = request;
+    let deadline = Instant::now() + common::WAIT_LIMIT;
+    loop {
+        let last = common::try_request(port, method, host, path, headers);
+        if let Ok(r) = &last
+            && r.0 == status
+            && common::header(&r.1, "x-backend").unwrap_or_default() == backend
+        {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{method} {host}{path} {headers:?}: want {status} from {backend:?}; last {last:?}"
+        );
+        std::thread::sleep(common::POLL_STEP);
+    }
+}
+
+/// The value the echo backend saw for request header `name`: its values in
+/// order, joined by "," as upstream's echo server reports them.
+fn seen_header(body: &str, name: &str) -> Option<String> {
+    let values: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// `HTTPRouteSimpleSameNamespace`, `HTTPRouteExactPathMatching`,
+/// `HTTPRouteHeaderMatching`, `HTTPRouteMatching`, `HTTPRouteMatchingAcrossRoutes`,
+/// `HTTPRoutePathMatchOrder` and `HTTPRouteNamedRule`: the upstream routes and
+/// requests, each test's routes under a hostname of its own (upstream gives each
+/// test the Gateway alone) except the across-routes one, which has its own
+/// example.com and example.net.
+#[test]
+fn path_header_and_cross_route_matches_pick_the_upstream_backends() {
+    let b = |name: &str| format!("[{{name: {name}, port: 80}}]");
+    let (v1, v2, v3) = (
+        b("infra-backend-v1"),
+        b("infra-backend-v2"),
+        b("infra-backend-v3"),
+    );
+    let exact = |v: &str| format!("{{path: {{type: Exact, value: {v}}}}}");
+    let prefix = |v: &str| format!("{{path: {{type: PathPrefix, value: {v}}}}}");
+    let headers = |pairs: &[(&str, &str)]| {
+        let items: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| format!("{{name: {n}, value: {v}}}"))
+            .collect();
+        format!("{{headers: [{}]}}", items.join(", "))
+    };
+    let rule = |matches: &[String], backends: &str| {
+        format!(
+            "    - matches: [{}]\n      backendRefs: {backends}\n",
+            matches.join(", ")
+        )
+    };
+    let routes = [
+        route_with_rules(
+            "simple",
+            "simple.example",
+            &format!("    - backendRefs: {v1}\n"),
+        ),
+        route_with_rules(
+            "exact-matching",
+            "exact.example",
+            &[rule(&[exact("/one")], &v1), rule(&[exact("/two")], &v2)].concat(),
+        ),
+        route_with_rules(
+            "header-matching",
+            "headers.example",
+            &[
+                rule(&[headers(&[("version", "one")])], &v1),
+                rule(&[headers(&[("version", "two")])], &v2),
+                rule(&[headers(&[("version", "two"), ("color", "orange")])], &v1),
+                rule(
+                    &[
+                        headers(&[("color", "blue")]),
+                        headers(&[("color", "green")]),
+                    ],
+                    &v1,
+                ),
+                rule(
+                    &[
+                        headers(&[("color", "red")]),
+                        headers(&[("color", "yellow")]),
+                    ],
+                    &v2,
+                ),
+            ]
+            .concat(),
+        ),
+        route_with_rules(
+            "matching",
+            "matching.example",
+            &[
+                rule(&[prefix("/"), headers(&[("version", "one")])], &v1),
+                rule(&[prefix("/v2"), headers(&[("version", "two")])], &v2),
+            ]
+            .concat(),
+        ),
+        route_with_rules(
+            "matching-part1",
+            "example.com, example.net",
+            &rule(&[prefix("/"), headers(&[("version", "one")])], &v1),
+        ),
+        route_with_rules(
+            "matching-part2",
+            "example.com",
+            &rule(&[prefix("/v2"), headers(&[("version", "two")])], &v2),
+        ),
+        route_with_rules(
+            "path-matching-order",
+            "order.example",
+            &[
+                rule(&[exact("/match")], &v1),
+                rule(&[exact("/match/exact")], &v2),
+                rule(&[exact("/match/exact/one")], &v3),
+                rule(&[prefix("/match/")], &v3),
+                rule(&[prefix("/match/prefix/")], &v1),
+                rule(&[prefix("/match/prefix/one")], &v2),
+            ]
+            .concat(),
+        ),
+        route_with_rules(
+            "http-named-rules",
+            "named.example",
+            &format!(
+                "    - name: named-rule\n      matches: [{}]\n      backendRefs: {v1}\n{}",
+                prefix("/named"),
+                rule(&[prefix("/unnamed")], &v2)
+            ),
+        ),
+    ]
+    .join("---\n");
+    let (r, _backends) = start_three(&routes);
+    // Host, path, request headers ("-" for none) and the infra-backend-vN that
+    // answers, or 404.
+    let cases = "
+        simple.example / - v1
+        exact.example /one - v1
+        exact.example /two - v2
+        exact.example / - 404
+        exact.example /one/example - 404
+        exact.example /two/ - 404
+        exact.example /Two - 404
+        headers.example / Version=one v1
+        headers.example / Version=two v2
+        headers.example / Version=two,Color=orange v1
+        headers.example / Version=two,Color=blue v2
+        headers.example / Color=orange 404
+        headers.example / Some-Other-Header=one 404
+        headers.example / Color=blue v1
+        headers.example / Color=green v1
+        headers.example / Color=red v2
+        headers.example / Color=yellow v2
+        headers.example / Color=purple 404
+        matching.example / - v1
+        matching.example /example - v1
+        matching.example / Version=one v1
+        matching.example /v2 - v2
+        matching.example /v2/example - v2
+        matching.example / Version=two v2
+        matching.example /v2/ - v2
+        matching.example /v2example - v1
+        matching.example /foo/v2/example - v1
+        example.com / - v1
+        example.com /example - v1
+        example.net /example - v1
+        example.com /example Version=one v1
+        example.com /v2 - v2
+        example.net /v2 - v1
+        example.com /v2/example - v2
+        example.com / Version=two v2
+        order.example /match/exact/one - v3
+        order.example /match/exact - v2
+        order.example /match - v1
+        order.example /match/prefix/one/any - v2
+        order.example /match/prefix/any - v1
+        order.example /match/any - v3
+        named.example /named - v1
+        named.example /unnamed - v2
+    ";
+    for case in cases.lines().filter(|l| !l.trim().is_empty()) {
+        let [host, path, headers, answer] = case.split_whitespace().collect::<Vec<_>>()[..] else {
+            panic!("bad case {case:?}")
+        };
+        let headers: Vec<(&str, &str)> = headers
+            .split(',')
+            .filter_map(|h| h.split_once('='))
+            .collect();
+        let (status, backend) = match answer {
+            "404" => (404, String::new()),
+            v => (200, format!("infra-backend-{v}")),
+        };
+        expect(r.port, ("GET", host, path, &headers), status, &backend);
+    }
+}
+
+/// The upstream request header modifier rules (/set, /add, /remove, /multiple,
+/// /case-insensitivity), each filter on the rule or, with `on_backend`, on its
+/// one backendRef.
+fn header_modifier_rules(on_backend: bool) -> String {
+    let filters = [
+        ("/set", "set: [{name: X-Header-Set, value: set-overwrites-values}]"),
+        ("/add", "add: [{name: X-Header-Add, value: add-appends-values}]"),
+        ("/remove", "remove: [X-Header-Remove]"),
+        (
+            "/multiple",
+            "set: [{name: X-Header-Set-1, value: header-set-1}, {name: X-Header-Set-2, value: header-set-2}],
+              add: [{name: X-Header-Add-1, value: header-add-1}, {name: X-Header-Add-2, value: header-add-2}, {name: X-Header-Add-3, value: header-add-3}],
+              remove: [X-Header-Remove-1, X-Header-Remove-2]",
+        ),
+        (
+            "/case-insensitivity",
+            "set: [{name: X-Header-Set, value: header-set}],
+              add: [{name: X-Header-Add, value: header-add}],
+              remove: [X-Header-Remove]",
+        ),
+    ];
+    filters
+        .iter()
+        .map(|(path, modifier)| {
+            let filter = format!(
+                "filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{{modifier}}}}}]"
+            );
+            let (rule_filter, backend_filter) = if on_backend {
+                (String::new(), format!(", {filter}"))
+            } else {
+                (format!("      {filter}\n"), String::new())
+            };
+            format!(
+                "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+{rule_filter}      backendRefs: [{{name: infra-backend-v1, port: 80{backend_filter}}}]
+"
+            )
+        })
+        .collect()
+}
+
+/// `HTTPRouteRequestHeaderModifier` and `HTTPRouteBackendRequestHeaderModifier`:
+/// the same requests, and the same request as the backend sees it, with the
+/// filters on the rules (rule.example) and on the backendRefs (backend.example).
+/// An added header follows the client's own value; names are case-insensitive.
+#[test]
+fn request_header_modifier_on_rules_and_on_backends_sets_adds_and_removes() {
+    let routes = [
+        route_with_rules(
+            "request-header-modifier",
+            "rule.example",
+            &header_modifier_rules(false),
+        ),
+        route_with_rules(
+            "request-header-modifier-backend",
+            "backend.example",
+            &header_modifier_rules(true),
+        ),
+    ]
+    .join("---\n");
+    let r = start(&routes, &[]);
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a [&'a str],
+    );
+    let cases: &[Case] = &[
+        (
+            "/set",
+            &[("Some-Other-Header", "val")],
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Set", "set-overwrites-values"),
+            ],
+            &[],
+        ),
+        (
+            "/set",
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Set", "some-other-value"),
+            ],
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Set", "set-overwrites-values"),
+            ],
+            &[],
+        ),
+        (
+            "/add",
+            &[("Some-Other-Header", "val")],
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Add", "add-appends-values"),
+            ],
+            &[],
+        ),
+        (
+            "/add",
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Add", "some-other-value"),
+            ],
+            &[
+                ("Some-Other-Header", "val"),
+                ("X-Header-Add", "some-other-value,add-appends-values"),
+            ],
+            &[],
+        ),
+        (
+            "/remove",
+            &[("X-Header-Remove", "val")],
+            &[],
+            &["X-Header-Remove"],
+        ),
+        (
+            "/multiple",
+            &[
+                ("X-Header-Set-2", "set-val-2"),
+                ("X-Header-Add-2", "add-val-2"),
+                ("X-Header-Remove-2", "remove-val-2"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &[
+                ("X-Header-Set-1", "header-set-1"),
+                ("X-Header-Set-2", "header-set-2"),
+                ("X-Header-Add-1", "header-add-1"),
+                ("X-Header-Add-2", "add-val-2,header-add-2"),
+                ("X-Header-Add-3", "header-add-3"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &["X-Header-Remove-1", "X-Header-Remove-2"],
+        ),
+        (
+            "/case-insensitivity",
+            &[
+                ("x-header-set", "original-val-set"),
+                ("x-header-add", "original-val-add"),
+                ("x-header-remove", "original-val-remove"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &[
+                ("X-Header-Set", "header-set"),
+                ("X-Header-Add", "original-val-add,header-add"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &["X-Header-Remove"],
+        ),
+    ];
+    for host in ["rule.example", "backend.example"] {
+        for (path, sent, want, absent) in cases {
+            let (_, _, body) = expect(r.port, ("GET", host, path, sent), 200, "infra-backend-v1");
+            let line = format!("GET {path} HTTP/1.1");
+            assert!(body.contains(&line), "{host}{path}: {body}");
+            for (name, value) in *want {
+                assert_eq!(
+                    seen_header(&body, name).as_deref(),
+                    Some(*value),
+                    "{host}{path} {name}: {body}"
+                );
+            }
+            for name in *absent {
+                assert_eq!(seen_header(&body, name), None, "{host}{path}: {body}");
+            }
+        }
+    }
+}
+
+/// Sends `n` GETs to `host` / and counts the answers by x-backend, every one a
+/// 200; `check` sees each answer too.
+fn spread(
+    port: u16,
+    host: &str,
+    n: usize,
+    mut check: impl FnMut(&common::Response),
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for i in 0..n {
+        // Entropy in the path, as upstream adds, so no cache can answer.
+        let r = common::try_request(port, "GET", host, &format!("/?n={i}"), &[]).unwrap();
+        assert_eq!(r.0, 200, "{r:?}");
+        check(&r);
+        let backend = common::header(&r.1, "x-backend").unwrap_or_default();
+        *counts.entry(backend.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+/// `HTTPRouteWeight`: backends weighted 70, 30 and 0; of 500 requests v1 gets
+/// within 5 points of 70%, v2 of 30%, v3 none, retried a few times as upstream
+/// does, since the split is random. `HTTPRouteRequestHeaderModifierBackendWeights`:
+/// two backends weighted 10 each, each with a filter setting header Backend to
+/// its own name; of 100 requests each reaches the backend that its one Backend
+/// header names.
+#[test]
+fn weights_split_requests_and_backend_filters_follow_their_backend() {
+    let routes = [
+        route_with_rules(
+            "weighted-backends",
+            "weight.example",
+            "    - backendRefs:
+        - {name: infra-backend-v1, port: 80, weight: 70}
+        - {name: infra-backend-v2, port: 80, weight: 30}
+        - {name: infra-backend-v3, port: 80, weight: 0}
+",
+        ),
+        route_with_rules(
+            "request-header-modifier-backend-weights",
+            "backend-weights.example",
+            "    - backendRefs:
+        - {name: infra-backend-v1, port: 80, weight: 10, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Backend, value: infra-backend-v1}]}}]}
+        - {name: infra-backend-v2, port: 80, weight: 10, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Backend, value: infra-backend-v2}]}}]}
+",
+        ),
+    ]
+    .join("---\n");
+    let (r, _backends) = start_three(&routes);
+    common::wait_for_http(r.port, "weight.example", "/", |s, _| s == 200);
+    let within = |counts: &std::collections::BTreeMap<String, usize>| {
+        let share = |b: &str| counts.get(b).copied().unwrap_or(0) as f64 / 500.0;
+        (share("infra-backend-v1") - 0.7).abs() <= 0.05
+            && (share("infra-backend-v2") - 0.3).abs() <= 0.05
+            && share("infra-backend-v3") == 0.0
+    };
+    let mut tries = Vec::new();
+    while tries.len() < 5 {
+        let counts = spread(r.port, "weight.example", 500, |_| {});
+        if within(&counts) {
+            break;
+        }
+        tries.push(counts);
+    }
+    assert!(tries.len() < 5, "every split off 70/30/0: {tries:?}");
+
+    common::wait_for_http(r.port, "backend-weights.example", "/", |s, _| s == 200);
+    let counts = spread(
+        r.port,
+        "backend-weights.example",
+        100,
+        |(_, headers, body)| {
+            let backend = common::header(headers, "x-backend").unwrap_or_default();
+            assert_eq!(
+                seen_header(body, "backend").as_deref(),
+                Some(backend),
+                "{body}"
+            );
+        },
+    );
+    assert_eq!(counts.len(), 2, "{counts:?}");
+}
+
+/// `HTTPRouteRedirectHostAndStatus`, `HTTPRouteRedirectPath`, `HTTPRouteRedirectPort`,
+/// `HTTPRouteRedirectScheme`, `HTTPRoute303Redirect`, `HTTPRoute307Redirect` and
+/// `HTTPRoute308Redirect`: each upstream redirect rule, its status and the whole
+/// Location (upstream compares its scheme, host, port and path). A redirect that
+/// changes neither scheme nor port keeps the listener's port; https alone drops it.
+#[test]
+fn redirects_answer_the_upstream_status_and_location() {
+    let redirects = [
+        ("/hostname-redirect", "hostname: example.org"),
+        ("/host-and-status", "statusCode: 301, hostname: example.org"),
+        (
+            "/original-prefix",
+            "path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}",
+        ),
+        (
+            "/full",
+            "path: {type: ReplaceFullPath, replaceFullPath: /full-path-replacement}",
+        ),
+        (
+            "/path-and-host",
+            "hostname: example.org, path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}",
+        ),
+        (
+            "/path-and-status",
+            "path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}, statusCode: 301",
+        ),
+        (
+            "/full-path-and-host",
+            "hostname: example.org, path: {type: ReplaceFullPath, replaceFullPath: /replacement-full}",
+        ),
+        (
+            "/full-path-and-status",
+            "path: {type: ReplaceFullPath, replaceFullPath: /replacement-full}, statusCode: 301",
+        ),
+        ("/port", "port: 8083"),
+        ("/port-and-host", "hostname: example.org, port: 8083"),
+        ("/port-and-status", "port: 8083, statusCode: 301"),
+        (
+            "/port-and-host-and-status",
+            "port: 8083, hostname: example.org, statusCode: 302",
+        ),
+        ("/scheme", "scheme: https"),
+        ("/scheme-and-host", "hostname: example.org, scheme: https"),
+        ("/scheme-and-status", "scheme: https, statusCode: 301"),
+        (
+            "/scheme-and-host-and-status",
+            "scheme: https, statusCode: 302, hostname: example.org",
+        ),
+        ("/see-other", "statusCode: 303"),
+        ("/temporary", "statusCode: 307"),
+        ("/permanent", "statusCode: 308"),
+    ];
+    let rules: String = redirects
+        .iter()
+        .map(|(path, redirect)| {
+            format!(
+                "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      filters: [{{type: RequestRedirect, requestRedirect: {{{redirect}}}}}]
+"
+            )
+        })
+        .collect();
+    let r = start(&route_with_rules("redirects", "example.com", &rules), &[]);
+    let p = r.port;
+    let cases = [
+        (
+            "GET",
+            "/hostname-redirect",
+            302,
+            format!("http://example.org:{p}/hostname-redirect"),
+        ),
+        (
+            "GET",
+            "/host-and-status",
+            301,
+            format!("http://example.org:{p}/host-and-status"),
+        ),
+        (
+            "GET",
+            "/original-prefix/lemon",
+            302,
+            format!("http://example.com:{p}/replacement-prefix/lemon"),
+        ),
+        (
+            "GET",
+            "/full/path/original",
+            302,
+            format!("http://example.com:{p}/full-path-replacement"),
+        ),
+        (
+            "GET",
+            "/path-and-host",
+            302,
+            format!("http://example.org:{p}/replacement-prefix"),
+        ),
+        (
+            "GET",
+            "/path-and-status",
+            301,
+            format!("http://example.com:{p}/replacement-prefix"),
+        ),
+        (
+            "GET",
+            "/full-path-and-host",
+            302,
+            format!("http://example.org:{p}/replacement-full"),
+        ),
+        (
+            "GET",
+            "/full-path-and-status",
+            301,
+            format!("http://example.com:{p}/replacement-full"),
+        ),
+        (
+            "GET",
+            "/port",
+            302,
+            "http://example.com:8083/port".to_string(),
+        ),
+        (
+            "GET",
+            "/port-and-host",
+            302,
+            "http://example.org:8083/port-and-host".to_string(),
+        ),
+        (
+            "GET",
+            "/port-and-status",
+            301,
+            "http://example.com:8083/port-and-status".to_string(),
+        ),
+        (
+            "GET",
+            "/port-and-host-and-status",
+            302,
+            "http://example.org:8083/port-and-host-and-status".to_string(),
+        ),
+        (
+            "GET",
+            "/scheme",
+            302,
+            "https://example.com/scheme".to_string(),
+        ),
+        (
+            "GET",
+            "/scheme-and-host",
+            302,
+            "https://example.org/scheme-and-host".to_string(),
+        ),
+        (
+            "GET",
+            "/scheme-and-status",
+            301,
+            "https://example.com/scheme-and-status".to_string(),
+        ),
+        (
+            "GET",
+            "/scheme-and-host-and-status",
+            302,
+            "https://example.org/scheme-and-host-and-status".to_string(),
+        ),
+        (
+            "POST",
+            "/see-other",
+            303,
+            format!("http://example.com:{p}/see-other"),
+        ),
+        (
+            "GET",
+            "/temporary",
+            307,
+            format!("http://example.com:{p}/temporary"),
+        ),
+        (
+            "GET",
+            "/permanent",
+            308,
+            format!("http://example.com:{p}/permanent"),
+        ),
+    ];
+    for (method, path, status, want) in cases {
+        let (_, headers, _) = expect(p, (method, "example.com", path, &[]), status, "");
+        assert_eq!(
+            common::header(&headers, "location"),
+            Some(want.as_str()),
+            "{method} {path}"
+        );
     }
 }

@@ -5,10 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, service};
@@ -43,27 +39,14 @@ fn serve(services: &[(&str, u16)], routes: &str) -> Served {
     }
 }
 
-/// One HTTP/1.1 request with `method` and extra headers; errors are returned so
-/// that callers can poll.
+/// One request to www.example.com with `method` and extra headers.
 fn request(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<common::Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: www.example.com\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("Connection: close\r\n\r\n");
-    stream.write_all(text.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    common::parse_response(&raw)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    common::try_request(port, method, "www.example.com", path, headers)
 }
 
 fn header(response: &common::Response, name: &str) -> Option<String> {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use common::condition;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service};
+use common::objects::{CLASS, gateway, route_with_rules, service};
 
 fn write(dir: &Path, file: &str, docs: &[String]) {
     let tmp = dir.join(format!(".{file}.tmp"));
@@ -58,19 +58,6 @@ fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &s
                 })
                 .then_some(status.clone())
         },
-    )
-}
-
-fn route(name: &str, host: &str, rules: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [{host}]
-  rules:
-{rules}"
     )
 }
 
@@ -118,14 +105,14 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
             service_in("web", "app-backend-v1", v1.port),
             service_in("web", "app-backend-v2", v2.port),
             // HTTPRouteReferenceGrant
-            route(
+            route_with_rules(
                 "reference-grant",
                 "grant.example.com",
                 "    - backendRefs: [{name: web-backend, namespace: web, port: 80}]\n",
             ),
             // HTTPRouteInvalidCrossNamespaceBackendRef / HTTPRouteInvalidReferenceGrant:
             // every grant below misses in one field.
-            route(
+            route_with_rules(
                 "invalid-grants",
                 "invalid.example.com",
                 "    - backendRefs: [{name: guarded, namespace: web, port: 80}]\n",
@@ -173,7 +160,7 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
                 ("", "Service", "not-guarded"),
             ),
             // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
-            route(
+            route_with_rules(
                 "partially-invalid",
                 "partial.example.com",
                 "    - matches: [{path: {type: PathPrefix, value: /v2}}]
@@ -188,13 +175,13 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
                 ("", "Service", "app-backend-v1"),
             ),
             // HTTPRouteInvalidBackendRefUnknownKind
-            route(
+            route_with_rules(
                 "unknown-kind",
                 "unknown-kind.example.com",
                 "    - backendRefs: [{group: unknownkind.example.com, kind: NonExistent, name: infra-backend-v1, port: 80}]\n",
             ),
             // HTTPRouteInvalidNonexistentBackendRef
-            route(
+            route_with_rules(
                 "nonexistent",
                 "nonexistent.example.com",
                 "    - backendRefs: [{name: nonexistent, namespace: default, port: 80}]\n",
