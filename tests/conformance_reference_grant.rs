@@ -84,6 +84,9 @@ fn answer(port: u16, host: &str, path: &str, want: u16) -> String {
         .to_string()
 }
 
+/// `HTTPRouteReferenceGrant`, `HTTPRouteInvalidCrossNamespaceBackendRef`,
+/// `HTTPRouteInvalidReferenceGrant`, `HTTPRoutePartiallyInvalidViaInvalidReferenceGrant`,
+/// `HTTPRouteInvalidBackendRefUnknownKind` and `HTTPRouteInvalidNonExistentBackendRef`.
 #[test]
 fn cross_namespace_backends_need_a_matching_reference_grant() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,6 +258,7 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
     answer(port, "grant.example.com", "/", 500);
 }
 
+/// `HTTPRouteInvalidCrossNamespaceParentRef`.
 #[test]
 fn a_route_may_not_attach_to_a_gateway_in_another_namespace_by_default() {
     // HTTPRouteInvalidCrossNamespaceParentRef: status only.
