@@ -132,6 +132,11 @@ fn condition(conditions: &serde_json::Value, type_: &str) -> Option<(String, Str
 /// missing sectionName has NoMatchingParent; a backend in another namespace without
 /// a ReferenceGrant is RefNotPermitted; a Passthrough listener that lists TCPRoute
 /// too supports TLSRoute only, with ResolvedRefs False (InvalidRouteKinds).
+/// `TLSRouteInvalidNoMatchingListenerHostname`: routes whose hostnames no
+/// listener's hostname (exact or wildcard) covers have NoMatchingListenerHostname
+/// and those Gateways count no route. `TLSRouteInvalidBackendRefNonexistent` and
+/// `TLSRouteInvalidBackendRefUnknownKind` (partly: status only, without the
+/// rejected connection): ResolvedRefs False with BackendNotFound, InvalidKind.
 #[test]
 fn tls_route_status_for_listeners_it_cannot_use_and_refs_it_may_not_follow() {
     let gateway = gateway_yaml;
@@ -171,6 +176,22 @@ fn tls_route_status_for_listeners_it_cannot_use_and_refs_it_may_not_follow() {
             &format!(
                 "    - {{name: tls-passthrough, protocol: TLS, port: {}, tls: {{mode: Passthrough}},
        allowedRoutes: {{kinds: [{{kind: TLSRoute}}, {{kind: TCPRoute}}]}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-tls-exact-hostname",
+            &format!(
+                "    - {{name: tls, protocol: TLS, port: {}, hostname: www.example.com, tls: {{mode: Passthrough}},
+       allowedRoutes: {{namespaces: {{from: Same}}, kinds: [{{kind: TLSRoute}}]}}}}\n",
+                port()
+            ),
+        ),
+        gateway(
+            "gateway-tls-wildcard-hostname",
+            &format!(
+                "    - {{name: tls, protocol: TLS, port: {}, hostname: \"*.example.com\", tls: {{mode: Passthrough}},
+       allowedRoutes: {{namespaces: {{from: Same}}, kinds: [{{kind: TLSRoute}}]}}}}\n",
                 port()
             ),
         ),
@@ -219,6 +240,36 @@ spec:
             "{name: gateway-tlsroute-tls-passthrough-only, sectionName: tls}",
             "web-backend",
         ),
+        route(
+            "tlsroute-hostname-mismatch-1",
+            "{name: gateway-tls-exact-hostname}",
+            "default",
+        )
+        .replace("[tls.example.com]", "[www.nomatch.com, \"*.nomatch.com\"]"),
+        route(
+            "tlsroute-hostname-mismatch-2",
+            "{name: gateway-tls-wildcard-hostname}",
+            "default",
+        )
+        .replace(
+            "[tls.example.com]",
+            "[www.different.com, \"*.different.com\"]",
+        ),
+        route(
+            "invalid-backend-ref-nonexistent",
+            "{name: gateway-tlsroute-tls-passthrough-only}",
+            "default",
+        )
+        .replace("name: tls-backend", "name: nonexistent"),
+        route(
+            "invalid-backend-ref-unknown-kind",
+            "{name: gateway-tlsroute-tls-passthrough-only}",
+            "default",
+        )
+        .replace(
+            "{name: tls-backend",
+            "{group: unknownkind.example.com, kind: NonExistent, name: tls-backend",
+        ),
     ]);
     let dir = tempfile::tempdir().unwrap();
     write_objects(dir.path(), &docs);
@@ -257,10 +308,28 @@ spec:
         "ResolvedRefs",
         ("False", "RefNotPermitted"),
     );
+    for route in [
+        "tlsroute-hostname-mismatch-1",
+        "tlsroute-hostname-mismatch-2",
+    ] {
+        expect(route, "Accepted", ("False", "NoMatchingListenerHostname"));
+    }
+    expect(
+        "invalid-backend-ref-nonexistent",
+        "ResolvedRefs",
+        ("False", "BackendNotFound"),
+    );
+    expect(
+        "invalid-backend-ref-unknown-kind",
+        "ResolvedRefs",
+        ("False", "InvalidKind"),
+    );
     for gw in [
         "gateway-http-only",
         "gateway-tls-httproute-only",
         "gateway-https-only",
+        "gateway-tls-exact-hostname",
+        "gateway-tls-wildcard-hostname",
     ] {
         let status = status_of(&gantry, "Gateway", gw).expect(gw);
         for listener in status["listeners"].as_array().unwrap() {
