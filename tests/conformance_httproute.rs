@@ -11,7 +11,9 @@
 //! `HTTPRouteRedirectPort`, `HTTPRouteRedirectScheme`, `HTTPRoute303Redirect`,
 //! `HTTPRoute307Redirect`, `HTTPRoute308Redirect`, `HTTPRouteTimeoutRequest`,
 //! `HTTPRouteTimeoutBackendRequest`, `HTTPRouteRequestMirror`,
-//! `HTTPRouteRequestMultipleMirrors`, `HTTPRouteRequestPercentageMirror`; partly
+//! `HTTPRouteRequestMultipleMirrors`, `HTTPRouteRequestPercentageMirror`,
+//! `HTTPRouteListenerPortMatching`, `HTTPRouteCrossNamespace`,
+//! `HTTPRouteDisallowedKind`; partly
 //! `HTTPRouteRedirectPortAndScheme`, `HTTPRouteResponseHeaderModifier`,
 //! `HTTPRouteRewritePath`, `HTTPRouteRewriteHost` and `HTTPRouteHostnameIntersection`.
 
@@ -30,7 +32,7 @@ use common::objects::{CLASS, gateway, route_with_rules, service, write_objects};
 struct Running {
     _dir: tempfile::TempDir,
     backend: EchoBackend,
-    _gantry: Gantry,
+    gantry: Gantry,
     _envoy: common::EnvoyProcess,
     port: u16,
 }
@@ -52,7 +54,7 @@ fn start(routes: &str, extra_services: &[String]) -> Running {
     Running {
         _dir: dir,
         backend,
-        _gantry: gantry,
+        gantry,
         _envoy: envoy,
         port,
     }
@@ -1399,4 +1401,150 @@ fn request_mirrors_copy_requests_to_each_mirror_and_by_percentage() {
         }
         assert!(within, "{path}: mirrored {counts:?} of 500, want {range:?}");
     }
+}
+
+/// The (status, reason) of condition `type_` for the one parent of HTTPRoute
+/// `ns/name`, once /debug/status has the route.
+fn route_condition(gantry: &Gantry, ns: &str, name: &str, type_: &str) -> (String, String) {
+    common::poll(&format!("HTTPRoute {ns}/{name} {type_}"), || {
+        let route = gantry.status_of("HTTPRoute", ns, name)?;
+        let parents = route["parents"].as_array()?;
+        assert_eq!(parents.len(), 1, "{route:#}");
+        common::condition(&parents[0]["conditions"], type_)
+    })
+}
+
+/// `HTTPRouteListenerPortMatching`: five listeners on three ports told apart by
+/// hostname; routes attached by port (and one by port and sectionName) serve
+/// only the listeners on that port. `HTTPRouteCrossNamespace`: a route in
+/// another namespace attached to a Gateway that selects that namespace by label
+/// reaches its backend there. `HTTPRouteDisallowedKind`: a route on a listener
+/// that allows TLSRoutes only is not accepted (NotAllowedByListeners) and counts
+/// for no listener.
+#[test]
+fn routes_attach_by_port_across_namespaces_and_not_to_other_kinds() {
+    let (p80, p8080, p8090, cross) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let listener = |name: &str, port: u16, host: &str| {
+        format!(
+            "    - {{name: {name}, port: {port}, protocol: HTTP, hostname: {host}, allowedRoutes: {{namespaces: {{from: Same}}}}}}\n"
+        )
+    };
+    let ports_gateway = common::objects::gateway_yaml(
+        "httproute-listener-port-matching",
+        &[
+            listener("listener-1", p80, "foo.com"),
+            listener("listener-2", p8080, "foo.com"),
+            listener("listener-3", p8080, "bar.com"),
+            listener("listener-4", p8090, "foo.com"),
+            listener("listener-5", p8090, "bar.com"),
+        ]
+        .concat(),
+    );
+    // A route in `ns` with no hostnames, all to `backend`.
+    let to = |ns: &str, name: &str, parent: &str, backend: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  parentRefs: [{{namespace: default, {parent}}}]
+  rules:
+    - backendRefs: [{{name: {backend}, port: 80}}]
+"
+        )
+    };
+    let by_port = |name: &str, parent: &str, backend: &str| {
+        to(
+            "default",
+            name,
+            &format!("name: httproute-listener-port-matching, {parent}"),
+            backend,
+        )
+    };
+    let web = EchoBackend::start("web-backend");
+    let docs = [
+        common::objects::gateway_yaml(
+            "backend-namespaces",
+            &format!(
+                "    - {{name: http, port: {cross}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: Selector, selector: {{matchLabels: {{gateway-conformance: backend}}}}}}}}}}\n"
+            ),
+        ),
+        "apiVersion: v1
+kind: Namespace
+metadata: {name: web, labels: {gateway-conformance: backend}}
+"
+        .to_string(),
+        service("web-backend", web.port).replace("namespace: default", "namespace: web"),
+        to(
+            "web",
+            "cross-namespace",
+            "name: backend-namespaces",
+            "web-backend",
+        ),
+        common::objects::gateway_yaml(
+            "tlsroutes-only",
+            &format!(
+                "    - {{name: tls, port: {}, protocol: TLS, tls: {{mode: Passthrough}}, allowedRoutes: {{namespaces: {{from: Same}}, kinds: [{{kind: TLSRoute}}]}}}}\n",
+                common::free_port()
+            ),
+        ),
+        to(
+            "default",
+            "disallowed-kind",
+            "name: tlsroutes-only",
+            "infra-backend-v1",
+        ),
+        ports_gateway,
+        by_port("backend-v1", &format!("port: {p80}"), "infra-backend-v1"),
+        by_port("backend-v2", &format!("port: {p8080}"), "infra-backend-v2"),
+        by_port(
+            "backend-v3",
+            &format!("port: {p8090}, sectionName: listener-4"),
+            "infra-backend-v3",
+        ),
+    ];
+    let (r, _backends) = start_three(&docs.join("---\n"));
+    let gantry = &r.gantry;
+    let _ports_envoy = common::spawn_envoy(&gantry.bootstrap(
+        "default/httproute-listener-port-matching",
+        "delta",
+        "ports",
+    ));
+    let _cross_envoy =
+        common::spawn_envoy(&gantry.bootstrap("default/backend-namespaces", "delta", "cross"));
+    for (port, host, status, backend) in [
+        (p80, "foo.com", 200, "infra-backend-v1"),
+        (p8080, "foo.com:8080", 200, "infra-backend-v2"),
+        (p8080, "bar.com:8080", 200, "infra-backend-v2"),
+        (p8090, "foo.com:8090", 200, "infra-backend-v3"),
+        (p8090, "bar.com:8090", 404, ""),
+        (cross, "example.com", 200, "web-backend"),
+    ] {
+        expect(port, ("GET", host, "/", &[]), status, backend);
+    }
+    for name in ["backend-v1", "backend-v2", "backend-v3"] {
+        let accepted = route_condition(gantry, "default", name, "Accepted");
+        assert_eq!(accepted, ("True".into(), "Accepted".into()), "{name}");
+    }
+    for type_ in ["Accepted", "ResolvedRefs"] {
+        let (status, _) = route_condition(gantry, "web", "cross-namespace", type_);
+        assert_eq!(status, "True", "cross-namespace {type_}");
+    }
+    assert_eq!(
+        route_condition(gantry, "default", "disallowed-kind", "Accepted"),
+        ("False".into(), "NotAllowedByListeners".into())
+    );
+    assert_eq!(
+        route_condition(gantry, "default", "disallowed-kind", "ResolvedRefs"),
+        ("True".into(), "ResolvedRefs".into())
+    );
+    let gw = gantry
+        .status_of("Gateway", "default", "tlsroutes-only")
+        .unwrap();
+    assert_eq!(gw["listeners"][0]["attachedRoutes"], 0, "{gw:#}");
 }

@@ -27,19 +27,6 @@ fn service_in(ns: &str, name: &str, port: u16) -> String {
     service(name, port).replace("namespace: default", &format!("namespace: {ns}"))
 }
 
-/// The status gantry serves for one object, once it is there.
-fn status_of(gantry: &Gantry, kind: &str, ns: &str, name: &str) -> Option<Value> {
-    gantry.debug_status()["status"]
-        .as_array()?
-        .iter()
-        .find(|s| {
-            s["kind"] == json!(kind)
-                && s["metadata"]["name"] == json!(name)
-                && s["metadata"]["namespace"].as_str().unwrap_or("default") == ns
-        })
-        .map(|s| s["status"].clone())
-}
-
 /// Waits until route `ns/name` has, for parent Gateway `eg`, every (type, status,
 /// reason) of `want`; returns its status.
 fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &str)]) -> Value {
@@ -47,7 +34,7 @@ fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &s
         std::time::Duration::from_secs(10),
         &format!("HTTPRoute {ns}/{name}: {want:?}"),
         || {
-            let status = status_of(gantry, "HTTPRoute", ns, name)?;
+            let status = gantry.status_of("HTTPRoute", ns, name)?;
             let parent = status["parents"]
                 .as_array()?
                 .iter()
@@ -291,7 +278,7 @@ spec:
             ("ResolvedRefs", "True", "ResolvedRefs"),
         ],
     );
-    let gw = status_of(&gantry, "Gateway", "default", "eg").unwrap();
+    let gw = gantry.status_of("Gateway", "default", "eg").unwrap();
     assert_eq!(
         gw["listeners"][0]["attachedRoutes"],
         json!(0),

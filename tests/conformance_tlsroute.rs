@@ -108,17 +108,6 @@ fn tls_routes_pass_through_and_terminate() {
     );
 }
 
-/// The status gantry gives the object of `kind` and `name`, from /debug/status.
-fn status_of(gantry: &Gantry, kind: &str, name: &str) -> Option<serde_json::Value> {
-    gantry
-        .debug_status()
-        .get("status")?
-        .as_array()?
-        .iter()
-        .find(|s| s["kind"] == kind && s["metadata"]["name"] == name)
-        .map(|s| s["status"].clone())
-}
-
 /// (status, reason) of the condition of `type_` in `conditions`.
 fn condition(conditions: &serde_json::Value, type_: &str) -> Option<(String, String)> {
     let c = conditions.as_array()?.iter().find(|c| c["type"] == type_)?;
@@ -275,7 +264,7 @@ spec:
     write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
     let parent_condition = |route: &str, type_: &str| {
-        let status = status_of(&gantry, "TLSRoute", route)?;
+        let status = gantry.status_of("TLSRoute", "default", route)?;
         let parents = status["parents"].as_array()?;
         assert_eq!(parents.len(), 1, "{route}: {status}");
         condition(&parents[0]["conditions"], type_)
@@ -331,17 +320,18 @@ spec:
         "gateway-tls-exact-hostname",
         "gateway-tls-wildcard-hostname",
     ] {
-        let status = status_of(&gantry, "Gateway", gw).expect(gw);
+        let status = gantry.status_of("Gateway", "default", gw).expect(gw);
         for listener in status["listeners"].as_array().unwrap() {
             assert_eq!(listener["attachedRoutes"], 0, "{gw}: {listener}");
         }
     }
-    let status = status_of(
-        &gantry,
-        "Gateway",
-        "gateway-tlsroute-passthrough-supported-kind",
-    )
-    .expect("the passthrough Gateway's status");
+    let status = gantry
+        .status_of(
+            "Gateway",
+            "default",
+            "gateway-tlsroute-passthrough-supported-kind",
+        )
+        .expect("the passthrough Gateway's status");
     let listener = &status["listeners"][0];
     assert_eq!(listener["name"], "tls-passthrough", "{status}");
     assert_eq!(

@@ -95,6 +95,20 @@ impl Gantry {
         serde_json::from_str(&body).expect("/debug/status is JSON")
     }
 
+    /// The status /debug/status serves for one object (namespace "default" for
+    /// a cluster-scoped one), or None while it has none.
+    pub fn status_of(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.debug_status()["status"]
+            .as_array()?
+            .iter()
+            .find(|s| {
+                s["kind"] == kind
+                    && s["metadata"]["name"] == name
+                    && s["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
+            })
+            .map(|s| s["status"].clone())
+    }
+
     pub fn metrics(&self) -> String {
         admin_get(self.admin_port, "/metrics").expect("/metrics").1
     }
