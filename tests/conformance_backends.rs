@@ -1,8 +1,8 @@
 //! Gateway API v1.5.1 HTTPRoute conformance around backends and HTTPS listeners,
 //! through real `gantry serve` and real stock Envoy on 127.0.0.1:
-//! HTTPRouteBackendProtocolH2C, HTTPRouteBackendProtocolWebSocket, Service types
-//! (headless routed, ExternalName refused), and
-//! HTTPRouteHTTPSListenerDetectMisdirectedRequests.
+//! `HTTPRouteBackendProtocolH2C`, `HTTPRouteBackendProtocolWebSocket`,
+//! `HTTPRouteServiceTypes` (partly: headless routed, ExternalName refused),
+//! `HTTPRouteHTTPSListenerDetectMisdirectedRequests` and `HTTPRouteHTTPSListener`.
 
 mod common;
 
@@ -22,6 +22,7 @@ fn write(dir: &Path, file: &str, docs: &[String]) {
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
+/// `HTTPRouteBackendProtocolH2C`.
 #[test]
 fn h2c_app_protocol_makes_envoy_speak_http2_to_the_backend() {
     // The h2c backend is gantry's own ADS server (tonic: HTTP/2 only, no TLS).
@@ -155,6 +156,7 @@ fn websocket_round_trip(port: u16) -> std::io::Result<(String, Vec<u8>)> {
     Ok((status, echoed))
 }
 
+/// `HTTPRouteBackendProtocolWebSocket`.
 #[test]
 fn websocket_upgrade_reaches_a_ws_backend_through_envoy() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,6 +183,8 @@ fn websocket_upgrade_reaches_a_ws_backend_through_envoy() {
     assert!(!echoed.is_empty());
 }
 
+/// `HTTPRouteServiceTypes` (partly: a headless Service; upstream also has
+/// ClusterIP Services with manual EndpointSlices).
 #[test]
 fn headless_service_routes_and_external_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,6 +301,7 @@ fn h2_request(port: u16, server_name: &str, host: &str) -> Option<(u16, String)>
     Some((status.trim().parse().ok()?, body.to_string()))
 }
 
+/// `HTTPRouteHTTPSListenerDetectMisdirectedRequests`.
 #[test]
 fn https_listeners_sharing_a_port_answer_421_to_misdirected_requests() {
     let dir = tempfile::tempdir().unwrap();
@@ -383,5 +388,55 @@ fn https_listeners_sharing_a_port_answer_421_to_misdirected_requests() {
             .unwrap_or_else(|| panic!("SNI {sni}, Host {host}: the request failed"));
         assert_eq!(got, *status, "SNI {sni}, Host {host}: {body}");
         assert!(body.contains(backend), "SNI {sni}, Host {host}: {body}");
+    }
+}
+
+/// `HTTPRouteHTTPSListener`: on the same four HTTPS listeners, a route for
+/// example.org on every listener and one on the listener for second-example.org
+/// with no hostnames; with SNI and Host alike, example.org and second-example.org
+/// reach their routes' backends and unknown-example.org gets 404. (The client
+/// does not check the certificate: the test one is for www.example.com.)
+#[test]
+fn https_listeners_serve_routes_by_sni_and_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let v1 = EchoBackend::start("infra-backend-v1");
+    let v2 = EchoBackend::start("infra-backend-v2");
+    write(
+        dir.path(),
+        "all.yaml",
+        &[
+            CLASS.to_string(),
+            www_cert_secret(),
+            misdirected_gateway(port),
+            section_route(
+                "httproute-https-test",
+                "https",
+                "  hostnames: [example.org]\n",
+                "v1",
+            )
+            .replace("{name: eg, sectionName: https}", "{name: eg}"),
+            section_route(
+                "httproute-https-test-no-hostname",
+                "https-with-hostname",
+                "",
+                "v2",
+            ),
+            service_with("v1", v1.port, None, ""),
+            service_with("v2", v2.port, None, ""),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "https-1"));
+    for (host, status, backend) in [
+        ("example.org", 200, "infra-backend-v1"),
+        ("unknown-example.org", 404, ""),
+        ("second-example.org", 200, "infra-backend-v2"),
+    ] {
+        let (got, body) = common::poll(&format!("{host} answers {status}"), || {
+            h2_request(port, host, host).filter(|(s, _)| *s == status)
+        });
+        assert_eq!(got, status, "{host}: {body}");
+        assert!(body.contains(backend), "{host}: {body}");
     }
 }
