@@ -1,0 +1,187 @@
+//! ListenerSet as the Gateway API v1.5.1 conformance suite expects it
+//! (`conformance/tests/listenerset-*`), read from gantry's /debug/status:
+//! `ListenerSetDefaultNotAllowed`, `ListenerSetAllowedNamespaceNone`,
+//! `ListenerSetAllowedNamespaceSame` and `ListenerSetAllowedNamespaceSelector`.
+//! Namespace `default` plays `gateway-conformance-infra`. Traffic through a
+//! ListenerSet's listeners is in tests/listener_set.rs.
+
+mod common;
+
+use common::condition;
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway_yaml, write_objects};
+
+/// A Gateway with the upstream `gateway-listener` on a free port and
+/// `allowed_listeners` (a spec field's YAML, or "" for none).
+fn gateway(name: &str, allowed_listeners: &str) -> String {
+    let listener = format!(
+        "    - {{name: gateway-listener, port: {}, protocol: HTTP, hostname: gateway-listener.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
+        common::free_port()
+    );
+    let allowed = if allowed_listeners.is_empty() {
+        String::new()
+    } else {
+        format!("  allowedListeners: {{namespaces: {allowed_listeners}}}\n")
+    };
+    format!("{}{allowed}", gateway_yaml(name, &listener))
+}
+
+/// A ListenerSet `ns/name` of Gateway `default/gw` with one HTTP listener
+/// `listener` for hostname `<listener>.com`.
+fn set(ns: &str, name: &str, gw: &str, listener: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  parentRef: {{kind: Gateway, group: gateway.networking.k8s.io, name: {gw}, namespace: default}}
+  listeners:
+    - {{name: {listener}, port: {}, protocol: HTTP, hostname: {listener}.com, allowedRoutes: {{namespaces: {{from: All}}}}}}
+",
+        common::free_port()
+    )
+}
+
+fn namespace(name: &str, labels: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n")
+}
+
+/// `ListenerSetDefaultNotAllowed`, `ListenerSetAllowedNamespaceNone`,
+/// `ListenerSetAllowedNamespaceSame` and `ListenerSetAllowedNamespaceSelector`:
+/// every Gateway is Accepted and counts the ListenerSets it admits; a set it does
+/// not admit (no allowedListeners, `None`, another namespace for `Same`, a
+/// namespace without the label for `Selector`) is Accepted and Programmed False
+/// with NotAllowed; an admitted one is Accepted and Programmed True, and its
+/// listener ResolvedRefs, Accepted and Programmed.
+#[test]
+fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
+    let docs = [
+        CLASS.to_string(),
+        gateway("gateway-default-does-not-allow-listenerset", ""),
+        set(
+            "default",
+            "listenerset-default-not-allowed",
+            "gateway-default-does-not-allow-listenerset",
+            "listenerset-default-not-allowed-listener",
+        ),
+        gateway("gateway-does-not-allow-listenerset", "{from: None}"),
+        set(
+            "default",
+            "listenerset-not-allowed",
+            "gateway-does-not-allow-listenerset",
+            "listener-set-listener",
+        ),
+        gateway(
+            "gateway-allows-listenerset-in-same-namespace",
+            "{from: Same}",
+        ),
+        set(
+            "default",
+            "listenerset-in-same-namespace",
+            "gateway-allows-listenerset-in-same-namespace",
+            "listenerset-in-same-namespace-listener",
+        ),
+        namespace("gateway-api-listenerset-not-allowed-ns", ""),
+        set(
+            "gateway-api-listenerset-not-allowed-ns",
+            "listenerset-in-different-namespace",
+            "gateway-allows-listenerset-in-same-namespace",
+            "listenerset-in-different-namespace-listener",
+        ),
+        gateway(
+            "gateway-allows-listenerset-in-selected-namespace",
+            "{from: Selector, selector: {matchLabels: {allowed: ns}}}",
+        ),
+        namespace("gateway-api-listenerset-selector-allowed-ns", "allowed: ns"),
+        set(
+            "gateway-api-listenerset-selector-allowed-ns",
+            "listenerset-in-selected-namespace",
+            "gateway-allows-listenerset-in-selected-namespace",
+            "listenerset-in-selected-namespace-listener",
+        ),
+        namespace("gateway-api-listenerset-selector-not-allowed-ns", ""),
+        set(
+            "gateway-api-listenerset-selector-not-allowed-ns",
+            "listenerset-not-in-selected-namespace",
+            "gateway-allows-listenerset-in-selected-namespace",
+            "listenerset-not-in-selected-namespace-listener",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let status = |kind: &str, ns: &str, name: &str| {
+        common::poll(&format!("{kind} {ns}/{name} in /debug/status"), || {
+            gantry
+                .status_of(kind, ns, name)
+                .filter(|s| s["conditions"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+    };
+    let pair = |s: &str, r: &str| Some((s.to_string(), r.to_string()));
+    for (gw, sets) in [
+        ("gateway-default-does-not-allow-listenerset", 0),
+        ("gateway-does-not-allow-listenerset", 0),
+        ("gateway-allows-listenerset-in-same-namespace", 1),
+        ("gateway-allows-listenerset-in-selected-namespace", 1),
+    ] {
+        let s = status("Gateway", "default", gw);
+        let accepted = condition(&s["conditions"], "Accepted").map(|(s, _)| s);
+        assert_eq!(accepted.as_deref(), Some("True"), "{gw}: {s:#}");
+        // Absent is 0, as upstream reads it.
+        let attached = s["attachedListenerSets"].as_u64().unwrap_or(0);
+        assert_eq!(attached, sets, "{gw}: {s:#}");
+    }
+    for (ns, name) in [
+        ("default", "listenerset-default-not-allowed"),
+        ("default", "listenerset-not-allowed"),
+        (
+            "gateway-api-listenerset-not-allowed-ns",
+            "listenerset-in-different-namespace",
+        ),
+        (
+            "gateway-api-listenerset-selector-not-allowed-ns",
+            "listenerset-not-in-selected-namespace",
+        ),
+    ] {
+        let s = status("ListenerSet", ns, name);
+        for type_ in ["Accepted", "Programmed"] {
+            assert_eq!(
+                condition(&s["conditions"], type_),
+                pair("False", "NotAllowed"),
+                "{ns}/{name} {type_}: {s:#}"
+            );
+        }
+    }
+    for (ns, name, listener) in [
+        (
+            "default",
+            "listenerset-in-same-namespace",
+            "listenerset-in-same-namespace-listener",
+        ),
+        (
+            "gateway-api-listenerset-selector-allowed-ns",
+            "listenerset-in-selected-namespace",
+            "listenerset-in-selected-namespace-listener",
+        ),
+    ] {
+        let s = status("ListenerSet", ns, name);
+        assert_eq!(
+            condition(&s["conditions"], "Accepted"),
+            pair("True", "Accepted"),
+            "{name}: {s:#}"
+        );
+        assert_eq!(
+            condition(&s["conditions"], "Programmed"),
+            pair("True", "Programmed"),
+            "{name}: {s:#}"
+        );
+        let l = s["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == listener))
+            .unwrap_or_else(|| panic!("{name}: no listener {listener}: {s:#}"));
+        for type_ in ["ResolvedRefs", "Accepted", "Programmed"] {
+            let got = condition(&l["conditions"], type_).map(|(s, _)| s);
+            assert_eq!(got.as_deref(), Some("True"), "{name} {type_}: {l:#}");
+        }
+    }
+}
