@@ -1,7 +1,8 @@
 //! ListenerSet as the Gateway API v1.5.1 conformance suite expects it
 //! (`conformance/tests/listenerset-*`), read from gantry's /debug/status:
 //! `ListenerSetDefaultNotAllowed`, `ListenerSetAllowedNamespaceNone`,
-//! `ListenerSetAllowedNamespaceSame` and `ListenerSetAllowedNamespaceSelector`.
+//! `ListenerSetAllowedNamespaceSame`, `ListenerSetAllowedNamespaceSelector`,
+//! `ListenerSetHostnameConflict` and `ListenerSetProtocolConflict`.
 //! Namespace `default` plays `gateway-conformance-infra`. Traffic through a
 //! ListenerSet's listeners is in tests/listener_set.rs.
 
@@ -183,5 +184,168 @@ fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
             let got = condition(&l["conditions"], type_).map(|(s, _)| s);
             assert_eq!(got.as_deref(), Some("True"), "{name} {type_}: {l:#}");
         }
+    }
+}
+
+/// The objects of `ListenerSetHostnameConflict` (`conflict` "hostname") or
+/// `ListenerSetProtocolConflict` ("protocol"): a Gateway admitting sets from its
+/// namespace with two HTTP listeners on `port`, and four sets whose conflicting
+/// listener (same hostname, or TCP on the HTTP port) repeats one of the Gateway's
+/// or of an earlier set's.
+fn conflict_objects(conflict: &str, port: u16) -> Vec<String> {
+    let listener = |name: &str, conflicting: bool| {
+        let shape = if conflicting && conflict == "protocol" {
+            "protocol: TCP".to_string()
+        } else {
+            format!("protocol: HTTP, hostname: {name}.com")
+        };
+        format!(
+            "    - {{name: {name}, port: {port}, {shape}, allowedRoutes: {{namespaces: {{from: All}}}}}}\n"
+        )
+    };
+    let gw = format!("gateway-with-listenerset-{conflict}-conflict");
+    let with_gw = format!("{conflict}-conflict-with-gateway-listener");
+    let with_set = format!("{conflict}-conflict-with-listener-set-listener");
+    let set = |suffix: &str, listeners: &[String]| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {{name: listenerset-with-{conflict}-conflict-with-{suffix}, namespace: default}}
+spec:
+  parentRef: {{name: {gw}}}
+  listeners:
+{}",
+            listeners.concat()
+        )
+    };
+    vec![
+        CLASS.to_string(),
+        format!(
+            "{}  allowedListeners: {{namespaces: {{from: Same}}}}\n",
+            gateway_yaml(
+                &gw,
+                &[
+                    listener("gateway-listener", false),
+                    listener(&with_gw, false)
+                ]
+                .concat()
+            )
+        ),
+        set(
+            "gateway-1",
+            &[
+                listener("listener-set-1-listener", false),
+                listener(&with_gw, true),
+                listener(&with_set, false),
+            ],
+        ),
+        set("gateway-2", &[listener(&with_gw, true)]),
+        set(
+            "listener-set-1",
+            &[
+                listener("listener-set-2-listener", false),
+                listener(&with_set, true),
+            ],
+        ),
+        set("listener-set-2", &[listener(&with_set, true)]),
+    ]
+}
+
+/// `ListenerSetHostnameConflict` and `ListenerSetProtocolConflict`: the Gateway's
+/// listeners win over a set's, an earlier set's over a later one's. A listener
+/// that loses is Accepted and Programmed False and Conflicted True, all with
+/// HostnameConflict or ProtocolConflict; a set with another listener that works
+/// stays Accepted and Programmed, one with none is ListenersNotValid; the Gateway
+/// counts the two sets that work.
+#[test]
+fn listener_set_listeners_that_conflict_lose_to_the_gateway_and_to_earlier_sets() {
+    for (conflict, reason) in [
+        ("hostname", "HostnameConflict"),
+        ("protocol", "ProtocolConflict"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_objects(dir.path(), &conflict_objects(conflict, common::free_port()));
+        let gantry = Gantry::start(dir.path());
+        let status = |kind: &str, name: &str| {
+            common::poll(&format!("{kind} {name} in /debug/status"), || {
+                gantry
+                    .status_of(kind, "default", name)
+                    .filter(|s| s["conditions"].as_array().is_some_and(|c| !c.is_empty()))
+            })
+        };
+        let listener = |s: &serde_json::Value, name: &str| {
+            s["listeners"]
+                .as_array()
+                .and_then(|ls| ls.iter().find(|l| l["name"] == name))
+                .cloned()
+                .unwrap_or_else(|| panic!("no listener {name}: {s:#}"))
+        };
+        let works = |s: &serde_json::Value, name: &str| {
+            let l = listener(s, name);
+            for type_ in ["ResolvedRefs", "Accepted", "Programmed"] {
+                let got = condition(&l["conditions"], type_).map(|(s, _)| s);
+                assert_eq!(got.as_deref(), Some("True"), "{name} {type_}: {l:#}");
+            }
+        };
+        let loses = |s: &serde_json::Value, name: &str| {
+            let l = listener(s, name);
+            for (type_, want) in [
+                ("Accepted", "False"),
+                ("Programmed", "False"),
+                ("Conflicted", "True"),
+            ] {
+                assert_eq!(
+                    condition(&l["conditions"], type_),
+                    Some((want.to_string(), reason.to_string())),
+                    "{name} {type_}: {l:#}"
+                );
+            }
+        };
+        let set_is = |s: &serde_json::Value, accepted: &str, reason: Option<&str>| {
+            for type_ in ["Accepted", "Programmed"] {
+                let (got, why) = condition(&s["conditions"], type_).expect(type_);
+                assert_eq!(got, accepted, "{type_}: {s:#}");
+                let want = match (type_, reason) {
+                    (_, Some(r)) => r,
+                    ("Programmed", None) => "Programmed",
+                    _ => continue,
+                };
+                assert_eq!(why, want, "{type_}: {s:#}");
+            }
+        };
+        let (with_gw, with_set) = (
+            format!("{conflict}-conflict-with-gateway-listener"),
+            format!("{conflict}-conflict-with-listener-set-listener"),
+        );
+        let gw = status(
+            "Gateway",
+            &format!("gateway-with-listenerset-{conflict}-conflict"),
+        );
+        let accepted = condition(&gw["conditions"], "Accepted").map(|(s, _)| s);
+        assert_eq!(accepted.as_deref(), Some("True"), "{gw:#}");
+        works(&gw, "gateway-listener");
+        works(&gw, &with_gw);
+        assert_eq!(gw["attachedListenerSets"], 2, "{gw:#}");
+        let set = |suffix: &str| {
+            status(
+                "ListenerSet",
+                &format!("listenerset-with-{conflict}-conflict-with-{suffix}"),
+            )
+        };
+        let s = set("gateway-1");
+        set_is(&s, "True", None);
+        works(&s, "listener-set-1-listener");
+        loses(&s, &with_gw);
+        works(&s, &with_set);
+        let s = set("gateway-2");
+        set_is(&s, "False", Some("ListenersNotValid"));
+        loses(&s, &with_gw);
+        let s = set("listener-set-1");
+        set_is(&s, "True", None);
+        works(&s, "listener-set-2-listener");
+        loses(&s, &with_set);
+        let s = set("listener-set-2");
+        set_is(&s, "False", Some("ListenersNotValid"));
+        loses(&s, &with_set);
     }
 }
