@@ -2,7 +2,8 @@
 //! (`conformance/tests/listenerset-*`), read from gantry's /debug/status:
 //! `ListenerSetDefaultNotAllowed`, `ListenerSetAllowedNamespaceNone`,
 //! `ListenerSetAllowedNamespaceSame`, `ListenerSetAllowedNamespaceSelector`,
-//! `ListenerSetHostnameConflict` and `ListenerSetProtocolConflict`.
+//! `ListenerSetHostnameConflict`, `ListenerSetProtocolConflict`,
+//! `ListenerSetReferenceGrant` and `ListenerSetAllowedRoutesSupportedKinds`.
 //! Namespace `default` plays `gateway-conformance-infra`. Traffic through a
 //! ListenerSet's listeners is in tests/listener_set.rs.
 
@@ -30,6 +31,20 @@ fn gateway(name: &str, allowed_listeners: &str) -> String {
 /// A ListenerSet `ns/name` of Gateway `default/gw` with one HTTP listener
 /// `listener` for hostname `<listener>.com`.
 fn set(ns: &str, name: &str, gw: &str, listener: &str) -> String {
+    set_with(
+        ns,
+        name,
+        gw,
+        &format!(
+            "    - {{name: {listener}, port: {}, protocol: HTTP, hostname: {listener}.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
+            common::free_port()
+        ),
+    )
+}
+
+/// A ListenerSet `ns/name` of Gateway `default/gw` with `listeners` (YAML list
+/// items indented four spaces).
+fn set_with(ns: &str, name: &str, gw: &str, listeners: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: ListenerSet
@@ -37,10 +52,17 @@ metadata: {{name: {name}, namespace: {ns}}}
 spec:
   parentRef: {{kind: Gateway, group: gateway.networking.k8s.io, name: {gw}, namespace: default}}
   listeners:
-    - {{name: {listener}, port: {}, protocol: HTTP, hostname: {listener}.com, allowedRoutes: {{namespaces: {{from: All}}}}}}
-",
-        common::free_port()
+{listeners}"
     )
+}
+
+/// The status of `kind` `ns/name` once /debug/status gives it conditions.
+fn status(gantry: &Gantry, kind: &str, ns: &str, name: &str) -> serde_json::Value {
+    common::poll(&format!("{kind} {ns}/{name} in /debug/status"), || {
+        gantry
+            .status_of(kind, ns, name)
+            .filter(|s| s["conditions"].as_array().is_some_and(|c| !c.is_empty()))
+    })
 }
 
 fn namespace(name: &str, labels: &str) -> String {
@@ -111,13 +133,6 @@ fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
     let dir = tempfile::tempdir().unwrap();
     write_objects(dir.path(), &docs);
     let gantry = Gantry::start(dir.path());
-    let status = |kind: &str, ns: &str, name: &str| {
-        common::poll(&format!("{kind} {ns}/{name} in /debug/status"), || {
-            gantry
-                .status_of(kind, ns, name)
-                .filter(|s| s["conditions"].as_array().is_some_and(|c| !c.is_empty()))
-        })
-    };
     let pair = |s: &str, r: &str| Some((s.to_string(), r.to_string()));
     for (gw, sets) in [
         ("gateway-default-does-not-allow-listenerset", 0),
@@ -125,7 +140,7 @@ fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
         ("gateway-allows-listenerset-in-same-namespace", 1),
         ("gateway-allows-listenerset-in-selected-namespace", 1),
     ] {
-        let s = status("Gateway", "default", gw);
+        let s = status(&gantry, "Gateway", "default", gw);
         let accepted = condition(&s["conditions"], "Accepted").map(|(s, _)| s);
         assert_eq!(accepted.as_deref(), Some("True"), "{gw}: {s:#}");
         // Absent is 0, as upstream reads it.
@@ -144,7 +159,7 @@ fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
             "listenerset-not-in-selected-namespace",
         ),
     ] {
-        let s = status("ListenerSet", ns, name);
+        let s = status(&gantry, "ListenerSet", ns, name);
         for type_ in ["Accepted", "Programmed"] {
             assert_eq!(
                 condition(&s["conditions"], type_),
@@ -165,7 +180,7 @@ fn listener_sets_are_admitted_as_the_gateways_allowed_listeners_say() {
             "listenerset-in-selected-namespace-listener",
         ),
     ] {
-        let s = status("ListenerSet", ns, name);
+        let s = status(&gantry, "ListenerSet", ns, name);
         assert_eq!(
             condition(&s["conditions"], "Accepted"),
             pair("True", "Accepted"),
@@ -207,15 +222,11 @@ fn conflict_objects(conflict: &str, port: u16) -> Vec<String> {
     let with_gw = format!("{conflict}-conflict-with-gateway-listener");
     let with_set = format!("{conflict}-conflict-with-listener-set-listener");
     let set = |suffix: &str, listeners: &[String]| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1
-kind: ListenerSet
-metadata: {{name: listenerset-with-{conflict}-conflict-with-{suffix}, namespace: default}}
-spec:
-  parentRef: {{name: {gw}}}
-  listeners:
-{}",
-            listeners.concat()
+        set_with(
+            "default",
+            &format!("listenerset-with-{conflict}-conflict-with-{suffix}"),
+            &gw,
+            &listeners.concat(),
         )
     };
     vec![
@@ -266,13 +277,6 @@ fn listener_set_listeners_that_conflict_lose_to_the_gateway_and_to_earlier_sets(
         let dir = tempfile::tempdir().unwrap();
         write_objects(dir.path(), &conflict_objects(conflict, common::free_port()));
         let gantry = Gantry::start(dir.path());
-        let status = |kind: &str, name: &str| {
-            common::poll(&format!("{kind} {name} in /debug/status"), || {
-                gantry
-                    .status_of(kind, "default", name)
-                    .filter(|s| s["conditions"].as_array().is_some_and(|c| !c.is_empty()))
-            })
-        };
         let listener = |s: &serde_json::Value, name: &str| {
             s["listeners"]
                 .as_array()
@@ -318,7 +322,9 @@ fn listener_set_listeners_that_conflict_lose_to_the_gateway_and_to_earlier_sets(
             format!("{conflict}-conflict-with-listener-set-listener"),
         );
         let gw = status(
+            &gantry,
             "Gateway",
+            "default",
             &format!("gateway-with-listenerset-{conflict}-conflict"),
         );
         let accepted = condition(&gw["conditions"], "Accepted").map(|(s, _)| s);
@@ -328,7 +334,9 @@ fn listener_set_listeners_that_conflict_lose_to_the_gateway_and_to_earlier_sets(
         assert_eq!(gw["attachedListenerSets"], 2, "{gw:#}");
         let set = |suffix: &str| {
             status(
+                &gantry,
                 "ListenerSet",
+                "default",
                 &format!("listenerset-with-{conflict}-conflict-with-{suffix}"),
             )
         };
@@ -348,4 +356,148 @@ fn listener_set_listeners_that_conflict_lose_to_the_gateway_and_to_earlier_sets(
         set_is(&s, "False", Some("ListenersNotValid"));
         loses(&s, &with_set);
     }
+}
+
+/// A ReferenceGrant in `web` letting `kind`s of namespace `default` refer to its
+/// Secrets.
+fn secret_grant(name: &str, kind: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: {name}, namespace: web}}
+spec:
+  from: [{{group: gateway.networking.k8s.io, kind: {kind}, namespace: default}}]
+  to: [{{group: \"\", kind: Secret}}]
+"
+    )
+}
+
+/// `ListenerSetReferenceGrant`: a set's HTTPS listener whose certificate is in
+/// another namespace resolves it while a ReferenceGrant lets ListenerSets of the
+/// set's namespace refer to it, and is RefNotPermitted from a namespace no grant
+/// names (that set ListenersNotValid). `ListenerSetAllowedRoutesSupportedKinds`: a
+/// set's TLS listener that allows only HTTPRoutes has ResolvedRefs False with
+/// InvalidRouteKinds.
+#[test]
+fn listener_set_listeners_follow_reference_grants_and_report_unsupported_route_kinds() {
+    let https = |name: &str, hostname: &str, port: u16| {
+        format!(
+            "    - {{name: {name}, port: {port}, protocol: HTTPS, hostname: {hostname}, allowedRoutes: {{namespaces: {{from: All}}}},
+       tls: {{certificateRefs: [{{group: \"\", kind: Secret, name: certificate, namespace: web}}]}}}}\n"
+        )
+    };
+    let port = common::free_port();
+    let admitting_all = |name: &str, listeners: &str| {
+        format!(
+            "{}  allowedListeners: {{namespaces: {{from: All}}}}\n",
+            gateway_yaml(name, listeners)
+        )
+    };
+    let grant_gw = "gateway-with-listener-sets-test-reference-grant";
+    let kinds_gw = "gateway-with-listener-sets-test-supported-route-kinds";
+    let docs = [
+        CLASS.to_string(),
+        namespace("web", ""),
+        common::objects::www_cert_secret()
+            .replace("name: www-cert, namespace: default", "name: certificate, namespace: web"),
+        admitting_all(
+            grant_gw,
+            &https("gateway-listener", "gateway-listener.com", port),
+        ),
+        secret_grant("reference-grant-for-gateway", "Gateway"),
+        set_with(
+            "default",
+            "listenerset-with-reference-grant",
+            grant_gw,
+            &https(
+                "listenerset-with-reference-grant-listener",
+                "listenerset-with-reference-grant-listener.com",
+                port,
+            ),
+        ),
+        secret_grant("reference-grant-for-listener-set", "ListenerSet"),
+        namespace("gateway-api-listener-sets-test-reference-grant-ns", ""),
+        set_with(
+            "gateway-api-listener-sets-test-reference-grant-ns",
+            "listenerset-without-reference-grant",
+            grant_gw,
+            &https(
+                "listenerset-without-reference-grant-listener",
+                "listenerset-without-reference-grant-listener-1.com",
+                port,
+            ),
+        ),
+        admitting_all(
+            kinds_gw,
+            &format!(
+                "    - {{name: gateway-listener, port: {}, protocol: HTTP, hostname: gateway-listener.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
+                common::free_port()
+            ),
+        ),
+        set_with(
+            "default",
+            "listenerset-test-allowed-routes-supported-kinds",
+            kinds_gw,
+            &format!(
+                "    - {{name: listener-set-listener-allowed-routes-tls-only, port: {}, protocol: TLS, hostname: listener-set-listener-allowed-routes-tls-only.com,
+       allowedRoutes: {{namespaces: {{from: All}}, kinds: [{{kind: HTTPRoute}}]}}, tls: {{mode: Passthrough}}}}\n",
+                common::free_port()
+            ),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let first_listener =
+        |s: &serde_json::Value, type_: &str| condition(&s["listeners"][0]["conditions"], type_);
+    for gw in [grant_gw, kinds_gw] {
+        let s = status(&gantry, "Gateway", "default", gw);
+        let accepted = condition(&s["conditions"], "Accepted").map(|(s, _)| s);
+        assert_eq!(accepted.as_deref(), Some("True"), "{gw}: {s:#}");
+    }
+    let s = status(
+        &gantry,
+        "ListenerSet",
+        "default",
+        "listenerset-with-reference-grant",
+    );
+    for type_ in ["Accepted", "Programmed"] {
+        let got = condition(&s["conditions"], type_).map(|(s, _)| s);
+        assert_eq!(got.as_deref(), Some("True"), "{type_}: {s:#}");
+    }
+    assert_eq!(
+        s["listeners"][0]["name"],
+        "listenerset-with-reference-grant-listener"
+    );
+    let resolved = first_listener(&s, "ResolvedRefs").map(|(s, _)| s);
+    assert_eq!(resolved.as_deref(), Some("True"), "{s:#}");
+    let s = status(
+        &gantry,
+        "ListenerSet",
+        "gateway-api-listener-sets-test-reference-grant-ns",
+        "listenerset-without-reference-grant",
+    );
+    for type_ in ["Accepted", "Programmed"] {
+        assert_eq!(
+            condition(&s["conditions"], type_),
+            Some(("False".into(), "ListenersNotValid".into())),
+            "{type_}: {s:#}"
+        );
+    }
+    assert_eq!(
+        first_listener(&s, "ResolvedRefs"),
+        Some(("False".into(), "RefNotPermitted".into())),
+        "{s:#}"
+    );
+    let s = status(
+        &gantry,
+        "ListenerSet",
+        "default",
+        "listenerset-test-allowed-routes-supported-kinds",
+    );
+    assert_eq!(
+        first_listener(&s, "ResolvedRefs"),
+        Some(("False".into(), "InvalidRouteKinds".into())),
+        "{s:#}"
+    );
 }
