@@ -1,11 +1,16 @@
 //! ListenerSet as the Gateway API v1.5.1 conformance suite expects it
-//! (`conformance/tests/listenerset-*`), read from gantry's /debug/status:
-//! `ListenerSetDefaultNotAllowed`, `ListenerSetAllowedNamespaceNone`,
-//! `ListenerSetAllowedNamespaceSame`, `ListenerSetAllowedNamespaceSelector`,
-//! `ListenerSetHostnameConflict`, `ListenerSetProtocolConflict`,
-//! `ListenerSetReferenceGrant` and `ListenerSetAllowedRoutesSupportedKinds`.
-//! Namespace `default` plays `gateway-conformance-infra`. Traffic through a
-//! ListenerSet's listeners is in tests/listener_set.rs.
+//! (`conformance/tests/listenerset-*`): the same status conditions through gantry's
+//! /debug/status and, where upstream sends requests, the same requests and answers
+//! through real stock Envoy. `ListenerSetDefaultNotAllowed`,
+//! `ListenerSetAllowedNamespaceNone`, `ListenerSetAllowedNamespaceSame`,
+//! `ListenerSetAllowedNamespaceSelector`, `ListenerSetHostnameConflict`,
+//! `ListenerSetProtocolConflict`, `ListenerSetReferenceGrant`,
+//! `ListenerSetAllowedRoutesSupportedKinds`, `ListenerSetHTTPRouting` and
+//! `ListenerSetAllowedRoutesNamespaces`. Namespace `default` plays
+//! `gateway-conformance-infra`; each listener gets a port picked at run time where
+//! upstream uses 80 or 443 (one shared port where upstream routes by hostname).
+//! tests/listener_set.rs has gantry's own ListenerSet cases (a port only a set
+//! defines, the Gateway ceasing to admit a set, policies on a set).
 
 mod common;
 
@@ -13,33 +18,35 @@ use common::condition;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway_yaml, write_objects};
 
-/// A Gateway with the upstream `gateway-listener` on a free port and
-/// `allowed_listeners` (a spec field's YAML, or "" for none).
-fn gateway(name: &str, allowed_listeners: &str) -> String {
-    let listener = format!(
-        "    - {{name: gateway-listener, port: {}, protocol: HTTP, hostname: gateway-listener.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
-        common::free_port()
-    );
+/// An HTTP listener `name` on `port` for hostname `<name>.com` that allows
+/// routes from all namespaces, as a YAML list item indented four spaces.
+fn http_listener(name: &str, port: u16) -> String {
+    format!(
+        "    - {{name: {name}, port: {port}, protocol: HTTP, hostname: {name}.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n"
+    )
+}
+
+/// A Gateway with `listeners` whose allowedListeners namespaces are
+/// `allowed_listeners` (a YAML flow map, or "" for no allowedListeners).
+fn gateway_admitting(name: &str, allowed_listeners: &str, listeners: &str) -> String {
     let allowed = if allowed_listeners.is_empty() {
         String::new()
     } else {
         format!("  allowedListeners: {{namespaces: {allowed_listeners}}}\n")
     };
-    format!("{}{allowed}", gateway_yaml(name, &listener))
+    format!("{}{allowed}", gateway_yaml(name, listeners))
+}
+
+/// A Gateway with the upstream `gateway-listener` on a free port.
+fn gateway(name: &str, allowed_listeners: &str) -> String {
+    let listener = http_listener("gateway-listener", common::free_port());
+    gateway_admitting(name, allowed_listeners, &listener)
 }
 
 /// A ListenerSet `ns/name` of Gateway `default/gw` with one HTTP listener
 /// `listener` for hostname `<listener>.com`.
 fn set(ns: &str, name: &str, gw: &str, listener: &str) -> String {
-    set_with(
-        ns,
-        name,
-        gw,
-        &format!(
-            "    - {{name: {listener}, port: {}, protocol: HTTP, hostname: {listener}.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
-            common::free_port()
-        ),
-    )
+    set_with(ns, name, gw, &http_listener(listener, common::free_port()))
 }
 
 /// A ListenerSet `ns/name` of Gateway `default/gw` with `listeners` (YAML list
@@ -231,16 +238,14 @@ fn conflict_objects(conflict: &str, port: u16) -> Vec<String> {
     };
     vec![
         CLASS.to_string(),
-        format!(
-            "{}  allowedListeners: {{namespaces: {{from: Same}}}}\n",
-            gateway_yaml(
-                &gw,
-                &[
-                    listener("gateway-listener", false),
-                    listener(&with_gw, false)
-                ]
-                .concat()
-            )
+        gateway_admitting(
+            &gw,
+            "{from: Same}",
+            &[
+                listener("gateway-listener", false),
+                listener(&with_gw, false),
+            ]
+            .concat(),
         ),
         set(
             "gateway-1",
@@ -387,12 +392,6 @@ fn listener_set_listeners_follow_reference_grants_and_report_unsupported_route_k
         )
     };
     let port = common::free_port();
-    let admitting_all = |name: &str, listeners: &str| {
-        format!(
-            "{}  allowedListeners: {{namespaces: {{from: All}}}}\n",
-            gateway_yaml(name, listeners)
-        )
-    };
     let grant_gw = "gateway-with-listener-sets-test-reference-grant";
     let kinds_gw = "gateway-with-listener-sets-test-supported-route-kinds";
     let docs = [
@@ -400,8 +399,9 @@ fn listener_set_listeners_follow_reference_grants_and_report_unsupported_route_k
         namespace("web", ""),
         common::objects::www_cert_secret()
             .replace("name: www-cert, namespace: default", "name: certificate, namespace: web"),
-        admitting_all(
+        gateway_admitting(
             grant_gw,
+            "{from: All}",
             &https("gateway-listener", "gateway-listener.com", port),
         ),
         secret_grant("reference-grant-for-gateway", "Gateway"),
@@ -427,12 +427,10 @@ fn listener_set_listeners_follow_reference_grants_and_report_unsupported_route_k
                 port,
             ),
         ),
-        admitting_all(
+        gateway_admitting(
             kinds_gw,
-            &format!(
-                "    - {{name: gateway-listener, port: {}, protocol: HTTP, hostname: gateway-listener.com, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
-                common::free_port()
-            ),
+            "{from: All}",
+            &http_listener("gateway-listener", common::free_port()),
         ),
         set_with(
             "default",
@@ -499,5 +497,354 @@ fn listener_set_listeners_follow_reference_grants_and_report_unsupported_route_k
         first_listener(&s, "ResolvedRefs"),
         Some(("False".into(), "InvalidRouteKinds".into())),
         "{s:#}"
+    );
+}
+
+/// An HTTPRoute `ns/name` with `parent_refs` (flow-map items) whose one rule sends
+/// `path` (PathPrefix) to `infra-backend-<backend>` in namespace `default`.
+fn path_route(ns: &str, name: &str, parent_refs: &str, path: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  parentRefs: [{parent_refs}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      backendRefs: [{{name: infra-backend-{backend}, namespace: default, port: 80}}]
+"
+    )
+}
+
+/// gantry and Envoy for Gateway `default/gw` on `docs`, with echo backends
+/// infra-backend-v1..v3 as Services in `default`.
+struct Served {
+    _backends: Vec<common::echo::EchoBackend>,
+    _envoy: common::EnvoyProcess,
+    gantry: Gantry,
+    _dir: tempfile::TempDir,
+}
+
+fn serve(gw: &str, mut docs: Vec<String>) -> Served {
+    let backends: Vec<_> = (1..=3)
+        .map(|i| common::echo::EchoBackend::start(&format!("infra-backend-v{i}")))
+        .collect();
+    docs.extend(
+        backends
+            .iter()
+            .map(|b| common::objects::service(&b.name, b.port)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap(&format!("default/{gw}"), "delta", "e1"));
+    Served {
+        _backends: backends,
+        _envoy: envoy,
+        gantry,
+        _dir: dir,
+    }
+}
+
+/// For each (path, backend, hosts): a GET of `path` with each of `all_hosts` is
+/// answered by infra-backend-<backend> for `hosts` and 404 for the others.
+fn expect_routing(port: u16, all_hosts: &[&str], table: &[(&str, &str, &[&str])]) {
+    for (path, backend, hosts) in table {
+        for host in all_hosts {
+            let host = format!("{host}.com");
+            let want = if hosts.iter().any(|h| format!("{h}.com") == host) {
+                format!("infra-backend-{backend}")
+            } else {
+                String::new()
+            };
+            let status = if want.is_empty() { 404 } else { 200 };
+            common::poll(&format!("{host}{path} -> {status} {want}"), || {
+                let r = common::try_http_get(port, &host, path).ok()?;
+                let seen = common::header(&r.1, "x-backend").unwrap_or_default();
+                (r.0 == status && seen == want).then_some(())
+            });
+        }
+    }
+}
+
+/// The listener `name` of `status` has `attached` routes, supports HTTPRoute and
+/// GRPCRoute, and is ResolvedRefs, Accepted and Programmed.
+fn listener_serves(status: &serde_json::Value, name: &str, attached: u64) {
+    let l = status["listeners"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == name))
+        .unwrap_or_else(|| panic!("no listener {name}: {status:#}"));
+    assert_eq!(l["attachedRoutes"], attached, "{name}: {l:#}");
+    let mut kinds: Vec<&str> = l["supportedKinds"]
+        .as_array()
+        .map(|ks| ks.iter().filter_map(|k| k["kind"].as_str()).collect())
+        .unwrap_or_default();
+    kinds.sort();
+    assert_eq!(kinds, ["GRPCRoute", "HTTPRoute"], "{name}: {l:#}");
+    for type_ in ["ResolvedRefs", "Accepted", "Programmed"] {
+        let got = condition(&l["conditions"], type_).map(|(s, _)| s);
+        assert_eq!(got.as_deref(), Some("True"), "{name} {type_}: {l:#}");
+    }
+}
+
+/// Every route of `routes` (namespace, name) is Accepted for `parent` (a kind
+/// and name, as its parentRef names it).
+fn routes_accepted(gantry: &Gantry, parent: (&str, &str), routes: &[(&str, &str)]) {
+    for (ns, name) in routes {
+        common::poll(
+            &format!("HTTPRoute {ns}/{name} Accepted by {parent:?}"),
+            || {
+                let route = gantry.status_of("HTTPRoute", ns, name)?;
+                let parents = route["parents"].as_array()?;
+                let p = parents.iter().find(|p| {
+                    p["parentRef"]["name"] == parent.1
+                        && p["parentRef"]["kind"].as_str().unwrap_or("Gateway") == parent.0
+                })?;
+                (condition(&p["conditions"], "Accepted")?.0 == "True").then_some(())
+            },
+        );
+    }
+}
+
+/// `ListenerSetHTTPRouting`: a Gateway and two ListenerSets, two listeners each on
+/// one port; a route on all three, routes on the Gateway or a set, and routes on
+/// one listener by sectionName. Each host gets exactly the routes of its listener,
+/// and each set listener counts them.
+#[test]
+fn listener_set_listeners_route_only_their_own_routes() {
+    let port = common::free_port();
+    let http = |name: &str| http_listener(name, port);
+    let gw = "gateway-with-listener-sets-http-routing";
+    let (ls1, ls2) = ("listener-set-http-routing-1", "listener-set-http-routing-2");
+    let ls = |n: &str| format!("{{kind: ListenerSet, name: {n}}}");
+    let docs = vec![
+        CLASS.to_string(),
+        gateway_admitting(
+            gw,
+            "{from: All}",
+            &(http("gateway-listener-1") + &http("gateway-listener-2")),
+        ),
+        set_with(
+            "default",
+            ls1,
+            gw,
+            &(http(&format!("{ls1}-listener-1")) + &http(&format!("{ls1}-listener-2"))),
+        ),
+        set_with(
+            "default",
+            ls2,
+            gw,
+            &(http(&format!("{ls2}-listener-1")) + &http(&format!("{ls2}-listener-2"))),
+        ),
+        path_route(
+            "default",
+            "attaches-to-all-listeners",
+            &format!("{{name: {gw}}}, {}, {}", ls(ls1), ls(ls2)),
+            "/route",
+            "v1",
+        ),
+        path_route(
+            "default",
+            "gateway-route",
+            &format!("{{name: {gw}}}"),
+            "/gateway-route",
+            "v2",
+        ),
+        path_route(
+            "default",
+            "gateway-section-route",
+            &format!("{{name: {gw}, sectionName: gateway-listener-1}}"),
+            "/gateway-section-route",
+            "v3",
+        ),
+        path_route(
+            "default",
+            &format!("{ls1}-route"),
+            &ls(ls1),
+            &format!("/{ls1}-route"),
+            "v2",
+        ),
+        path_route(
+            "default",
+            &format!("{ls1}-section-route"),
+            &format!("{{kind: ListenerSet, name: {ls1}, sectionName: {ls1}-listener-1}}"),
+            &format!("/{ls1}-section-route"),
+            "v3",
+        ),
+        path_route(
+            "default",
+            &format!("{ls2}-route"),
+            &ls(ls2),
+            &format!("/{ls2}-route"),
+            "v2",
+        ),
+    ];
+    let served = serve(gw, docs);
+    let gantry = &served.gantry;
+    routes_accepted(
+        gantry,
+        ("Gateway", gw),
+        &[
+            ("default", "attaches-to-all-listeners"),
+            ("default", "gateway-route"),
+            ("default", "gateway-section-route"),
+        ],
+    );
+    let gw_status = status(gantry, "Gateway", "default", gw);
+    assert_eq!(gw_status["attachedListenerSets"], 2, "{gw_status:#}");
+    let (r1, r1s, r2) = (
+        format!("{ls1}-route"),
+        format!("{ls1}-section-route"),
+        format!("{ls2}-route"),
+    );
+    routes_accepted(
+        gantry,
+        ("ListenerSet", ls1),
+        &[
+            ("default", "attaches-to-all-listeners"),
+            ("default", &r1),
+            ("default", &r1s),
+        ],
+    );
+    routes_accepted(
+        gantry,
+        ("ListenerSet", ls2),
+        &[("default", "attaches-to-all-listeners"), ("default", &r2)],
+    );
+    let s = status(gantry, "ListenerSet", "default", ls1);
+    listener_serves(&s, &format!("{ls1}-listener-1"), 3);
+    listener_serves(&s, &format!("{ls1}-listener-2"), 2);
+    let s = status(gantry, "ListenerSet", "default", ls2);
+    listener_serves(&s, &format!("{ls2}-listener-1"), 2);
+    listener_serves(&s, &format!("{ls2}-listener-2"), 2);
+    let (l11, l12, l21, l22) = (
+        format!("{ls1}-listener-1"),
+        format!("{ls1}-listener-2"),
+        format!("{ls2}-listener-1"),
+        format!("{ls2}-listener-2"),
+    );
+    let all = [
+        "gateway-listener-1",
+        "gateway-listener-2",
+        l11.as_str(),
+        l12.as_str(),
+        l21.as_str(),
+        l22.as_str(),
+    ];
+    let (p1, p1s, p2) = (format!("/{r1}"), format!("/{r1s}"), format!("/{r2}"));
+    expect_routing(
+        port,
+        &all,
+        &[
+            ("/route", "v1", &all),
+            ("/gateway-route", "v2", &all[..2]),
+            ("/gateway-section-route", "v3", &all[..1]),
+            (&p1, "v2", &all[2..4]),
+            (&p1s, "v3", &all[2..3]),
+            (&p2, "v2", &all[4..6]),
+        ],
+    );
+}
+
+/// `ListenerSetAllowedRoutesNamespaces`: a set's listeners that allow routes from
+/// all namespaces, from the set's own, and from namespaces with a label; routes
+/// from the set's namespace, a labelled one and an unlabelled one (their backends
+/// granted) attach to the listeners that allow them and reach their backends
+/// through those only.
+#[test]
+fn listener_set_listeners_allow_routes_from_the_namespaces_they_name() {
+    let port = common::free_port();
+    let gw = "gateway-with-listener-sets-test-allowed-routes";
+    let set = "listenerset-test-allowed-routes-namespaces";
+    let listener = |suffix: &str, from: &str| {
+        format!(
+            "    - {{name: listener-set-listener-allowed-routes-{suffix}, port: {port}, protocol: HTTP, hostname: listener-set-listener-allowed-routes-{suffix}.com, allowedRoutes: {{namespaces: {from}}}}}\n"
+        )
+    };
+    let to_set = format!("{{kind: ListenerSet, name: {set}, namespace: default}}");
+    let docs = vec![
+        CLASS.to_string(),
+        gateway_admitting(
+            gw,
+            "{from: All}",
+            &http_listener("gateway-listener", port),
+        ),
+        set_with(
+            "default",
+            set,
+            gw,
+            &[
+                listener("all", "{from: All}"),
+                listener("same", "{from: Same}"),
+                listener("selector", "{from: Selector, selector: {matchLabels: {allowed: ns}}}"),
+            ]
+            .concat(),
+        ),
+        path_route("default", "route-in-same-namespace", &to_set, "/route-in-same-namespace", "v1"),
+        namespace("gateway-api-routes-allowed-ns", "allowed: ns"),
+        path_route(
+            "gateway-api-routes-allowed-ns",
+            "route-in-selected-namespace",
+            &to_set,
+            "/route-in-selected-namespace",
+            "v2",
+        ),
+        namespace("gateway-api-routes-not-allowed-ns", ""),
+        path_route(
+            "gateway-api-routes-not-allowed-ns",
+            "route-not-in-selected-namespace",
+            &to_set,
+            "/route-not-in-selected-namespace",
+            "v3",
+        ),
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: listenerset-test-allowed-routes-namespaces-reference-grant, namespace: default}
+spec:
+  from:
+    - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: gateway-api-routes-allowed-ns}
+    - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: gateway-api-routes-not-allowed-ns}
+  to: [{group: \"\", kind: Service}]
+"
+        .to_string(),
+    ];
+    let served = serve(gw, docs);
+    let gantry = &served.gantry;
+    let gw_status = status(gantry, "Gateway", "default", gw);
+    let accepted = condition(&gw_status["conditions"], "Accepted").map(|(s, _)| s);
+    assert_eq!(accepted.as_deref(), Some("True"), "{gw_status:#}");
+    assert_eq!(gw_status["attachedListenerSets"], 1, "{gw_status:#}");
+    routes_accepted(
+        gantry,
+        ("ListenerSet", set),
+        &[
+            ("default", "route-in-same-namespace"),
+            (
+                "gateway-api-routes-allowed-ns",
+                "route-in-selected-namespace",
+            ),
+            (
+                "gateway-api-routes-not-allowed-ns",
+                "route-not-in-selected-namespace",
+            ),
+        ],
+    );
+    let s = status(gantry, "ListenerSet", "default", set);
+    listener_serves(&s, "listener-set-listener-allowed-routes-all", 3);
+    listener_serves(&s, "listener-set-listener-allowed-routes-same", 1);
+    listener_serves(&s, "listener-set-listener-allowed-routes-selector", 1);
+    let hosts = [
+        "listener-set-listener-allowed-routes-all",
+        "listener-set-listener-allowed-routes-same",
+        "listener-set-listener-allowed-routes-selector",
+    ];
+    expect_routing(
+        port,
+        &hosts,
+        &[
+            ("/route-in-same-namespace", "v1", &[hosts[0], hosts[1]]),
+            ("/route-in-selected-namespace", "v2", &[hosts[0], hosts[2]]),
+            ("/route-not-in-selected-namespace", "v3", &hosts[..1]),
+        ],
     );
 }
