@@ -13,9 +13,9 @@
 //! `HTTPRouteTimeoutBackendRequest`, `HTTPRouteRequestMirror`,
 //! `HTTPRouteRequestMultipleMirrors`, `HTTPRouteRequestPercentageMirror`,
 //! `HTTPRouteListenerPortMatching`, `HTTPRouteCrossNamespace`,
-//! `HTTPRouteDisallowedKind`; partly
+//! `HTTPRouteDisallowedKind`, `HTTPRouteHostnameIntersection`; partly
 //! `HTTPRouteRedirectPortAndScheme`, `HTTPRouteResponseHeaderModifier`,
-//! `HTTPRouteRewritePath`, `HTTPRouteRewriteHost` and `HTTPRouteHostnameIntersection`.
+//! `HTTPRouteRewritePath` and `HTTPRouteRewriteHost`.
 
 mod common;
 
@@ -80,27 +80,168 @@ fn location(port: u16, host: &str, path: &str) -> String {
         .to_string()
 }
 
-/// `HTTPRouteHostnameIntersection` (partly: its Host with a port); the rest of
-/// its cases are not yet replayed.
+/// `HTTPRouteHostnameIntersection`: routes whose hostnames meet three listener
+/// hostnames (exact, wildcard, another wildcard) exactly, by wildcard, or not at
+/// all, on one port, and a route on a Gateway whose listener has no hostname.
+/// Each route serves only the hosts in both its and its listener's hostnames (a
+/// Host port is ignored, and reaches the backend unchanged); the route that meets
+/// no listener is not accepted (NoMatchingListenerHostname) and no listener
+/// counts it.
 #[test]
-fn host_header_port_is_ignored_for_matching_and_reaches_the_backend() {
-    // HTTPRouteHostnameIntersection / HTTPRouteMatching: `Host: very.specific.com:1234`.
-    let r = start(
-        &route(
-            "specific",
-            "very.specific.com",
-            "/",
-            "      backendRefs: [{name: infra-backend-v1, port: 80}]\n",
+fn route_hostnames_intersect_with_listener_hostnames() {
+    let (port, all_port) = (common::free_port(), common::free_port());
+    let listener = |name: &str, host: &str| {
+        format!("    - {{name: {name}, port: {port}, protocol: HTTP, hostname: \"{host}\"}}\n")
+    };
+    let gw = "httproute-hostname-intersection";
+    let on = |name: &str, gateway: &str, hostnames: &str, path: &str, backend: &str| {
+        route_with_rules(
+            name,
+            hostnames,
+            &format!(
+                "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      backendRefs: [{{name: infra-backend-{backend}, port: 80}}]
+"
+            ),
+        )
+        .replace(
+            "parentRefs: [{name: eg}]",
+            &format!("parentRefs: [{{name: {gateway}}}]"),
+        )
+    };
+    let docs = [
+        common::objects::gateway_yaml(
+            gw,
+            &[
+                listener("listener-1", "very.specific.com"),
+                listener("listener-2", "*.wildcard.io"),
+                listener("listener-3", "*.anotherwildcard.io"),
+            ]
+            .concat(),
         ),
-        &[],
+        common::objects::gateway_with_listener(
+            "httproute-hostname-intersection-all",
+            "HTTP",
+            all_port,
+        ),
+        on(
+            "specific-host-matches-listener-specific-host",
+            gw,
+            "non.matching.com, \"*.nonmatchingwildcard.io\", very.specific.com",
+            "/s1",
+            "v1",
+        ),
+        on(
+            "specific-host-matches-listener-wildcard-host",
+            gw,
+            "non.matching.com, wildcard.io, foo.wildcard.io, bar.wildcard.io, foo.bar.wildcard.io",
+            "/s2",
+            "v2",
+        ),
+        on(
+            "wildcard-host-matches-listener-specific-host",
+            gw,
+            "non.matching.com, \"*.specific.com\"",
+            "/s3",
+            "v3",
+        ),
+        on(
+            "wildcard-host-matches-listener-wildcard-host",
+            gw,
+            "\"*.anotherwildcard.io\"",
+            "/s4",
+            "v1",
+        ),
+        on(
+            "no-intersecting-hosts",
+            gw,
+            "specific.but.wrong.com, wildcard.io",
+            "/s5",
+            "v2",
+        ),
+        on(
+            "httproute-hostname-intersection-all",
+            "httproute-hostname-intersection-all",
+            "first.com, sub.first.com, second.com, sub.second.com",
+            "/",
+            "v2",
+        ),
+    ];
+    let (r, _backends) = start_three(&docs.join("---\n"));
+    let _envoys = [
+        common::spawn_envoy(&r.gantry.bootstrap(&format!("default/{gw}"), "delta", "e2")),
+        common::spawn_envoy(&r.gantry.bootstrap(
+            "default/httproute-hostname-intersection-all",
+            "delta",
+            "e3",
+        )),
+    ];
+    let cases = "
+        very.specific.com /s1 v1
+        very.specific.com:1234 /s1 v1
+        non.matching.com /s1 404
+        foo.nonmatchingwildcard.io /s1 404
+        foo.wildcard.io /s1 404
+        very.specific.com /non-matching-prefix 404
+        foo.wildcard.io /s2 v2
+        bar.wildcard.io /s2 v2
+        foo.bar.wildcard.io /s2 v2
+        non.matching.com /s2 404
+        wildcard.io /s2 404
+        very.specific.com /s2 404
+        foo.wildcard.io /non-matching-prefix 404
+        very.specific.com /s3 v3
+        non.matching.com /s3 404
+        foo.specific.com /s3 404
+        foo.wildcard.io /s3 404
+        foo.anotherwildcard.io /s4 v1
+        bar.anotherwildcard.io /s4 v1
+        foo.bar.anotherwildcard.io /s4 v1
+        anotherwildcard.io /s4 404
+        foo.wildcard.io /s4 404
+        very.specific.com /s4 404
+        foo.anotherwildcard.io /non-matching-prefix 404
+        specific.but.wrong.com /s5 404
+        wildcard.io /s5 404
+        first.com / v2 all
+        sub.first.com / v2 all
+        second.com / v2 all
+        sub.second.com / v2 all
+        third.com / 404 all
+        sub.third.com / 404 all
+    ";
+    for case in cases.lines().filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = case.split_whitespace().collect();
+        let at = if words.get(3) == Some(&"all") {
+            all_port
+        } else {
+            port
+        };
+        let (status, backend) = match words[2] {
+            "404" => (404, String::new()),
+            v => (200, format!("infra-backend-{v}")),
+        };
+        let (_, _, body) = expect(at, ("GET", words[0], words[1], &[]), status, &backend);
+        if status == 200 {
+            assert!(
+                body.contains(&format!("\nhost: {}\n", words[0])),
+                "{case}: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        route_condition(&r.gantry, "default", "no-intersecting-hosts", "Accepted"),
+        ("False".into(), "NoMatchingListenerHostname".into())
     );
-    let (_, _, body) =
-        common::wait_for_http(r.port, "very.specific.com:1234", "/s1", |s, _| s == 200);
-    let host: Vec<&str> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("host: "))
-        .collect();
-    assert_eq!(host, ["very.specific.com:1234"], "{body}");
+    let status = r.gantry.status_of("Gateway", "default", gw).unwrap();
+    for (i, attached) in [2, 1, 1].into_iter().enumerate() {
+        let l = &status["listeners"][i];
+        assert_eq!(l["attachedRoutes"], attached, "{l:#}");
+        for type_ in ["Accepted", "ResolvedRefs"] {
+            let got = common::condition(&l["conditions"], type_).map(|(s, _)| s);
+            assert_eq!(got.as_deref(), Some("True"), "{type_}: {l:#}");
+        }
+    }
 }
 
 /// `HTTPRouteRedirectPath`: ReplacePrefixMatch of the whole matched path.
