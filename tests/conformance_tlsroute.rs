@@ -1,7 +1,13 @@
 //! TLSRoute as the Gateway API v1.5.1 conformance suite expects it, through real
 //! stock Envoy: the connections and expected answers of the upstream tests
 //! (`conformance/tests/tlsroute-*`), adapted to ports picked at run time and to the
-//! test certificate for www.example.com (testdata/certs).
+//! test certificate for www.example.com and *.example.com (testdata/certs):
+//! `TLSRouteSimpleSameNamespace`, `TLSRouteTerminateSimpleSameNamespace`,
+//! `TLSRouteMixedTerminationSameNamespace`, `TLSRouteListenerTerminateSupportedKinds`,
+//! `TLSRouteInvalidNoMatchingListener`, `TLSRouteInvalidReferenceGrant`,
+//! `TLSRouteListenerPassthroughSupportedKinds`,
+//! `TLSRouteInvalidNoMatchingListenerHostname`; partly
+//! `TLSRouteInvalidBackendRefNonexistent` and `TLSRouteInvalidBackendRefUnknownKind`.
 
 mod common;
 
@@ -24,6 +30,40 @@ spec:
     )
 }
 
+/// An openssl s_server with the www.example.com certificate (which covers
+/// *.example.com) on a free port, answering HTTP with its -www page. With
+/// -servername and -servername_fatal it refuses any SNI but `server_name`, so a
+/// successful request shows the client's SNI reached it.
+fn tls_backend(server_name: &str) -> (common::Child, u16) {
+    let port = common::free_port();
+    let mut command = std::process::Command::new("openssl");
+    command
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", "testdata/certs/www.crt"])
+        .args(["-key", "testdata/certs/www.key"])
+        .args(["-servername", server_name, "-servername_fatal"])
+        .args(["-cert2", "testdata/certs/www.crt"])
+        .args(["-key2", "testdata/certs/www.key"]);
+    (common::Child::spawn("openssl-s_server", command), port)
+}
+
+/// What a TLS connection to Envoy's `port` with SNI `server_name`, verified
+/// against the test CA, gets back, once that is the plain-text tcp-backend's
+/// answer: s_client's whole output.
+fn terminated_answer(port: u16, server_name: &str) -> String {
+    common::poll("the TCP backend's answer over TLS through Envoy", || {
+        let mut command = std::process::Command::new("openssl");
+        command
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", server_name, "-ign_eof"])
+            .args(["-CAfile", "testdata/certs/ca.crt", "-verify_return_error"]);
+        let (status, output) =
+            common::run_bounded("openssl-s_client", command, Duration::from_secs(10));
+        (status.is_some_and(|s| s.success()) && output.contains("tcp-backend")).then_some(output)
+    })
+}
+
 /// `TLSRouteSimpleSameNamespace` and `TLSRouteTerminateSimpleSameNamespace`: one
 /// Gateway with a Passthrough and a Terminate TLS listener, a TLSRoute on each.
 /// Through the passthrough listener the client's TLS session is the backend's own
@@ -32,20 +72,7 @@ spec:
 /// gets plain text.
 #[test]
 fn tls_routes_pass_through_and_terminate() {
-    // The passthrough backend is openssl s_server: with -servername and
-    // -servername_fatal it refuses any SNI other than www.example.com, so a
-    // successful request shows the SNI reached it.
-    let tls_backend_port = common::free_port();
-    let mut backend_cmd = std::process::Command::new("openssl");
-    backend_cmd
-        .args(["s_server", "-quiet", "-www", "-accept"])
-        .arg(format!("127.0.0.1:{tls_backend_port}"))
-        .args(["-cert", "testdata/certs/www.crt"])
-        .args(["-key", "testdata/certs/www.key"])
-        .args(["-servername", "www.example.com", "-servername_fatal"])
-        .args(["-cert2", "testdata/certs/www.crt"])
-        .args(["-key2", "testdata/certs/www.key"]);
-    let _tls_backend = common::Child::spawn("openssl-s_server", backend_cmd);
+    let (_tls_backend, tls_backend_port) = tls_backend("www.example.com");
     let (passthrough, terminate) = (common::free_port(), common::free_port());
     let gateway = gateway_yaml(
         "gateway-tlsroute",
@@ -91,16 +118,7 @@ fn tls_routes_pass_through_and_terminate() {
 
     // Terminate: the handshake is Envoy's, with the www-cert certificate the CA
     // verifies, and what comes back is the plain-text backend's answer.
-    let output = common::poll("the TCP backend's answer over TLS through Envoy", || {
-        let mut command = std::process::Command::new("openssl");
-        command
-            .args(["s_client", "-connect", &format!("127.0.0.1:{terminate}")])
-            .args(["-servername", "www.example.com", "-ign_eof"])
-            .args(["-CAfile", "testdata/certs/ca.crt", "-verify_return_error"]);
-        let (status, output) =
-            common::run_bounded("openssl-s_client", command, Duration::from_secs(10));
-        (status.is_some_and(|s| s.success()) && output.contains("tcp-backend")).then_some(output)
-    });
+    let output = terminated_answer(terminate, "www.example.com");
     assert!(output.contains("Verify return code: 0 (ok)"), "{output}");
     assert!(
         output.contains("CN=www.example.com") || output.contains("CN = www.example.com"),
@@ -345,4 +363,100 @@ spec:
         "{status}"
     );
     assert_eq!(listener["attachedRoutes"], 0, "{status}");
+}
+
+/// `TLSRouteMixedTerminationSameNamespace` and
+/// `TLSRouteListenerTerminateSupportedKinds`: a Terminate listener for
+/// tls.example.com and a Passthrough one for abc.example.com on one port, a
+/// TLSRoute on each. Both listeners support TLSRoute, are Accepted and count their
+/// route; a connection with SNI tls.example.com gets Envoy's certificate and the
+/// plain-text backend's answer, one with SNI abc.example.com the TLS backend's own
+/// session (its certificate verified against the CA, its SNI checked there).
+/// (`TLSRouteListenerTerminateNotSupported` and
+/// `TLSRouteListenerMixedTerminationNotSupported` apply only where these are not
+/// supported.)
+#[test]
+fn tls_routes_terminate_and_pass_through_on_one_port_by_sni() {
+    let (_tls_backend, tls_backend_port) = tls_backend("abc.example.com");
+    let port = common::free_port();
+    let gw = "gateway-tlsroute-mixed-termination";
+    let route = |name: &str, host: &str, backend: &str| {
+        tls_route(name, "-", backend)
+            .replace(
+                "parentRefs: [{name: gateway-tlsroute, sectionName: -}]",
+                &format!("parentRefs: [{{name: {gw}}}]"),
+            )
+            .replace("[www.example.com]", &format!("[{host}]"))
+    };
+    let docs = [
+        CLASS.to_string(),
+        gateway_yaml(
+            gw,
+            &format!(
+                "    - {{name: tls-terminate, port: {port}, protocol: TLS, hostname: tls.example.com,
+       allowedRoutes: {{namespaces: {{from: Same}}, kinds: [{{kind: TLSRoute}}]}},
+       tls: {{mode: Terminate, certificateRefs: [{{name: www-cert}}]}}}}
+    - {{name: tls-passthrough, port: {port}, protocol: TLS, hostname: abc.example.com,
+       allowedRoutes: {{namespaces: {{from: Same}}, kinds: [{{kind: TLSRoute}}]}},
+       tls: {{mode: Passthrough}}}}
+"
+            ),
+        ),
+        www_cert_secret(),
+        service("tls-backend", tls_backend_port),
+        service("tcp-backend", common::echo::tcp_backend("tcp-backend")),
+        route(
+            "gateway-conformance-mixed-passthroughroute",
+            "abc.example.com",
+            "tls-backend",
+        ),
+        route(
+            "gateway-conformance-mixed-terminateroute",
+            "tls.example.com",
+            "tcp-backend",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap(&format!("default/{gw}"), "delta", "e1"));
+    let status = common::poll("the mixed Gateway's listener status", || {
+        gantry
+            .status_of("Gateway", "default", gw)
+            .filter(|s| s["listeners"].as_array().is_some_and(|l| l.len() == 2))
+    });
+    for (i, name) in ["tls-terminate", "tls-passthrough"].into_iter().enumerate() {
+        let l = &status["listeners"][i];
+        assert_eq!(l["name"], name, "{status:#}");
+        assert_eq!(
+            l["supportedKinds"],
+            serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "TLSRoute"}]),
+            "{l:#}"
+        );
+        assert_eq!(
+            condition(&l["conditions"], "Accepted"),
+            Some(("True".into(), "Accepted".into())),
+            "{l:#}"
+        );
+        assert_eq!(l["attachedRoutes"], 1, "{l:#}");
+    }
+
+    let output = terminated_answer(port, "tls.example.com");
+    assert!(output.contains("Verify return code: 0 (ok)"), "{output}");
+
+    let body = common::poll("HTTPS 200 from the TLS backend through Envoy", || {
+        let mut curl = std::process::Command::new("curl");
+        curl.args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            "testdata/certs/ca.crt",
+        ])
+        .args(["--resolve", &format!("abc.example.com:{port}:127.0.0.1")])
+        .arg(format!("https://abc.example.com:{port}/"));
+        let (code, out) = common::run_bounded("curl", curl, Duration::from_secs(10));
+        code.is_some_and(|c| c.success()).then_some(out)
+    });
+    assert!(body.contains("s_server"), "{body}");
 }
