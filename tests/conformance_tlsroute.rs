@@ -4,6 +4,7 @@
 //! test certificate for www.example.com and *.example.com (testdata/certs):
 //! `TLSRouteSimpleSameNamespace`, `TLSRouteTerminateSimpleSameNamespace`,
 //! `TLSRouteMixedTerminationSameNamespace`, `TLSRouteListenerTerminateSupportedKinds`,
+//! `TLSRouteHostnameIntersection`,
 //! `TLSRouteInvalidNoMatchingListener`, `TLSRouteInvalidReferenceGrant`,
 //! `TLSRouteListenerPassthroughSupportedKinds`,
 //! `TLSRouteInvalidNoMatchingListenerHostname`; partly
@@ -62,6 +63,23 @@ fn terminated_answer(port: u16, server_name: &str) -> String {
             common::run_bounded("openssl-s_client", command, Duration::from_secs(10));
         (status.is_some_and(|s| s.success()) && output.contains("tcp-backend")).then_some(output)
     })
+}
+
+/// The body of an HTTPS GET / to Envoy's `port` with SNI and Host `server_name`
+/// (the answer of a [`tls_backend`] through a passthrough listener), verifying
+/// the certificate against the test CA if `verify`; None if it fails.
+fn passthrough_get(port: u16, server_name: &str, verify: bool) -> Option<String> {
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "--max-time", "5"])
+        .args(if verify {
+            ["--cacert", "testdata/certs/ca.crt"]
+        } else {
+            ["-k", "--no-progress-meter"]
+        })
+        .args(["--resolve", &format!("{server_name}:{port}:127.0.0.1")])
+        .arg(format!("https://{server_name}:{port}/"));
+    let (code, out) = common::run_bounded("curl", curl, Duration::from_secs(10));
+    code.is_some_and(|c| c.success()).then_some(out)
 }
 
 /// `TLSRouteSimpleSameNamespace` and `TLSRouteTerminateSimpleSameNamespace`: one
@@ -445,18 +463,159 @@ fn tls_routes_terminate_and_pass_through_on_one_port_by_sni() {
     assert!(output.contains("Verify return code: 0 (ok)"), "{output}");
 
     let body = common::poll("HTTPS 200 from the TLS backend through Envoy", || {
-        let mut curl = std::process::Command::new("curl");
-        curl.args([
-            "-sS",
-            "--max-time",
-            "5",
-            "--cacert",
-            "testdata/certs/ca.crt",
-        ])
-        .args(["--resolve", &format!("abc.example.com:{port}:127.0.0.1")])
-        .arg(format!("https://abc.example.com:{port}/"));
-        let (code, out) = common::run_bounded("curl", curl, Duration::from_secs(10));
-        code.is_some_and(|c| c.success()).then_some(out)
+        passthrough_get(port, "abc.example.com", true)
     });
     assert!(body.contains("s_server"), "{body}");
+}
+
+/// `TLSRouteHostnameIntersection`: four Gateways with a Passthrough listener for
+/// abc.example.com, *.example.com, *.com and no hostname, each with TLSRoutes
+/// whose hostnames meet the listener's more or less specifically. abc.example.com
+/// reaches tls-backend and other.example.com tls-backend-2 where a route covers
+/// them (each backend takes only its own SNI); a name no route covers is refused.
+#[test]
+fn tls_routes_serve_the_intersection_of_their_and_their_listeners_hostnames() {
+    let (_b1, b1) = tls_backend("abc.example.com");
+    let (_b2, b2) = tls_backend("other.example.com");
+    let route = |name: &str, gw: &str, host: &str, backend: &str| {
+        tls_route(name, "-", backend)
+            .replace(
+                "parentRefs: [{name: gateway-tlsroute, sectionName: -}]",
+                &format!("parentRefs: [{{name: {gw}}}]"),
+            )
+            .replace("[www.example.com]", &format!("[\"{host}\"]"))
+    };
+    // (Gateway, listener hostname, [(route, hostname, backend)], refused SNI)
+    type Gateway<'a> = (
+        &'a str,
+        Option<&'a str>,
+        &'a [(&'a str, &'a str, &'a str)],
+        &'a str,
+    );
+    let gateways: [Gateway; 4] = [
+        (
+            "gw-tlsroute-exact-hostname-x-1",
+            Some("abc.example.com"),
+            &[(
+                "tlsroute-more-specific-wc-hostname-x-1",
+                "*.example.com",
+                "tls-backend",
+            )],
+            "non.matching.com",
+        ),
+        (
+            "gw-tlsroute-more-specific-wc-hostname-x-2",
+            Some("*.example.com"),
+            &[
+                (
+                    "tlsroute-exact-hostname-x-2",
+                    "abc.example.com",
+                    "tls-backend",
+                ),
+                (
+                    "tlsroute-less-specific-wc-hostname-x-2",
+                    "*.com",
+                    "tls-backend-2",
+                ),
+            ],
+            "non.matching.com",
+        ),
+        (
+            "gw-tlsroute-less-specific-wc-hostname-x-3",
+            Some("*.com"),
+            &[
+                (
+                    "tlsroute-exact-hostname-x-3",
+                    "abc.example.com",
+                    "tls-backend",
+                ),
+                (
+                    "tlsroute-more-specific-wc-hostname-x-3",
+                    "*.example.com",
+                    "tls-backend-2",
+                ),
+            ],
+            "non.matching.com",
+        ),
+        (
+            "gw-tlsroute-empty-hostname-x-4",
+            None,
+            &[
+                (
+                    "tlsroute-exact-hostname-x-4",
+                    "abc.example.com",
+                    "tls-backend",
+                ),
+                (
+                    "tlsroute-less-specific-wc-hostname-x-4",
+                    "*.com",
+                    "tls-backend-2",
+                ),
+            ],
+            "non.matching.org",
+        ),
+    ];
+    let mut docs = vec![
+        CLASS.to_string(),
+        service("tls-backend", b1),
+        service("tls-backend-2", b2),
+    ];
+    let mut ports = Vec::new();
+    for (gw, hostname, routes, _) in &gateways {
+        let port = common::free_port();
+        ports.push(port);
+        let hostname = hostname.map_or(String::new(), |h| format!(", hostname: \"{h}\""));
+        docs.push(gateway_yaml(
+            gw,
+            &format!(
+                "    - {{name: listener, protocol: TLS, port: {port}{hostname}, allowedRoutes: {{kinds: [{{kind: TLSRoute}}]}}, tls: {{mode: Passthrough}}}}\n"
+            ),
+        ));
+        for (name, host, backend) in *routes {
+            docs.push(route(name, gw, host, backend));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoys: Vec<_> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, (gw, ..))| {
+            common::spawn_envoy(&gantry.bootstrap(
+                &format!("default/{gw}"),
+                "delta",
+                &format!("e{i}"),
+            ))
+        })
+        .collect();
+    for ((gw, _, routes, refused), port) in gateways.iter().zip(&ports) {
+        for (name, ..) in *routes {
+            for type_ in ["Accepted", "ResolvedRefs"] {
+                let got = common::poll(&format!("{name} {type_}"), || {
+                    let status = gantry.status_of("TLSRoute", "default", name)?;
+                    condition(&status["parents"][0]["conditions"], type_)
+                });
+                assert_eq!(got.0, "True", "{gw} {name} {type_}: {got:?}");
+            }
+        }
+        let mut expected = vec![("abc.example.com", b1)];
+        if routes.len() == 2 {
+            expected.push(("other.example.com", b2));
+        }
+        for (sni, backend_port) in expected {
+            let body = common::poll(&format!("{gw}: {sni} through Envoy"), || {
+                passthrough_get(*port, sni, true)
+            });
+            assert!(
+                body.contains(&format!("127.0.0.1:{backend_port}")),
+                "{gw} {sni}: {body}"
+            );
+        }
+        assert_eq!(
+            passthrough_get(*port, refused, false),
+            None,
+            "{gw}: {refused}"
+        );
+    }
 }
