@@ -1,6 +1,7 @@
 //! HTTPRoute CORS filter and rule retry through real `gantry serve` and stock
 //! Envoy, with the expectations of the upstream Gateway API v1.5 conformance test
-//! `HTTPRouteCORS` (its routes /cors-1 and /cors-2 as given there), and the retry
+//! `HTTPRouteCORS` (its routes /cors-1 and /cors-2 as given there) and
+//! `HTTPRouteCORSAllowCredentialsBehavior`, and the retry
 //! behaviour the HTTPRouteRetry spec describes.
 
 mod common;
@@ -162,8 +163,24 @@ spec:
             allowCredentials: true
       matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
       backendRefs: [{name: svc, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors-allow-credentials, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /cors-behavior-creds-false}}]
+      backendRefs: [{name: svc, port: 80}]
+      filters: [{type: CORS, cors: {allowOrigins: [\"https://app.example\"], allowCredentials: false}}]
+    - matches: [{path: {type: PathPrefix, value: /cors-behavior-creds-true}}]
+      backendRefs: [{name: svc, port: 80}]
+      filters: [{type: CORS, cors: {allowOrigins: [\"https://app.example\"], allowCredentials: true}}]
 ";
 
+/// `HTTPRouteCORS`, and `HTTPRouteCORSAllowCredentialsBehavior`: a request with
+/// cookies and credentials gets Access-Control-Allow-Credentials only from a rule
+/// that allows credentials and only for an allowed origin, which it then names.
 #[test]
 fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_test_expects() {
     let echo = EchoBackend::start("a");
@@ -176,6 +193,37 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     });
     let dump = served.envoy.config_dump().to_string();
     assert!(dump.contains("envoy.filters.http.cors"), "{dump}");
+
+    let with_credentials = |path: &str, origin: &str| {
+        let r = request(
+            port,
+            "GET",
+            path,
+            &[
+                ("Origin", origin),
+                ("Cookie", "sid=abc123"),
+                ("Authorization", "Bearer test"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.0, 200, "{path} {origin}: {r:?}");
+        r
+    };
+    for (path, origin) in [
+        ("/cors-behavior-creds-false", "https://app.example"),
+        ("/cors-behavior-creds-true", "http://not-app.example"),
+    ] {
+        let r = with_credentials(path, origin);
+        assert_eq!(
+            header(&r, "access-control-allow-credentials"),
+            None,
+            "{path} {origin}: {r:?}"
+        );
+    }
+    assert_credentialed(
+        &with_credentials("/cors-behavior-creds-true", "https://app.example"),
+        "https://app.example",
+    );
 
     let preflight = |path: &str, origin: &str, method: &str, headers: Option<&str>| {
         let mut h = vec![
