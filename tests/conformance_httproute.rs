@@ -13,8 +13,9 @@
 //! `HTTPRouteTimeoutBackendRequest`, `HTTPRouteRequestMirror`,
 //! `HTTPRouteRequestMultipleMirrors`, `HTTPRouteRequestPercentageMirror`,
 //! `HTTPRouteListenerPortMatching`, `HTTPRouteCrossNamespace`,
-//! `HTTPRouteDisallowedKind`, `HTTPRouteHostnameIntersection`; partly
-//! `HTTPRouteRedirectPortAndScheme`, `HTTPRouteResponseHeaderModifier`,
+//! `HTTPRouteDisallowedKind`, `HTTPRouteHostnameIntersection`,
+//! `HTTPRouteResponseHeaderModifier`; partly
+//! `HTTPRouteRedirectPortAndScheme`,
 //! `HTTPRouteRewritePath` and `HTTPRouteRewriteHost`.
 
 mod common;
@@ -500,38 +501,146 @@ spec:
     }
 }
 
-/// `HTTPRouteResponseHeaderModifier` (partly: set, add and remove of one
-/// response; upstream's echo server also echoes request-chosen headers).
+/// The backend saw the request as the upstream mirror and response tests' request
+/// modifier leaves it: X-Header-Set set, X-Header-Add added, X-Header-Add-Append
+/// after the client's own value, X-Header-Remove gone.
+fn assert_request_modified(body: &str, path: &str) {
+    for (name, value) in [
+        ("X-Header-Add", "header-val-1"),
+        ("X-Header-Add-Append", "append-val-1,header-val-2"),
+        ("X-Header-Set", "set-overwrites-values"),
+    ] {
+        assert_eq!(
+            seen_header(body, name).as_deref(),
+            Some(value),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(seen_header(body, "X-Header-Remove"), None, "{path}: {body}");
+}
+
+/// All values of header `name` among `headers`, joined by ",".
+fn joined(headers: &[(String, String)], name: &str) -> Option<String> {
+    let values: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// `HTTPRouteResponseHeaderModifier`: the backend answers with the headers each
+/// request asks for (as upstream's echo server does); the rule's filter sets, adds
+/// after the backend's own value, and removes them, names case-insensitive, and
+/// with a request header modifier besides both apply.
 #[test]
 fn response_header_modifier_sets_adds_and_removes() {
-    // HTTPRouteResponseHeaderModification: the echo backend answers with
-    // x-backend; the filter sets, adds and removes response headers.
+    let mut rules: Vec<_> = header_modifiers(
+        ", {name: x-lowercase-add, value: lowercase-add}, {name: x-Mixedcase-ADD-1, value: mixedcase-add-1}, {name: X-mixeDcase-add-2, value: mixedcase-add-2}, {name: X-UPPERCASE-ADD, value: uppercase-add}",
+    )
+    .into_iter()
+    .map(|(path, m)| (path, modifier_filter("ResponseHeaderModifier", &m)))
+    .collect();
+    rules.push((
+        "/response-and-request-header-modifiers",
+        [
+            modifier_filter(
+                "ResponseHeaderModifier",
+                "set: [{name: X-Header-Set-1, value: header-set-1}, {name: X-Header-Set-2, value: header-set-2}],
+              add: [{name: X-Header-Add-1, value: header-add-1}, {name: X-Header-Add-2, value: header-add-2}],
+              remove: [X-Header-Remove-1, X-Header-Remove-2]",
+            ),
+            modifier_filter(
+                "RequestHeaderModifier",
+                "set: [{name: X-Header-Set, value: set-overwrites-values}],
+              add: [{name: X-Header-Add, value: header-val-1}, {name: X-Header-Add-Append, value: header-val-2}],
+              remove: [X-Header-Remove]",
+            ),
+        ]
+        .join(", "),
+    ));
     let r = start(
-        &route(
-            "response-headers",
+        &route_with_rules(
+            "response-header-modifier",
             "example.com",
-            "/",
-            "      filters:
-        - type: ResponseHeaderModifier
-          responseHeaderModifier:
-            set: [{name: x-header-set, value: set-overwrites-values}]
-            add: [{name: x-header-add, value: header-val-1}]
-            remove: [x-backend]
-      backendRefs: [{name: infra-backend-v1, port: 80}]
-",
+            &filter_rules(&rules, false),
         ),
         &[],
     );
-    let (_, headers, _) = common::wait_for_http(r.port, "example.com", "/", |s, _| s == 200);
-    assert_eq!(
-        common::header(&headers, "x-header-set"),
-        Some("set-overwrites-values")
-    );
-    assert_eq!(
-        common::header(&headers, "x-header-add"),
-        Some("header-val-1")
-    );
-    assert_eq!(common::header(&headers, "x-backend"), None, "{headers:?}");
+    let mut cases = header_cases();
+    for case in &mut cases {
+        match case.path {
+            "/multiple" => case.given.push(("X-Header-Remove-1", "val")),
+            "/case-insensitivity" => case.want.extend([
+                ("X-Lowercase-Add", "lowercase-add"),
+                ("X-Mixedcase-Add-1", "mixedcase-add-1"),
+                ("X-Mixedcase-Add-2", "mixedcase-add-2"),
+                ("X-Uppercase-Add", "uppercase-add"),
+            ]),
+            _ => {}
+        }
+    }
+    // The request headers modified besides go to the backend as sent.
+    cases.push(HeaderCase {
+        path: "/response-and-request-header-modifiers",
+        given: vec![
+            ("X-Header-Set-2", "set-val-2"),
+            ("X-Header-Add-2", "add-val-2"),
+            ("X-Header-Remove-2", "remove-val-2"),
+            ("Another-Header", "another-header-val"),
+            ("X-Header-Remove-1", "remove-val-1"),
+            ("X-Header-Echo", "echo"),
+        ],
+        want: vec![
+            ("X-Header-Set-1", "header-set-1"),
+            ("X-Header-Set-2", "header-set-2"),
+            ("X-Header-Add-1", "header-add-1"),
+            ("X-Header-Add-2", "add-val-2,header-add-2"),
+            ("Another-Header", "another-header-val"),
+            ("X-Header-Echo", "echo"),
+        ],
+        absent: vec!["X-Header-Remove-1", "X-Header-Remove-2"],
+    });
+    for HeaderCase {
+        path,
+        given,
+        want,
+        absent,
+    } in cases
+    {
+        let asks: Vec<String> = given.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let mut headers: Vec<(&str, &str)> = asks
+            .iter()
+            .map(|a| ("x-echo-set-header", a.as_str()))
+            .collect();
+        if path.starts_with("/response-and-request") {
+            headers.extend([
+                ("X-Header-Remove", "remove-val"),
+                ("X-Header-Add-Append", "append-val-1"),
+                ("X-Header-Echo", "echo"),
+            ]);
+        }
+        let (_, got, body) = expect(
+            r.port,
+            ("GET", "example.com", path, &headers),
+            200,
+            "infra-backend-v1",
+        );
+        for (name, value) in &want {
+            assert_eq!(
+                joined(&got, name).as_deref(),
+                Some(*value),
+                "{path} {name}: {got:?}"
+            );
+        }
+        for name in &absent {
+            assert_eq!(joined(&got, name), None, "{path} {name}: {got:?}");
+        }
+        if path.starts_with("/response-and-request") {
+            assert_request_modified(&body, path);
+            assert_eq!(seen_header(&body, "X-Header-Echo").as_deref(), Some("echo"));
+        }
+    }
 }
 
 /// The request line the echo backend saw for a GET of `path` (Host example.com).
@@ -940,33 +1049,137 @@ fn path_header_and_cross_route_matches_pick_the_upstream_backends() {
     }
 }
 
-/// The upstream request header modifier rules (/set, /add, /remove, /multiple,
-/// /case-insensitivity), each filter on the rule or, with `on_backend`, on its
-/// one backendRef.
-fn header_modifier_rules(on_backend: bool) -> String {
-    let filters = [
-        ("/set", "set: [{name: X-Header-Set, value: set-overwrites-values}]"),
-        ("/add", "add: [{name: X-Header-Add, value: add-appends-values}]"),
-        ("/remove", "remove: [X-Header-Remove]"),
+/// One case of the upstream header modifier tests: for `path`, the headers
+/// `given` (sent by the client for a request modifier, answered by the backend for
+/// a response one) and those the other side must see, or not see.
+struct HeaderCase {
+    path: &'static str,
+    given: Vec<(&'static str, &'static str)>,
+    want: Vec<(&'static str, &'static str)>,
+    absent: Vec<&'static str>,
+}
+
+/// The cases the upstream request and response header modifier tests share.
+fn header_cases() -> Vec<HeaderCase> {
+    let case = |path,
+                given: &[(&'static str, &'static str)],
+                want: &[(&'static str, &'static str)],
+                absent: &[&'static str]| HeaderCase {
+        path,
+        given: given.to_vec(),
+        want: want.to_vec(),
+        absent: absent.to_vec(),
+    };
+    let other = ("Some-Other-Header", "val");
+    vec![
+        case(
+            "/set",
+            &[other],
+            &[other, ("X-Header-Set", "set-overwrites-values")],
+            &[],
+        ),
+        case(
+            "/set",
+            &[other, ("X-Header-Set", "some-other-value")],
+            &[other, ("X-Header-Set", "set-overwrites-values")],
+            &[],
+        ),
+        case(
+            "/add",
+            &[other],
+            &[other, ("X-Header-Add", "add-appends-values")],
+            &[],
+        ),
+        case(
+            "/add",
+            &[other, ("X-Header-Add", "some-other-value")],
+            &[
+                other,
+                ("X-Header-Add", "some-other-value,add-appends-values"),
+            ],
+            &[],
+        ),
+        case(
+            "/remove",
+            &[("X-Header-Remove", "val")],
+            &[],
+            &["X-Header-Remove"],
+        ),
+        case(
+            "/multiple",
+            &[
+                ("X-Header-Set-2", "set-val-2"),
+                ("X-Header-Add-2", "add-val-2"),
+                ("X-Header-Remove-2", "remove-val-2"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &[
+                ("X-Header-Set-1", "header-set-1"),
+                ("X-Header-Set-2", "header-set-2"),
+                ("X-Header-Add-1", "header-add-1"),
+                ("X-Header-Add-2", "add-val-2,header-add-2"),
+                ("X-Header-Add-3", "header-add-3"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &["X-Header-Remove-1", "X-Header-Remove-2"],
+        ),
+        case(
+            "/case-insensitivity",
+            &[
+                ("x-header-set", "original-val-set"),
+                ("x-header-add", "original-val-add"),
+                ("x-header-remove", "original-val-remove"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &[
+                ("X-Header-Set", "header-set"),
+                ("X-Header-Add", "original-val-add,header-add"),
+                ("Another-Header", "another-header-val"),
+            ],
+            &["X-Header-Remove"],
+        ),
+    ]
+}
+
+/// The set/add/remove bodies of the upstream header modifier rules for /set,
+/// /add, /remove, /multiple and /case-insensitivity, the same for request and
+/// response headers but for `case_adds`, more adds in /case-insensitivity.
+fn header_modifiers(case_adds: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("/set", "set: [{name: X-Header-Set, value: set-overwrites-values}]".into()),
+        ("/add", "add: [{name: X-Header-Add, value: add-appends-values}]".into()),
+        ("/remove", "remove: [X-Header-Remove]".into()),
         (
             "/multiple",
             "set: [{name: X-Header-Set-1, value: header-set-1}, {name: X-Header-Set-2, value: header-set-2}],
               add: [{name: X-Header-Add-1, value: header-add-1}, {name: X-Header-Add-2, value: header-add-2}, {name: X-Header-Add-3, value: header-add-3}],
-              remove: [X-Header-Remove-1, X-Header-Remove-2]",
+              remove: [X-Header-Remove-1, X-Header-Remove-2]".into(),
         ),
         (
             "/case-insensitivity",
-            "set: [{name: X-Header-Set, value: header-set}],
-              add: [{name: X-Header-Add, value: header-add}],
-              remove: [X-Header-Remove]",
+            format!(
+                "set: [{{name: X-Header-Set, value: header-set}}],
+              add: [{{name: X-Header-Add, value: header-add}}{case_adds}],
+              remove: [X-Header-Remove]"
+            ),
         ),
-    ];
-    filters
+    ]
+}
+
+/// One filter of `kind` (RequestHeaderModifier or ResponseHeaderModifier) with
+/// `modifier` (its set/add/remove).
+fn modifier_filter(kind: &str, modifier: &str) -> String {
+    let field = format!("{}{}", kind[..1].to_lowercase(), &kind[1..]);
+    format!("{{type: {kind}, {field}: {{{modifier}}}}}")
+}
+
+/// Rules for each (path prefix, filters) to infra-backend-v1, the filters (a flow
+/// list's items) on the rule or, with `on_backend`, on its one backendRef.
+fn filter_rules(rules: &[(&str, String)], on_backend: bool) -> String {
+    rules
         .iter()
-        .map(|(path, modifier)| {
-            let filter = format!(
-                "filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{{modifier}}}}}]"
-            );
+        .map(|(path, filters)| {
+            let filter = format!("filters: [{filters}]");
             let (rule_filter, backend_filter) = if on_backend {
                 (String::new(), format!(", {filter}"))
             } else {
@@ -979,6 +1192,16 @@ fn header_modifier_rules(on_backend: bool) -> String {
             )
         })
         .collect()
+}
+
+/// The upstream request header modifier rules, each filter on the rule or, with
+/// `on_backend`, on its one backendRef.
+fn header_modifier_rules(on_backend: bool) -> String {
+    let rules: Vec<_> = header_modifiers("")
+        .into_iter()
+        .map(|(path, m)| (path, modifier_filter("RequestHeaderModifier", &m)))
+        .collect();
+    filter_rules(&rules, on_backend)
 }
 
 /// `HTTPRouteRequestHeaderModifier` and `HTTPRouteBackendRequestHeaderModifier`:
@@ -1001,108 +1224,25 @@ fn request_header_modifier_on_rules_and_on_backends_sets_adds_and_removes() {
     ]
     .join("---\n");
     let r = start(&routes, &[]);
-    type Case<'a> = (
-        &'a str,
-        &'a [(&'a str, &'a str)],
-        &'a [(&'a str, &'a str)],
-        &'a [&'a str],
-    );
-    let cases: &[Case] = &[
-        (
-            "/set",
-            &[("Some-Other-Header", "val")],
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Set", "set-overwrites-values"),
-            ],
-            &[],
-        ),
-        (
-            "/set",
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Set", "some-other-value"),
-            ],
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Set", "set-overwrites-values"),
-            ],
-            &[],
-        ),
-        (
-            "/add",
-            &[("Some-Other-Header", "val")],
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Add", "add-appends-values"),
-            ],
-            &[],
-        ),
-        (
-            "/add",
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Add", "some-other-value"),
-            ],
-            &[
-                ("Some-Other-Header", "val"),
-                ("X-Header-Add", "some-other-value,add-appends-values"),
-            ],
-            &[],
-        ),
-        (
-            "/remove",
-            &[("X-Header-Remove", "val")],
-            &[],
-            &["X-Header-Remove"],
-        ),
-        (
-            "/multiple",
-            &[
-                ("X-Header-Set-2", "set-val-2"),
-                ("X-Header-Add-2", "add-val-2"),
-                ("X-Header-Remove-2", "remove-val-2"),
-                ("Another-Header", "another-header-val"),
-            ],
-            &[
-                ("X-Header-Set-1", "header-set-1"),
-                ("X-Header-Set-2", "header-set-2"),
-                ("X-Header-Add-1", "header-add-1"),
-                ("X-Header-Add-2", "add-val-2,header-add-2"),
-                ("X-Header-Add-3", "header-add-3"),
-                ("Another-Header", "another-header-val"),
-            ],
-            &["X-Header-Remove-1", "X-Header-Remove-2"],
-        ),
-        (
-            "/case-insensitivity",
-            &[
-                ("x-header-set", "original-val-set"),
-                ("x-header-add", "original-val-add"),
-                ("x-header-remove", "original-val-remove"),
-                ("Another-Header", "another-header-val"),
-            ],
-            &[
-                ("X-Header-Set", "header-set"),
-                ("X-Header-Add", "original-val-add,header-add"),
-                ("Another-Header", "another-header-val"),
-            ],
-            &["X-Header-Remove"],
-        ),
-    ];
     for host in ["rule.example", "backend.example"] {
-        for (path, sent, want, absent) in cases {
-            let (_, _, body) = expect(r.port, ("GET", host, path, sent), 200, "infra-backend-v1");
+        for HeaderCase {
+            path,
+            given,
+            want,
+            absent,
+        } in header_cases()
+        {
+            let (_, _, body) = expect(r.port, ("GET", host, path, &given), 200, "infra-backend-v1");
             let line = format!("GET {path} HTTP/1.1");
             assert!(body.contains(&line), "{host}{path}: {body}");
-            for (name, value) in *want {
+            for (name, value) in &want {
                 assert_eq!(
                     seen_header(&body, name).as_deref(),
                     Some(*value),
                     "{host}{path} {name}: {body}"
                 );
             }
-            for name in *absent {
+            for name in &absent {
                 assert_eq!(seen_header(&body, name), None, "{host}{path}: {body}");
             }
         }
@@ -1483,22 +1623,7 @@ fn request_mirrors_copy_requests_to_each_mirror_and_by_percentage() {
             "infra-backend-v1",
         );
         if path.contains("modify") {
-            for (name, value) in [
-                ("X-Header-Add", "header-val-1"),
-                ("X-Header-Add-Append", "append-val-1,header-val-2"),
-                ("X-Header-Set", "set-overwrites-values"),
-            ] {
-                assert_eq!(
-                    seen_header(&body, name).as_deref(),
-                    Some(value),
-                    "{path}: {body}"
-                );
-            }
-            assert_eq!(
-                seen_header(&body, "X-Header-Remove"),
-                None,
-                "{path}: {body}"
-            );
+            assert_request_modified(&body, path);
         }
         for mirror in mirrors {
             common::poll(&format!("{path} mirrored to {}", mirror.name), || {
