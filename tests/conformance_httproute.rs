@@ -14,9 +14,8 @@
 //! `HTTPRouteRequestMultipleMirrors`, `HTTPRouteRequestPercentageMirror`,
 //! `HTTPRouteListenerPortMatching`, `HTTPRouteCrossNamespace`,
 //! `HTTPRouteDisallowedKind`, `HTTPRouteHostnameIntersection`,
-//! `HTTPRouteResponseHeaderModifier`; partly
-//! `HTTPRouteRedirectPortAndScheme`,
-//! `HTTPRouteRewritePath` and `HTTPRouteRewriteHost`.
+//! `HTTPRouteResponseHeaderModifier`, `HTTPRouteRewritePath`,
+//! `HTTPRouteRewriteHost`; partly `HTTPRouteRedirectPortAndScheme`.
 
 mod common;
 
@@ -539,7 +538,7 @@ fn response_header_modifier_sets_adds_and_removes() {
         ", {name: x-lowercase-add, value: lowercase-add}, {name: x-Mixedcase-ADD-1, value: mixedcase-add-1}, {name: X-mixeDcase-add-2, value: mixedcase-add-2}, {name: X-UPPERCASE-ADD, value: uppercase-add}",
     )
     .into_iter()
-    .map(|(path, m)| (path, modifier_filter("ResponseHeaderModifier", &m)))
+    .map(|(path, m)| (path, modifier_filter("ResponseHeaderModifier", &m), "v1"))
     .collect();
     rules.push((
         "/response-and-request-header-modifiers",
@@ -552,12 +551,11 @@ fn response_header_modifier_sets_adds_and_removes() {
             ),
             modifier_filter(
                 "RequestHeaderModifier",
-                "set: [{name: X-Header-Set, value: set-overwrites-values}],
-              add: [{name: X-Header-Add, value: header-val-1}, {name: X-Header-Add-Append, value: header-val-2}],
-              remove: [X-Header-Remove]",
+                UPSTREAM_REQUEST_MODIFIER,
             ),
         ]
         .join(", "),
+        "v1",
     ));
     let r = start(
         &route_with_rules(
@@ -643,68 +641,146 @@ fn response_header_modifier_sets_adds_and_removes() {
     }
 }
 
-/// The request line the echo backend saw for a GET of `path` (Host example.com).
-fn request_line_seen(port: u16, path: &str) -> String {
-    let (_, _, body) = common::wait_for_http(port, "example.com", path, |s, _| s == 200);
-    body.lines()
-        .find(|l| l.starts_with("GET "))
-        .unwrap_or_else(|| panic!("no request line in {body}"))
-        .to_string()
-}
+/// The request header modifier the upstream mirror, rewrite and response tests
+/// add to a rule; [`assert_request_modified`] checks its effect.
+const UPSTREAM_REQUEST_MODIFIER: &str = "set: [{name: X-Header-Set, value: set-overwrites-values}],
+              add: [{name: X-Header-Add, value: header-val-1}, {name: X-Header-Add-Append, value: header-val-2}],
+              remove: [X-Header-Remove]";
 
-/// `HTTPRouteRewritePath` and `HTTPRouteRewriteHost` (partly: without their
-/// rewrite-and-modify-headers cases).
+/// `HTTPRouteRewritePath` and `HTTPRouteRewriteHost`: the path (prefix or whole)
+/// and the Host the backend sees once a URLRewrite rewrites them, with a request
+/// header modifier besides where upstream has one; and a whole path replaced by a
+/// prefix rewrite gains no slash.
 #[test]
 fn url_rewrite_of_the_path_and_host_reaches_the_backend() {
-    // HTTPRouteRewritePath and HTTPRouteRewriteHost.
-    let rewrite = |name: &str, prefix: &str, rewrite: &str| {
-        route(
-            name,
-            "example.com",
-            prefix,
-            &format!(
-                "      filters:
-        - type: URLRewrite
-          urlRewrite: {rewrite}
-      backendRefs: [{{name: infra-backend-v1, port: 80}}]
-"
-            ),
-        )
+    let rewrite = |path: &'static str, rewrite: &str, modify: bool, backend: &'static str| {
+        let mut filters = vec![format!("{{type: URLRewrite, urlRewrite: {rewrite}}}")];
+        if modify {
+            filters.push(modifier_filter(
+                "RequestHeaderModifier",
+                UPSTREAM_REQUEST_MODIFIER,
+            ));
+        }
+        (path, filters.join(", "), backend)
     };
+    let prefix =
+        |to: &str| format!("{{path: {{type: ReplacePrefixMatch, replacePrefixMatch: {to}}}}}");
+    let full = |to: &str| format!("{{path: {{type: ReplaceFullPath, replaceFullPath: {to}}}}}");
+    let path_rules = [
+        rewrite("/prefix/one", &prefix("/one"), false, "v1"),
+        rewrite("/strip-prefix", &prefix("/"), false, "v1"),
+        rewrite("/full/one", &full("/one"), false, "v1"),
+        rewrite(
+            "/full/rewrite-path-and-modify-headers",
+            &full("/test"),
+            true,
+            "v1",
+        ),
+        rewrite(
+            "/prefix/rewrite-path-and-modify-headers",
+            &prefix("/prefix"),
+            true,
+            "v1",
+        ),
+    ];
+    // Upstream's second rule has no matches: PathPrefix / is the same.
+    let host_rules = [
+        rewrite("/one", "{hostname: one.example.org}", false, "v1"),
+        rewrite("/", "{hostname: example.org}", false, "v2"),
+        rewrite(
+            "/rewrite-host-and-modify-headers",
+            "{hostname: test.example.org}",
+            true,
+            "v2",
+        ),
+    ];
     let routes = [
-        rewrite(
-            "prefix",
-            "/prefix/one",
-            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /one}}",
+        route_with_rules(
+            "rewrite-path",
+            "example.com",
+            &filter_rules(&path_rules, false),
         ),
-        rewrite(
-            "full",
-            "/full/one",
-            "{path: {type: ReplaceFullPath, replaceFullPath: /one}}",
+        route_with_rules(
+            "rewrite-host",
+            "rewrite.example",
+            &filter_rules(&host_rules, false),
         ),
-        rewrite(
-            "strip",
-            "/strip-prefix",
-            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}",
-        ),
-        rewrite("host", "/rewrite-host", "{hostname: one.example.org}"),
     ]
     .join("---\n");
-    let r = start(&routes, &[]);
-    let cases = [
-        ("/prefix/one/two", "GET /one/two HTTP/1.1"),
-        ("/prefix/one", "GET /one HTTP/1.1"),
-        ("/full/one/two", "GET /one HTTP/1.1"),
-        ("/strip-prefix/three", "GET /three HTTP/1.1"),
-        ("/strip-prefix", "GET / HTTP/1.1"),
-        ("/rewrite-host/x", "GET /rewrite-host/x HTTP/1.1"),
+    let (r, _backends) = start_three(&routes);
+    let sent = [
+        ("X-Header-Remove", "remove-val"),
+        ("X-Header-Add-Append", "append-val-1"),
+        ("X-Header-Set", "set-val"),
     ];
-    for (path, seen) in cases {
-        assert_eq!(request_line_seen(r.port, path), seen, "{path}");
+    // (Host, path, the path and Host the backend sees, its name)
+    let cases = [
+        (
+            "example.com",
+            "/prefix/one/two",
+            "/one/two",
+            "example.com",
+            "v1",
+        ),
+        ("example.com", "/prefix/one", "/one", "example.com", "v1"),
+        (
+            "example.com",
+            "/strip-prefix/three",
+            "/three",
+            "example.com",
+            "v1",
+        ),
+        ("example.com", "/strip-prefix", "/", "example.com", "v1"),
+        ("example.com", "/full/one/two", "/one", "example.com", "v1"),
+        (
+            "example.com",
+            "/full/rewrite-path-and-modify-headers/test",
+            "/test",
+            "example.com",
+            "v1",
+        ),
+        (
+            "example.com",
+            "/prefix/rewrite-path-and-modify-headers/one",
+            "/prefix/one",
+            "example.com",
+            "v1",
+        ),
+        ("rewrite.example", "/one", "/one", "one.example.org", "v1"),
+        ("rewrite.example", "/two", "/two", "example.org", "v2"),
+        (
+            "rewrite.example",
+            "/rewrite-host-and-modify-headers",
+            "/rewrite-host-and-modify-headers",
+            "test.example.org",
+            "v2",
+        ),
+    ];
+    for (host, path, seen_path, seen_host, backend) in cases {
+        let modify = path.contains("modify-headers");
+        // The host rewrite test sends no X-Header-Set.
+        let headers: &[(&str, &str)] = match (modify, host) {
+            (false, _) => &[],
+            (true, "rewrite.example") => &sent[..2],
+            (true, _) => &sent,
+        };
+        let (_, _, body) = expect(
+            r.port,
+            ("GET", host, path, headers),
+            200,
+            &format!("infra-backend-{backend}"),
+        );
+        let line = format!("GET {seen_path} HTTP/1.1");
+        assert!(body.lines().any(|l| l == line), "{host}{path}: {body}");
+        assert_eq!(
+            seen_header(&body, "host").as_deref(),
+            Some(seen_host),
+            "{host}{path}: {body}"
+        );
+        if modify {
+            assert_request_modified(&body, path);
+        }
     }
-    let (_, _, body) =
-        common::wait_for_http(r.port, "example.com", "/rewrite-host", |s, _| s == 200);
-    assert!(body.contains("\nhost: one.example.org\n"), "{body}");
 }
 
 /// Every redirect status code with a scheme change (`HTTPRoute303Redirect`,
@@ -1173,12 +1249,12 @@ fn modifier_filter(kind: &str, modifier: &str) -> String {
     format!("{{type: {kind}, {field}: {{{modifier}}}}}")
 }
 
-/// Rules for each (path prefix, filters) to infra-backend-v1, the filters (a flow
+/// Rules for each (path prefix, filters, infra-backend-vN), the filters (a flow
 /// list's items) on the rule or, with `on_backend`, on its one backendRef.
-fn filter_rules(rules: &[(&str, String)], on_backend: bool) -> String {
+fn filter_rules(rules: &[(&str, String, &str)], on_backend: bool) -> String {
     rules
         .iter()
-        .map(|(path, filters)| {
+        .map(|(path, filters, backend)| {
             let filter = format!("filters: [{filters}]");
             let (rule_filter, backend_filter) = if on_backend {
                 (String::new(), format!(", {filter}"))
@@ -1187,7 +1263,7 @@ fn filter_rules(rules: &[(&str, String)], on_backend: bool) -> String {
             };
             format!(
                 "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-{rule_filter}      backendRefs: [{{name: infra-backend-v1, port: 80{backend_filter}}}]
+{rule_filter}      backendRefs: [{{name: infra-backend-{backend}, port: 80{backend_filter}}}]
 "
             )
         })
@@ -1199,7 +1275,7 @@ fn filter_rules(rules: &[(&str, String)], on_backend: bool) -> String {
 fn header_modifier_rules(on_backend: bool) -> String {
     let rules: Vec<_> = header_modifiers("")
         .into_iter()
-        .map(|(path, m)| (path, modifier_filter("RequestHeaderModifier", &m)))
+        .map(|(path, m)| (path, modifier_filter("RequestHeaderModifier", &m), "v1"))
         .collect();
     filter_rules(&rules, on_backend)
 }
@@ -1540,9 +1616,10 @@ fn seen_count(backend: &EchoBackend, path: &str) -> usize {
 fn mirror_rule(path: &str, modify: bool, mirrors: &[&str], extra: &str) -> String {
     let mut filters: Vec<String> = Vec::new();
     if modify {
-        filters.push(
-            "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Header-Set, value: set-overwrites-values}], add: [{name: X-Header-Add, value: header-val-1}, {name: X-Header-Add-Append, value: header-val-2}], remove: [X-Header-Remove]}}".into(),
-        );
+        filters.push(modifier_filter(
+            "RequestHeaderModifier",
+            UPSTREAM_REQUEST_MODIFIER,
+        ));
     }
     filters.extend(mirrors.iter().map(|m| {
         format!("{{type: RequestMirror, requestMirror: {{backendRef: {{name: {m}, namespace: default, port: 80}}{extra}}}}}")
