@@ -713,50 +713,25 @@ fn url_rewrite_of_the_path_and_host_reaches_the_backend() {
         ("X-Header-Add-Append", "append-val-1"),
         ("X-Header-Set", "set-val"),
     ];
-    // (Host, path, the path and Host the backend sees, its name)
-    let cases = [
-        (
-            "example.com",
-            "/prefix/one/two",
-            "/one/two",
-            "example.com",
-            "v1",
-        ),
-        ("example.com", "/prefix/one", "/one", "example.com", "v1"),
-        (
-            "example.com",
-            "/strip-prefix/three",
-            "/three",
-            "example.com",
-            "v1",
-        ),
-        ("example.com", "/strip-prefix", "/", "example.com", "v1"),
-        ("example.com", "/full/one/two", "/one", "example.com", "v1"),
-        (
-            "example.com",
-            "/full/rewrite-path-and-modify-headers/test",
-            "/test",
-            "example.com",
-            "v1",
-        ),
-        (
-            "example.com",
-            "/prefix/rewrite-path-and-modify-headers/one",
-            "/prefix/one",
-            "example.com",
-            "v1",
-        ),
-        ("rewrite.example", "/one", "/one", "one.example.org", "v1"),
-        ("rewrite.example", "/two", "/two", "example.org", "v2"),
-        (
-            "rewrite.example",
-            "/rewrite-host-and-modify-headers",
-            "/rewrite-host-and-modify-headers",
-            "test.example.org",
-            "v2",
-        ),
-    ];
-    for (host, path, seen_path, seen_host, backend) in cases {
+    // Host, path, the path and Host the backend sees, and which backend it is.
+    let cases = "
+        example.com /prefix/one/two /one/two example.com v1
+        example.com /prefix/one /one example.com v1
+        example.com /strip-prefix/three /three example.com v1
+        example.com /strip-prefix / example.com v1
+        example.com /full/one/two /one example.com v1
+        example.com /full/rewrite-path-and-modify-headers/test /test example.com v1
+        example.com /prefix/rewrite-path-and-modify-headers/one /prefix/one example.com v1
+        rewrite.example /one /one one.example.org v1
+        rewrite.example /two /two example.org v2
+        rewrite.example /rewrite-host-and-modify-headers /rewrite-host-and-modify-headers test.example.org v2
+    ";
+    for case in cases.lines().filter(|l| !l.trim().is_empty()) {
+        let [host, path, seen_path, seen_host, backend] =
+            case.split_whitespace().collect::<Vec<_>>()[..]
+        else {
+            panic!("bad case {case:?}")
+        };
         let modify = path.contains("modify-headers");
         // The host rewrite test sends no X-Header-Set.
         let headers: &[(&str, &str)] = match (modify, host) {
