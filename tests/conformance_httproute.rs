@@ -15,7 +15,7 @@
 //! `HTTPRouteListenerPortMatching`, `HTTPRouteCrossNamespace`,
 //! `HTTPRouteDisallowedKind`, `HTTPRouteHostnameIntersection`,
 //! `HTTPRouteResponseHeaderModifier`, `HTTPRouteRewritePath`,
-//! `HTTPRouteRewriteHost`; partly `HTTPRouteRedirectPortAndScheme`.
+//! `HTTPRouteRewriteHost`, `HTTPRouteRedirectPortAndScheme`.
 
 mod common;
 
@@ -273,8 +273,9 @@ fn redirect_replace_prefix_match_of_the_whole_path_adds_no_slash() {
     );
 }
 
-/// `HTTPRouteRedirectPortAndScheme` (partly: its HTTP listener cases, on a
-/// listener that is not on port 80).
+/// `HTTPRouteRedirectPortAndScheme`, its HTTP listener cases (the HTTPS ones are
+/// [`redirect_port_and_scheme_on_an_https_listener`]), on a listener that is not on
+/// port 80 (so the cases of upstream's listeners on 80 and 8080 in one).
 #[test]
 fn redirect_port_and_scheme_follow_the_spec() {
     // HTTPRouteRedirectPortAndScheme, on a listener that is not on port 80: an
@@ -331,6 +332,108 @@ fn redirect_port_and_scheme_follow_the_spec() {
     ];
     for (path, expected) in cases {
         assert_eq!(location(r.port, "example.com", path), expected, "{path}");
+    }
+}
+
+/// `HTTPRouteRedirectPortAndScheme` on an HTTPS listener (upstream's is on 443,
+/// this one on a port picked at run time, which shows in Location where 443
+/// would not): an unset port keeps the listener's for https and is http's
+/// well-known one for a change to http; 80 and 443 never show.
+#[test]
+fn redirect_port_and_scheme_on_an_https_listener() {
+    let port = common::free_port();
+    let redirects = [
+        ("/scheme-nil-and-port-nil", ""),
+        ("/scheme-nil-and-port-443", ", port: 443"),
+        ("/scheme-nil-and-port-8443", ", port: 8443"),
+        ("/scheme-http-and-port-nil", ", scheme: http"),
+        ("/scheme-http-and-port-80", ", scheme: http, port: 80"),
+        ("/scheme-http-and-port-8080", ", scheme: http, port: 8080"),
+    ];
+    let rules: String = redirects
+        .iter()
+        .map(|(path, redirect)| {
+            format!(
+                "    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      filters: [{{type: RequestRedirect, requestRedirect: {{hostname: example.org{redirect}}}}}]
+"
+            )
+        })
+        .collect();
+    let docs = [
+        CLASS.to_string(),
+        common::objects::www_cert_secret(),
+        common::objects::gateway_yaml(
+            "same-namespace-with-https-listener",
+            &format!(
+                "    - {{name: https, protocol: HTTPS, port: {port}, tls: {{certificateRefs: [{{name: www-cert}}]}}}}\n"
+            ),
+        ),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: http-route-for-listener-on-port-443, namespace: default}
+spec:
+  parentRefs: [{name: same-namespace-with-https-listener}]
+  rules:
+"
+        .to_string()
+            + &rules,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap(
+        "default/same-namespace-with-https-listener",
+        "delta",
+        "e1",
+    ));
+    // (status, Location) of an HTTPS GET with SNI and Host example.org; the
+    // certificate (for *.example.com) is not checked.
+    let redirect = |path: &str| {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-sSk", "--max-time", "5", "-o", "/dev/null", "-D", "-"])
+            .args(["--resolve", &format!("example.org:{port}:127.0.0.1")])
+            .arg(format!("https://example.org:{port}{path}"));
+        let (code, out) = common::run_bounded("curl", curl, Duration::from_secs(10));
+        code.is_some_and(|c| c.success()).then_some(())?;
+        let status = out.split_whitespace().nth(1)?.parse::<u16>().ok()?;
+        let location = out
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_string());
+        Some((status, location))
+    };
+    for (path, want) in [
+        (
+            "/scheme-nil-and-port-nil",
+            format!("https://example.org:{port}/scheme-nil-and-port-nil"),
+        ),
+        (
+            "/scheme-nil-and-port-443",
+            "https://example.org/scheme-nil-and-port-443".to_string(),
+        ),
+        (
+            "/scheme-nil-and-port-8443",
+            "https://example.org:8443/scheme-nil-and-port-8443".to_string(),
+        ),
+        (
+            "/scheme-http-and-port-nil",
+            "http://example.org/scheme-http-and-port-nil".to_string(),
+        ),
+        (
+            "/scheme-http-and-port-80",
+            "http://example.org/scheme-http-and-port-80".to_string(),
+        ),
+        (
+            "/scheme-http-and-port-8080",
+            "http://example.org:8080/scheme-http-and-port-8080".to_string(),
+        ),
+    ] {
+        let got = common::poll(&format!("a redirect for {path}"), || {
+            redirect(path).filter(|(s, _)| *s == 302)
+        });
+        assert_eq!(got.1.as_deref(), Some(want.as_str()), "{path}");
     }
 }
 
