@@ -7,7 +7,7 @@
 //! `TLSRouteHostnameIntersection`,
 //! `TLSRouteInvalidNoMatchingListener`, `TLSRouteInvalidReferenceGrant`,
 //! `TLSRouteListenerPassthroughSupportedKinds`,
-//! `TLSRouteInvalidNoMatchingListenerHostname`; partly
+//! `TLSRouteInvalidNoMatchingListenerHostname`,
 //! `TLSRouteInvalidBackendRefNonexistent` and `TLSRouteInvalidBackendRefUnknownKind`.
 
 mod common;
@@ -160,12 +160,15 @@ fn condition(conditions: &serde_json::Value, type_: &str) -> Option<(String, Str
 /// `TLSRouteInvalidNoMatchingListenerHostname`: routes whose hostnames no
 /// listener's hostname (exact or wildcard) covers have NoMatchingListenerHostname
 /// and those Gateways count no route. `TLSRouteInvalidBackendRefNonexistent` and
-/// `TLSRouteInvalidBackendRefUnknownKind` (partly: status only, without the
-/// rejected connection): ResolvedRefs False with BackendNotFound, InvalidKind.
+/// `TLSRouteInvalidBackendRefUnknownKind`: ResolvedRefs False with
+/// BackendNotFound, InvalidKind, and connections for their hostnames refused
+/// (each with a hostname of its own here, on one listener with a working route).
 #[test]
 fn tls_route_status_for_listeners_it_cannot_use_and_refs_it_may_not_follow() {
     let gateway = gateway_yaml;
     let port = common::free_port;
+    let passthrough = port();
+    let (_valid_backend, valid_port) = tls_backend("valid.example.com");
     let gateways = [
         gateway(
             "gateway-http-only",
@@ -192,8 +195,7 @@ fn tls_route_status_for_listeners_it_cannot_use_and_refs_it_may_not_follow() {
         gateway(
             "gateway-tlsroute-tls-passthrough-only",
             &format!(
-                "    - {{name: tls, protocol: TLS, port: {}, tls: {{mode: Passthrough}}}}\n",
-                port()
+                "    - {{name: tls, protocol: TLS, port: {passthrough}, tls: {{mode: Passthrough}}}}\n"
             ),
         ),
         gateway(
@@ -285,7 +287,8 @@ spec:
             "{name: gateway-tlsroute-tls-passthrough-only}",
             "default",
         )
-        .replace("name: tls-backend", "name: nonexistent"),
+        .replace("name: tls-backend", "name: nonexistent")
+        .replace("[tls.example.com]", "[nonexistent.example.com]"),
         route(
             "invalid-backend-ref-unknown-kind",
             "{name: gateway-tlsroute-tls-passthrough-only}",
@@ -294,7 +297,18 @@ spec:
         .replace(
             "{name: tls-backend",
             "{group: unknownkind.example.com, kind: NonExistent, name: tls-backend",
-        ),
+        )
+        .replace("[tls.example.com]", "[unknown-kind.example.com]"),
+        // A route that works on the same listener shows Envoy has its routes
+        // when the others' connections are refused.
+        route(
+            "valid",
+            "{name: gateway-tlsroute-tls-passthrough-only}",
+            "default",
+        )
+        .replace("name: tls-backend", "name: valid-backend")
+        .replace("[tls.example.com]", "[valid.example.com]"),
+        service("valid-backend", valid_port),
     ]);
     let dir = tempfile::tempdir().unwrap();
     write_objects(dir.path(), &docs);
@@ -349,6 +363,17 @@ spec:
         "ResolvedRefs",
         ("False", "InvalidKind"),
     );
+    let _envoy = common::spawn_envoy(&gantry.bootstrap(
+        "default/gateway-tlsroute-tls-passthrough-only",
+        "delta",
+        "e1",
+    ));
+    common::poll("the valid route through Envoy", || {
+        passthrough_get(passthrough, "valid.example.com", true)
+    });
+    for sni in ["nonexistent.example.com", "unknown-kind.example.com"] {
+        assert_eq!(passthrough_get(passthrough, sni, false), None, "{sni}");
+    }
     for gw in [
         "gateway-http-only",
         "gateway-tls-httproute-only",
