@@ -1,6 +1,6 @@
 //! HTTPRoute CORS filter and rule retry through real `gantry serve` and stock
 //! Envoy, with the expectations of the upstream Gateway API v1.5 conformance test
-//! `HTTPRouteCORS` (its routes /cors-1 and /cors-2 as given there) and
+//! `HTTPRouteCORS` (its routes as given there) and
 //! `HTTPRouteCORSAllowCredentialsBehavior`, and the retry
 //! behaviour the HTTPRouteRetry spec describes.
 
@@ -77,6 +77,11 @@ fn assert_credentialed(r: &common::Response, origin: &str) {
         Some("true"),
         "{r:?}"
     );
+}
+
+/// An answer that does not allow credentials.
+fn assert_no_credentials(r: &common::Response) {
+    assert_eq!(header(r, "access-control-allow-credentials"), None, "{r:?}");
 }
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
@@ -157,11 +162,14 @@ spec:
     - filters:
         - type: CORS
           cors:
-            allowOrigins: [\"https://*.foo.com\"]
+            allowOrigins: [\"*\"]
             allowMethods: [\"*\"]
             allowHeaders: [\"*\"]
             allowCredentials: true
       matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
+      backendRefs: [{name: svc, port: 80}]
+    - filters: [{type: CORS, cors: {allowOrigins: [\"*\"], allowMethods: [\"*\"], allowHeaders: [\"*\"], allowCredentials: false}}]
+      matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}]
       backendRefs: [{name: svc, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -301,11 +309,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     let r = request(port, "GET", "/cors-1", &with_credentials).unwrap();
     assert_eq!(r.0, 200, "{r:?}");
     assert_eq!(header(&r, "access-control-allow-origin"), None, "{r:?}");
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
     let mut allowed = with_credentials;
     allowed[0].1 = "https://www.foo.com";
     let r = request(port, "GET", "/cors-2", &allowed).unwrap();
@@ -314,11 +318,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         header(&r, "access-control-allow-origin").as_deref(),
         Some("https://www.foo.com")
     );
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
 
     // allowMethods ["*"] without credentials: POST is allowed ("POST" or "*"),
     // and no allow-credentials header.
@@ -333,11 +333,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         matches!(methods.as_deref(), Some("POST" | "*")),
         "{methods:?}"
     );
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
 
     // allowOrigins ["*"]: any origin, port included, gets "*" or itself.
     for origin in ["https://foobar.com", "https://foobar.com:12345"] {
@@ -348,7 +344,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
             allowed.as_deref() == Some(origin) || allowed.as_deref() == Some("*"),
             "{origin}: {r:?}"
         );
-        assert_eq!(header(&r, "access-control-allow-credentials"), None);
+        assert_no_credentials(&r);
         let r = request(port, "PUT", "/cors-wildcard-origin", &[("Origin", origin)]).unwrap();
         assert_eq!(r.0, 200, "{r:?}");
         let allowed = header(&r, "access-control-allow-origin");
@@ -358,7 +354,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         );
     }
 
-    // Wildcard methods and headers with credentials: a "*" would not count for
+    // Any origin, method and header with credentials: a "*" would not count for
     // a credentialed request, so the requested method and headers are echoed
     // (Envoy does this itself), as is the origin.
     let r = preflight(
@@ -387,6 +383,46 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     )
     .unwrap();
     assert_credentialed(&r, "https://other.foo.com");
+    // Without allowCredentials: the origin (or *), the method and headers (or
+    // *), and never Access-Control-Allow-Credentials.
+    let r = preflight(
+        "/cors-wildcard-methods-headers-unauth",
+        "https://other.foo.com",
+        "PUT",
+        Some("x-header-1, x-header-2"),
+    );
+    assert!(matches!(r.0, 200 | 204), "{r:?}");
+    let one_of = |name: &str, allowed: &[Option<Vec<String>>]| {
+        let got = list(&r, name);
+        assert!(allowed.contains(&got), "{name}: {got:?} in {r:?}");
+    };
+    one_of(
+        "access-control-allow-origin",
+        &[strings(&["https://other.foo.com"]), strings(&["*"])],
+    );
+    one_of(
+        "access-control-allow-methods",
+        &[strings(&["PUT"]), strings(&["*"])],
+    );
+    one_of(
+        "access-control-allow-headers",
+        &[strings(&["x-header-1", "x-header-2"]), strings(&["*"])],
+    );
+    assert_no_credentials(&r);
+    let r = request(
+        port,
+        "GET",
+        "/cors-wildcard-methods-headers-unauth",
+        &[("Origin", "https://other.foo.com"), ("Cookie", "foo=bar")],
+    )
+    .unwrap();
+    assert_eq!(r.0, 200, "{r:?}");
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("https://other.foo.com"),
+        "{r:?}"
+    );
+    assert_no_credentials(&r);
 
     // A rule without the filter on the same listener: no CORS headers.
     let r = request(
