@@ -3,7 +3,11 @@
 //! `httproute-invalid-*`, `httproute-partially-invalid-via-invalid-reference-grant`):
 //! the same status conditions through gantry's /debug/status and the same requests
 //! and answers through real stock Envoy. Namespace `default` plays
-//! `gateway-conformance-infra`, namespace `web` the backends' namespaces.
+//! `gateway-conformance-infra`, namespace `web` the backends' namespaces:
+//! `HTTPRouteReferenceGrant`, `HTTPRouteInvalidCrossNamespaceBackendRef`,
+//! `HTTPRouteInvalidReferenceGrant`, `HTTPRoutePartiallyInvalidViaInvalidReferenceGrant`,
+//! `HTTPRouteInvalidBackendRefUnknownKind`, `HTTPRouteInvalidNonExistentBackendRef`
+//! and `HTTPRouteInvalidCrossNamespaceParentRef`.
 
 mod common;
 
