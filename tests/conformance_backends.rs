@@ -1,8 +1,8 @@
 //! Gateway API v1.5.1 HTTPRoute conformance around backends and HTTPS listeners,
 //! through real `gantry serve` and real stock Envoy on 127.0.0.1:
-//! HTTPRouteBackendProtocolH2C, HTTPRouteBackendProtocolWebSocket, Service types
-//! (headless routed, ExternalName refused), and
-//! HTTPRouteHTTPSListenerDetectMisdirectedRequests.
+//! `HTTPRouteBackendProtocolH2C`, `HTTPRouteBackendProtocolWebSocket`,
+//! `HTTPRouteServiceTypes` (and ExternalName Services refused),
+//! `HTTPRouteHTTPSListenerDetectMisdirectedRequests` and `HTTPRouteHTTPSListener`.
 
 mod common;
 
@@ -22,6 +22,7 @@ fn write(dir: &Path, file: &str, docs: &[String]) {
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
+/// `HTTPRouteBackendProtocolH2C`.
 #[test]
 fn h2c_app_protocol_makes_envoy_speak_http2_to_the_backend() {
     // The h2c backend is gantry's own ADS server (tonic: HTTP/2 only, no TLS).
@@ -155,6 +156,7 @@ fn websocket_round_trip(port: u16) -> std::io::Result<(String, Vec<u8>)> {
     Ok((status, echoed))
 }
 
+/// `HTTPRouteBackendProtocolWebSocket`.
 #[test]
 fn websocket_upgrade_reaches_a_ws_backend_through_envoy() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,11 +183,16 @@ fn websocket_upgrade_reaches_a_ws_backend_through_envoy() {
     assert!(!echoed.is_empty());
 }
 
+/// `HTTPRouteServiceTypes`: a ClusterIP Service and a headless one with manual
+/// EndpointSlices (IPv4 with the backend, IPv6 empty, as upstream's in a cluster
+/// of IPv4 pods), and a headless one with its usual slice, each reached by its
+/// Exact path. And an ExternalName Service is refused (UnsupportedValue), its
+/// requests answered 500.
 #[test]
 fn headless_service_routes_and_external_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let echo = EchoBackend::start("headless-echo");
+    let echo = EchoBackend::start("infra-backend-v1");
     let external = "apiVersion: v1
 kind: Service
 metadata: {name: external, namespace: default}
@@ -195,29 +202,85 @@ spec:
   ports: [{name: http, port: 80}]
 "
     .to_string();
+    // A Service without a selector and its two slices, the IPv6 one empty.
+    let manual = |name: &str, headless: bool| {
+        let cluster_ip = if headless { "  clusterIP: None\n" } else { "" };
+        let slice = |family: &str, endpoints: &str| {
+            format!(
+                "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-ip{}
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv{family}
+ports: [{{name: first-port, port: {}, protocol: TCP}}]
+endpoints: [{endpoints}]
+",
+                family, echo.port
+            )
+        };
+        format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+{cluster_ip}  ports: [{{name: first-port, protocol: TCP, port: 80, targetPort: {}}}]
+---
+{}---
+{}",
+            echo.port,
+            slice("4", "{addresses: [127.0.0.1]}"),
+            slice("6", "")
+        )
+    };
+    let exact = |path: &str, service: &str| {
+        format!(
+            "    - matches: [{{path: {{type: Exact, value: {path}}}}}]
+      backendRefs: [{{name: {service}, port: 80}}]
+"
+        )
+    };
     write(
         dir.path(),
         "all.yaml",
         &[
             CLASS.to_string(),
             gateway("eg", port),
-            route(
-                "types",
-                "eg",
+            common::objects::route_with_rules(
+                "service-types",
                 "www.example.com",
                 &[
-                    ("/headless", &[("headless", 1)]),
-                    ("/external", &[("external", 1)]),
-                ],
+                    exact("/manual-endpointslices", "manual-endpointslices"),
+                    exact("/headless", "headless"),
+                    exact(
+                        "/headless-manual-endpointslices",
+                        "headless-manual-endpointslices",
+                    ),
+                    exact("/external", "external"),
+                ]
+                .concat(),
             ),
+            manual("manual-endpointslices", false),
             service_with("headless", echo.port, None, "  clusterIP: None\n"),
+            manual("headless-manual-endpointslices", true),
             external,
         ],
     );
     let gantry = Gantry::start(dir.path());
     let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "types-1"));
-    let (_, _, body) = common::wait_for_http(port, "www.example.com", "/headless", |s, _| s == 200);
-    assert!(body.contains("headless-echo"), "{body}");
+    for path in [
+        "/manual-endpointslices",
+        "/headless",
+        "/headless-manual-endpointslices",
+    ] {
+        let (_, headers, _) = common::wait_for_http(port, "www.example.com", path, |s, _| s == 200);
+        assert_eq!(
+            common::header(&headers, "x-backend"),
+            Some("infra-backend-v1"),
+            "{path}"
+        );
+    }
     // The ExternalName backend's share is answered 500, never sent to a DNS name.
     let (status, _, _) = common::http_get(port, "www.example.com", "/external");
     assert_eq!(status, 500);
@@ -297,6 +360,12 @@ fn h2_request(port: u16, server_name: &str, host: &str) -> Option<(u16, String)>
     Some((status.trim().parse().ok()?, body.to_string()))
 }
 
+/// `HTTPRouteHTTPSListenerDetectMisdirectedRequests`, and `HTTPRouteHTTPSListener`
+/// whose requests (SNI and Host alike: example.org, second-example.org,
+/// unknown-example.org) and answers are rows of this table; its example.org route
+/// attaches to the whole Gateway, test-1 by sectionName, which changes nothing
+/// since no other listener's hostname admits example.org. (The client does not
+/// check the certificate: the test one is for www.example.com.)
 #[test]
 fn https_listeners_sharing_a_port_answer_421_to_misdirected_requests() {
     let dir = tempfile::tempdir().unwrap();

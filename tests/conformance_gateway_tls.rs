@@ -257,7 +257,7 @@ impl TwoPorts {
     /// The Gateway and both routes are accepted, every reference resolved.
     fn assert_accepted(&self, gw: &str) -> Value {
         let status = common::poll("the Gateway's status", || {
-            self.running.gantry.status_of("Gateway", gw)
+            self.running.gantry.status_of("Gateway", "default", gw)
         });
         assert_condition(&status, "Accepted", Some(("True", "Accepted")), gw);
         for name in ["https", "https-with-hostname"] {
@@ -267,7 +267,7 @@ impl TwoPorts {
             let r = self
                 .running
                 .gantry
-                .status_of("HTTPRoute", route)
+                .status_of("HTTPRoute", "default", route)
                 .expect(route);
             for t in ["Accepted", "ResolvedRefs"] {
                 assert_eq!(
@@ -429,7 +429,7 @@ fn gateway_invalid_frontend_client_certificate_validation() {
     );
     wait_for_backend(ports[0], &test_client(), "infra-backend-v1");
 
-    let status = running.gantry.status_of("Gateway", gw).expect(gw);
+    let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
     assert!(all_true(listener(&status, "https")), "{status:#}");
     assert_no_valid_ca(&status, "https-unresolved", "InvalidCACertificateRef");
     assert_no_valid_ca(&status, "https-invalid-kind", "InvalidCACertificateKind");
@@ -476,7 +476,7 @@ fn gateway_frontend_invalid_default_client_certificate_validation() {
         "{response:?}"
     );
 
-    let status = running.gantry.status_of("Gateway", gw).expect(gw);
+    let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
     assert!(all_true(listener(&status, "http")), "{status:#}");
     assert_no_valid_ca(&status, "https", "InvalidCACertificateRef");
     assert_no_listener(https_port);
@@ -554,7 +554,7 @@ type: Opaque
     common::wait_for_http(port, "www.example.com", "/", |code, _| code == 200);
 
     for (gw, _, reason) in cases {
-        let status = running.gantry.status_of("Gateway", gw).expect(gw);
+        let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
         assert_condition(&status, "ResolvedRefs", Some(("False", reason)), gw);
         assert_condition(&status, "Accepted", Some(("True", "Accepted")), gw);
     }
@@ -604,7 +604,7 @@ spec:
     assert_eq!(refused_with(port, &other.client()), "unknown ca");
     let status = running
         .gantry
-        .status_of("ClientTrafficPolicy", "own-ca")
+        .status_of("ClientTrafficPolicy", "default", "own-ca")
         .expect("policy status");
     assert_condition(
         &status["ancestors"][0],

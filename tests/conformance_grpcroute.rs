@@ -3,7 +3,9 @@
 //! (`conformance/tests/grpcroute-*`), adapted to ports picked at run time. The
 //! backends are in-process gRPC servers that answer any method of the upstream
 //! echo service with an empty message, naming themselves in the `x-backend`
-//! response metadata.
+//! response metadata. v1.5.1's `GRPCExactMethodMatching`, `GRPCRouteHeaderMatching`,
+//! `GRPCRouteListenerHostnameMatching`, `GRPCRouteNamedRule` and `GRPCRouteWeight`,
+//! and cases of later upstream tests named at each test.
 
 mod common;
 

@@ -1,13 +1,10 @@
 //! HTTPRoute CORS filter and rule retry through real `gantry serve` and stock
 //! Envoy, with the expectations of the upstream Gateway API v1.5 conformance test
-//! `HTTPRouteCORS` (its routes /cors-1 and /cors-2 as given there), and the retry
+//! `HTTPRouteCORS` (its routes as given there) and
+//! `HTTPRouteCORSAllowCredentialsBehavior`, and the retry
 //! behaviour the HTTPRouteRetry spec describes.
 
 mod common;
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
@@ -43,27 +40,14 @@ fn serve(services: &[(&str, u16)], routes: &str) -> Served {
     }
 }
 
-/// One HTTP/1.1 request with `method` and extra headers; errors are returned so
-/// that callers can poll.
+/// One request to www.example.com with `method` and extra headers.
 fn request(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<common::Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: www.example.com\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("Connection: close\r\n\r\n");
-    stream.write_all(text.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    common::parse_response(&raw)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    common::try_request(port, method, "www.example.com", path, headers)
 }
 
 fn header(response: &common::Response, name: &str) -> Option<String> {
@@ -93,6 +77,11 @@ fn assert_credentialed(r: &common::Response, origin: &str) {
         Some("true"),
         "{r:?}"
     );
+}
+
+/// An answer that does not allow credentials.
+fn assert_no_credentials(r: &common::Response) {
+    assert_eq!(header(r, "access-control-allow-credentials"), None, "{r:?}");
 }
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
@@ -173,14 +162,33 @@ spec:
     - filters:
         - type: CORS
           cors:
-            allowOrigins: [\"https://*.foo.com\"]
+            allowOrigins: [\"*\"]
             allowMethods: [\"*\"]
             allowHeaders: [\"*\"]
             allowCredentials: true
       matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
       backendRefs: [{name: svc, port: 80}]
+    - filters: [{type: CORS, cors: {allowOrigins: [\"*\"], allowMethods: [\"*\"], allowHeaders: [\"*\"], allowCredentials: false}}]
+      matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}]
+      backendRefs: [{name: svc, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors-allow-credentials, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /cors-behavior-creds-false}}]
+      backendRefs: [{name: svc, port: 80}]
+      filters: [{type: CORS, cors: {allowOrigins: [\"https://app.example\"], allowCredentials: false}}]
+    - matches: [{path: {type: PathPrefix, value: /cors-behavior-creds-true}}]
+      backendRefs: [{name: svc, port: 80}]
+      filters: [{type: CORS, cors: {allowOrigins: [\"https://app.example\"], allowCredentials: true}}]
 ";
 
+/// `HTTPRouteCORS`, and `HTTPRouteCORSAllowCredentialsBehavior`: a request with
+/// cookies and credentials gets Access-Control-Allow-Credentials only from a rule
+/// that allows credentials and only for an allowed origin, which it then names.
 #[test]
 fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_test_expects() {
     let echo = EchoBackend::start("a");
@@ -193,6 +201,37 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     });
     let dump = served.envoy.config_dump().to_string();
     assert!(dump.contains("envoy.filters.http.cors"), "{dump}");
+
+    let with_credentials = |path: &str, origin: &str| {
+        let r = request(
+            port,
+            "GET",
+            path,
+            &[
+                ("Origin", origin),
+                ("Cookie", "sid=abc123"),
+                ("Authorization", "Bearer test"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.0, 200, "{path} {origin}: {r:?}");
+        r
+    };
+    for (path, origin) in [
+        ("/cors-behavior-creds-false", "https://app.example"),
+        ("/cors-behavior-creds-true", "http://not-app.example"),
+    ] {
+        let r = with_credentials(path, origin);
+        assert_eq!(
+            header(&r, "access-control-allow-credentials"),
+            None,
+            "{path} {origin}: {r:?}"
+        );
+    }
+    assert_credentialed(
+        &with_credentials("/cors-behavior-creds-true", "https://app.example"),
+        "https://app.example",
+    );
 
     let preflight = |path: &str, origin: &str, method: &str, headers: Option<&str>| {
         let mut h = vec![
@@ -270,11 +309,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     let r = request(port, "GET", "/cors-1", &with_credentials).unwrap();
     assert_eq!(r.0, 200, "{r:?}");
     assert_eq!(header(&r, "access-control-allow-origin"), None, "{r:?}");
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
     let mut allowed = with_credentials;
     allowed[0].1 = "https://www.foo.com";
     let r = request(port, "GET", "/cors-2", &allowed).unwrap();
@@ -283,11 +318,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         header(&r, "access-control-allow-origin").as_deref(),
         Some("https://www.foo.com")
     );
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
 
     // allowMethods ["*"] without credentials: POST is allowed ("POST" or "*"),
     // and no allow-credentials header.
@@ -302,11 +333,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         matches!(methods.as_deref(), Some("POST" | "*")),
         "{methods:?}"
     );
-    assert_eq!(
-        header(&r, "access-control-allow-credentials"),
-        None,
-        "{r:?}"
-    );
+    assert_no_credentials(&r);
 
     // allowOrigins ["*"]: any origin, port included, gets "*" or itself.
     for origin in ["https://foobar.com", "https://foobar.com:12345"] {
@@ -317,7 +344,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
             allowed.as_deref() == Some(origin) || allowed.as_deref() == Some("*"),
             "{origin}: {r:?}"
         );
-        assert_eq!(header(&r, "access-control-allow-credentials"), None);
+        assert_no_credentials(&r);
         let r = request(port, "PUT", "/cors-wildcard-origin", &[("Origin", origin)]).unwrap();
         assert_eq!(r.0, 200, "{r:?}");
         let allowed = header(&r, "access-control-allow-origin");
@@ -327,7 +354,7 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
         );
     }
 
-    // Wildcard methods and headers with credentials: a "*" would not count for
+    // Any origin, method and header with credentials: a "*" would not count for
     // a credentialed request, so the requested method and headers are echoed
     // (Envoy does this itself), as is the origin.
     let r = preflight(
@@ -356,6 +383,46 @@ fn cors_filter_answers_preflights_and_marks_simple_requests_as_the_conformance_t
     )
     .unwrap();
     assert_credentialed(&r, "https://other.foo.com");
+    // Without allowCredentials: the origin (or *), the method and headers (or
+    // *), and never Access-Control-Allow-Credentials.
+    let r = preflight(
+        "/cors-wildcard-methods-headers-unauth",
+        "https://other.foo.com",
+        "PUT",
+        Some("x-header-1, x-header-2"),
+    );
+    assert!(matches!(r.0, 200 | 204), "{r:?}");
+    let one_of = |name: &str, allowed: &[Option<Vec<String>>]| {
+        let got = list(&r, name);
+        assert!(allowed.contains(&got), "{name}: {got:?} in {r:?}");
+    };
+    one_of(
+        "access-control-allow-origin",
+        &[strings(&["https://other.foo.com"]), strings(&["*"])],
+    );
+    one_of(
+        "access-control-allow-methods",
+        &[strings(&["PUT"]), strings(&["*"])],
+    );
+    one_of(
+        "access-control-allow-headers",
+        &[strings(&["x-header-1", "x-header-2"]), strings(&["*"])],
+    );
+    assert_no_credentials(&r);
+    let r = request(
+        port,
+        "GET",
+        "/cors-wildcard-methods-headers-unauth",
+        &[("Origin", "https://other.foo.com"), ("Cookie", "foo=bar")],
+    )
+    .unwrap();
+    assert_eq!(r.0, 200, "{r:?}");
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("https://other.foo.com"),
+        "{r:?}"
+    );
+    assert_no_credentials(&r);
 
     // A rule without the filter on the same listener: no CORS headers.
     let r = request(

@@ -3,7 +3,11 @@
 //! `httproute-invalid-*`, `httproute-partially-invalid-via-invalid-reference-grant`):
 //! the same status conditions through gantry's /debug/status and the same requests
 //! and answers through real stock Envoy. Namespace `default` plays
-//! `gateway-conformance-infra`, namespace `web` the backends' namespaces.
+//! `gateway-conformance-infra`, namespace `web` the backends' namespaces:
+//! `HTTPRouteReferenceGrant`, `HTTPRouteInvalidCrossNamespaceBackendRef`,
+//! `HTTPRouteInvalidReferenceGrant`, `HTTPRoutePartiallyInvalidViaInvalidReferenceGrant`,
+//! `HTTPRouteInvalidBackendRefUnknownKind`, `HTTPRouteInvalidNonExistentBackendRef`
+//! and `HTTPRouteInvalidCrossNamespaceParentRef`.
 
 mod common;
 
@@ -14,7 +18,7 @@ use serde_json::{Value, json};
 use common::condition;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, grant, grants_each_wrong_once, service};
+use common::objects::{CLASS, gateway, grant, grants_each_wrong_once, route_with_rules, service};
 
 fn write(dir: &Path, file: &str, docs: &[String]) {
     let tmp = dir.join(format!(".{file}.tmp"));
@@ -27,19 +31,6 @@ fn service_in(ns: &str, name: &str, port: u16) -> String {
     service(name, port).replace("namespace: default", &format!("namespace: {ns}"))
 }
 
-/// The status gantry serves for one object, once it is there.
-fn status_of(gantry: &Gantry, kind: &str, ns: &str, name: &str) -> Option<Value> {
-    gantry.debug_status()["status"]
-        .as_array()?
-        .iter()
-        .find(|s| {
-            s["kind"] == json!(kind)
-                && s["metadata"]["name"] == json!(name)
-                && s["metadata"]["namespace"].as_str().unwrap_or("default") == ns
-        })
-        .map(|s| s["status"].clone())
-}
-
 /// Waits until route `ns/name` has, for parent Gateway `eg`, every (type, status,
 /// reason) of `want`; returns its status.
 fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &str)]) -> Value {
@@ -47,7 +38,7 @@ fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &s
         std::time::Duration::from_secs(10),
         &format!("HTTPRoute {ns}/{name}: {want:?}"),
         || {
-            let status = status_of(gantry, "HTTPRoute", ns, name)?;
+            let status = gantry.status_of("HTTPRoute", ns, name)?;
             let parent = status["parents"]
                 .as_array()?
                 .iter()
@@ -61,19 +52,6 @@ fn wait_for_route(gantry: &Gantry, ns: &str, name: &str, want: &[(&str, &str, &s
     )
 }
 
-fn route(name: &str, host: &str, rules: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [{host}]
-  rules:
-{rules}"
-    )
-}
-
 const FROM_ROUTES: (&str, &str, &str) = ("gateway.networking.k8s.io", "HTTPRoute", "default");
 
 /// (status, x-backend) of a GET once it answers `want`.
@@ -84,6 +62,9 @@ fn answer(port: u16, host: &str, path: &str, want: u16) -> String {
         .to_string()
 }
 
+/// `HTTPRouteReferenceGrant`, `HTTPRouteInvalidCrossNamespaceBackendRef`,
+/// `HTTPRouteInvalidReferenceGrant`, `HTTPRoutePartiallyInvalidViaInvalidReferenceGrant`,
+/// `HTTPRouteInvalidBackendRefUnknownKind` and `HTTPRouteInvalidNonExistentBackendRef`.
 #[test]
 fn cross_namespace_backends_need_a_matching_reference_grant() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,20 +88,20 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
             service_in("web", "app-backend-v1", v1.port),
             service_in("web", "app-backend-v2", v2.port),
             // HTTPRouteReferenceGrant
-            route(
+            route_with_rules(
                 "reference-grant",
                 "grant.example.com",
                 "    - backendRefs: [{name: web-backend, namespace: web, port: 80}]\n",
             ),
             // HTTPRouteInvalidCrossNamespaceBackendRef / HTTPRouteInvalidReferenceGrant:
             // every grant below misses in one field.
-            route(
+            route_with_rules(
                 "invalid-grants",
                 "invalid.example.com",
                 "    - backendRefs: [{name: guarded, namespace: web, port: 80}]\n",
             ),
             // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
-            route(
+            route_with_rules(
                 "partially-invalid",
                 "partial.example.com",
                 "    - matches: [{path: {type: PathPrefix, value: /v2}}]
@@ -135,13 +116,13 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
                 ("", "Service", "app-backend-v1"),
             ),
             // HTTPRouteInvalidBackendRefUnknownKind
-            route(
+            route_with_rules(
                 "unknown-kind",
                 "unknown-kind.example.com",
                 "    - backendRefs: [{group: unknownkind.example.com, kind: NonExistent, name: infra-backend-v1, port: 80}]\n",
             ),
             // HTTPRouteInvalidNonexistentBackendRef
-            route(
+            route_with_rules(
                 "nonexistent",
                 "nonexistent.example.com",
                 "    - backendRefs: [{name: nonexistent, namespace: default, port: 80}]\n",
@@ -217,6 +198,7 @@ fn cross_namespace_backends_need_a_matching_reference_grant() {
     answer(port, "grant.example.com", "/", 500);
 }
 
+/// `HTTPRouteInvalidCrossNamespaceParentRef`.
 #[test]
 fn a_route_may_not_attach_to_a_gateway_in_another_namespace_by_default() {
     // HTTPRouteInvalidCrossNamespaceParentRef: status only.
@@ -249,7 +231,7 @@ spec:
             ("ResolvedRefs", "True", "ResolvedRefs"),
         ],
     );
-    let gw = status_of(&gantry, "Gateway", "default", "eg").unwrap();
+    let gw = gantry.status_of("Gateway", "default", "eg").unwrap();
     assert_eq!(
         gw["listeners"][0]["attachedRoutes"],
         json!(0),

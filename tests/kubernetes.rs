@@ -443,6 +443,9 @@ fn observed_generations(status: &Value) -> Vec<Option<i64>> {
     out
 }
 
+/// `HTTPRouteObservedGenerationBump` (and the Gateway and policy alike): a
+/// route's spec change bumps its generation, and every condition of its status
+/// follows it to the new one.
 #[test]
 fn observed_generation_follows_each_object_s_generation() {
     let fake = FakeKube::start();
@@ -481,6 +484,10 @@ fn observed_generation_follows_each_object_s_generation() {
     common::poll("HTTPRoute www at generation 2", || {
         all_at("HTTPRoute", "www", 2)
     });
+    for type_ in ["Accepted", "ResolvedRefs"] {
+        let c = route_condition(&fake, "www", type_).unwrap_or_default();
+        assert_eq!(c["status"], "True", "{type_}: {c}");
+    }
     common::poll("ClientTrafficPolicy ctp at generation 2", || {
         all_at("ClientTrafficPolicy", "ctp", 2)
     });

@@ -39,7 +39,7 @@ fn wait_for_set_condition(gantry: &Gantry, type_: &str, want: (&str, &str)) -> V
     common::poll(
         &format!("ListenerSet more: {type_} {want:?} in /debug/status"),
         || {
-            let status = gantry.status_of("ListenerSet", "more")?;
+            let status = gantry.status_of("ListenerSet", "default", "more")?;
             let got = condition(&status["conditions"], type_)?;
             (got == (want.0.to_string(), want.1.to_string())).then_some(status)
         },
@@ -107,9 +107,9 @@ fn a_port_only_a_listener_set_defines_carries_traffic_while_the_gateway_admits_t
         Some(("True".into(), "Programmed".into())),
         "{status:#}"
     );
-    let gw = gantry.status_of("Gateway", "eg").unwrap();
+    let gw = gantry.status_of("Gateway", "default", "eg").unwrap();
     assert_eq!(gw["attachedListenerSets"], json!(1), "{gw:#}");
-    let via_set = gantry.status_of("HTTPRoute", "via-set").unwrap();
+    let via_set = gantry.status_of("HTTPRoute", "default", "via-set").unwrap();
     assert_eq!(
         via_set["parents"][0]["parentRef"]["kind"],
         json!("ListenerSet")
@@ -136,7 +136,7 @@ fn a_port_only_a_listener_set_defines_carries_traffic_while_the_gateway_admits_t
         Some(("False".into(), "NotAllowed".into())),
         "{status:#}"
     );
-    let via_set = gantry.status_of("HTTPRoute", "via-set").unwrap();
+    let via_set = gantry.status_of("HTTPRoute", "default", "via-set").unwrap();
     assert_eq!(
         condition(&via_set["parents"][0]["conditions"], "Accepted"),
         Some(("False".into(), "NoMatchingParent".into())),
@@ -157,8 +157,8 @@ fn a_port_only_a_listener_set_defines_carries_traffic_while_the_gateway_admits_t
         answer(set_port, "set.example.com").is_none().then_some(())
     });
     common::poll("the deleted ListenerSet gone from /debug/status", || {
-        let gw = gantry.status_of("Gateway", "eg")?;
-        (gantry.status_of("ListenerSet", "more").is_none()
+        let gw = gantry.status_of("Gateway", "default", "eg")?;
+        (gantry.status_of("ListenerSet", "default", "more").is_none()
             && gw["attachedListenerSets"] == json!(0))
         .then_some(())
     });
@@ -243,7 +243,7 @@ fn a_client_traffic_policy_on_a_listener_set_changes_its_listeners_only() {
         Some("gateway-wide")
     );
     let status = common::poll("the set policy's status", || {
-        gantry.status_of("ClientTrafficPolicy", "on-the-set")
+        gantry.status_of("ClientTrafficPolicy", "default", "on-the-set")
     });
     let ancestor = &status["ancestors"][0];
     assert_eq!(
@@ -257,7 +257,7 @@ fn a_client_traffic_policy_on_a_listener_set_changes_its_listeners_only() {
         "{status:#}"
     );
     let wide = gantry
-        .status_of("ClientTrafficPolicy", "gateway-wide")
+        .status_of("ClientTrafficPolicy", "default", "gateway-wide")
         .unwrap();
     assert_eq!(
         condition(&wide["ancestors"][0]["conditions"], "Overridden"),

@@ -1,5 +1,6 @@
 //! An in-process HTTP/1.1 echo backend for end-to-end tests: answers every request
-//! with 200 and a body naming the backend, then the request line and headers.
+//! with 200 and a body naming the backend, then the request line and headers,
+//! plus any response headers the request asks for (`x-echo-set-header`).
 //! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
 //! show retries.
 
@@ -115,8 +116,17 @@ fn serve_connection(
         } else {
             "200 OK".to_string()
         };
+        // As upstream's echo server does, answer with the headers the request asks
+        // for, one `x-echo-set-header: Name:value` each.
+        let asked: String = head
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("x-echo-set-header"))
+            .filter_map(|(_, v)| v.trim().split_once(':'))
+            .map(|(k, v)| format!("{}: {}\r\n", k.trim(), v.trim()))
+            .collect();
         let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n\r\n{reply}",
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n{asked}\r\n{reply}",
             reply.len()
         );
         if writer.write_all(response.as_bytes()).is_err() {

@@ -95,13 +95,17 @@ impl Gantry {
         serde_json::from_str(&body).expect("/debug/status is JSON")
     }
 
-    /// The status gantry serves for the object of `kind` and `name`, once it is there.
-    pub fn status_of(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
-        self.debug_status()
-            .get("status")?
+    /// The status /debug/status serves for one object (namespace "default" for
+    /// a cluster-scoped one), or None while it has none.
+    pub fn status_of(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.debug_status()["status"]
             .as_array()?
             .iter()
-            .find(|s| s["kind"] == kind && s["metadata"]["name"] == name)
+            .find(|s| {
+                s["kind"] == kind
+                    && s["metadata"]["name"] == name
+                    && s["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
+            })
             .map(|s| s["status"].clone())
     }
 

@@ -342,13 +342,34 @@ pub fn wait_for_http(
 
 /// Like [`http_get`], returning errors instead of panicking.
 pub fn try_http_get(port: u16, host_header: &str, path: &str) -> std::io::Result<Response> {
+    try_request(
+        port,
+        "GET",
+        host_header,
+        path,
+        &[("User-Agent", "gantry-test"), ("Accept", "*/*")],
+    )
+}
+
+/// One HTTP/1.1 request with `method`, `Host: host_header` and `headers`, on its
+/// own connection (`Connection: close`, no body); errors are returned so that
+/// callers can poll.
+pub fn try_request(
+    port: u16,
+    method: &str,
+    host_header: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: gantry-test\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("Connection: close\r\n\r\n");
+    stream.write_all(text.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_response(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))

@@ -98,6 +98,21 @@ stringData:
     )
 }
 
+/// An HTTPRoute on Gateway `eg` for `hostnames` (a YAML flow list's items) with
+/// `rules` (YAML list items indented four spaces).
+pub fn route_with_rules(name: &str, hostnames: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [{hostnames}]
+  rules:
+{rules}"
+    )
+}
+
 /// An HTTPRoute on gateway `gw` for `host`: each (path prefix, [(service, weight)]).
 pub fn route(name: &str, gw: &str, host: &str, rules: &[(&str, &[(&str, u32)])]) -> String {
     let mut out = format!(
