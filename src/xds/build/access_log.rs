@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::{
 };
 use envoy_types::pb::google::protobuf::{Any, Struct, Value, value};
 
-use super::any;
+use super::common::any;
 
 /// Fields of both kinds of entry.
 const CONNECTION_FIELDS: &[(&str, &str)] = &[
