@@ -429,7 +429,10 @@ fn gateway_invalid_frontend_client_certificate_validation() {
     );
     wait_for_backend(ports[0], &test_client(), "infra-backend-v1");
 
-    let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
+    let status = running
+        .gantry
+        .status_of("Gateway", "default", gw)
+        .expect(gw);
     assert!(all_true(listener(&status, "https")), "{status:#}");
     assert_no_valid_ca(&status, "https-unresolved", "InvalidCACertificateRef");
     assert_no_valid_ca(&status, "https-invalid-kind", "InvalidCACertificateKind");
@@ -476,7 +479,10 @@ fn gateway_frontend_invalid_default_client_certificate_validation() {
         "{response:?}"
     );
 
-    let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
+    let status = running
+        .gantry
+        .status_of("Gateway", "default", gw)
+        .expect(gw);
     assert!(all_true(listener(&status, "http")), "{status:#}");
     assert_no_valid_ca(&status, "https", "InvalidCACertificateRef");
     assert_no_listener(https_port);
@@ -554,7 +560,10 @@ type: Opaque
     common::wait_for_http(port, "www.example.com", "/", |code, _| code == 200);
 
     for (gw, _, reason) in cases {
-        let status = running.gantry.status_of("Gateway", "default", gw).expect(gw);
+        let status = running
+            .gantry
+            .status_of("Gateway", "default", gw)
+            .expect(gw);
         assert_condition(&status, "ResolvedRefs", Some(("False", reason)), gw);
         assert_condition(&status, "Accepted", Some(("True", "Accepted")), gw);
     }

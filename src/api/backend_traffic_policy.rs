@@ -175,17 +175,23 @@ pub fn check_spec(spec: &BackendTrafficPolicySpec) -> Result<(), String> {
                 .into(),
         );
     }
-    if spec.compression.is_some() && spec.compressor.is_some() {
-        return Err("field spec: either compression or compressor can be set, not both".into());
-    }
-    if spec.request_buffer.is_some() && spec.http_upgrade.as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err("field spec: requestBuffer cannot be used together with httpUpgrade".into());
-    }
     if spec.admission_control.is_some()
         && !target_kinds()
             .all(|k| ["Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute"].contains(&k))
     {
         return Err("field spec.admissionControl: admissionControl can only be used with HTTPRoute, GRPCRoute, Gateway, or ListenerSet targets".into());
+    }
+    check_values(spec)
+}
+
+/// The CEL rules about the values alone (not the targets): they must also hold
+/// for a route-level policy merged over a Gateway-level one.
+pub fn check_values(spec: &BackendTrafficPolicySpec) -> Result<(), String> {
+    if spec.compression.is_some() && spec.compressor.is_some() {
+        return Err("field spec: either compression or compressor can be set, not both".into());
+    }
+    if spec.request_buffer.is_some() && spec.http_upgrade.as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err("field spec: requestBuffer cannot be used together with httpUpgrade".into());
     }
     let lb_type = spec.load_balancer.as_ref().map(|lb| lb.type_);
     if spec

@@ -43,6 +43,13 @@ pub struct Precedence {
     match_index: usize,
 }
 
+impl Precedence {
+    /// The index of the rule the route came from.
+    pub fn rule(&self) -> usize {
+        self.rule
+    }
+}
+
 /// A route's rules, translated once and shared by every listener it attaches to.
 pub struct TranslatedRules {
     /// The route's own `spec.hostnames`, which rank it against other routes on a

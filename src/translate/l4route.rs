@@ -22,6 +22,8 @@ pub struct L4Route<'a> {
     pub hostnames: &'a [String],
     /// The backendRefs of each rule.
     pub rules: Vec<Vec<HttpRouteRulesBackendRefs>>,
+    /// The name of each rule (a policy's sectionName).
+    pub rule_names: Vec<Option<&'a str>>,
 }
 
 /// The same references in the HTTPRoute types. The generated types of each route
@@ -47,6 +49,12 @@ macro_rules! l4_route {
                 })
                 .collect(),
             hostnames: $hostnames,
+            rule_names: $route
+                .spec
+                .rules
+                .iter()
+                .map(|r| r.name.as_deref())
+                .collect(),
             rules: $route
                 .spec
                 .rules

@@ -269,6 +269,25 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let client_policies =
         policy::client_traffic::apply(resources, &managed, &index, &options.controller_name);
 
+    let route_targets = backend_route_targets(&http_like, &l4_routes, &gateways, &sets);
+    let backend_policies = {
+        let managed: Vec<(&Gateway, &[ListenerState])> = gateways
+            .iter()
+            .map(|g| (g.gateway, g.listeners.as_slice()))
+            .collect();
+        policy::backend_traffic::apply(
+            resources,
+            &managed,
+            &route_targets,
+            &index,
+            &options.controller_name,
+        )
+    };
+    drop(route_targets);
+    for (i, state) in gateways.iter_mut().enumerate() {
+        apply_backend_policies_to_l4(i, state, &l4_routes, http_like.len(), &backend_policies);
+    }
+
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {
         let attached_sets = listener_set::allows_any(state.gateway)
@@ -281,12 +300,18 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
             &index,
         ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
-        ir.gateways
-            .insert(state.key.clone(), gateway_ir(state, &route_rules, client));
+        let backend = |listener: usize, route: usize, rule: usize| {
+            backend_policies.in_force(i, listener, route, rule)
+        };
+        ir.gateways.insert(
+            state.key.clone(),
+            gateway_ir(state, &route_rules, client, &backend),
+        );
     }
     status.extend(sets.status(&gateways));
     status.extend(route_status);
     status.extend(client_policies.status);
+    status.extend(backend_policies.status);
     Translated { ir, status }
 }
 
@@ -535,10 +560,15 @@ fn free_l4_names(
 /// gives the ClientTrafficPolicy settings in force on a Gateway listener (the same
 /// for every listener of a port; attachment sees to that), or why they are invalid:
 /// then the port's routes answer 500.
+/// The BackendTrafficPolicy in force on (listener, route, rule) of one Gateway.
+type BackendLookup<'b> =
+    dyn Fn(usize, usize, usize) -> Option<Result<ir::BackendPolicy, Problem>> + 'b;
+
 fn gateway_ir<'c>(
     state: &GatewayState<'_>,
     route_rules: &[Option<TranslatedRules>],
     client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
+    backend: &BackendLookup<'_>,
 ) -> GatewayIr {
     let mut out = GatewayIr::default();
     let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
@@ -575,8 +605,14 @@ fn gateway_ir<'c>(
                         out.secrets.insert(cert.name.clone(), cert.clone());
                     }
                     let name = format!("https-{port}/{}", l.qualified_name());
-                    let mut config =
-                        route_config(name.clone(), state, &[i], route_rules, &mut out.clusters);
+                    let mut config = route_config(
+                        name.clone(),
+                        state,
+                        &[i],
+                        route_rules,
+                        backend,
+                        &mut out.clusters,
+                    );
                     let others: Vec<Option<&str>> = listener_indexes
                         .iter()
                         .filter(|&&j| j != i)
@@ -606,6 +642,7 @@ fn gateway_ir<'c>(
                     state,
                     &listener_indexes,
                     route_rules,
+                    backend,
                     &mut out.clusters,
                 )),
             }]
@@ -843,20 +880,24 @@ fn answer_500(chains: &mut [FilterChain]) {
             }
         };
         for host in &mut config.virtual_hosts {
-            for route in &mut host.routes {
-                route.action = ir::RouteAction::DirectResponse {
-                    status: 500,
-                    body: None,
-                };
-                route.request_headers = Default::default();
-                route.response_headers = Default::default();
-                route.timeout = None;
-                route.mirrors.clear();
-                route.cors = None;
-                route.retry = None;
-            }
+            host.routes.iter_mut().for_each(answer_500_route);
         }
     }
+}
+
+/// The route answers 500 and does nothing else (an invalid policy is in force).
+fn answer_500_route(route: &mut ir::Route) {
+    route.action = ir::RouteAction::DirectResponse {
+        status: 500,
+        body: None,
+    };
+    route.request_headers = Default::default();
+    route.response_headers = Default::default();
+    route.timeout = None;
+    route.mirrors.clear();
+    route.cors = None;
+    route.retry = None;
+    route.backend = Default::default();
 }
 
 fn route_config(
@@ -864,12 +905,13 @@ fn route_config(
     state: &GatewayState<'_>,
     listeners: &[usize],
     route_rules: &[Option<TranslatedRules>],
+    backend: &BackendLookup<'_>,
     clusters: &mut BTreeMap<String, ir::Cluster>,
 ) -> RouteConfig {
     // Between routes on one host the spec ranks each route's own hostname first
     // (an exact `abc.example.com` beats an older `*.example.com`), then the
     // matches' precedence.
-    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, &'r ir::Route);
+    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, ir::Route);
     let mut hosts: BTreeMap<&str, Vec<Ranked<'_>>> = BTreeMap::new();
     for (route_index, attachment) in &state.attachments {
         if !listeners.contains(&attachment.listener) {
@@ -878,13 +920,32 @@ fn route_config(
         let Some(rules) = &route_rules[*route_index] else {
             continue;
         };
-        httproute::merge_clusters(clusters, rules.clusters.iter().cloned());
+        let mut routes = Vec::new();
+        let mut with_policy = false;
+        for (precedence, route) in &rules.routes {
+            let mut route = route.clone();
+            match backend(attachment.listener, *route_index, precedence.rule()) {
+                None => {}
+                Some(Err(_)) => {
+                    with_policy = true;
+                    answer_500_route(&mut route);
+                }
+                Some(Ok(policy)) => {
+                    with_policy = true;
+                    apply_backend_policy(&mut route, &policy, &rules.clusters, clusters);
+                }
+            }
+            routes.push((precedence, route));
+        }
+        if !with_policy {
+            httproute::merge_clusters(clusters, rules.clusters.iter().cloned());
+        }
         for hostname in &attachment.hostnames {
             let rank = Reverse(hostnames::route_specificity(&rules.hostnames, hostname));
             hosts
                 .entry(hostname.as_str())
                 .or_default()
-                .extend(rules.routes.iter().map(|(p, r)| (rank, p, r)));
+                .extend(routes.iter().map(|(p, r)| (rank, *p, r.clone())));
         }
     }
     let virtual_hosts = hosts
@@ -897,7 +958,7 @@ fn route_config(
                 domains: vec![hostname.to_string()],
                 routes: routes
                     .into_iter()
-                    .map(|(_, _, r)| with_listener_port(r.clone(), &state.listeners[listeners[0]]))
+                    .map(|(_, _, r)| with_listener_port(r, &state.listeners[listeners[0]]))
                     .collect(),
             }
         })
@@ -906,6 +967,179 @@ fn route_config(
         name,
         virtual_hosts,
     }
+}
+
+/// Gives a route the route half of a BackendTrafficPolicy, and its backends
+/// (from `route_clusters`, the route's own) clusters under the policy's cluster
+/// settings, added to `clusters`.
+fn apply_backend_policy(
+    route: &mut ir::Route,
+    policy: &ir::BackendPolicy,
+    route_clusters: &[ir::Cluster],
+    clusters: &mut BTreeMap<String, ir::Cluster>,
+) {
+    route.backend = policy.route.clone();
+    let mut renamed = BTreeMap::new();
+    let mut used: Vec<&String> = route.mirrors.iter().map(|m| &m.cluster).collect();
+    if let ir::RouteAction::Forward(forward) = &route.action {
+        used.extend(forward.backends.iter().map(|b| &b.cluster));
+    }
+    for cluster in route_clusters.iter().filter(|c| used.contains(&&c.name)) {
+        let rekeyed = cluster.rekeyed(ir::ClusterKey {
+            settings: policy.cluster.clone(),
+            ..cluster.key.clone()
+        });
+        renamed.insert(cluster.name.clone(), rekeyed.name.clone());
+        httproute::merge_clusters(clusters, [rekeyed]);
+    }
+    route.rename_clusters(&renamed);
+}
+
+/// The BackendTrafficPolicies in force on TCPRoute and TLSRoute backends: their
+/// clusters take the policy's cluster settings; an invalid policy closes the
+/// connections, as an invalid one answers 500 on HTTP routes.
+fn apply_backend_policies_to_l4(
+    gateway: usize,
+    state: &mut GatewayState<'_>,
+    l4_routes: &[L4Route<'_>],
+    first_l4_target: usize,
+    policies: &policy::backend_traffic::Outcome,
+) {
+    let mut added = Vec::new();
+    for (&listener, forwards) in &mut state.l4_forwards {
+        for forward in forwards.values_mut() {
+            let Some(route) = (forward.route.as_ref())
+                .and_then(|key| l4_routes.iter().position(|r| r.key() == *key))
+            else {
+                continue;
+            };
+            match policies.in_force(gateway, listener, first_l4_target + route, 0) {
+                None => {}
+                Some(Err(_)) => forward.backends.clear(),
+                Some(Ok(policy)) => {
+                    for backend in &mut forward.backends {
+                        let Some(cluster) =
+                            state.l4_clusters.iter().find(|c| c.name == backend.cluster)
+                        else {
+                            continue;
+                        };
+                        let rekeyed = cluster.rekeyed(ir::ClusterKey {
+                            settings: policy.cluster.clone(),
+                            ..cluster.key.clone()
+                        });
+                        backend.cluster.clone_from(&rekeyed.name);
+                        added.push(rekeyed);
+                    }
+                }
+            }
+        }
+    }
+    state.l4_clusters.extend(added);
+}
+
+/// Every route as a BackendTrafficPolicy target: the HTTP-like routes in their
+/// order, then the TCP and TLS routes; with the managed Gateways each names and
+/// the listeners it is attached to there.
+fn backend_route_targets<'a>(
+    http_like: &'a [HttpLikeRoute<'_>],
+    l4_routes: &'a [L4Route<'_>],
+    gateways: &[GatewayState<'_>],
+    sets: &ListenerSets<'_>,
+) -> Vec<policy::backend_traffic::RouteTarget<'a>> {
+    use policy::attachment::{Ancestor, AncestorKind};
+    use policy::backend_traffic::{RouteParent, RouteTarget};
+    let parents = |namespace: &str,
+                   refs: &[gateway_api::httproutes::HttpRouteParentRefs],
+                   attached: &dyn Fn(&GatewayState<'_>) -> Vec<usize>| {
+        let mut out = Vec::new();
+        for parent in refs {
+            let parent_ns = parent.namespace.as_deref().unwrap_or(namespace);
+            let to_set = parent.kind.as_deref() == Some("ListenerSet");
+            let gateway = if to_set {
+                sets.find(parent_ns, &parent.name)
+                    .and_then(|set| match &set.outcome {
+                        Outcome::Joined { gateway, .. } => Some(*gateway),
+                        Outcome::Refused { .. } => None,
+                    })
+            } else {
+                gateways.iter().position(|g| {
+                    httproute::refers_to(
+                        parent,
+                        namespace,
+                        g.namespace(),
+                        g.gateway.metadata.name.as_deref().unwrap_or(""),
+                    )
+                })
+            };
+            if let Some(gateway) = gateway.filter(|g| gateways[*g].refused.is_none()) {
+                out.push(RouteParent {
+                    gateway,
+                    ancestor: Ancestor {
+                        kind: if to_set {
+                            AncestorKind::ListenerSet
+                        } else {
+                            AncestorKind::Gateway
+                        },
+                        namespace: parent_ns.to_string(),
+                        name: parent.name.clone(),
+                        section: parent.section_name.clone(),
+                    },
+                    listeners: attached(&gateways[gateway]),
+                });
+            }
+        }
+        out
+    };
+    let mut out: Vec<RouteTarget<'a>> = http_like
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let meta = &r.route.metadata;
+            let namespace = meta.namespace.as_deref().unwrap_or("default");
+            let attached = |g: &GatewayState<'_>| {
+                (g.attachments.iter())
+                    .filter(|(route, _)| *route == index)
+                    .map(|(_, a)| a.listener)
+                    .collect()
+            };
+            RouteTarget {
+                kind: r.kind(),
+                namespace,
+                name: meta.name.as_deref().unwrap_or(""),
+                labels: meta.labels.clone().unwrap_or_default(),
+                rule_names: (r.route.spec.rules.iter().flatten())
+                    .map(|rule| rule.name.as_deref())
+                    .collect(),
+                parents: parents(
+                    namespace,
+                    r.route.spec.parent_refs.as_deref().unwrap_or_default(),
+                    &attached,
+                ),
+            }
+        })
+        .collect();
+    out.extend(l4_routes.iter().map(|r| {
+        let key = r.key();
+        let attached = |g: &GatewayState<'_>| {
+            (g.l4_forwards.iter())
+                .filter(|(_, forwards)| {
+                    forwards
+                        .values()
+                        .any(|f| f.route.as_deref() == Some(key.as_str()))
+                })
+                .map(|(listener, _)| *listener)
+                .collect()
+        };
+        RouteTarget {
+            kind: r.kind,
+            namespace: r.namespace(),
+            name: r.meta.name.as_deref().unwrap_or(""),
+            labels: r.meta.labels.clone().unwrap_or_default(),
+            rule_names: r.rule_names.clone(),
+            parents: parents(r.namespace(), &r.parents, &attached),
+        }
+    }));
+    out
 }
 
 /// The port in a redirect's Location, by the spec's rules: the one the filter

@@ -22,7 +22,7 @@ use super::attachment::{
 };
 use super::backend_settings::convert;
 use crate::api::BackendTrafficPolicy;
-use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType};
+use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType, check_values};
 use crate::ir::BackendPolicy;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem};
@@ -41,9 +41,17 @@ pub struct RouteTarget<'a> {
     pub labels: BTreeMap<String, String>,
     /// Its rules' names, by rule index.
     pub rule_names: Vec<Option<&'a str>>,
-    /// The managed Gateways it is attached to (index, and the ancestor entry a
-    /// policy on the route reports).
-    pub parents: Vec<(usize, Ancestor)>,
+    /// The managed Gateways it names.
+    pub parents: Vec<RouteParent>,
+}
+
+/// A managed Gateway a route names in a parentRef.
+pub struct RouteParent {
+    pub gateway: usize,
+    /// The ancestor entry a policy on the route reports: the parentRef.
+    pub ancestor: Ancestor,
+    /// The listeners of that Gateway the route is attached to.
+    pub listeners: Vec<usize>,
 }
 
 /// What the BackendTrafficPolicies decide.
@@ -56,6 +64,8 @@ pub struct Outcome {
     /// (route, rule) -> the policy on that rule.
     rule_policy: BTreeMap<(usize, usize), usize>,
     specs: Vec<BackendTrafficPolicySpec>,
+    /// Per policy: "namespace/name".
+    keys: Vec<String>,
     /// Per policy: its settings, or why it is not accepted.
     settings: Vec<Result<BackendPolicy, Problem>>,
     pub status: Vec<ObjectStatus>,
@@ -85,6 +95,12 @@ impl Outcome {
         }
     }
 
+    /// (rule, policy) for the rules of route `route` that have a policy of their own.
+    fn rule_policies(&self, route: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (self.rule_policy.range((route, 0)..=(route, usize::MAX)))
+            .map(|(&(_, rule), &policy)| (rule, policy))
+    }
+
     /// Route-level policy `narrow` merged over Gateway-level policy `wide`.
     fn merged(
         &self,
@@ -97,8 +113,15 @@ impl Outcome {
         self.settings[wide].as_ref().map_err(Clone::clone)?;
         let mut base = spec_json(&self.specs[wide]);
         json_merge(&mut base, spec_json(&self.specs[narrow]), merge);
-        let spec: BackendTrafficPolicySpec = serde_json::from_value(base)
-            .map_err(|e| Problem::new("Invalid", format!("the merged policy is not valid: {e}")))?;
+        let invalid = |e: &dyn std::fmt::Display| {
+            Problem::new(
+                "Invalid",
+                format!("merged over the Gateway-level policy it is not valid: {e}"),
+            )
+        };
+        let spec: BackendTrafficPolicySpec =
+            serde_json::from_value(base).map_err(|e| invalid(&e))?;
+        check_values(&spec).map_err(|e| invalid(&e))?;
         convert(&spec)
     }
 }
@@ -201,6 +224,7 @@ pub fn apply(
 
     let mut outcome = Outcome {
         specs: policies.iter().map(|p| p.spec.clone()).collect(),
+        keys: targets.infos.iter().map(PolicyInfo::key).collect(),
         settings: policies.iter().map(|p| convert(&p.spec)).collect(),
         ..Outcome::default()
     };
@@ -225,7 +249,7 @@ pub fn apply(
         for (e, entry) in targets.resolved[p].iter().enumerate() {
             let conditions = match entry {
                 Resolved::NotFound { message, .. } => vec![not_found(message, generation)],
-                Resolved::Attached { gateway, .. } => {
+                Resolved::Attached { .. } => {
                     let claim = targets.claim_of[&(p, e)];
                     match &precedence.verdicts[claim] {
                         Verdict::Conflicted { winner } => vec![conflicted(
@@ -235,9 +259,13 @@ pub fn apply(
                         )],
                         Verdict::Rejected(problem) => vec![refused(problem, generation)],
                         Verdict::Won => {
-                            let overridden =
-                                overridden_on(p, *gateway, &targets, &precedence, routes, &outcome);
-                            accepted(settings, &overridden, generation)
+                            let (overridden, merged) =
+                                overridden_on(p, claim, &targets, &precedence, routes, &outcome);
+                            let mut conditions = accepted(settings, &overridden, generation);
+                            if settings.is_ok() && !merged.is_empty() {
+                                conditions.push(merged_condition(&merged, generation));
+                            }
+                            conditions
                         }
                     }
                 }
@@ -252,7 +280,16 @@ pub fn apply(
                 Ok(claim) => {
                     let route = &routes[claim.route];
                     let winner = route_winner[&(claim.route, claim.rule)];
-                    for (_, parent) in &route.parents {
+                    // A policy on a whole route is replaced on the rules that have
+                    // their own (unless that one merges).
+                    let overridden: Vec<String> = match claim.rule {
+                        Some(_) => Vec::new(),
+                        None => (outcome.rule_policies(claim.route))
+                            .filter(|(_, q)| *q != p && outcome.specs[*q].merge_type.is_none())
+                            .map(|(rule, _)| describe_route(route, Some(rule)))
+                            .collect(),
+                    };
+                    for parent in &route.parents {
                         let conditions = if winner != p {
                             vec![conflicted(
                                 &targets.infos[winner].key(),
@@ -260,19 +297,17 @@ pub fn apply(
                                 generation,
                             )]
                         } else {
-                            let mut conditions = accepted(settings, &[], generation);
-                            if policy.spec.merge_type.is_some() && settings.is_ok() {
-                                conditions.push(Condition::new(
-                                    "Merged",
-                                    true,
-                                    "Merged",
-                                    "merged over the Gateway-level policies of its Gateways",
-                                    generation,
-                                ));
+                            match merged_over(&outcome, p, parent) {
+                                Some(Err(problem)) => vec![refused(&problem, generation)],
+                                Some(Ok(wide)) => {
+                                    let mut c = accepted(settings, &overridden, generation);
+                                    c.push(merged_condition(&wide, generation));
+                                    c
+                                }
+                                None => accepted(settings, &overridden, generation),
                             }
-                            conditions
                         };
-                        ancestors.push((parent.clone(), conditions));
+                        ancestors.push((parent.ancestor.clone(), conditions));
                     }
                 }
             }
@@ -393,40 +428,93 @@ fn describe_route(route: &RouteTarget<'_>, rule: Option<usize>) -> String {
     }
 }
 
-/// Where a Gateway-level policy `p` on managed-target `gateway` is overridden:
-/// listeners with a listener-level policy, routes with a route-level one (that
-/// does not merge).
+/// Where Gateway- or listener-level claim `claim` (of policy `p`) is replaced:
+/// listeners in its scope with a more specific policy, and routes attached where
+/// it is in force that have a route-level one; and the routes whose route-level
+/// policy merges over it instead.
 fn overridden_on(
     p: usize,
-    gateway: usize,
+    claim: usize,
     targets: &PolicyTargets<'_>,
     precedence: &attachment::Precedence,
     routes: &[RouteTarget<'_>],
     outcome: &Outcome,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
+    let gateway = targets.claims[claim].gateway;
     let target = &targets.targets[gateway];
-    let mut out: Vec<String> = Vec::new();
-    for (&(g, l), &claim) in &precedence.effective {
-        if g == gateway && targets.claims[claim].policy != p {
-            out.push(format!("listener {}", target.describe_listener(l)));
-        }
-    }
+    let mut overridden: Vec<String> = precedence
+        .overridden_listeners(&targets.claims, claim, &targets.targets)
+        .into_iter()
+        .map(|l| format!("listener {}", target.describe_listener(l)))
+        .collect();
+    let mut merged: Vec<String> = Vec::new();
     let Some(managed) = targets.managed_of_target[gateway] else {
-        return out;
+        return (overridden, merged);
     };
-    let replaces = |q: usize| q != p && outcome.specs[q].merge_type.is_none();
     for (r, route) in routes.iter().enumerate() {
-        if !route.parents.iter().any(|(g, _)| *g == managed) {
+        let here = route.parents.iter().any(|parent| {
+            parent.gateway == managed
+                && (parent.listeners.iter())
+                    .any(|l| outcome.listener_policy.get(&(managed, *l)) == Some(&p))
+        });
+        if !here {
             continue;
         }
-        let whole = outcome.route_policy.get(&r).is_some_and(|&q| replaces(q));
-        let rules =
-            (outcome.rule_policy.range((r, 0)..=(r, usize::MAX))).any(|(_, &q)| replaces(q));
-        if whole || rules {
-            out.push(format!("{} {}/{}", route.kind, route.namespace, route.name));
+        let narrower: BTreeSet<usize> = (outcome.route_policy.get(&r).copied().into_iter())
+            .chain(outcome.rule_policies(r).map(|(_, q)| q))
+            .filter(|&q| q != p)
+            .collect();
+        let name = format!("{} {}/{}", route.kind, route.namespace, route.name);
+        if narrower
+            .iter()
+            .any(|&q| outcome.specs[q].merge_type.is_none())
+        {
+            overridden.push(name.clone());
+        }
+        if narrower
+            .iter()
+            .any(|&q| outcome.specs[q].merge_type.is_some())
+        {
+            merged.push(name);
         }
     }
-    out
+    (overridden, merged)
+}
+
+/// For a route-level policy `p` with mergeType: the Gateway- or listener-level
+/// policies it merges over where the route is attached under `parent`
+/// ("namespace/name"), or the first problem of a merge. None: it has no
+/// mergeType, or nothing to merge over there.
+fn merged_over(
+    outcome: &Outcome,
+    p: usize,
+    parent: &RouteParent,
+) -> Option<Result<Vec<String>, Problem>> {
+    let merge = outcome.specs[p].merge_type?;
+    let wide: BTreeSet<usize> = (parent.listeners.iter())
+        .filter_map(|l| outcome.listener_policy.get(&(parent.gateway, *l)).copied())
+        .collect();
+    if wide.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for w in wide {
+        if let Err(problem) = outcome.merged(p, w, merge) {
+            return Some(Err(problem));
+        }
+        names.push(outcome.keys[w].clone());
+    }
+    Some(Ok(names))
+}
+
+fn merged_condition(with: &[String], generation: Option<i64>) -> Condition {
+    Condition::new(
+        "Merged",
+        true,
+        "Merged",
+        format!("merged with: {}", with.join(", ")),
+        generation,
+    )
 }
 
 fn not_found(message: &str, generation: Option<i64>) -> Condition {
@@ -476,7 +564,7 @@ fn accepted(
             true,
             "Overridden",
             format!(
-                "more specific {KIND}s take precedence on: {}",
+                "more specific BackendTrafficPolicies take precedence on: {}",
                 overridden.join(", ")
             ),
             generation,

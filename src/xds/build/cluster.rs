@@ -27,6 +27,9 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         per_connection_buffer_limit_bytes: Some(buffer_limit(None)),
         ..Default::default()
     };
+    if let Some(lb) = &c.key.settings.load_balancer {
+        load_balancer(&mut out, lb);
+    }
     if c.http2 {
         upstream_http_protocol(
             &mut out,
@@ -36,6 +39,48 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         preserve_case_upstream(&mut out);
     }
     out
+}
+
+/// How the cluster picks an endpoint (a BackendTrafficPolicy's loadBalancer).
+fn load_balancer(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
+    use cluster::cluster::{
+        LbConfig, LbPolicy, LeastRequestLbConfig, MaglevLbConfig, RoundRobinLbConfig,
+        SlowStartConfig,
+    };
+    let slow_start = |window: &Option<std::time::Duration>| {
+        window.map(|w| SlowStartConfig {
+            slow_start_window: Some(duration(w)),
+            ..Default::default()
+        })
+    };
+    match lb {
+        ir::LoadBalancer::RoundRobin { slow_start: window } => {
+            out.lb_policy = LbPolicy::RoundRobin as i32;
+            out.lb_config = window.is_some().then(|| {
+                LbConfig::RoundRobinLbConfig(RoundRobinLbConfig {
+                    slow_start_config: slow_start(window),
+                })
+            });
+        }
+        ir::LoadBalancer::LeastRequest { slow_start: window } => {
+            out.lb_policy = LbPolicy::LeastRequest as i32;
+            out.lb_config = window.is_some().then(|| {
+                LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
+                    slow_start_config: slow_start(window),
+                    ..Default::default()
+                })
+            });
+        }
+        ir::LoadBalancer::Random => out.lb_policy = LbPolicy::Random as i32,
+        ir::LoadBalancer::ConsistentHash { table_size } => {
+            out.lb_policy = LbPolicy::Maglev as i32;
+            out.lb_config = Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
+                table_size: Some(envoy_types::pb::google::protobuf::UInt64Value {
+                    value: *table_size,
+                }),
+            }));
+        }
+    }
 }
 
 /// The HTTP version a cluster speaks to its backends.

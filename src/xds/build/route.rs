@@ -98,6 +98,7 @@ fn build_route(r: &ir::Route) -> route::Route {
             let mut action = forward(f, r.timeout);
             action.request_mirror_policies = r.mirrors.iter().map(mirror_policy).collect();
             action.retry_policy = r.retry.as_ref().map(retry_policy);
+            action.hash_policy = r.backend.hash.iter().map(hash_policy).collect();
             route::route::Action::Route(action)
         }
         ir::RouteAction::Redirect(to) => route::route::Action::Redirect(redirect(to)),
@@ -211,6 +212,46 @@ fn full_path_regex(path: &str) -> matcher::RegexMatchAndSubstitute {
     matcher::RegexMatchAndSubstitute {
         pattern: Some(regex_matcher("^/.*$")),
         substitution: path.to_string(),
+    }
+}
+
+/// One input of the consistent hash a Maglev cluster picks endpoints by.
+fn hash_policy(h: &ir::HashPolicy) -> route::route_action::HashPolicy {
+    use route::route_action::hash_policy::{
+        ConnectionProperties, Cookie, CookieAttribute, Header, PolicySpecifier, QueryParameter,
+    };
+    let specifier = match h {
+        ir::HashPolicy::SourceIp => {
+            PolicySpecifier::ConnectionProperties(ConnectionProperties { source_ip: true })
+        }
+        ir::HashPolicy::Header(name) => PolicySpecifier::Header(Header {
+            header_name: name.clone(),
+            ..Default::default()
+        }),
+        ir::HashPolicy::QueryParameter(name) => {
+            PolicySpecifier::QueryParameter(QueryParameter { name: name.clone() })
+        }
+        ir::HashPolicy::Cookie {
+            name,
+            ttl,
+            path,
+            attributes,
+        } => PolicySpecifier::Cookie(Cookie {
+            name: name.clone(),
+            ttl: ttl.map(duration),
+            path: path.clone().unwrap_or_default(),
+            attributes: attributes
+                .iter()
+                .map(|(name, value)| CookieAttribute {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }),
+    };
+    route::route_action::HashPolicy {
+        policy_specifier: Some(specifier),
+        terminal: false,
     }
 }
 

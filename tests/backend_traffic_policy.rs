@@ -1,0 +1,202 @@
+//! BackendTrafficPolicy through real `gantry serve` and real stock Envoy on
+//! 127.0.0.1: what a client sees of each field, and the policies' status.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, route_with_rules, write_objects};
+
+/// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
+/// each, since they share 127.0.0.1 and differ by port.
+struct ThreeBackends {
+    backends: Vec<EchoBackend>,
+}
+
+impl ThreeBackends {
+    fn start() -> Self {
+        ThreeBackends {
+            backends: (1..=3)
+                .map(|i| EchoBackend::start(&format!("backend-{i}")))
+                .collect(),
+        }
+    }
+
+    fn objects(&self) -> String {
+        let mut out = "apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"
+        .to_string();
+        for (i, b) in self.backends.iter().enumerate() {
+            out.push_str(&format!(
+                "---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-{i}
+  namespace: default
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{{name: http, port: {}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+",
+                b.port
+            ));
+        }
+        out
+    }
+}
+
+/// An HTTPRoute for `host` on Gateway eg, to Service "backend".
+fn backend_route(name: &str, host: &str) -> String {
+    route_with_rules(
+        name,
+        host,
+        "    - backendRefs: [{name: backend, port: 80}]\n",
+    )
+}
+
+/// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
+/// two spaces).
+fn policy(name: &str, route: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
+{spec}"
+    )
+}
+
+/// The backend that answered, and the response headers.
+fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let (status, response_headers, body) =
+        common::try_request(port, "GET", host, "/", headers).expect("a response");
+    assert_eq!(status, 200, "{host}: {body}");
+    let backend = common::header(&response_headers, "x-backend")
+        .expect("x-backend")
+        .to_string();
+    (backend, response_headers)
+}
+
+#[test]
+fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500() {
+    let backends = ThreeBackends::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    write_objects(
+        dir.path(),
+        &[
+            CLASS.to_string(),
+            gateway("eg", port),
+            backends.objects(),
+            backend_route("round-robin", "rr.example.com"),
+            backend_route("by-header", "header.example.com"),
+            backend_route("by-cookie", "cookie.example.com"),
+            backend_route("module", "module.example.com"),
+            policy("rr", "round-robin", "  loadBalancer: {type: RoundRobin}\n"),
+            policy(
+                "header",
+                "by-header",
+                "  loadBalancer:
+    type: ConsistentHash
+    consistentHash: {type: Headers, headers: [{name: x-user}]}
+",
+            ),
+            policy(
+                "cookie",
+                "by-cookie",
+                "  loadBalancer:
+    type: ConsistentHash
+    consistentHash: {type: Cookie, cookie: {name: session, ttl: 1h}}
+",
+            ),
+            policy(
+                "module",
+                "module",
+                "  loadBalancer:
+    type: DynamicModule
+    dynamicModule: {name: my-module, lbPolicyName: my-lb}
+",
+            ),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-lb"));
+    // Every route is in force once the last one answers as it should.
+    common::wait_for_http(port, "module.example.com", "/", |status, _| status == 500);
+    common::wait_for_http(port, "rr.example.com", "/", |status, _| status == 200);
+
+    // RoundRobin: 30 requests reach all three endpoints, about evenly.
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..30 {
+        *counts
+            .entry(get(port, "rr.example.com", &[]).0)
+            .or_default() += 1;
+    }
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n >= 5), "{counts:?}");
+
+    // Header hash: each user stays on one endpoint; users spread.
+    let mut chosen = BTreeSet::new();
+    for user in 0..12 {
+        let user = format!("user-{user}");
+        let first = get(port, "header.example.com", &[("x-user", &user)]).0;
+        for _ in 0..4 {
+            assert_eq!(
+                get(port, "header.example.com", &[("x-user", &user)]).0,
+                first,
+                "{user} moved"
+            );
+        }
+        chosen.insert(first);
+    }
+    assert!(chosen.len() >= 2, "12 users all on {chosen:?}");
+
+    // Cookie hash: Envoy sets the cookie; a client that returns it sticks.
+    let mut chosen = BTreeSet::new();
+    for _ in 0..6 {
+        let (first, headers) = get(port, "cookie.example.com", &[]);
+        let set_cookie = common::header(&headers, "set-cookie").expect("Envoy sets the cookie");
+        assert!(
+            set_cookie.starts_with("session=") && set_cookie.contains("Max-Age=3600"),
+            "{set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        for _ in 0..4 {
+            let (backend, _) = get(port, "cookie.example.com", &[("Cookie", &cookie)]);
+            assert_eq!(backend, first, "{cookie} moved");
+        }
+        chosen.insert(first);
+    }
+
+    // The policy gantry cannot program: its route answers 500, and it says why.
+    let (status, _, _) = common::http_get(port, "module.example.com", "/");
+    assert_eq!(status, 500);
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", "module")
+        .expect("status");
+    let conditions = &status["ancestors"][0]["conditions"];
+    let (accepted, reason) = common::condition(conditions, "Accepted").expect("Accepted");
+    assert_eq!(
+        (accepted.as_str(), reason.as_str()),
+        ("False", "Unsupported")
+    );
+    for name in ["rr", "header", "cookie"] {
+        let status = gantry
+            .status_of("BackendTrafficPolicy", "default", name)
+            .expect("status");
+        assert_eq!(
+            common::condition(&status["ancestors"][0]["conditions"], "Accepted"),
+            Some(("True".to_string(), "Accepted".to_string())),
+            "{name}: {status:#}"
+        );
+    }
+}
