@@ -5,86 +5,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::echo::EchoBackend;
+use common::backends::{ThreeBackends, backend_route, get, policy};
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, route_with_rules, write_objects};
-
-/// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
-/// each, since they share 127.0.0.1 and differ by port.
-struct ThreeBackends {
-    backends: Vec<EchoBackend>,
-}
-
-impl ThreeBackends {
-    fn start() -> Self {
-        ThreeBackends {
-            backends: (1..=3)
-                .map(|i| EchoBackend::start(&format!("backend-{i}")))
-                .collect(),
-        }
-    }
-
-    fn objects(&self) -> String {
-        let mut out = "apiVersion: v1
-kind: Service
-metadata: {name: backend, namespace: default}
-spec:
-  ports: [{name: http, port: 80, targetPort: 8080}]
-"
-        .to_string();
-        for (i, b) in self.backends.iter().enumerate() {
-            out.push_str(&format!(
-                "---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: backend-{i}
-  namespace: default
-  labels: {{kubernetes.io/service-name: backend}}
-addressType: IPv4
-ports: [{{name: http, port: {}}}]
-endpoints:
-  - addresses: [127.0.0.1]
-",
-                b.port
-            ));
-        }
-        out
-    }
-}
-
-/// An HTTPRoute for `host` on Gateway eg, to Service "backend".
-fn backend_route(name: &str, host: &str) -> String {
-    route_with_rules(
-        name,
-        host,
-        "    - backendRefs: [{name: backend, port: 80}]\n",
-    )
-}
-
-/// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
-/// two spaces).
-fn policy(name: &str, route: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {{name: {name}, namespace: default}}
-spec:
-  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
-{spec}"
-    )
-}
-
-/// The backend that answered, and the response headers.
-fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
-    let (status, response_headers, body) =
-        common::try_request(port, "GET", host, "/", headers).expect("a response");
-    assert_eq!(status, 200, "{host}: {body}");
-    let backend = common::header(&response_headers, "x-backend")
-        .expect("x-backend")
-        .to_string();
-    (backend, response_headers)
-}
+use common::objects::{CLASS, gateway, write_objects};
 
 #[test]
 fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500() {

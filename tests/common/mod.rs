@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+pub mod backends;
 pub mod echo;
 pub mod fake_kube;
 pub mod gantry_process;

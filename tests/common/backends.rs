@@ -1,0 +1,83 @@
+//! Backends and objects for BackendTrafficPolicy tests: three echo endpoints
+//! behind one Service, routes to it, policies on routes, and a request that
+//! names the endpoint that answered.
+
+use super::echo::EchoBackend;
+use super::objects::route_with_rules;
+
+/// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
+/// each, since they share 127.0.0.1 and differ by port.
+pub struct ThreeBackends {
+    pub backends: Vec<EchoBackend>,
+}
+
+impl ThreeBackends {
+    pub fn start() -> Self {
+        ThreeBackends {
+            backends: (1..=3)
+                .map(|i| EchoBackend::start(&format!("backend-{i}")))
+                .collect(),
+        }
+    }
+
+    pub fn objects(&self) -> String {
+        let mut out = "apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"
+        .to_string();
+        for (i, b) in self.backends.iter().enumerate() {
+            out.push_str(&format!(
+                "---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-{i}
+  namespace: default
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{{name: http, port: {}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+",
+                b.port
+            ));
+        }
+        out
+    }
+}
+
+/// An HTTPRoute for `host` on Gateway eg, to Service "backend".
+pub fn backend_route(name: &str, host: &str) -> String {
+    route_with_rules(
+        name,
+        host,
+        "    - backendRefs: [{name: backend, port: 80}]\n",
+    )
+}
+
+/// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
+/// two spaces).
+pub fn policy(name: &str, route: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
+{spec}"
+    )
+}
+
+/// The backend that answered, and the response headers.
+pub fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let (status, response_headers, body) =
+        super::try_request(port, "GET", host, "/", headers).expect("a response");
+    assert_eq!(status, 200, "{host}: {body}");
+    let backend = super::header(&response_headers, "x-backend")
+        .expect("x-backend")
+        .to_string();
+    (backend, response_headers)
+}
