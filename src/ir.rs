@@ -591,6 +591,13 @@ pub struct RouteBackendSettings {
     pub policy: Option<String>,
     /// What consistent-hash load balancing hashes.
     pub hash: Vec<HashPolicy>,
+    /// The whole request's timeout, when the route has none of its own
+    /// (an HTTPRoute rule's timeouts are the more specific).
+    pub request_timeout: Option<std::time::Duration>,
+    /// A stream with no activity for this long is reset (the route's idle timeout).
+    pub stream_idle_timeout: Option<std::time::Duration>,
+    /// The longest a stream on the route may last.
+    pub max_stream_duration: Option<std::time::Duration>,
 }
 
 /// One input of a consistent hash (Envoy's route hash_policy).
@@ -689,10 +696,81 @@ pub struct Endpoint {
 
 /// What a BackendTrafficPolicy asks of the clusters of the routes it applies to.
 /// Part of a cluster's key: routes under different settings get different
-/// clusters. No floats here, so that keys compare exactly.
+/// clusters. No floats here, so that keys compare exactly. Unset fields are left
+/// out of the serialized form, so a cluster's name (a digest of it) stays the
+/// same when fields are added.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct BackendSettings {
     pub load_balancer: Option<LoadBalancer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Time to establish a backend connection; None: gantry's default (10s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Lifetime limits of backend HTTP connections.
+    #[serde(skip_serializing_if = "UpstreamHttpConnection::is_empty")]
+    pub http_connection: UpstreamHttpConnection,
+    /// Per-connection buffer limit in bytes; None: gantry's default (32768).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_limit: Option<u32>,
+    /// Kernel socket buffer size in bytes (SO_RCVBUF/SO_SNDBUF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_buffer_limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preconnect: Option<Preconnect>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// HTTP/2 options, for the clusters that speak HTTP/2 to their backends (h2c,
+    /// or the client's HTTP/2 with `use_client_protocol`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Http2Settings>,
+    /// Speak to the backend in the HTTP version the client used.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub use_client_protocol: bool,
+}
+
+/// Limits on connections and requests to a cluster's backends (its default
+/// priority); None: Envoy's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CircuitBreaker {
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
+    pub max_retries: Option<u32>,
+    /// The most connections to each endpoint.
+    pub max_connections_per_endpoint: Option<u32>,
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// Active retries as a share of active requests, with a floor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RetryBudget {
+    /// The share, as numerator / denominator (a percentage when 100).
+    pub numerator: u32,
+    pub denominator: u32,
+    pub min_retry_concurrency: Option<u32>,
+}
+
+/// Limits of backend HTTP connections (each None: Envoy's default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UpstreamHttpConnection {
+    pub idle_timeout: Option<std::time::Duration>,
+    pub max_connection_duration: Option<std::time::Duration>,
+    pub max_requests_per_connection: Option<u32>,
+}
+
+impl UpstreamHttpConnection {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Connections opened ahead of need, in percent of the connections the active
+/// streams need (100: none ahead).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Preconnect {
+    pub per_endpoint_percent: Option<u32>,
+    pub predictive_percent: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -8,7 +8,7 @@ use crate::api::backend_traffic_policy as api;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::fields::{duration, invalid};
+use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
 
 /// Reason of the condition for a field gantry does not program.
 pub const UNSUPPORTED: &str = "Unsupported";
@@ -29,27 +29,165 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         policy.cluster.load_balancer = Some(cluster);
         policy.route.hash = hash;
     }
+    if let Some(cb) = &spec.circuit_breaker {
+        let (breaker, max_requests_per_connection) = circuit_breaker(cb)?;
+        policy.cluster.circuit_breaker = Some(breaker);
+        policy.cluster.http_connection.max_requests_per_connection = max_requests_per_connection;
+    }
+    if let Some(t) = &spec.timeout {
+        timeout(t, &mut policy)?;
+    }
+    if let Some(c) = &spec.connection {
+        connection(c, &mut policy.cluster)?;
+    }
+    if let Some(k) = &spec.tcp_keepalive {
+        policy.cluster.tcp_keepalive = Some(tcp_keepalive(k)?);
+    }
+    if let Some(h2) = &spec.http2 {
+        policy.cluster.http2 = Some(http2(h2)?);
+    }
+    policy.cluster.use_client_protocol = spec.use_client_protocol.unwrap_or(false);
+    if spec.dns.is_some() {
+        return Err(unsupported(
+            "spec.dns",
+            "gantry's backends are Service endpoints from EndpointSlices, sent to Envoy over EDS; \
+             no backend is resolved by DNS, so there is nothing for DNS settings to apply to",
+        ));
+    }
     Ok(policy)
+}
+
+/// A count Envoy keeps in 32 bits.
+fn count(field: &str, value: Option<i64>) -> Result<Option<u32>, Problem> {
+    value
+        .map(|v| u32::try_from(v).map_err(|_| invalid(field, "must be from 0 to 4294967295")))
+        .transpose()
+}
+
+/// The circuit breaker, and the requests per connection (which Envoy keeps with
+/// the HTTP connection options).
+fn circuit_breaker(cb: &api::CircuitBreaker) -> Result<(ir::CircuitBreaker, Option<u32>), Problem> {
+    const FIELD: &str = "spec.circuitBreaker";
+    let field = |name: &str| format!("{FIELD}.{name}");
+    let retry_budget = match &cb.retry_budget {
+        None => None,
+        Some(b) => {
+            let percent = field("retryBudget.percent");
+            let denominator = b.percent.denominator.unwrap_or(100);
+            if denominator < 1 {
+                return Err(invalid(
+                    &format!("{percent}.denominator"),
+                    "must be at least 1",
+                ));
+            }
+            if b.percent.numerator < 0 || b.percent.numerator > denominator {
+                return Err(invalid(
+                    &format!("{percent}.numerator"),
+                    format!("must be from 0 to the denominator ({denominator})"),
+                ));
+            }
+            Some(ir::RetryBudget {
+                numerator: b.percent.numerator as u32,
+                denominator: denominator as u32,
+                min_retry_concurrency: b.min_retry_concurrency,
+            })
+        }
+    };
+    let breaker = ir::CircuitBreaker {
+        max_connections: count(&field("maxConnections"), cb.max_connections)?,
+        max_pending_requests: count(&field("maxPendingRequests"), cb.max_pending_requests)?,
+        max_requests: count(&field("maxParallelRequests"), cb.max_parallel_requests)?,
+        max_retries: count(&field("maxParallelRetries"), cb.max_parallel_retries)?,
+        max_connections_per_endpoint: count(
+            &field("perEndpoint.maxConnections"),
+            cb.per_endpoint.as_ref().and_then(|p| p.max_connections),
+        )?,
+        retry_budget,
+    };
+    let per_connection = count(
+        &field("maxRequestsPerConnection"),
+        cb.max_requests_per_connection,
+    )?;
+    Ok((breaker, per_connection))
+}
+
+/// `spec.timeout`: the TCP connect timeout and the HTTP connection limits go to
+/// the clusters, the request, stream idle and stream duration limits to the routes.
+fn timeout(t: &api::Timeout, policy: &mut ir::BackendPolicy) -> Result<(), Problem> {
+    if let Some(tcp) = &t.tcp {
+        let field = "spec.timeout.tcp.connectTimeout";
+        policy.cluster.connect_timeout = match duration(field, &tcp.connect_timeout)? {
+            Some(d) if d.is_zero() => return Err(invalid(field, "must be longer than 0s")),
+            other => other,
+        };
+    }
+    if let Some(http) = &t.http {
+        let field = |name: &str| format!("spec.timeout.http.{name}");
+        let connection = &mut policy.cluster.http_connection;
+        connection.idle_timeout = duration(
+            &field("connectionIdleTimeout"),
+            &http.connection_idle_timeout,
+        )?;
+        connection.max_connection_duration = duration(
+            &field("maxConnectionDuration"),
+            &http.max_connection_duration,
+        )?;
+        let route = &mut policy.route;
+        route.request_timeout = duration(&field("requestTimeout"), &http.request_timeout)?;
+        route.stream_idle_timeout =
+            duration(&field("streamIdleTimeout"), &http.stream_idle_timeout)?;
+        route.max_stream_duration =
+            duration(&field("maxStreamDuration"), &http.max_stream_duration)?;
+    }
+    Ok(())
+}
+
+/// `spec.connection`.
+fn connection(
+    c: &api::BackendConnection,
+    cluster: &mut ir::BackendSettings,
+) -> Result<(), Problem> {
+    const FIELD: &str = "spec.connection";
+    cluster.buffer_limit = bytes_u32(
+        &format!("{FIELD}.bufferLimit"),
+        &c.buffer_limit,
+        1,
+        u32::MAX as u64,
+    )?;
+    cluster.socket_buffer_limit = bytes_u32(
+        &format!("{FIELD}.socketBufferLimit"),
+        &c.socket_buffer_limit,
+        1,
+        i32::MAX as u64,
+    )?;
+    if let Some(p) = &c.preconnect {
+        // Envoy takes ratios from 1 to 3 for both.
+        let percent = |name: &str, value: Option<u32>| match value {
+            Some(v) if !(100..=300).contains(&v) => Err(invalid(
+                &format!("{FIELD}.preconnect.{name}"),
+                "must be from 100 to 300",
+            )),
+            other => Ok(other),
+        };
+        cluster.preconnect = Some(ir::Preconnect {
+            per_endpoint_percent: percent("perEndpointPercent", p.per_endpoint_percent)?,
+            predictive_percent: percent("predictivePercent", p.predictive_percent)?,
+        });
+    }
+    Ok(())
 }
 
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 22] = [
+    let set: [(&str, bool); 15] = [
         ("spec.retry", spec.retry.is_some()),
         ("spec.proxyProtocol", spec.proxy_protocol.is_some()),
-        ("spec.tcpKeepalive", spec.tcp_keepalive.is_some()),
         ("spec.healthCheck", spec.health_check.is_some()),
-        ("spec.circuitBreaker", spec.circuit_breaker.is_some()),
-        ("spec.timeout", spec.timeout.is_some()),
-        ("spec.connection", spec.connection.is_some()),
-        ("spec.dns", spec.dns.is_some()),
-        ("spec.http2", spec.http2.is_some()),
         ("spec.rateLimit", spec.rate_limit.is_some()),
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
         ("spec.faultInjection", spec.fault_injection.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
-        ("spec.useClientProtocol", spec.use_client_protocol.is_some()),
         ("spec.compression", spec.compression.is_some()),
         ("spec.compressor", spec.compressor.is_some()),
         ("spec.responseOverride", spec.response_override.is_some()),
@@ -206,13 +344,52 @@ mod tests {
         );
         assert_eq!(p.reason, UNSUPPORTED);
         assert!(p.message.contains("module"), "{}", p.message);
-        let p = problem("circuitBreaker: {maxConnections: 1}");
+        let p = problem("dns: {respectDnsTtl: true}");
         assert_eq!(p.reason, UNSUPPORTED);
         assert!(
-            p.message.starts_with("spec.circuitBreaker"),
+            p.message.starts_with("spec.dns") && p.message.contains("EDS"),
             "{}",
             p.message
         );
+        for (yaml, field) in [
+            (
+                "circuitBreaker: {maxConnections: 4294967296}",
+                "spec.circuitBreaker.maxConnections",
+            ),
+            (
+                "circuitBreaker: {perEndpoint: {maxConnections: -1}}",
+                "spec.circuitBreaker.perEndpoint.maxConnections",
+            ),
+            (
+                "circuitBreaker: {retryBudget: {percent: {numerator: 101}}}",
+                "spec.circuitBreaker.retryBudget.percent.numerator",
+            ),
+            (
+                "timeout: {tcp: {connectTimeout: 0s}}",
+                "spec.timeout.tcp.connectTimeout",
+            ),
+            (
+                "timeout: {http: {requestTimeout: soon}}",
+                "spec.timeout.http.requestTimeout",
+            ),
+            (
+                "connection: {preconnect: {predictivePercent: 301}}",
+                "spec.connection.preconnect.predictivePercent",
+            ),
+            (
+                "connection: {bufferLimit: 0}",
+                "spec.connection.bufferLimit",
+            ),
+            ("tcpKeepalive: {probes: 0}", "spec.tcpKeepalive.probes"),
+            (
+                "http2: {onInvalidMessage: Explode}",
+                "spec.http2.onInvalidMessage",
+            ),
+        ] {
+            let p = problem(yaml);
+            assert_eq!(p.reason, "Invalid", "{yaml}: {}", p.message);
+            assert!(p.message.starts_with(field), "{yaml}: {}", p.message);
+        }
     }
 
     #[test]

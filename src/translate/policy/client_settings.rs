@@ -2,7 +2,6 @@
 //! the first problem naming its field.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use crate::api::client_traffic_policy as api;
 use crate::api::shared as shared_api;
@@ -10,7 +9,7 @@ use crate::ir;
 use crate::translate::conditions::Problem;
 use crate::translate::index::{CrossRef, Index};
 
-use super::fields::{bytes_u32, duration, invalid, socket_seconds};
+use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
 
 /// Validates a policy's values into IR settings; the first problem names its field.
 pub fn convert(
@@ -21,19 +20,7 @@ pub fn convert(
     let mut s = ir::ClientSettings::default();
 
     if let Some(k) = &spec.tcp_keepalive {
-        let probes = k.probes.unwrap_or(9);
-        if !(1..=127).contains(&probes) {
-            return Err(invalid("spec.tcpKeepalive.probes", "must be from 1 to 127"));
-        }
-        let idle = duration("spec.tcpKeepalive.idleTime", &k.idle_time)?
-            .unwrap_or(Duration::from_secs(7200));
-        let interval =
-            duration("spec.tcpKeepalive.interval", &k.interval)?.unwrap_or(Duration::from_secs(75));
-        s.tcp_keepalive = Some(ir::TcpKeepalive {
-            probes,
-            idle_time: socket_seconds("spec.tcpKeepalive.idleTime", idle, 32767)?,
-            interval: socket_seconds("spec.tcpKeepalive.interval", interval, 32767)?,
-        });
+        s.tcp_keepalive = Some(tcp_keepalive(k)?);
     }
 
     s.proxy_protocol = match (&spec.proxy_protocol, spec.enable_proxy_protocol) {
@@ -744,86 +731,6 @@ fn connection(c: &api::ClientConnection) -> Result<ir::ConnectionSettings, Probl
         out.max_requests_per_connection = limit.max_requests_per_connection;
     }
     Ok(out)
-}
-
-fn http2(h2: &api::Http2Settings) -> Result<ir::Http2Settings, Problem> {
-    const FIELD: &str = "spec.http2";
-    // Envoy's HTTP/2 window limits.
-    let window = |name: &str, q| bytes_u32(&format!("{FIELD}.{name}"), q, 65535, 2147483647);
-    let keepalive = match &h2.connection_keepalive {
-        None => None,
-        Some(k) => {
-            let field = format!("{FIELD}.connectionKeepalive");
-            // Envoy wants at least 1ms for each, and a timeout whenever keepalive
-            // is configured.
-            let at_least_1ms = |name: &str, d: &Option<shared_api::Duration>| {
-                let field = format!("{field}.{name}");
-                match duration(&field, d)? {
-                    Some(d) if d.is_zero() => Err(invalid(&field, "must be at least 1ms")),
-                    other => Ok(other),
-                }
-            };
-            let interval = at_least_1ms("interval", &k.interval)?;
-            let timeout = at_least_1ms("timeout", &k.timeout)?;
-            if timeout.is_none() {
-                return Err(invalid(
-                    &format!("{field}.timeout"),
-                    "is required when connectionKeepalive is set",
-                ));
-            }
-            if let (Some(i), Some(t)) = (interval, timeout)
-                && t >= i
-            {
-                return Err(invalid(
-                    &format!("{field}.timeout"),
-                    "must be less than interval",
-                ));
-            }
-            if k.interval_jitter.is_some_and(|j| j > 100) {
-                return Err(invalid(
-                    &format!("{field}.intervalJitter"),
-                    "must be from 0 to 100",
-                ));
-            }
-            Some(ir::Http2Keepalive {
-                interval,
-                timeout,
-                interval_jitter_percent: k.interval_jitter,
-                idle_interval: at_least_1ms("idleInterval", &k.idle_interval)?,
-            })
-        }
-    };
-    if let Some(n) = h2.max_concurrent_streams
-        && !(1..=2147483647).contains(&n)
-    {
-        return Err(invalid(
-            &format!("{FIELD}.maxConcurrentStreams"),
-            "must be from 1 to 2147483647",
-        ));
-    }
-    let terminate_stream_on_invalid_message = match h2.on_invalid_message.as_deref() {
-        None | Some("TerminateConnection") => false,
-        Some("TerminateStream") => true,
-        Some(other) => {
-            return Err(invalid(
-                &format!("{FIELD}.onInvalidMessage"),
-                format!("{other:?} is not TerminateConnection or TerminateStream"),
-            ));
-        }
-    };
-    Ok(ir::Http2Settings {
-        initial_stream_window_size: window(
-            "initialStreamWindowSize",
-            &h2.initial_stream_window_size,
-        )?,
-        initial_connection_window_size: window(
-            "initialConnectionWindowSize",
-            &h2.initial_connection_window_size,
-        )?,
-        max_concurrent_streams: h2.max_concurrent_streams,
-        terminate_stream_on_invalid_message,
-        keepalive,
-    })
 }
 
 #[cfg(test)]

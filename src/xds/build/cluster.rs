@@ -7,13 +7,26 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 
+use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::google::protobuf::{DoubleValue, UInt32Value};
+
 use super::common::{ads, any, buffer_limit, duration, socket_address};
-use super::connection::preserve_case_format;
+use super::connection::{
+    http_protocol_options, http2_protocol_options, preserve_case_format, socket_buffer_options,
+    tcp_keepalive,
+};
 use crate::ir;
+
+/// Envoy Gateway's connect timeout for backends.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Envoy Gateway's limit on parallel retries whenever it sets circuit breakers
+/// (Envoy's own is 3).
+const MAX_RETRIES: u32 = 1024;
 
 /// `preserve_case`: a listener of the Gateway records the header case of HTTP/1
 /// requests, which the cluster replays.
 pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster {
+    let settings = &c.key.settings;
     let mut out = cluster::Cluster {
         name: c.name.clone(),
         cluster_discovery_type: Some(cluster::cluster::ClusterDiscoveryType::Type(
@@ -23,22 +36,81 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
             eds_config: Some(ads()),
             ..Default::default()
         }),
-        connect_timeout: Some(duration(std::time::Duration::from_secs(10))),
-        per_connection_buffer_limit_bytes: Some(buffer_limit(None)),
+        connect_timeout: Some(duration(
+            settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
+        )),
+        per_connection_buffer_limit_bytes: Some(buffer_limit(settings.buffer_limit)),
+        circuit_breakers: settings.circuit_breaker.as_ref().map(circuit_breakers),
+        preconnect_policy: settings.preconnect.as_ref().map(preconnect_policy),
+        upstream_connection_options: settings.tcp_keepalive.as_ref().map(|k| {
+            cluster::UpstreamConnectionOptions {
+                tcp_keepalive: Some(tcp_keepalive(k)),
+                ..Default::default()
+            }
+        }),
+        upstream_bind_config: settings.socket_buffer_limit.map(|bytes| core::BindConfig {
+            socket_options: socket_buffer_options(bytes),
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    if let Some(lb) = &c.key.settings.load_balancer {
+    if let Some(lb) = &settings.load_balancer {
         load_balancer(&mut out, lb);
     }
-    if c.http2 {
-        upstream_http_protocol(
-            &mut out,
-            ProtocolConfig::Http2ProtocolOptions(core::Http2ProtocolOptions::default()),
+    if let Some(options) = upstream_http_protocol(c, preserve_case) {
+        out.typed_extension_protocol_options.insert(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            any(&options),
         );
-    } else if preserve_case {
-        preserve_case_upstream(&mut out);
     }
     out
+}
+
+/// Limits on connections and requests (a BackendTrafficPolicy's circuitBreaker),
+/// for the default priority, as Envoy Gateway sets them.
+fn circuit_breakers(cb: &ir::CircuitBreaker) -> cluster::CircuitBreakers {
+    use cluster::circuit_breakers::Thresholds;
+    use cluster::circuit_breakers::thresholds::RetryBudget;
+    let limit = |v: Option<u32>| v.map(|value| UInt32Value { value });
+    cluster::CircuitBreakers {
+        thresholds: vec![Thresholds {
+            priority: core::RoutingPriority::Default as i32,
+            max_connections: limit(cb.max_connections),
+            max_pending_requests: limit(cb.max_pending_requests),
+            max_requests: limit(cb.max_requests),
+            max_retries: limit(Some(cb.max_retries.unwrap_or(MAX_RETRIES))),
+            retry_budget: cb.retry_budget.as_ref().map(|b| RetryBudget {
+                budget_percent: Some(Percent {
+                    value: f64::from(b.numerator) * 100.0 / f64::from(b.denominator),
+                }),
+                min_retry_concurrency: limit(b.min_retry_concurrency),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        per_host_thresholds: cb
+            .max_connections_per_endpoint
+            .map(|max| Thresholds {
+                max_connections: limit(Some(max)),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Connections opened ahead of need: percentages as Envoy's ratios.
+fn preconnect_policy(p: &ir::Preconnect) -> cluster::cluster::PreconnectPolicy {
+    let ratio = |percent: Option<u32>| {
+        percent.map(|p| DoubleValue {
+            value: f64::from(p) / 100.0,
+        })
+    };
+    cluster::cluster::PreconnectPolicy {
+        per_upstream_preconnect_ratio: ratio(p.per_endpoint_percent),
+        predictive_preconnect_ratio: ratio(p.predictive_percent),
+        ..Default::default()
+    }
 }
 
 /// How the cluster picks an endpoint (a BackendTrafficPolicy's loadBalancer).
@@ -83,21 +155,67 @@ fn load_balancer(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
     }
 }
 
-/// The HTTP version a cluster speaks to its backends.
-fn upstream_http_protocol(c: &mut cluster::Cluster, config: ProtocolConfig) {
-    use upstream_http::http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions};
-    let options = upstream_http::HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            ExplicitHttpConfig {
-                protocol_config: Some(config),
-            },
-        )),
+/// The cluster's HTTP protocol options, one message: the HTTP version it speaks
+/// to its backends (HTTP/2 for h2c backends, the client's with
+/// useClientProtocol, HTTP/1 keeping the header case when a listener records it)
+/// and the backend connections' limits. None when all are Envoy's defaults.
+fn upstream_http_protocol(
+    c: &ir::Cluster,
+    preserve_case: bool,
+) -> Option<upstream_http::HttpProtocolOptions> {
+    use upstream_http::http_protocol_options::{
+        ExplicitHttpConfig, UpstreamProtocolOptions, UseDownstreamHttpConfig,
+    };
+    let settings = &c.key.settings;
+    let http1 = || core::Http1ProtocolOptions {
+        header_key_format: preserve_case.then(preserve_case_format),
         ..Default::default()
     };
-    c.typed_extension_protocol_options.insert(
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
-        any(&options),
-    );
+    let http2 = || backend_http2(settings.http2.as_ref());
+    let explicit = |config| {
+        UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(config),
+        })
+    };
+    let connection = &settings.http_connection;
+    let protocol = if settings.use_client_protocol {
+        UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
+            http_protocol_options: preserve_case.then(http1),
+            http2_protocol_options: Some(http2()),
+            ..Default::default()
+        })
+    } else if c.http2 {
+        explicit(ProtocolConfig::Http2ProtocolOptions(http2()))
+    } else if preserve_case || !connection.is_empty() {
+        explicit(ProtocolConfig::HttpProtocolOptions(http1()))
+    } else {
+        return None;
+    };
+    Some(upstream_http::HttpProtocolOptions {
+        common_http_protocol_options: (!connection.is_empty()).then(|| {
+            http_protocol_options(
+                connection.idle_timeout,
+                connection.max_connection_duration,
+                None,
+                connection.max_requests_per_connection,
+            )
+        }),
+        upstream_protocol_options: Some(protocol),
+        ..Default::default()
+    })
+}
+
+/// HTTP/2 towards the backends: Envoy's defaults without a policy's http2; with
+/// one, its settings and Envoy Gateway's windows, but no stream limit unless it
+/// sets one (as Envoy Gateway does for backends).
+fn backend_http2(h2: Option<&ir::Http2Settings>) -> core::Http2ProtocolOptions {
+    match h2 {
+        None => core::Http2ProtocolOptions::default(),
+        Some(h2) => core::Http2ProtocolOptions {
+            max_concurrent_streams: h2.max_concurrent_streams.map(|value| UInt32Value { value }),
+            ..http2_protocol_options(h2)
+        },
+    }
 }
 
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
@@ -127,15 +245,4 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
         },
         ..Default::default()
     }
-}
-
-/// HTTP/1 to the backends with the header case the client used.
-fn preserve_case_upstream(c: &mut cluster::Cluster) {
-    upstream_http_protocol(
-        c,
-        ProtocolConfig::HttpProtocolOptions(core::Http1ProtocolOptions {
-            header_key_format: Some(preserve_case_format()),
-            ..Default::default()
-        }),
-    );
 }

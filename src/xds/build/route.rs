@@ -95,10 +95,19 @@ fn build_route(r: &ir::Route) -> route::Route {
     };
     let action = match &r.action {
         ir::RouteAction::Forward(f) => {
-            let mut action = forward(f, r.timeout);
+            // The HTTPRoute rule's own timeout is the more specific one.
+            let mut action = forward(f, r.timeout.or(r.backend.request_timeout));
             action.request_mirror_policies = r.mirrors.iter().map(mirror_policy).collect();
             action.retry_policy = r.retry.as_ref().map(retry_policy);
             action.hash_policy = r.backend.hash.iter().map(hash_policy).collect();
+            action.idle_timeout = r.backend.stream_idle_timeout.map(duration);
+            action.max_stream_duration =
+                r.backend
+                    .max_stream_duration
+                    .map(|d| route::route_action::MaxStreamDuration {
+                        max_stream_duration: Some(duration(d)),
+                        ..Default::default()
+                    });
             route::route::Action::Route(action)
         }
         ir::RouteAction::Redirect(to) => route::route::Action::Redirect(redirect(to)),
