@@ -1,6 +1,7 @@
 //! An in-process HTTP/1.1 echo backend for end-to-end tests: answers every request
 //! with 200 and a body naming the backend, then the request line and headers,
-//! plus any response headers the request asks for (`x-echo-set-header`).
+//! plus any response headers the request asks for (`x-echo-set-header`), after
+//! the delay it asks for (`x-echo-delay-ms`).
 //! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
 //! show retries.
 
@@ -102,6 +103,15 @@ fn serve_connection(
             return;
         }
         seen.lock().unwrap().push(head.clone());
+        // A request may ask for a slow answer: `x-echo-delay-ms: N`.
+        if let Some(ms) = head
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-echo-delay-ms"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let mut reply = format!("backend={name}\n");
         for line in &head {
             reply.push_str(line);

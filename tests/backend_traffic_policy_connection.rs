@@ -1,0 +1,186 @@
+//! BackendTrafficPolicy circuit breakers, timeouts, connection settings and TCP
+//! keepalive through real `gantry serve` and real stock Envoy on 127.0.0.1:
+//! what a client sees of each, and what Envoy's config_dump says.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::backends::{ThreeBackends, backend_route, policy};
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway, route_with_rules, write_objects};
+
+/// gantry and Envoy for Gateway eg on `port` with `objects` (the backends'
+/// objects are added); waits until `host` answers as `ready` says.
+struct Running {
+    _dir: tempfile::TempDir,
+    gantry: Gantry,
+    envoy: common::EnvoyProcess,
+    port: u16,
+}
+
+fn start(backends: &ThreeBackends, objects: &[String], ready: &[(&str, u16)]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut docs = vec![CLASS.to_string(), gateway("eg", port), backends.objects()];
+    docs.extend_from_slice(objects);
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-connection"));
+    for (host, status) in ready {
+        common::wait_for_http(port, host, "/", |s, _| s == *status);
+    }
+    Running {
+        _dir: dir,
+        gantry,
+        envoy,
+        port,
+    }
+}
+
+/// A GET that the echo backends answer after `delay`; the status, the response
+/// headers and how long it took.
+fn slow_get(port: u16, host: &str, delay: Duration) -> (u16, Vec<(String, String)>, Duration) {
+    let started = Instant::now();
+    let ms = delay.as_millis().to_string();
+    let (status, headers, _) =
+        common::try_request(port, "GET", host, "/", &[("x-echo-delay-ms", &ms)])
+            .unwrap_or_else(|e| panic!("GET {host}: {e}"));
+    (status, headers, started.elapsed())
+}
+
+/// Envoy's active cluster whose name starts with `prefix` and that satisfies
+/// `check`, if any.
+fn cluster<'a>(dump: &'a Value, check: impl Fn(&Value) -> bool) -> Option<&'a Value> {
+    common::dump_section(dump, "ClustersConfigDump")?["dynamic_active_clusters"]
+        .as_array()?
+        .iter()
+        .map(|c| &c["cluster"])
+        .find(|c| check(c))
+}
+
+fn accepted(gantry: &Gantry, name: &str) -> bool {
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", name)
+        .expect("policy status");
+    common::condition(&status["ancestors"][0]["conditions"], "Accepted")
+        .is_some_and(|(status, _)| status == "True")
+}
+
+#[test]
+fn circuit_breaker_limits_of_one_overflow_with_x_envoy_overloaded() {
+    let backends = ThreeBackends::start();
+    let run = start(
+        &backends,
+        &[
+            backend_route("limited", "limited.example.com"),
+            backend_route("open", "open.example.com"),
+            policy(
+                "limited",
+                "limited",
+                "  circuitBreaker:
+    maxConnections: 1
+    maxPendingRequests: 1
+    maxParallelRequests: 1
+    perEndpoint: {maxConnections: 1}
+",
+            ),
+        ],
+        &[("limited.example.com", 200), ("open.example.com", 200)],
+    );
+    assert!(accepted(&run.gantry, "limited"));
+
+    // Eight requests at once, each held 1 s by the backend: one is served, one
+    // waits, the rest overflow the limits and Envoy answers them itself.
+    let burst = |host: &'static str| -> Vec<(u16, bool)> {
+        let port = run.port;
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let (status, headers, _) = slow_get(port, host, Duration::from_secs(1));
+                    let overloaded = common::header(&headers, "x-envoy-overloaded").is_some();
+                    (status, overloaded)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    let limited = burst("limited.example.com");
+    let overflowed = limited
+        .iter()
+        .filter(|(status, overloaded)| *status == 503 && *overloaded)
+        .count();
+    assert!(overflowed >= 1, "no request overflowed: {limited:?}");
+    assert!(
+        limited.iter().any(|(status, _)| *status == 200),
+        "none served: {limited:?}"
+    );
+    assert!(
+        limited
+            .iter()
+            .all(|r| *r == (200, false) || *r == (503, true)),
+        "{limited:?}"
+    );
+    // The route without the policy serves them all.
+    let open = burst("open.example.com");
+    assert!(open.iter().all(|r| *r == (200, false)), "{open:?}");
+}
+
+#[test]
+fn request_timeouts_cut_slow_answers_route_level_over_gateway_level() {
+    let backends = ThreeBackends::start();
+    let gateway_policy = "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: gateway-wide, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: eg}]
+  timeout:
+    http: {requestTimeout: 5s}
+"
+    .to_string();
+    let run = start(
+        &backends,
+        &[
+            backend_route("quick", "quick.example.com"),
+            backend_route("patient", "patient.example.com"),
+            // The HTTPRoute's own timeout is the more specific one.
+            route_with_rules(
+                "own",
+                "own.example.com",
+                "    - backendRefs: [{name: backend, port: 80}]\n      timeouts: {request: 4s}\n",
+            ),
+            gateway_policy,
+            policy(
+                "quick",
+                "quick",
+                "  timeout:\n    http: {requestTimeout: 1s}\n",
+            ),
+            policy("own", "own", "  timeout:\n    http: {requestTimeout: 1s}\n"),
+        ],
+        &[
+            ("quick.example.com", 200),
+            ("patient.example.com", 200),
+            ("own.example.com", 200),
+        ],
+    );
+    let three = Duration::from_secs(3);
+    // Wait until the route-level policy is in force (a 3 s answer cut at 1 s).
+    common::poll("the 1s request timeout in force", || {
+        (slow_get(run.port, "quick.example.com", three).0 == 504).then_some(())
+    });
+    let (status, _, took) = slow_get(run.port, "quick.example.com", three);
+    assert_eq!(status, 504);
+    assert!(
+        took >= Duration::from_millis(800) && took <= Duration::from_millis(2500),
+        "504 after {took:?}"
+    );
+    // The Gateway-level 5s leaves the other route's 3 s answer alone, and the
+    // HTTPRoute's 4s beats the route's policy.
+    for host in ["patient.example.com", "own.example.com"] {
+        let (status, _, took) = slow_get(run.port, host, three);
+        assert_eq!(status, 200, "{host} after {took:?}");
+        assert!(took >= three, "{host}: {took:?}");
+    }
+}
