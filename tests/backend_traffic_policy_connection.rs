@@ -12,8 +12,6 @@ use common::backends::{ThreeBackends, backend_route, policy};
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, route_with_rules, write_objects};
 
-/// gantry and Envoy for Gateway eg on `port` with `objects` (the backends'
-/// objects are added); waits until `host` answers as `ready` says.
 struct Running {
     _dir: tempfile::TempDir,
     gantry: Gantry,
@@ -21,6 +19,8 @@ struct Running {
     port: u16,
 }
 
+/// gantry and Envoy for Gateway eg with `objects` and the backends' objects;
+/// waits until each `ready` host answers its status.
 fn start(backends: &ThreeBackends, objects: &[String], ready: &[(&str, u16)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
@@ -51,9 +51,8 @@ fn slow_get(port: u16, host: &str, delay: Duration) -> (u16, Vec<(String, String
     (status, headers, started.elapsed())
 }
 
-/// Envoy's active cluster whose name starts with `prefix` and that satisfies
-/// `check`, if any.
-fn cluster<'a>(dump: &'a Value, check: impl Fn(&Value) -> bool) -> Option<&'a Value> {
+/// Envoy's first active cluster that satisfies `check`, if any.
+fn cluster(dump: &Value, check: impl Fn(&Value) -> bool) -> Option<&Value> {
     common::dump_section(dump, "ClustersConfigDump")?["dynamic_active_clusters"]
         .as_array()?
         .iter()
@@ -183,4 +182,118 @@ spec:
         assert_eq!(status, 200, "{host} after {took:?}");
         assert!(took >= three, "{host}: {took:?}");
     }
+}
+
+/// A POST of `size` bytes; the status (0 if Envoy closed the connection without
+/// an answer).
+fn post(port: u16, host: &str, size: usize) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    // Envoy may answer and close before the whole body is written.
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(&vec![b'x'; size]));
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    common::parse_response(&raw).map_or(0, |(status, _, _)| status)
+}
+
+/// Envoy's stat `cluster.<cluster>.<name>`.
+fn cluster_stat(envoy: &mut common::EnvoyProcess, cluster: &str, name: &str) -> u64 {
+    envoy
+        .stat(&format!("cluster.{cluster}.{name}"))
+        .unwrap_or_else(|| panic!("no stat {name} for cluster {cluster}"))
+}
+
+#[test]
+fn connection_settings_and_keepalive_reach_the_backend_connections() {
+    let backends = ThreeBackends::start();
+    let mut run = start(
+        &backends,
+        &[
+            backend_route("tuned", "tuned.example.com"),
+            backend_route("open", "open.example.com"),
+            policy(
+                "tuned",
+                "tuned",
+                "  connection:
+    bufferLimit: 1Ki
+    socketBufferLimit: 64Ki
+    preconnect: {perEndpointPercent: 150}
+  tcpKeepalive: {idleTime: 20m, interval: 60s, probes: 3}
+  timeout:
+    tcp: {connectTimeout: 3s}
+",
+            ),
+        ],
+        &[("tuned.example.com", 200), ("open.example.com", 200)],
+    );
+    assert!(accepted(&run.gantry, "tuned"));
+    let dump = run.envoy.wait_until("the tuned cluster", |dump| {
+        cluster(dump, |c| c["per_connection_buffer_limit_bytes"] == 1024).is_some()
+    });
+    let tuned = cluster(&dump, |c| c["per_connection_buffer_limit_bytes"] == 1024).unwrap();
+    let name = tuned["name"].as_str().unwrap().to_string();
+    assert_eq!(tuned["connect_timeout"], "3s", "{tuned:#}");
+    assert_eq!(
+        tuned["upstream_connection_options"]["tcp_keepalive"],
+        serde_json::json!({"keepalive_probes": 3, "keepalive_time": 1200, "keepalive_interval": 60}),
+        "{tuned:#}"
+    );
+    let options: Vec<(&str, &str)> = tuned["upstream_bind_config"]["socket_options"]
+        .as_array()
+        .expect("socket options")
+        .iter()
+        .map(|o| {
+            (
+                o["description"].as_str().unwrap(),
+                o["int_value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        options,
+        [("SO_RCVBUF", "65536"), ("SO_SNDBUF", "65536")],
+        "{tuned:#}"
+    );
+    assert_eq!(
+        tuned["preconnect_policy"]["per_upstream_preconnect_ratio"], 1.5,
+        "{tuned:#}"
+    );
+
+    // An 8 kB body is more than the tuned cluster's 1 KiB buffer holds: it still
+    // reaches the backend (the limit paces the connection, it refuses nothing),
+    // with Envoy's flow control stepping in on that cluster only.
+    for host in ["tuned.example.com", "open.example.com"] {
+        assert_eq!(post(run.port, host, 8000), 200, "{host}");
+    }
+    let backed_up = "upstream_flow_control_backed_up_total";
+    assert!(cluster_stat(&mut run.envoy, &name, backed_up) > 0);
+    assert_eq!(
+        cluster_stat(&mut run.envoy, "default/backend/80", backed_up),
+        0
+    );
+
+    // Envoy's connections to the backends for the tuned route run a keepalive
+    // timer of 20 minutes (ss shows whole minutes; a connection without
+    // keepalive runs none).
+    let filter = backends
+        .backends
+        .iter()
+        .map(|b| format!("dport = :{}", b.port))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let timers = common::keepalive_timers(&format!("( {filter} )"));
+    assert!(
+        timers.iter().any(|(_, timer)| timer.is_some_and(|t| {
+            t >= Duration::from_secs(19 * 60) && t <= Duration::from_secs(20 * 60)
+        })),
+        "no 20 min keepalive timer: {timers:?}"
+    );
 }

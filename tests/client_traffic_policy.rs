@@ -246,50 +246,18 @@ fn accepted(gantry: &Gantry, name: &str) -> bool {
 }
 
 /// The keepalive timer of Envoy's side of the connection that `client` (the
-/// client's local address) has with 127.0.0.1:`port`, as `ss` shows it
-/// (`timer:(keepalive,19min,0)`): the time until the next keepalive probe. `None`
-/// if the socket runs no keepalive timer.
+/// client's local address) has with 127.0.0.1:`port`. `None` if the socket runs
+/// no keepalive timer.
 fn keepalive_timer(port: u16, client: std::net::SocketAddr) -> Option<Duration> {
-    let out = std::process::Command::new("ss")
-        .args(["-tnoH", "state", "established"])
-        .arg(format!("( sport = :{port} )"))
-        .output()
-        .expect("ss (iproute2)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| {
-            l.split_whitespace()
+    let sockets = common::keepalive_timers(&format!("( sport = :{port} )"));
+    let (_, timer) = sockets
+        .iter()
+        .find(|(line, _)| {
+            line.split_whitespace()
                 .any(|field| field == client.to_string())
         })
-        .unwrap_or_else(|| panic!("no socket of Envoy's with peer {client} in:\n{text}"));
-    let timer = line.split("timer:(keepalive,").nth(1)?.split(',').next()?;
-    Some(ss_duration(timer))
-}
-
-/// An `ss` timer value: "19min", "1min30sec", "45sec", "1.500ms", "200ms".
-fn ss_duration(text: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: u64 = std::mem::take(&mut number).parse().unwrap_or(0);
-        let mut unit = c.to_string();
-        while let Some(c) = chars.next_if(|c| c.is_ascii_alphabetic()) {
-            unit.push(c);
-        }
-        total += match unit.as_str() {
-            "min" => Duration::from_secs(60 * value),
-            "sec" | "." => Duration::from_secs(value),
-            "ms" => Duration::from_millis(value),
-            _ => panic!("unknown unit {unit:?} in ss timer {text:?}"),
-        };
-    }
-    total
+        .unwrap_or_else(|| panic!("no socket of Envoy's with peer {client} in:\n{sockets:?}"));
+    *timer
 }
 
 #[test]

@@ -933,3 +933,50 @@ pub fn h3_get(port: u16, path: &str) -> Result<(u16, String), String> {
         .ok_or_else(|| format!("no status: {output}"))?;
     Ok((code, body.to_string()))
 }
+
+/// The established TCP sockets that `ss` lists for `filter` (an ss filter such
+/// as `( sport = :8080 )`), each with its keepalive timer (`timer:(keepalive,19min,0)`:
+/// the time until the next keepalive probe), or `None` if it runs none.
+pub fn keepalive_timers(filter: &str) -> Vec<(String, Option<Duration>)> {
+    let out = Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .arg(filter)
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let timer = line
+                .split("timer:(keepalive,")
+                .nth(1)
+                .and_then(|t| t.split(',').next())
+                .map(ss_duration);
+            (line.to_string(), timer)
+        })
+        .collect()
+}
+
+/// An `ss` timer value: "19min", "1min30sec", "45sec", "1.500ms", "200ms".
+fn ss_duration(text: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let value: u64 = std::mem::take(&mut number).parse().unwrap_or(0);
+        let mut unit = c.to_string();
+        while let Some(c) = chars.next_if(|c| c.is_ascii_alphabetic()) {
+            unit.push(c);
+        }
+        total += match unit.as_str() {
+            "min" => Duration::from_secs(60 * value),
+            "sec" | "." => Duration::from_secs(value),
+            "ms" => Duration::from_millis(value),
+            _ => panic!("unknown unit {unit:?} in ss timer {text:?}"),
+        };
+    }
+    total
+}
