@@ -297,3 +297,139 @@ fn connection_settings_and_keepalive_reach_the_backend_connections() {
         "no 20 min keepalive timer: {timers:?}"
     );
 }
+
+/// A backend that records how each connection opens: the request line of an
+/// HTTP/1 request (answered 200), or for HTTP/2 the settings of the client's
+/// SETTINGS frame (the connection is then closed unanswered).
+struct ProtocolRecorder {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Opening>>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Opening {
+    Http1(String),
+    Http2 { settings: Vec<(u16, u32)> },
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl ProtocolRecorder {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut bytes = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Enough for an HTTP/1 head, or the preface and a SETTINGS frame.
+                // Recorded before answering, so a client that has its answer
+                // finds it recorded.
+                let keep = |opening| record.lock().unwrap().push(opening);
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    bytes.extend_from_slice(&buf[..n]);
+                    if let Some(rest) = bytes.strip_prefix(H2_PREFACE) {
+                        if let Some(settings) = settings_frame(rest) {
+                            keep(Opening::Http2 { settings });
+                            break;
+                        }
+                    } else if bytes.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let text = String::from_utf8_lossy(&bytes);
+                        keep(Opening::Http1(
+                            text.lines().next().unwrap_or_default().into(),
+                        ));
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                        break;
+                    }
+                }
+            }
+        });
+        ProtocolRecorder { port, seen }
+    }
+
+    fn seen(&self) -> Vec<Opening> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The settings of the SETTINGS frame `bytes` start with, once it is whole.
+fn settings_frame(bytes: &[u8]) -> Option<Vec<(u16, u32)>> {
+    let header = bytes.get(..9)?;
+    let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    assert_eq!(header[3], 0x4, "HTTP/2 starts with SETTINGS");
+    let payload = bytes.get(9..9 + length)?;
+    Some(
+        payload
+            .chunks(6)
+            .map(|s| {
+                (
+                    u16::from_be_bytes([s[0], s[1]]),
+                    u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A request with curl, over h2c with prior knowledge when `h2`; the status.
+fn curl(port: u16, host: &str, h2: bool) -> String {
+    let mut command = std::process::Command::new("curl");
+    command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"]);
+    if h2 {
+        command.arg("--http2-prior-knowledge");
+    }
+    let out = command
+        .args(["-H", &format!("Host: {host}")])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn use_client_protocol_speaks_http2_to_the_backend_for_http2_clients() {
+    let backends = ThreeBackends::start();
+    let recorder = ProtocolRecorder::start();
+    let to_recorder = "    - backendRefs: [{name: recorder, port: 80}]\n";
+    let run = start(
+        &backends,
+        &[
+            common::objects::service("recorder", recorder.port),
+            route_with_rules("client-protocol", "client.example.com", to_recorder),
+            route_with_rules("plain", "plain.example.com", to_recorder),
+            policy(
+                "client-protocol",
+                "client-protocol",
+                "  useClientProtocol: true\n  http2: {initialStreamWindowSize: 128Ki}\n",
+            ),
+        ],
+        &[("client.example.com", 200), ("plain.example.com", 200)],
+    );
+    assert!(accepted(&run.gantry, "client-protocol"));
+    let before = recorder.seen().len();
+    // HTTP/2 clients: the route without the policy speaks HTTP/1.1 to the backend,
+    // the one with it HTTP/2 with the policy's stream window (setting 0x4).
+    assert_eq!(curl(run.port, "plain.example.com", true), "200");
+    assert_eq!(
+        recorder.seen()[before..],
+        [Opening::Http1("GET / HTTP/1.1".into())]
+    );
+    curl(run.port, "client.example.com", true);
+    let seen = recorder.seen();
+    let Some(Opening::Http2 { settings }) = seen.get(before + 1) else {
+        panic!("no HTTP/2 connection to the backend: {seen:?}");
+    };
+    assert!(settings.contains(&(0x4, 131072)), "{settings:?}");
+    // An HTTP/1.1 client's request stays HTTP/1.1.
+    assert_eq!(curl(run.port, "client.example.com", false), "200");
+    assert_eq!(
+        recorder.seen().last(),
+        Some(&Opening::Http1("GET / HTTP/1.1".into()))
+    );
+}
