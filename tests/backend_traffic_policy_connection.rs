@@ -433,3 +433,80 @@ fn use_client_protocol_speaks_http2_to_the_backend_for_http2_clients() {
         Some(&Opening::Http1("GET / HTTP/1.1".into()))
     );
 }
+
+/// The sum over every cluster of Envoy's counter `cluster.*.<name>`.
+fn cluster_counter(envoy: &mut common::EnvoyProcess, name: &str) -> u64 {
+    envoy
+        .admin_get(&format!("/stats?filter=^cluster\\..*\\.{name}$"))
+        .lines()
+        .filter_map(|line| line.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn stream_and_connection_limits_end_streams_and_backend_connections() {
+    let backends = ThreeBackends::start();
+    let http_timeout = |name: &str, field: &str| {
+        policy(
+            name,
+            name,
+            &format!("  timeout:\n    http: {{{field}: 1s}}\n"),
+        )
+    };
+    let hosts = [
+        ("idle", "idle.example.com"),
+        ("duration", "duration.example.com"),
+        ("conn-idle", "conn-idle.example.com"),
+        ("conn-age", "conn-age.example.com"),
+        ("one-request", "one-request.example.com"),
+    ];
+    let mut objects: Vec<String> = hosts
+        .iter()
+        .map(|(route, host)| backend_route(route, host))
+        .collect();
+    objects.extend([
+        http_timeout("idle", "streamIdleTimeout"),
+        http_timeout("duration", "maxStreamDuration"),
+        http_timeout("conn-idle", "connectionIdleTimeout"),
+        http_timeout("conn-age", "maxConnectionDuration"),
+        policy(
+            "one-request",
+            "one-request",
+            "  circuitBreaker: {maxRequestsPerConnection: 1}\n",
+        ),
+    ]);
+    let ready: Vec<(&str, u16)> = hosts.iter().map(|(_, host)| (*host, 200)).collect();
+    let mut run = start(&backends, &objects, &ready);
+
+    // A backend silent for 3 s: the stream idle timeout and the stream duration
+    // limit end the stream after about 1 s.
+    for host in ["idle.example.com", "duration.example.com"] {
+        common::poll(&format!("{host}'s 1s limit in force"), || {
+            (slow_get(run.port, host, Duration::from_secs(3)).0 == 504).then_some(())
+        });
+        let (status, _, took) = slow_get(run.port, host, Duration::from_secs(3));
+        assert_eq!(status, 504, "{host}");
+        assert!(
+            took >= Duration::from_millis(800) && took <= Duration::from_millis(2500),
+            "{host}: 504 after {took:?}"
+        );
+    }
+    // Backend connections: closed when idle for 1 s, when 1 s old, and after one
+    // request (each cluster with its policy's limit; Envoy counts why).
+    for host in [
+        "conn-idle.example.com",
+        "conn-age.example.com",
+        "one-request.example.com",
+    ] {
+        assert_eq!(common::http_get(run.port, host, "/").0, 200);
+    }
+    for counter in [
+        "upstream_cx_idle_timeout",
+        "upstream_cx_max_duration_reached",
+        "upstream_cx_max_requests",
+    ] {
+        common::poll(&format!("a backend connection closed by {counter}"), || {
+            (cluster_counter(&mut run.envoy, counter) > 0).then_some(())
+        });
+    }
+}
