@@ -182,6 +182,13 @@ spec:
         assert_eq!(status, 200, "{host} after {took:?}");
         assert!(took >= three, "{host}: {took:?}");
     }
+    // ... and cuts a 7 s answer at 5 s.
+    let (status, _, took) = slow_get(run.port, "patient.example.com", Duration::from_secs(7));
+    assert_eq!(status, 504);
+    assert!(
+        took >= Duration::from_millis(4500) && took <= Duration::from_millis(6500),
+        "504 after {took:?}"
+    );
 }
 
 /// A POST of `size` bytes; the status (0 if Envoy closed the connection without
