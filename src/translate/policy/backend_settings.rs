@@ -13,7 +13,7 @@ use super::fields::{duration, invalid};
 /// Reason of the condition for a field gantry does not program.
 pub const UNSUPPORTED: &str = "Unsupported";
 
-fn unsupported(field: &str, why: &str) -> Problem {
+pub(super) fn unsupported(field: &str, why: &str) -> Problem {
     Problem::new(UNSUPPORTED, format!("{field}: {why}"))
 }
 
@@ -29,17 +29,24 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         policy.cluster.load_balancer = Some(cluster);
         policy.route.hash = hash;
     }
+    if let Some(hc) = &spec.health_check {
+        super::backend_health::convert(hc, &mut policy.cluster)?;
+    }
+    if let Some(proxy) = &spec.proxy_protocol {
+        policy.cluster.proxy_protocol = Some(match proxy.version {
+            api::ProxyProtocolVersion::V1 => ir::ProxyProtocolVersion::V1,
+            api::ProxyProtocolVersion::V2 => ir::ProxyProtocolVersion::V2,
+        });
+    }
     Ok(policy)
 }
 
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 22] = [
+    let set: [(&str, bool); 20] = [
         ("spec.retry", spec.retry.is_some()),
-        ("spec.proxyProtocol", spec.proxy_protocol.is_some()),
         ("spec.tcpKeepalive", spec.tcp_keepalive.is_some()),
-        ("spec.healthCheck", spec.health_check.is_some()),
         ("spec.circuitBreaker", spec.circuit_breaker.is_some()),
         ("spec.timeout", spec.timeout.is_some()),
         ("spec.connection", spec.connection.is_some()),

@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 
-use super::common::{ads, any, buffer_limit, duration, socket_address};
+use super::common::{ads, any, buffer_limit, duration, socket_address, transport_socket};
 use super::connection::preserve_case_format;
 use crate::ir;
 
@@ -29,6 +29,10 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     };
     if let Some(lb) = &c.key.settings.load_balancer {
         load_balancer(&mut out, lb);
+    }
+    super::health_check::apply(&mut out, c);
+    if let Some(version) = c.key.settings.proxy_protocol {
+        out.transport_socket = Some(upstream_proxy_protocol(version));
     }
     if c.http2 {
         upstream_http_protocol(
@@ -83,6 +87,32 @@ fn load_balancer(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
     }
 }
 
+/// A PROXY protocol header (telling the client's addresses) in front of every
+/// backend connection, over plain TCP.
+fn upstream_proxy_protocol(version: ir::ProxyProtocolVersion) -> core::TransportSocket {
+    use core::proxy_protocol_config::Version;
+    use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
+    use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+    let version = match version {
+        ir::ProxyProtocolVersion::V1 => Version::V1,
+        ir::ProxyProtocolVersion::V2 => Version::V2,
+    };
+    transport_socket(
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        &ProxyProtocolUpstreamTransport {
+            config: Some(core::ProxyProtocolConfig {
+                version: version as i32,
+                ..Default::default()
+            }),
+            transport_socket: Some(transport_socket(
+                "envoy.transport_sockets.raw_buffer",
+                &RawBuffer {},
+            )),
+            ..Default::default()
+        },
+    )
+}
+
 /// The HTTP version a cluster speaks to its backends.
 fn upstream_http_protocol(c: &mut cluster::Cluster, config: ProtocolConfig) {
     use upstream_http::http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions};
@@ -101,6 +131,7 @@ fn upstream_http_protocol(c: &mut cluster::Cluster, config: ProtocolConfig) {
 }
 
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
+    let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
     let lb_endpoints: Vec<endpoint::LbEndpoint> = c
         .endpoints
         .iter()
@@ -109,6 +140,7 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
             host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
                 endpoint::Endpoint {
                     address: Some(socket_address(&e.address, e.port)),
+                    health_check_config: health_check_config.clone(),
                     ..Default::default()
                 },
             )),
