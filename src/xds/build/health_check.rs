@@ -81,6 +81,11 @@ fn health_check(hc: &ir::ActiveHealthCheck, http2: bool) -> core::HealthCheck {
     let mut out = core::HealthCheck {
         timeout: Some(duration(hc.timeout)),
         interval: Some(duration(hc.interval)),
+        // Envoy checks a cluster that has not carried traffic yet every 60 s, and
+        // keeps a check scheduled so even after traffic starts: a new cluster's
+        // endpoints would then wait a minute for their second check, whatever the
+        // interval asked for.
+        no_traffic_interval: Some(duration(hc.interval)),
         initial_jitter: hc.initial_jitter.map(duration),
         unhealthy_threshold: Some(UInt32Value {
             value: hc.unhealthy_threshold,
