@@ -218,6 +218,36 @@ fn outlier_detection_ejects_an_endpoint_answering_500_and_lets_it_back_after_the
     );
 }
 
+/// Two of three endpoints fail their health checks: one healthy endpoint in three
+/// is under Envoy's default panic threshold (50%), so Envoy balances over all
+/// three again; with `panicThreshold: 0` it keeps to the healthy one.
+#[test]
+fn panic_threshold_decides_whether_failing_endpoints_get_traffic_when_few_are_healthy() {
+    let (backends, objects) = three_backends();
+    for b in &backends[1..] {
+        b.status.store(500, Ordering::SeqCst);
+    }
+    let active = "    active:
+      type: HTTP
+      interval: 1s
+      unhealthyThreshold: 1
+      http: {path: /healthz}
+";
+    let (_dir, _gantry, _envoy, port) = start_with_policy(
+        objects,
+        "no-panic",
+        &format!("  healthCheck:\n    panicThreshold: 0\n{active}"),
+    );
+    // Only backend-1 is healthy, and only it gets traffic.
+    until_streak_without(port, "no-panic.example.com", "backend-2", 30);
+    for _ in 0..30 {
+        assert_eq!(
+            get(port, "no-panic.example.com"),
+            (200, "backend-1".to_string())
+        );
+    }
+}
+
 // ---------------------------------------------------------------- PROXY protocol
 
 /// An HTTP/1.1 backend that reads the PROXY header (v1 or v2) each connection

@@ -130,6 +130,18 @@ fn http_checker(http: &api::HttpActiveHealthChecker) -> Result<ir::HealthChecker
     if !http.path.starts_with('/') {
         return Err(invalid(&format!("{field}.path"), "must start with /"));
     }
+    // Envoy sends both as header values, which cannot hold these.
+    for (name, value) in [
+        ("path", Some(&http.path)),
+        ("hostname", http.hostname.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.contains(['\0', '\r', '\n'])) {
+            return Err(invalid(
+                &format!("{field}.{name}"),
+                "must not contain NUL, CR or LF",
+            ));
+        }
+    }
     let method = http
         .method
         .as_ref()
@@ -342,6 +354,10 @@ mod tests {
                 "spec.healthCheck.passive.maxEjectionPercent",
             ),
             ("{panicThreshold: 200}", "spec.healthCheck.panicThreshold"),
+            (
+                "{active: {type: HTTP, http: {path: /h, hostname: \"a\\nb\"}}}",
+                "spec.healthCheck.active.http.hostname",
+            ),
             (
                 "{active: {type: TCP, tcp: {}, healthCheckLog: {matches: [Success], sinks: [{type: File, file: {path: /dev/stdout}}]}}}",
                 "spec.healthCheck.active.healthCheckLog.matches",
