@@ -134,6 +134,17 @@ fn until_answered_by(port: u16, host: &str, wanted: &str) -> u16 {
     )
 }
 
+/// `failing` (backend-3, answering 500) gets no traffic, though its checks
+/// (`check`, the request line they send) reach it; once it answers 200 again,
+/// it gets traffic again.
+fn out_until_healthy(port: u16, host: &str, failing: &EchoBackend, check: &str) {
+    until_streak_without(port, host, &failing.name, 30);
+    let checked = (failing.requests.lock().unwrap().iter()).any(|head| head[0] == check);
+    assert!(checked, "no {check:?} reached {}", failing.name);
+    failing.status.store(0, Ordering::SeqCst);
+    assert_eq!(until_answered_by(port, host, &failing.name), 200);
+}
+
 #[test]
 fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recovers() {
     let (backends, objects) = three_backends();
@@ -152,21 +163,12 @@ fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recove
 ",
     );
 
-    // backend-3's health path answers 500: it gets no traffic.
-    until_streak_without(port, "checked.example.com", "backend-3", 30);
-    let checked = backends[2]
-        .requests
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|head| head[0] == "GET /healthz HTTP/1.1");
-    assert!(checked, "Envoy never asked backend-3 for /healthz");
-
-    // Healthy again: it gets traffic again.
-    backends[2].status.store(0, Ordering::SeqCst);
-    assert_eq!(
-        until_answered_by(port, "checked.example.com", "backend-3"),
-        200
+    // backend-3's health path answers 500: it gets no traffic until it recovers.
+    out_until_healthy(
+        port,
+        "checked.example.com",
+        &backends[2],
+        "GET /healthz HTTP/1.1",
     );
 
     // Failing while in use: it is taken out again.
@@ -180,6 +182,34 @@ fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recove
             "Accepted"
         ),
         Some(("True".to_string(), "Accepted".to_string()))
+    );
+}
+
+/// A TCP check writes an HTTP request (Text) and expects the bytes of a 200
+/// status line (Binary) in the answer: the echo backends' own HTTP serves as the
+/// check's protocol.
+#[test]
+fn tcp_health_check_sends_text_and_expects_binary_payloads() {
+    let (backends, objects) = three_backends();
+    backends[2].status.store(500, Ordering::SeqCst);
+    let (_dir, _gantry, _envoy, port) = start_with_policy(
+        objects,
+        "tcp-checked",
+        "  healthCheck:
+    active:
+      type: TCP
+      interval: 1s
+      unhealthyThreshold: 1
+      tcp:
+        send: {type: Text, text: \"GET /tcp-check HTTP/1.1\\r\\nHost: check\\r\\n\\r\\n\"}
+        receive: {type: Binary, binary: SFRUUC8xLjEgMjAw} # HTTP/1.1 200
+",
+    );
+    out_until_healthy(
+        port,
+        "tcp-checked.example.com",
+        &backends[2],
+        "GET /tcp-check HTTP/1.1",
     );
 }
 
