@@ -149,18 +149,26 @@ fn out_until_healthy(port: u16, host: &str, failing: &EchoBackend, check: &str) 
 fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recovers() {
     let (backends, objects) = three_backends();
     backends[2].status.store(500, Ordering::SeqCst);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("health.log");
     let (_dir, gantry, _envoy, port) = start_with_policy(
         objects,
         "checked",
-        "  healthCheck:
+        &format!(
+            "  healthCheck:
     active:
       type: HTTP
       interval: 1s
       timeout: 1s
       unhealthyThreshold: 2
       healthyThreshold: 1
-      http: {path: /healthz, expectedStatuses: [200]}
+      http: {{path: /healthz, expectedStatuses: [200]}}
+      healthCheckLog:
+        matches: [FailureSeriesStart, HealthyTransition]
+        sinks: [{{type: File, file: {{path: {}}}}}]
 ",
+            log.display()
+        ),
     );
 
     // backend-3's health path answers 500: it gets no traffic until it recovers.
@@ -174,6 +182,11 @@ fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recove
     // Failing while in use: it is taken out again.
     backends[2].status.store(500, Ordering::SeqCst);
     until_streak_without(port, "checked.example.com", "backend-3", 30);
+    // Envoy logged both transitions to the policy's file, as JSON lines.
+    common::poll("the health check log to show an ejection", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        (text.contains("add_healthy_event") && text.contains("eject_unhealthy_event")).then_some(())
+    });
     assert_eq!(
         common::condition(
             &gantry
