@@ -198,6 +198,48 @@ fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recove
     );
 }
 
+/// `overrides.port`: the checks go to another port of each endpoint (here one
+/// health server for all three, since they share 127.0.0.1), not to the port
+/// that serves the traffic.
+#[test]
+fn health_checks_go_to_the_override_port() {
+    let (backends, objects) = three_backends();
+    backends[2].status.store(500, Ordering::SeqCst);
+    let health = EchoBackend::start("health");
+    let (_dir, _gantry, _envoy, port) = start_with_policy(
+        objects,
+        "overridden",
+        &format!(
+            "  healthCheck:
+    active:
+      type: HTTP
+      interval: 1s
+      http: {{path: /healthz}}
+      overrides: {{port: {}}}
+",
+            health.port
+        ),
+    );
+    common::poll("a health check on the override port", || {
+        (health.requests.lock().unwrap().iter())
+            .any(|head| head[0] == "GET /healthz HTTP/1.1")
+            .then_some(())
+    });
+    // backend-3 is healthy by the override port's answer: it keeps its traffic
+    // (and answers it 500), and no check reaches its own port.
+    assert_eq!(
+        until_answered_by(port, "overridden.example.com", "backend-3"),
+        500
+    );
+    for b in &backends {
+        let heads = b.requests.lock().unwrap();
+        assert!(
+            heads.iter().all(|head| head[0] == "GET / HTTP/1.1"),
+            "{heads:?}"
+        );
+    }
+}
+
 /// A TCP check writes an HTTP request (Text) and expects the bytes of a 200
 /// status line (Binary) in the answer: the echo backends' own HTTP serves as the
 /// check's protocol.
