@@ -665,8 +665,9 @@ pub struct Cluster {
     pub name: String,
     pub key: ClusterKey,
     pub endpoints: Vec<Endpoint>,
-    /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, or a Service port
-    /// whose appProtocol is kubernetes.io/h2c.
+    /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, a Service port
+    /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
+    /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
     pub http2: bool,
 }
 
@@ -674,7 +675,7 @@ impl Cluster {
     pub fn new(key: ClusterKey, endpoints: Vec<Endpoint>, http2: bool) -> Self {
         Cluster {
             name: key.name(),
-            http2: http2 || key.grpc,
+            http2: http2 || key.grpc || key.settings.grpc_health_check(),
             key,
             endpoints,
         }
@@ -727,6 +728,18 @@ pub struct BackendSettings {
     /// Speak to the backend in the HTTP version the client used.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub use_client_protocol: bool,
+    /// Active health checking of the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ActiveHealthCheck>,
+    /// Passive health checking (outlier detection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Below this percentage of healthy endpoints, Envoy balances over all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panic_threshold: Option<u32>,
+    /// A PROXY protocol header in front of every backend connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 /// Limits on connections and requests to a cluster's backends (its default
@@ -771,6 +784,89 @@ impl UpstreamHttpConnection {
 pub struct Preconnect {
     pub per_endpoint_percent: Option<u32>,
     pub predictive_percent: Option<u32>,
+}
+
+impl BackendSettings {
+    /// The endpoints are checked by gRPC health checks, so they are gRPC servers.
+    pub fn grpc_health_check(&self) -> bool {
+        self.health_check
+            .as_ref()
+            .is_some_and(|hc| matches!(hc.checker, HealthChecker::Grpc { .. }))
+    }
+}
+
+/// Active health checks, with the CRD defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActiveHealthCheck {
+    pub timeout: std::time::Duration,
+    pub interval: std::time::Duration,
+    pub initial_jitter: Option<std::time::Duration>,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    pub checker: HealthChecker,
+    /// Check this port instead of each endpoint's own.
+    pub port: Option<u16>,
+    /// Health check events logged to files.
+    pub log: Option<HealthCheckLog>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum HealthChecker {
+    Http {
+        path: String,
+        /// None: Envoy's default (GET).
+        method: Option<String>,
+        /// None: Envoy's default (the cluster's name).
+        host: Option<String>,
+        /// Empty: Envoy's default (200).
+        expected_statuses: Vec<u16>,
+        retriable_statuses: Vec<u16>,
+        expected_response: Option<Payload>,
+        request_body: Option<Payload>,
+    },
+    Tcp {
+        send: Option<Payload>,
+        receive: Option<Payload>,
+    },
+    Grpc {
+        service: Option<String>,
+    },
+}
+
+/// Bytes a health check sends or expects, as the user wrote them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Payload {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// Which health check events Envoy logs beyond the ones it always logs
+/// (ejections, the first failure of a series, hosts becoming healthy), and where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HealthCheckLog {
+    pub every_failure: bool,
+    pub every_success: bool,
+    pub files: Vec<String>,
+}
+
+/// Outlier detection, with the CRD defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutlierDetection {
+    pub interval: std::time::Duration,
+    pub base_ejection_time: std::time::Duration,
+    pub consecutive_5xx: u32,
+    pub consecutive_gateway_errors: Option<u32>,
+    pub consecutive_local_origin_failures: u32,
+    pub split_external_local_origin_errors: bool,
+    pub max_ejection_percent: u32,
+    pub failure_percentage_threshold: Option<u32>,
+    pub always_eject_one_endpoint: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProxyProtocolVersion {
+    V1,
+    V2,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -3,11 +3,12 @@
 //! plus any response headers the request asks for (`x-echo-set-header`), after
 //! the delay it asks for (`x-echo-delay-ms`).
 //! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
-//! show retries.
+//! show retries; [`EchoBackend::status`] switches a running backend to failing
+//! (every request answered with that status) and back (0).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct EchoBackend {
@@ -15,6 +16,9 @@ pub struct EchoBackend {
     pub port: u16,
     /// The head (request line, then headers) of every request answered, in order.
     pub requests: Arc<Mutex<Vec<Vec<String>>>>,
+    /// When not 0, every request is answered with this status (and still
+    /// recorded); set it at run time to make the backend fail or recover.
+    pub status: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
 }
 
@@ -36,7 +40,9 @@ impl EchoBackend {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let forced = Arc::new(AtomicU16::new(0));
         let (backend_name, stop_flag, seen) = (name.to_string(), stop.clone(), requests.clone());
+        let forced_status = forced.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop_flag.load(Ordering::Relaxed) {
@@ -44,8 +50,9 @@ impl EchoBackend {
                 }
                 let Ok(stream) = stream else { continue };
                 let (name, seen, failures) = (backend_name.clone(), seen.clone(), failures.clone());
+                let forced = forced_status.clone();
                 std::thread::spawn(move || {
-                    serve_connection(stream, &name, &seen, &failures, status)
+                    serve_connection(stream, &name, &seen, &failures, status, &forced)
                 });
             }
         });
@@ -53,6 +60,7 @@ impl EchoBackend {
             name: name.to_string(),
             port,
             requests,
+            status: forced,
             stop,
         }
     }
@@ -72,6 +80,7 @@ fn serve_connection(
     seen: &Mutex<Vec<Vec<String>>>,
     failures: &AtomicUsize,
     failure_status: u16,
+    forced: &AtomicU16,
 ) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
@@ -121,7 +130,10 @@ fn serve_connection(
         let fail = failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let status = if fail {
+        let forced = forced.load(Ordering::SeqCst);
+        let status = if forced != 0 {
+            format!("{forced} Forced")
+        } else if fail {
             format!("{failure_status} Failure")
         } else {
             "200 OK".to_string()

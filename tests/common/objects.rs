@@ -66,14 +66,33 @@ metadata: {{name: {name}, namespace: default}}
 spec:
 {extra}  ports: [{{name: http, port: 80, targetPort: {backend_port}{app}}}]
 ---
-apiVersion: discovery.k8s.io/v1
+{}",
+        endpoint_slice(name, 1, backend_port)
+    )
+}
+
+/// A Service (port 80) over several local backends, one EndpointSlice each
+/// since they all listen on 127.0.0.1 and differ by port.
+pub fn service_over_ports(name: &str, ports: &[u16]) -> String {
+    let mut out = service(name, ports[0]);
+    for (i, port) in ports.iter().enumerate().skip(1) {
+        out.push_str("---\n");
+        out.push_str(&endpoint_slice(name, i + 1, *port));
+    }
+    out
+}
+
+/// EndpointSlice `{service}-{index}` of Service `service`: 127.0.0.1:`port`.
+fn endpoint_slice(service: &str, index: usize, port: u16) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: {name}-1
+  name: {service}-{index}
   namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
+  labels: {{kubernetes.io/service-name: {service}}}
 addressType: IPv4
-ports: [{{name: http, port: {backend_port}}}]
+ports: [{{name: http, port: {port}}}]
 endpoints:
   - addresses: [127.0.0.1]
 "

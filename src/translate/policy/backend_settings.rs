@@ -13,7 +13,7 @@ use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
 /// Reason of the condition for a field gantry does not program.
 pub const UNSUPPORTED: &str = "Unsupported";
 
-fn unsupported(field: &str, why: &str) -> Problem {
+pub(super) fn unsupported(field: &str, why: &str) -> Problem {
     Problem::new(UNSUPPORTED, format!("{field}: {why}"))
 }
 
@@ -53,6 +53,15 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
             "gantry's backends are Service endpoints from EndpointSlices, sent to Envoy over EDS; \
              no backend is resolved by DNS, so there is nothing for DNS settings to apply to",
         ));
+    }
+    if let Some(hc) = &spec.health_check {
+        super::backend_health::convert(hc, &mut policy.cluster)?;
+    }
+    if let Some(proxy) = &spec.proxy_protocol {
+        policy.cluster.proxy_protocol = Some(match proxy.version {
+            api::ProxyProtocolVersion::V1 => ir::ProxyProtocolVersion::V1,
+            api::ProxyProtocolVersion::V2 => ir::ProxyProtocolVersion::V2,
+        });
     }
     Ok(policy)
 }
@@ -180,10 +189,8 @@ fn connection(
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 15] = [
+    let set: [(&str, bool); 13] = [
         ("spec.retry", spec.retry.is_some()),
-        ("spec.proxyProtocol", spec.proxy_protocol.is_some()),
-        ("spec.healthCheck", spec.health_check.is_some()),
         ("spec.rateLimit", spec.rate_limit.is_some()),
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
         ("spec.faultInjection", spec.fault_injection.is_some()),

@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::{DoubleValue, UInt32Value};
 
-use super::common::{ads, any, buffer_limit, duration, socket_address};
+use super::common::{ads, any, buffer_limit, duration, socket_address, transport_socket};
 use super::connection::{
     http_protocol_options, http2_protocol_options, preserve_case_format, socket_buffer_options,
     tcp_keepalive,
@@ -55,6 +55,10 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     };
     if let Some(lb) = &settings.load_balancer {
         load_balancer(&mut out, lb);
+    }
+    super::health_check::apply(&mut out, c);
+    if let Some(version) = settings.proxy_protocol {
+        out.transport_socket = Some(upstream_proxy_protocol(version));
     }
     if let Some(options) = upstream_http_protocol(c, preserve_case) {
         out.typed_extension_protocol_options.insert(
@@ -154,6 +158,32 @@ fn load_balancer(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
     }
 }
 
+/// A PROXY protocol header (telling the client's addresses) in front of every
+/// backend connection, over plain TCP.
+fn upstream_proxy_protocol(version: ir::ProxyProtocolVersion) -> core::TransportSocket {
+    use core::proxy_protocol_config::Version;
+    use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
+    use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+    let version = match version {
+        ir::ProxyProtocolVersion::V1 => Version::V1,
+        ir::ProxyProtocolVersion::V2 => Version::V2,
+    };
+    transport_socket(
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        &ProxyProtocolUpstreamTransport {
+            config: Some(core::ProxyProtocolConfig {
+                version: version as i32,
+                ..Default::default()
+            }),
+            transport_socket: Some(transport_socket(
+                "envoy.transport_sockets.raw_buffer",
+                &RawBuffer {},
+            )),
+            ..Default::default()
+        },
+    )
+}
+
 /// The cluster's HTTP protocol options, one message: the HTTP version it speaks
 /// to its backends (HTTP/2 for h2c backends, the client's with
 /// useClientProtocol, HTTP/1 keeping the header case when a listener records it)
@@ -218,6 +248,7 @@ fn backend_http2(h2: Option<&ir::Http2Settings>) -> core::Http2ProtocolOptions {
 }
 
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
+    let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
     let lb_endpoints: Vec<endpoint::LbEndpoint> = c
         .endpoints
         .iter()
@@ -226,6 +257,7 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
             host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
                 endpoint::Endpoint {
                     address: Some(socket_address(&e.address, e.port)),
+                    health_check_config: health_check_config.clone(),
                     ..Default::default()
                 },
             )),

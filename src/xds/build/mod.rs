@@ -9,6 +9,7 @@ mod cluster;
 mod common;
 mod connection;
 mod hcm;
+mod health_check;
 mod listener;
 mod route;
 mod secret;
