@@ -29,14 +29,14 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         policy.cluster.load_balancer = Some(cluster);
         policy.route.hash = hash;
     }
+    super::backend_route_settings::convert(spec, &mut policy.route)?;
     Ok(policy)
 }
 
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 22] = [
-        ("spec.retry", spec.retry.is_some()),
+    let set: [(&str, bool); 19] = [
         ("spec.proxyProtocol", spec.proxy_protocol.is_some()),
         ("spec.tcpKeepalive", spec.tcp_keepalive.is_some()),
         ("spec.healthCheck", spec.health_check.is_some()),
@@ -45,9 +45,7 @@ fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Probl
         ("spec.connection", spec.connection.is_some()),
         ("spec.dns", spec.dns.is_some()),
         ("spec.http2", spec.http2.is_some()),
-        ("spec.rateLimit", spec.rate_limit.is_some()),
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
-        ("spec.faultInjection", spec.fault_injection.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
         ("spec.useClientProtocol", spec.use_client_protocol.is_some()),
         ("spec.compression", spec.compression.is_some()),

@@ -10,7 +10,7 @@ use crate::ir;
 use crate::translate::conditions::Problem;
 use crate::translate::index::{CrossRef, Index};
 
-use super::fields::{bytes_u32, duration, invalid, socket_seconds};
+use super::fields::{bytes_u32, duration, invalid, regex, socket_seconds};
 
 /// Validates a policy's values into IR settings; the first problem names its field.
 pub fn convert(
@@ -233,21 +233,9 @@ fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {
 fn checked_matcher(field: &str, m: &shared_api::StringMatch) -> Result<ir::StringMatcher, Problem> {
     let matcher = string_matcher(m);
     if let ir::StringMatcher::Regex(r) = &matcher {
-        regex::Regex::new(r).map_err(|e| {
-            invalid(
-                field,
-                format!("{r:?} is not a valid regular expression: {}", one_line(&e)),
-            )
-        })?;
+        regex(field, r)?;
     }
     Ok(matcher)
-}
-
-fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn tls_version(v: api::TlsVersion) -> ir::TlsVersion {
@@ -604,17 +592,6 @@ fn header_filter(
 
 fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
     const FIELD: &str = "spec.headers";
-    // Rate-limit headers only exist once BackendTrafficPolicy's rate limiting does;
-    // until then the field would change nothing, so it is refused, not ignored.
-    if h.disable_rate_limit_headers.is_some() {
-        return Err(Problem::new(
-            "Invalid",
-            format!(
-                "{FIELD}.disableRateLimitHeaders: gantry does not support rate limiting yet, so there \
-                 are no rate-limit headers to disable; remove the field"
-            ),
-        ));
-    }
     if h.preserve_x_request_id.is_some() && h.request_id.is_some() {
         return Err(invalid(
             FIELD,
@@ -668,6 +645,9 @@ fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
         (None, _) => None,
     };
     Ok(ir::ClientHeaders {
+        // Turns off the X-RateLimit-* headers of BackendTrafficPolicy local
+        // rate limits on this listener's routes.
+        disable_rate_limit_headers: h.disable_rate_limit_headers == Some(true),
         envoy_headers: h.enable_envoy_headers,
         xfcc,
         underscores: h.with_underscores_action.map(|a| match a {
@@ -876,10 +856,6 @@ mod tests {
             (
                 "headers: {earlyRequestHeaders: {set: [{name: ':path', value: x}]}}",
                 "spec.headers.earlyRequestHeaders.set[0].name",
-            ),
-            (
-                "headers: {disableRateLimitHeaders: true}",
-                "spec.headers.disableRateLimitHeaders",
             ),
             (
                 "clientIPDetection: {directSourceIP: {}, customHeader: {name: x-real-ip}}",

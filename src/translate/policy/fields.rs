@@ -49,3 +49,18 @@ pub fn socket_seconds(field: &str, d: Duration, max: u64) -> Result<Duration, Pr
     }
     Ok(d)
 }
+
+/// A regular expression Envoy (RE2) and gantry accept.
+pub fn regex(field: &str, r: &str) -> Result<(), Problem> {
+    regex::Regex::new(r).map(|_| ()).map_err(|e| {
+        let one_line = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        invalid(
+            field,
+            format!("{r:?} is not a valid regular expression: {one_line}"),
+        )
+    })
+}

@@ -11,6 +11,7 @@ mod connection;
 mod hcm;
 mod listener;
 mod route;
+mod route_filters;
 mod secret;
 mod tcp_proxy;
 mod tls;

@@ -1,0 +1,272 @@
+//! HTTP filters that a route switches on with its own configuration
+//! (typed_per_filter_config): fault injection and local rate limiting, from a
+//! BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
+//! only when one of its routes uses it.
+
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::config::route::v3 as route;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3 as ratelimit;
+use envoy_types::pb::envoy::extensions::filters::common::fault::v3 as common_fault;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3 as fault;
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as local_ratelimit;
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
+
+use super::common::{any, duration, string_matcher};
+use crate::ir;
+
+pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
+pub(super) const LOCAL_RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
+
+/// The local rate limiter's stats prefix (`http_local_rate_limiter.*`), as in
+/// Envoy Gateway.
+const LOCAL_RATE_LIMIT_STATS: &str = "http_local_rate_limiter";
+
+/// Distinct values (headers, query parameters) a route's limiter keeps buckets
+/// for, as in Envoy Gateway.
+const MAX_DYNAMIC_DESCRIPTORS: u32 = 10000;
+
+/// Whether a route of this configuration uses the filter.
+pub(super) fn used(config: &ir::RouteConfig, uses: impl Fn(&ir::Route) -> bool) -> bool {
+    config
+        .virtual_hosts
+        .iter()
+        .any(|vh| vh.routes.iter().any(&uses))
+}
+
+/// The filter in the HTTP connection manager: doing nothing by itself.
+pub(super) fn hcm_fault() -> Any {
+    any(&fault::HttpFault::default())
+}
+
+pub(super) fn hcm_local_rate_limit() -> Any {
+    any(&local_ratelimit::LocalRateLimit {
+        stat_prefix: LOCAL_RATE_LIMIT_STATS.to_string(),
+        max_dynamic_descriptors: Some(UInt32Value {
+            value: MAX_DYNAMIC_DESCRIPTORS,
+        }),
+        ..Default::default()
+    })
+}
+
+/// The route's own filter configurations.
+pub(super) fn per_route(r: &ir::Route, client: &ir::ClientSettings) -> Vec<(String, Any)> {
+    let b = &r.backend;
+    let mut out = Vec::new();
+    if let Some(f) = &b.fault {
+        out.push((FAULT_FILTER.to_string(), any(&fault_config(f))));
+    }
+    if let Some(l) = &b.rate_limit {
+        out.push((
+            LOCAL_RATE_LIMIT_FILTER.to_string(),
+            any(&local_rate_limit(l, client)),
+        ));
+    }
+    out
+}
+
+fn per_million(numerator: u32) -> FractionalPercent {
+    FractionalPercent {
+        numerator,
+        denominator: fractional_percent::DenominatorType::Million as i32,
+    }
+}
+
+fn fault_config(f: &ir::FaultInjection) -> fault::HttpFault {
+    fault::HttpFault {
+        delay: f.delay.as_ref().map(|d| common_fault::FaultDelay {
+            percentage: Some(per_million(d.per_million)),
+            fault_delay_secifier: Some(common_fault::fault_delay::FaultDelaySecifier::FixedDelay(
+                duration(d.delay),
+            )),
+        }),
+        abort: f.abort.as_ref().map(|a| fault::FaultAbort {
+            percentage: Some(per_million(a.per_million)),
+            error_type: Some(match a.status {
+                ir::AbortStatus::Http(code) => fault::fault_abort::ErrorType::HttpStatus(code),
+                ir::AbortStatus::Grpc(code) => fault::fault_abort::ErrorType::GrpcStatus(code),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn token_bucket(v: &ir::RateLimitValue) -> TokenBucket {
+    TokenBucket {
+        max_tokens: v.requests,
+        tokens_per_fill: Some(UInt32Value { value: v.requests }),
+        fill_interval: Some(duration(v.per)),
+    }
+}
+
+fn headers_version(on: bool) -> ratelimit::XRateLimitHeadersRfcVersion {
+    if on {
+        ratelimit::XRateLimitHeadersRfcVersion::DraftVersion03
+    } else {
+        ratelimit::XRateLimitHeadersRfcVersion::Off
+    }
+}
+
+/// Envoy Gateway's shape: the default bucket for requests no rule selects, one
+/// descriptor per rule whose entries the rule's rate limit actions produce (a
+/// request counts against a rule when every action yields its entry), and a
+/// ClientTrafficPolicy's `disableRateLimitHeaders` turning the headers off.
+fn local_rate_limit(
+    l: &ir::LocalRateLimit,
+    client: &ir::ClientSettings,
+) -> local_ratelimit::LocalRateLimit {
+    let all = || {
+        Some(core::RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: 100,
+                denominator: fractional_percent::DenominatorType::Hundred as i32,
+            }),
+            ..Default::default()
+        })
+    };
+    let headers_off = client.headers.disable_rate_limit_headers;
+    let (rate_limits, descriptors) = l
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let (actions, entries): (Vec<_>, Vec<_>) = rule
+                .selectors
+                .iter()
+                .enumerate()
+                .map(|(j, s)| selector(&format!("rule-{i}-match-{j}"), s))
+                .unzip();
+            let rate_limit = route::RateLimit {
+                actions,
+                x_ratelimit_option: match rule.headers {
+                    _ if headers_off => route::rate_limit::XRateLimitOption::Off,
+                    None => route::rate_limit::XRateLimitOption::Unspecified,
+                    Some(true) => route::rate_limit::XRateLimitOption::DraftVersion03,
+                    Some(false) => route::rate_limit::XRateLimitOption::Off,
+                } as i32,
+                ..Default::default()
+            };
+            let descriptor = ratelimit::LocalRateLimitDescriptor {
+                entries,
+                token_bucket: Some(token_bucket(&rule.limit)),
+                shadow_mode: rule.shadow,
+            };
+            (rate_limit, descriptor)
+        })
+        .unzip();
+    local_ratelimit::LocalRateLimit {
+        stat_prefix: LOCAL_RATE_LIMIT_STATS.to_string(),
+        token_bucket: Some(token_bucket(&l.default)),
+        filter_enabled: all(),
+        filter_enforced: all(),
+        enable_x_ratelimit_headers: headers_version(l.default_headers && !headers_off) as i32,
+        descriptors,
+        // A request counts against the default bucket only when no rule
+        // selects it.
+        always_consume_default_token_bucket: Some(BoolValue { value: false }),
+        rate_limits,
+        ..Default::default()
+    }
+}
+
+/// One client selector as a rate limit action and the descriptor entry it must
+/// produce: a fixed value when the request matches (or, inverted, does not), no
+/// value (each distinct value its own bucket) for Distinct.
+fn selector(
+    key: &str,
+    s: &ir::RateLimitSelector,
+) -> (
+    route::rate_limit::Action,
+    ratelimit::rate_limit_descriptor::Entry,
+) {
+    use route::rate_limit::action::{
+        ActionSpecifier, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
+        RequestHeaders,
+    };
+    let header_match = |name: &str, matcher: &ir::StringMatcher, invert: bool| {
+        ActionSpecifier::HeaderValueMatch(HeaderValueMatch {
+            descriptor_key: key.to_string(),
+            descriptor_value: key.to_string(),
+            expect_match: Some(BoolValue { value: !invert }),
+            headers: vec![route::HeaderMatcher {
+                name: name.to_string(),
+                header_match_specifier: Some(
+                    route::header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(
+                        matcher,
+                    )),
+                ),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let (specifier, value) = match s {
+        ir::RateLimitSelector::Value {
+            of: ir::RequestValue::Header(name),
+            matcher: Some(matcher),
+            invert,
+        } => (header_match(name, matcher, *invert), key),
+        ir::RateLimitSelector::Value {
+            of: ir::RequestValue::Header(name),
+            matcher: None,
+            ..
+        } => (
+            ActionSpecifier::RequestHeaders(RequestHeaders {
+                header_name: name.clone(),
+                descriptor_key: key.to_string(),
+                ..Default::default()
+            }),
+            "",
+        ),
+        ir::RateLimitSelector::Value {
+            of: ir::RequestValue::QueryParam(name),
+            matcher: Some(matcher),
+            invert,
+        } => (
+            ActionSpecifier::QueryParameterValueMatch(QueryParameterValueMatch {
+                descriptor_key: key.to_string(),
+                descriptor_value: key.to_string(),
+                expect_match: Some(BoolValue { value: !invert }),
+                query_parameters: vec![route::QueryParameterMatcher {
+                    name: name.clone(),
+                    query_parameter_match_specifier: Some(
+                        route::query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                            string_matcher(matcher),
+                        ),
+                    ),
+                }],
+                ..Default::default()
+            }),
+            key,
+        ),
+        ir::RateLimitSelector::Value {
+            of: ir::RequestValue::QueryParam(name),
+            matcher: None,
+            ..
+        } => (
+            ActionSpecifier::QueryParameters(QueryParameters {
+                query_parameter_name: name.clone(),
+                descriptor_key: key.to_string(),
+                ..Default::default()
+            }),
+            "",
+        ),
+        ir::RateLimitSelector::Methods { methods, invert } => {
+            let any_of = ir::StringMatcher::Regex(format!("^({})$", methods.join("|")));
+            (header_match(":method", &any_of, *invert), key)
+        }
+        ir::RateLimitSelector::Path { matcher, invert } => {
+            (header_match(":path", matcher, *invert), key)
+        }
+    };
+    (
+        route::rate_limit::Action {
+            action_specifier: Some(specifier),
+        },
+        ratelimit::rate_limit_descriptor::Entry {
+            key: key.to_string(),
+            value: value.to_string(),
+        },
+    )
+}

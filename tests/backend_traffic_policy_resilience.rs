@@ -1,0 +1,181 @@
+//! BackendTrafficPolicy retries, fault injection and local rate limiting through
+//! real `gantry serve` and real stock Envoy on 127.0.0.1: what a client sees.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::echo::EchoBackend;
+use common::gantry_process::Gantry;
+use common::objects::{CLASS, gateway_with_listeners, route_with_rules, service, write_objects};
+
+/// An HTTPRoute for `host` on every listener of Gateway eg, to Service `service`.
+fn route(name: &str, host: &str, service: &str) -> String {
+    route_with_rules(
+        name,
+        host,
+        &format!("    - backendRefs: [{{name: {service}, port: 80}}]\n"),
+    )
+}
+
+/// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
+/// two spaces).
+fn policy(name: &str, route: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
+{spec}"
+    )
+}
+
+fn status(port: u16, host: &str) -> u16 {
+    common::http_get(port, host, "/").0
+}
+
+#[test]
+fn retries_hide_every_other_503_and_faults_delay_and_abort() {
+    let flaky = EchoBackend::start_failing_every_other("flaky", 503);
+    let steady = EchoBackend::start("steady");
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    write_objects(
+        dir.path(),
+        &[
+            CLASS.to_string(),
+            gateway_with_listeners("eg", &[("http", "HTTP", port)]),
+            service("flaky", flaky.port),
+            service("steady", steady.port),
+            route("retried", "retried.example.com", "flaky"),
+            route("unretried", "unretried.example.com", "flaky"),
+            route("aborted", "aborted.example.com", "steady"),
+            route("delayed", "delayed.example.com", "steady"),
+            policy("retried", "retried", "  retry: {numRetries: 2}\n"),
+            policy(
+                "aborted",
+                "aborted",
+                "  faultInjection: {abort: {httpStatus: 503}}\n",
+            ),
+            policy(
+                "delayed",
+                "delayed",
+                "  faultInjection: {delay: {fixedDelay: 1500ms, percentage: 100}}\n",
+            ),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-resilience"));
+    common::wait_for_http(port, "aborted.example.com", "/", |status, body| {
+        status == 503 && body.contains("fault filter abort")
+    });
+    common::wait_for_http(port, "retried.example.com", "/", |status, _| status == 200);
+    common::wait_for_http(port, "delayed.example.com", "/", |status, _| status == 200);
+
+    // Retried (Envoy Gateway's default retryOn includes 503): every request
+    // succeeds, though the backend fails every other one.
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| status(port, "retried.example.com"))
+        .collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    // Without the policy, the same backend's failures reach the client.
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| status(port, "unretried.example.com"))
+        .collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+
+    // Abort: the client gets Envoy's 503, the backend sees nothing.
+    let before = steady.requests.lock().unwrap().len();
+    let (code, _, body) = common::http_get(port, "aborted.example.com", "/");
+    assert_eq!((code, body.as_str()), (503, "fault filter abort"));
+    // Delay: the answer comes, no sooner than the delay (a generous bound).
+    let started = Instant::now();
+    assert_eq!(status(port, "delayed.example.com"), 200);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    assert_eq!(
+        steady.requests.lock().unwrap().len(),
+        before + 1,
+        "only the delayed request reached the backend"
+    );
+}
+
+#[test]
+fn the_request_past_the_local_limit_gets_429_with_or_without_rate_limit_headers() {
+    let backend = EchoBackend::start("backend");
+    let dir = tempfile::tempdir().unwrap();
+    let (port, quiet) = (common::free_port(), common::free_port());
+    write_objects(
+        dir.path(),
+        &[
+            CLASS.to_string(),
+            gateway_with_listeners("eg", &[("http", "HTTP", port), ("quiet", "HTTP", quiet)]),
+            service("backend", backend.port),
+            route("limited", "limited.example.com", "backend"),
+            route("global", "global.example.com", "backend"),
+            policy(
+                "limited",
+                "limited",
+                "  rateLimit:
+    local:
+      rules:
+        - limit: {requests: 3, unit: Hour}
+",
+            ),
+            policy(
+                "global",
+                "global",
+                "  rateLimit:
+    global:
+      rules:
+        - limit: {requests: 3, unit: Hour}
+",
+            ),
+            "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: quiet, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: eg, sectionName: quiet}]
+  headers: {disableRateLimitHeaders: true}
+"
+            .to_string(),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-ratelimit"));
+    // The refused global policy's route answers 500: everything is in force.
+    common::wait_for_http(port, "global.example.com", "/", |status, _| status == 500);
+    common::wait_for_http(quiet, "global.example.com", "/", |status, _| status == 500);
+
+    // Each listener's route has its own bucket of 3 an hour. Polling above
+    // spent none: it asked another route.
+    for (port, headers) in [(port, true), (quiet, false)] {
+        for i in 1..=3 {
+            let (code, response_headers, _) = common::http_get(port, "limited.example.com", "/");
+            assert_eq!(code, 200, "request {i} on {port}");
+            assert_eq!(
+                common::header(&response_headers, "x-ratelimit-remaining"),
+                headers.then(|| (3 - i).to_string()).as_deref(),
+                "{response_headers:?}"
+            );
+        }
+        let (code, response_headers, _) = common::http_get(port, "limited.example.com", "/");
+        assert_eq!(code, 429, "the 4th request on {port}");
+        assert_eq!(
+            common::header(&response_headers, "x-ratelimit-limit").is_some(),
+            headers,
+            "{response_headers:?}"
+        );
+    }
+
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", "global")
+        .expect("status");
+    let (accepted, reason) =
+        common::condition(&status["ancestors"][0]["conditions"], "Accepted").expect("Accepted");
+    assert_eq!(
+        (accepted.as_str(), reason.as_str()),
+        ("False", "Unsupported")
+    );
+}
