@@ -700,6 +700,13 @@ pub enum RateLimitSelector {
         matcher: Option<StringMatcher>,
         invert: bool,
     },
+    /// Clients in this range (or, inverted, outside it); `distinct`: each client
+    /// address its own bucket.
+    SourceCidr {
+        cidr: Cidr,
+        invert: bool,
+        distinct: bool,
+    },
     /// One of these methods (or none of them, inverted).
     Methods { methods: Vec<String>, invert: bool },
     Path {

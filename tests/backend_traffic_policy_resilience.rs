@@ -114,6 +114,7 @@ fn the_request_past_the_local_limit_gets_429_with_or_without_rate_limit_headers(
             service("backend", backend.port),
             route("limited", "limited.example.com", "backend"),
             route("global", "global.example.com", "backend"),
+            route("by-source", "source.example.com", "backend"),
             policy(
                 "limited",
                 "limited",
@@ -121,6 +122,20 @@ fn the_request_past_the_local_limit_gets_429_with_or_without_rate_limit_headers(
     local:
       rules:
         - limit: {requests: 3, unit: Hour}
+",
+            ),
+            // Clients in 127.0.0.0/8 (this test), a bucket each, 2 an hour;
+            // clients in 10.0.0.0/8 (none here) 1 an hour.
+            policy(
+                "by-source",
+                "by-source",
+                "  rateLimit:
+    local:
+      rules:
+        - clientSelectors: [{sourceCIDR: {value: 127.0.0.0/8, type: Distinct}}]
+          limit: {requests: 2, unit: Hour}
+        - clientSelectors: [{sourceCIDR: {value: 10.0.0.0/8}}]
+          limit: {requests: 1, unit: Hour}
 ",
             ),
             policy(
@@ -168,6 +183,13 @@ spec:
             "{response_headers:?}"
         );
     }
+
+    // By client address: this client's bucket holds 2; the 10.0.0.0/8 rule
+    // never counts it.
+    let codes: Vec<u16> = (0..3)
+        .map(|_| common::http_get(port, "source.example.com", "/").0)
+        .collect();
+    assert_eq!(codes, [200, 200, 429]);
 
     let status = gantry
         .status_of("BackendTrafficPolicy", "default", "global")

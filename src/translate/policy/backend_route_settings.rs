@@ -9,7 +9,7 @@ use crate::ir;
 use crate::translate::conditions::Problem;
 
 use super::backend_settings::UNSUPPORTED;
-use super::fields::{duration, invalid, regex};
+use super::fields::{duration, invalid, parse_cidr, regex};
 
 /// Envoy Gateway's retry when `retryOn` is unset: connection failures, refused
 /// streams, gRPC UNAVAILABLE and CANCELLED, and HTTP 503.
@@ -340,13 +340,15 @@ fn selector(
     field: &str,
     s: &api::RateLimitSelectCondition,
 ) -> Result<Vec<ir::RateLimitSelector>, Problem> {
-    if s.source_cidr.is_some() {
-        return Err(unsupported(
-            &format!("{field}.sourceCIDR"),
-            "gantry does not program source address selectors yet",
-        ));
-    }
     let mut out = Vec::new();
+    if let Some(c) = &s.source_cidr {
+        out.push(ir::RateLimitSelector::SourceCidr {
+            cidr: parse_cidr(&c.value)
+                .map_err(|e| invalid(&format!("{field}.sourceCIDR.value"), e))?,
+            invert: c.invert == Some(true),
+            distinct: c.type_ == Some(api::SourceMatchType::Distinct),
+        });
+    }
     let values = s.headers.iter().flatten().enumerate().map(|(k, h)| {
         (
             format!("headers[{k}]"),
@@ -516,9 +518,9 @@ mod tests {
                 "spec.rateLimit.local.rules[0].shared",
             ),
             (
-                "rateLimit: {local: {rules: [{clientSelectors: [{sourceCIDR: {value: 10.0.0.0/8}}], limit: {requests: 1, unit: Second}}]}}",
-                UNSUPPORTED,
-                "spec.rateLimit.local.rules[0].clientSelectors[0].sourceCIDR",
+                "rateLimit: {local: {rules: [{clientSelectors: [{sourceCIDR: {value: 10.0.0.0/33}}], limit: {requests: 1, unit: Second}}]}}",
+                "Invalid",
+                "spec.rateLimit.local.rules[0].clientSelectors[0].sourceCIDR.value",
             ),
             (
                 "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Minute}}, {clientSelectors: [{headers: [{name: x, value: \"(\", type: RegularExpression}]}], limit: {requests: 1, unit: Hour}}]}}",

@@ -1,7 +1,6 @@
 //! ClientTrafficPolicy fields -> [`ir::ClientSettings`]: every value checked,
 //! the first problem naming its field.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::api::client_traffic_policy as api;
@@ -10,7 +9,7 @@ use crate::ir;
 use crate::translate::conditions::Problem;
 use crate::translate::index::{CrossRef, Index};
 
-use super::fields::{bytes_u32, duration, invalid, regex, socket_seconds};
+use super::fields::{bytes_u32, duration, invalid, parse_cidr, regex, socket_seconds};
 
 /// Validates a policy's values into IR settings; the first problem names its field.
 pub fn convert(
@@ -203,21 +202,6 @@ fn client_ip(ip: &api::ClientIpDetectionSettings) -> Result<ir::ClientIpDetectio
     }
     // directSourceIP: the connection's peer, which is Envoy's own default.
     Ok(ir::ClientIpDetection::Peer)
-}
-
-fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
-    let bad = || format!("{text:?} is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32");
-    let (address, len) = text.split_once('/').ok_or_else(bad)?;
-    let address: IpAddr = address.parse().map_err(|_| bad())?;
-    let prefix_len: u8 = len.parse().map_err(|_| bad())?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    if prefix_len > max {
-        return Err(bad());
-    }
-    Ok(ir::Cidr {
-        address,
-        prefix_len,
-    })
 }
 
 fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {

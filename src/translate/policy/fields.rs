@@ -1,9 +1,11 @@
 //! Reading policy field values into IR values, for every policy kind: each error
 //! names its field and makes the policy `Invalid`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::api::shared::{self as shared_api, quantity_bytes};
+use crate::ir;
 use crate::translate::conditions::Problem;
 
 /// An `Invalid` problem naming the field.
@@ -62,5 +64,21 @@ pub fn regex(field: &str, r: &str) -> Result<(), Problem> {
             field,
             format!("{r:?} is not a valid regular expression: {one_line}"),
         )
+    })
+}
+
+/// A CIDR range, `10.0.0.0/8` or `2001:db8::/32`.
+pub fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
+    let bad = || format!("{text:?} is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32");
+    let (address, len) = text.split_once('/').ok_or_else(bad)?;
+    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let prefix_len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max {
+        return Err(bad());
+    }
+    Ok(ir::Cidr {
+        address,
+        prefix_len,
     })
 }

@@ -180,9 +180,11 @@ fn selector(
     route::rate_limit::Action,
     ratelimit::rate_limit_descriptor::Entry,
 ) {
+    use envoy_types::pb::envoy::r#type::matcher::v3::AddressMatcher;
+    use envoy_types::pb::xds::core::v3::CidrRange as XdsCidrRange;
     use route::rate_limit::action::{
         ActionSpecifier, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
-        RequestHeaders,
+        RemoteAddressMatch, RequestHeaders,
     };
     let header_match = |name: &str, matcher: &ir::StringMatcher, invert: bool| {
         ActionSpecifier::HeaderValueMatch(HeaderValueMatch {
@@ -251,6 +253,33 @@ fn selector(
                 ..Default::default()
             }),
             "",
+        ),
+        // Inside the range (or, inverted, outside it): the entry is the key,
+        // or with `distinct` the client's address (a bucket per address).
+        ir::RateLimitSelector::SourceCidr {
+            cidr,
+            invert,
+            distinct,
+        } => (
+            ActionSpecifier::RemoteAddressMatch(RemoteAddressMatch {
+                descriptor_key: key.to_string(),
+                descriptor_value: if *distinct {
+                    "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".to_string()
+                } else {
+                    key.to_string()
+                },
+                address_matcher: Some(AddressMatcher {
+                    ranges: vec![XdsCidrRange {
+                        address_prefix: cidr.address.to_string(),
+                        prefix_len: Some(UInt32Value {
+                            value: u32::from(cidr.prefix_len),
+                        }),
+                    }],
+                    invert_match: *invert,
+                }),
+                ..Default::default()
+            }),
+            if *distinct { "" } else { key },
         ),
         ir::RateLimitSelector::Methods { methods, invert } => {
             let any_of = ir::StringMatcher::Regex(format!("^({})$", methods.join("|")));
