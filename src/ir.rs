@@ -630,6 +630,9 @@ pub struct RouteBackendSettings {
     pub fault: Option<FaultInjection>,
     /// Local (per Envoy) rate limiting.
     pub rate_limit: Option<LocalRateLimit>,
+    /// Whole request bodies are buffered up to this many bytes before they are
+    /// forwarded; larger ones get 413.
+    pub request_buffer: Option<u32>,
 }
 
 /// Faults Envoy injects into a share of a route's requests. Shares are parts per

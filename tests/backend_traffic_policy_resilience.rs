@@ -31,6 +31,29 @@ spec:
     )
 }
 
+/// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
+/// its, kept while the value lives.
+struct Running {
+    // Dropped in this order: Envoy, gantry, then their directory.
+    _envoy: common::EnvoyProcess,
+    gantry: Gantry,
+    _dir: tempfile::TempDir,
+}
+
+fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![CLASS.to_string(), gateway_with_listeners("eg", listeners)];
+    all.extend(objects);
+    write_objects(dir.path(), &all);
+    let gantry = Gantry::start(dir.path());
+    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", id));
+    Running {
+        _envoy: envoy,
+        gantry,
+        _dir: dir,
+    }
+}
+
 fn status(port: u16, host: &str) -> u16 {
     common::http_get(port, host, "/").0
 }
@@ -39,13 +62,10 @@ fn status(port: u16, host: &str) -> u16 {
 fn retries_hide_every_other_503_and_faults_delay_and_abort() {
     let flaky = EchoBackend::start_failing_every_other("flaky", 503);
     let steady = EchoBackend::start("steady");
-    let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    write_objects(
-        dir.path(),
-        &[
-            CLASS.to_string(),
-            gateway_with_listeners("eg", &[("http", "HTTP", port)]),
+    let _running = serve(
+        &[("http", "HTTP", port)],
+        vec![
             service("flaky", flaky.port),
             service("steady", steady.port),
             route("retried", "retried.example.com", "flaky"),
@@ -64,9 +84,8 @@ fn retries_hide_every_other_503_and_faults_delay_and_abort() {
                 "  faultInjection: {delay: {fixedDelay: 1500ms, percentage: 100}}\n",
             ),
         ],
+        "btp-resilience",
     );
-    let gantry = Gantry::start(dir.path());
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-resilience"));
     common::wait_for_http(port, "aborted.example.com", "/", |status, body| {
         status == 503 && body.contains("fault filter abort")
     });
@@ -104,13 +123,10 @@ fn retries_hide_every_other_503_and_faults_delay_and_abort() {
 #[test]
 fn the_request_past_the_local_limit_gets_429_with_or_without_rate_limit_headers() {
     let backend = EchoBackend::start("backend");
-    let dir = tempfile::tempdir().unwrap();
     let (port, quiet) = (common::free_port(), common::free_port());
-    write_objects(
-        dir.path(),
-        &[
-            CLASS.to_string(),
-            gateway_with_listeners("eg", &[("http", "HTTP", port), ("quiet", "HTTP", quiet)]),
+    let running = serve(
+        &[("http", "HTTP", port), ("quiet", "HTTP", quiet)],
+        vec![
             service("backend", backend.port),
             route("limited", "limited.example.com", "backend"),
             route("global", "global.example.com", "backend"),
@@ -156,9 +172,8 @@ spec:
 "
             .to_string(),
         ],
+        "btp-ratelimit",
     );
-    let gantry = Gantry::start(dir.path());
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-ratelimit"));
     // The refused global policy's route answers 500: everything is in force.
     common::wait_for_http(port, "global.example.com", "/", |status, _| status == 500);
     common::wait_for_http(quiet, "global.example.com", "/", |status, _| status == 500);
@@ -191,7 +206,8 @@ spec:
         .collect();
     assert_eq!(codes, [200, 200, 429]);
 
-    let status = gantry
+    let status = running
+        .gantry
         .status_of("BackendTrafficPolicy", "default", "global")
         .expect("status");
     let (accepted, reason) =
@@ -200,4 +216,44 @@ spec:
         (accepted.as_str(), reason.as_str()),
         ("False", "Unsupported")
     );
+}
+
+/// `POST /` with a body of `size` bytes; the response status.
+fn post(port: u16, host: &str, size: usize) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // Envoy may answer 413 before it has read the whole body.
+    let _ = stream.write_all(&vec![b'x'; size]);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    common::parse_response(&raw).expect("a response").0
+}
+
+#[test]
+fn a_body_over_the_request_buffer_gets_413() {
+    let backend = EchoBackend::start("backend");
+    let port = common::free_port();
+    let _running = serve(
+        &[("http", "HTTP", port)],
+        vec![
+            service("backend", backend.port),
+            route("buffered", "buffered.example.com", "backend"),
+            route("plain", "plain.example.com", "backend"),
+            policy("buffered", "buffered", "  requestBuffer: {limit: 1Ki}\n"),
+        ],
+        "btp-buffer",
+    );
+    common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 200);
+    common::poll("the buffered route in force", || {
+        (post(port, "buffered.example.com", 2048) == 413).then_some(())
+    });
+    assert_eq!(post(port, "buffered.example.com", 1000), 200);
+    assert_eq!(post(port, "plain.example.com", 2048), 200);
 }

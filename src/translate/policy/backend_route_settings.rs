@@ -1,5 +1,6 @@
 //! The route half of a BackendTrafficPolicy's fields that act per request:
-//! `retry`, `faultInjection` and `rateLimit` -> [`ir::RouteBackendSettings`].
+//! `retry`, `faultInjection`, `rateLimit` and `requestBuffer` ->
+//! [`ir::RouteBackendSettings`].
 //! Envoy Gateway v1.9.0's translator is the reference for defaults.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use crate::ir;
 use crate::translate::conditions::Problem;
 
 use super::backend_settings::UNSUPPORTED;
-use super::fields::{duration, invalid, parse_cidr, regex};
+use super::fields::{bytes_u32, duration, invalid, parse_cidr, regex};
 
 /// Envoy Gateway's retry when `retryOn` is unset: connection failures, refused
 /// streams, gRPC UNAVAILABLE and CANCELLED, and HTTP 503.
@@ -34,6 +35,13 @@ pub fn convert(
     out.retry = spec.retry.as_ref().map(retry).transpose()?;
     out.fault = spec.fault_injection.as_ref().map(fault).transpose()?;
     out.rate_limit = spec.rate_limit.as_ref().map(rate_limit).transpose()?;
+    // Envoy's buffer filter takes 1 byte to 4 GiB - 1.
+    out.request_buffer = bytes_u32(
+        "spec.requestBuffer.limit",
+        &spec.request_buffer.as_ref().map(|b| b.limit.clone()),
+        1,
+        u64::from(u32::MAX),
+    )?;
     Ok(())
 }
 

@@ -49,25 +49,36 @@ pub(super) fn http_connection_manager(
         ))),
         ..Default::default()
     });
-    // Fault injection and local rate limiting likewise, each route configuring
-    // them for itself; faults first (as in Envoy Gateway), so an aborted request
-    // costs nothing further.
-    let route_filter = |name: &str, uses: fn(&ir::Route) -> bool, config: fn() -> Any| {
-        route_filters::used(route_config, uses).then(|| hcm::HttpFilter {
-            name: name.to_string(),
-            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config())),
-            ..Default::default()
-        })
-    };
+    // Fault injection, request buffering and local rate limiting likewise, each
+    // route configuring them for itself, in Envoy Gateway's order: faults
+    // first, so an aborted request costs nothing further. The buffer filter is
+    // disabled here, so that only routes with a limit buffer.
+    let route_filter =
+        |name: &str, uses: fn(&ir::Route) -> bool, config: fn() -> Any, disabled: bool| {
+            route_filters::used(route_config, uses).then(|| hcm::HttpFilter {
+                name: name.to_string(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config())),
+                disabled,
+                ..Default::default()
+            })
+        };
     let fault = route_filter(
         route_filters::FAULT_FILTER,
         |r| r.backend.fault.is_some(),
         route_filters::hcm_fault,
+        false,
+    );
+    let buffer = route_filter(
+        route_filters::BUFFER_FILTER,
+        |r| r.backend.request_buffer.is_some(),
+        route_filters::hcm_buffer,
+        true,
     );
     let local_rate_limit = route_filter(
         route_filters::LOCAL_RATE_LIMIT_FILTER,
         |r| r.backend.rate_limit.is_some(),
         route_filters::hcm_local_rate_limit,
+        false,
     );
     let mut manager = hcm::HttpConnectionManager {
         stat_prefix: if quic {
@@ -91,6 +102,7 @@ pub(super) fn http_connection_manager(
             .into_iter()
             .chain(fault)
             .chain(cors)
+            .chain(buffer)
             .chain(local_rate_limit)
             .chain([hcm::HttpFilter {
                 name: "envoy.filters.http.router".to_string(),

@@ -1,12 +1,13 @@
 //! HTTP filters that a route switches on with its own configuration
-//! (typed_per_filter_config): fault injection and local rate limiting, from a
-//! BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
+//! (typed_per_filter_config): fault injection, request buffering and local rate
+//! limiting, from a BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
 //! only when one of its routes uses it.
 
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3 as ratelimit;
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3 as common_fault;
+use envoy_types::pb::envoy::extensions::filters::http::buffer::v3 as buffer;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3 as fault;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as local_ratelimit;
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
@@ -17,6 +18,7 @@ use crate::ir;
 
 pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
 pub(super) const LOCAL_RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
+pub(super) const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 
 /// The local rate limiter's stats prefix (`http_local_rate_limiter.*`), as in
 /// Envoy Gateway.
@@ -39,6 +41,14 @@ pub(super) fn hcm_fault() -> Any {
     any(&fault::HttpFault::default())
 }
 
+/// The buffer filter needs a limit even where it does nothing (it is disabled
+/// in the HTTP connection manager; each route's own limit switches it on).
+pub(super) fn hcm_buffer() -> Any {
+    any(&buffer::Buffer {
+        max_request_bytes: Some(UInt32Value { value: u32::MAX }),
+    })
+}
+
 pub(super) fn hcm_local_rate_limit() -> Any {
     any(&local_ratelimit::LocalRateLimit {
         stat_prefix: LOCAL_RATE_LIMIT_STATS.to_string(),
@@ -55,6 +65,16 @@ pub(super) fn per_route(r: &ir::Route, client: &ir::ClientSettings) -> Vec<(Stri
     let mut out = Vec::new();
     if let Some(f) = &b.fault {
         out.push((FAULT_FILTER.to_string(), any(&fault_config(f))));
+    }
+    if let Some(limit) = b.request_buffer {
+        out.push((
+            BUFFER_FILTER.to_string(),
+            any(&buffer::BufferPerRoute {
+                r#override: Some(buffer::buffer_per_route::Override::Buffer(buffer::Buffer {
+                    max_request_bytes: Some(UInt32Value { value: limit }),
+                })),
+            }),
+        ));
     }
     if let Some(l) = &b.rate_limit {
         out.push((
