@@ -633,6 +633,26 @@ pub struct RouteBackendSettings {
     /// Whole request bodies are buffered up to this many bytes before they are
     /// forwarded; larger ones get 413.
     pub request_buffer: Option<u32>,
+    /// Response compression, in order of preference.
+    pub compressors: Vec<Compressor>,
+}
+
+/// A response compressor for clients that accept its encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Compressor {
+    pub algorithm: Compression,
+    /// Smaller bodies are sent as they are; None: Envoy's default (30 bytes).
+    pub min_content_length: Option<u32>,
+    /// The one chosen when the client accepts several equally (the route's
+    /// first, when it has more than one).
+    pub preferred: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Compression {
+    Gzip,
+    Brotli,
+    Zstd,
 }
 
 /// Faults Envoy injects into a share of a route's requests. Shares are parts per

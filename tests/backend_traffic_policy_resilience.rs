@@ -54,6 +54,21 @@ fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Run
     }
 }
 
+/// An echo backend "backend", route `name` (host `name.example.com`) to it
+/// under policy `name` with `spec`, and `more` objects, on a fresh port.
+fn one_policy(name: &str, spec: &str, more: Vec<String>) -> (EchoBackend, u16, Running) {
+    let backend = EchoBackend::start("backend");
+    let port = common::free_port();
+    let mut objects = vec![
+        service("backend", backend.port),
+        route(name, &format!("{name}.example.com"), "backend"),
+        policy(name, name, spec),
+    ];
+    objects.extend(more);
+    let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
+    (backend, port, running)
+}
+
 fn status(port: u16, host: &str) -> u16 {
     common::http_get(port, host, "/").0
 }
@@ -238,17 +253,10 @@ fn post(port: u16, host: &str, size: usize) -> u16 {
 
 #[test]
 fn a_body_over_the_request_buffer_gets_413() {
-    let backend = EchoBackend::start("backend");
-    let port = common::free_port();
-    let _running = serve(
-        &[("http", "HTTP", port)],
-        vec![
-            service("backend", backend.port),
-            route("buffered", "buffered.example.com", "backend"),
-            route("plain", "plain.example.com", "backend"),
-            policy("buffered", "buffered", "  requestBuffer: {limit: 1Ki}\n"),
-        ],
-        "btp-buffer",
+    let (_backend, port, _running) = one_policy(
+        "buffered",
+        "  requestBuffer: {limit: 1Ki}\n",
+        vec![route("plain", "plain.example.com", "backend")],
     );
     common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 200);
     common::poll("the buffered route in force", || {
@@ -256,4 +264,35 @@ fn a_body_over_the_request_buffer_gets_413() {
     });
     assert_eq!(post(port, "buffered.example.com", 1000), 200);
     assert_eq!(post(port, "plain.example.com", 2048), 200);
+}
+
+#[test]
+fn gzip_when_the_client_accepts_it() {
+    let (backend, port, _running) = one_policy(
+        "compressed",
+        "  compressor: [{type: Gzip, gzip: {}}]\n",
+        Vec::new(),
+    );
+    let gzip = [("Accept-Encoding", "gzip")];
+    let encoding = |headers: &[(&str, &str)]| {
+        let (code, response_headers, _) =
+            common::try_request(port, "GET", "compressed.example.com", "/", headers)
+                .expect("a response");
+        assert_eq!(code, 200);
+        common::header(&response_headers, "content-encoding").map(str::to_string)
+    };
+    common::poll("the compressor in force", || {
+        (encoding(&gzip).as_deref() == Some("gzip")).then_some(())
+    });
+    // A client that does not accept gzip gets the body as it is.
+    assert_eq!(encoding(&[]), None);
+    // The backend is not asked to compress.
+    let requests = backend.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .flatten()
+            .all(|h| !h.to_ascii_lowercase().starts_with("accept-encoding")),
+        "{requests:?}"
+    );
 }

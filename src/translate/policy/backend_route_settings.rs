@@ -1,6 +1,6 @@
 //! The route half of a BackendTrafficPolicy's fields that act per request:
-//! `retry`, `faultInjection`, `rateLimit` and `requestBuffer` ->
-//! [`ir::RouteBackendSettings`].
+//! `retry`, `faultInjection`, `rateLimit`, `requestBuffer` and
+//! `compressor` -> [`ir::RouteBackendSettings`].
 //! Envoy Gateway v1.9.0's translator is the reference for defaults.
 
 use std::time::Duration;
@@ -42,7 +42,38 @@ pub fn convert(
         1,
         u64::from(u32::MAX),
     )?;
+    out.compressors = compressors(spec)?;
     Ok(())
+}
+
+/// `compressor`, or the deprecated `compression` (not both: the CRD refuses
+/// that).
+fn compressors(spec: &api::BackendTrafficPolicySpec) -> Result<Vec<ir::Compressor>, Problem> {
+    let (field, list) = match (&spec.compressor, &spec.compression) {
+        (Some(list), _) => ("spec.compressor", list),
+        (None, Some(list)) => ("spec.compression", list),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let several = list.len() > 1;
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(ir::Compressor {
+                algorithm: match c.type_ {
+                    api::CompressorType::Gzip => ir::Compression::Gzip,
+                    api::CompressorType::Brotli => ir::Compression::Brotli,
+                    api::CompressorType::Zstd => ir::Compression::Zstd,
+                },
+                min_content_length: bytes_u32(
+                    &format!("{field}[{i}].minContentLength"),
+                    &c.min_content_length,
+                    0,
+                    u64::from(u32::MAX),
+                )?,
+                preferred: several && i == 0,
+            })
+        })
+        .collect()
 }
 
 fn retry(r: &api::Retry) -> Result<ir::Retry, Problem> {

@@ -80,6 +80,16 @@ pub(super) fn http_connection_manager(
         route_filters::hcm_local_rate_limit,
         false,
     );
+    // Compressors last before the router (as in Envoy Gateway), disabled: each
+    // route switches on its own.
+    let compressors = route_filters::hcm_compressors(route_config)
+        .into_iter()
+        .map(|(name, config)| hcm::HttpFilter {
+            name,
+            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config)),
+            disabled: true,
+            ..Default::default()
+        });
     let mut manager = hcm::HttpConnectionManager {
         stat_prefix: if quic {
             format!("{chain_name}-quic")
@@ -104,6 +114,7 @@ pub(super) fn http_connection_manager(
             .chain(cors)
             .chain(buffer)
             .chain(local_rate_limit)
+            .chain(compressors)
             .chain([hcm::HttpFilter {
                 name: "envoy.filters.http.router".to_string(),
                 config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(&Router {

@@ -116,7 +116,16 @@ fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
         r#match: Some(route_match),
         action: Some(action),
         request_headers_to_add: header_options(&r.request_headers),
-        request_headers_to_remove: r.request_headers.remove.clone(),
+        // With compression, as Envoy Gateway: the backend is not asked to
+        // compress (the compressor has read the client's Accept-Encoding by the
+        // time the router removes it).
+        request_headers_to_remove: r
+            .request_headers
+            .remove
+            .iter()
+            .cloned()
+            .chain((!r.backend.compressors.is_empty()).then(|| "accept-encoding".to_string()))
+            .collect(),
         response_headers_to_add: header_options(&r.response_headers),
         response_headers_to_remove: r.response_headers.remove.clone(),
         typed_per_filter_config: r

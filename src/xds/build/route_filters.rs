@@ -1,13 +1,17 @@
 //! HTTP filters that a route switches on with its own configuration
-//! (typed_per_filter_config): fault injection, request buffering and local rate
-//! limiting, from a BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
+//! (typed_per_filter_config): fault injection, request buffering, local rate
+//! limiting and response compression, from a BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
 //! only when one of its routes uses it.
 
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3 as ratelimit;
+use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3::Brotli;
+use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
+use envoy_types::pb::envoy::extensions::compression::zstd::compressor::v3::Zstd;
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3 as common_fault;
 use envoy_types::pb::envoy::extensions::filters::http::buffer::v3 as buffer;
+use envoy_types::pb::envoy::extensions::filters::http::compressor::v3 as compressor;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3 as fault;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as local_ratelimit;
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
@@ -19,6 +23,72 @@ use crate::ir;
 pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
 pub(super) const LOCAL_RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 pub(super) const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
+
+/// A compressor's filter name, as Envoy Gateway's
+/// (`envoy.filters.http.compressor.gzip`) when it has no minimum length and is
+/// not a route's preferred one among several: each distinct compressor is a
+/// filter of its own, since its settings cannot be changed per route.
+pub(super) fn compressor_name(c: &ir::Compressor) -> String {
+    let mut name = format!(
+        "envoy.filters.http.compressor.{}",
+        match c.algorithm {
+            ir::Compression::Gzip => "gzip",
+            ir::Compression::Brotli => "brotli",
+            ir::Compression::Zstd => "zstd",
+        }
+    );
+    if let Some(min) = c.min_content_length {
+        name.push_str(&format!(".min-{min}"));
+    }
+    if c.preferred {
+        name.push_str(".preferred");
+    }
+    name
+}
+
+/// The compressors the routes of this configuration use, each once, in the
+/// order they first appear: disabled filters each route switches on.
+pub(super) fn hcm_compressors(config: &ir::RouteConfig) -> Vec<(String, Any)> {
+    let mut out: Vec<(String, Any)> = Vec::new();
+    let all = config
+        .virtual_hosts
+        .iter()
+        .flat_map(|vh| &vh.routes)
+        .flat_map(|r| &r.backend.compressors);
+    for c in all {
+        let name = compressor_name(c);
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let (library, config) = match c.algorithm {
+            ir::Compression::Gzip => ("envoy.compression.gzip.compressor", any(&Gzip::default())),
+            ir::Compression::Brotli => (
+                "envoy.compression.brotli.compressor",
+                any(&Brotli::default()),
+            ),
+            ir::Compression::Zstd => ("envoy.compression.zstd.compressor", any(&Zstd::default())),
+        };
+        let filter = compressor::Compressor {
+            compressor_library: Some(core::TypedExtensionConfig {
+                name: library.to_string(),
+                typed_config: Some(config),
+            }),
+            response_direction_config: c.min_content_length.map(|min| {
+                compressor::compressor::ResponseDirectionConfig {
+                    common_config: Some(compressor::compressor::CommonDirectionConfig {
+                        min_content_length: Some(UInt32Value { value: min }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            }),
+            choose_first: c.preferred,
+            ..Default::default()
+        };
+        out.push((name, any(&filter)));
+    }
+    out
+}
 
 /// The local rate limiter's stats prefix (`http_local_rate_limiter.*`), as in
 /// Envoy Gateway.
@@ -73,6 +143,21 @@ pub(super) fn per_route(r: &ir::Route, client: &ir::ClientSettings) -> Vec<(Stri
                 r#override: Some(buffer::buffer_per_route::Override::Buffer(buffer::Buffer {
                     max_request_bytes: Some(UInt32Value { value: limit }),
                 })),
+            }),
+        ));
+    }
+    for c in &b.compressors {
+        out.push((
+            compressor_name(c),
+            any(&compressor::CompressorPerRoute {
+                r#override: Some(compressor::compressor_per_route::Override::Overrides(
+                    compressor::CompressorOverrides {
+                        response_direction_config: Some(
+                            compressor::ResponseDirectionOverrides::default(),
+                        ),
+                        ..Default::default()
+                    },
+                )),
             }),
         ));
     }
