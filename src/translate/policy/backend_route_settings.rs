@@ -199,12 +199,13 @@ fn fault(f: &api::FaultInjection) -> Result<ir::FaultInjection, Problem> {
         .delay
         .as_ref()
         .map(|d| {
-            Ok::<_, Problem>(ir::FaultDelay {
-                delay: duration(
-                    "spec.faultInjection.delay.fixedDelay",
-                    &Some(d.fixed_delay.clone()),
-                )?
-                .unwrap_or_default(),
+            const DELAY: &str = "spec.faultInjection.delay.fixedDelay";
+            let delay = duration(DELAY, &Some(d.fixed_delay.clone()))?.unwrap_or_default();
+            if delay.is_zero() {
+                return Err(invalid(DELAY, "must be more than 0s"));
+            }
+            Ok(ir::FaultDelay {
+                delay,
                 per_million: per_million("spec.faultInjection.delay.percentage", d.percentage)?,
             })
         })
@@ -292,6 +293,10 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
                 &field(i, ".limit.fromMetadata"),
                 "gantry does not program limits from metadata",
             ));
+        }
+        // Envoy's token buckets hold at least one token.
+        if rule.limit.requests == 0 {
+            return Err(invalid(&field(i, ".limit.requests"), "must be at least 1"));
         }
         let limit = ir::RateLimitValue {
             requests: rule.limit.requests,
@@ -540,6 +545,16 @@ mod tests {
                 "retry: {perRetry: {backOff: {maxInterval: 10ms}}}",
                 "Invalid",
                 "spec.retry.perRetry.backOff.maxInterval",
+            ),
+            (
+                "faultInjection: {delay: {fixedDelay: 0s}}",
+                "Invalid",
+                "spec.faultInjection.delay.fixedDelay",
+            ),
+            (
+                "rateLimit: {local: {rules: [{limit: {requests: 0, unit: Second}}]}}",
+                "Invalid",
+                "spec.rateLimit.local.rules[0].limit.requests",
             ),
             (
                 "faultInjection: {abort: {httpStatus: 503, percentage: 101}}",
