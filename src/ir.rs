@@ -635,6 +635,25 @@ pub struct RouteBackendSettings {
     pub request_buffer: Option<u32>,
     /// Response compression, in order of preference.
     pub compressors: Vec<Compressor>,
+    /// Responses replaced by Envoy's own, the first that matches.
+    pub response_overrides: Vec<ResponseOverride>,
+}
+
+/// Which responses are replaced, and by what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResponseOverride {
+    /// Status codes matched, as inclusive ranges (empty: any).
+    pub status_codes: Vec<(u32, u32)>,
+    /// Response headers that must all match.
+    pub headers: Vec<(String, StringMatcher)>,
+    /// Some(true): only Envoy's own answers; Some(false): only the backend's.
+    pub local: Option<bool>,
+    /// The new status (None: the original one).
+    pub status: Option<u32>,
+    pub content_type: Option<String>,
+    /// The new body, as it is.
+    pub body: Option<String>,
+    pub response_headers: HeaderModifier,
 }
 
 /// A response compressor for clients that accept its encoding.

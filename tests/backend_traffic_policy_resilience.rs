@@ -54,19 +54,19 @@ fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Run
     }
 }
 
-/// An echo backend "backend", route `name` (host `name.example.com`) to it
-/// under policy `name` with `spec`, and `more` objects, on a fresh port.
-fn one_policy(name: &str, spec: &str, more: Vec<String>) -> (EchoBackend, u16, Running) {
-    let backend = EchoBackend::start("backend");
+/// Service "backend" to `backend`, route `name` (host `name.example.com`) to it
+/// under policy `name` with `spec`, and route "plain" (host
+/// `plain.example.com`) to it without one, on a fresh port.
+fn one_policy(backend: &EchoBackend, name: &str, spec: &str) -> (u16, Running) {
     let port = common::free_port();
-    let mut objects = vec![
+    let objects = vec![
         service("backend", backend.port),
         route(name, &format!("{name}.example.com"), "backend"),
+        route("plain", "plain.example.com", "backend"),
         policy(name, name, spec),
     ];
-    objects.extend(more);
     let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
-    (backend, port, running)
+    (port, running)
 }
 
 fn status(port: u16, host: &str) -> u16 {
@@ -253,11 +253,8 @@ fn post(port: u16, host: &str, size: usize) -> u16 {
 
 #[test]
 fn a_body_over_the_request_buffer_gets_413() {
-    let (_backend, port, _running) = one_policy(
-        "buffered",
-        "  requestBuffer: {limit: 1Ki}\n",
-        vec![route("plain", "plain.example.com", "backend")],
-    );
+    let backend = EchoBackend::start("backend");
+    let (port, _running) = one_policy(&backend, "buffered", "  requestBuffer: {limit: 1Ki}\n");
     common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 200);
     common::poll("the buffered route in force", || {
         (post(port, "buffered.example.com", 2048) == 413).then_some(())
@@ -268,10 +265,11 @@ fn a_body_over_the_request_buffer_gets_413() {
 
 #[test]
 fn gzip_when_the_client_accepts_it() {
-    let (backend, port, _running) = one_policy(
+    let backend = EchoBackend::start("backend");
+    let (port, _running) = one_policy(
+        &backend,
         "compressed",
         "  compressor: [{type: Gzip, gzip: {}}]\n",
-        Vec::new(),
     );
     let gzip = [("Accept-Encoding", "gzip")];
     let encoding = |headers: &[(&str, &str)]| {
@@ -295,4 +293,32 @@ fn gzip_when_the_client_accepts_it() {
             .all(|h| !h.to_ascii_lowercase().starts_with("accept-encoding")),
         "{requests:?}"
     );
+}
+
+#[test]
+fn an_overridden_500_gets_the_policy_body() {
+    // The backend always answers 500.
+    let failing = EchoBackend::start_failing("failing", usize::MAX);
+    let (port, _running) = one_policy(
+        &failing,
+        "overridden",
+        "  responseOverride:
+    - match: {statusCodes: [{type: Range, range: {start: 500, end: 599}}]}
+      response:
+        statusCode: 503
+        contentType: text/plain
+        body: {inline: \"sorry, 100% down\"}
+",
+    );
+    common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 500);
+    let (code, headers, body) =
+        common::wait_for_http(port, "overridden.example.com", "/", |status, _| {
+            status == 503
+        });
+    assert_eq!(body, "sorry, 100% down");
+    assert_eq!(common::header(&headers, "content-type"), Some("text/plain"));
+    // Without the policy the backend's own answer comes through.
+    let (code_plain, _, body_plain) = common::http_get(port, "plain.example.com", "/");
+    assert_eq!((code, code_plain), (503, 500));
+    assert!(body_plain.starts_with("backend=failing"), "{body_plain}");
 }

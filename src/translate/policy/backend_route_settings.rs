@@ -1,6 +1,6 @@
 //! The route half of a BackendTrafficPolicy's fields that act per request:
-//! `retry`, `faultInjection`, `rateLimit`, `requestBuffer` and
-//! `compressor` -> [`ir::RouteBackendSettings`].
+//! `retry`, `faultInjection`, `rateLimit`, `requestBuffer`, `compressor` and
+//! `responseOverride` -> [`ir::RouteBackendSettings`].
 //! Envoy Gateway v1.9.0's translator is the reference for defaults.
 
 use std::time::Duration;
@@ -43,7 +43,114 @@ pub fn convert(
         u64::from(u32::MAX),
     )?;
     out.compressors = compressors(spec)?;
+    out.response_overrides = spec
+        .response_override
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, o)| response_override(&format!("spec.responseOverride[{i}]"), o))
+        .collect::<Result<_, _>>()?;
     Ok(())
+}
+
+fn response_override(
+    field: &str,
+    o: &api::ResponseOverride,
+) -> Result<ir::ResponseOverride, Problem> {
+    if o.redirect.is_some() {
+        return Err(unsupported(
+            &format!("{field}.redirect"),
+            "gantry does not program redirects of overridden responses yet",
+        ));
+    }
+    let response = o
+        .response
+        .as_ref()
+        .ok_or_else(|| invalid(field, "set response or redirect"))?;
+    let status = |f: &str, code: i32| {
+        u32::try_from(code)
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .ok_or_else(|| invalid(f, format!("{code} is not an HTTP status from 100 to 599")))
+    };
+    let mut status_codes = Vec::new();
+    for (i, c) in o.match_.status_codes.iter().flatten().enumerate() {
+        let f = format!("{field}.match.statusCodes[{i}]");
+        status_codes.push(
+            match (c.type_.unwrap_or(api::StatusCodeValueType::Value), c) {
+                (api::StatusCodeValueType::Value, api::StatusCodeMatch { value: Some(v), .. }) => {
+                    let v = status(&format!("{f}.value"), *v)?;
+                    (v, v)
+                }
+                (api::StatusCodeValueType::Range, api::StatusCodeMatch { range: Some(r), .. }) => {
+                    let (start, end) = (
+                        status(&format!("{f}.range.start"), r.start)?,
+                        status(&format!("{f}.range.end"), r.end)?,
+                    );
+                    if end <= start {
+                        return Err(invalid(&format!("{f}.range"), "end must be above start"));
+                    }
+                    (start, end)
+                }
+                _ => return Err(invalid(&f, "a Value needs value, a Range needs range")),
+            },
+        );
+    }
+    let headers = o
+        .match_
+        .response_headers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, h)| {
+            let matcher = super::client_settings::checked_matcher(
+                &format!("{field}.match.responseHeaders[{i}].value"),
+                &h.value,
+            )?;
+            Ok((h.name.clone(), matcher))
+        })
+        .collect::<Result<_, Problem>>()?;
+    if let Some(body) = &response.body
+        && body.type_ == Some(api::ResponseValueType::ValueRef)
+    {
+        return Err(unsupported(
+            &format!("{field}.response.body.valueRef"),
+            "gantry does not read response bodies from ConfigMaps yet; use an inline body",
+        ));
+    }
+    let header = response.header.clone().unwrap_or_default();
+    if header.remove.as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(invalid(
+            &format!("{field}.response.header.remove"),
+            "cannot remove headers from a custom response",
+        ));
+    }
+    let pairs = |list: &Option<Vec<crate::api::shared::HttpHeader>>| -> Vec<(String, String)> {
+        list.iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    };
+    Ok(ir::ResponseOverride {
+        status_codes,
+        headers,
+        local: match o.source.unwrap_or(api::ResponseOverrideSource::All) {
+            api::ResponseOverrideSource::All => None,
+            api::ResponseOverrideSource::Local => Some(true),
+            api::ResponseOverrideSource::Backend => Some(false),
+        },
+        status: response
+            .status_code
+            .map(|c| status(&format!("{field}.response.statusCode"), c))
+            .transpose()?,
+        content_type: response.content_type.clone().filter(|c| !c.is_empty()),
+        body: response.body.as_ref().and_then(|b| b.inline.clone()),
+        response_headers: ir::HeaderModifier {
+            set: pairs(&header.set),
+            add: pairs(&header.add),
+            remove: Vec::new(),
+        },
+    })
 }
 
 /// `compressor`, or the deprecated `compression` (not both: the CRD refuses
@@ -545,6 +652,16 @@ mod tests {
                 "retry: {perRetry: {backOff: {maxInterval: 10ms}}}",
                 "Invalid",
                 "spec.retry.perRetry.backOff.maxInterval",
+            ),
+            (
+                "responseOverride: [{match: {statusCodes: [{value: 500}]}, redirect: {hostname: x}}]",
+                UNSUPPORTED,
+                "spec.responseOverride[0].redirect",
+            ),
+            (
+                "responseOverride: [{match: {statusCodes: [{type: Range, range: {start: 500, end: 700}}]}, response: {statusCode: 503}}]",
+                "Invalid",
+                "spec.responseOverride[0].match.statusCodes[0].range.end",
             ),
             (
                 "faultInjection: {delay: {fixedDelay: 0s}}",

@@ -36,7 +36,7 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 16] = [
+    let set: [(&str, bool); 15] = [
         ("spec.proxyProtocol", spec.proxy_protocol.is_some()),
         ("spec.tcpKeepalive", spec.tcp_keepalive.is_some()),
         ("spec.healthCheck", spec.health_check.is_some()),
@@ -48,7 +48,6 @@ fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Probl
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
         ("spec.useClientProtocol", spec.use_client_protocol.is_some()),
-        ("spec.responseOverride", spec.response_override.is_some()),
         ("spec.httpUpgrade", spec.http_upgrade.is_some()),
         ("spec.telemetry", spec.telemetry.is_some()),
         ("spec.routingType", spec.routing_type.is_some()),

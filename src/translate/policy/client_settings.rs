@@ -214,7 +214,10 @@ fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {
     }
 }
 
-fn checked_matcher(field: &str, m: &shared_api::StringMatch) -> Result<ir::StringMatcher, Problem> {
+pub(super) fn checked_matcher(
+    field: &str,
+    m: &shared_api::StringMatch,
+) -> Result<ir::StringMatcher, Problem> {
     let matcher = string_matcher(m);
     if let ir::StringMatcher::Regex(r) = &matcher {
         regex(field, r)?;

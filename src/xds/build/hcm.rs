@@ -49,9 +49,11 @@ pub(super) fn http_connection_manager(
         ))),
         ..Default::default()
     });
-    // Fault injection, request buffering and local rate limiting likewise, each
-    // route configuring them for itself, in Envoy Gateway's order: faults
-    // first, so an aborted request costs nothing further. The buffer filter is
+    // Response overrides, fault injection, request buffering and local rate
+    // limiting likewise, each route configuring them for itself, in Envoy
+    // Gateway's order: custom responses first (so they see every answer,
+    // Envoy's own included), then faults, so an aborted request costs nothing
+    // further. The buffer filter is
     // disabled here, so that only routes with a limit buffer.
     let route_filter =
         |name: &str, uses: fn(&ir::Route) -> bool, config: fn() -> Any, disabled: bool| {
@@ -62,6 +64,12 @@ pub(super) fn http_connection_manager(
                 ..Default::default()
             })
         };
+    let custom_response = route_filter(
+        route_filters::CUSTOM_RESPONSE_FILTER,
+        |r| !r.backend.response_overrides.is_empty(),
+        route_filters::hcm_custom_response,
+        false,
+    );
     let fault = route_filter(
         route_filters::FAULT_FILTER,
         |r| r.backend.fault.is_some(),
@@ -110,6 +118,7 @@ pub(super) fn http_connection_manager(
         )),
         http_filters: http_filters(client)
             .into_iter()
+            .chain(custom_response)
             .chain(fault)
             .chain(cors)
             .chain(buffer)
