@@ -311,6 +311,9 @@ pub struct ClientHeaders {
     pub late_response: HeaderFilter,
     /// `example.com.` is routed (and forwarded) as `example.com`.
     pub strip_trailing_host_dot: bool,
+    /// No X-RateLimit-* headers from the local rate limits of this listener's
+    /// routes.
+    pub disable_rate_limit_headers: bool,
 }
 
 /// Header changes: set, add, add-if-absent, remove by name or by name match.
@@ -472,17 +475,46 @@ pub struct Cors {
     pub allow_credentials: bool,
 }
 
-/// A Gateway API HTTPRouteRetry.
+/// A retry policy: a Gateway API HTTPRouteRetry, or a BackendTrafficPolicy's
+/// `retry` (the route rule's own wins, as in Envoy Gateway).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Retry {
-    /// HTTP status codes that are retried (besides connection failures).
+    /// What is retried.
+    pub on: Vec<RetryOn>,
+    /// HTTP status codes that are retried (with `RetryOn::StatusCodes`).
     pub codes: Vec<u32>,
     /// Retries after the first attempt; None: Envoy's default (1).
     pub attempts: Option<u32>,
-    /// The minimum wait between attempts.
+    /// The base wait between attempts.
     pub backoff: Option<std::time::Duration>,
+    /// The longest wait between attempts; None: Envoy's (10 x the base).
+    pub max_backoff: Option<std::time::Duration>,
     /// Each attempt's timeout (timeouts.backendRequest).
     pub per_try_timeout: Option<std::time::Duration>,
+    /// Move on to the next priority after this many attempts.
+    pub attempts_per_priority: Option<u32>,
+    /// Retry on another endpoint than the ones already tried, when there is one.
+    pub other_endpoint: bool,
+}
+
+/// A condition under which a request is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RetryOn {
+    Error5xx,
+    GatewayError,
+    Reset,
+    ResetBeforeRequest,
+    ConnectFailure,
+    Retriable4xx,
+    RefusedStream,
+    /// The statuses in `Retry::codes`.
+    StatusCodes,
+    /// gRPC statuses.
+    Cancelled,
+    DeadlineExceeded,
+    Internal,
+    ResourceExhausted,
+    Unavailable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -598,6 +630,145 @@ pub struct RouteBackendSettings {
     pub stream_idle_timeout: Option<std::time::Duration>,
     /// The longest a stream on the route may last.
     pub max_stream_duration: Option<std::time::Duration>,
+    /// Retries: moved onto `Route::retry` when the policy is applied, unless the
+    /// route rule has its own (which wins, as in Envoy Gateway).
+    pub retry: Option<Retry>,
+    /// Delays and aborts injected by Envoy.
+    pub fault: Option<FaultInjection>,
+    /// Local (per Envoy) rate limiting.
+    pub rate_limit: Option<LocalRateLimit>,
+    /// Whole request bodies are buffered up to this many bytes before they are
+    /// forwarded; larger ones get 413.
+    pub request_buffer: Option<u32>,
+    /// Response compression, in order of preference.
+    pub compressors: Vec<Compressor>,
+    /// Responses replaced by Envoy's own, the first that matches.
+    pub response_overrides: Vec<ResponseOverride>,
+}
+
+/// Which responses are replaced, and by what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResponseOverride {
+    /// Status codes matched, as inclusive ranges (empty: any).
+    pub status_codes: Vec<(u32, u32)>,
+    /// Response headers that must all match.
+    pub headers: Vec<(String, StringMatcher)>,
+    /// Some(true): only Envoy's own answers; Some(false): only the backend's.
+    pub local: Option<bool>,
+    /// The new status (None: the original one).
+    pub status: Option<u32>,
+    pub content_type: Option<String>,
+    /// The new body, as it is.
+    pub body: Option<String>,
+    pub response_headers: HeaderModifier,
+}
+
+/// A response compressor for clients that accept its encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Compressor {
+    pub algorithm: Compression,
+    /// Smaller bodies are sent as they are; None: Envoy's default (30 bytes).
+    pub min_content_length: Option<u32>,
+    /// The one chosen when the client accepts several equally (the route's
+    /// first, when it has more than one).
+    pub preferred: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Compression {
+    Gzip,
+    Brotli,
+    Zstd,
+}
+
+/// Faults Envoy injects into a share of a route's requests. Shares are parts per
+/// million.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FaultInjection {
+    pub delay: Option<FaultDelay>,
+    pub abort: Option<FaultAbort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultDelay {
+    pub delay: std::time::Duration,
+    pub per_million: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultAbort {
+    pub status: AbortStatus,
+    pub per_million: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AbortStatus {
+    Http(u32),
+    Grpc(u32),
+}
+
+/// Token buckets in one Envoy, for the requests of one route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalRateLimit {
+    /// The bucket of requests no rule selects (unlimited when no rule is without
+    /// selectors).
+    pub default: RateLimitValue,
+    /// X-RateLimit-* headers on the default bucket's answers.
+    pub default_headers: bool,
+    /// Rules with client selectors, in order; a request counts against every rule
+    /// it matches.
+    pub rules: Vec<RateLimitRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimitValue {
+    pub requests: u32,
+    pub per: std::time::Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimitRule {
+    /// All must hold for a request to be counted.
+    pub selectors: Vec<RateLimitSelector>,
+    pub limit: RateLimitValue,
+    /// Count, but never refuse.
+    pub shadow: bool,
+    /// X-RateLimit-* headers: None leaves the default bucket's setting.
+    pub headers: Option<bool>,
+}
+
+/// Which requests a rate limit rule counts; `invert` selects the requests that do
+/// not match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum RateLimitSelector {
+    /// A header or query parameter matching `matcher` (or, inverted, not);
+    /// with no matcher (Distinct), each of its values gets its own bucket and
+    /// requests without it are not counted.
+    Value {
+        of: RequestValue,
+        matcher: Option<StringMatcher>,
+        invert: bool,
+    },
+    /// Clients in this range (or, inverted, outside it); `distinct`: each client
+    /// address its own bucket.
+    SourceCidr {
+        cidr: Cidr,
+        invert: bool,
+        distinct: bool,
+    },
+    /// One of these methods (or none of them, inverted).
+    Methods { methods: Vec<String>, invert: bool },
+    Path {
+        matcher: StringMatcher,
+        invert: bool,
+    },
+}
+
+/// A named value of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum RequestValue {
+    Header(String),
+    QueryParam(String),
 }
 
 /// One input of a consistent hash (Envoy's route hash_policy).

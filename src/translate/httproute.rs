@@ -21,7 +21,8 @@ use super::hostnames;
 use super::index::{CrossRef, Index};
 use crate::ir::{
     Cluster, ClusterKey, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite,
-    Redirect, Retry, Route, RouteAction, RouteBackendSettings, ValueMatch, WeightedCluster,
+    Redirect, Retry, RetryOn, Route, RouteAction, RouteBackendSettings, ValueMatch,
+    WeightedCluster,
 };
 
 use super::GATEWAY_GROUP;
@@ -599,11 +600,23 @@ fn retry(
         .transpose()?
         // Envoy refuses a zero base interval; 1ms is the nearest it takes.
         .map(|d| d.max(std::time::Duration::from_millis(1)));
+    // The listed status codes and, as the spec asks of every configured retry,
+    // connection failures, resets and refused streams.
+    let mut on = vec![
+        RetryOn::ConnectFailure,
+        RetryOn::RefusedStream,
+        RetryOn::Reset,
+    ];
+    if !codes.is_empty() {
+        on.push(RetryOn::StatusCodes);
+    }
     Ok(Retry {
+        on,
         codes,
         attempts,
         backoff,
         per_try_timeout,
+        ..Default::default()
     })
 }
 

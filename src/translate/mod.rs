@@ -979,6 +979,11 @@ fn apply_backend_policy(
     clusters: &mut BTreeMap<String, ir::Cluster>,
 ) {
     route.backend = policy.route.clone();
+    // The route rule's own retry wins over the policy's, as in Envoy Gateway.
+    let retry = route.backend.retry.take();
+    if route.retry.is_none() {
+        route.retry = retry;
+    }
     let mut renamed = BTreeMap::new();
     let mut used: Vec<&String> = route.mirrors.iter().map(|m| &m.cluster).collect();
     if let ir::RouteAction::Forward(forward) = &route.action {

@@ -3,8 +3,9 @@
 //! plus any response headers the request asks for (`x-echo-set-header`), after
 //! the delay it asks for (`x-echo-delay-ms`).
 //! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
-//! show retries; [`EchoBackend::status`] switches a running backend to failing
-//! (every request answered with that status) and back (0).
+//! show retries; [`EchoBackend::start_failing_every_other`] fails every other one;
+//! [`EchoBackend::status`] switches a running backend to failing (every request
+//! answered with that status) and back (0).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -35,7 +36,17 @@ impl EchoBackend {
 
     /// Like [`EchoBackend::start_failing`], with another status for the failures.
     pub fn start_failing_with(name: &str, failures: usize, status: u16) -> Self {
-        let failures = Arc::new(AtomicUsize::new(failures));
+        Self::start_with(name, Failing::First(AtomicUsize::new(failures)), status)
+    }
+
+    /// Answers `status` to the 1st, 3rd, 5th... request (counted over all
+    /// connections) and 200 to the others.
+    pub fn start_failing_every_other(name: &str, status: u16) -> Self {
+        Self::start_with(name, Failing::EveryOther(AtomicUsize::new(0)), status)
+    }
+
+    fn start_with(name: &str, failing: Failing, status: u16) -> Self {
+        let failures = Arc::new(failing);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo backend");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -66,6 +77,26 @@ impl EchoBackend {
     }
 }
 
+/// Which requests get the failure status.
+enum Failing {
+    /// The first n.
+    First(AtomicUsize),
+    /// Every other one, from the first (the count of requests so far).
+    EveryOther(AtomicUsize),
+}
+
+impl Failing {
+    fn next_fails(&self) -> bool {
+        match self {
+            // Take one failure if any are left; the count never goes below zero.
+            Failing::First(left) => left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok(),
+            Failing::EveryOther(seen) => seen.fetch_add(1, Ordering::SeqCst) % 2 == 0,
+        }
+    }
+}
+
 impl Drop for EchoBackend {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -78,7 +109,7 @@ fn serve_connection(
     stream: TcpStream,
     name: &str,
     seen: &Mutex<Vec<Vec<String>>>,
-    failures: &AtomicUsize,
+    failures: &Failing,
     failure_status: u16,
     forced: &AtomicU16,
 ) {
@@ -126,10 +157,7 @@ fn serve_connection(
             reply.push_str(line);
             reply.push('\n');
         }
-        // Take one failure if any are left; the count never goes below zero.
-        let fail = failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+        let fail = failures.next_fails();
         let forced = forced.load(Ordering::SeqCst);
         let status = if forced != 0 {
             format!("{forced} Forced")

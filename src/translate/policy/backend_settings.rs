@@ -63,6 +63,7 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
             api::ProxyProtocolVersion::V2 => ir::ProxyProtocolVersion::V2,
         });
     }
+    super::backend_route_settings::convert(spec, &mut policy.route)?;
     Ok(policy)
 }
 
@@ -189,17 +190,10 @@ fn connection(
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 13] = [
-        ("spec.retry", spec.retry.is_some()),
-        ("spec.rateLimit", spec.rate_limit.is_some()),
+    let set: [(&str, bool); 6] = [
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
-        ("spec.faultInjection", spec.fault_injection.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
-        ("spec.compression", spec.compression.is_some()),
-        ("spec.compressor", spec.compressor.is_some()),
-        ("spec.responseOverride", spec.response_override.is_some()),
         ("spec.httpUpgrade", spec.http_upgrade.is_some()),
-        ("spec.requestBuffer", spec.request_buffer.is_some()),
         ("spec.telemetry", spec.telemetry.is_some()),
         ("spec.routingType", spec.routing_type.is_some()),
         (

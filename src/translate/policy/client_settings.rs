@@ -1,15 +1,13 @@
 //! ClientTrafficPolicy fields -> [`ir::ClientSettings`]: every value checked,
 //! the first problem naming its field.
 
-use std::net::IpAddr;
-
 use crate::api::client_traffic_policy as api;
 use crate::api::shared as shared_api;
 use crate::ir;
 use crate::translate::conditions::Problem;
 use crate::translate::index::{CrossRef, Index};
 
-use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
+use super::fields::{bytes_u32, duration, http2, invalid, parse_cidr, regex, tcp_keepalive};
 
 /// Validates a policy's values into IR settings; the first problem names its field.
 pub fn convert(
@@ -192,21 +190,6 @@ fn client_ip(ip: &api::ClientIpDetectionSettings) -> Result<ir::ClientIpDetectio
     Ok(ir::ClientIpDetection::Peer)
 }
 
-fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
-    let bad = || format!("{text:?} is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32");
-    let (address, len) = text.split_once('/').ok_or_else(bad)?;
-    let address: IpAddr = address.parse().map_err(|_| bad())?;
-    let prefix_len: u8 = len.parse().map_err(|_| bad())?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    if prefix_len > max {
-        return Err(bad());
-    }
-    Ok(ir::Cidr {
-        address,
-        prefix_len,
-    })
-}
-
 fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {
     let value = m.value.clone();
     match m.type_.unwrap_or_default() {
@@ -217,24 +200,15 @@ fn string_matcher(m: &shared_api::StringMatch) -> ir::StringMatcher {
     }
 }
 
-fn checked_matcher(field: &str, m: &shared_api::StringMatch) -> Result<ir::StringMatcher, Problem> {
+pub(super) fn checked_matcher(
+    field: &str,
+    m: &shared_api::StringMatch,
+) -> Result<ir::StringMatcher, Problem> {
     let matcher = string_matcher(m);
     if let ir::StringMatcher::Regex(r) = &matcher {
-        regex::Regex::new(r).map_err(|e| {
-            invalid(
-                field,
-                format!("{r:?} is not a valid regular expression: {}", one_line(&e)),
-            )
-        })?;
+        regex(field, r)?;
     }
     Ok(matcher)
-}
-
-fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn tls_version(v: api::TlsVersion) -> ir::TlsVersion {
@@ -591,17 +565,6 @@ fn header_filter(
 
 fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
     const FIELD: &str = "spec.headers";
-    // Rate-limit headers only exist once BackendTrafficPolicy's rate limiting does;
-    // until then the field would change nothing, so it is refused, not ignored.
-    if h.disable_rate_limit_headers.is_some() {
-        return Err(Problem::new(
-            "Invalid",
-            format!(
-                "{FIELD}.disableRateLimitHeaders: gantry does not support rate limiting yet, so there \
-                 are no rate-limit headers to disable; remove the field"
-            ),
-        ));
-    }
     if h.preserve_x_request_id.is_some() && h.request_id.is_some() {
         return Err(invalid(
             FIELD,
@@ -655,6 +618,9 @@ fn headers(h: &api::HeaderSettings) -> Result<ir::ClientHeaders, Problem> {
         (None, _) => None,
     };
     Ok(ir::ClientHeaders {
+        // Turns off the X-RateLimit-* headers of BackendTrafficPolicy local
+        // rate limits on this listener's routes.
+        disable_rate_limit_headers: h.disable_rate_limit_headers == Some(true),
         envoy_headers: h.enable_envoy_headers,
         xfcc,
         underscores: h.with_underscores_action.map(|a| match a {
@@ -783,10 +749,6 @@ mod tests {
             (
                 "headers: {earlyRequestHeaders: {set: [{name: ':path', value: x}]}}",
                 "spec.headers.earlyRequestHeaders.set[0].name",
-            ),
-            (
-                "headers: {disableRateLimitHeaders: true}",
-                "spec.headers.disableRateLimitHeaders",
             ),
             (
                 "clientIPDetection: {directSourceIP: {}, customHeader: {name: x-real-ip}}",

@@ -1,6 +1,7 @@
 //! Reading policy field values into IR values, for every policy kind: each error
 //! names its field and makes the policy `Invalid`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::api::shared::{self as shared_api, quantity_bytes};
@@ -147,5 +148,36 @@ pub fn http2(h2: &shared_api::Http2Settings) -> Result<ir::Http2Settings, Proble
         max_concurrent_streams: h2.max_concurrent_streams,
         terminate_stream_on_invalid_message,
         keepalive,
+    })
+}
+
+/// A regular expression Envoy (RE2) and gantry accept.
+pub fn regex(field: &str, r: &str) -> Result<(), Problem> {
+    regex::Regex::new(r).map(|_| ()).map_err(|e| {
+        let one_line = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        invalid(
+            field,
+            format!("{r:?} is not a valid regular expression: {one_line}"),
+        )
+    })
+}
+
+/// A CIDR range, `10.0.0.0/8` or `2001:db8::/32`.
+pub fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
+    let bad = || format!("{text:?} is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32");
+    let (address, len) = text.split_once('/').ok_or_else(bad)?;
+    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let prefix_len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max {
+        return Err(bad());
+    }
+    Ok(ir::Cidr {
+        address,
+        prefix_len,
     })
 }

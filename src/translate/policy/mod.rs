@@ -5,6 +5,7 @@
 
 pub mod attachment;
 pub mod backend_health;
+pub mod backend_route_settings;
 pub mod backend_settings;
 pub mod backend_traffic;
 pub mod client_settings;

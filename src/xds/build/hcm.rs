@@ -25,19 +25,10 @@ use super::common::{
     ads, any, duration, header_matcher, header_value_options, string_matcher, typed_extension,
 };
 use super::connection::{http_protocol_options, http1_protocol_options, http2_protocol_options};
+use super::route_filters;
 use crate::ir;
 
 pub(super) const CORS_FILTER: &str = "envoy.filters.http.cors";
-
-/// Whether a route of this configuration has a CORS policy: only then does the
-/// HTTP connection manager carry the CORS filter, so listeners without CORS stay
-/// exactly as they were.
-fn uses_cors(config: &ir::RouteConfig) -> bool {
-    config
-        .virtual_hosts
-        .iter()
-        .any(|vh| vh.routes.iter().any(|r| r.cors.is_some()))
-}
 
 /// `quic`: for the chain of the HTTP/3 listener, with the HTTP/3 codec.
 pub(super) fn http_connection_manager(
@@ -48,14 +39,65 @@ pub(super) fn http_connection_manager(
 ) -> hcm::HttpConnectionManager {
     // The CORS filter does nothing by itself; each route's CorsPolicy (in
     // typed_per_filter_config) switches it on. It goes before the router so that
-    // Envoy answers preflights without reaching the backend.
-    let cors = uses_cors(route_config).then(|| hcm::HttpFilter {
+    // Envoy answers preflights without reaching the backend. Only a route
+    // configuration with a CORS policy gets it, so listeners without CORS stay
+    // exactly as they were.
+    let cors = route_filters::used(route_config, |r| r.cors.is_some()).then(|| hcm::HttpFilter {
         name: CORS_FILTER.to_string(),
         config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(
             &Cors::default(),
         ))),
         ..Default::default()
     });
+    // Response overrides, fault injection, request buffering and local rate
+    // limiting likewise, each route configuring them for itself, in Envoy
+    // Gateway's order: custom responses first (so they see every answer,
+    // Envoy's own included), then faults, so an aborted request costs nothing
+    // further. The buffer filter is
+    // disabled here, so that only routes with a limit buffer.
+    let route_filter =
+        |name: &str, uses: fn(&ir::Route) -> bool, config: fn() -> Any, disabled: bool| {
+            route_filters::used(route_config, uses).then(|| hcm::HttpFilter {
+                name: name.to_string(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config())),
+                disabled,
+                ..Default::default()
+            })
+        };
+    let custom_response = route_filter(
+        route_filters::CUSTOM_RESPONSE_FILTER,
+        |r| !r.backend.response_overrides.is_empty(),
+        route_filters::hcm_custom_response,
+        false,
+    );
+    let fault = route_filter(
+        route_filters::FAULT_FILTER,
+        |r| r.backend.fault.is_some(),
+        route_filters::hcm_fault,
+        false,
+    );
+    let buffer = route_filter(
+        route_filters::BUFFER_FILTER,
+        |r| r.backend.request_buffer.is_some(),
+        route_filters::hcm_buffer,
+        true,
+    );
+    let local_rate_limit = route_filter(
+        route_filters::LOCAL_RATE_LIMIT_FILTER,
+        |r| r.backend.rate_limit.is_some(),
+        route_filters::hcm_local_rate_limit,
+        false,
+    );
+    // Compressors last before the router (as in Envoy Gateway), disabled: each
+    // route switches on its own.
+    let compressors = route_filters::hcm_compressors(route_config)
+        .into_iter()
+        .map(|(name, config)| hcm::HttpFilter {
+            name,
+            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config)),
+            disabled: true,
+            ..Default::default()
+        });
     let mut manager = hcm::HttpConnectionManager {
         stat_prefix: if quic {
             format!("{chain_name}-quic")
@@ -76,7 +118,12 @@ pub(super) fn http_connection_manager(
         )),
         http_filters: http_filters(client)
             .into_iter()
+            .chain(custom_response)
+            .chain(fault)
             .chain(cors)
+            .chain(buffer)
+            .chain(local_rate_limit)
+            .chain(compressors)
             .chain([hcm::HttpFilter {
                 name: "envoy.filters.http.router".to_string(),
                 config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(&Router {

@@ -12,6 +12,7 @@ mod hcm;
 mod health_check;
 mod listener;
 mod route;
+mod route_filters;
 mod secret;
 mod tcp_proxy;
 mod tls;

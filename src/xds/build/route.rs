@@ -14,6 +14,7 @@ use super::common::{
     string_match,
 };
 use super::hcm::CORS_FILTER;
+use super::route_filters;
 use crate::ir;
 
 pub(super) fn route_configuration(
@@ -29,7 +30,7 @@ pub(super) fn route_configuration(
             .map(|vh| route::VirtualHost {
                 name: vh.name.clone(),
                 domains: vh.domains.clone(),
-                routes: vh.routes.iter().map(build_route).collect(),
+                routes: vh.routes.iter().map(|r| build_route(r, client)).collect(),
                 ..Default::default()
             })
             .collect(),
@@ -60,7 +61,7 @@ fn apply_route_config(rc: &mut route::RouteConfiguration, client: &ir::ClientSet
     }
 }
 
-fn build_route(r: &ir::Route) -> route::Route {
+fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
     use route::route_match::PathSpecifier;
     let path_specifier = match &r.path {
         ir::PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
@@ -124,13 +125,23 @@ fn build_route(r: &ir::Route) -> route::Route {
         r#match: Some(route_match),
         action: Some(action),
         request_headers_to_add: header_options(&r.request_headers),
-        request_headers_to_remove: r.request_headers.remove.clone(),
+        // With compression, as Envoy Gateway: the backend is not asked to
+        // compress (the compressor has read the client's Accept-Encoding by the
+        // time the router removes it).
+        request_headers_to_remove: r
+            .request_headers
+            .remove
+            .iter()
+            .cloned()
+            .chain((!r.backend.compressors.is_empty()).then(|| "accept-encoding".to_string()))
+            .collect(),
         response_headers_to_add: header_options(&r.response_headers),
         response_headers_to_remove: r.response_headers.remove.clone(),
         typed_per_filter_config: r
             .cors
             .iter()
             .map(|c| (CORS_FILTER.to_string(), any(&cors_policy(c))))
+            .chain(route_filters::per_route(r, client))
             .collect(),
         ..Default::default()
     }
@@ -165,27 +176,76 @@ fn origin_match(origin: &str) -> matcher::StringMatcher {
     string_match(&pattern, true)
 }
 
-/// A Gateway API retry: the listed status codes and, as the spec asks of every
-/// configured retry, connection failures, resets and refused streams.
-/// `backoff` is Envoy's base interval. Envoy's back-off is fully jittered (a
-/// retry waits a random time below base * 2^n), so the spec's "never before the
-/// minimum" is not guaranteed; stock Envoy has no minimum-wait setting (seen:
-/// two retries at 300ms took 230ms in all).
+/// A retry policy. `backoff` is Envoy's base interval. Envoy's back-off is
+/// fully jittered (a retry waits a random time below base * 2^n), so the Gateway
+/// API's "never before the minimum" is not guaranteed; stock Envoy has no
+/// minimum-wait setting (seen: two retries at 300ms took 230ms in all).
 fn retry_policy(r: &ir::Retry) -> route::RetryPolicy {
-    let mut retry_on = vec!["connect-failure", "refused-stream", "reset"];
-    if !r.codes.is_empty() {
-        retry_on.push("retriable-status-codes");
-    }
+    use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+    use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+    let retry_on: Vec<&str> = r.on.iter().map(|on| retry_on(*on)).collect();
+    // The base alone, or a maximum alone over Envoy's default base (25ms).
+    let back_off = (r.backoff.is_some() || r.max_backoff.is_some()).then(|| {
+        route::retry_policy::RetryBackOff {
+            base_interval: Some(duration(
+                r.backoff.unwrap_or(std::time::Duration::from_millis(25)),
+            )),
+            max_interval: r.max_backoff.map(duration),
+        }
+    });
     route::RetryPolicy {
         retry_on: retry_on.join(","),
         num_retries: r.attempts.map(|value| UInt32Value { value }),
         retriable_status_codes: r.codes.clone(),
-        retry_back_off: r.backoff.map(|base| route::retry_policy::RetryBackOff {
-            base_interval: Some(duration(base)),
-            ..Default::default()
-        }),
+        retry_back_off: back_off,
         per_try_timeout: r.per_try_timeout.map(duration),
+        retry_priority: r.attempts_per_priority.map(|update_frequency| {
+            route::retry_policy::RetryPriority {
+                name: "envoy.retry_priorities.previous_priorities".to_string(),
+                config_type: Some(
+                    route::retry_policy::retry_priority::ConfigType::TypedConfig(any(
+                        &PreviousPrioritiesConfig {
+                            update_frequency: update_frequency as i32,
+                        },
+                    )),
+                ),
+            }
+        }),
+        retry_host_predicate: if r.other_endpoint {
+            vec![route::retry_policy::RetryHostPredicate {
+                name: "envoy.retry_host_predicates.previous_hosts".to_string(),
+                config_type: Some(
+                    route::retry_policy::retry_host_predicate::ConfigType::TypedConfig(any(
+                        &PreviousHostsPredicate::default(),
+                    )),
+                ),
+            }]
+        } else {
+            Vec::new()
+        },
+        // As Envoy Gateway: up to 5 picks to find an endpoint not tried yet.
+        host_selection_retry_max_attempts: if r.other_endpoint { 5 } else { 0 },
         ..Default::default()
+    }
+}
+
+/// Envoy's retry_on name of a condition.
+fn retry_on(on: ir::RetryOn) -> &'static str {
+    use ir::RetryOn as R;
+    match on {
+        R::Error5xx => "5xx",
+        R::GatewayError => "gateway-error",
+        R::Reset => "reset",
+        R::ResetBeforeRequest => "reset-before-request",
+        R::ConnectFailure => "connect-failure",
+        R::Retriable4xx => "retriable-4xx",
+        R::RefusedStream => "refused-stream",
+        R::StatusCodes => "retriable-status-codes",
+        R::Cancelled => "cancelled",
+        R::DeadlineExceeded => "deadline-exceeded",
+        R::Internal => "internal",
+        R::ResourceExhausted => "resource-exhausted",
+        R::Unavailable => "unavailable",
     }
 }
 
