@@ -1039,7 +1039,19 @@ fn apply_backend_policies_to_l4(
             }
         }
     }
+    if added.is_empty() {
+        return;
+    }
     state.l4_clusters.extend(added);
+    // The plain clusters the policies replaced are no longer named by any forward.
+    let named: std::collections::BTreeSet<&str> = (state.l4_forwards.values())
+        .flat_map(|forwards| forwards.values())
+        .flat_map(|f| f.backends.iter().map(|b| b.cluster.as_str()))
+        .collect();
+    let l4_clusters = std::mem::take(&mut state.l4_clusters);
+    state.l4_clusters = (l4_clusters.into_iter())
+        .filter(|c| named.contains(c.name.as_str()))
+        .collect();
 }
 
 /// Every route as a BackendTrafficPolicy target: the HTTP-like routes in their

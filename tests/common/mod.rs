@@ -29,8 +29,10 @@ pub mod objects;
 
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);
-/// How long they poll before failing the test.
-pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
+/// How long they poll before failing the test. Generous: a test binary starts an
+/// Envoy per test at once, and on a 2-core machine under `make test` the first
+/// configuration has been seen to take over 15 s to reach the listeners.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// The Envoy binary: `$GANTRY_ENVOY`, else the project-local install `make envoy` makes.
 pub fn envoy_bin() -> PathBuf {
