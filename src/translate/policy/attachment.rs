@@ -660,6 +660,42 @@ pub fn precedence(
     }
 }
 
+/// `Accepted=False` for a problem of the policy's own, else `Accepted=True` and,
+/// where more specific policies are in force on part of its target,
+/// `Overridden=True` saying where (`overridden`: the message, if any).
+pub fn accepted_conditions(
+    settings: Result<(), &Problem>,
+    overridden: Option<String>,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    if let Err(problem) = settings {
+        return vec![Condition::new(
+            "Accepted",
+            false,
+            problem.reason,
+            &problem.message,
+            generation,
+        )];
+    }
+    let mut conditions = vec![Condition::new(
+        "Accepted",
+        true,
+        "Accepted",
+        "Policy has been accepted.",
+        generation,
+    )];
+    if let Some(message) = overridden {
+        conditions.push(Condition::new(
+            "Overridden",
+            true,
+            "Overridden",
+            message,
+            generation,
+        ));
+    }
+    conditions
+}
+
 /// Warnings on one ancestor, merged as Envoy Gateway merges them: one `Warning`
 /// condition; its reason is the warning's, or `MultipleWarnings`.
 pub fn warning_condition(

@@ -548,29 +548,16 @@ fn accepted(
     overridden: &[String],
     generation: Option<i64>,
 ) -> Vec<Condition> {
-    if let Err(problem) = settings {
-        return vec![refused(problem, generation)];
-    }
-    let mut conditions = vec![Condition::new(
-        "Accepted",
-        true,
-        "Accepted",
-        "Policy has been accepted.",
-        generation,
-    )];
-    if !overridden.is_empty() {
-        conditions.push(Condition::new(
-            "Overridden",
-            true,
-            "Overridden",
+    attachment::accepted_conditions(
+        settings.as_ref().map(|_| ()),
+        (!overridden.is_empty()).then(|| {
             format!(
                 "more specific BackendTrafficPolicies take precedence on: {}",
                 overridden.join(", ")
-            ),
-            generation,
-        ));
-    }
-    conditions
+            )
+        }),
+        generation,
+    )
 }
 
 /// Deprecated fields in use: (reason, message) for the Warning condition.

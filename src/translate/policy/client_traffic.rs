@@ -231,37 +231,16 @@ fn attached_conditions(
             &problem.message,
             generation,
         )],
-        Verdict::Won => match settings {
-            Err(problem) => vec![Condition::new(
-                "Accepted",
-                false,
-                problem.reason,
-                &problem.message,
-                generation,
-            )],
-            Ok(_) => {
-                let mut conditions = vec![Condition::new(
-                    "Accepted",
-                    true,
-                    "Accepted",
-                    "Policy has been accepted.",
-                    generation,
-                )];
-                if !overridden.is_empty() {
-                    conditions.push(Condition::new(
-                        "Overridden",
-                        true,
-                        "Overridden",
-                        format!(
-                            "listener-level policies take precedence on these listeners: {}",
-                            overridden.join(", ")
-                        ),
-                        generation,
-                    ));
-                }
-                conditions
-            }
-        },
+        Verdict::Won => attachment::accepted_conditions(
+            settings.as_ref().map(|_| ()),
+            (!overridden.is_empty()).then(|| {
+                format!(
+                    "listener-level policies take precedence on these listeners: {}",
+                    overridden.join(", ")
+                )
+            }),
+            generation,
+        ),
     }
 }
 
