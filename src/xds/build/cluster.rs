@@ -56,7 +56,10 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     // Without a policy's loadBalancer, Envoy Gateway's default: LeastRequest (Envoy's
     // own is round robin), so swapping Envoy Gateway for gantry keeps the balancing.
     let default = ir::LoadBalancer::LeastRequest { slow_start: None };
-    load_balancer(&mut out, settings.load_balancer.as_ref().unwrap_or(&default));
+    load_balancer(
+        &mut out,
+        settings.load_balancer.as_ref().unwrap_or(&default),
+    );
     super::health_check::apply(&mut out, c);
     if let Some(version) = settings.proxy_protocol {
         out.transport_socket = Some(upstream_proxy_protocol(version));
