@@ -98,7 +98,26 @@ pub struct PolicyInfo<'a> {
     pub target_selectors: &'a [TargetSelector],
 }
 
-impl PolicyInfo<'_> {
+impl<'a> PolicyInfo<'a> {
+    /// A policy of `kind` with these metadata and target fields.
+    pub fn new(
+        kind: &'a str,
+        metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        target_ref: Option<&'a LocalPolicyTargetReferenceWithSectionName>,
+        target_refs: Option<&'a [LocalPolicyTargetReferenceWithSectionName]>,
+        target_selectors: Option<&'a [TargetSelector]>,
+    ) -> Self {
+        PolicyInfo {
+            kind,
+            namespace: metadata.namespace.as_deref().unwrap_or("default"),
+            name: metadata.name.as_deref().unwrap_or(""),
+            created: metadata.creation_timestamp.as_ref(),
+            target_ref,
+            target_refs: target_refs.unwrap_or_default(),
+            target_selectors: target_selectors.unwrap_or_default(),
+        }
+    }
+
     /// Sort key: oldest first; policies without a creationTimestamp count as newest;
     /// ties by namespace/name.
     pub fn age_key(&self) -> (bool, Option<&k8s_openapi::jiff::Timestamp>, &str, &str) {

@@ -66,14 +66,14 @@ pub fn apply(
         managed.iter().map(|m| (m.gateway, m.listeners)).collect();
     let infos: Vec<PolicyInfo<'_>> = policies
         .iter()
-        .map(|p| PolicyInfo {
-            kind: "ClientTrafficPolicy",
-            namespace: p.metadata.namespace.as_deref().unwrap_or("default"),
-            name: p.metadata.name.as_deref().unwrap_or(""),
-            created: p.metadata.creation_timestamp.as_ref(),
-            target_ref: p.spec.target_ref.as_ref(),
-            target_refs: p.spec.target_refs.as_deref().unwrap_or_default(),
-            target_selectors: p.spec.target_selectors.as_deref().unwrap_or_default(),
+        .map(|p| {
+            PolicyInfo::new(
+                "ClientTrafficPolicy",
+                &p.metadata,
+                p.spec.target_ref.as_ref(),
+                p.spec.target_refs.as_deref(),
+                p.spec.target_selectors.as_deref(),
+            )
         })
         .collect();
     let PolicyTargets {
