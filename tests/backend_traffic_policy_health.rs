@@ -10,11 +10,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::backends::{policy_on, route_to};
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{
-    CLASS, gateway, route_with_rules, service, service_over_ports, tcp_route, write_objects,
-};
+use common::objects::{CLASS, gateway, service, service_over_ports, tcp_route, write_objects};
 
 /// Three echo backends behind the Service "backend" (port 80).
 fn three_backends() -> (Vec<EchoBackend>, String) {
@@ -51,28 +50,6 @@ fn start_with_policy(
         status == 200
     });
     (dir, gantry, envoy, port)
-}
-
-/// A BackendTrafficPolicy on the `kind` route `route` with `spec` (YAML lines
-/// indented two spaces).
-fn policy_on(kind: &str, name: &str, route: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {{name: {name}, namespace: default}}
-spec:
-  targetRefs: [{{group: gateway.networking.k8s.io, kind: {kind}, name: {route}}}]
-{spec}"
-    )
-}
-
-/// An HTTPRoute for `host` on Gateway eg, to `service` port 80.
-fn route_to(name: &str, host: &str, service: &str) -> String {
-    route_with_rules(
-        name,
-        host,
-        &format!("    - backendRefs: [{{name: {service}, port: 80}}]\n"),
-    )
 }
 
 /// The status and the backend (x-backend) of one GET.

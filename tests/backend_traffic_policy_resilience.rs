@@ -5,31 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::backends::{policy, route_to};
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway_with_listeners, route_with_rules, service, write_objects};
-
-/// An HTTPRoute for `host` on every listener of Gateway eg, to Service `service`.
-fn route(name: &str, host: &str, service: &str) -> String {
-    route_with_rules(
-        name,
-        host,
-        &format!("    - backendRefs: [{{name: {service}, port: 80}}]\n"),
-    )
-}
-
-/// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
-/// two spaces).
-fn policy(name: &str, route: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {{name: {name}, namespace: default}}
-spec:
-  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
-{spec}"
-    )
-}
+use common::objects::{CLASS, gateway_with_listeners, service, write_objects};
 
 /// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
 /// its, kept while the value lives.
@@ -61,8 +40,8 @@ fn one_policy(backend: &EchoBackend, name: &str, spec: &str) -> (u16, Running) {
     let port = common::free_port();
     let objects = vec![
         service("backend", backend.port),
-        route(name, &format!("{name}.example.com"), "backend"),
-        route("plain", "plain.example.com", "backend"),
+        route_to(name, &format!("{name}.example.com"), "backend"),
+        route_to("plain", "plain.example.com", "backend"),
         policy(name, name, spec),
     ];
     let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
@@ -83,10 +62,10 @@ fn retries_hide_every_other_503_and_faults_delay_and_abort() {
         vec![
             service("flaky", flaky.port),
             service("steady", steady.port),
-            route("retried", "retried.example.com", "flaky"),
-            route("unretried", "unretried.example.com", "flaky"),
-            route("aborted", "aborted.example.com", "steady"),
-            route("delayed", "delayed.example.com", "steady"),
+            route_to("retried", "retried.example.com", "flaky"),
+            route_to("unretried", "unretried.example.com", "flaky"),
+            route_to("aborted", "aborted.example.com", "steady"),
+            route_to("delayed", "delayed.example.com", "steady"),
             policy("retried", "retried", "  retry: {numRetries: 2}\n"),
             policy(
                 "aborted",
@@ -143,9 +122,9 @@ fn the_request_past_the_local_limit_gets_429_with_or_without_rate_limit_headers(
         &[("http", "HTTP", port), ("quiet", "HTTP", quiet)],
         vec![
             service("backend", backend.port),
-            route("limited", "limited.example.com", "backend"),
-            route("global", "global.example.com", "backend"),
-            route("by-source", "source.example.com", "backend"),
+            route_to("limited", "limited.example.com", "backend"),
+            route_to("global", "global.example.com", "backend"),
+            route_to("by-source", "source.example.com", "backend"),
             policy(
                 "limited",
                 "limited",

@@ -51,22 +51,32 @@ endpoints:
 
 /// An HTTPRoute for `host` on Gateway eg, to Service "backend".
 pub fn backend_route(name: &str, host: &str) -> String {
+    route_to(name, host, "backend")
+}
+
+/// An HTTPRoute for `host` on Gateway eg, to `service` port 80.
+pub fn route_to(name: &str, host: &str, service: &str) -> String {
     route_with_rules(
         name,
         host,
-        "    - backendRefs: [{name: backend, port: 80}]\n",
+        &format!("    - backendRefs: [{{name: {service}, port: 80}}]\n"),
     )
 }
 
 /// A BackendTrafficPolicy on HTTPRoute `route` with `spec` (YAML lines indented
 /// two spaces).
 pub fn policy(name: &str, route: &str, spec: &str) -> String {
+    policy_on("HTTPRoute", name, route, spec)
+}
+
+/// A BackendTrafficPolicy on the `kind` route `route` with `spec`.
+pub fn policy_on(kind: &str, name: &str, route: &str, spec: &str) -> String {
     format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
 metadata: {{name: {name}, namespace: default}}
 spec:
-  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: {kind}, name: {route}}}]
 {spec}"
     )
 }
