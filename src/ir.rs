@@ -924,6 +924,10 @@ pub struct CircuitBreaker {
     /// The most connections to each endpoint.
     pub max_connections_per_endpoint: Option<u32>,
     pub retry_budget: Option<RetryBudget>,
+    /// Envoy's limit on connection pools, which only the reference page's
+    /// `maxConnectionPools` sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_pools: Option<u32>,
 }
 
 /// Active retries as a share of active requests, with a floor.

@@ -123,3 +123,104 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
         );
     }
 }
+
+/// A policy of Envoy Gateway's BackendTrafficPolicy reference page, as printed
+/// there (the golden case's copy).
+fn reference_page_policy(name: &str) -> String {
+    let page = include_str!("../testdata/in/48-btp-reference-page.yaml");
+    page.split("\n---\n")
+        .find(|doc| {
+            doc.contains("kind: BackendTrafficPolicy") && doc.contains(&format!("name: {name}\n"))
+        })
+        .map(|doc| format!("{}\n", doc.trim_end()))
+        .unwrap_or_else(|| panic!("{name} in the reference page's golden case"))
+}
+
+/// The page's "High-Availability Backend" (type-less active health check,
+/// `maxRequests`, `consecutive5xxErrors`, `perRetryTimeout`) and "Session
+/// Affinity" (cookie with `path`) work on real Envoy as printed.
+#[test]
+fn the_reference_pages_policies_work_as_printed() {
+    let backends = ThreeBackends::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    write_objects(
+        dir.path(),
+        &[
+            CLASS.to_string(),
+            gateway("eg", port),
+            backends.objects(),
+            backend_route("api-route", "api.example.com"),
+            backend_route("webapp-route", "webapp.example.com"),
+            reference_page_policy("ha-backend"),
+            reference_page_policy("session-affinity"),
+        ],
+    );
+    let gantry = Gantry::start(dir.path());
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-page"));
+    common::wait_for_http(port, "webapp.example.com", "/", |status, _| status == 200);
+
+    // The active health check (its type read from `http`) probes /health: all
+    // three endpoints pass it and get traffic.
+    let mut reached = BTreeSet::new();
+    common::poll("all three endpoints healthy and reached", || {
+        reached.insert(get(port, "api.example.com", &[]).0);
+        (reached.len() == 3).then_some(())
+    });
+    // One answering 500: the health check fails it, and it gets no traffic.
+    backends.backends[0]
+        .status
+        .store(500, std::sync::atomic::Ordering::SeqCst);
+    let failing = format!(":{}::health_flags::", backends.backends[0].port);
+    common::poll("Envoy's active health check fails backend-1", || {
+        let clusters = envoy.admin_get("/clusters");
+        clusters
+            .lines()
+            .any(|l| l.contains(&failing) && l.contains("failed_active_hc"))
+            .then_some(())
+    });
+    for _ in 0..12 {
+        assert_ne!(get(port, "api.example.com", &[]).0, "backend-1");
+    }
+
+    // Session affinity: Envoy sets the cookie with the page's ttl and path, and
+    // a client returning it sticks.
+    let (first, headers) = get(port, "webapp.example.com", &[]);
+    let set_cookie = common::header(&headers, "set-cookie").expect("Envoy sets the cookie");
+    assert!(
+        set_cookie.starts_with("session-cookie=")
+            && set_cookie.contains("Max-Age=3600")
+            && set_cookie.contains("Path=/"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    for _ in 0..6 {
+        assert_eq!(
+            get(port, "webapp.example.com", &[("Cookie", &cookie)]).0,
+            first
+        );
+    }
+
+    // Both accepted, with a Warning naming each field outside the schema.
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", "ha-backend")
+        .expect("status");
+    let conditions = &status["ancestors"][0]["conditions"];
+    assert_eq!(
+        common::condition(conditions, "Accepted"),
+        Some(("True".to_string(), "Accepted".to_string()))
+    );
+    let warning = conditions
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Warning"))
+        .expect("Warning");
+    let message = warning["message"].as_str().unwrap_or_default();
+    for field in [
+        "maxRequests",
+        "consecutive5xxErrors",
+        "perRetryTimeout",
+        "active.http without a type",
+    ] {
+        assert!(message.contains(field), "{field}: {message}");
+    }
+}

@@ -172,8 +172,9 @@ fn client_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
     assert_same_paths(&expected, &actual, &[]);
 }
 
-/// The same for BackendTrafficPolicy, plus `consistentHash.cookie.path`: Envoy
-/// Gateway's own reference page uses it though v1.9.0's schema lacks it.
+/// The same for BackendTrafficPolicy, plus the fields Envoy Gateway's own
+/// reference page uses though v1.9.0's schema lacks them
+/// (`gantry::api::reference_spellings`).
 #[test]
 fn backend_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
     use kube::CustomResourceExt;
@@ -188,6 +189,19 @@ fn backend_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
     assert_same_paths(
         &expected,
         &actual,
-        &["spec.loadBalancer.consistentHash.cookie.path: string"],
+        &[
+            "spec.loadBalancer.consistentHash.cookie.path: string",
+            "spec.circuitBreaker.maxRequests: integer",
+            "spec.circuitBreaker.maxRetries: integer",
+            "spec.circuitBreaker.maxConnectionPools: integer",
+            "spec.connection.connectionLimit: object",
+            "spec.connection.connectionLimit.value: integer",
+            "spec.connection.connectionLimit.closeDelay: string",
+            "spec.retry.perRetryTimeout: string",
+            "spec.retry.backoff: object",
+            "spec.retry.backoff.baseInterval: string",
+            "spec.retry.backoff.maxInterval: string",
+            "spec.healthCheck.passive.consecutive5xxErrors: integer",
+        ],
     );
 }

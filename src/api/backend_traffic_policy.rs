@@ -187,6 +187,8 @@ pub fn check_spec(spec: &BackendTrafficPolicySpec) -> Result<(), String> {
 /// The CEL rules about the values alone (not the targets): they must also hold
 /// for a route-level policy merged over a Gateway-level one.
 pub fn check_values(spec: &BackendTrafficPolicySpec) -> Result<(), String> {
+    let (spec, _) = spec.in_schema_spelling()?;
+    let spec = &spec;
     if spec.compression.is_some() && spec.compressor.is_some() {
         return Err("field spec: either compression or compressor can be set, not both".into());
     }
@@ -550,6 +552,12 @@ pub struct Retry {
     pub retry_on: Option<RetryOn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_retry: Option<PerRetryPolicy>,
+    /// The reference page's spelling of `perRetry.timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_retry_timeout: Option<Duration>,
+    /// The reference page's spelling of `perRetry.backOff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackOffPolicy>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -665,6 +673,13 @@ pub struct PassiveHealthCheck {
     )]
     #[schemars(extend("default" = 5))]
     pub consecutive_5xx_errors: Option<u32>,
+    /// The reference page's spelling of `consecutive5XxErrors`.
+    #[serde(
+        default,
+        rename = "consecutive5xxErrors",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub consecutive_5xx_errors_lowercase: Option<u32>,
     /// Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "30s"))]
@@ -711,8 +726,10 @@ pub struct ActiveHealthCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1), extend("default" = 1))]
     pub healthy_threshold: Option<u32>,
-    #[serde(rename = "type")]
-    pub type_: ActiveHealthCheckerType,
+    /// Envoy Gateway requires it; the reference page leaves it out, and gantry
+    /// then takes the type of the one checker set.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ActiveHealthCheckerType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpActiveHealthChecker>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -729,15 +746,18 @@ impl ActiveHealthCheck {
     fn check(&self) -> Result<(), String> {
         use ActiveHealthCheckerType::*;
         let path = "spec.healthCheck.active";
-        if (self.type_ == Http) != self.http.is_some() {
+        let type_ = self
+            .type_
+            .ok_or_else(|| format!("field {path}.type: required"))?;
+        if (type_ == Http) != self.http.is_some() {
             return Err(format!(
                 "field {path}.http: set it exactly when type is HTTP"
             ));
         }
-        if (self.type_ == Tcp) != self.tcp.is_some() {
+        if (type_ == Tcp) != self.tcp.is_some() {
             return Err(format!("field {path}.tcp: set it exactly when type is TCP"));
         }
-        if self.grpc.is_some() && self.type_ != Grpc {
+        if self.grpc.is_some() && type_ != Grpc {
             return Err(format!("field {path}.grpc: only for type GRPC"));
         }
         if let Some(http) = &self.http {
@@ -780,8 +800,9 @@ impl ActiveHealthCheck {
 fn check_payload(path: &str, payload: &Option<ActiveHealthCheckPayload>) -> Result<(), String> {
     let Some(p) = payload else { return Ok(()) };
     let ok = match p.type_ {
-        PayloadType::Text => p.text.is_some() && p.binary.is_none(),
-        PayloadType::Binary => p.binary.is_some() && p.text.is_none(),
+        Some(PayloadType::Text) => p.text.is_some() && p.binary.is_none(),
+        Some(PayloadType::Binary) => p.binary.is_some() && p.text.is_none(),
+        None => false,
     };
     if ok {
         Ok(())
@@ -850,8 +871,10 @@ pub enum PayloadType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActiveHealthCheckPayload {
-    #[serde(rename = "type")]
-    pub type_: PayloadType,
+    /// Envoy Gateway requires it; the reference page leaves it out, and gantry
+    /// then takes the type of the one payload set.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<PayloadType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Base64, as Kubernetes encodes bytes.
@@ -926,6 +949,19 @@ pub struct CircuitBreaker {
     pub per_endpoint: Option<PerEndpointCircuitBreakers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_budget: Option<RetryBudget>,
+    /// The reference page's spelling of `maxParallelRequests` (Envoy's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4294967295_i64))]
+    pub max_requests: Option<i64>,
+    /// The reference page's spelling of `maxParallelRetries` (Envoy's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4294967295_i64))]
+    pub max_retries: Option<i64>,
+    /// Envoy's `max_connection_pools`, which the reference page sets and
+    /// v1.9.0's schema lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4294967295_i64))]
+    pub max_connection_pools: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -1008,6 +1044,21 @@ pub struct BackendConnection {
     pub socket_buffer_limit: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preconnect: Option<PreconnectPolicy>,
+    /// The reference page's limit on backend connections: its value is
+    /// `circuitBreaker.maxConnections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<BackendConnectionLimit>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConnectionLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295_i64))]
+    pub value: Option<i64>,
+    /// Envoy has no such delay for backend connections; refused when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_delay: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -4,6 +4,7 @@
 
 pub mod backend_traffic_policy;
 pub mod client_traffic_policy;
+pub mod reference_spellings;
 pub mod shared;
 
 pub use backend_traffic_policy::BackendTrafficPolicy;

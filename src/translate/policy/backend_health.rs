@@ -66,7 +66,10 @@ fn active_check(a: &api::ActiveHealthCheck) -> Result<ir::ActiveHealthCheck, Pro
         0 => Err(invalid(&format!("{ACTIVE}.{field}"), "must be at least 1")),
         n => Ok(n),
     };
-    let checker = match a.type_ {
+    let type_ = a
+        .type_
+        .ok_or_else(|| invalid(&format!("{ACTIVE}.type"), "required"))?;
+    let checker = match type_ {
         T::Http => {
             let http = a
                 .http
@@ -192,7 +195,10 @@ fn payload(
     p: &Option<api::ActiveHealthCheckPayload>,
 ) -> Result<Option<ir::Payload>, Problem> {
     let Some(p) = p else { return Ok(None) };
-    let out = match p.type_ {
+    let type_ = p
+        .type_
+        .ok_or_else(|| invalid(&format!("{field}.type"), "required"))?;
+    let out = match type_ {
         api::PayloadType::Text => {
             let text = p
                 .text

@@ -113,6 +113,7 @@ fn circuit_breaker(cb: &api::CircuitBreaker) -> Result<(ir::CircuitBreaker, Opti
             cb.per_endpoint.as_ref().and_then(|p| p.max_connections),
         )?,
         retry_budget,
+        max_connection_pools: count(&field("maxConnectionPools"), cb.max_connection_pools)?,
     };
     let per_connection = count(
         &field("maxRequestsPerConnection"),
@@ -170,6 +171,18 @@ fn connection(
         1,
         i32::MAX as u64,
     )?;
+    if c.connection_limit
+        .as_ref()
+        .is_some_and(|l| l.close_delay.is_some())
+    {
+        return Err(unsupported(
+            "spec.connection.connectionLimit.closeDelay",
+            "Envoy has no delay before closing backend connections over a limit: requests \
+             beyond circuitBreaker.maxConnections wait for a connection instead (a \
+             ClientTrafficPolicy's connection.connectionLimit.closeDelay delays closing \
+             client connections)",
+        ));
+    }
     if let Some(p) = &c.preconnect {
         // Envoy takes ratios from 1 to 3 for both.
         let percent = |name: &str, value: Option<u32>| match value {

@@ -23,6 +23,7 @@ use super::attachment::{
 use super::backend_settings::convert;
 use crate::api::BackendTrafficPolicy;
 use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType, check_values};
+use crate::api::reference_spellings::NOT_IN_SCHEMA;
 use crate::ir::BackendPolicy;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem};
@@ -222,10 +223,23 @@ pub fn apply(
         }
     }
 
+    // Merges and conversion read the schema's spelling only.
+    let spelled: Vec<_> = policies
+        .iter()
+        .map(|p| p.spec.in_schema_spelling())
+        .collect();
     let mut outcome = Outcome {
-        specs: policies.iter().map(|p| p.spec.clone()).collect(),
+        specs: (policies.iter().zip(&spelled))
+            .map(|(p, s)| s.as_ref().map_or(&p.spec, |(spec, _)| spec).clone())
+            .collect(),
         keys: targets.infos.iter().map(PolicyInfo::key).collect(),
-        settings: policies.iter().map(|p| convert(&p.spec)).collect(),
+        settings: spelled
+            .iter()
+            .map(|s| match s {
+                Ok((spec, _)) => convert(spec),
+                Err(e) => Err(Problem::new("Invalid", e.clone())),
+            })
+            .collect(),
         ..Outcome::default()
     };
     for (&(target, listener), &claim) in &precedence.effective {
@@ -560,8 +574,10 @@ fn accepted(
     )
 }
 
-/// Deprecated fields in use: (reason, message) for the Warning condition.
+/// Deprecated fields, and fields outside the schema, in use: (reason, message)
+/// for the Warning condition.
 fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
+    let mut warnings = Vec::new();
     let mut deprecated = Vec::new();
     if spec.target_ref.is_some() {
         deprecated.push("spec.targetRef is deprecated, use spec.targetRefs instead");
@@ -579,11 +595,14 @@ fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
             "spec.loadBalancer.consistentHash.header is deprecated, use spec.loadBalancer.consistentHash.headers instead",
         );
     }
-    if deprecated.is_empty() {
-        Vec::new()
-    } else {
-        vec![("DeprecatedField", deprecated.join("; "))]
+    if !deprecated.is_empty() {
+        warnings.push(("DeprecatedField", deprecated.join("; ")));
     }
+    match spec.in_schema_spelling() {
+        Ok((_, notes)) if !notes.is_empty() => warnings.push((NOT_IN_SCHEMA, notes.join("; "))),
+        _ => {}
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -86,6 +86,7 @@ fn circuit_breakers(cb: &ir::CircuitBreaker) -> cluster::CircuitBreakers {
             max_pending_requests: limit(cb.max_pending_requests),
             max_requests: limit(cb.max_requests),
             max_retries: limit(Some(cb.max_retries.unwrap_or(MAX_RETRIES))),
+            max_connection_pools: limit(cb.max_connection_pools),
             retry_budget: cb.retry_budget.as_ref().map(|b| RetryBudget {
                 budget_percent: Some(Percent {
                     value: f64::from(b.numerator) * 100.0 / f64::from(b.denominator),
