@@ -18,8 +18,8 @@ use crate::ir;
 
 /// Envoy Gateway's connect timeout for backends.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Envoy Gateway's limit on parallel retries whenever it sets circuit breakers
-/// (Envoy's own is 3).
+/// Envoy Gateway's limit on parallel retries, on every cluster (Envoy's own is 3,
+/// which a burst of retries while pods restart overflows).
 const MAX_RETRIES: u32 = 1024;
 
 /// `preserve_case`: a listener of the Gateway records the header case of HTTP/1
@@ -39,7 +39,12 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
             settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
         )),
         per_connection_buffer_limit_bytes: Some(buffer_limit(settings.buffer_limit)),
-        circuit_breakers: settings.circuit_breaker.as_ref().map(circuit_breakers),
+        circuit_breakers: Some(circuit_breakers(
+            settings.circuit_breaker.as_ref().unwrap_or(&Default::default()),
+        )),
+        // As Envoy Gateway: an endpoint EDS removes leaves at once, without
+        // waiting for a health check to fail it.
+        ignore_health_on_host_removal: true,
         preconnect_policy: settings.preconnect.as_ref().map(preconnect_policy),
         upstream_connection_options: settings.tcp_keepalive.as_ref().map(|k| {
             cluster::UpstreamConnectionOptions {
