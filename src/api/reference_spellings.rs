@@ -14,9 +14,6 @@ use super::backend_traffic_policy::{
     PayloadType,
 };
 
-/// Reason of the Warning condition for fields read in another spelling.
-pub const NOT_IN_SCHEMA: &str = "NotInSchema";
-
 impl BackendTrafficPolicySpec {
     /// The spec in the schema's spelling, and a note per field read in another
     /// one. Err (naming the field) when a type left out cannot be told.

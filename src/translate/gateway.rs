@@ -8,11 +8,11 @@ use gateway_api::gateways::{
     Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use serde_json::json;
 
 use super::Options;
-use super::conditions::{Condition, Problem};
+use super::conditions::{Condition, Problem, condition_type, reason};
 use super::index::{CrossRef, Index};
+use super::status::{GatewayClassStatus, GatewayStatus, ListenerStatus, RouteGroupKind};
 use super::{GATEWAY_GROUP, ObjectStatus, object_status};
 use crate::ir::TlsCertificate;
 use crate::resources::Resources;
@@ -30,15 +30,17 @@ pub fn managed_classes(
         }
         let name = class.metadata.name.clone().unwrap_or_default();
         let condition = Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             true,
-            "Accepted",
+            reason::ACCEPTED,
             "gantry manages this GatewayClass",
             class.metadata.generation,
         );
         status.push(object_status::<GatewayClass>(
             class,
-            json!({ "conditions": [condition] }),
+            GatewayClassStatus {
+                conditions: vec![condition],
+            },
         ));
         names.insert(name);
     }
@@ -245,7 +247,7 @@ pub fn refusal(gateway: &Gateway) -> Option<Problem> {
             })
             .collect();
         problems.push(Problem::new(
-            "UnsupportedAddress",
+            reason::UNSUPPORTED_ADDRESS,
             format!(
                 "spec.addresses asks for {}: gantry assigns no addresses (Envoy binds every \
                  address of its host, or its Service decides); remove spec.addresses",
@@ -256,7 +258,7 @@ pub fn refusal(gateway: &Gateway) -> Option<Problem> {
     let infrastructure = gateway.spec.infrastructure.as_ref();
     if let Some(p) = infrastructure.and_then(|i| i.parameters_ref.as_ref()) {
         problems.push(Problem::new(
-            "InvalidParameters",
+            reason::INVALID_PARAMETERS,
             format!(
                 "spec.infrastructure.parametersRef names {}/{} {}: gantry takes no parameters \
                  for a Gateway",
@@ -277,7 +279,7 @@ pub fn refusal(gateway: &Gateway) -> Option<Problem> {
         .collect();
     if !metadata.is_empty() {
         problems.push(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!(
                 "spec.infrastructure.{}: gantry creates no resources for a Gateway to put them \
                  on (you run its Envoy); set them on the Envoy Deployment instead",
@@ -329,7 +331,7 @@ pub fn validate_listener(
     };
     if state.bind_port == 0 {
         state.accepted = Some(Problem::new(
-            "PortUnavailable",
+            reason::PORT_UNAVAILABLE,
             format!("port {} is not a valid TCP port", l.port),
         ));
     }
@@ -340,7 +342,7 @@ pub fn validate_listener(
         "TLS" => Some(Protocol::Tls),
         other => {
             state.accepted = Some(Problem::new(
-                "UnsupportedProtocol",
+                reason::UNSUPPORTED_PROTOCOL,
                 format!("protocol {other} is not supported; use HTTP, HTTPS, TLS or TCP"),
             ));
             None
@@ -373,7 +375,7 @@ pub fn validate_listener(
             }
             if !invalid.is_empty() {
                 state.resolved_refs = Some(Problem::new(
-                    "InvalidRouteKinds",
+                    reason::INVALID_ROUTE_KINDS,
                     format!("route kinds not supported here: {}", invalid.join(", ")),
                 ));
             }
@@ -389,7 +391,7 @@ pub fn validate_listener(
                     Some(s) => AllowedNamespaces::Selector(s),
                     None => {
                         state.accepted = Some(Problem::new(
-                            "Invalid",
+                            reason::INVALID,
                             "allowedRoutes.namespaces.from is Selector but no selector is set",
                         ));
                         AllowedNamespaces::Same
@@ -425,7 +427,7 @@ fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut Lis
     };
     let Some(tls) = l.tls.as_ref() else {
         state.accepted = Some(Problem::new(
-            "Invalid",
+            reason::INVALID,
             format!(
                 "{} listener needs tls.certificateRefs",
                 with_article(&l.protocol)
@@ -435,7 +437,7 @@ fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut Lis
     };
     if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
         state.accepted = Some(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             "tls.mode Passthrough is not supported on an HTTPS listener",
         ));
         return;
@@ -449,7 +451,7 @@ fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut Lis
         let label = format!("{cert_ns}/{}", cert.name);
         if !group.is_empty() || kind != "Secret" {
             problems.push(Problem::new(
-                "InvalidCertificateRef",
+                reason::INVALID_CERTIFICATE_REF,
                 format!("certificateRef {group}/{kind} {label}: only core Secrets are supported"),
             ));
             continue;
@@ -465,14 +467,14 @@ fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut Lis
         });
         if !permitted {
             problems.push(Problem::new(
-                "RefNotPermitted",
+                reason::REF_NOT_PERMITTED,
                 format!("Secret {label} is in another namespace and no ReferenceGrant allows it"),
             ));
             continue;
         }
         let Some(secret) = index.secret(cert_ns, &cert.name) else {
             problems.push(Problem::new(
-                "InvalidCertificateRef",
+                reason::INVALID_CERTIFICATE_REF,
                 format!("Secret {label} does not exist"),
             ));
             continue;
@@ -484,14 +486,14 @@ fn resolve_certificates(l: &GatewayListeners, index: &Index<'_>, state: &mut Lis
                 private_key: key,
             }),
             Err(why) => problems.push(Problem::new(
-                "InvalidCertificateRef",
+                reason::INVALID_CERTIFICATE_REF,
                 format!("Secret {label}: {why}"),
             )),
         }
     }
     if refs.is_empty() {
         problems.push(Problem::new(
-            "InvalidCertificateRef",
+            reason::INVALID_CERTIFICATE_REF,
             format!(
                 "{} listener needs at least one certificateRef",
                 with_article(&l.protocol)
@@ -548,7 +550,7 @@ pub fn mark_conflicts(listeners: &mut [ListenerState]) {
             }
             Some((protocol, _)) if *protocol != l.protocol => {
                 l.conflicted = Some(Problem::new(
-                    "ProtocolConflict",
+                    reason::PROTOCOL_CONFLICT,
                     format!(
                         "port {} is already used by a listener of another protocol",
                         l.port
@@ -558,7 +560,7 @@ pub fn mark_conflicts(listeners: &mut [ListenerState]) {
             Some((_, hostnames)) => {
                 if !hostnames.insert(l.hostname.clone()) {
                     l.conflicted = Some(Problem::new(
-                        "HostnameConflict",
+                        reason::HOSTNAME_CONFLICT,
                         format!(
                             "another listener on port {} already has hostname {}",
                             l.port,
@@ -589,15 +591,21 @@ pub fn gateway_status(
     let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
     let all_valid = programmed == listeners.len();
     let mut conditions = vec![if let Some(p) = refused {
-        Condition::new("Accepted", false, p.reason, &p.message, generation)
+        Condition::new(
+            condition_type::ACCEPTED,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        )
     } else if gateway_accepted(listeners) {
         Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             true,
             if all_valid {
-                "Accepted"
+                reason::ACCEPTED
             } else {
-                "ListenersNotValid"
+                reason::LISTENERS_NOT_VALID
             },
             if all_valid {
                 "Gateway accepted".to_string()
@@ -612,38 +620,38 @@ pub fn gateway_status(
         )
     } else {
         Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             false,
-            "ListenersNotValid",
+            reason::LISTENERS_NOT_VALID,
             "no listener is valid",
             generation,
         )
     }];
     conditions.push(if refused.is_some() {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             false,
             if asks_for_any_address(gateway) {
-                "AddressNotAssigned"
+                reason::ADDRESS_NOT_ASSIGNED
             } else {
-                "Invalid"
+                reason::INVALID
             },
             "the Gateway is not accepted",
             generation,
         )
     } else if all_listeners.iter().any(|l| l.is_programmed()) {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             true,
-            "Programmed",
+            reason::PROGRAMMED,
             "Gateway programmed into its Envoy snapshot",
             generation,
         )
     } else {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             false,
-            "Invalid",
+            reason::INVALID,
             "no listener could be programmed",
             generation,
         )
@@ -655,10 +663,11 @@ pub fn gateway_status(
         .iter()
         .map(|l| listener_status(l, generation))
         .collect();
-    let mut status = json!({ "conditions": conditions, "listeners": listener_status });
-    if let Some(count) = attached_sets {
-        status["attachedListenerSets"] = json!(count);
-    }
+    let status = GatewayStatus {
+        conditions,
+        listeners: Some(listener_status),
+        attached_listener_sets: attached_sets,
+    };
     object_status::<Gateway>(gateway, status)
 }
 
@@ -680,74 +689,101 @@ pub fn gateway_accepted(listeners: &[ListenerState]) -> bool {
 /// listener that lost a conflict is not accepted either, as the ListenerSet
 /// conformance tests expect (reason and Programmed as the conflict's); a Gateway's
 /// own conflicted listener keeps `Accepted=True`.
-pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> serde_json::Value {
+pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> ListenerStatus {
     let rejected_by_conflict = match (&l.origin, &l.conflicted) {
         (ListenerOrigin::ListenerSet { .. }, Some(p)) if l.accepted.is_none() => Some(p),
         _ => None,
     };
     let accepted = match (&l.accepted, rejected_by_conflict) {
-        (Some(p), _) | (None, Some(p)) => {
-            Condition::new("Accepted", false, p.reason, &p.message, generation)
-        }
+        (Some(p), _) | (None, Some(p)) => Condition::new(
+            condition_type::ACCEPTED,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        ),
         (None, None) => Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             true,
-            "Accepted",
+            reason::ACCEPTED,
             "listener accepted",
             generation,
         ),
     };
     let resolved = match &l.resolved_refs {
         None => Condition::new(
-            "ResolvedRefs",
+            condition_type::RESOLVED_REFS,
             true,
-            "ResolvedRefs",
+            reason::RESOLVED_REFS,
             "all references resolved",
             generation,
         ),
-        Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
+        Some(p) => Condition::new(
+            condition_type::RESOLVED_REFS,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        ),
     };
     let conflicted = match &l.conflicted {
         None => Condition::new(
-            "Conflicted",
+            condition_type::CONFLICTED,
             false,
-            "NoConflicts",
+            reason::NO_CONFLICTS,
             "no conflicts",
             generation,
         ),
-        Some(p) => Condition::new("Conflicted", true, p.reason, &p.message, generation),
+        Some(p) => Condition::new(
+            condition_type::CONFLICTED,
+            true,
+            p.reason,
+            &p.message,
+            generation,
+        ),
     };
     let programmed = if l.is_programmed() {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             true,
-            "Programmed",
+            reason::PROGRAMMED,
             format!("Envoy binds port {}", l.bind_port),
             generation,
         )
     } else if let Some(p) = rejected_by_conflict {
-        Condition::new("Programmed", false, p.reason, &p.message, generation)
+        Condition::new(
+            condition_type::PROGRAMMED,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        )
     } else if l.gateway_refused && l.accepted.is_none() && l.conflicted.is_none() {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             false,
-            "Invalid",
+            reason::INVALID,
             "the Gateway is not accepted",
             generation,
         )
     } else {
         Condition::new(
-            "Programmed",
+            condition_type::PROGRAMMED,
             false,
-            "Invalid",
+            reason::INVALID,
             "listener is not valid",
             generation,
         )
     };
-    json!({
-        "name": l.name,
-        "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
-        "attachedRoutes": l.attached_routes,
-        "conditions": [accepted, programmed, resolved, conflicted],
-    })
+    ListenerStatus {
+        name: l.name.to_string(),
+        supported_kinds: (l.supported_kinds.iter())
+            .map(|kind| RouteGroupKind {
+                group: GATEWAY_GROUP.to_string(),
+                kind: kind.to_string(),
+            })
+            .collect(),
+        attached_routes: l.attached_routes,
+        conditions: vec![accepted, programmed, resolved, conflicted],
+    }
 }

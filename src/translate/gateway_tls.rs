@@ -14,7 +14,7 @@ use gateway_api::gateways::{
 };
 
 use super::GATEWAY_GROUP;
-use super::conditions::{Condition, Problem};
+use super::conditions::{Condition, Problem, condition_type, reason};
 use super::gateway::{ListenerState, Protocol};
 use super::index::{CrossRef, Index};
 use crate::ir;
@@ -49,7 +49,7 @@ impl Ref<'_> {
             return Ok(());
         }
         Err(Problem::new(
-            "RefNotPermitted",
+            reason::REF_NOT_PERMITTED,
             format!(
                 "{} is in another namespace and no ReferenceGrant allows it",
                 self.label()
@@ -132,7 +132,7 @@ pub fn apply_frontend_validation(gateway: &Gateway, state: &mut ListenerState, i
             .first()
             .map_or_else(|| "no caCertificateRefs".to_string(), |p| p.message.clone());
         state.accepted.get_or_insert(Problem::new(
-            "NoValidCACertificate",
+            reason::NO_VALID_CA_CERTIFICATE,
             format!("no valid CA certificate to verify clients with: {why}"),
         ));
     } else {
@@ -164,7 +164,7 @@ fn ca_certificate(r: &Ref<'_>, index: &Index<'_>) -> Result<String, Problem> {
     let (group, kind) = (r.group, r.kind);
     if !group.is_empty() || !(kind == "ConfigMap" || kind == "Secret") {
         return Err(Problem::new(
-            "InvalidCACertificateKind",
+            reason::INVALID_CA_CERTIFICATE_KIND,
             format!(
                 "{group}/{kind} is not supported; refer to a ConfigMap (or Secret) with ca.crt"
             ),
@@ -172,7 +172,12 @@ fn ca_certificate(r: &Ref<'_>, index: &Index<'_>) -> Result<String, Problem> {
     }
     r.permitted(index)?;
     let label = r.label();
-    let not_found = || Problem::new("InvalidCACertificateRef", format!("{label} not found"));
+    let not_found = || {
+        Problem::new(
+            reason::INVALID_CA_CERTIFICATE_REF,
+            format!("{label} not found"),
+        )
+    };
     let text = if kind == "Secret" {
         let secret = index.secret(r.namespace, r.name).ok_or_else(not_found)?;
         super::index::secret_value(secret, "ca.crt")
@@ -189,11 +194,11 @@ fn ca_certificate(r: &Ref<'_>, index: &Index<'_>) -> Result<String, Problem> {
     match text {
         Some(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Ok(pem),
         Some(_) => Err(Problem::new(
-            "InvalidCACertificateRef",
+            reason::INVALID_CA_CERTIFICATE_REF,
             format!("{label}: ca.crt is not a PEM certificate"),
         )),
         None => Err(Problem::new(
-            "InvalidCACertificateRef",
+            reason::INVALID_CA_CERTIFICATE_REF,
             format!("{label} has no ca.crt"),
         )),
     }
@@ -222,9 +227,9 @@ pub fn gateway_conditions(
         });
         if default || per_port {
             out.push(Condition::new(
-                "InsecureFrontendValidationMode",
+                condition_type::INSECURE_FRONTEND_VALIDATION_MODE,
                 true,
-                "ConfigurationChanged",
+                reason::CONFIGURATION_CHANGED,
                 "spec.tls.frontend allows insecure fallback: clients without a valid certificate get in",
                 generation,
             ));
@@ -247,7 +252,7 @@ pub fn gateway_conditions(
             index,
         );
         out.push(Condition::new(
-            "ResolvedRefs",
+            condition_type::RESOLVED_REFS,
             false,
             problem.reason,
             problem.message,
@@ -266,7 +271,7 @@ fn backend_client_certificate(r: &Ref<'_>, index: &Index<'_>) -> Problem {
     let (group, kind) = (r.group, r.kind);
     if !group.is_empty() || kind != "Secret" {
         return Problem::new(
-            "InvalidClientCertificateRef",
+            reason::INVALID_CLIENT_CERTIFICATE_REF,
             format!("{FIELD}: {group}/{kind} is not supported; refer to a Secret"),
         );
     }
@@ -276,18 +281,18 @@ fn backend_client_certificate(r: &Ref<'_>, index: &Index<'_>) -> Problem {
     let label = r.label();
     let Some(secret) = index.secret(r.namespace, r.name) else {
         return Problem::new(
-            "InvalidClientCertificateRef",
+            reason::INVALID_CLIENT_CERTIFICATE_REF,
             format!("{FIELD}: {label} not found"),
         );
     };
     if let Err(why) = super::gateway::tls_key_pair(secret) {
         return Problem::new(
-            "InvalidClientCertificateRef",
+            reason::INVALID_CLIENT_CERTIFICATE_REF,
             format!("{FIELD}: {label}: {why}"),
         );
     }
     Problem::new(
-        "UnsupportedValue",
+        reason::UNSUPPORTED_VALUE,
         format!(
             "{FIELD}: gantry opens no TLS connections to backends (BackendTLSPolicy is not \
              served), so the client certificate would never be presented"

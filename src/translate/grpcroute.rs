@@ -7,7 +7,7 @@ use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::{Value, json};
 
-use super::conditions::Problem;
+use super::conditions::{Problem, reason};
 use super::httproute::TranslatedRules;
 use crate::ir::{ClusterKey, InvalidBackendStatus, RouteAction};
 
@@ -62,7 +62,7 @@ fn path_match(method: &Value) -> Result<Value, Problem> {
         }
         (false, None, None) => {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 "a method match needs a service, a method or both",
             ));
         }
@@ -110,5 +110,5 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
 }
 
 fn unsupported(e: serde_json::Error) -> Problem {
-    Problem::new("UnsupportedValue", format!("as an HTTP route: {e}"))
+    Problem::new(reason::UNSUPPORTED_VALUE, format!("as an HTTP route: {e}"))
 }

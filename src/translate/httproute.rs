@@ -13,12 +13,12 @@ use gateway_api::httproutes::{
     HttpRouteRulesMatchesQueryParamsType,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::{Value, json};
 
-use super::conditions::{Condition, Problem};
+use super::conditions::{Condition, Problem, condition_type, reason};
 use super::gateway::{ListenerOrigin, ListenerState};
 use super::hostnames;
 use super::index::{CrossRef, Index};
+use super::status::{ParentReference, RouteParentStatus};
 use crate::ir::{
     Cluster, ClusterKey, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite,
     Redirect, Retry, RetryOn, Route, RouteAction, RouteBackendSettings, ValueMatch,
@@ -120,7 +120,7 @@ pub fn attach(
         .collect();
     if attachments.is_empty() {
         return Err(Problem::new(
-            "NoMatchingListenerHostname",
+            reason::NO_MATCHING_LISTENER_HOSTNAME,
             "no listener hostname intersects the route's hostnames",
         ));
     }
@@ -151,7 +151,7 @@ pub fn allowed_listeners(
     if candidates.is_empty() {
         let parent_kind = origin.describe();
         return Err(Problem::new(
-            "NoMatchingParent",
+            reason::NO_MATCHING_PARENT,
             match (&parent.section_name, parent.port) {
                 (Some(s), _) => format!("{parent_kind} has no listener named {s:?}"),
                 (None, Some(p)) => format!("{parent_kind} has no listener on port {p}"),
@@ -168,7 +168,7 @@ pub fn allowed_listeners(
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
-            "NotAllowedByListeners",
+            reason::NOT_ALLOWED_BY_LISTENERS,
             format!(
                 "no listener of {} allows {route_kind}s from namespace {route_ns}",
                 origin.describe()
@@ -179,22 +179,15 @@ pub fn allowed_listeners(
 }
 
 /// The parentRef as it is echoed in status, with the API defaults filled in.
-pub fn parent_ref_json(parent: &HttpRouteParentRefs) -> Value {
-    let mut v = json!({
-        "group": parent.group.as_deref().unwrap_or(GATEWAY_GROUP),
-        "kind": parent.kind.as_deref().unwrap_or("Gateway"),
-        "name": parent.name,
-    });
-    if let Some(ns) = &parent.namespace {
-        v["namespace"] = json!(ns);
+pub fn parent_reference(parent: &HttpRouteParentRefs) -> ParentReference {
+    ParentReference {
+        group: parent.group.as_deref().unwrap_or(GATEWAY_GROUP).to_string(),
+        kind: parent.kind.as_deref().unwrap_or("Gateway").to_string(),
+        namespace: parent.namespace.clone(),
+        name: parent.name.clone(),
+        section_name: parent.section_name.clone(),
+        port: parent.port,
     }
-    if let Some(s) = &parent.section_name {
-        v["sectionName"] = json!(s);
-    }
-    if let Some(p) = parent.port {
-        v["port"] = json!(p);
-    }
-    v
 }
 
 pub fn parent_status(
@@ -203,32 +196,44 @@ pub fn parent_status(
     generation: Option<i64>,
     accepted: Result<(), &Problem>,
     unresolved: Option<&Problem>,
-) -> Value {
+) -> RouteParentStatus {
     let accepted = match accepted {
         Ok(()) => Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             true,
-            "Accepted",
+            reason::ACCEPTED,
             "Route is accepted",
             generation,
         ),
-        Err(p) => Condition::new("Accepted", false, p.reason, &p.message, generation),
+        Err(p) => Condition::new(
+            condition_type::ACCEPTED,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        ),
     };
     let resolved = match unresolved {
         None => Condition::new(
-            "ResolvedRefs",
+            condition_type::RESOLVED_REFS,
             true,
-            "ResolvedRefs",
+            reason::RESOLVED_REFS,
             "Resolved all the Object references for the Route",
             generation,
         ),
-        Some(p) => Condition::new("ResolvedRefs", false, p.reason, &p.message, generation),
+        Some(p) => Condition::new(
+            condition_type::RESOLVED_REFS,
+            false,
+            p.reason,
+            &p.message,
+            generation,
+        ),
     };
-    json!({
-        "parentRef": parent_ref_json(parent),
-        "controllerName": controller_name,
-        "conditions": [accepted, resolved],
-    })
+    RouteParentStatus {
+        parent_ref: parent_reference(parent),
+        controller_name: controller_name.to_string(),
+        conditions: vec![accepted, resolved],
+    }
 }
 
 pub fn translate_rules(
@@ -327,7 +332,7 @@ fn translate_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Problem> {
                 HttpRouteRulesMatchesPathType::PathPrefix => {
                     if !value.starts_with('/') {
                         return Err(Problem::new(
-                            "UnsupportedValue",
+                            reason::UNSUPPORTED_VALUE,
                             format!("path prefix {value:?} must start with '/'"),
                         ));
                     }
@@ -402,7 +407,7 @@ fn translate_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Problem> {
 fn check_regex(pattern: &str) -> Result<(), Problem> {
     regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
         Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!("invalid regular expression {pattern:?}: {e}"),
         )
     })
@@ -427,7 +432,7 @@ fn translate_rule(
 ) -> Result<RuleIr, Problem> {
     if extras.session_persistence {
         return Err(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             "sessionPersistence is not supported by gantry yet",
         ));
     }
@@ -461,7 +466,7 @@ fn translate_rule(
             // replace the first, so it is refused instead.
             if cors_policy.is_some() {
                 return Err(Problem::new(
-                    "UnsupportedValue",
+                    reason::UNSUPPORTED_VALUE,
                     "a rule takes at most one CORS filter",
                 ));
             }
@@ -496,7 +501,7 @@ fn translate_rule(
         && backend > request
     {
         return Err(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!(
                 "timeouts.backendRequest ({backend:?}) must not be longer than timeouts.request ({request:?})"
             ),
@@ -565,7 +570,7 @@ fn translate_rule(
 fn gateway_duration(field: &str, text: &str) -> Result<std::time::Duration, Problem> {
     text.parse::<gateway_api::Duration>()
         .map(|d| std::time::Duration::from_millis(d.as_millis() as u64))
-        .map_err(|e| Problem::new("UnsupportedValue", format!("{field} {text:?}: {e}")))
+        .map_err(|e| Problem::new(reason::UNSUPPORTED_VALUE, format!("{field} {text:?}: {e}")))
 }
 
 /// A rule's retry as the IR's, each attempt bounded by `per_try_timeout`. The
@@ -578,7 +583,7 @@ fn retry(
     for &code in r.codes.iter().flatten() {
         if !(400..=599).contains(&code) {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!("retry.codes: {code} is not an HTTP status code from 400 to 599"),
             ));
         }
@@ -588,7 +593,7 @@ fn retry(
         None => None,
         Some(n) => Some(u32::try_from(n).map_err(|_| {
             Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!("retry.attempts {n} must be from 0 to {}", u32::MAX),
             )
         })?),
@@ -625,7 +630,7 @@ fn retry(
 fn cors(filter: &HttpRouteRulesFilters) -> Result<Cors, Problem> {
     let f = filter.cors.as_ref().ok_or_else(|| {
         Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             "filter type CORS without its cors field",
         )
     })?;
@@ -636,7 +641,7 @@ fn cors(filter: &HttpRouteRulesFilters) -> Result<Cors, Problem> {
         // characters or whitespace could only be a mistake.
         if origin.is_empty() || origin.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!("cors.allowOrigins: {origin:?} is not an origin"),
             ));
         }
@@ -645,7 +650,7 @@ fn cors(filter: &HttpRouteRulesFilters) -> Result<Cors, Problem> {
         None => None,
         Some(age) => Some(u32::try_from(age).map_err(|_| {
             Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!("cors.maxAge {age} must not be negative"),
             )
         })?),
@@ -671,14 +676,14 @@ fn mirror(
 ) -> Result<Option<Mirror>, Problem> {
     let f = filter.request_mirror.as_ref().ok_or_else(|| {
         Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             "filter type RequestMirror without its requestMirror field",
         )
     })?;
     let per_million = match (&f.fraction, f.percent) {
         (Some(_), Some(_)) => {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 "requestMirror takes fraction or percent, not both",
             ));
         }
@@ -686,7 +691,7 @@ fn mirror(
             let denominator = fraction.denominator.unwrap_or(100);
             if denominator <= 0 || fraction.numerator < 0 || fraction.numerator > denominator {
                 return Err(Problem::new(
-                    "UnsupportedValue",
+                    reason::UNSUPPORTED_VALUE,
                     "requestMirror.fraction must be from 0 to 1 with a positive denominator",
                 ));
             }
@@ -695,7 +700,7 @@ fn mirror(
         (None, Some(percent)) if (0..=100).contains(&percent) => Some(percent as u32 * 10_000),
         (None, Some(_)) => {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 "requestMirror.percent must be from 0 to 100",
             ));
         }
@@ -761,7 +766,7 @@ fn backend_filters(
     for filter in backend.filters.iter().flatten() {
         let missing = || {
             Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!(
                     "backendRef filter type {:?} without its field",
                     filter.r#type
@@ -785,7 +790,7 @@ fn backend_filters(
             }
             ref other => {
                 return Err(Problem::new(
-                    "UnsupportedValue",
+                    reason::UNSUPPORTED_VALUE,
                     format!(
                         "backendRef filter type {other:?} is not supported; header modifiers are, and rule filters"
                     ),
@@ -807,14 +812,14 @@ fn apply_filter(
 ) -> Result<(), Problem> {
     let missing = |what: &str| {
         Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!("filter type {what} without its {what} field"),
         )
     };
     let prefix_rewrite = |replacement: String| -> Result<PathRewrite, Problem> {
         let matched = matched_prefix.ok_or_else(|| {
             Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 "ReplacePrefixMatch needs a PathPrefix match",
             )
         })?;
@@ -865,7 +870,7 @@ fn apply_filter(
                 c @ (301 | 302 | 303 | 307 | 308) => c as u16,
                 other => {
                     return Err(Problem::new(
-                        "UnsupportedValue",
+                        reason::UNSUPPORTED_VALUE,
                         format!("redirect statusCode {other} is not supported"),
                     ));
                 }
@@ -902,7 +907,7 @@ fn apply_filter(
         }
         ref other => {
             return Err(Problem::new(
-                "UnsupportedValue",
+                reason::UNSUPPORTED_VALUE,
                 format!("filter type {other:?} is not supported yet"),
             ));
         }
@@ -922,7 +927,7 @@ pub fn resolve_backend(
     let kind = backend.kind.as_deref().unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
         return Err(Problem::new(
-            "InvalidKind",
+            reason::INVALID_KIND,
             format!("backendRef kind {group}/{kind} is not supported; use a Service"),
         ));
     }
@@ -939,20 +944,23 @@ pub fn resolve_backend(
     });
     if !permitted {
         return Err(Problem::new(
-            "RefNotPermitted",
+            reason::REF_NOT_PERMITTED,
             format!("Service {label} is in another namespace and no ReferenceGrant allows it"),
         ));
     }
-    let service = index
-        .service(ns, &backend.name)
-        .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
+    let service = index.service(ns, &backend.name).ok_or_else(|| {
+        Problem::new(
+            reason::BACKEND_NOT_FOUND,
+            format!("Service {label} not found"),
+        )
+    })?;
     let spec = service.spec.as_ref();
     // The Gateway API says implementations SHOULD NOT support ExternalName
     // Services: the name may point anywhere outside the cluster (CVE-2021-25740).
     // Refused, never silently routed to nothing.
     if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return Err(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!(
                 "Service {label} is of type ExternalName, which gantry does not route to \
                  (the Gateway API advises against it: the name may lead outside the cluster)"
@@ -961,7 +969,7 @@ pub fn resolve_backend(
     }
     let port = backend.port.ok_or_else(|| {
         Problem::new(
-            "BackendNotFound",
+            reason::BACKEND_NOT_FOUND,
             format!("backendRef to Service {label} needs a port"),
         )
     })?;
@@ -972,7 +980,7 @@ pub fn resolve_backend(
         .and_then(|ports| ports.iter().find(|p| p.port == port))
         .ok_or_else(|| {
             Problem::new(
-                "BackendNotFound",
+                reason::BACKEND_NOT_FOUND,
                 format!("Service {label} has no port {port}"),
             )
         })?;
@@ -985,7 +993,7 @@ pub fn resolve_backend(
         // does not configure.
         Some(p @ ("kubernetes.io/wss" | "https")) => {
             return Err(Problem::new(
-                "UnsupportedProtocol",
+                reason::UNSUPPORTED_PROTOCOL,
                 format!(
                     "Service {label} port {port} has appProtocol {p}, which needs TLS to the \
                      backend; gantry speaks plain HTTP to Services"

@@ -7,7 +7,7 @@ use gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRulesBackendRefs};
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::conditions::Problem;
+use super::conditions::{Problem, reason};
 use super::httproute::resolve_backend;
 use super::index::Index;
 use crate::ir::{Cluster, TcpForward, WeightedCluster};
@@ -134,7 +134,7 @@ pub fn translate(route: &L4Route<'_>, index: &Index<'_>) -> TranslatedL4Route {
     // A connection carries nothing to choose a rule by.
     let [rule] = route.rules.as_slice() else {
         out.unsupported = Some(Problem::new(
-            "UnsupportedValue",
+            reason::UNSUPPORTED_VALUE,
             format!(
                 "a {} needs exactly one rule; this one has {}",
                 route.kind,

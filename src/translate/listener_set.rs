@@ -13,11 +13,11 @@ use std::ops::Range;
 
 use gateway_api::gateways::{Gateway, GatewayAllowedListenersNamespacesFrom, GatewayListeners};
 use gateway_api::listenersets::{ListenerSet, ListenerSetListeners};
-use serde_json::json;
 
-use super::conditions::{Condition, Problem};
+use super::conditions::{Condition, Problem, condition_type, reason};
 use super::gateway::{self, ListenerOrigin, ListenerState};
 use super::index::Index;
+use super::status::GatewayStatus;
 use super::{GATEWAY_GROUP, GatewayState, ObjectStatus, object_status};
 use crate::resources::Resources;
 
@@ -128,8 +128,8 @@ fn join(
     let kind = parent.kind.as_deref().unwrap_or("Gateway");
     if group != GATEWAY_GROUP || kind != "Gateway" {
         return refused(
-            "Invalid",
-            "Invalid",
+            reason::INVALID,
+            reason::INVALID,
             format!("parentRef names a {group}/{kind}; a ListenerSet's parent must be a Gateway"),
         );
     }
@@ -254,7 +254,10 @@ fn listener_state(
                 ..Default::default()
             };
             let mut state = gateway::validate_listener(&placeholder, origin.clone(), set_ns, index);
-            state.accepted = Some(Problem::new("Invalid", format!("listener not usable: {e}")));
+            state.accepted = Some(Problem::new(
+                reason::INVALID,
+                format!("listener not usable: {e}"),
+            ));
             state
         }
     }
@@ -301,14 +304,14 @@ fn set_status(s: &SetOutcome<'_>, gateways: &[GatewayState<'_>]) -> ObjectStatus
             Vec::new(),
             vec![
                 Condition::new(
-                    "Accepted",
+                    condition_type::ACCEPTED,
                     false,
                     problem.reason,
                     &problem.message,
                     generation,
                 ),
                 Condition::new(
-                    "Programmed",
+                    condition_type::PROGRAMMED,
                     false,
                     programmed_reason,
                     &problem.message,
@@ -323,30 +326,36 @@ fn set_status(s: &SetOutcome<'_>, gateways: &[GatewayState<'_>]) -> ObjectStatus
             let conditions = if valid == 0 {
                 let message = "no listener of the ListenerSet is valid";
                 vec![
-                    Condition::new("Accepted", false, "ListenersNotValid", message, generation),
                     Condition::new(
-                        "Programmed",
+                        condition_type::ACCEPTED,
                         false,
-                        "ListenersNotValid",
+                        reason::LISTENERS_NOT_VALID,
+                        message,
+                        generation,
+                    ),
+                    Condition::new(
+                        condition_type::PROGRAMMED,
+                        false,
+                        reason::LISTENERS_NOT_VALID,
                         message,
                         generation,
                     ),
                 ]
             } else {
                 let (reason, message) = if invalid == 0 {
-                    ("Accepted", "ListenerSet accepted".to_string())
+                    (reason::ACCEPTED, "ListenerSet accepted".to_string())
                 } else {
                     (
-                        "ListenersNotValid",
+                        reason::LISTENERS_NOT_VALID,
                         format!("{invalid} of {} listeners are not valid", listeners.len()),
                     )
                 };
                 vec![
-                    Condition::new("Accepted", true, reason, message, generation),
+                    Condition::new(condition_type::ACCEPTED, true, reason, message, generation),
                     Condition::new(
-                        "Programmed",
+                        condition_type::PROGRAMMED,
                         true,
-                        "Programmed",
+                        reason::PROGRAMMED,
                         "listeners programmed into the parent Gateway's Envoy snapshot",
                         generation,
                     ),
@@ -361,9 +370,10 @@ fn set_status(s: &SetOutcome<'_>, gateways: &[GatewayState<'_>]) -> ObjectStatus
             )
         }
     };
-    let mut status = json!({ "conditions": conditions });
-    if !listeners.is_empty() {
-        status["listeners"] = json!(listeners);
-    }
+    let status = GatewayStatus {
+        conditions,
+        listeners: (!listeners.is_empty()).then_some(listeners),
+        attached_listener_sets: None,
+    };
     object_status::<ListenerSet>(s.set, status)
 }

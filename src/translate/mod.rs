@@ -14,6 +14,7 @@ pub mod index;
 pub mod l4route;
 pub mod listener_set;
 pub mod policy;
+pub mod status;
 pub mod tls_names;
 
 use std::borrow::Cow;
@@ -23,9 +24,8 @@ use std::collections::BTreeMap;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
-use serde_json::json;
 
-use self::conditions::Problem;
+use self::conditions::{Problem, reason};
 use self::gateway::{ListenerOrigin, ListenerState, Protocol};
 use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
@@ -64,7 +64,7 @@ pub struct ObjectRef {
 
 pub fn object_status<K: kube::Resource<DynamicType = ()>>(
     object: &K,
-    status: serde_json::Value,
+    status: impl Serialize,
 ) -> ObjectStatus {
     ObjectStatus {
         api_version: K::api_version(&()).into_owned(),
@@ -73,8 +73,14 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
             namespace: object.meta().namespace.clone(),
             name: object.meta().name.clone().unwrap_or_default(),
         },
-        status,
+        status: status_value(status),
     }
+}
+
+/// A status as the JSON the writers compare and store (it has only string keys,
+/// so serializing cannot fail).
+fn status_value(status: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(status).unwrap_or_default()
 }
 
 /// One managed Gateway while routes are being attached.
@@ -136,7 +142,7 @@ fn parent_of<'s, 'g>(
                 },
             ),
             Outcome::Refused { problem, .. } => Parent::Detached(Problem::new(
-                "NoMatchingParent",
+                reason::NO_MATCHING_PARENT,
                 format!(
                     "ListenerSet {namespace}/{} is not attached to its Gateway: {}",
                     parent.name, problem.message
@@ -155,7 +161,7 @@ fn parent_of<'s, 'g>(
     match found {
         Some(state) => match &state.refused {
             Some(refused) => Parent::Detached(Problem::new(
-                "NoMatchingParent",
+                reason::NO_MATCHING_PARENT,
                 format!("Gateway {} is not accepted: {}", state.key, refused.message),
             )),
             None => Parent::Found(state, ListenerOrigin::Gateway),
@@ -418,7 +424,7 @@ fn attach_route(
         }
     }
     (!parents.is_empty()).then(|| {
-        let mut status = object_status(route, json!({ "parents": parents }));
+        let mut status = object_status(route, status::RouteStatus { parents });
         if http_like.grpc.is_some() {
             status.kind = "GRPCRoute".to_string();
         }
@@ -498,7 +504,7 @@ fn attach_l4_route(
             namespace: route.meta.namespace.clone(),
             name: route.meta.name.clone().unwrap_or_default(),
         },
-        status: json!({ "parents": parents }),
+        status: status_value(status::RouteStatus { parents }),
     })
 }
 
@@ -542,12 +548,12 @@ fn free_l4_names(
     }
     if taken.is_empty() {
         return Err(conditions::Problem::new(
-            "NoMatchingListenerHostname",
+            reason::NO_MATCHING_LISTENER_HOSTNAME,
             "no listener hostname intersects the route's hostnames",
         ));
     }
     Err(conditions::Problem::new(
-        "UnsupportedValue",
+        reason::UNSUPPORTED_VALUE,
         format!(
             "a TCP listener or an SNI name goes to one route, the oldest: {}",
             taken.join(", ")

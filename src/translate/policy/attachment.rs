@@ -17,15 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::gateways::Gateway;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
-use serde_json::{Value, json};
 
 use crate::api::shared::{
     LocalPolicyTargetReferenceWithSectionName, TargetNamespaceFrom, TargetSelector,
 };
 use crate::resources::Resources;
-use crate::translate::conditions::{Condition, Problem};
+use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 use crate::translate::gateway::{ListenerOrigin, ListenerState};
 use crate::translate::index::{CrossRef, Index};
+use crate::translate::status::{ParentReference, PolicyAncestorStatus, PolicyStatus};
 use crate::translate::{ENVOY_GATEWAY_GROUP, GATEWAY_GROUP};
 
 /// A Gateway as a policy target.
@@ -163,18 +163,16 @@ impl Ancestor {
         }
     }
 
-    /// The Gateway API ParentReference JSON.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "group": GATEWAY_GROUP,
-            "kind": self.kind_name(),
-            "namespace": self.namespace,
-            "name": self.name,
-        });
-        if let Some(section) = &self.section {
-            v["sectionName"] = json!(section);
+    /// The Gateway API ParentReference status names it by.
+    pub fn parent_reference(&self) -> ParentReference {
+        ParentReference {
+            group: GATEWAY_GROUP.to_string(),
+            kind: self.kind_name().to_string(),
+            namespace: Some(self.namespace.clone()),
+            name: self.name.clone(),
+            section_name: self.section.clone(),
+            port: None,
         }
-        v
     }
 
     /// "Gateway default/eg" (or ListenerSet), without the listener.
@@ -689,7 +687,7 @@ pub fn accepted_conditions(
 ) -> Vec<Condition> {
     if let Err(problem) = settings {
         return vec![Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             false,
             problem.reason,
             &problem.message,
@@ -697,17 +695,17 @@ pub fn accepted_conditions(
         )];
     }
     let mut conditions = vec![Condition::new(
-        "Accepted",
+        condition_type::ACCEPTED,
         true,
-        "Accepted",
+        reason::ACCEPTED,
         "Policy has been accepted.",
         generation,
     )];
     if let Some(message) = overridden {
         conditions.push(Condition::new(
-            "Overridden",
+            condition_type::OVERRIDDEN,
             true,
-            "Overridden",
+            reason::OVERRIDDEN,
             message,
             generation,
         ));
@@ -725,14 +723,20 @@ pub fn warning_condition(
     let reason = if warnings.len() == 1 {
         reason
     } else {
-        &"MultipleWarnings"
+        &reason::MULTIPLE_WARNINGS
     };
     let message = warnings
         .iter()
         .map(|(_, m)| m.as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    Some(Condition::new("Warning", true, reason, message, generation))
+    Some(Condition::new(
+        condition_type::WARNING,
+        true,
+        reason,
+        message,
+        generation,
+    ))
 }
 
 /// The most `ancestors[]` entries a PolicyStatus may hold (Gateway API's CRD limit).
@@ -746,7 +750,7 @@ pub fn ancestors_status(
     mut entries: Vec<(Ancestor, Vec<Condition>)>,
     controller: &str,
     generation: Option<i64>,
-) -> Vec<Value> {
+) -> PolicyStatus {
     if entries.len() > MAX_POLICY_ANCESTORS {
         let has = |conditions: &[Condition], type_: &str, status: &str| {
             conditions
@@ -754,9 +758,9 @@ pub fn ancestors_status(
                 .any(|c| c.type_ == type_ && c.status == status)
         };
         let rank = |conditions: &[Condition]| {
-            if has(conditions, "Accepted", "False") {
+            if has(conditions, condition_type::ACCEPTED, "False") {
                 0
-            } else if has(conditions, "Overridden", "True") {
+            } else if has(conditions, condition_type::OVERRIDDEN, "True") {
                 1
             } else {
                 2
@@ -773,9 +777,9 @@ pub fn ancestors_status(
         entries.truncate(MAX_POLICY_ANCESTORS);
         if let Some((_, conditions)) = entries.last_mut() {
             conditions.push(Condition::new(
-                "Aggregated",
+                condition_type::AGGREGATED,
                 true,
-                "Aggregated",
+                reason::AGGREGATED,
                 format!(
                     "Ancestors have been truncated because the number of policy ancestors exceeds {MAX_POLICY_ANCESTORS}."
                 ),
@@ -783,16 +787,15 @@ pub fn ancestors_status(
             ));
         }
     }
-    entries
+    let ancestors = entries
         .into_iter()
-        .map(|(ancestor, conditions)| {
-            json!({
-                "ancestorRef": ancestor.to_json(),
-                "controllerName": controller,
-                "conditions": conditions,
-            })
+        .map(|(ancestor, conditions)| PolicyAncestorStatus {
+            ancestor_ref: ancestor.parent_reference(),
+            controller_name: controller.to_string(),
+            conditions,
         })
-        .collect()
+        .collect();
+    PolicyStatus { ancestors }
 }
 
 #[cfg(test)]
@@ -943,7 +946,10 @@ mod tests {
                 None
             ]
         );
-        assert_eq!(resolved[0].ancestor().to_json()["kind"], "ListenerSet");
+        assert_eq!(
+            resolved[0].ancestor().parent_reference().kind,
+            "ListenerSet"
+        );
     }
 
     #[test]
@@ -987,7 +993,7 @@ mod tests {
         assert!(p.overridden_listeners(&claims, 4, &gateways).is_empty());
         assert!(p.overridden_listeners(&claims, 1, &gateways).is_empty());
 
-        let rejected = BTreeMap::from([(1, Problem::new("Invalid", "no"))]);
+        let rejected = BTreeMap::from([(1, Problem::new(reason::INVALID, "no"))]);
         let p = precedence(&claims, &rank, &gateways, &rejected);
         assert_eq!(p.effective[&(0, 1)], 2);
         assert!(matches!(p.verdicts[1], Verdict::Rejected(_)));

@@ -9,7 +9,7 @@ use crate::api::backend_traffic_policy as api;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::backend_settings::UNSUPPORTED;
+use super::backend_settings::unsupported;
 use super::fields::{bytes_u32, duration, invalid, parse_cidr, regex};
 
 /// Envoy Gateway's retry when `retryOn` is unset: connection failures, refused
@@ -357,10 +357,6 @@ fn fault(f: &api::FaultInjection) -> Result<ir::FaultInjection, Problem> {
     Ok(ir::FaultInjection { delay, abort })
 }
 
-fn unsupported(field: &str, why: &str) -> Problem {
-    Problem::new(UNSUPPORTED, format!("{field}: {why}"))
-}
-
 /// Local rate limits. Global ones need a rate limit service, which gantry does
 /// not run: refused, as Envoy Gateway refuses them when its rate limit service
 /// is not enabled.
@@ -601,6 +597,7 @@ fn value_match(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::conditions::reason::UNSUPPORTED;
 
     fn spec(yaml: &str) -> api::BackendTrafficPolicySpec {
         serde_saphyr::from_str(&format!(

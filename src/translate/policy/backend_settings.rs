@@ -10,8 +10,7 @@ use crate::translate::conditions::Problem;
 
 use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
 
-/// Reason of the condition for a field gantry does not program.
-pub const UNSUPPORTED: &str = "Unsupported";
+pub use crate::translate::conditions::reason::UNSUPPORTED;
 
 pub(super) fn unsupported(field: &str, why: &str) -> Problem {
     Problem::new(UNSUPPORTED, format!("{field}: {why}"))

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::gateways::Gateway;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::attachment::{
     self, Ancestor, AncestorKind, PolicyInfo, PolicyTargets, Resolved, Verdict, ancestors_status,
@@ -23,10 +23,9 @@ use super::attachment::{
 use super::backend_settings::convert;
 use crate::api::BackendTrafficPolicy;
 use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType, check_values};
-use crate::api::reference_spellings::NOT_IN_SCHEMA;
 use crate::ir::BackendPolicy;
 use crate::resources::Resources;
-use crate::translate::conditions::{Condition, Problem};
+use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 use crate::translate::gateway::ListenerState;
 use crate::translate::index::Index;
 use crate::translate::{ObjectStatus, object_status};
@@ -116,7 +115,7 @@ impl Outcome {
         json_merge(&mut base, spec_json(&self.specs[narrow]), merge);
         let invalid = |e: &dyn std::fmt::Display| {
             Problem::new(
-                "Invalid",
+                reason::INVALID,
                 format!("merged over the Gateway-level policy it is not valid: {e}"),
             )
         };
@@ -237,7 +236,7 @@ pub fn apply(
             .iter()
             .map(|s| match s {
                 Ok((spec, _)) => convert(spec),
-                Err(e) => Err(Problem::new("Invalid", e.clone())),
+                Err(e) => Err(Problem::new(reason::INVALID, e.clone())),
             })
             .collect(),
         ..Outcome::default()
@@ -337,7 +336,7 @@ pub fn apply(
         }
         outcome.status.push(object_status::<BackendTrafficPolicy>(
             policy,
-            json!({ "ancestors": ancestors_status(ancestors, controller, generation) }),
+            ancestors_status(ancestors, controller, generation),
         ));
     }
     outcome
@@ -523,23 +522,29 @@ fn merged_over(
 
 fn merged_condition(with: &[String], generation: Option<i64>) -> Condition {
     Condition::new(
-        "Merged",
+        condition_type::MERGED,
         true,
-        "Merged",
+        reason::MERGED,
         format!("merged with: {}", with.join(", ")),
         generation,
     )
 }
 
 fn not_found(message: &str, generation: Option<i64>) -> Condition {
-    Condition::new("Accepted", false, "TargetNotFound", message, generation)
+    Condition::new(
+        condition_type::ACCEPTED,
+        false,
+        reason::TARGET_NOT_FOUND,
+        message,
+        generation,
+    )
 }
 
 fn conflicted(winner: &str, target: &str, generation: Option<i64>) -> Condition {
     Condition::new(
-        "Accepted",
+        condition_type::ACCEPTED,
         false,
-        "Conflicted",
+        reason::CONFLICTED,
         format!(
             "{KIND} {winner} is older and already targets {target}; only one policy may target it"
         ),
@@ -549,7 +554,7 @@ fn conflicted(winner: &str, target: &str, generation: Option<i64>) -> Condition 
 
 fn refused(problem: &Problem, generation: Option<i64>) -> Condition {
     Condition::new(
-        "Accepted",
+        condition_type::ACCEPTED,
         false,
         problem.reason,
         &problem.message,
@@ -596,10 +601,12 @@ fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
         );
     }
     if !deprecated.is_empty() {
-        warnings.push(("DeprecatedField", deprecated.join("; ")));
+        warnings.push((reason::DEPRECATED_FIELD, deprecated.join("; ")));
     }
     match spec.in_schema_spelling() {
-        Ok((_, notes)) if !notes.is_empty() => warnings.push((NOT_IN_SCHEMA, notes.join("; "))),
+        Ok((_, notes)) if !notes.is_empty() => {
+            warnings.push((reason::NOT_IN_SCHEMA, notes.join("; ")))
+        }
         _ => {}
     }
     warnings
@@ -608,6 +615,7 @@ fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn merges_replace_fields_and_strategic_merges_extend_scalar_lists() {

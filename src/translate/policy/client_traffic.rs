@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 
 use gateway_api::gateways::Gateway;
-use serde_json::json;
 
 use super::attachment::{
     self, Ancestor, Claim, GatewayTarget, PolicyInfo, PolicyTargets, Resolved, Scope, Verdict,
@@ -28,7 +27,7 @@ use crate::api::ClientTrafficPolicy;
 use crate::api::client_traffic_policy as api;
 use crate::ir;
 use crate::resources::Resources;
-use crate::translate::conditions::{Condition, Problem};
+use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 use crate::translate::gateway::ListenerState;
 use crate::translate::index::Index;
 use crate::translate::{ObjectStatus, object_status};
@@ -158,9 +157,9 @@ pub fn apply(
             .map(|(e, entry)| {
                 let mut conditions = match entry {
                     Resolved::NotFound { message, .. } => vec![Condition::new(
-                        "Accepted",
+                        condition_type::ACCEPTED,
                         false,
-                        "TargetNotFound",
+                        reason::TARGET_NOT_FOUND,
                         message,
                         generation,
                     )],
@@ -196,7 +195,7 @@ pub fn apply(
             .collect();
         outcome.status.push(object_status::<ClientTrafficPolicy>(
             policy,
-            json!({ "ancestors": ancestors_status(ancestors, controller, generation) }),
+            ancestors_status(ancestors, controller, generation),
         ));
     }
     outcome
@@ -214,9 +213,9 @@ fn attached_conditions(
 ) -> Vec<Condition> {
     match verdict {
         Verdict::Conflicted { winner } => vec![Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             false,
-            "Conflicted",
+            reason::CONFLICTED,
             format!(
                 "ClientTrafficPolicy {} is older and already targets {}; only one policy may target it",
                 infos[*winner].key(),
@@ -225,7 +224,7 @@ fn attached_conditions(
             generation,
         )],
         Verdict::Rejected(problem) => vec![Condition::new(
-            "Accepted",
+            condition_type::ACCEPTED,
             false,
             problem.reason,
             &problem.message,
@@ -291,7 +290,7 @@ fn split_ports(
                 refused.insert(
                     claim,
                     Problem::new(
-                        "Invalid",
+                        reason::INVALID,
                         format!(
                             "{} shares port {port} with listener(s) {}: they are one Envoy listener, so a \
                              ClientTrafficPolicy must target all of them or the whole Gateway \
@@ -362,7 +361,7 @@ fn warnings(spec: &api::ClientTrafficPolicySpec) -> Vec<(&'static str, String)> 
     deprecated.sort();
     if !deprecated.is_empty() {
         out.push((
-            "DeprecatedField",
+            reason::DEPRECATED_FIELD,
             deprecated
                 .iter()
                 .map(|(old, new)| format!("{old} is deprecated, use {new} instead"))

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use crate::api::shared::{self as shared_api, quantity_bytes};
 use crate::ir;
-use crate::translate::conditions::Problem;
+use crate::translate::conditions::{Problem, reason};
 
 /// An `Invalid` problem naming the field.
 pub fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
-    Problem::new("Invalid", format!("{field}: {why}"))
+    Problem::new(reason::INVALID, format!("{field}: {why}"))
 }
 
 pub fn duration(

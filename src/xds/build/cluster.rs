@@ -40,7 +40,10 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         )),
         per_connection_buffer_limit_bytes: Some(buffer_limit(settings.buffer_limit)),
         circuit_breakers: Some(circuit_breakers(
-            settings.circuit_breaker.as_ref().unwrap_or(&Default::default()),
+            settings
+                .circuit_breaker
+                .as_ref()
+                .unwrap_or(&Default::default()),
         )),
         // As Envoy Gateway: an endpoint EDS removes leaves at once, without
         // waiting for a health check to fail it.
