@@ -21,6 +21,12 @@ impl ThreeBackends {
     }
 
     pub fn objects(&self) -> String {
+        self.objects_in_zones([None; 3])
+    }
+
+    /// The objects, with each endpoint in its zone (EndpointSlice
+    /// `endpoints[].zone`) when it has one.
+    pub fn objects_in_zones(&self, zones: [Option<&str>; 3]) -> String {
         let mut out = "apiVersion: v1
 kind: Service
 metadata: {name: backend, namespace: default}
@@ -28,7 +34,7 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 "
         .to_string();
-        for (i, b) in self.backends.iter().enumerate() {
+        for (i, (b, zone)) in self.backends.iter().zip(zones).enumerate() {
             out.push_str(&format!(
                 "---
 apiVersion: discovery.k8s.io/v1
@@ -44,6 +50,9 @@ endpoints:
 ",
                 b.port
             ));
+            if let Some(zone) = zone {
+                out.push_str(&format!("    zone: {zone}\n"));
+            }
         }
         out
     }
