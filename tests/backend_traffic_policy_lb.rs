@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::backends::{ThreeBackends, backend_route, get, policy};
+use common::backends::{ThreeBackends, accepted, backend_route, get, policy};
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, write_objects};
 
@@ -208,12 +208,9 @@ fn weighted_zones_send_traffic_by_zone_weight_and_prefer_local_is_refused() {
     // preferLocal is refused (its route answers 500) and says why.
     let (status, _, _) = common::http_get(port, "prefer-local.example.com", "/");
     assert_eq!(status, 500);
-    let status = gantry
-        .status_of("BackendTrafficPolicy", "default", "prefer-local")
-        .expect("status");
-    let conditions = &status["ancestors"][0]["conditions"];
+    let (condition, status) = accepted(&gantry, "prefer-local");
     assert_eq!(
-        common::condition(conditions, "Accepted"),
+        condition,
         Some(("False".to_string(), "Unsupported".to_string())),
         "{status:#}"
     );

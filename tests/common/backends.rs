@@ -3,6 +3,7 @@
 //! names the endpoint that answered.
 
 use super::echo::EchoBackend;
+use super::gantry_process::Gantry;
 use super::objects::route_with_rules;
 
 /// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
@@ -87,6 +88,18 @@ metadata: {{name: {name}, namespace: default}}
 spec:
   targetRefs: [{{group: gateway.networking.k8s.io, kind: {kind}, name: {route}}}]
 {spec}"
+    )
+}
+
+/// The Accepted condition (status, reason) of BackendTrafficPolicy
+/// `default/name` on its first ancestor, and the whole status for messages.
+pub fn accepted(gantry: &Gantry, name: &str) -> (Option<(String, String)>, serde_json::Value) {
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", name)
+        .expect("status");
+    (
+        super::condition(&status["ancestors"][0]["conditions"], "Accepted"),
+        status,
     )
 }
 
