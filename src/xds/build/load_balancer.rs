@@ -25,22 +25,30 @@ pub(super) fn apply(out: &mut cluster::Cluster, settings: &ir::BackendSettings) 
     let default = ir::LoadBalancer::LeastRequest { slow_start: None };
     let lb = settings.load_balancer.as_ref().unwrap_or(&default);
     let weighted_zones = !settings.zone_weights.is_empty();
-    let needs_extension = weighted_zones
-        || !settings.endpoint_override_headers.is_empty()
-        || matches!(lb, ir::LoadBalancer::BackendUtilization(_));
-    if !needs_extension {
-        classic(out, lb);
+    let overridden = !settings.endpoint_override_headers.is_empty();
+    if !weighted_zones
+        && !overridden
+        && let Some((policy, config)) = classic(lb)
+    {
+        out.lb_policy = policy as i32;
+        out.lb_config = config;
         return;
     }
     let mut policy = extension(lb, weighted_zones);
-    if !settings.endpoint_override_headers.is_empty() {
+    if overridden {
         policy = endpoint_override(&settings.endpoint_override_headers, policy);
     }
     out.load_balancing_policy = Some(policy);
 }
 
-/// The classic `lb_policy` and `lb_config` (every type but BackendUtilization).
-fn classic(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
+/// The classic `lb_policy` and `lb_config` of the type; None for the one that
+/// exists only as an extension (BackendUtilization).
+fn classic(
+    lb: &ir::LoadBalancer,
+) -> Option<(
+    cluster::cluster::LbPolicy,
+    Option<cluster::cluster::LbConfig>,
+)> {
     use cluster::cluster::{
         LbConfig, LbPolicy, LeastRequestLbConfig, MaglevLbConfig, RoundRobinLbConfig,
         SlowStartConfig,
@@ -51,35 +59,33 @@ fn classic(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
             ..Default::default()
         })
     };
-    match lb {
-        ir::LoadBalancer::RoundRobin { slow_start: window } => {
-            out.lb_policy = LbPolicy::RoundRobin as i32;
-            out.lb_config = window.is_some().then(|| {
+    Some(match lb {
+        ir::LoadBalancer::RoundRobin { slow_start: window } => (
+            LbPolicy::RoundRobin,
+            window.is_some().then(|| {
                 LbConfig::RoundRobinLbConfig(RoundRobinLbConfig {
                     slow_start_config: slow_start(window),
                 })
-            });
-        }
-        ir::LoadBalancer::LeastRequest { slow_start: window } => {
-            out.lb_policy = LbPolicy::LeastRequest as i32;
-            out.lb_config = window.is_some().then(|| {
+            }),
+        ),
+        ir::LoadBalancer::LeastRequest { slow_start: window } => (
+            LbPolicy::LeastRequest,
+            window.is_some().then(|| {
                 LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
                     slow_start_config: slow_start(window),
                     ..Default::default()
                 })
-            });
-        }
-        ir::LoadBalancer::Random => out.lb_policy = LbPolicy::Random as i32,
-        ir::LoadBalancer::ConsistentHash { table_size } => {
-            out.lb_policy = LbPolicy::Maglev as i32;
-            out.lb_config = Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
+            }),
+        ),
+        ir::LoadBalancer::Random => (LbPolicy::Random, None),
+        ir::LoadBalancer::ConsistentHash { table_size } => (
+            LbPolicy::Maglev,
+            Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
                 table_size: Some(UInt64Value { value: *table_size }),
-            }));
-        }
-        ir::LoadBalancer::BackendUtilization(_) => {
-            unreachable!("client-side weighted round robin exists only as an extension")
-        }
-    }
+            })),
+        ),
+        ir::LoadBalancer::BackendUtilization(_) => return None,
+    })
 }
 
 /// A policy of one extension.
