@@ -1,5 +1,7 @@
 //! BackendTrafficPolicy fields -> [`ir::BackendPolicy`]: the cluster half
-//! (load balancing, ...) and the route half (hash policies, ...). Every value is
+//! (circuit breaker, timeouts, connections, ...; load balancing in
+//! [`super::load_balancer`], health checks in [`super::backend_health`]) and the
+//! route half (in [`super::backend_route_settings`]). Every value is
 //! checked and the first problem names its field. A field gantry does not program
 //! into Envoy yet makes the policy `Accepted=False` (reason `Unsupported`), naming
 //! the field: never accepted and ignored.
