@@ -644,6 +644,8 @@ pub struct RouteBackendSettings {
     pub compressors: Vec<Compressor>,
     /// Responses replaced by Envoy's own, the first that matches.
     pub response_overrides: Vec<ResponseOverride>,
+    /// The backends' load reports (ORCA response headers) are kept from clients.
+    pub strip_load_reports: bool,
 }
 
 /// Which responses are replaced, and by what.
@@ -864,6 +866,9 @@ pub struct Endpoint {
     pub port: u16,
     /// EndpointSlice conditions.ready; not-ready endpoints are left out of load balancing.
     pub ready: bool,
+    /// The EndpointSlice's zone of the endpoint: its locality in Envoy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What a BackendTrafficPolicy asks of the clusters of the routes it applies to.
@@ -874,6 +879,14 @@ pub struct Endpoint {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct BackendSettings {
     pub load_balancer: Option<LoadBalancer>,
+    /// Request headers naming the endpoint (`ip:port`) a request goes to when
+    /// the cluster has it; requests without one are balanced as usual.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_override_headers: Vec<String>,
+    /// Share of the traffic by endpoint zone (locality-weighted balancing);
+    /// zones not listed weigh 1, a weight of 0 takes no traffic.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub zone_weights: BTreeMap<String, u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Time to establish a backend connection; None: gantry's default (10s).
@@ -1057,6 +1070,33 @@ pub enum LoadBalancer {
     ConsistentHash {
         table_size: u64,
     },
+    /// Client-side weighted round robin, weighing endpoints by the load they
+    /// report (ORCA).
+    BackendUtilization(BackendUtilization),
+}
+
+/// Client-side weighted round robin settings; None: Envoy's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackendUtilization {
+    pub blackout_period: Option<std::time::Duration>,
+    pub weight_expiration_period: Option<std::time::Duration>,
+    pub weight_update_period: Option<std::time::Duration>,
+    /// Weight taken off per error, in percent of the utilization.
+    pub error_utilization_penalty_percent: Option<u32>,
+    /// ORCA named metrics that stand for the utilization.
+    pub metric_names: Vec<String>,
+    pub slow_start: Option<std::time::Duration>,
+    /// Load reports over a gRPC stream to each endpoint instead of in responses.
+    pub out_of_band: Option<OutOfBandReporting>,
+}
+
+/// Where and how often endpoints report their load out of band.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OutOfBandReporting {
+    pub reporting_period: Option<std::time::Duration>,
+    /// The endpoints' reporting port; None: the endpoint's own port.
+    pub port: Option<u16>,
+    pub authority: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

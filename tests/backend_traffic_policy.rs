@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::backends::{ThreeBackends, backend_route, get, policy};
+use common::backends::{ThreeBackends, accepted, backend_route, get, policy};
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, write_objects};
 
@@ -103,21 +103,16 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
     // The policy gantry cannot program: its route answers 500, and it says why.
     let (status, _, _) = common::http_get(port, "module.example.com", "/");
     assert_eq!(status, 500);
-    let status = gantry
-        .status_of("BackendTrafficPolicy", "default", "module")
-        .expect("status");
-    let conditions = &status["ancestors"][0]["conditions"];
-    let (accepted, reason) = common::condition(conditions, "Accepted").expect("Accepted");
+    let (condition, status) = accepted(&gantry, "module");
     assert_eq!(
-        (accepted.as_str(), reason.as_str()),
-        ("False", "Unsupported")
+        condition,
+        Some(("False".to_string(), "Unsupported".to_string())),
+        "{status:#}"
     );
     for name in ["rr", "header", "cookie"] {
-        let status = gantry
-            .status_of("BackendTrafficPolicy", "default", name)
-            .expect("status");
+        let (condition, status) = accepted(&gantry, name);
         assert_eq!(
-            common::condition(&status["ancestors"][0]["conditions"], "Accepted"),
+            condition,
             Some(("True".to_string(), "Accepted".to_string())),
             "{name}: {status:#}"
         );

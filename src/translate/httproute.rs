@@ -1035,6 +1035,7 @@ pub fn resolve_backend(
                     address: address.clone(),
                     port: endpoint_port,
                     ready,
+                    zone: endpoint.zone.clone(),
                 });
             }
         }

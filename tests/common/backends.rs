@@ -3,6 +3,7 @@
 //! names the endpoint that answered.
 
 use super::echo::EchoBackend;
+use super::gantry_process::Gantry;
 use super::objects::route_with_rules;
 
 /// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
@@ -21,6 +22,12 @@ impl ThreeBackends {
     }
 
     pub fn objects(&self) -> String {
+        self.objects_in_zones([None; 3])
+    }
+
+    /// The objects, with each endpoint in its zone (EndpointSlice
+    /// `endpoints[].zone`) when it has one.
+    pub fn objects_in_zones(&self, zones: [Option<&str>; 3]) -> String {
         let mut out = "apiVersion: v1
 kind: Service
 metadata: {name: backend, namespace: default}
@@ -28,7 +35,7 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 "
         .to_string();
-        for (i, b) in self.backends.iter().enumerate() {
+        for (i, (b, zone)) in self.backends.iter().zip(zones).enumerate() {
             out.push_str(&format!(
                 "---
 apiVersion: discovery.k8s.io/v1
@@ -44,6 +51,9 @@ endpoints:
 ",
                 b.port
             ));
+            if let Some(zone) = zone {
+                out.push_str(&format!("    zone: {zone}\n"));
+            }
         }
         out
     }
@@ -78,6 +88,18 @@ metadata: {{name: {name}, namespace: default}}
 spec:
   targetRefs: [{{group: gateway.networking.k8s.io, kind: {kind}, name: {route}}}]
 {spec}"
+    )
+}
+
+/// The Accepted condition (status, reason) of BackendTrafficPolicy
+/// `default/name` on its first ancestor, and the whole status for messages.
+pub fn accepted(gantry: &Gantry, name: &str) -> (Option<(String, String)>, serde_json::Value) {
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", name)
+        .expect("status");
+    (
+        super::condition(&status["ancestors"][0]["conditions"], "Accepted"),
+        status,
     )
 }
 

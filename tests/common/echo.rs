@@ -5,7 +5,8 @@
 //! [`EchoBackend::start_failing`] answers 500 to its first requests instead, to
 //! show retries; [`EchoBackend::start_failing_every_other`] fails every other one;
 //! [`EchoBackend::status`] switches a running backend to failing (every request
-//! answered with that status) and back (0).
+//! answered with that status) and back (0); [`EchoBackend::extra_headers`] adds
+//! headers to every response (a backend reporting its load, say).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,8 @@ pub struct EchoBackend {
     /// When not 0, every request is answered with this status (and still
     /// recorded); set it at run time to make the backend fail or recover.
     pub status: Arc<AtomicU16>,
+    /// Headers added to every response; set at run time.
+    pub extra_headers: Arc<Mutex<Vec<(String, String)>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -54,6 +57,8 @@ impl EchoBackend {
         let forced = Arc::new(AtomicU16::new(0));
         let (backend_name, stop_flag, seen) = (name.to_string(), stop.clone(), requests.clone());
         let forced_status = forced.clone();
+        let extra_headers = Arc::new(Mutex::new(Vec::new()));
+        let extra = extra_headers.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop_flag.load(Ordering::Relaxed) {
@@ -61,10 +66,14 @@ impl EchoBackend {
                 }
                 let Ok(stream) = stream else { continue };
                 let (name, seen, failures) = (backend_name.clone(), seen.clone(), failures.clone());
-                let forced = forced_status.clone();
-                std::thread::spawn(move || {
-                    serve_connection(stream, &name, &seen, &failures, status, &forced)
-                });
+                let reply = Reply {
+                    name,
+                    failures,
+                    failure_status: status,
+                    forced: forced_status.clone(),
+                    extra_headers: extra.clone(),
+                };
+                std::thread::spawn(move || serve_connection(stream, &seen, &reply));
             }
         });
         EchoBackend {
@@ -72,6 +81,7 @@ impl EchoBackend {
             port,
             requests,
             status: forced,
+            extra_headers,
             stop,
         }
     }
@@ -105,14 +115,23 @@ impl Drop for EchoBackend {
     }
 }
 
-fn serve_connection(
-    stream: TcpStream,
-    name: &str,
-    seen: &Mutex<Vec<Vec<String>>>,
-    failures: &Failing,
+/// How a backend answers: its name, its failures, and the headers it adds.
+struct Reply {
+    name: String,
+    failures: Arc<Failing>,
     failure_status: u16,
-    forced: &AtomicU16,
-) {
+    forced: Arc<AtomicU16>,
+    extra_headers: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+fn serve_connection(stream: TcpStream, seen: &Mutex<Vec<Vec<String>>>, answer: &Reply) {
+    let Reply {
+        name,
+        failures,
+        failure_status,
+        forced,
+        extra_headers,
+    } = answer;
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -174,6 +193,13 @@ fn serve_connection(
             .filter(|(k, _)| k.eq_ignore_ascii_case("x-echo-set-header"))
             .filter_map(|(_, v)| v.trim().split_once(':'))
             .map(|(k, v)| format!("{}: {}\r\n", k.trim(), v.trim()))
+            .chain(
+                extra_headers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\r\n")),
+            )
             .collect();
         let response = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n{asked}\r\n{reply}",

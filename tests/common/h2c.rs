@@ -1,7 +1,8 @@
 //! A bare HTTP/2 client over cleartext TCP with prior knowledge, writing and
 //! reading frames itself: for tests that look at what a server advertises
 //! (SETTINGS, WINDOW_UPDATE) and that do what a client library never would, such
-//! as opening more concurrent streams than the server allows.
+//! as opening more concurrent streams than the server allows. [`Connection::accept`]
+//! is the server side of the same, for tiny servers that Envoy calls.
 //!
 //! Requests go out as HPACK literals without indexing or Huffman coding; of a
 //! response only a `:status` from HPACK's static table is decoded.
@@ -14,6 +15,7 @@ pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
+pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
 pub const WINDOW_UPDATE: u8 = 0x8;
 
@@ -116,6 +118,20 @@ impl Connection {
         let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         preface.extend(frame(SETTINGS, 0, 0, &[]));
         socket.write_all(&preface)?;
+        Ok(Connection {
+            socket,
+            buffer: Vec::new(),
+            received: Vec::new(),
+        })
+    }
+
+    /// The server side of a connection a client opened: reads the client's
+    /// preface and sends an empty SETTINGS frame. Reads time out after `timeout`.
+    pub fn accept(mut socket: TcpStream, timeout: Duration) -> std::io::Result<Connection> {
+        socket.set_read_timeout(Some(timeout))?;
+        let mut preface = [0u8; 24];
+        socket.read_exact(&mut preface)?;
+        socket.write_all(&frame(SETTINGS, 0, 0, &[]))?;
         Ok(Connection {
             socket,
             buffer: Vec::new(),

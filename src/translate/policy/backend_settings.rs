@@ -1,5 +1,7 @@
 //! BackendTrafficPolicy fields -> [`ir::BackendPolicy`]: the cluster half
-//! (load balancing, ...) and the route half (hash policies, ...). Every value is
+//! (circuit breaker, timeouts, connections, ...; load balancing in
+//! [`super::load_balancer`], health checks in [`super::backend_health`]) and the
+//! route half (in [`super::backend_route_settings`]). Every value is
 //! checked and the first problem names its field. A field gantry does not program
 //! into Envoy yet makes the policy `Accepted=False` (reason `Unsupported`), naming
 //! the field: never accepted and ignored.
@@ -16,17 +18,12 @@ pub(super) fn unsupported(field: &str, why: &str) -> Problem {
     Problem::new(UNSUPPORTED, format!("{field}: {why}"))
 }
 
-/// Envoy Gateway's default Maglev table size.
-const DEFAULT_TABLE_SIZE: u64 = 65537;
-
 /// Validates a policy's values into IR settings.
 pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy, Problem> {
     refuse_unprogrammed(spec)?;
     let mut policy = ir::BackendPolicy::default();
     if let Some(lb) = &spec.load_balancer {
-        let (cluster, hash) = load_balancer(lb)?;
-        policy.cluster.load_balancer = Some(cluster);
-        policy.route.hash = hash;
+        super::load_balancer::convert(lb, &mut policy)?;
     }
     if let Some(cb) = &spec.circuit_breaker {
         let (breaker, max_requests_per_connection) = circuit_breaker(cb)?;
@@ -202,18 +199,12 @@ fn connection(
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 6] = [
+    let set: [(&str, bool); 5] = [
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
         ("spec.httpUpgrade", spec.http_upgrade.is_some()),
         ("spec.telemetry", spec.telemetry.is_some()),
         ("spec.routingType", spec.routing_type.is_some()),
-        (
-            "spec.loadBalancer.zoneAware",
-            spec.load_balancer
-                .as_ref()
-                .is_some_and(|lb| lb.zone_aware.is_some()),
-        ),
     ];
     match set.iter().find(|(_, is_set)| *is_set) {
         Some((field, _)) => Err(unsupported(
@@ -224,115 +215,11 @@ fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Probl
     }
 }
 
-fn load_balancer(
-    lb: &api::LoadBalancer,
-) -> Result<(ir::LoadBalancer, Vec<ir::HashPolicy>), Problem> {
-    use api::LoadBalancerType as T;
-    let slow_start = lb
-        .slow_start
-        .as_ref()
-        .map(|s| {
-            duration(
-                "spec.loadBalancer.slowStart.window",
-                &Some(s.window.clone()),
-            )
-        })
-        .transpose()?
-        .flatten();
-    if lb.endpoint_override.is_some() {
-        return Err(unsupported(
-            "spec.loadBalancer.endpointOverride",
-            "gantry does not program this field into Envoy yet",
-        ));
-    }
-    Ok(match lb.type_ {
-        T::RoundRobin => (ir::LoadBalancer::RoundRobin { slow_start }, Vec::new()),
-        T::LeastRequest => (ir::LoadBalancer::LeastRequest { slow_start }, Vec::new()),
-        T::Random => (ir::LoadBalancer::Random, Vec::new()),
-        T::ConsistentHash => {
-            let hash = lb
-                .consistent_hash
-                .as_ref()
-                .ok_or_else(|| invalid("spec.loadBalancer.consistentHash", "required"))?;
-            consistent_hash(hash)?
-        }
-        T::BackendUtilization => {
-            return Err(unsupported(
-                "spec.loadBalancer.type",
-                "BackendUtilization needs backends that report their load (ORCA); gantry does not program it yet",
-            ));
-        }
-        T::DynamicModule => {
-            return Err(unsupported(
-                "spec.loadBalancer.dynamicModule",
-                "a dynamic-module load balancer needs the module loaded into Envoy, which gantry does not do",
-            ));
-        }
-    })
-}
-
-fn consistent_hash(
-    hash: &api::ConsistentHash,
-) -> Result<(ir::LoadBalancer, Vec<ir::HashPolicy>), Problem> {
-    use api::ConsistentHashType as T;
-    let table_size = hash.table_size.unwrap_or(DEFAULT_TABLE_SIZE);
-    if !is_prime(table_size) {
-        return Err(invalid(
-            "spec.loadBalancer.consistentHash.tableSize",
-            format!("{table_size} is not a prime number, as Maglev needs"),
-        ));
-    }
-    let names = |list: &Option<Vec<api::NamedField>>| -> Vec<String> {
-        list.iter().flatten().map(|f| f.name.clone()).collect()
-    };
-    let policies = match hash.type_ {
-        T::SourceIp => vec![ir::HashPolicy::SourceIp],
-        T::Header => hash
-            .header
-            .iter()
-            .map(|h| ir::HashPolicy::Header(h.name.clone()))
-            .collect(),
-        T::Headers => names(&hash.headers)
-            .into_iter()
-            .map(ir::HashPolicy::Header)
-            .collect(),
-        T::QueryParams => names(&hash.query_params)
-            .into_iter()
-            .map(ir::HashPolicy::QueryParameter)
-            .collect(),
-        T::Cookie => {
-            let cookie = hash
-                .cookie
-                .as_ref()
-                .ok_or_else(|| invalid("spec.loadBalancer.consistentHash.cookie", "required"))?;
-            vec![ir::HashPolicy::Cookie {
-                name: cookie.name.clone(),
-                ttl: duration("spec.loadBalancer.consistentHash.cookie.ttl", &cookie.ttl)?,
-                path: cookie.path.clone(),
-                attributes: cookie
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            }]
-        }
-    };
-    Ok((ir::LoadBalancer::ConsistentHash { table_size }, policies))
-}
-
-fn is_prime(n: u64) -> bool {
-    n >= 2
-        && (2..)
-            .take_while(|d| d * d <= n)
-            .all(|d| !n.is_multiple_of(d))
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn problem(yaml: &str) -> Problem {
+    pub(in crate::translate::policy) fn problem(yaml: &str) -> Problem {
         let spec: api::BackendTrafficPolicySpec = serde_saphyr::from_str(&format!(
             "targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: eg}}]\n{yaml}"
         ))
@@ -342,21 +229,6 @@ mod tests {
 
     #[test]
     fn bad_and_unprogrammed_values_name_their_field() {
-        let p = problem(
-            "loadBalancer: {type: ConsistentHash, consistentHash: {type: SourceIP, tableSize: 65536}}",
-        );
-        assert_eq!(p.reason, "Invalid");
-        assert!(
-            p.message
-                .starts_with("spec.loadBalancer.consistentHash.tableSize"),
-            "{}",
-            p.message
-        );
-        let p = problem(
-            "loadBalancer: {type: DynamicModule, dynamicModule: {name: m, lbPolicyName: x}}",
-        );
-        assert_eq!(p.reason, UNSUPPORTED);
-        assert!(p.message.contains("module"), "{}", p.message);
         let p = problem("dns: {respectDnsTtl: true}");
         assert_eq!(p.reason, UNSUPPORTED);
         assert!(
@@ -403,11 +275,5 @@ mod tests {
             assert_eq!(p.reason, "Invalid", "{yaml}: {}", p.message);
             assert!(p.message.starts_with(field), "{yaml}: {}", p.message);
         }
-    }
-
-    #[test]
-    fn primes() {
-        assert!(is_prime(65537) && is_prime(5000011) && is_prime(2));
-        assert!(!is_prime(65536) && !is_prime(1) && !is_prime(0));
     }
 }

@@ -11,3 +11,4 @@ pub mod backend_traffic;
 pub mod client_settings;
 pub mod client_traffic;
 pub mod fields;
+pub mod load_balancer;

@@ -1,6 +1,8 @@
 //! Clusters (EDS, one per cluster key), the HTTP version they speak to their
 //! backends, and their endpoints.
 
+use std::collections::BTreeMap;
+
 use envoy_types::pb::envoy::config::cluster::v3 as cluster;
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
@@ -61,13 +63,7 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         }),
         ..Default::default()
     };
-    // Without a policy's loadBalancer, Envoy Gateway's default: LeastRequest (Envoy's
-    // own is round robin), so swapping Envoy Gateway for gantry keeps the balancing.
-    let default = ir::LoadBalancer::LeastRequest { slow_start: None };
-    load_balancer(
-        &mut out,
-        settings.load_balancer.as_ref().unwrap_or(&default),
-    );
+    super::load_balancer::apply(&mut out, settings);
     super::health_check::apply(&mut out, c);
     if let Some(version) = settings.proxy_protocol {
         out.transport_socket = Some(upstream_proxy_protocol(version));
@@ -126,48 +122,6 @@ fn preconnect_policy(p: &ir::Preconnect) -> cluster::cluster::PreconnectPolicy {
         per_upstream_preconnect_ratio: ratio(p.per_endpoint_percent),
         predictive_preconnect_ratio: ratio(p.predictive_percent),
         ..Default::default()
-    }
-}
-
-/// How the cluster picks an endpoint (a BackendTrafficPolicy's loadBalancer).
-fn load_balancer(out: &mut cluster::Cluster, lb: &ir::LoadBalancer) {
-    use cluster::cluster::{
-        LbConfig, LbPolicy, LeastRequestLbConfig, MaglevLbConfig, RoundRobinLbConfig,
-        SlowStartConfig,
-    };
-    let slow_start = |window: &Option<std::time::Duration>| {
-        window.map(|w| SlowStartConfig {
-            slow_start_window: Some(duration(w)),
-            ..Default::default()
-        })
-    };
-    match lb {
-        ir::LoadBalancer::RoundRobin { slow_start: window } => {
-            out.lb_policy = LbPolicy::RoundRobin as i32;
-            out.lb_config = window.is_some().then(|| {
-                LbConfig::RoundRobinLbConfig(RoundRobinLbConfig {
-                    slow_start_config: slow_start(window),
-                })
-            });
-        }
-        ir::LoadBalancer::LeastRequest { slow_start: window } => {
-            out.lb_policy = LbPolicy::LeastRequest as i32;
-            out.lb_config = window.is_some().then(|| {
-                LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
-                    slow_start_config: slow_start(window),
-                    ..Default::default()
-                })
-            });
-        }
-        ir::LoadBalancer::Random => out.lb_policy = LbPolicy::Random as i32,
-        ir::LoadBalancer::ConsistentHash { table_size } => {
-            out.lb_policy = LbPolicy::Maglev as i32;
-            out.lb_config = Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
-                table_size: Some(envoy_types::pb::google::protobuf::UInt64Value {
-                    value: *table_size,
-                }),
-            }));
-        }
     }
 }
 
@@ -262,31 +216,41 @@ fn backend_http2(h2: Option<&ir::Http2Settings>) -> core::Http2ProtocolOptions {
 
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
     let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
-    let lb_endpoints: Vec<endpoint::LbEndpoint> = c
-        .endpoints
-        .iter()
-        .filter(|e| e.ready)
-        .map(|e| endpoint::LbEndpoint {
-            host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
-                endpoint::Endpoint {
-                    address: Some(socket_address(&e.address, e.port)),
-                    health_check_config: health_check_config.clone(),
-                    ..Default::default()
-                },
-            )),
-            ..Default::default()
-        })
-        .collect();
+    // One locality per zone; endpoints without one share a locality of no zone.
+    let mut by_zone: BTreeMap<Option<&str>, Vec<endpoint::LbEndpoint>> = BTreeMap::new();
+    for e in c.endpoints.iter().filter(|e| e.ready) {
+        by_zone
+            .entry(e.zone.as_deref())
+            .or_default()
+            .push(endpoint::LbEndpoint {
+                host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
+                    endpoint::Endpoint {
+                        address: Some(socket_address(&e.address, e.port)),
+                        health_check_config: health_check_config.clone(),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            });
+    }
+    let zone_weights = &c.key.settings.zone_weights;
     endpoint::ClusterLoadAssignment {
         cluster_name: c.name.clone(),
-        endpoints: if lb_endpoints.is_empty() {
-            Vec::new()
-        } else {
-            vec![endpoint::LocalityLbEndpoints {
+        endpoints: by_zone
+            .into_iter()
+            .map(|(zone, lb_endpoints)| endpoint::LocalityLbEndpoints {
+                locality: zone.map(|zone| core::Locality {
+                    zone: zone.to_string(),
+                    ..Default::default()
+                }),
+                load_balancing_weight: super::load_balancer::zone_weight(
+                    zone_weights,
+                    zone.unwrap_or_default(),
+                ),
                 lb_endpoints,
                 ..Default::default()
-            }]
-        },
+            })
+            .collect(),
         ..Default::default()
     }
 }

@@ -11,6 +11,7 @@ mod connection;
 mod hcm;
 mod health_check;
 mod listener;
+mod load_balancer;
 mod route;
 mod route_filters;
 mod secret;

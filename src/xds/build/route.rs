@@ -14,6 +14,7 @@ use super::common::{
     string_match,
 };
 use super::hcm::CORS_FILTER;
+use super::load_balancer::LOAD_REPORT_HEADERS;
 use super::route_filters;
 use crate::ir;
 
@@ -136,7 +137,21 @@ fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
             .chain((!r.backend.compressors.is_empty()).then(|| "accept-encoding".to_string()))
             .collect(),
         response_headers_to_add: header_options(&r.response_headers),
-        response_headers_to_remove: r.response_headers.remove.clone(),
+        // With client-side weighted round robin, as Envoy Gateway: the backends'
+        // load reports are for Envoy, not the clients (unless the policy keeps them).
+        response_headers_to_remove: r
+            .response_headers
+            .remove
+            .iter()
+            .cloned()
+            .chain(
+                r.backend
+                    .strip_load_reports
+                    .then(|| LOAD_REPORT_HEADERS.map(String::from))
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect(),
         typed_per_filter_config: r
             .cors
             .iter()
