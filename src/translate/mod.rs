@@ -19,7 +19,7 @@ pub mod tls_names;
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
@@ -185,12 +185,57 @@ impl Default for Options {
     }
 }
 
+/// Translation runs in passes over each managed Gateway: its listeners (with
+/// the ListenerSets that join it), route attachment, one pass per policy kind,
+/// assembly into IR, then status.
 pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let index = Index::new(resources);
     let mut status = Vec::new();
-    let classes = gateway::managed_classes(resources, options, &mut status);
 
-    let mut gateways: Vec<GatewayState> = resources
+    let classes = gateway::managed_classes(resources, options, &mut status);
+    let mut gateways = managed_gateways(resources, &classes, &index);
+    let sets = listener_set::attach(resources, &mut gateways, &index);
+
+    let routes = Routes::new(resources);
+    let attached = attach_routes(&routes, &mut gateways, &sets, &index, options);
+
+    let client_policies =
+        client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
+    let backend_policies =
+        backend_traffic_pass(resources, &mut gateways, &routes, &sets, &index, options);
+
+    let ir = assemble(
+        &gateways,
+        &attached.rules,
+        &client_policies,
+        &backend_policies,
+    );
+
+    for (i, state) in gateways.iter().enumerate() {
+        let attached_sets = listener_set::allows_any(state.gateway)
+            .then(|| sets.accepted_count(i, &state.listeners));
+        status.push(gateway::gateway_status(
+            state.gateway,
+            &state.listeners,
+            attached_sets,
+            state.refused.as_ref(),
+            &index,
+        ));
+    }
+    status.extend(sets.status(&gateways));
+    status.extend(attached.status);
+    status.extend(client_policies.status);
+    status.extend(backend_policies.status);
+    Translated { ir, status }
+}
+
+/// The Gateways of the GatewayClasses gantry manages, with their own listeners.
+fn managed_gateways<'a>(
+    resources: &'a Resources,
+    classes: &BTreeSet<String>,
+    index: &Index<'_>,
+) -> Vec<GatewayState<'a>> {
+    resources
         .gateways
         .iter()
         .filter(|g| classes.contains(&g.spec.gateway_class_name))
@@ -203,122 +248,166 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
                     g.metadata.name.as_deref().unwrap_or("")
                 ),
                 gateway: g,
-                listeners: gateway::listeners(g, &index, refused.is_some()),
+                listeners: gateway::listeners(g, index, refused.is_some()),
                 refused,
                 attachments: Vec::new(),
                 l4_forwards: BTreeMap::new(),
                 l4_clusters: Vec::new(),
             }
         })
-        .collect();
-    let sets = listener_set::attach(resources, &mut gateways, &index);
+        .collect()
+}
 
-    // GRPCRoutes join the HTTPRoutes as the HTTPRoutes they amount to.
-    let http_like: Vec<HttpLikeRoute> = (resources.http_routes.iter())
-        .map(|route| HttpLikeRoute {
-            route: Cow::Borrowed(route),
-            // Keyed as Resources keys them: an object without a namespace is in
-            // "default".
-            extras: resources
-                .http_route_extras
-                .get(&(
-                    route
-                        .metadata
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| "default".into()),
-                    route.metadata.name.clone().unwrap_or_default(),
-                ))
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-            grpc: None,
-        })
-        .chain(resources.grpc_routes.iter().map(HttpLikeRoute::grpc))
-        .collect();
-    let mut route_rules: Vec<Option<TranslatedRules>> = Vec::new();
-    let mut route_status = Vec::new();
-    for (route_index, route) in http_like.iter().enumerate() {
-        route_rules.push(None);
+/// Every route, in two views: HTTP-like (HTTPRoutes, and GRPCRoutes as the
+/// HTTPRoutes they amount to) and L4 (TCPRoutes and TLSRoutes). Policies and
+/// attachment index routes by their place here, HTTP-like first.
+struct Routes<'a> {
+    http_like: Vec<HttpLikeRoute<'a>>,
+    l4: Vec<L4Route<'a>>,
+}
+
+impl<'a> Routes<'a> {
+    fn new(resources: &'a Resources) -> Self {
+        let http_like = (resources.http_routes.iter())
+            .map(|route| HttpLikeRoute {
+                route: Cow::Borrowed(route),
+                // Keyed as Resources keys them: an object without a namespace is
+                // in "default".
+                extras: resources
+                    .http_route_extras
+                    .get(&(
+                        route
+                            .metadata
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".into()),
+                        route.metadata.name.clone().unwrap_or_default(),
+                    ))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                grpc: None,
+            })
+            .chain(resources.grpc_routes.iter().map(HttpLikeRoute::grpc))
+            .collect();
+        let l4 = (resources.tcp_routes.iter().map(L4Route::from))
+            .chain(resources.tls_routes.iter().map(L4Route::from))
+            .collect();
+        Routes { http_like, l4 }
+    }
+}
+
+/// What route attachment leaves: each HTTP-like route's translated rules (None
+/// for a route attached nowhere), and the routes' status.
+struct Attached {
+    rules: Vec<Option<TranslatedRules>>,
+    status: Vec<ObjectStatus>,
+}
+
+/// Attaches every route to the listeners it may use: HTTP-like routes in order,
+/// L4 routes oldest first (an older route keeps a contested name).
+fn attach_routes(
+    routes: &Routes<'_>,
+    gateways: &mut [GatewayState<'_>],
+    sets: &ListenerSets<'_>,
+    index: &Index<'_>,
+    options: &Options,
+) -> Attached {
+    let mut attached = Attached {
+        rules: Vec::new(),
+        status: Vec::new(),
+    };
+    for (route_index, route) in routes.http_like.iter().enumerate() {
+        attached.rules.push(None);
         if let Some(s) = attach_route(
             route,
             route_index,
-            &mut gateways,
-            &sets,
-            &index,
+            gateways,
+            sets,
+            index,
             options,
-            &mut route_rules,
+            &mut attached.rules,
         ) {
-            route_status.push(s);
+            attached.status.push(s);
         }
     }
-
-    let l4_routes: Vec<L4Route> = (resources.tcp_routes.iter().map(L4Route::from))
-        .chain(resources.tls_routes.iter().map(L4Route::from))
-        .collect();
-    for route_index in l4route::by_age(&l4_routes) {
-        let route = &l4_routes[route_index];
-        if let Some(s) = attach_l4_route(route, &mut gateways, &sets, &index, options) {
-            route_status.push(s);
+    for route_index in l4route::by_age(&routes.l4) {
+        let route = &routes.l4[route_index];
+        if let Some(s) = attach_l4_route(route, gateways, sets, index, options) {
+            attached.status.push(s);
         }
     }
+    attached
+}
 
+/// ClientTrafficPolicies: the settings of each listener.
+fn client_traffic_pass(
+    resources: &Resources,
+    gateways: &[GatewayState<'_>],
+    route_rules: &[Option<TranslatedRules>],
+    index: &Index<'_>,
+    options: &Options,
+) -> policy::client_traffic::Outcome {
     let managed: Vec<policy::client_traffic::ManagedGateway<'_>> = gateways
         .iter()
         .map(|g| policy::client_traffic::ManagedGateway {
             gateway: g.gateway,
             listeners: &g.listeners,
             http10_default_hosts: (0..g.listeners.len())
-                .map(|l| http10_default_host(g, &route_rules, l))
+                .map(|l| http10_default_host(g, route_rules, l))
                 .collect(),
         })
         .collect();
-    let client_policies =
-        policy::client_traffic::apply(resources, &managed, &index, &options.controller_name);
+    policy::client_traffic::apply(resources, &managed, index, &options.controller_name)
+}
 
-    let route_targets = backend_route_targets(&http_like, &l4_routes, &gateways, &sets);
-    let backend_policies = {
-        let managed: Vec<(&Gateway, &[ListenerState])> = gateways
-            .iter()
-            .map(|g| (g.gateway, g.listeners.as_slice()))
-            .collect();
-        policy::backend_traffic::apply(
-            resources,
-            &managed,
-            &route_targets,
-            &index,
-            &options.controller_name,
-        )
-    };
-    drop(route_targets);
+/// BackendTrafficPolicies: which one is in force on each route rule. TCP and
+/// TLS forwards take theirs here; HTTP routes at assembly.
+fn backend_traffic_pass(
+    resources: &Resources,
+    gateways: &mut [GatewayState<'_>],
+    routes: &Routes<'_>,
+    sets: &ListenerSets<'_>,
+    index: &Index<'_>,
+    options: &Options,
+) -> policy::backend_traffic::Outcome {
+    let route_targets = backend_route_targets(&routes.http_like, &routes.l4, gateways, sets);
+    let managed: Vec<(&Gateway, &[ListenerState])> = gateways
+        .iter()
+        .map(|g| (g.gateway, g.listeners.as_slice()))
+        .collect();
+    let outcome = policy::backend_traffic::apply(
+        resources,
+        &managed,
+        &route_targets,
+        index,
+        &options.controller_name,
+    );
+    drop(managed);
     for (i, state) in gateways.iter_mut().enumerate() {
-        apply_backend_policies_to_l4(i, state, &l4_routes, http_like.len(), &backend_policies);
+        apply_backend_policies_to_l4(i, state, &routes.l4, routes.http_like.len(), &outcome);
     }
+    outcome
+}
 
+/// One GatewayIr per managed Gateway.
+fn assemble(
+    gateways: &[GatewayState<'_>],
+    route_rules: &[Option<TranslatedRules>],
+    client_policies: &policy::client_traffic::Outcome,
+    backend_policies: &policy::backend_traffic::Outcome,
+) -> Ir {
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {
-        let attached_sets = listener_set::allows_any(state.gateway)
-            .then(|| sets.accepted_count(i, &state.listeners));
-        status.push(gateway::gateway_status(
-            state.gateway,
-            &state.listeners,
-            attached_sets,
-            state.refused.as_ref(),
-            &index,
-        ));
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         let backend = |listener: usize, route: usize, rule: usize| {
             backend_policies.in_force(i, listener, route, rule)
         };
         ir.gateways.insert(
             state.key.clone(),
-            gateway_ir(state, &route_rules, client, &backend),
+            gateway_ir(state, route_rules, client, &backend),
         );
     }
-    status.extend(sets.status(&gateways));
-    status.extend(route_status);
-    status.extend(client_policies.status);
-    status.extend(backend_policies.status);
-    Translated { ir, status }
+    ir
 }
 
 /// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
