@@ -26,6 +26,7 @@ pub mod fake_kube;
 pub mod gantry_process;
 pub mod h2c;
 pub mod objects;
+pub mod websocket;
 
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);
