@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::backends::{Running, one_policy, policy, route_to, serve};
@@ -20,7 +22,7 @@ fn stats_with(envoy: &mut common::EnvoyProcess, part: &str) -> String {
 }
 
 #[test]
-fn websocket_passes_by_default_and_where_listed_and_is_refused_where_only_another_upgrade_is() {
+fn websocket_passes_by_default_and_where_listed_is_refused_elsewhere_and_connect_tunnels() {
     let port = common::free_port();
     let backend = common::websocket::start_backend();
     let _running = start(
@@ -28,11 +30,18 @@ fn websocket_passes_by_default_and_where_listed_and_is_refused_where_only_anothe
         "btp-upgrade",
         &[
             service("ws", backend),
+            service("tunnel", common::echo::tcp_backend("tunnel-end")),
             route_to("default", "default.example.com", "ws"),
             route_to("listed", "listed.example.com", "ws"),
             route_to("spdy", "spdy.example.com", "ws"),
+            route_to("connect", "connect.example.com", "tunnel"),
             policy("listed", "listed", "  httpUpgrade: [{type: websocket}]\n"),
             policy("spdy", "spdy", "  httpUpgrade: [{type: spdy/3.1}]\n"),
+            policy(
+                "connect",
+                "connect",
+                "  httpUpgrade: [{type: CONNECT, connect: {terminate: true}}]\n",
+            ),
         ],
     );
     // Envoy refuses an upgrade the route does not allow with 403 (all three
@@ -48,6 +57,24 @@ fn websocket_passes_by_default_and_where_listed_and_is_refused_where_only_anothe
         assert!(status.starts_with("HTTP/1.1 101"), "{host}: {status}");
         assert!(!echoed.is_empty(), "{host}");
     }
+    // A terminated CONNECT: Envoy answers 200 itself and relays raw bytes
+    // between the client and the backend (which writes its name).
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(
+            b"CONNECT connect.example.com:80 HTTP/1.1\r\nHost: connect.example.com:80\r\n\r\n",
+        )
+        .unwrap();
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        received.starts_with("HTTP/1.1 200") && received.ends_with("tunnel-end"),
+        "{received}"
+    );
 }
 
 #[test]
