@@ -210,13 +210,11 @@ fn route_stat_name(pattern: &str) -> Result<(), Problem> {
 mod tests {
     use super::*;
 
+    use crate::translate::policy::fields::testing::{assert_problems, spec};
+
     fn policy(yaml: &str) -> Result<ir::BackendPolicy, Problem> {
-        let spec: api::BackendTrafficPolicySpec = serde_saphyr::from_str(&format!(
-            "targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: eg}}]\n{yaml}"
-        ))
-        .unwrap();
         let mut out = ir::BackendPolicy::default();
-        convert(&spec, &mut out).map(|()| out)
+        convert(&spec(yaml), &mut out).map(|()| out)
     }
 
     #[test]
@@ -242,7 +240,7 @@ mod tests {
 
     #[test]
     fn problems_name_their_field() {
-        for (yaml, reason, field) in [
+        let cases = [
             (
                 "bandwidthLimit: {response: {limit: {value: 1000, unit: Second}}}",
                 "Invalid",
@@ -273,11 +271,8 @@ mod tests {
                 "Unsupported",
                 "spec.telemetry.tracing",
             ),
-        ] {
-            let p = policy(yaml).unwrap_err();
-            assert_eq!(p.reason, reason, "{yaml}: {}", p.message);
-            assert!(p.message.starts_with(field), "{yaml}: {}", p.message);
-        }
+        ];
+        assert_problems(&cases, |yaml| policy(yaml).map(drop));
     }
 
     #[test]
