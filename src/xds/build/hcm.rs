@@ -91,28 +91,18 @@ pub(super) fn http_connection_manager(
         false,
     );
     // Bandwidth limiters after the rate limiter, as in Envoy Gateway.
-    let bandwidth_limiters = [
-        (
-            route_filters::BANDWIDTH_LIMIT_REQUEST_FILTER,
-            (|r: &ir::Route| {
-                r.backend
-                    .bandwidth_limit
-                    .as_ref()
-                    .is_some_and(|b| b.request_kibps.is_some())
-            }) as fn(&ir::Route) -> bool,
-        ),
-        (
-            route_filters::BANDWIDTH_LIMIT_RESPONSE_FILTER,
-            |r: &ir::Route| {
-                r.backend
-                    .bandwidth_limit
-                    .as_ref()
-                    .is_some_and(|b| b.response_kibps.is_some())
-            },
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(name, uses)| route_filter(name, uses, route_filters::hcm_bandwidth_limit, true));
+    let request_bandwidth = route_filter(
+        route_filters::BANDWIDTH_LIMIT_REQUEST_FILTER,
+        |r| (r.backend.bandwidth_limit.as_ref()).is_some_and(|b| b.request_kibps.is_some()),
+        route_filters::hcm_bandwidth_limit,
+        true,
+    );
+    let response_bandwidth = route_filter(
+        route_filters::BANDWIDTH_LIMIT_RESPONSE_FILTER,
+        |r| (r.backend.bandwidth_limit.as_ref()).is_some_and(|b| b.response_kibps.is_some()),
+        route_filters::hcm_bandwidth_limit,
+        true,
+    );
     // Compressors last before the router (as in Envoy Gateway), disabled: each
     // route switches on its own.
     let compressors = route_filters::hcm_compressors(route_config)
@@ -148,7 +138,8 @@ pub(super) fn http_connection_manager(
             .chain(cors)
             .chain(buffer)
             .chain(local_rate_limit)
-            .chain(bandwidth_limiters)
+            .chain(request_bandwidth)
+            .chain(response_bandwidth)
             .chain(compressors)
             .chain([hcm::HttpFilter {
                 name: "envoy.filters.http.router".to_string(),

@@ -1,6 +1,7 @@
 //! HTTP filters that a route switches on with its own configuration
 //! (typed_per_filter_config): fault injection, request buffering, local rate
-//! limiting and response compression, from a BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
+//! limiting, bandwidth limiting and response compression, from a
+//! BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
 //! only when one of its routes uses it.
 
 use envoy_types::pb::envoy::config::core::v3 as core;
