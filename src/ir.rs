@@ -646,6 +646,59 @@ pub struct RouteBackendSettings {
     pub response_overrides: Vec<ResponseOverride>,
     /// The backends' load reports (ORCA response headers) are kept from clients.
     pub strip_load_reports: bool,
+    /// The HTTP/1.1 upgrades the route allows instead of the listener's
+    /// default (WebSocket); None: the default. Empty: none at all.
+    pub upgrades: Option<Vec<Upgrade>>,
+    /// Request and response bandwidth limits.
+    pub bandwidth_limit: Option<BandwidthLimit>,
+    /// The route's stat_prefix: the policy's pattern until the policy is
+    /// applied to a route, then that route's name (see [`RouteStatName`]).
+    pub stat_name: Option<String>,
+}
+
+/// An upgrade a route allows (`Upgrade: <kind>`, or `CONNECT`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Upgrade {
+    pub kind: String,
+    /// For CONNECT: Envoy ends the CONNECT itself and forwards the payload.
+    pub terminate_connect: bool,
+}
+
+impl Upgrade {
+    pub fn is_connect(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("CONNECT")
+    }
+}
+
+/// Bandwidth limits in KiB per second (Envoy's unit; at least 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BandwidthLimit {
+    pub request_kibps: Option<u64>,
+    pub response_kibps: Option<u64>,
+    /// Response trailers with the delays Envoy added, under this prefix
+    /// (Some("") for none); None: no trailers.
+    pub response_trailers: Option<String>,
+}
+
+/// What a route stat name pattern's `%ROUTE_NAME%`, `%ROUTE_NAMESPACE%`,
+/// `%ROUTE_KIND%` and `%ROUTE_RULE_NAME%` stand for.
+pub struct RouteStatName<'a> {
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub rule_name: Option<&'a str>,
+}
+
+impl RouteStatName<'_> {
+    /// The pattern with its operators replaced, as Envoy Gateway does (a rule
+    /// without a name is "-").
+    pub fn expand(&self, pattern: &str) -> String {
+        pattern
+            .replace("%ROUTE_NAME%", self.name)
+            .replace("%ROUTE_NAMESPACE%", self.namespace)
+            .replace("%ROUTE_KIND%", self.kind)
+            .replace("%ROUTE_RULE_NAME%", self.rule_name.unwrap_or("-"))
+    }
 }
 
 /// Which responses are replaced, and by what.
@@ -924,6 +977,28 @@ pub struct BackendSettings {
     /// A PROXY protocol header in front of every backend connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocolVersion>,
+    /// Requests rejected by Envoy, with a probability that grows as the
+    /// backends' success rate falls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_control: Option<AdmissionControl>,
+}
+
+/// Envoy's admission control, as an upstream filter of the cluster (each
+/// None: Envoy's default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AdmissionControl {
+    pub sampling_window: Option<std::time::Duration>,
+    /// Percent.
+    pub min_success_rate: Option<u32>,
+    pub rejection_aggression: Option<u32>,
+    /// Requests per second below which nothing is rejected.
+    pub min_request_rate: Option<u32>,
+    /// Percent.
+    pub max_rejection_percent: Option<u32>,
+    /// HTTP statuses that count as successes (empty: Envoy's default).
+    pub http_success: Vec<u32>,
+    /// gRPC status codes that count as successes (empty: Envoy's default).
+    pub grpc_success: Vec<u32>,
 }
 
 /// Limits on connections and requests to a cluster's backends (its default

@@ -5,48 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::backends::{policy, route_to};
+use common::backends::{one_policy, policy, route_to, serve};
 use common::echo::EchoBackend;
-use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway_with_listeners, service, write_objects};
-
-/// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
-/// its, kept while the value lives.
-struct Running {
-    // Dropped in this order: Envoy, gantry, then their directory.
-    _envoy: common::EnvoyProcess,
-    gantry: Gantry,
-    _dir: tempfile::TempDir,
-}
-
-fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![CLASS.to_string(), gateway_with_listeners("eg", listeners)];
-    all.extend(objects);
-    write_objects(dir.path(), &all);
-    let gantry = Gantry::start(dir.path());
-    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", id));
-    Running {
-        _envoy: envoy,
-        gantry,
-        _dir: dir,
-    }
-}
-
-/// Service "backend" to `backend`, route `name` (host `name.example.com`) to it
-/// under policy `name` with `spec`, and route "plain" (host
-/// `plain.example.com`) to it without one, on a fresh port.
-fn one_policy(backend: &EchoBackend, name: &str, spec: &str) -> (u16, Running) {
-    let port = common::free_port();
-    let objects = vec![
-        service("backend", backend.port),
-        route_to(name, &format!("{name}.example.com"), "backend"),
-        route_to("plain", "plain.example.com", "backend"),
-        policy(name, name, spec),
-    ];
-    let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
-    (port, running)
-}
+use common::objects::service;
 
 fn status(port: u16, host: &str) -> u16 {
     common::http_get(port, host, "/").0

@@ -93,6 +93,7 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
         grpc: true,
         ..key.clone()
     });
+    rules.source.kind = "GRPCRoute";
     for (_, route) in &mut rules.routes {
         if let Some(rest) = route.name.strip_prefix("httproute/") {
             route.name = format!("grpcroute/{rest}");

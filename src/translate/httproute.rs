@@ -62,6 +62,31 @@ pub struct TranslatedRules {
     pub unresolved: Option<Problem>,
     /// Set when the route uses something gantry does not support (Accepted=False).
     pub unsupported: Option<Problem>,
+    /// Which route these are, for the stat names a policy gives its routes.
+    pub source: RouteSource,
+}
+
+/// A route object and the names of its rules.
+pub struct RouteSource {
+    /// HTTPRoute or GRPCRoute.
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    /// By rule index.
+    pub rule_names: Vec<Option<String>>,
+}
+
+impl RouteSource {
+    /// A policy's route stat name pattern for rule `rule` of this route.
+    pub fn stat_name(&self, pattern: &str, rule: usize) -> String {
+        crate::ir::RouteStatName {
+            kind: self.kind,
+            namespace: &self.namespace,
+            name: &self.name,
+            rule_name: self.rule_names.get(rule).and_then(|n| n.as_deref()),
+        }
+        .expand(pattern)
+    }
 }
 
 impl TranslatedRules {
@@ -249,6 +274,14 @@ pub fn translate_rules(
         clusters: Vec::new(),
         unresolved: None,
         unsupported: None,
+        source: RouteSource {
+            kind: "HTTPRoute",
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            rule_names: (route.spec.rules.iter().flatten())
+                .map(|r| r.name.clone())
+                .collect(),
+        },
     };
     let created = route.metadata.creation_timestamp.clone();
     let none = crate::resources::RuleExtras::default();

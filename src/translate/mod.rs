@@ -1028,6 +1028,8 @@ fn route_config(
                 Some(Ok(policy)) => {
                     with_policy = true;
                     apply_backend_policy(&mut route, &policy, &rules.clusters, clusters);
+                    route.backend.stat_name = (route.backend.stat_name.as_deref())
+                        .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
                 }
             }
             routes.push((precedence, route));

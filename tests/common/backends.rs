@@ -4,7 +4,7 @@
 
 use super::echo::EchoBackend;
 use super::gantry_process::Gantry;
-use super::objects::route_with_rules;
+use super::objects::{CLASS, gateway_with_listeners, route_with_rules, write_objects};
 
 /// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
 /// each, since they share 127.0.0.1 and differ by port.
@@ -112,4 +112,42 @@ pub fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(Str
         .expect("x-backend")
         .to_string();
     (backend, response_headers)
+}
+
+/// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
+/// its, kept while the value lives.
+pub struct Running {
+    // Dropped in this order: Envoy, gantry, then their directory.
+    pub envoy: super::EnvoyProcess,
+    pub gantry: Gantry,
+    _dir: tempfile::TempDir,
+}
+
+pub fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![CLASS.to_string(), gateway_with_listeners("eg", listeners)];
+    all.extend(objects);
+    write_objects(dir.path(), &all);
+    let gantry = Gantry::start(dir.path());
+    let envoy = super::spawn_envoy(&gantry.bootstrap("default/eg", "delta", id));
+    Running {
+        envoy,
+        gantry,
+        _dir: dir,
+    }
+}
+
+/// Service "backend" to `backend`, route `name` (host `name.example.com`) to it
+/// under policy `name` with `spec`, and route "plain" (host
+/// `plain.example.com`) to it without one, on a fresh port.
+pub fn one_policy(backend: &EchoBackend, name: &str, spec: &str) -> (u16, Running) {
+    let port = super::free_port();
+    let objects = vec![
+        super::objects::service("backend", backend.port),
+        route_to(name, &format!("{name}.example.com"), "backend"),
+        route_to("plain", "plain.example.com", "backend"),
+        policy(name, name, spec),
+    ];
+    let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
+    (port, running)
 }

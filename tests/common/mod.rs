@@ -27,6 +27,7 @@ pub mod gantry_process;
 pub mod h2c;
 pub mod objects;
 pub mod orca;
+pub mod websocket;
 
 /// How often `wait_until` and friends poll.
 pub const POLL_STEP: Duration = Duration::from_millis(100);

@@ -60,6 +60,7 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         });
     }
     super::backend_route_settings::convert(spec, &mut policy.route)?;
+    super::backend_filters::convert(spec, &mut policy)?;
     Ok(policy)
 }
 
@@ -199,11 +200,7 @@ fn connection(
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 5] = [
-        ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
-        ("spec.admissionControl", spec.admission_control.is_some()),
-        ("spec.httpUpgrade", spec.http_upgrade.is_some()),
-        ("spec.telemetry", spec.telemetry.is_some()),
+    let set: [(&str, bool); 1] = [
         ("spec.routingType", spec.routing_type.is_some()),
     ];
     match set.iter().find(|(_, is_set)| *is_set) {

@@ -181,3 +181,31 @@ pub fn parse_cidr(text: &str) -> Result<ir::Cidr, String> {
         prefix_len,
     })
 }
+
+/// Helpers of the BackendTrafficPolicy field readers' unit tests.
+#[cfg(test)]
+pub(super) mod testing {
+    use crate::api::backend_traffic_policy::BackendTrafficPolicySpec;
+    use crate::translate::conditions::Problem;
+
+    /// A spec on Gateway eg with `yaml` (top-level fields, one per line).
+    pub fn spec(yaml: &str) -> BackendTrafficPolicySpec {
+        serde_saphyr::from_str(&format!(
+            "targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: eg}}]\n{yaml}"
+        ))
+        .unwrap()
+    }
+
+    /// For each (yaml, reason, field): `read(yaml)` fails with that reason,
+    /// naming the field first.
+    pub fn assert_problems(
+        cases: &[(&str, &str, &str)],
+        read: impl Fn(&str) -> Result<(), Problem>,
+    ) {
+        for (yaml, reason, field) in cases {
+            let p = read(yaml).unwrap_err();
+            assert_eq!(p.reason, *reason, "{yaml}: {}", p.message);
+            assert!(p.message.starts_with(field), "{yaml}: {}", p.message);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! fields into IR settings ([`fields`] holds the readers they share).
 
 pub mod attachment;
+pub mod backend_filters;
 pub mod backend_health;
 pub mod backend_route_settings;
 pub mod backend_settings;

@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3 as upstream_http;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{DoubleValue, UInt32Value};
+use envoy_types::pb::google::protobuf::{BoolValue, DoubleValue, UInt32Value};
 
 use super::common::{ads, any, buffer_limit, duration, socket_address, transport_socket};
 use super::connection::{
@@ -182,7 +182,7 @@ fn upstream_http_protocol(
         })
     } else if c.http2 {
         explicit(ProtocolConfig::Http2ProtocolOptions(http2()))
-    } else if preserve_case || !connection.is_empty() {
+    } else if preserve_case || !connection.is_empty() || settings.admission_control.is_some() {
         explicit(ProtocolConfig::HttpProtocolOptions(http1()))
     } else {
         return None;
@@ -197,8 +197,81 @@ fn upstream_http_protocol(
             )
         }),
         upstream_protocol_options: Some(protocol),
+        http_filters: settings
+            .admission_control
+            .as_ref()
+            .map(upstream_admission_control)
+            .unwrap_or_default(),
         ..Default::default()
     })
+}
+
+/// Admission control as the cluster's upstream filter, then the codec that ends
+/// every upstream filter chain: Envoy Gateway's place for it (the filter has no
+/// per-route form), so each cluster keeps its own success rate.
+fn upstream_admission_control(
+    a: &ir::AdmissionControl,
+) -> Vec<
+    envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+> {
+    use admission::admission_control::{SuccessCriteria, success_criteria};
+    use envoy_types::pb::envoy::extensions::filters::http::admission_control::v3 as admission;
+    use envoy_types::pb::envoy::extensions::filters::http::upstream_codec::v3::UpstreamCodec;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+    use envoy_types::pb::envoy::r#type::v3::Int32Range;
+    let percent = |value: u32| core::RuntimePercent {
+        default_value: Some(Percent {
+            value: f64::from(value),
+        }),
+        ..Default::default()
+    };
+    let criteria = SuccessCriteria {
+        http_criteria: (!a.http_success.is_empty()).then(|| success_criteria::HttpCriteria {
+            http_success_status: a
+                .http_success
+                .iter()
+                .map(|&code| Int32Range {
+                    start: code as i32,
+                    end: code as i32 + 1,
+                })
+                .collect(),
+        }),
+        grpc_criteria: (!a.grpc_success.is_empty()).then(|| success_criteria::GrpcCriteria {
+            grpc_success_status: a.grpc_success.clone(),
+        }),
+    };
+    let config = admission::AdmissionControl {
+        enabled: Some(core::RuntimeFeatureFlag {
+            default_value: Some(BoolValue { value: true }),
+            ..Default::default()
+        }),
+        sampling_window: a.sampling_window.map(duration),
+        sr_threshold: a.min_success_rate.map(percent),
+        aggression: a.rejection_aggression.map(|value| core::RuntimeDouble {
+            default_value: f64::from(value),
+            ..Default::default()
+        }),
+        rps_threshold: a.min_request_rate.map(|value| core::RuntimeUInt32 {
+            default_value: value,
+            ..Default::default()
+        }),
+        max_rejection_probability: a.max_rejection_percent.map(percent),
+        evaluation_criteria: Some(
+            admission::admission_control::EvaluationCriteria::SuccessCriteria(criteria),
+        ),
+    };
+    let filter = |name: &str, config| hcm::HttpFilter {
+        name: name.to_string(),
+        config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config)),
+        ..Default::default()
+    };
+    vec![
+        filter("envoy.filters.http.admission_control", any(&config)),
+        filter(
+            "envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec",
+            any(&UpstreamCodec::default()),
+        ),
+    ]
 }
 
 /// HTTP/2 towards the backends: Envoy's defaults without a policy's http2; with

@@ -29,6 +29,8 @@ use super::route_filters;
 use crate::ir;
 
 pub(super) const CORS_FILTER: &str = "envoy.filters.http.cors";
+/// The upgrade every HTTP/1.1 listener allows unless a route says otherwise.
+pub(super) const WEBSOCKET: &str = "websocket";
 
 /// `quic`: for the chain of the HTTP/3 listener, with the HTTP/3 codec.
 pub(super) fn http_connection_manager(
@@ -88,6 +90,19 @@ pub(super) fn http_connection_manager(
         route_filters::hcm_local_rate_limit,
         false,
     );
+    // Bandwidth limiters after the rate limiter, as in Envoy Gateway.
+    let request_bandwidth = route_filter(
+        route_filters::BANDWIDTH_LIMIT_REQUEST_FILTER,
+        |r| (r.backend.bandwidth_limit.as_ref()).is_some_and(|b| b.request_kibps.is_some()),
+        route_filters::hcm_bandwidth_limit,
+        true,
+    );
+    let response_bandwidth = route_filter(
+        route_filters::BANDWIDTH_LIMIT_RESPONSE_FILTER,
+        |r| (r.backend.bandwidth_limit.as_ref()).is_some_and(|b| b.response_kibps.is_some()),
+        route_filters::hcm_bandwidth_limit,
+        true,
+    );
     // Compressors last before the router (as in Envoy Gateway), disabled: each
     // route switches on its own.
     let compressors = route_filters::hcm_compressors(route_config)
@@ -123,6 +138,8 @@ pub(super) fn http_connection_manager(
             .chain(cors)
             .chain(buffer)
             .chain(local_rate_limit)
+            .chain(request_bandwidth)
+            .chain(response_bandwidth)
             .chain(compressors)
             .chain([hcm::HttpFilter {
                 name: "envoy.filters.http.router".to_string(),
@@ -141,7 +158,7 @@ pub(super) fn http_connection_manager(
             Vec::new()
         } else {
             vec![hcm::http_connection_manager::UpgradeConfig {
-                upgrade_type: "websocket".to_string(),
+                upgrade_type: WEBSOCKET.to_string(),
                 ..Default::default()
             }]
         },

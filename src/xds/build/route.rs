@@ -13,7 +13,7 @@ use super::common::{
     any, duration, header_matcher, header_option, header_options, inline, regex_matcher,
     string_match,
 };
-use super::hcm::CORS_FILTER;
+use super::hcm::{CORS_FILTER, WEBSOCKET};
 use super::load_balancer::LOAD_REPORT_HEADERS;
 use super::route_filters;
 use crate::ir;
@@ -78,6 +78,14 @@ fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
     if let Some(method) = &r.method {
         headers.push(header_matcher(":method", method, false));
     }
+    // A route that allows CONNECT matches CONNECT requests (which have no
+    // path), as in Envoy Gateway.
+    let connect = (r.backend.upgrades.iter().flatten()).any(ir::Upgrade::is_connect);
+    let path_specifier = if connect {
+        PathSpecifier::ConnectMatcher(route::route_match::ConnectMatcher {})
+    } else {
+        path_specifier
+    };
     let route_match = route::RouteMatch {
         path_specifier: Some(path_specifier),
         headers,
@@ -110,6 +118,12 @@ fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
                         max_stream_duration: Some(duration(d)),
                         ..Default::default()
                     });
+            action.upgrade_configs = r
+                .backend
+                .upgrades
+                .as_deref()
+                .map(upgrade_configs)
+                .unwrap_or_default();
             route::route::Action::Route(action)
         }
         ir::RouteAction::Redirect(to) => route::route::Action::Redirect(redirect(to)),
@@ -158,8 +172,32 @@ fn build_route(r: &ir::Route, client: &ir::ClientSettings) -> route::Route {
             .map(|c| (CORS_FILTER.to_string(), any(&cors_policy(c))))
             .chain(route_filters::per_route(r, client))
             .collect(),
+        stat_prefix: r.backend.stat_name.clone().unwrap_or_default(),
         ..Default::default()
     }
+}
+
+/// The route's own upgrades. The listener allows WebSocket on every route (the
+/// default); a route whose list lacks it turns it off, so that, as with Envoy
+/// Gateway, only the listed upgrades pass.
+fn upgrade_configs(upgrades: &[ir::Upgrade]) -> Vec<route::route_action::UpgradeConfig> {
+    use route::route_action::UpgradeConfig;
+    let listed = upgrades.iter().map(|u| UpgradeConfig {
+        upgrade_type: u.kind.clone(),
+        connect_config: u
+            .terminate_connect
+            .then(route::route_action::upgrade_config::ConnectConfig::default),
+        ..Default::default()
+    });
+    let websocket_off = (!upgrades
+        .iter()
+        .any(|u| u.kind.eq_ignore_ascii_case(WEBSOCKET)))
+    .then(|| UpgradeConfig {
+        upgrade_type: WEBSOCKET.to_string(),
+        enabled: Some(BoolValue { value: false }),
+        ..Default::default()
+    });
+    listed.chain(websocket_off).collect()
 }
 
 /// A CORS policy for Envoy's CORS filter. Envoy echoes the request's Origin when

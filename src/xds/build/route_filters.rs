@@ -1,6 +1,7 @@
 //! HTTP filters that a route switches on with its own configuration
 //! (typed_per_filter_config): fault injection, request buffering, local rate
-//! limiting and response compression, from a BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
+//! limiting, bandwidth limiting and response compression, from a
+//! BackendTrafficPolicy. The HTTP connection manager carries each filter, empty,
 //! only when one of its routes uses it.
 
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -10,6 +11,7 @@ use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3::Bro
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::compression::zstd::compressor::v3::Zstd;
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3 as common_fault;
+use envoy_types::pb::envoy::extensions::filters::http::bandwidth_limit::v3 as bandwidth_limit;
 use envoy_types::pb::envoy::extensions::filters::http::buffer::v3 as buffer;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3 as compressor;
 use envoy_types::pb::envoy::extensions::filters::http::custom_response::v3 as custom_response;
@@ -21,7 +23,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     HttpResponseStatusCodeMatchInput,
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value, UInt64Value};
 use envoy_types::pb::xds::core::v3::TypedExtensionConfig as XdsExtension;
 use envoy_types::pb::xds::r#type::matcher::v3 as xds_matcher;
 
@@ -32,6 +34,14 @@ pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
 pub(super) const LOCAL_RATE_LIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 pub(super) const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 pub(super) const CUSTOM_RESPONSE_FILTER: &str = "envoy.filters.http.custom_response";
+/// Two bandwidth limiters, as Envoy Gateway has them: one filter limits one
+/// direction at one rate, and a route may limit both at different rates.
+pub(super) const BANDWIDTH_LIMIT_REQUEST_FILTER: &str =
+    "envoy.filters.http.bandwidth_limit/request";
+pub(super) const BANDWIDTH_LIMIT_RESPONSE_FILTER: &str =
+    "envoy.filters.http.bandwidth_limit/response";
+/// The bandwidth limiters' stats prefix, as in Envoy Gateway.
+const BANDWIDTH_LIMIT_STATS: &str = "http_bandwidth_limiter";
 
 /// A compressor's filter name, as Envoy Gateway's
 /// (`envoy.filters.http.compressor.gzip`) when it has no minimum length and is
@@ -132,6 +142,26 @@ pub(super) fn hcm_custom_response() -> Any {
     any(&custom_response::CustomResponse::default())
 }
 
+/// A bandwidth limiter that limits nothing until a route configures it.
+pub(super) fn hcm_bandwidth_limit() -> Any {
+    any(&bandwidth_limiter(
+        bandwidth_limit::bandwidth_limit::EnableMode::Disabled,
+        None,
+    ))
+}
+
+fn bandwidth_limiter(
+    mode: bandwidth_limit::bandwidth_limit::EnableMode,
+    kibps: Option<u64>,
+) -> bandwidth_limit::BandwidthLimit {
+    bandwidth_limit::BandwidthLimit {
+        stat_prefix: BANDWIDTH_LIMIT_STATS.to_string(),
+        enable_mode: mode as i32,
+        limit_kbps: kibps.map(|value| UInt64Value { value }),
+        ..Default::default()
+    }
+}
+
 pub(super) fn hcm_local_rate_limit() -> Any {
     any(&local_ratelimit::LocalRateLimit {
         stat_prefix: LOCAL_RATE_LIMIT_STATS.to_string(),
@@ -179,6 +209,23 @@ pub(super) fn per_route(r: &ir::Route, client: &ir::ClientSettings) -> Vec<(Stri
                 )),
             }),
         ));
+    }
+    if let Some(limit) = &b.bandwidth_limit {
+        use bandwidth_limit::bandwidth_limit::EnableMode;
+        if let Some(kibps) = limit.request_kibps {
+            out.push((
+                BANDWIDTH_LIMIT_REQUEST_FILTER.to_string(),
+                any(&bandwidth_limiter(EnableMode::Request, Some(kibps))),
+            ));
+        }
+        if let Some(kibps) = limit.response_kibps {
+            let mut config = bandwidth_limiter(EnableMode::Response, Some(kibps));
+            if let Some(prefix) = &limit.response_trailers {
+                config.enable_response_trailers = true;
+                config.response_trailer_prefix.clone_from(prefix);
+            }
+            out.push((BANDWIDTH_LIMIT_RESPONSE_FILTER.to_string(), any(&config)));
+        }
     }
     if let Some(l) = &b.rate_limit {
         out.push((
