@@ -835,7 +835,13 @@ pub struct Cluster {
     /// `key.name()`, kept so the cluster and every reference to it agree.
     pub name: String,
     pub key: ClusterKey,
+    /// The Service's EndpointSlice endpoints (see `routed_endpoints` for the ones
+    /// Envoy gets).
     pub endpoints: Vec<Endpoint>,
+    /// The Service's ClusterIP (None for headless Services), where a policy's
+    /// `routingType: Service` sends the traffic instead of to the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
     /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, a Service port
     /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
     /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
@@ -849,12 +855,33 @@ impl Cluster {
             http2: http2 || key.grpc || key.settings.grpc_health_check(),
             key,
             endpoints,
+            cluster_ip: None,
         }
     }
 
     /// The same backends under another key (a GRPCRoute's, other settings).
     pub fn rekeyed(&self, key: ClusterKey) -> Self {
-        Cluster::new(key, self.endpoints.clone(), self.http2)
+        Cluster {
+            cluster_ip: self.cluster_ip.clone(),
+            ..Cluster::new(key, self.endpoints.clone(), self.http2)
+        }
+    }
+
+    /// The endpoints Envoy balances over: the Service's ClusterIP and port when
+    /// the settings ask for Service routing and the Service has one (Envoy Gateway
+    /// routes a headless Service's endpoints either way), else the endpoints.
+    pub fn routed_endpoints(&self) -> std::borrow::Cow<'_, [Endpoint]> {
+        let service_port = u16::try_from(self.key.port).ok();
+        match (&self.cluster_ip, service_port) {
+            (Some(address), Some(port)) if self.key.settings.service_routing => {
+                std::borrow::Cow::Owned(vec![Endpoint {
+                    address: address.clone(),
+                    port,
+                    ready: true,
+                }])
+            }
+            _ => std::borrow::Cow::Borrowed(&self.endpoints),
+        }
     }
 }
 
@@ -911,6 +938,10 @@ pub struct BackendSettings {
     /// A PROXY protocol header in front of every backend connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocolVersion>,
+    /// Route to the Service's ClusterIP rather than to its endpoints
+    /// (`routingType: Service`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub service_routing: bool,
 }
 
 /// Limits on connections and requests to a cluster's backends (its default

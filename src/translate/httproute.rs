@@ -1040,7 +1040,14 @@ pub fn resolve_backend(
         grpc: false,
         settings: Default::default(),
     };
-    Ok(Cluster::new(key, endpoints, http2))
+    // Headless Services ("None") have no address of their own.
+    let cluster_ip = spec
+        .and_then(|s| s.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None");
+    Ok(Cluster {
+        cluster_ip,
+        ..Cluster::new(key, endpoints, http2)
+    })
 }
 
 /// Clusters keyed by name (the same Service port used by many routes is one cluster).

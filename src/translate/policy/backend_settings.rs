@@ -47,6 +47,16 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         policy.cluster.http2 = Some(http2(h2)?);
     }
     policy.cluster.use_client_protocol = spec.use_client_protocol.unwrap_or(false);
+    policy.cluster.service_routing = match spec.routing_type.as_deref() {
+        None | Some("Endpoint") => false,
+        Some("Service") => true,
+        Some(other) => {
+            return Err(invalid(
+                "spec.routingType",
+                format!("{other:?} is neither Service nor Endpoint"),
+            ));
+        }
+    };
     if spec.dns.is_some() {
         return Err(unsupported(
             "spec.dns",
@@ -190,12 +200,11 @@ fn connection(
 /// The fields gantry does not program yet, by name, so a policy using one is
 /// refused rather than half applied.
 fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 6] = [
+    let set: [(&str, bool); 5] = [
         ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
         ("spec.admissionControl", spec.admission_control.is_some()),
         ("spec.httpUpgrade", spec.http_upgrade.is_some()),
         ("spec.telemetry", spec.telemetry.is_some()),
-        ("spec.routingType", spec.routing_type.is_some()),
         (
             "spec.loadBalancer.zoneAware",
             spec.load_balancer

@@ -254,7 +254,7 @@ fn backend_http2(h2: Option<&ir::Http2Settings>) -> core::Http2ProtocolOptions {
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
     let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
     let lb_endpoints: Vec<endpoint::LbEndpoint> = c
-        .endpoints
+        .routed_endpoints()
         .iter()
         .filter(|e| e.ready)
         .map(|e| endpoint::LbEndpoint {
