@@ -799,8 +799,12 @@ pub struct BackendPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClusterKey {
     pub namespace: String,
+    /// The Service's name, or the Backend's for `BackendKind::Backend`.
     pub service: String,
+    /// The Service port (0 for a Backend, whose endpoints carry their ports).
     pub port: i32,
+    /// What `service` names.
+    pub kind: BackendKind,
     /// A GRPCRoute's backends speak h2c whatever the Service port says.
     pub grpc: bool,
     /// Backend settings (BackendTrafficPolicy lands here).
@@ -809,11 +813,16 @@ pub struct ClusterKey {
 
 impl ClusterKey {
     /// The cluster's name, the one place names are made: `namespace/service/port`,
+    /// (`namespace/backend/backend` for an Envoy Gateway Backend),
     /// `/h2c` for a GRPCRoute's (the same port may serve HTTP/1 routes through its
     /// plain cluster), and a digest of the settings when there are any
     /// (so clusters without settings keep their plain names).
     pub fn name(&self) -> String {
-        let mut name = format!("{}/{}/{}", self.namespace, self.service, self.port);
+        let mut name = match self.kind {
+            BackendKind::Service => format!("{}/{}/{}", self.namespace, self.service, self.port),
+            // No Service port is named "backend", so the names never meet.
+            BackendKind::Backend => format!("{}/{}/backend", self.namespace, self.service),
+        };
         if self.grpc {
             name.push_str("/h2c");
         }
@@ -830,6 +839,16 @@ impl ClusterKey {
     }
 }
 
+/// The kind of object a backendRef names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum BackendKind {
+    /// A Kubernetes Service: its EndpointSlices' endpoints, or its ClusterIP.
+    #[default]
+    Service,
+    /// An Envoy Gateway Backend (gateway.envoyproxy.io): endpoints by address.
+    Backend,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cluster {
     /// `key.name()`, kept so the cluster and every reference to it agree.
@@ -842,6 +861,10 @@ pub struct Cluster {
     /// `routingType: Service` sends the traffic instead of to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
+    /// The endpoints' addresses are hostnames Envoy resolves by DNS (a Backend's
+    /// FQDN endpoints), instead of addresses sent over EDS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dns: bool,
     /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, a Service port
     /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
     /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
@@ -856,13 +879,20 @@ impl Cluster {
             key,
             endpoints,
             cluster_ip: None,
+            dns: false,
         }
     }
 
     /// The same backends under another key (a GRPCRoute's, other settings).
-    pub fn rekeyed(&self, key: ClusterKey) -> Self {
+    pub fn rekeyed(&self, mut key: ClusterKey) -> Self {
+        // DNS settings shape only clusters Envoy resolves by DNS (as in Envoy
+        // Gateway); the others keep the name they have without them.
+        if !self.dns {
+            key.settings.dns = None;
+        }
         Cluster {
             cluster_ip: self.cluster_ip.clone(),
+            dns: self.dns,
             ..Cluster::new(key, self.endpoints.clone(), self.http2)
         }
     }
@@ -942,6 +972,30 @@ pub struct BackendSettings {
     /// (`routingType: Service`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub service_routing: bool,
+    /// How Envoy resolves the hostnames of DNS-resolved endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSettings>,
+}
+
+/// DNS resolution of a cluster's hostnames; None: Envoy Gateway's defaults
+/// (every 30 s, honouring the records' TTL, IPv4 preferred).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DnsSettings {
+    pub refresh_rate: Option<std::time::Duration>,
+    pub respect_ttl: Option<bool>,
+    pub lookup_family: Option<DnsLookupFamily>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DnsLookupFamily {
+    V4Only,
+    V6Only,
+    /// IPv4 if there is any, else IPv6.
+    V4Preferred,
+    /// IPv6 if there is any, else IPv4.
+    V6Preferred,
+    /// Both.
+    All,
 }
 
 /// Limits on connections and requests to a cluster's backends (its default

@@ -5,45 +5,14 @@
 
 mod common;
 
-use common::backends::{get, policy};
+use common::backends::{Running, active_cluster, get, policy, policy_accepted, start};
 use common::echo::EchoBackend;
-use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, route_with_rules, write_objects};
+use common::objects::route_with_rules;
 
-struct Running {
-    _dir: tempfile::TempDir,
-    gantry: Gantry,
-    envoy: common::EnvoyProcess,
-    port: u16,
-}
-
-/// gantry and Envoy for Gateway eg with `objects`; waits until each `ready`
-/// host answers 200.
-fn start(objects: &[String], ready: &[&str]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let mut docs = vec![CLASS.to_string(), gateway("eg", port)];
-    docs.extend_from_slice(objects);
-    write_objects(dir.path(), &docs);
-    let gantry = Gantry::start(dir.path());
-    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-backends"));
-    for host in ready {
-        common::wait_for_http(port, host, "/", |s, _| s == 200);
-    }
-    Running {
-        _dir: dir,
-        gantry,
-        envoy,
-        port,
-    }
-}
-
-fn accepted(gantry: &Gantry, name: &str) -> bool {
-    let status = gantry
-        .status_of("BackendTrafficPolicy", "default", name)
-        .expect("policy status");
-    common::condition(&status["ancestors"][0]["conditions"], "Accepted")
-        .is_some_and(|(status, _)| status == "True")
+/// gantry and Envoy for Gateway eg with `objects`, once each `ready` host answers 200.
+fn serve(objects: &[String], ready: &[&str]) -> Running {
+    let ready: Vec<(&str, u16)> = ready.iter().map(|host| (*host, 200)).collect();
+    start("btp-backends", objects, &ready)
 }
 
 #[test]
@@ -76,7 +45,7 @@ endpoints:
         b = b.port
     );
     let rule = format!("    - backendRefs: [{{name: svc, port: {}}}]\n", a.port);
-    let run = start(
+    let run = serve(
         &[
             service,
             route_with_rules("plain", "plain.example.com", &rule),
@@ -91,10 +60,134 @@ endpoints:
             "service.example.com",
         ],
     );
-    assert!(accepted(&run.gantry, "endpoint") && accepted(&run.gantry, "service"));
+    assert!(policy_accepted(&run.gantry, "endpoint") && policy_accepted(&run.gantry, "service"));
     for _ in 0..5 {
         assert_eq!(get(run.port, "plain.example.com", &[]).0, "endpoint");
         assert_eq!(get(run.port, "explicit.example.com", &[]).0, "endpoint");
         assert_eq!(get(run.port, "service.example.com", &[]).0, "cluster-ip");
     }
+}
+
+/// A Backend `name` with `endpoints` (a YAML flow list).
+fn backend(name: &str, endpoints: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  endpoints: {endpoints}
+"
+    )
+}
+
+/// An HTTPRoute for `host` to Backend `name`.
+fn route_to_backend(route: &str, host: &str, name: &str) -> String {
+    route_with_rules(
+        route,
+        host,
+        &format!(
+            "    - backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: {name}}}]\n"
+        ),
+    )
+}
+
+#[test]
+fn backends_by_hostname_and_address_are_reached_and_dns_settings_shape_the_lookup() {
+    // "localhost" is 127.0.0.1 here (/etc/hosts), where the echo backends listen.
+    let by_name = EchoBackend::start("by-name");
+    let by_address = EchoBackend::start("by-address");
+    let mut run = serve(
+        &[
+            backend(
+                "named",
+                &format!(
+                    "[{{fqdn: {{hostname: localhost, port: {}}}}}]",
+                    by_name.port
+                ),
+            ),
+            backend(
+                "addressed",
+                &format!(
+                    "[{{ip: {{address: 127.0.0.1, port: {}}}}}]",
+                    by_address.port
+                ),
+            ),
+            backend(
+                "secure",
+                "[{fqdn: {hostname: localhost, port: 1}}]\n  tls: {insecureSkipVerify: true}",
+            ),
+            route_to_backend("named", "named.example.com", "named"),
+            route_to_backend("tuned", "tuned.example.com", "named"),
+            route_to_backend("addressed", "addressed.example.com", "addressed"),
+            route_to_backend("secure", "secure.example.com", "secure"),
+            policy(
+                "dns",
+                "tuned",
+                "  dns: {dnsRefreshRate: 1s, respectDnsTtl: false, lookupFamily: IPv4}\n",
+            ),
+        ],
+        &[
+            "named.example.com",
+            "tuned.example.com",
+            "addressed.example.com",
+        ],
+    );
+    assert!(policy_accepted(&run.gantry, "dns"));
+    for _ in 0..3 {
+        assert_eq!(get(run.port, "named.example.com", &[]).0, "by-name");
+        assert_eq!(get(run.port, "tuned.example.com", &[]).0, "by-name");
+        assert_eq!(get(run.port, "addressed.example.com", &[]).0, "by-address");
+    }
+
+    let dump = run.envoy.config_dump();
+    let dns_config = |name: &str| {
+        let c = active_cluster(&dump, |c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no cluster {name}"));
+        assert_eq!(c["cluster_type"]["name"], "envoy.cluster.dns", "{c}");
+        c["cluster_type"]["typed_config"].clone()
+    };
+    // Envoy Gateway's defaults without a policy.
+    let plain = dns_config("default/named/backend");
+    assert_eq!(plain["dns_refresh_rate"], "30s", "{plain}");
+    assert_eq!(plain["respect_dns_ttl"], true, "{plain}");
+    assert_eq!(plain["dns_lookup_family"], "V4_PREFERRED", "{plain}");
+    let tuned_name = active_cluster(&dump, |c| {
+        (c["name"].as_str()).is_some_and(|n| n.starts_with("default/named/backend/"))
+    })
+    .expect("the policy's cluster")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tuned = dns_config(&tuned_name);
+    assert_eq!(tuned["dns_refresh_rate"], "1s", "{tuned}");
+    assert_eq!(tuned["dns_lookup_family"], "V4_ONLY", "{tuned}");
+    // false is the proto default, which config_dump leaves out.
+    assert!(tuned["respect_dns_ttl"].is_null(), "{tuned}");
+    // The IP Backend's addresses go over EDS, as a Service's.
+    let addressed =
+        active_cluster(&dump, |c| c["name"] == "default/addressed/backend").expect("EDS cluster");
+    assert_eq!(addressed["type"], "EDS", "{addressed}");
+
+    // What gantry does not program is refused on the route, never ignored.
+    let (status, _, _) =
+        common::try_request(run.port, "GET", "secure.example.com", "/", &[]).expect("a response");
+    assert_eq!(status, 500);
+    let route = run
+        .gantry
+        .status_of("HTTPRoute", "default", "secure")
+        .expect("route status");
+    let conditions = &route["parents"][0]["conditions"];
+    assert_eq!(
+        common::condition(conditions, "ResolvedRefs"),
+        Some(("False".to_string(), "UnsupportedValue".to_string()))
+    );
+    assert!(conditions.to_string().contains("spec.tls"), "{conditions}");
+    let backend_status = run
+        .gantry
+        .status_of("Backend", "default", "named")
+        .expect("Backend status");
+    assert_eq!(
+        common::condition(&backend_status["conditions"], "Accepted").map(|(s, _)| s),
+        Some("True".to_string())
+    );
 }

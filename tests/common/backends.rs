@@ -2,8 +2,12 @@
 //! behind one Service, routes to it, policies on routes, and a request that
 //! names the endpoint that answered.
 
+use serde_json::Value;
+
+use super::EnvoyProcess;
 use super::echo::EchoBackend;
-use super::objects::route_with_rules;
+use super::gantry_process::Gantry;
+use super::objects::{CLASS, gateway, route_with_rules, write_objects};
 
 /// Three echo backends behind one Service "backend" (port 80): one EndpointSlice
 /// each, since they share 127.0.0.1 and differ by port.
@@ -90,4 +94,52 @@ pub fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(Str
         .expect("x-backend")
         .to_string();
     (backend, response_headers)
+}
+
+/// gantry and Envoy serving Gateway eg.
+pub struct Running {
+    pub _dir: tempfile::TempDir,
+    pub gantry: Gantry,
+    pub envoy: EnvoyProcess,
+    /// Gateway eg's listener port.
+    pub port: u16,
+}
+
+/// gantry and Envoy (xDS node `node`) for Gateway eg with `objects`; waits until
+/// each `ready` host answers its status.
+pub fn start(node: &str, objects: &[String], ready: &[(&str, u16)]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let port = super::free_port();
+    let mut docs = vec![CLASS.to_string(), gateway("eg", port)];
+    docs.extend_from_slice(objects);
+    write_objects(dir.path(), &docs);
+    let gantry = Gantry::start(dir.path());
+    let envoy = super::spawn_envoy(&gantry.bootstrap("default/eg", "delta", node));
+    for (host, status) in ready {
+        super::wait_for_http(port, host, "/", |s, _| s == *status);
+    }
+    Running {
+        _dir: dir,
+        gantry,
+        envoy,
+        port,
+    }
+}
+
+/// Whether BackendTrafficPolicy `name` is Accepted (for its first ancestor).
+pub fn policy_accepted(gantry: &Gantry, name: &str) -> bool {
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", name)
+        .expect("policy status");
+    super::condition(&status["ancestors"][0]["conditions"], "Accepted")
+        .is_some_and(|(status, _)| status == "True")
+}
+
+/// Envoy's first active cluster that satisfies `check`, if any.
+pub fn active_cluster(dump: &Value, check: impl Fn(&Value) -> bool) -> Option<&Value> {
+    super::dump_section(dump, "ClustersConfigDump")?["dynamic_active_clusters"]
+        .as_array()?
+        .iter()
+        .map(|c| &c["cluster"])
+        .find(|c| check(c))
 }

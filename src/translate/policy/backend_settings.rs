@@ -57,12 +57,8 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
             ));
         }
     };
-    if spec.dns.is_some() {
-        return Err(unsupported(
-            "spec.dns",
-            "gantry's backends are Service endpoints from EndpointSlices, sent to Envoy over EDS; \
-             no backend is resolved by DNS, so there is nothing for DNS settings to apply to",
-        ));
+    if let Some(d) = &spec.dns {
+        policy.cluster.dns = Some(dns(d)?);
     }
     if let Some(hc) = &spec.health_check {
         super::backend_health::convert(hc, &mut policy.cluster)?;
@@ -195,6 +191,31 @@ fn connection(
         });
     }
     Ok(())
+}
+
+/// `spec.dns`: for the clusters whose hostnames Envoy resolves (Backends' FQDN
+/// endpoints); Service endpoints come over EDS and are not looked up.
+fn dns(d: &api::Dns) -> Result<ir::DnsSettings, Problem> {
+    use api::DnsLookupFamily as F;
+    let field = "spec.dns.dnsRefreshRate";
+    let refresh_rate = match duration(field, &d.dns_refresh_rate)? {
+        // Envoy takes no refresh rate under 1 ms.
+        Some(rate) if rate < std::time::Duration::from_millis(1) => {
+            return Err(invalid(field, "must be at least 1ms"));
+        }
+        other => other,
+    };
+    Ok(ir::DnsSettings {
+        refresh_rate,
+        respect_ttl: d.respect_dns_ttl,
+        lookup_family: d.lookup_family.map(|family| match family {
+            F::IPv4 => ir::DnsLookupFamily::V4Only,
+            F::IPv6 => ir::DnsLookupFamily::V6Only,
+            F::IPv4Preferred => ir::DnsLookupFamily::V4Preferred,
+            F::IPv6Preferred => ir::DnsLookupFamily::V6Preferred,
+            F::IPv4AndIPv6 => ir::DnsLookupFamily::All,
+        }),
+    })
 }
 
 /// The fields gantry does not program yet, by name, so a policy using one is
@@ -354,13 +375,6 @@ mod tests {
         );
         assert_eq!(p.reason, UNSUPPORTED);
         assert!(p.message.contains("module"), "{}", p.message);
-        let p = problem("dns: {respectDnsTtl: true}");
-        assert_eq!(p.reason, UNSUPPORTED);
-        assert!(
-            p.message.starts_with("spec.dns") && p.message.contains("EDS"),
-            "{}",
-            p.message
-        );
         for (yaml, field) in [
             (
                 "circuitBreaker: {maxConnections: 4294967296}",
@@ -391,6 +405,8 @@ mod tests {
                 "spec.connection.bufferLimit",
             ),
             ("tcpKeepalive: {probes: 0}", "spec.tcpKeepalive.probes"),
+            ("dns: {dnsRefreshRate: 0s}", "spec.dns.dnsRefreshRate"),
+            ("routingType: Pod", "spec.routingType"),
             (
                 "http2: {onInvalidMessage: Explode}",
                 "spec.http2.onInvalidMessage",

@@ -1,5 +1,5 @@
-//! Clusters (EDS, one per cluster key), the HTTP version they speak to their
-//! backends, and their endpoints.
+//! Clusters (EDS, or DNS for hostnames; one per cluster key), the HTTP version
+//! they speak to their backends, and their endpoints.
 
 use envoy_types::pb::envoy::config::cluster::v3 as cluster;
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -28,13 +28,6 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     let settings = &c.key.settings;
     let mut out = cluster::Cluster {
         name: c.name.clone(),
-        cluster_discovery_type: Some(cluster::cluster::ClusterDiscoveryType::Type(
-            cluster::cluster::DiscoveryType::Eds as i32,
-        )),
-        eds_cluster_config: Some(cluster::cluster::EdsClusterConfig {
-            eds_config: Some(ads()),
-            ..Default::default()
-        }),
         connect_timeout: Some(duration(
             settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
         )),
@@ -53,6 +46,17 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         }),
         ..Default::default()
     };
+    if c.dns {
+        super::dns::resolve_by_dns(&mut out, c);
+    } else {
+        out.cluster_discovery_type = Some(cluster::cluster::ClusterDiscoveryType::Type(
+            cluster::cluster::DiscoveryType::Eds as i32,
+        ));
+        out.eds_cluster_config = Some(cluster::cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            ..Default::default()
+        });
+    }
     // Without a policy's loadBalancer, Envoy Gateway's default: LeastRequest (Envoy's
     // own is round robin), so swapping Envoy Gateway for gantry keeps the balancing.
     let default = ir::LoadBalancer::LeastRequest { slow_start: None };
