@@ -849,6 +849,25 @@ pub enum BackendKind {
     Backend,
 }
 
+/// What a cluster's endpoint addresses are (the port is unused but for `Ip`
+/// and `Hostnames`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum EndpointAddresses {
+    /// IP addresses, sent over EDS.
+    #[default]
+    Ip,
+    /// Hostnames Envoy resolves by DNS (a Backend's FQDN endpoints).
+    Hostnames,
+    /// Unix domain socket paths, sent over EDS (a Backend's Unix endpoints).
+    UnixSockets,
+}
+
+impl EndpointAddresses {
+    fn is_ip(&self) -> bool {
+        *self == EndpointAddresses::Ip
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cluster {
     /// `key.name()`, kept so the cluster and every reference to it agree.
@@ -861,10 +880,9 @@ pub struct Cluster {
     /// `routingType: Service` sends the traffic instead of to the endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
-    /// The endpoints' addresses are hostnames Envoy resolves by DNS (a Backend's
-    /// FQDN endpoints), instead of addresses sent over EDS.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub dns: bool,
+    /// What the endpoints' addresses are.
+    #[serde(skip_serializing_if = "EndpointAddresses::is_ip")]
+    pub addresses: EndpointAddresses,
     /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, a Service port
     /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
     /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
@@ -879,7 +897,7 @@ impl Cluster {
             key,
             endpoints,
             cluster_ip: None,
-            dns: false,
+            addresses: EndpointAddresses::Ip,
         }
     }
 
@@ -887,12 +905,12 @@ impl Cluster {
     pub fn rekeyed(&self, mut key: ClusterKey) -> Self {
         // DNS settings shape only clusters Envoy resolves by DNS (as in Envoy
         // Gateway); the others keep the name they have without them.
-        if !self.dns {
+        if self.addresses != EndpointAddresses::Hostnames {
             key.settings.dns = None;
         }
         Cluster {
             cluster_ip: self.cluster_ip.clone(),
-            dns: self.dns,
+            addresses: self.addresses,
             ..Cluster::new(key, self.endpoints.clone(), self.http2)
         }
     }

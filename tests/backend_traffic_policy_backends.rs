@@ -6,7 +6,7 @@
 mod common;
 
 use common::backends::{Running, active_cluster, get, policy, policy_accepted, start};
-use common::echo::EchoBackend;
+use common::echo::{EchoBackend, unix_backend};
 use common::objects::route_with_rules;
 
 /// gantry and Envoy for Gateway eg with `objects`, once each `ready` host answers 200.
@@ -189,5 +189,33 @@ fn backends_by_hostname_and_address_are_reached_and_dns_settings_shape_the_looku
     assert_eq!(
         common::condition(&backend_status["conditions"], "Accepted").map(|(s, _)| s),
         Some("True".to_string())
+    );
+}
+
+#[test]
+fn a_backend_on_a_unix_socket_is_reached_through_its_pipe_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("echo.sock");
+    unix_backend("by-socket", &socket);
+    let mut run = serve(
+        &[
+            backend(
+                "socket",
+                &format!("[{{unix: {{path: {}}}}}]", socket.display()),
+            ),
+            route_to_backend("socket", "socket.example.com", "socket"),
+        ],
+        &["socket.example.com"],
+    );
+    assert_eq!(get(run.port, "socket.example.com", &[]).0, "by-socket");
+    // Envoy's host is the pipe itself.
+    let clusters: serde_json::Value =
+        serde_json::from_str(&run.envoy.admin_get("/clusters?format=json")).unwrap();
+    let socket_cluster = (clusters["cluster_statuses"].as_array().unwrap().iter())
+        .find(|c| c["name"] == "default/socket/backend")
+        .expect("the Backend's cluster");
+    assert_eq!(
+        socket_cluster["host_statuses"][0]["address"]["pipe"]["path"],
+        socket.display().to_string()
     );
 }

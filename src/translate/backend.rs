@@ -1,8 +1,8 @@
 //! backendRefs to Envoy Gateway Backends (`group: gateway.envoyproxy.io, kind:
 //! Backend`): their endpoints as a cluster. FQDN endpoints make a cluster Envoy
-//! resolves by DNS (as Envoy Gateway does), IP endpoints one whose addresses go
-//! over EDS. What a Backend asks that gantry does not program (TLS, fallback,
-//! DynamicResolver, Unix sockets, endpoint hostnames and zones, wss) refuses
+//! resolves by DNS (as Envoy Gateway does), IP and Unix socket endpoints one
+//! whose addresses go over EDS. What a Backend asks that gantry does not program
+//! (TLS, fallback, DynamicResolver, endpoint hostnames and zones, wss) refuses
 //! the backendRef (ResolvedRefs=False naming the field): never ignored.
 
 use std::collections::BTreeSet;
@@ -14,7 +14,7 @@ use super::conditions::{Condition, Problem};
 use super::index::Index;
 use super::{ObjectStatus, object_status};
 use crate::api::backend::{AppProtocolType, Backend, BackendEndpoint, BackendType};
-use crate::ir::{BackendKind, Cluster, ClusterKey, Endpoint, Ir};
+use crate::ir::{BackendKind, Cluster, ClusterKey, Endpoint, EndpointAddresses, Ir};
 use crate::resources::Resources;
 
 /// Reason of the ResolvedRefs condition for a Backend field gantry does not program.
@@ -36,13 +36,16 @@ pub fn resolve(
     let http2 = refuse_unprogrammed(found, http_route)
         .map_err(|(field, why)| Problem::new(UNSUPPORTED, format!("{label}: {field}: {why}")))?;
     let endpoints: Vec<&BackendEndpoint> = found.spec.endpoints.iter().flatten().collect();
+    let addresses = addresses(&endpoints)
+        .map_err(|why| Problem::new(UNSUPPORTED, format!("{label}: spec.endpoints: {why}")))?;
     let cluster_endpoints = endpoints
         .iter()
         .filter_map(|e| {
-            let (address, port) = match (&e.fqdn, &e.ip) {
-                (Some(fqdn), _) => (fqdn.hostname.clone(), fqdn.port),
-                (None, Some(ip)) => (ip.address.clone(), ip.port),
-                (None, None) => return None,
+            let (address, port) = match (&e.fqdn, &e.ip, &e.unix) {
+                (Some(fqdn), _, _) => (fqdn.hostname.clone(), fqdn.port),
+                (None, Some(ip), _) => (ip.address.clone(), ip.port),
+                (None, None, Some(unix)) => (unix.path.clone(), 0),
+                (None, None, None) => return None,
             };
             Some(Endpoint {
                 address,
@@ -61,10 +64,24 @@ pub fn resolve(
         settings: Default::default(),
     };
     Ok(Cluster {
-        // The CRD rules keep FQDN endpoints from mixing with others.
-        dns: endpoints.iter().any(|e| e.fqdn.is_some()),
+        addresses,
         ..Cluster::new(key, cluster_endpoints, http2)
     })
+}
+
+/// What the endpoints' addresses are: all of one kind (the CRD rules already keep
+/// FQDN endpoints from mixing with others).
+fn addresses(endpoints: &[&BackendEndpoint]) -> Result<EndpointAddresses, &'static str> {
+    let unix = endpoints.iter().filter(|e| e.unix.is_some()).count();
+    if endpoints.iter().any(|e| e.fqdn.is_some()) {
+        Ok(EndpointAddresses::Hostnames)
+    } else if unix == 0 {
+        Ok(EndpointAddresses::Ip)
+    } else if unix == endpoints.len() {
+        Ok(EndpointAddresses::UnixSockets)
+    } else {
+        Err("Unix socket endpoints mixed with IP endpoints are not programmed by gantry")
+    }
 }
 
 /// The Backend fields gantry does not program, as (field, why); else whether
@@ -92,12 +109,6 @@ fn refuse_unprogrammed(backend: &Backend, http_route: bool) -> Result<bool, (Str
     }
     for (i, e) in spec.endpoints.iter().flatten().enumerate() {
         let field = |name: &str| format!("spec.endpoints[{i}].{name}");
-        if e.unix.is_some() {
-            return Err((
-                field("unix"),
-                "Unix domain socket endpoints are not programmed by gantry".into(),
-            ));
-        }
         if e.hostname.is_some() {
             return Err((
                 field("hostname"),

@@ -114,10 +114,22 @@ fn serve_connection(
     forced: &AtomicU16,
 ) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
+    let Ok(writer) = stream.try_clone() else {
+        return;
     };
+    serve_requests(stream, writer, name, seen, failures, failure_status, forced)
+}
+
+/// Answers the requests read from `stream` on `writer`, until the client closes.
+fn serve_requests(
+    stream: impl Read,
+    mut writer: impl Write,
+    name: &str,
+    seen: &Mutex<Vec<Vec<String>>>,
+    failures: &Failing,
+    failure_status: u16,
+    forced: &AtomicU16,
+) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut head = Vec::new();
@@ -183,6 +195,23 @@ fn serve_connection(
             return;
         }
     }
+}
+
+/// An echo backend (answering as [`EchoBackend::start`]'s) on a Unix domain
+/// socket at `path`. The accept thread lives as long as the test process.
+pub fn unix_backend(name: &'static str, path: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind unix backend");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(writer) = stream.try_clone() else {
+                    return;
+                };
+                let (seen, never) = (Mutex::new(Vec::new()), Failing::First(AtomicUsize::new(0)));
+                serve_requests(stream, writer, name, &seen, &never, 500, &AtomicU16::new(0));
+            });
+        }
+    });
 }
 
 /// A plain TCP server on a free port that writes `name` to every connection and

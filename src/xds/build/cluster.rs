@@ -46,7 +46,7 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         }),
         ..Default::default()
     };
-    if c.dns {
+    if c.addresses == ir::EndpointAddresses::Hostnames {
         super::dns::resolve_by_dns(&mut out, c);
     } else {
         out.cluster_discovery_type = Some(cluster::cluster::ClusterDiscoveryType::Type(
@@ -264,7 +264,10 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
         .map(|e| endpoint::LbEndpoint {
             host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
                 endpoint::Endpoint {
-                    address: Some(socket_address(&e.address, e.port)),
+                    address: Some(match c.addresses {
+                        ir::EndpointAddresses::UnixSockets => pipe_address(&e.address),
+                        _ => socket_address(&e.address, e.port),
+                    }),
                     health_check_config: health_check_config.clone(),
                     ..Default::default()
                 },
@@ -283,5 +286,15 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
             }]
         },
         ..Default::default()
+    }
+}
+
+/// A Unix domain socket's address.
+fn pipe_address(path: &str) -> core::Address {
+    core::Address {
+        address: Some(core::address::Address::Pipe(core::Pipe {
+            path: path.to_string(),
+            ..Default::default()
+        })),
     }
 }

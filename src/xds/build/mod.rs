@@ -50,7 +50,7 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
     for c in gateway.clusters.values() {
         out.clusters.push(cluster::cluster(c, preserve_case));
         // A DNS cluster carries its own endpoints (hostnames Envoy resolves).
-        if !c.dns {
+        if c.addresses != ir::EndpointAddresses::Hostnames {
             out.endpoints.push(cluster::load_assignment(c));
         }
     }
