@@ -219,3 +219,41 @@ fn a_backend_on_a_unix_socket_is_reached_through_its_pipe_address() {
         socket.display().to_string()
     );
 }
+
+#[test]
+fn a_backend_with_app_protocol_h2c_is_spoken_to_in_http2() {
+    // The h2c backend is gantry's own ADS server (HTTP/2 only, no TLS): over
+    // HTTP/2 any request gets a gRPC answer (a grpc-status header); over HTTP/1.1
+    // it cannot answer at all.
+    let mut run = serve(&[], &[]);
+    let xds = run.gantry.xds_port;
+    let endpoint = format!("[{{fqdn: {{hostname: localhost, port: {xds}}}}}]");
+    // gantry's port is known once it runs: the objects file is rewritten with
+    // the Backends.
+    let objects = [
+        common::objects::CLASS.to_string(),
+        common::objects::gateway("eg", run.port),
+        format!(
+            "{}  appProtocols: [gateway.envoyproxy.io/h2c]\n",
+            backend("h2c", &endpoint)
+        ),
+        backend("plain", &endpoint),
+        route_to_backend("h2c", "h2c.example.com", "h2c"),
+        route_to_backend("plain", "plain.example.com", "plain"),
+    ];
+    common::objects::write_objects(run._dir.path(), &objects);
+    let (status, headers, _) = common::poll("an HTTP/2 answer from the h2c Backend", || {
+        common::try_http_get(run.port, "h2c.example.com", "/x")
+            .ok()
+            .filter(|(_, h, _)| common::header(h, "grpc-status").is_some())
+    });
+    assert_eq!(status, 200, "{headers:?}");
+    let (status, headers, _) = common::http_get(run.port, "plain.example.com", "/x");
+    assert!(
+        status >= 500 && common::header(&headers, "grpc-status").is_none(),
+        "{status} {headers:?}"
+    );
+    let dump = run.envoy.config_dump();
+    let h2c = active_cluster(&dump, |c| c["name"] == "default/h2c/backend").expect("h2c cluster");
+    assert!(h2c.to_string().contains("http2_protocol_options"), "{h2c}");
+}

@@ -951,7 +951,8 @@ pub fn resolve_backend(
             "UnsupportedValue",
             format!(
                 "Service {label} is of type ExternalName, which gantry does not route to \
-                 (the Gateway API advises against it: the name may lead outside the cluster)"
+                 (the Gateway API advises against it: the name may lead outside the cluster); \
+                 a gateway.envoyproxy.io Backend with an FQDN endpoint names a host instead"
             ),
         ));
     }
