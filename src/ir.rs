@@ -812,15 +812,15 @@ pub struct ClusterKey {
 }
 
 impl ClusterKey {
-    /// The cluster's name, the one place names are made: `namespace/service/port`,
-    /// (`namespace/backend/backend` for an Envoy Gateway Backend),
+    /// The cluster's name, the one place names are made: `namespace/service/port`
+    /// (`namespace/name/backend` for an Envoy Gateway Backend),
     /// `/h2c` for a GRPCRoute's (the same port may serve HTTP/1 routes through its
     /// plain cluster), and a digest of the settings when there are any
     /// (so clusters without settings keep their plain names).
     pub fn name(&self) -> String {
         let mut name = match self.kind {
             BackendKind::Service => format!("{}/{}/{}", self.namespace, self.service, self.port),
-            // No Service port is named "backend", so the names never meet.
+            // A Service's name has a port number there, so the two never meet.
             BackendKind::Backend => format!("{}/{}/backend", self.namespace, self.service),
         };
         if self.grpc {
@@ -903,10 +903,14 @@ impl Cluster {
 
     /// The same backends under another key (a GRPCRoute's, other settings).
     pub fn rekeyed(&self, mut key: ClusterKey) -> Self {
-        // DNS settings shape only clusters Envoy resolves by DNS (as in Envoy
+        // DNS settings shape only clusters Envoy resolves by DNS, and Service
+        // routing only clusters of a Service with a ClusterIP (as in Envoy
         // Gateway); the others keep the name they have without them.
         if self.addresses != EndpointAddresses::Hostnames {
             key.settings.dns = None;
+        }
+        if self.cluster_ip.is_none() {
+            key.settings.service_routing = false;
         }
         Cluster {
             cluster_ip: self.cluster_ip.clone(),
@@ -918,6 +922,7 @@ impl Cluster {
     /// The endpoints Envoy balances over: the Service's ClusterIP and port when
     /// the settings ask for Service routing and the Service has one (Envoy Gateway
     /// routes a headless Service's endpoints either way), else the endpoints.
+    /// (`rekeyed` already drops Service routing from keys without a ClusterIP.)
     pub fn routed_endpoints(&self) -> std::borrow::Cow<'_, [Endpoint]> {
         let service_port = u16::try_from(self.key.port).ok();
         match (&self.cluster_ip, service_port) {

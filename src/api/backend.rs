@@ -16,9 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::client_traffic_policy::{TlsFingerprintType, TlsVersion};
 use super::shared::SecretObjectReference;
 
-/// The API group of Envoy Gateway's kinds, a backendRef's `group` for a Backend.
-pub const GROUP: &str = "gateway.envoyproxy.io";
-
 /// Endpoints of a backend and how Envoy connects to them.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -1,6 +1,6 @@
-//! Envoy Gateway's policy kinds and Backend (gateway.envoyproxy.io/v1alpha1) as kube custom
-//! resources with serde and schemars; the Gateway API types come from the
-//! `gateway-api` crate.
+//! Envoy Gateway's policy kinds and its Backend (gateway.envoyproxy.io/v1alpha1)
+//! as kube custom resources with serde and schemars; the Gateway API types come
+//! from the `gateway-api` crate.
 
 pub mod backend;
 pub mod backend_traffic_policy;
