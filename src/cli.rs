@@ -135,6 +135,10 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>> {
     options.folded_wrap_chars = usize::MAX / 2;
     Ok(vec![
         (
+            "backends.yaml",
+            serde_saphyr::to_string_with_options(&crate::api::Backend::crd(), options.clone())?,
+        ),
+        (
             "backendtrafficpolicies.yaml",
             serde_saphyr::to_string_with_options(
                 &crate::api::BackendTrafficPolicy::crd(),

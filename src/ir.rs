@@ -854,8 +854,12 @@ pub struct BackendPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClusterKey {
     pub namespace: String,
+    /// The Service's name, or the Backend's for `BackendKind::Backend`.
     pub service: String,
+    /// The Service port (0 for a Backend, whose endpoints carry their ports).
     pub port: i32,
+    /// What `service` names.
+    pub kind: BackendKind,
     /// A GRPCRoute's backends speak h2c whatever the Service port says.
     pub grpc: bool,
     /// Backend settings (BackendTrafficPolicy lands here).
@@ -863,12 +867,17 @@ pub struct ClusterKey {
 }
 
 impl ClusterKey {
-    /// The cluster's name, the one place names are made: `namespace/service/port`,
+    /// The cluster's name, the one place names are made: `namespace/service/port`
+    /// (`namespace/name/backend` for an Envoy Gateway Backend),
     /// `/h2c` for a GRPCRoute's (the same port may serve HTTP/1 routes through its
     /// plain cluster), and a digest of the settings when there are any
     /// (so clusters without settings keep their plain names).
     pub fn name(&self) -> String {
-        let mut name = format!("{}/{}/{}", self.namespace, self.service, self.port);
+        let mut name = match self.kind {
+            BackendKind::Service => format!("{}/{}/{}", self.namespace, self.service, self.port),
+            // A Service's name has a port number there, so the two never meet.
+            BackendKind::Backend => format!("{}/{}/backend", self.namespace, self.service),
+        };
         if self.grpc {
             name.push_str("/h2c");
         }
@@ -885,12 +894,50 @@ impl ClusterKey {
     }
 }
 
+/// The kind of object a backendRef names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum BackendKind {
+    /// A Kubernetes Service: its EndpointSlices' endpoints, or its ClusterIP.
+    #[default]
+    Service,
+    /// An Envoy Gateway Backend (gateway.envoyproxy.io): endpoints by address.
+    Backend,
+}
+
+/// What a cluster's endpoint addresses are (the port is unused but for `Ip`
+/// and `Hostnames`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum EndpointAddresses {
+    /// IP addresses, sent over EDS.
+    #[default]
+    Ip,
+    /// Hostnames Envoy resolves by DNS (a Backend's FQDN endpoints).
+    Hostnames,
+    /// Unix domain socket paths, sent over EDS (a Backend's Unix endpoints).
+    UnixSockets,
+}
+
+impl EndpointAddresses {
+    fn is_ip(&self) -> bool {
+        *self == EndpointAddresses::Ip
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cluster {
     /// `key.name()`, kept so the cluster and every reference to it agree.
     pub name: String,
     pub key: ClusterKey,
+    /// The Service's EndpointSlice endpoints (see `routed_endpoints` for the ones
+    /// Envoy gets).
     pub endpoints: Vec<Endpoint>,
+    /// The Service's ClusterIP (None for headless Services), where a policy's
+    /// `routingType: Service` sends the traffic instead of to the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    /// What the endpoints' addresses are.
+    #[serde(skip_serializing_if = "EndpointAddresses::is_ip")]
+    pub addresses: EndpointAddresses,
     /// The backend speaks HTTP/2 without TLS (h2c): a GRPCRoute's, a Service port
     /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
     /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
@@ -904,12 +951,46 @@ impl Cluster {
             http2: http2 || key.grpc || key.settings.grpc_health_check(),
             key,
             endpoints,
+            cluster_ip: None,
+            addresses: EndpointAddresses::Ip,
         }
     }
 
     /// The same backends under another key (a GRPCRoute's, other settings).
-    pub fn rekeyed(&self, key: ClusterKey) -> Self {
-        Cluster::new(key, self.endpoints.clone(), self.http2)
+    pub fn rekeyed(&self, mut key: ClusterKey) -> Self {
+        // DNS settings shape only clusters Envoy resolves by DNS, and Service
+        // routing only clusters of a Service with a ClusterIP (as in Envoy
+        // Gateway); the others keep the name they have without them.
+        if self.addresses != EndpointAddresses::Hostnames {
+            key.settings.dns = None;
+        }
+        if self.cluster_ip.is_none() {
+            key.settings.service_routing = false;
+        }
+        Cluster {
+            cluster_ip: self.cluster_ip.clone(),
+            addresses: self.addresses,
+            ..Cluster::new(key, self.endpoints.clone(), self.http2)
+        }
+    }
+
+    /// The endpoints Envoy balances over: the Service's ClusterIP and port when
+    /// the settings ask for Service routing and the Service has one (Envoy Gateway
+    /// routes a headless Service's endpoints either way), else the endpoints.
+    /// (`rekeyed` already drops Service routing from keys without a ClusterIP.)
+    pub fn routed_endpoints(&self) -> std::borrow::Cow<'_, [Endpoint]> {
+        let service_port = u16::try_from(self.key.port).ok();
+        match (&self.cluster_ip, service_port) {
+            (Some(address), Some(port)) if self.key.settings.service_routing => {
+                std::borrow::Cow::Owned(vec![Endpoint {
+                    address: address.clone(),
+                    port,
+                    ready: true,
+                    zone: None,
+                }])
+            }
+            _ => std::borrow::Cow::Borrowed(&self.endpoints),
+        }
     }
 }
 
@@ -981,6 +1062,13 @@ pub struct BackendSettings {
     /// backends' success rate falls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_control: Option<AdmissionControl>,
+    /// Route to the Service's ClusterIP rather than to its endpoints
+    /// (`routingType: Service`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub service_routing: bool,
+    /// How Envoy resolves the hostnames of DNS-resolved endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSettings>,
 }
 
 /// Envoy's admission control, as an upstream filter of the cluster (each
@@ -999,6 +1087,27 @@ pub struct AdmissionControl {
     pub http_success: Vec<u32>,
     /// gRPC status codes that count as successes (empty: Envoy's default).
     pub grpc_success: Vec<u32>,
+}
+
+/// DNS resolution of a cluster's hostnames; None: Envoy Gateway's defaults
+/// (every 30 s, honouring the records' TTL, IPv4 preferred).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DnsSettings {
+    pub refresh_rate: Option<std::time::Duration>,
+    pub respect_ttl: Option<bool>,
+    pub lookup_family: Option<DnsLookupFamily>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DnsLookupFamily {
+    V4Only,
+    V6Only,
+    /// IPv4 if there is any, else IPv6.
+    V4Preferred,
+    /// IPv6 if there is any, else IPv4.
+    V6Preferred,
+    /// Both.
+    All,
 }
 
 /// Limits on connections and requests to a cluster's backends (its default

@@ -17,7 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{BackendTrafficPolicy, ClientTrafficPolicy};
+use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
 
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +40,8 @@ pub struct Resources {
     pub namespaces: Vec<Namespace>,
     pub client_traffic_policies: Vec<ClientTrafficPolicy>,
     pub backend_traffic_policies: Vec<BackendTrafficPolicy>,
+    /// Envoy Gateway Backends: endpoints given by address, for backendRefs.
+    pub backends: Vec<Backend>,
     /// Input the provider could not use; reported beside the translated status.
     pub problems: Vec<InputProblem>,
 }
@@ -94,6 +96,7 @@ pub enum Object {
     Namespace(Box<Namespace>),
     ClientTrafficPolicy(Box<ClientTrafficPolicy>),
     BackendTrafficPolicy(Box<BackendTrafficPolicy>),
+    Backend(Box<Backend>),
 }
 
 /// What one file yields: its objects, or the reason the whole file was rejected,
@@ -217,6 +220,11 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
             let policy: BackendTrafficPolicy = typed(document).map_err(describe)?;
             crate::api::backend_traffic_policy::check_spec(&policy.spec).map_err(describe)?;
             Object::BackendTrafficPolicy(Box::new(policy))
+        }
+        ("gateway.envoyproxy.io", "Backend") if api_version == "gateway.envoyproxy.io/v1alpha1" => {
+            let backend: Backend = typed(document).map_err(describe)?;
+            crate::api::backend::check_spec(&backend.spec).map_err(describe)?;
+            Object::Backend(Box::new(backend))
         }
         _ => {
             return Ok(Converted::Skipped(format!(
@@ -385,6 +393,7 @@ impl Resources {
             Object::Namespace(o) => self.namespaces.push(*o),
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(*o),
             Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(*o),
+            Object::Backend(o) => self.backends.push(*o),
         }
     }
 
@@ -417,6 +426,7 @@ impl Resources {
         fix(&mut self.namespaces, false);
         fix(&mut self.client_traffic_policies, true);
         fix(&mut self.backend_traffic_policies, true);
+        fix(&mut self.backends, true);
         self.problems.sort();
     }
 }
@@ -457,6 +467,7 @@ impl Object {
             Object::Namespace(o) => meta("Namespace", false, o.as_ref()),
             Object::ClientTrafficPolicy(o) => meta("ClientTrafficPolicy", true, o.as_ref()),
             Object::BackendTrafficPolicy(o) => meta("BackendTrafficPolicy", true, o.as_ref()),
+            Object::Backend(o) => meta("Backend", true, o.as_ref()),
         }
     }
 }

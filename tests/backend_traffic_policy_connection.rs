@@ -6,38 +6,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use common::backends::{ThreeBackends, backend_route, policy};
-use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, route_with_rules, write_objects};
-
-struct Running {
-    _dir: tempfile::TempDir,
-    gantry: Gantry,
-    envoy: common::EnvoyProcess,
-    port: u16,
-}
+use common::backends::{
+    Running, ThreeBackends, active_cluster as cluster, backend_route, policy,
+    policy_accepted as accepted,
+};
+use common::objects::route_with_rules;
 
 /// gantry and Envoy for Gateway eg with `objects` and the backends' objects;
 /// waits until each `ready` host answers its status.
 fn start(backends: &ThreeBackends, objects: &[String], ready: &[(&str, u16)]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let mut docs = vec![CLASS.to_string(), gateway("eg", port), backends.objects()];
-    docs.extend_from_slice(objects);
-    write_objects(dir.path(), &docs);
-    let gantry = Gantry::start(dir.path());
-    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-connection"));
-    for (host, status) in ready {
-        common::wait_for_http(port, host, "/", |s, _| s == *status);
-    }
-    Running {
-        _dir: dir,
-        gantry,
-        envoy,
-        port,
-    }
+    let mut all = vec![backends.objects()];
+    all.extend_from_slice(objects);
+    common::backends::start("btp-connection", &all, ready)
 }
 
 /// A GET that the echo backends answer after `delay`; the status, the response
@@ -49,23 +29,6 @@ fn slow_get(port: u16, host: &str, delay: Duration) -> (u16, Vec<(String, String
         common::try_request(port, "GET", host, "/", &[("x-echo-delay-ms", &ms)])
             .unwrap_or_else(|e| panic!("GET {host}: {e}"));
     (status, headers, started.elapsed())
-}
-
-/// Envoy's first active cluster that satisfies `check`, if any.
-fn cluster(dump: &Value, check: impl Fn(&Value) -> bool) -> Option<&Value> {
-    common::dump_section(dump, "ClustersConfigDump")?["dynamic_active_clusters"]
-        .as_array()?
-        .iter()
-        .map(|c| &c["cluster"])
-        .find(|c| check(c))
-}
-
-fn accepted(gantry: &Gantry, name: &str) -> bool {
-    let status = gantry
-        .status_of("BackendTrafficPolicy", "default", name)
-        .expect("policy status");
-    common::condition(&status["ancestors"][0]["conditions"], "Accepted")
-        .is_some_and(|(status, _)| status == "True")
 }
 
 #[test]

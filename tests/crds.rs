@@ -205,3 +205,13 @@ fn backend_traffic_policy_crd_has_exactly_envoy_gateway_v1_9_fields() {
         ],
     );
 }
+
+/// The same for Backend, the kind backendRefs name to reach addresses rather
+/// than Services.
+#[test]
+fn backend_crd_has_exactly_envoy_gateway_v1_9_fields() {
+    let expected = reference_paths("Backend");
+    assert_eq!(expected.len(), 36, "the reference list's Backend section");
+    let actual = generated_paths(&printed_crd("Backend"));
+    assert_same_paths(&expected, &actual, &[]);
+}

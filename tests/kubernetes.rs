@@ -211,6 +211,39 @@ fn after_410_gone_gantry_relists_and_converges_on_the_latest_objects() {
 }
 
 #[test]
+fn a_backend_in_the_api_is_routed_to_and_gets_accepted() {
+    let fake = FakeKube::start();
+    let echo = EchoBackend::start("by-name");
+    let port = common::free_port();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", port));
+    fake.apply_yaml(&format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: named, namespace: default}}
+spec:
+  endpoints: [{{fqdn: {{hostname: localhost, port: {}}}}}]
+",
+        echo.port
+    ));
+    fake.apply_yaml(&objects::route_with_rules(
+        "www",
+        "www.example.com",
+        "    - backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: named}]\n",
+    ));
+
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "backend"));
+    wait_for_backend(port, "www.example.com", (200, "by-name"));
+    common::poll("the Backend's Accepted status", || {
+        let status = fake.status("Backend", "default", "named");
+        condition(&status["conditions"], "Accepted")
+            .filter(|c| c["status"] == "True")
+            .cloned()
+    });
+}
+
+#[test]
 fn status_is_written_through_the_subresource_as_translate_computes_it() {
     let fake = FakeKube::start();
     let dir = tempfile::tempdir().unwrap();

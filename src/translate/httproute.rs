@@ -958,35 +958,28 @@ pub fn resolve_backend(
 ) -> Result<Cluster, Problem> {
     let group = backend.group.as_deref().unwrap_or("");
     let kind = backend.kind.as_deref().unwrap_or("Service");
-    if !group.is_empty() || kind != "Service" {
-        return Err(Problem::new(
-            reason::INVALID_KIND,
-            format!("backendRef kind {group}/{kind} is not supported; use a Service"),
-        ));
-    }
     let ns = backend.namespace.as_deref().unwrap_or(route_ns);
     let label = format!("{ns}/{}", backend.name);
-    let permitted = index.reference_permitted(&CrossRef {
-        from_group: GATEWAY_GROUP,
-        from_kind: route_kind,
-        from_namespace: route_ns,
-        to_group: "",
-        to_kind: "Service",
-        to_namespace: ns,
-        to_name: &backend.name,
-    });
-    if !permitted {
-        return Err(Problem::new(
-            reason::REF_NOT_PERMITTED,
-            format!("Service {label} is in another namespace and no ReferenceGrant allows it"),
-        ));
+    match (group, kind) {
+        ("", "Service") => {}
+        (super::ENVOY_GATEWAY_GROUP, "Backend") => {
+            check_reference_permitted(backend, group, kind, route_kind, route_ns, index)?;
+            return super::backend::resolve(backend, route_kind, ns, index);
+        }
+        _ => {
+            return Err(Problem::new(
+                "InvalidKind",
+                format!(
+                    "backendRef kind {group}/{kind} is not supported; use a Service or a \
+                     gateway.envoyproxy.io Backend"
+                ),
+            ));
+        }
     }
-    let service = index.service(ns, &backend.name).ok_or_else(|| {
-        Problem::new(
-            reason::BACKEND_NOT_FOUND,
-            format!("Service {label} not found"),
-        )
-    })?;
+    check_reference_permitted(backend, group, kind, route_kind, route_ns, index)?;
+    let service = index
+        .service(ns, &backend.name)
+        .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
     let spec = service.spec.as_ref();
     // The Gateway API says implementations SHOULD NOT support ExternalName
     // Services: the name may point anywhere outside the cluster (CVE-2021-25740).
@@ -996,7 +989,8 @@ pub fn resolve_backend(
             reason::UNSUPPORTED_VALUE,
             format!(
                 "Service {label} is of type ExternalName, which gantry does not route to \
-                 (the Gateway API advises against it: the name may lead outside the cluster)"
+                 (the Gateway API advises against it: the name may lead outside the cluster); \
+                 a gateway.envoyproxy.io Backend with an FQDN endpoint names a host instead"
             ),
         ));
     }
@@ -1079,10 +1073,49 @@ pub fn resolve_backend(
         namespace: ns.to_string(),
         service: backend.name.clone(),
         port,
+        kind: crate::ir::BackendKind::Service,
         grpc: false,
         settings: Default::default(),
     };
-    Ok(Cluster::new(key, endpoints, http2))
+    // Headless Services ("None") have no address of their own.
+    let cluster_ip = spec
+        .and_then(|s| s.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None");
+    Ok(Cluster {
+        cluster_ip,
+        ..Cluster::new(key, endpoints, http2)
+    })
+}
+
+/// A backendRef to another namespace needs a ReferenceGrant there that allows it.
+fn check_reference_permitted(
+    backend: &HttpRouteRulesBackendRefs,
+    group: &str,
+    kind: &str,
+    route_kind: &str,
+    route_ns: &str,
+    index: &Index<'_>,
+) -> Result<(), Problem> {
+    let ns = backend.namespace.as_deref().unwrap_or(route_ns);
+    let permitted = index.reference_permitted(&CrossRef {
+        from_group: GATEWAY_GROUP,
+        from_kind: route_kind,
+        from_namespace: route_ns,
+        to_group: group,
+        to_kind: kind,
+        to_namespace: ns,
+        to_name: &backend.name,
+    });
+    if permitted {
+        return Ok(());
+    }
+    Err(Problem::new(
+        "RefNotPermitted",
+        format!(
+            "{kind} {ns}/{} is in another namespace and no ReferenceGrant allows it",
+            backend.name
+        ),
+    ))
 }
 
 /// Clusters keyed by name (the same Service port used by many routes is one cluster).

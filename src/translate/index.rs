@@ -1,5 +1,5 @@
-//! Lookups over `Resources` that translation needs: services, endpoints, secrets,
-//! namespaces and ReferenceGrants.
+//! Lookups over `Resources` that translation needs: services, endpoints, Backends,
+//! secrets, namespaces and ReferenceGrants.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use crate::api::Backend;
 use crate::resources::Resources;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -21,6 +22,7 @@ pub struct Index<'a> {
     config_maps: BTreeMap<&'a str, BTreeMap<&'a str, &'a ConfigMap>>,
     namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
     grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
+    backends: BTreeMap<&'a str, BTreeMap<&'a str, &'a Backend>>,
 }
 
 fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
@@ -84,7 +86,13 @@ impl<'a> Index<'a> {
                 .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?)))
                 .collect(),
             grants,
+            backends: by_namespace(&res.backends),
         }
+    }
+
+    /// An Envoy Gateway Backend.
+    pub fn backend(&self, namespace: &str, name: &str) -> Option<&'a Backend> {
+        self.backends.get(namespace)?.get(name).copied()
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {

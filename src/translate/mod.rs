@@ -4,6 +4,7 @@
 //! attaches routes and turns rules into IR routes and clusters; this module
 //! assembles one `GatewayIr` per managed Gateway.
 
+pub mod backend;
 pub mod conditions;
 pub mod gateway;
 pub mod gateway_tls;
@@ -226,6 +227,7 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     status.extend(attached.status);
     status.extend(client_policies.status);
     status.extend(backend_policies.status);
+    status.extend(backend::status(resources, &ir));
     Translated { ir, status }
 }
 

@@ -2,6 +2,9 @@
 //! behind one Service, routes to it, policies on routes, and a request that
 //! names the endpoint that answered.
 
+use serde_json::Value;
+
+use super::EnvoyProcess;
 use super::echo::EchoBackend;
 use super::gantry_process::Gantry;
 use super::objects::{CLASS, gateway_with_listeners, route_with_rules, write_objects};
@@ -114,15 +117,18 @@ pub fn get(port: u16, host: &str, headers: &[(&str, &str)]) -> (String, Vec<(Str
     (backend, response_headers)
 }
 
-/// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
-/// its, kept while the value lives.
+/// gantry and Envoy serving Gateway eg, kept while the value lives.
 pub struct Running {
     // Dropped in this order: Envoy, gantry, then their directory.
-    pub envoy: super::EnvoyProcess,
+    pub envoy: EnvoyProcess,
     pub gantry: Gantry,
-    _dir: tempfile::TempDir,
+    /// Gateway eg's first listener port.
+    pub port: u16,
+    pub _dir: tempfile::TempDir,
 }
 
+/// gantry serving Gateway eg (these listeners) with `objects`, and an Envoy of
+/// its (xDS node `id`).
 pub fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec![CLASS.to_string(), gateway_with_listeners("eg", listeners)];
@@ -133,6 +139,7 @@ pub fn serve(listeners: &[(&str, &str, u16)], objects: Vec<String>, id: &str) ->
     Running {
         envoy,
         gantry,
+        port: listeners.first().map_or(0, |(_, _, port)| *port),
         _dir: dir,
     }
 }
@@ -150,4 +157,33 @@ pub fn one_policy(backend: &EchoBackend, name: &str, spec: &str) -> (u16, Runnin
     ];
     let running = serve(&[("http", "HTTP", port)], objects, &format!("btp-{name}"));
     (port, running)
+}
+
+/// gantry and Envoy (xDS node `node`) for Gateway eg with one HTTP listener and
+/// `objects`; waits until each `ready` host answers its status.
+pub fn start(node: &str, objects: &[String], ready: &[(&str, u16)]) -> Running {
+    let port = super::free_port();
+    let running = serve(&[("http", "HTTP", port)], objects.to_vec(), node);
+    for (host, status) in ready {
+        super::wait_for_http(port, host, "/", |s, _| s == *status);
+    }
+    running
+}
+
+/// Whether BackendTrafficPolicy `name` is Accepted (for its first ancestor).
+pub fn policy_accepted(gantry: &Gantry, name: &str) -> bool {
+    let status = gantry
+        .status_of("BackendTrafficPolicy", "default", name)
+        .expect("policy status");
+    super::condition(&status["ancestors"][0]["conditions"], "Accepted")
+        .is_some_and(|(status, _)| status == "True")
+}
+
+/// Envoy's first active cluster that satisfies `check`, if any.
+pub fn active_cluster(dump: &Value, check: impl Fn(&Value) -> bool) -> Option<&Value> {
+    super::dump_section(dump, "ClustersConfigDump")?["dynamic_active_clusters"]
+        .as_array()?
+        .iter()
+        .map(|c| &c["cluster"])
+        .find(|c| check(c))
 }

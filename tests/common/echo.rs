@@ -125,6 +125,20 @@ struct Reply {
 }
 
 fn serve_connection(stream: TcpStream, seen: &Mutex<Vec<Vec<String>>>, answer: &Reply) {
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let Ok(writer) = stream.try_clone() else {
+        return;
+    };
+    serve_requests(stream, writer, seen, answer)
+}
+
+/// Answers the requests read from `stream` on `writer`, until the client closes.
+fn serve_requests(
+    stream: impl Read,
+    mut writer: impl Write,
+    seen: &Mutex<Vec<Vec<String>>>,
+    answer: &Reply,
+) {
     let Reply {
         name,
         failures,
@@ -132,11 +146,6 @@ fn serve_connection(stream: TcpStream, seen: &Mutex<Vec<Vec<String>>>, answer: &
         forced,
         extra_headers,
     } = answer;
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
     let mut reader = BufReader::new(stream);
     loop {
         let mut head = Vec::new();
@@ -209,6 +218,29 @@ fn serve_connection(stream: TcpStream, seen: &Mutex<Vec<Vec<String>>>, answer: &
             return;
         }
     }
+}
+
+/// An echo backend (answering as [`EchoBackend::start`]'s) on a Unix domain
+/// socket at `path`. The accept thread lives as long as the test process.
+pub fn unix_backend(name: &'static str, path: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind unix backend");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(writer) = stream.try_clone() else {
+                    return;
+                };
+                let answer = Reply {
+                    name: name.to_string(),
+                    failures: Arc::new(Failing::First(AtomicUsize::new(0))),
+                    failure_status: 500,
+                    forced: Arc::new(AtomicU16::new(0)),
+                    extra_headers: Arc::new(Mutex::new(Vec::new())),
+                };
+                serve_requests(stream, writer, &Mutex::new(Vec::new()), &answer);
+            });
+        }
+    });
 }
 
 /// A plain TCP server on a free port that writes `name` to every connection and

@@ -136,6 +136,14 @@ pub const KINDS: &[Kind] = &[
         true,
         true,
     ),
+    kind(
+        "gateway.envoyproxy.io",
+        "v1alpha1",
+        "backends",
+        "Backend",
+        true,
+        true,
+    ),
     kind("coordination.k8s.io", "v1", "leases", "Lease", true, false),
 ];
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::discovery::ApiResource;
 
-use crate::api::{BackendTrafficPolicy, ClientTrafficPolicy};
+use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
 
 /// One kind gantry lists and watches.
 #[derive(Clone, Debug)]
@@ -44,6 +44,7 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<ReferenceGrant>(false),
         kind::<ClientTrafficPolicy>(true),
         kind::<BackendTrafficPolicy>(true),
+        kind::<Backend>(true),
         kind::<Service>(false),
         kind::<EndpointSlice>(false),
         kind::<Secret>(false),

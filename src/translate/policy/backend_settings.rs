@@ -20,7 +20,6 @@ pub(super) fn unsupported(field: &str, why: &str) -> Problem {
 
 /// Validates a policy's values into IR settings.
 pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy, Problem> {
-    refuse_unprogrammed(spec)?;
     let mut policy = ir::BackendPolicy::default();
     if let Some(lb) = &spec.load_balancer {
         super::load_balancer::convert(lb, &mut policy)?;
@@ -43,12 +42,18 @@ pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy
         policy.cluster.http2 = Some(http2(h2)?);
     }
     policy.cluster.use_client_protocol = spec.use_client_protocol.unwrap_or(false);
-    if spec.dns.is_some() {
-        return Err(unsupported(
-            "spec.dns",
-            "gantry's backends are Service endpoints from EndpointSlices, sent to Envoy over EDS; \
-             no backend is resolved by DNS, so there is nothing for DNS settings to apply to",
-        ));
+    policy.cluster.service_routing = match spec.routing_type.as_deref() {
+        None | Some("Endpoint") => false,
+        Some("Service") => true,
+        Some(other) => {
+            return Err(invalid(
+                "spec.routingType",
+                format!("{other:?} is neither Service nor Endpoint"),
+            ));
+        }
+    };
+    if let Some(d) = &spec.dns {
+        policy.cluster.dns = Some(dns(d)?);
     }
     if let Some(hc) = &spec.health_check {
         super::backend_health::convert(hc, &mut policy.cluster)?;
@@ -197,19 +202,29 @@ fn connection(
     Ok(())
 }
 
-/// The fields gantry does not program yet, by name, so a policy using one is
-/// refused rather than half applied.
-fn refuse_unprogrammed(spec: &api::BackendTrafficPolicySpec) -> Result<(), Problem> {
-    let set: [(&str, bool); 1] = [
-        ("spec.routingType", spec.routing_type.is_some()),
-    ];
-    match set.iter().find(|(_, is_set)| *is_set) {
-        Some((field, _)) => Err(unsupported(
-            field,
-            "gantry does not program this field into Envoy yet",
-        )),
-        None => Ok(()),
-    }
+/// `spec.dns`: for the clusters whose hostnames Envoy resolves (Backends' FQDN
+/// endpoints); Service endpoints come over EDS and are not looked up.
+fn dns(d: &api::Dns) -> Result<ir::DnsSettings, Problem> {
+    use api::DnsLookupFamily as F;
+    let field = "spec.dns.dnsRefreshRate";
+    let refresh_rate = match duration(field, &d.dns_refresh_rate)? {
+        // Envoy takes no refresh rate under 1 ms.
+        Some(rate) if rate < std::time::Duration::from_millis(1) => {
+            return Err(invalid(field, "must be at least 1ms"));
+        }
+        other => other,
+    };
+    Ok(ir::DnsSettings {
+        refresh_rate,
+        respect_ttl: d.respect_dns_ttl,
+        lookup_family: d.lookup_family.map(|family| match family {
+            F::IPv4 => ir::DnsLookupFamily::V4Only,
+            F::IPv6 => ir::DnsLookupFamily::V6Only,
+            F::IPv4Preferred => ir::DnsLookupFamily::V4Preferred,
+            F::IPv6Preferred => ir::DnsLookupFamily::V6Preferred,
+            F::IPv4AndIPv6 => ir::DnsLookupFamily::All,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -226,13 +241,6 @@ pub(super) mod tests {
 
     #[test]
     fn bad_and_unprogrammed_values_name_their_field() {
-        let p = problem("dns: {respectDnsTtl: true}");
-        assert_eq!(p.reason, UNSUPPORTED);
-        assert!(
-            p.message.starts_with("spec.dns") && p.message.contains("EDS"),
-            "{}",
-            p.message
-        );
         for (yaml, field) in [
             (
                 "circuitBreaker: {maxConnections: 4294967296}",
@@ -263,6 +271,8 @@ pub(super) mod tests {
                 "spec.connection.bufferLimit",
             ),
             ("tcpKeepalive: {probes: 0}", "spec.tcpKeepalive.probes"),
+            ("dns: {dnsRefreshRate: 0s}", "spec.dns.dnsRefreshRate"),
+            ("routingType: Pod", "spec.routingType"),
             (
                 "http2: {onInvalidMessage: Explode}",
                 "spec.http2.onInvalidMessage",

@@ -1,5 +1,5 @@
-//! Clusters (EDS, one per cluster key), the HTTP version they speak to their
-//! backends, and their endpoints.
+//! Clusters (EDS, or DNS for hostnames; one per cluster key), the HTTP version
+//! they speak to their backends, and their endpoints.
 
 use std::collections::BTreeMap;
 
@@ -30,13 +30,6 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     let settings = &c.key.settings;
     let mut out = cluster::Cluster {
         name: c.name.clone(),
-        cluster_discovery_type: Some(cluster::cluster::ClusterDiscoveryType::Type(
-            cluster::cluster::DiscoveryType::Eds as i32,
-        )),
-        eds_cluster_config: Some(cluster::cluster::EdsClusterConfig {
-            eds_config: Some(ads()),
-            ..Default::default()
-        }),
         connect_timeout: Some(duration(
             settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
         )),
@@ -63,6 +56,17 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         }),
         ..Default::default()
     };
+    if c.addresses == ir::EndpointAddresses::Hostnames {
+        super::dns::resolve_by_dns(&mut out, c);
+    } else {
+        out.cluster_discovery_type = Some(cluster::cluster::ClusterDiscoveryType::Type(
+            cluster::cluster::DiscoveryType::Eds as i32,
+        ));
+        out.eds_cluster_config = Some(cluster::cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            ..Default::default()
+        });
+    }
     super::load_balancer::apply(&mut out, settings);
     super::health_check::apply(&mut out, c);
     if let Some(version) = settings.proxy_protocol {
@@ -291,14 +295,18 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
     let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
     // One locality per zone; endpoints without one share a locality of no zone.
     let mut by_zone: BTreeMap<Option<&str>, Vec<endpoint::LbEndpoint>> = BTreeMap::new();
-    for e in c.endpoints.iter().filter(|e| e.ready) {
+    let endpoints = c.routed_endpoints();
+    for e in endpoints.iter().filter(|e| e.ready) {
         by_zone
             .entry(e.zone.as_deref())
             .or_default()
             .push(endpoint::LbEndpoint {
                 host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
                     endpoint::Endpoint {
-                        address: Some(socket_address(&e.address, e.port)),
+                        address: Some(match c.addresses {
+                            ir::EndpointAddresses::UnixSockets => pipe_address(&e.address),
+                            _ => socket_address(&e.address, e.port),
+                        }),
                         health_check_config: health_check_config.clone(),
                         ..Default::default()
                     },
@@ -325,5 +333,15 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+/// A Unix domain socket's address.
+fn pipe_address(path: &str) -> core::Address {
+    core::Address {
+        address: Some(core::address::Address::Pipe(core::Pipe {
+            path: path.to_string(),
+            ..Default::default()
+        })),
     }
 }

@@ -8,6 +8,7 @@ mod access_log;
 mod cluster;
 mod common;
 mod connection;
+mod dns;
 mod hcm;
 mod health_check;
 mod listener;
@@ -49,7 +50,10 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
         .any(|l| l.client.http1.preserve_header_case);
     for c in gateway.clusters.values() {
         out.clusters.push(cluster::cluster(c, preserve_case));
-        out.endpoints.push(cluster::load_assignment(c));
+        // A DNS cluster carries its own endpoints (hostnames Envoy resolves).
+        if c.addresses != ir::EndpointAddresses::Hostnames {
+            out.endpoints.push(cluster::load_assignment(c));
+        }
     }
     for s in gateway.secrets.values() {
         out.secrets.push(secret::secret(s));
