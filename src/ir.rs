@@ -177,14 +177,36 @@ pub enum TlsVersion {
     V1_3,
 }
 
-/// TLS termination settings beyond the certificates.
+/// The TLS versions and algorithms one side of a TLS connection offers
+/// (empty: Envoy's defaults).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ClientTls {
+pub struct TlsParameters {
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
     pub ciphers: Vec<String>,
     pub ecdh_curves: Vec<String>,
     pub signature_algorithms: Vec<String>,
+}
+
+/// TLS from Envoy to a Backend's endpoints (its `spec.tls`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UpstreamTls {
+    /// PEM bundle of the CA certificates the backend's certificate must chain
+    /// to; None: the certificate is not verified (insecureSkipVerify).
+    pub trusted_ca: Option<String>,
+    /// The SNI Envoy sends (and, when verifying, the DNS name the certificate
+    /// must carry).
+    pub sni: Option<String>,
+    /// The ALPN protocols Envoy offers (None: Envoy's choice).
+    pub alpn: Option<Vec<String>>,
+    pub params: TlsParameters,
+}
+
+/// TLS termination settings beyond the certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientTls {
+    #[serde(flatten)]
+    pub params: TlsParameters,
     /// None: gantry's default (h2, http/1.1); Some(empty): no ALPN.
     pub alpn: Option<Vec<String>>,
     pub client_validation: Option<ClientValidation>,
@@ -942,6 +964,9 @@ pub struct Cluster {
     /// whose appProtocol is kubernetes.io/h2c, or one checked by gRPC health checks
     /// (a gRPC server; Envoy checks gRPC health over HTTP/2 only).
     pub http2: bool,
+    /// TLS to the endpoints (a Backend's `spec.tls`); None: plain TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
 }
 
 impl Cluster {
@@ -953,6 +978,7 @@ impl Cluster {
             endpoints,
             cluster_ip: None,
             addresses: EndpointAddresses::Ip,
+            tls: None,
         }
     }
 
@@ -970,6 +996,7 @@ impl Cluster {
         Cluster {
             cluster_ip: self.cluster_ip.clone(),
             addresses: self.addresses,
+            tls: self.tls.clone(),
             ..Cluster::new(key, self.endpoints.clone(), self.http2)
         }
     }

@@ -1,9 +1,11 @@
 //! backendRefs to Envoy Gateway Backends (`group: gateway.envoyproxy.io, kind:
 //! Backend`): their endpoints as a cluster. FQDN endpoints make a cluster Envoy
 //! resolves by DNS (as Envoy Gateway does), IP and Unix socket endpoints one
-//! whose addresses go over EDS. What a Backend asks that gantry does not program
-//! (TLS, fallback, DynamicResolver, endpoint hostnames and zones, wss) refuses
-//! the backendRef (ResolvedRefs=False naming the field): never ignored.
+//! whose addresses go over EDS; endpoint zones become the endpoints' localities,
+//! and `spec.tls` the TLS Envoy speaks to them (see [`super::backend_tls`]). What
+//! a Backend asks that gantry does not program (fallback, DynamicResolver,
+//! endpoint hostnames, wss, some TLS fields) refuses the backendRef
+//! (ResolvedRefs=False naming the field): never ignored.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +37,10 @@ pub fn resolve(
     let http_route = matches!(route_kind, "HTTPRoute" | "GRPCRoute");
     let http2 = refuse_unprogrammed(found, http_route)
         .map_err(|(field, why)| Problem::new(UNSUPPORTED, format!("{label}: {field}: {why}")))?;
+    let tls = (found.spec.tls.as_ref())
+        .map(|tls| super::backend_tls::upstream_tls(tls, ns, index))
+        .transpose()
+        .map_err(|p| Problem::new(p.reason, format!("{label}: {}", p.message)))?;
     let endpoints: Vec<&BackendEndpoint> = found.spec.endpoints.iter().flatten().collect();
     let addresses = addresses(&endpoints)
         .map_err(|why| Problem::new(UNSUPPORTED, format!("{label}: spec.endpoints: {why}")))?;
@@ -52,8 +58,7 @@ pub fn resolve(
                 // The CRD rules (checked when the Backend was read) keep ports in range.
                 port: u16::try_from(port).unwrap_or_default(),
                 ready: true,
-                // A Backend endpoint's zone is refused.
-                zone: None,
+                zone: e.zone.clone(),
             })
         })
         .collect();
@@ -67,6 +72,7 @@ pub fn resolve(
     };
     Ok(Cluster {
         addresses,
+        tls,
         ..Cluster::new(key, cluster_endpoints, http2)
     })
 }
@@ -97,11 +103,8 @@ fn refuse_unprogrammed(backend: &Backend, http_route: bool) -> Result<bool, (Str
             "DynamicResolver needs Envoy's dynamic forward proxy, which gantry does not program",
         );
     }
-    if spec.tls.is_some() {
-        return refuse(
-            "spec.tls",
-            "gantry speaks plain TCP to backends; TLS to a Backend is not programmed",
-        );
+    if let Some(refused) = spec.tls.as_ref().and_then(super::backend_tls::unprogrammed) {
+        return refuse(&refused.field, refused.why);
     }
     if spec.fallback.is_some() {
         return refuse(
@@ -118,18 +121,12 @@ fn refuse_unprogrammed(backend: &Backend, http_route: bool) -> Result<bool, (Str
                     .into(),
             ));
         }
-        if e.zone.is_some() {
-            return Err((
-                field("zone"),
-                "endpoint zones (localities) are not programmed by gantry for Backends".into(),
-            ));
-        }
     }
     let protocols = spec.app_protocols.as_deref().unwrap_or_default();
     if protocols.contains(&AppProtocolType::Wss) {
         return refuse(
             "spec.appProtocols",
-            "gateway.envoyproxy.io/wss needs TLS to the backend, which gantry does not program",
+            "gateway.envoyproxy.io/wss (WebSocket over TLS) is not programmed by gantry",
         );
     }
     // ws is HTTP/1.1 with an Upgrade every route lets through; appProtocols speak

@@ -5,6 +5,7 @@
 //! assembles one `GatewayIr` per managed Gateway.
 
 pub mod backend;
+pub mod backend_tls;
 pub mod conditions;
 pub mod gateway;
 pub mod gateway_tls;

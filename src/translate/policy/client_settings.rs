@@ -226,48 +226,15 @@ fn client_tls(
     namespace: &str,
     index: &Index<'_>,
 ) -> Result<ir::ClientTls, Problem> {
-    const FIELD: &str = "spec.tls";
-    // Auto is the lowest minimum and the highest maximum.
-    let min_rank = |v: api::TlsVersion| match v {
-        api::TlsVersion::Auto => 0,
-        other => other as u8,
-    };
-    let max_rank = |v: api::TlsVersion| match v {
-        api::TlsVersion::Auto => 5,
-        other => other as u8,
-    };
-    let min = tls.min_version.map_or(3, min_rank);
-    if let Some(max) = tls.max_version
-        && min > max_rank(max)
-    {
-        return Err(invalid(FIELD, "minVersion must not be above maxVersion"));
-    }
-    if tls.min_version == Some(api::TlsVersion::V1_3) && tls.ciphers.is_some() {
-        return Err(invalid(
-            &format!("{FIELD}.ciphers"),
-            "ciphers have no effect when minVersion is 1.3",
-        ));
-    }
-    use crate::translate::tls_names;
-    for (i, name) in tls.ciphers.iter().flatten().enumerate() {
-        if !tls_names::CIPHERS.contains(&name.as_str()) {
-            return Err(invalid(
-                &format!("{FIELD}.ciphers[{i}]"),
-                format!("{name:?} is not a cipher suite Envoy supports"),
-            ));
-        }
-    }
-    distinct_names(
-        &format!("{FIELD}.ecdhCurves"),
-        tls.ecdh_curves.as_deref(),
-        "ECDH curve",
-        |n| tls_names::ecdh_curve(n).map(String::from),
-    )?;
-    distinct_names(
-        &format!("{FIELD}.signatureAlgorithms"),
-        tls.signature_algorithms.as_deref(),
-        "signature algorithm",
-        tls_names::signature_algorithm,
+    let params = tls_parameters(
+        "spec.tls",
+        &TlsParameterFields {
+            min_version: tls.min_version,
+            max_version: tls.max_version,
+            ciphers: tls.ciphers.as_deref(),
+            ecdh_curves: tls.ecdh_curves.as_deref(),
+            signature_algorithms: tls.signature_algorithms.as_deref(),
+        },
     )?;
     let client_validation = tls
         .client_validation
@@ -276,11 +243,7 @@ fn client_tls(
         .transpose()?;
     let resumption = tls.session.as_ref().and_then(|s| s.resumption.as_ref());
     Ok(ir::ClientTls {
-        min_version: tls.min_version.map(tls_version),
-        max_version: tls.max_version.map(tls_version),
-        ciphers: tls.ciphers.clone().unwrap_or_default(),
-        ecdh_curves: tls.ecdh_curves.clone().unwrap_or_default(),
-        signature_algorithms: tls.signature_algorithms.clone().unwrap_or_default(),
+        params,
         alpn: tls.alpn_protocols.clone(),
         client_validation,
         stateless_resumption: resumption.is_some_and(|r| r.stateless.is_some()),
@@ -294,6 +257,74 @@ fn client_tls(
                 api::TlsFingerprintType::Ja4 => ir::TlsFingerprint::Ja4,
             })
             .collect(),
+    })
+}
+
+/// The TLS version and algorithm fields a ClientTrafficPolicy's `tls` and a
+/// Backend's `tls` share.
+pub(crate) struct TlsParameterFields<'a> {
+    pub min_version: Option<api::TlsVersion>,
+    pub max_version: Option<api::TlsVersion>,
+    pub ciphers: Option<&'a [String]>,
+    pub ecdh_curves: Option<&'a [String]>,
+    pub signature_algorithms: Option<&'a [String]>,
+}
+
+/// TLS versions and algorithms, checked so that Envoy takes them (`field`: where
+/// they are written, for messages).
+pub(crate) fn tls_parameters(
+    field: &str,
+    tls: &TlsParameterFields<'_>,
+) -> Result<ir::TlsParameters, Problem> {
+    // Auto is the lowest minimum and the highest maximum.
+    let min_rank = |v: api::TlsVersion| match v {
+        api::TlsVersion::Auto => 0,
+        other => other as u8,
+    };
+    let max_rank = |v: api::TlsVersion| match v {
+        api::TlsVersion::Auto => 5,
+        other => other as u8,
+    };
+    let min = tls.min_version.map_or(3, min_rank);
+    if let Some(max) = tls.max_version
+        && min > max_rank(max)
+    {
+        return Err(invalid(field, "minVersion must not be above maxVersion"));
+    }
+    if tls.min_version == Some(api::TlsVersion::V1_3) && tls.ciphers.is_some() {
+        return Err(invalid(
+            &format!("{field}.ciphers"),
+            "ciphers have no effect when minVersion is 1.3",
+        ));
+    }
+    use crate::translate::tls_names;
+    for (i, name) in tls.ciphers.unwrap_or_default().iter().enumerate() {
+        if !tls_names::CIPHERS.contains(&name.as_str()) {
+            return Err(invalid(
+                &format!("{field}.ciphers[{i}]"),
+                format!("{name:?} is not a cipher suite Envoy supports"),
+            ));
+        }
+    }
+    distinct_names(
+        &format!("{field}.ecdhCurves"),
+        tls.ecdh_curves,
+        "ECDH curve",
+        |n| tls_names::ecdh_curve(n).map(String::from),
+    )?;
+    distinct_names(
+        &format!("{field}.signatureAlgorithms"),
+        tls.signature_algorithms,
+        "signature algorithm",
+        tls_names::signature_algorithm,
+    )?;
+    let list = |l: Option<&[String]>| l.unwrap_or_default().to_vec();
+    Ok(ir::TlsParameters {
+        min_version: tls.min_version.map(tls_version),
+        max_version: tls.max_version.map(tls_version),
+        ciphers: list(tls.ciphers),
+        ecdh_curves: list(tls.ecdh_curves),
+        signature_algorithms: list(tls.signature_algorithms),
     })
 }
 
@@ -327,12 +358,13 @@ fn distinct_names(
     Ok(())
 }
 
-/// The text under `key` of a ConfigMap or Secret a policy refers to.
-fn referenced_text(
+/// The text under `key` of a ConfigMap or Secret that an Envoy Gateway object
+/// of `from_kind` in `namespace` (a policy, a Backend) refers to.
+pub(crate) fn referenced_text(
     field: &str,
     r: &shared_api::SecretObjectReference,
     key: &str,
-    namespace: &str,
+    (from_kind, namespace): (&str, &str),
     index: &Index<'_>,
 ) -> Result<String, Problem> {
     let group = r.group.as_deref().unwrap_or("");
@@ -346,7 +378,7 @@ fn referenced_text(
     }
     let permitted = index.reference_permitted(&CrossRef {
         from_group: crate::translate::ENVOY_GATEWAY_GROUP,
-        from_kind: "ClientTrafficPolicy",
+        from_kind,
         from_namespace: namespace,
         to_group: "",
         to_kind: kind,
@@ -409,7 +441,7 @@ fn client_validation(
             &format!("{FIELD}.caCertificateRefs[{i}]"),
             r,
             "ca.crt",
-            namespace,
+            ("ClientTrafficPolicy", namespace),
             index,
         )?;
         ca_certificates.push_str(pem.trim_end());
@@ -463,7 +495,7 @@ fn client_validation(
                     &format!("{FIELD}.crl.refs[{i}]"),
                     r,
                     "ca.crl",
-                    namespace,
+                    ("ClientTrafficPolicy", namespace),
                     index,
                 )?;
                 pem.push_str(text.trim_end());

@@ -69,9 +69,11 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
     }
     super::load_balancer::apply(&mut out, settings);
     super::health_check::apply(&mut out, c);
-    if let Some(version) = settings.proxy_protocol {
-        out.transport_socket = Some(upstream_proxy_protocol(version));
-    }
+    let tls = c.tls.as_ref().map(super::upstream_tls::upstream_tls_socket);
+    out.transport_socket = match settings.proxy_protocol {
+        Some(version) => Some(upstream_proxy_protocol(version, tls)),
+        None => tls,
+    };
     if let Some(options) = upstream_http_protocol(c, preserve_case) {
         out.typed_extension_protocol_options.insert(
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
@@ -130,8 +132,11 @@ fn preconnect_policy(p: &ir::Preconnect) -> cluster::cluster::PreconnectPolicy {
 }
 
 /// A PROXY protocol header (telling the client's addresses) in front of every
-/// backend connection, over plain TCP.
-fn upstream_proxy_protocol(version: ir::ProxyProtocolVersion) -> core::TransportSocket {
+/// backend connection, then `inner` (the backend's TLS), or plain TCP.
+fn upstream_proxy_protocol(
+    version: ir::ProxyProtocolVersion,
+    inner: Option<core::TransportSocket>,
+) -> core::TransportSocket {
     use core::proxy_protocol_config::Version;
     use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
     use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
@@ -146,10 +151,9 @@ fn upstream_proxy_protocol(version: ir::ProxyProtocolVersion) -> core::Transport
                 version: version as i32,
                 ..Default::default()
             }),
-            transport_socket: Some(transport_socket(
-                "envoy.transport_sockets.raw_buffer",
-                &RawBuffer {},
-            )),
+            transport_socket: Some(inner.unwrap_or_else(|| {
+                transport_socket("envoy.transport_sockets.raw_buffer", &RawBuffer {})
+            })),
             ..Default::default()
         },
     )
@@ -178,6 +182,7 @@ fn upstream_http_protocol(
         })
     };
     let connection = &settings.http_connection;
+    let auto_sni = super::upstream_tls::auto_sni(c);
     let protocol = if settings.use_client_protocol {
         UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
             http_protocol_options: preserve_case.then(http1),
@@ -186,7 +191,11 @@ fn upstream_http_protocol(
         })
     } else if c.http2 {
         explicit(ProtocolConfig::Http2ProtocolOptions(http2()))
-    } else if preserve_case || !connection.is_empty() || settings.admission_control.is_some() {
+    } else if preserve_case
+        || !connection.is_empty()
+        || settings.admission_control.is_some()
+        || auto_sni
+    {
         explicit(ProtocolConfig::HttpProtocolOptions(http1()))
     } else {
         return None;
@@ -201,6 +210,10 @@ fn upstream_http_protocol(
             )
         }),
         upstream_protocol_options: Some(protocol),
+        upstream_http_protocol_options: auto_sni.then(|| core::UpstreamHttpProtocolOptions {
+            auto_sni: true,
+            ..Default::default()
+        }),
         http_filters: settings
             .admission_control
             .as_ref()

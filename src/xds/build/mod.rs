@@ -18,6 +18,7 @@ mod route_filters;
 mod secret;
 mod tcp_proxy;
 mod tls;
+mod upstream_tls;
 
 /// A cluster that never exists: the weighted share of unresolved backendRefs points
 /// here, and `cluster_not_found_response_code` turns it into a 500 or 503 (a TCP

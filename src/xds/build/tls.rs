@@ -68,6 +68,19 @@ fn tls_protocol(v: ir::TlsVersion) -> i32 {
     }) as i32
 }
 
+/// A TLS context's versions and algorithms; None when all are Envoy's defaults.
+pub(super) fn tls_parameters(p: &ir::TlsParameters) -> Option<tls::TlsParameters> {
+    let params = tls::TlsParameters {
+        tls_minimum_protocol_version: p.min_version.map_or(0, tls_protocol),
+        tls_maximum_protocol_version: p.max_version.map_or(0, tls_protocol),
+        cipher_suites: p.ciphers.clone(),
+        ecdh_curves: p.ecdh_curves.clone(),
+        signature_algorithms: p.signature_algorithms.clone(),
+        ..Default::default()
+    };
+    (params != tls::TlsParameters::default()).then_some(params)
+}
+
 /// TLS versions, ciphers, curves, signature algorithms, ALPN, client
 /// certificate validation and session resumption on an HTTPS filter chain.
 /// Session resumption is off unless the policy asks for it, as in Envoy Gateway.
@@ -76,17 +89,7 @@ fn apply_tls(context: &mut tls::DownstreamTlsContext, client: &ir::ClientSetting
     let common = context
         .common_tls_context
         .get_or_insert_with(Default::default);
-    let params = tls::TlsParameters {
-        tls_minimum_protocol_version: t.min_version.map_or(0, tls_protocol),
-        tls_maximum_protocol_version: t.max_version.map_or(0, tls_protocol),
-        cipher_suites: t.ciphers.clone(),
-        ecdh_curves: t.ecdh_curves.clone(),
-        signature_algorithms: t.signature_algorithms.clone(),
-        ..Default::default()
-    };
-    if params != tls::TlsParameters::default() {
-        common.tls_params = Some(params);
-    }
+    common.tls_params = tls_parameters(&t.params);
     if let Some(alpn) = &t.alpn {
         common.alpn_protocols = alpn.clone();
     }

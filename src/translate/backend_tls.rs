@@ -1,0 +1,130 @@
+//! A Backend's `spec.tls` -> [`ir::UpstreamTls`]: how Envoy checks the backend's
+//! certificate (CA certificates from ConfigMaps or Secrets in the Backend's
+//! namespace, or none with `insecureSkipVerify`), the SNI it sends, its ALPN and
+//! its TLS versions and algorithms (checked as a ClientTrafficPolicy's are).
+//! Fields gantry does not program are refused, naming the field.
+
+use super::conditions::Problem;
+use super::index::Index;
+use super::policy::client_settings::{TlsParameterFields, referenced_text, tls_parameters};
+use super::policy::fields::invalid;
+use crate::api::backend::BackendTlsSettings;
+use crate::api::shared::SecretObjectReference;
+use crate::ir;
+
+const FIELD: &str = "spec.tls";
+
+/// A field of `spec.tls` gantry does not program, and why.
+pub struct Unprogrammed {
+    pub field: String,
+    pub why: &'static str,
+}
+
+/// The fields of `tls` gantry does not program; the first one found.
+pub fn unprogrammed(tls: &BackendTlsSettings) -> Option<Unprogrammed> {
+    let refused = |name: &str, why| {
+        Some(Unprogrammed {
+            field: format!("{FIELD}.{name}"),
+            why,
+        })
+    };
+    if tls.well_known_ca_certificates.is_some() {
+        // Envoy Gateway points Envoy at the CA bundle of its own Envoy image
+        // (/etc/ssl/certs/ca-certificates.crt); gantry does not know the files
+        // on the host its Envoy runs on.
+        return refused(
+            "wellKnownCACertificates",
+            "the system CA bundle is a file on Envoy's host, whose path gantry does not know; \
+             give the CA certificates with caCertificateRefs",
+        );
+    }
+    if tls.auto_sni_from_endpoint_hostname.is_some() {
+        return refused(
+            "autoSNIFromEndpointHostname",
+            "endpoint hostnames are not programmed by gantry",
+        );
+    }
+    if tls.client_certificate_ref.is_some() {
+        return refused(
+            "clientCertificateRef",
+            "client certificates towards Backends are not programmed by gantry",
+        );
+    }
+    if tls.fingerprints.is_some() {
+        return refused(
+            "fingerprints",
+            "TLS fingerprints towards Backends are not programmed by gantry",
+        );
+    }
+    None
+}
+
+/// The TLS Envoy speaks to the endpoints of a Backend in `namespace` whose
+/// `spec.tls` is `tls` (after [`unprogrammed`] found nothing).
+pub fn upstream_tls(
+    tls: &BackendTlsSettings,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<ir::UpstreamTls, Problem> {
+    let trusted_ca = if tls.insecure_skip_verify.unwrap_or(false) {
+        // As Envoy Gateway: the CA certificates then go unused.
+        None
+    } else {
+        Some(ca_certificates(tls, namespace, index)?)
+    };
+    let params = tls_parameters(
+        FIELD,
+        &TlsParameterFields {
+            min_version: tls.min_version,
+            max_version: tls.max_version,
+            ciphers: tls.ciphers.as_deref(),
+            ecdh_curves: tls.ecdh_curves.as_deref(),
+            signature_algorithms: tls.signature_algorithms.as_deref(),
+        },
+    )?;
+    if let Some(sni) = &tls.sni
+        && sni.is_empty()
+    {
+        return Err(invalid(&format!("{FIELD}.sni"), "must not be empty"));
+    }
+    Ok(ir::UpstreamTls {
+        trusted_ca,
+        sni: tls.sni.clone(),
+        alpn: tls.alpn_protocols.clone(),
+        params,
+    })
+}
+
+/// The PEM bundle of every `caCertificateRefs` entry (`ca.crt` of a ConfigMap
+/// or Secret in the Backend's namespace: a Backend refers to no other).
+fn ca_certificates(
+    tls: &BackendTlsSettings,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<String, Problem> {
+    let mut bundle = String::new();
+    for (i, r) in tls.ca_certificate_refs.iter().flatten().enumerate() {
+        let reference = SecretObjectReference {
+            group: Some(r.group.clone()),
+            kind: Some(r.kind.clone()),
+            name: r.name.clone(),
+            namespace: None,
+        };
+        let pem = referenced_text(
+            &format!("{FIELD}.caCertificateRefs[{i}]"),
+            &reference,
+            "ca.crt",
+            ("Backend", namespace),
+            index,
+        )?;
+        bundle.push_str(pem.trim_end());
+        bundle.push('\n');
+    }
+    if bundle.is_empty() {
+        return Err(invalid(
+            &format!("{FIELD}.caCertificateRefs"),
+            "a CA certificate is needed to verify the backend (or set insecureSkipVerify)",
+        ));
+    }
+    Ok(bundle)
+}
