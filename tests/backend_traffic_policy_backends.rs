@@ -114,7 +114,7 @@ fn backends_by_hostname_and_address_are_reached_and_dns_settings_shape_the_looku
             ),
             backend(
                 "secure",
-                "[{fqdn: {hostname: localhost, port: 1}}]\n  tls: {insecureSkipVerify: true}",
+                "[{fqdn: {hostname: localhost, port: 1}}]\n  tls: {wellKnownCACertificates: System}",
             ),
             route_to_backend("named", "named.example.com", "named"),
             route_to_backend("tuned", "tuned.example.com", "named"),
@@ -181,7 +181,12 @@ fn backends_by_hostname_and_address_are_reached_and_dns_settings_shape_the_looku
         common::condition(conditions, "ResolvedRefs"),
         Some(("False".to_string(), "UnsupportedValue".to_string()))
     );
-    assert!(conditions.to_string().contains("spec.tls"), "{conditions}");
+    assert!(
+        conditions
+            .to_string()
+            .contains("spec.tls.wellKnownCACertificates"),
+        "{conditions}"
+    );
     let backend_status = run
         .gantry
         .status_of("Backend", "default", "named")

@@ -1,0 +1,219 @@
+//! A Backend's `spec.tls` through real `gantry serve` and real stock Envoy on
+//! 127.0.0.1: Envoy speaks TLS to an HTTPS backend (tests/tls_backend.py, which
+//! serves testdata/certs/www.crt, for www.example.com and *.example.com, signed
+//! by the test CA), checks its certificate against the CA the Backend names,
+//! sends the Backend's SNI or else the request's host, and with a
+//! BackendTrafficPolicy proxyProtocol writes the PROXY header before the TLS
+//! handshake.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Child;
+use common::backends::{policy, policy_accepted, start};
+use common::objects::route_with_rules;
+
+/// tests/tls_backend.py on a free port, answering with the SNI it saw (and
+/// with `proxy_protocol`, the PROXY line it read before the handshake).
+struct TlsBackend {
+    port: u16,
+    // Killed when the test ends.
+    _process: Child,
+}
+
+impl TlsBackend {
+    fn start(name: &str, proxy_protocol: bool) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let port = common::free_port();
+        let mut command = Command::new("python3");
+        command
+            .arg(root.join("tests/tls_backend.py"))
+            .arg(port.to_string())
+            .arg(root.join("testdata/certs/www.crt"))
+            .arg(root.join("testdata/certs/www.key"))
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if proxy_protocol {
+            command.arg("--proxy-protocol");
+        }
+        let mut process = Child::spawn(name, command);
+        common::poll(&format!("{name} listening"), || {
+            process.assert_running();
+            process.output().contains("ready").then_some(())
+        });
+        TlsBackend {
+            port,
+            _process: process,
+        }
+    }
+}
+
+/// Backend `name` with one IP endpoint on 127.0.0.1:`port` and `tls` (a YAML
+/// flow mapping).
+fn tls_backend(name: &str, port: u16, tls: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}, zone: zone-{name}}}]
+  tls: {tls}
+"
+    )
+}
+
+/// HTTPRoute `name` for host `name.example.com` to Backend `name`.
+fn route_to_backend(name: &str) -> String {
+    route_with_rules(
+        name,
+        &format!("{name}.example.com"),
+        &format!(
+            "    - backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: {name}}}]\n"
+        ),
+    )
+}
+
+/// A ConfigMap or Secret `name` whose `ca.crt` is `pem`.
+fn ca_object(kind: &str, name: &str, pem: &str) -> String {
+    let field = if kind == "Secret" {
+        "stringData"
+    } else {
+        "data"
+    };
+    // A JSON string is a valid YAML double-quoted scalar.
+    let pem = serde_json::to_string(pem).unwrap();
+    format!(
+        "apiVersion: v1
+kind: {kind}
+metadata: {{name: {name}, namespace: default}}
+{field}:
+  ca.crt: {pem}
+"
+    )
+}
+
+/// The JSON the TLS backend answered through Envoy for `host`.
+fn answer(port: u16, host: &str) -> serde_json::Value {
+    let (status, _, body) = common::try_request(port, "GET", host, "/", &[]).expect("a response");
+    assert_eq!(status, 200, "{host}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host}: {e}: {body}"))
+}
+
+#[test]
+fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_protocol() {
+    let backend = TlsBackend::start("tls-backend", false);
+    let proxied = TlsBackend::start("tls-backend-proxied", true);
+    let test_ca = std::fs::read_to_string("testdata/certs/ca.crt").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (other_ca, _) = common::self_signed_certificate(dir.path(), "other-ca");
+    let other_ca = std::fs::read_to_string(other_ca).unwrap();
+    let trusting = |kind: &str, name: &str| {
+        format!("{{caCertificateRefs: [{{group: \"\", kind: {kind}, name: {name}}}]")
+    };
+    let mut run = start(
+        "backend-tls",
+        &[
+            ca_object("ConfigMap", "test-ca", &test_ca),
+            ca_object("Secret", "test-ca", &test_ca),
+            ca_object("ConfigMap", "other-ca", &other_ca),
+            tls_backend(
+                "verified",
+                backend.port,
+                &format!(
+                    "{}, sni: backend.example.com}}",
+                    trusting("ConfigMap", "test-ca")
+                ),
+            ),
+            tls_backend(
+                "auto",
+                backend.port,
+                &format!("{}}}", trusting("Secret", "test-ca")),
+            ),
+            tls_backend(
+                "wrong-ca",
+                backend.port,
+                &format!(
+                    "{}, sni: backend.example.com}}",
+                    trusting("ConfigMap", "other-ca")
+                ),
+            ),
+            tls_backend(
+                "insecure",
+                backend.port,
+                &format!(
+                    "{}, insecureSkipVerify: true, sni: backend.example.com}}",
+                    trusting("ConfigMap", "other-ca")
+                ),
+            ),
+            tls_backend(
+                "proxied",
+                proxied.port,
+                &format!(
+                    "{}, sni: backend.example.com}}",
+                    trusting("ConfigMap", "test-ca")
+                ),
+            ),
+            route_to_backend("verified"),
+            route_to_backend("auto"),
+            route_to_backend("wrong-ca"),
+            route_to_backend("insecure"),
+            route_to_backend("proxied"),
+            policy(
+                "proxy-protocol",
+                "proxied",
+                "  proxyProtocol: {version: V1}\n",
+            ),
+        ],
+        &[
+            ("verified.example.com", 200),
+            ("auto.example.com", 200),
+            ("insecure.example.com", 200),
+            ("proxied.example.com", 200),
+        ],
+    );
+    assert!(policy_accepted(&run.gantry, "proxy-protocol"));
+
+    // The CA the Backend names verifies the certificate; the backend sees the
+    // Backend's SNI, or without one the request's host (auto SNI, and the
+    // certificate must name it: *.example.com does).
+    assert_eq!(
+        answer(run.port, "verified.example.com")["sni"],
+        "backend.example.com"
+    );
+    assert_eq!(
+        answer(run.port, "auto.example.com")["sni"],
+        "auto.example.com"
+    );
+    // insecureSkipVerify: a CA that did not sign the certificate is not asked.
+    assert_eq!(
+        answer(run.port, "insecure.example.com")["sni"],
+        "backend.example.com"
+    );
+
+    // Another CA: the handshake fails verification and Envoy answers 503.
+    common::wait_for_http(run.port, "wrong-ca.example.com", "/", |s, _| s == 503);
+    let failed = run
+        .envoy
+        .stat("cluster.default/wrong-ca/backend.ssl.fail_verify_error");
+    assert!(failed.is_some_and(|n| n > 0), "{failed:?}");
+
+    // PROXY protocol around TLS: the header comes first, in the clear, then the
+    // handshake with the Backend's SNI, and the request succeeds.
+    let seen = answer(run.port, "proxied.example.com");
+    let header = seen["proxy"].as_str().expect("a PROXY line");
+    assert!(
+        header.starts_with("PROXY TCP4 127.0.0.1 127.0.0.1 ")
+            && header.ends_with(&format!(" {}", run.port)),
+        "{header:?}"
+    );
+    assert_eq!(seen["sni"], "backend.example.com");
+
+    // The endpoints' zones are their localities.
+    let clusters = run.envoy.admin_get("/clusters");
+    let zone_line = format!(
+        "default/verified/backend::127.0.0.1:{}::zone::zone-verified",
+        backend.port
+    );
+    assert!(clusters.contains(&zone_line), "{clusters}");
+}

@@ -1,0 +1,76 @@
+"""An HTTPS backend for gantry's Backend TLS tests.
+
+    python3 tests/tls_backend.py PORT CERT KEY [--proxy-protocol]
+
+Listens on 127.0.0.1:PORT and answers every request 200 with a JSON body
+telling what the client did: the SNI it sent ("sni", null without one) and,
+with --proxy-protocol, the PROXY v1 line read off the connection before the
+TLS handshake ("proxy"). Prints "ready" once listening, and one line per failed
+handshake, so the test's log shows why a connection went nowhere.
+"""
+
+import json
+import socket
+import ssl
+import sys
+import threading
+
+
+def read_line(conn):
+    """The bytes up to and with the first CRLF (a PROXY v1 header)."""
+    line = b""
+    while not line.endswith(b"\r\n") and len(line) < 108:
+        byte = conn.recv(1)
+        if not byte:
+            break
+        line += byte
+    return line.decode("ascii", "replace").rstrip("\r\n")
+
+
+def serve(conn, context, proxy_protocol):
+    seen = {"sni": None, "proxy": None}
+    if proxy_protocol:
+        seen["proxy"] = read_line(conn)
+
+    def record_sni(_socket, server_name, _context):
+        seen["sni"] = server_name
+
+    context.sni_callback = record_sni
+    try:
+        tls = context.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError) as e:
+        print(f"handshake failed: {e}", flush=True)
+        conn.close()
+        return
+    with tls:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = tls.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        body = json.dumps(seen).encode()
+        tls.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+
+def main():
+    port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    proxy_protocol = "--proxy-protocol" in sys.argv[4:]
+    listener = socket.create_server(("127.0.0.1", port))
+    print("ready", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        # A context per connection: its SNI callback records this connection's.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        threading.Thread(
+            target=serve, args=(conn, context, proxy_protocol), daemon=True
+        ).start()
+
+
+if __name__ == "__main__":
+    main()
