@@ -200,6 +200,9 @@ pub struct UpstreamTls {
     /// The ALPN protocols Envoy offers (None: Envoy's choice).
     pub alpn: Option<Vec<String>>,
     pub params: TlsParameters,
+    /// The certificate Envoy presents to the backend (served over SDS under its
+    /// name, `namespace/secret` as the Gateway's own).
+    pub client_certificate: Option<TlsCertificate>,
 }
 
 /// TLS termination settings beyond the certificates.

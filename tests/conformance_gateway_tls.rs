@@ -493,8 +493,8 @@ fn gateway_frontend_invalid_default_client_certificate_validation() {
 /// `GatewayBackendClientCertificateFeature`): a `backend.clientCertificateRef`
 /// that does not resolve gives the Gateway `ResolvedRefs=False` with the spec's
 /// reason while it stays accepted; one that resolves is refused
-/// (`UnsupportedValue`), since gantry opens no TLS connection to a backend and
-/// would never present it, and its Gateway still serves traffic.
+/// (`UnsupportedValue`), since gantry does not present the Gateway's certificate
+/// to TLS backends, and its Gateway still serves traffic.
 #[test]
 fn gateway_invalid_tls_backend_configuration() {
     let backend = EchoBackend::start("infra-backend-v1");

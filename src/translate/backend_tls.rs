@@ -4,8 +4,8 @@
 //! its TLS versions and algorithms (checked as a ClientTrafficPolicy's are).
 //! Fields gantry does not program are refused, naming the field.
 
-use super::conditions::Problem;
-use super::index::Index;
+use super::conditions::{Problem, reason};
+use super::index::{CrossRef, Index};
 use super::policy::client_settings::{TlsParameterFields, referenced_text, tls_parameters};
 use super::policy::fields::invalid;
 use crate::api::backend::BackendTlsSettings;
@@ -44,12 +44,6 @@ pub fn unprogrammed(tls: &BackendTlsSettings) -> Option<Unprogrammed> {
             "endpoint hostnames are not programmed by gantry",
         );
     }
-    if tls.client_certificate_ref.is_some() {
-        return refused(
-            "clientCertificateRef",
-            "client certificates towards Backends are not programmed by gantry",
-        );
-    }
     if tls.fingerprints.is_some() {
         return refused(
             "fingerprints",
@@ -72,7 +66,7 @@ pub fn upstream_tls(
     } else {
         Some(ca_certificates(tls, namespace, index)?)
     };
-    let params = tls_parameters(
+    let mut params = tls_parameters(
         FIELD,
         &TlsParameterFields {
             min_version: tls.min_version,
@@ -82,16 +76,70 @@ pub fn upstream_tls(
             signature_algorithms: tls.signature_algorithms.as_deref(),
         },
     )?;
+    // Envoy Gateway's versions when the Backend gives none: TLS 1.2 to 1.3 (Envoy's
+    // own client maximum would be 1.2).
+    params.min_version.get_or_insert(ir::TlsVersion::V1_2);
+    params.max_version.get_or_insert(ir::TlsVersion::V1_3);
     if let Some(sni) = &tls.sni
         && sni.is_empty()
     {
         return Err(invalid(&format!("{FIELD}.sni"), "must not be empty"));
     }
+    let client_certificate = (tls.client_certificate_ref.as_ref())
+        .map(|r| client_certificate(r, namespace, index))
+        .transpose()?;
     Ok(ir::UpstreamTls {
         trusted_ca,
         sni: tls.sni.clone(),
         alpn: tls.alpn_protocols.clone(),
         params,
+        client_certificate,
+    })
+}
+
+/// The key pair of the TLS Secret `clientCertificateRef` names (another
+/// namespace's if a ReferenceGrant there allows it).
+fn client_certificate(
+    r: &SecretObjectReference,
+    namespace: &str,
+    index: &Index<'_>,
+) -> Result<ir::TlsCertificate, Problem> {
+    let field = format!("{FIELD}.clientCertificateRef");
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("Secret");
+    if !group.is_empty() || kind != "Secret" {
+        return Err(invalid(
+            &field,
+            format!("{group}/{kind} is not supported; refer to a Secret"),
+        ));
+    }
+    let ns = r.namespace.as_deref().unwrap_or(namespace);
+    let label = format!("{ns}/{}", r.name);
+    let permitted = index.reference_permitted(&CrossRef {
+        from_group: super::ENVOY_GATEWAY_GROUP,
+        from_kind: "Backend",
+        from_namespace: namespace,
+        to_group: "",
+        to_kind: "Secret",
+        to_namespace: ns,
+        to_name: &r.name,
+    });
+    if !permitted {
+        return Err(Problem::new(
+            reason::REF_NOT_PERMITTED,
+            format!(
+                "{field}: Secret {label} is in another namespace and no ReferenceGrant allows it"
+            ),
+        ));
+    }
+    let secret = (index.secret(ns, &r.name))
+        .ok_or_else(|| invalid(&field, format!("Secret {label} not found")))?;
+    let (certificate_chain, private_key) = super::gateway::tls_key_pair(secret)
+        .map_err(|why| invalid(&field, format!("Secret {label}: {why}")))?;
+    Ok(ir::TlsCertificate {
+        name: label,
+        certificate_chain,
+        private_key,
     })
 }
 

@@ -263,9 +263,9 @@ pub fn gateway_conditions(
 }
 
 /// Why `spec.tls.backend.clientCertificateRef` is not in force: the spec's
-/// reasons when it does not resolve, and otherwise `UnsupportedValue`, since
-/// gantry opens no TLS connection to a backend (it serves no BackendTLSPolicy)
-/// and so would never present the certificate.
+/// reasons when it does not resolve, and otherwise `UnsupportedValue`: gantry
+/// does not present the Gateway's certificate to TLS backends (it serves no
+/// BackendTLSPolicy; a Backend's own `tls.clientCertificateRef` is presented).
 fn backend_client_certificate(r: &Ref<'_>, index: &Index<'_>) -> Problem {
     const FIELD: &str = "spec.tls.backend.clientCertificateRef";
     let (group, kind) = (r.group, r.kind);
@@ -294,8 +294,9 @@ fn backend_client_certificate(r: &Ref<'_>, index: &Index<'_>) -> Problem {
     Problem::new(
         reason::UNSUPPORTED_VALUE,
         format!(
-            "{FIELD}: gantry opens no TLS connections to backends (BackendTLSPolicy is not \
-             served), so the client certificate would never be presented"
+            "{FIELD}: gantry does not present the Gateway's client certificate to TLS \
+             backends (BackendTLSPolicy is not served; a Backend's tls.clientCertificateRef \
+             is presented)"
         ),
     )
 }

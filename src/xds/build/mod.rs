@@ -56,7 +56,15 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
             out.endpoints.push(cluster::load_assignment(c));
         }
     }
-    for s in gateway.secrets.values() {
+    // The Gateway's certificates, and those its clusters present to TLS
+    // backends; one secret per name (`namespace/secret`: the same Secret).
+    let client_certificates =
+        (gateway.clusters.values()).filter_map(|c| c.tls.as_ref()?.client_certificate.as_ref());
+    let secrets: std::collections::BTreeMap<&str, &ir::TlsCertificate> = (gateway.secrets.values())
+        .chain(client_certificates)
+        .map(|s| (s.name.as_str(), s))
+        .collect();
+    for s in secrets.values() {
         out.secrets.push(secret::secret(s));
     }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
 use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
 
-use super::common::{inline, transport_socket};
+use super::common::{ads, inline, transport_socket};
 use crate::ir;
 
 pub(super) fn upstream_tls_socket(t: &ir::UpstreamTls) -> core::TransportSocket {
@@ -40,6 +40,12 @@ pub(super) fn upstream_tls_socket(t: &ir::UpstreamTls) -> core::TransportSocket 
             alpn_protocols: t.alpn.clone().unwrap_or_default(),
             validation_context_type: validation
                 .map(tls::common_tls_context::ValidationContextType::ValidationContext),
+            tls_certificate_sds_secret_configs: (t.client_certificate.iter())
+                .map(|cert| tls::SdsSecretConfig {
+                    name: cert.name.clone(),
+                    sds_config: Some(ads()),
+                })
+                .collect(),
             ..Default::default()
         }),
         sni: t.sni.clone().unwrap_or_default(),
