@@ -13,7 +13,7 @@ use std::process::Command;
 
 use common::Child;
 use common::backends::{policy, policy_accepted, start};
-use common::objects::route_with_rules;
+use common::objects::{route_with_rules, tls_secret};
 
 /// tests/tls_backend.py on a free port, answering with the SNI it saw (and
 /// with `proxy_protocol`, the PROXY line it read before the handshake).
@@ -24,7 +24,8 @@ struct TlsBackend {
 }
 
 impl TlsBackend {
-    fn start(name: &str, proxy_protocol: bool) -> Self {
+    /// `options`: tls_backend.py's (`--proxy-protocol`, `--client-ca <file>`).
+    fn start(name: &str, options: &[&str]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let port = common::free_port();
         let mut command = Command::new("python3");
@@ -33,10 +34,8 @@ impl TlsBackend {
             .arg(port.to_string())
             .arg(root.join("testdata/certs/www.crt"))
             .arg(root.join("testdata/certs/www.key"))
+            .args(options)
             .env("PYTHONDONTWRITEBYTECODE", "1");
-        if proxy_protocol {
-            command.arg("--proxy-protocol");
-        }
         let mut process = Child::spawn(name, command);
         common::poll(&format!("{name} listening"), || {
             process.assert_running();
@@ -102,8 +101,12 @@ fn answer(port: u16, host: &str) -> serde_json::Value {
 
 #[test]
 fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_protocol() {
-    let backend = TlsBackend::start("tls-backend", false);
-    let proxied = TlsBackend::start("tls-backend-proxied", true);
+    let backend = TlsBackend::start("tls-backend", &[]);
+    let proxied = TlsBackend::start("tls-backend-proxied", &["--proxy-protocol"]);
+    let mutual = TlsBackend::start(
+        "tls-backend-mutual",
+        &["--client-ca", "testdata/certs/ca.crt"],
+    );
     let test_ca = std::fs::read_to_string("testdata/certs/ca.crt").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (other_ca, _) = common::self_signed_certificate(dir.path(), "other-ca");
@@ -154,6 +157,18 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
                     trusting("ConfigMap", "test-ca")
                 ),
             ),
+            tls_backend(
+                "mutual",
+                mutual.port,
+                &format!(
+                    "{}, sni: backend.example.com, clientCertificateRef: {{name: client}}}}",
+                    trusting("ConfigMap", "test-ca")
+                ),
+            ),
+            tls_backend("anonymous", mutual.port, "{insecureSkipVerify: true}"),
+            tls_secret("client", "testdata/certs/client"),
+            route_to_backend("mutual"),
+            route_to_backend("anonymous"),
             route_to_backend("verified"),
             route_to_backend("auto"),
             route_to_backend("wrong-ca"),
@@ -170,6 +185,7 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
             ("auto.example.com", 200),
             ("insecure.example.com", 200),
             ("proxied.example.com", 200),
+            ("mutual.example.com", 200),
         ],
     );
     assert!(policy_accepted(&run.gantry, "proxy-protocol"));
@@ -208,6 +224,14 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
         "{header:?}"
     );
     assert_eq!(seen["sni"], "backend.example.com");
+
+    // clientCertificateRef: Envoy presents the Secret's certificate (served over
+    // SDS) to a backend that asks for one; without it the handshake fails.
+    assert_eq!(
+        answer(run.port, "mutual.example.com")["client"],
+        "gantry-test-client"
+    );
+    common::wait_for_http(run.port, "anonymous.example.com", "/", |s, _| s == 503);
 
     // The endpoints' zones are their localities.
     let clusters = run.envoy.admin_get("/clusters");

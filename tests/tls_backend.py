@@ -1,11 +1,12 @@
 """An HTTPS backend for gantry's Backend TLS tests.
 
-    python3 tests/tls_backend.py PORT CERT KEY [--proxy-protocol]
+    python3 tests/tls_backend.py PORT CERT KEY [--proxy-protocol] [--client-ca CA]
 
 Listens on 127.0.0.1:PORT and answers every request 200 with a JSON body
-telling what the client did: the SNI it sent ("sni", null without one) and,
-with --proxy-protocol, the PROXY v1 line read off the connection before the
-TLS handshake ("proxy"). Prints "ready" once listening, and one line per failed
+telling what the client did: the SNI it sent ("sni", null without one), with
+--proxy-protocol the PROXY v1 line read off the connection before the TLS
+handshake ("proxy"), and with --client-ca (a client certificate that CA signed
+is then required) the common name of the client's certificate ("client"). Prints "ready" once listening, and one line per failed
 handshake, so the test's log shows why a connection went nowhere.
 """
 
@@ -28,7 +29,7 @@ def read_line(conn):
 
 
 def serve(conn, context, proxy_protocol):
-    seen = {"sni": None, "proxy": None}
+    seen = {"sni": None, "proxy": None, "client": None}
     if proxy_protocol:
         seen["proxy"] = read_line(conn)
 
@@ -43,6 +44,8 @@ def serve(conn, context, proxy_protocol):
         conn.close()
         return
     with tls:
+        subject = dict(pair[0] for pair in (tls.getpeercert() or {}).get("subject", ()))
+        seen["client"] = subject.get("commonName")
         request = b""
         while b"\r\n\r\n" not in request:
             chunk = tls.recv(4096)
@@ -59,7 +62,9 @@ def serve(conn, context, proxy_protocol):
 
 def main():
     port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    proxy_protocol = "--proxy-protocol" in sys.argv[4:]
+    options = sys.argv[4:]
+    proxy_protocol = "--proxy-protocol" in options
+    client_ca = options[options.index("--client-ca") + 1] if "--client-ca" in options else None
     listener = socket.create_server(("127.0.0.1", port))
     print("ready", flush=True)
     while True:
@@ -67,6 +72,9 @@ def main():
         # A context per connection: its SNI callback records this connection's.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
         threading.Thread(
             target=serve, args=(conn, context, proxy_protocol), daemon=True
         ).start()

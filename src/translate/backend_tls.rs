@@ -1,7 +1,8 @@
 //! A Backend's `spec.tls` -> [`ir::UpstreamTls`]: how Envoy checks the backend's
 //! certificate (CA certificates from ConfigMaps or Secrets in the Backend's
-//! namespace, or none with `insecureSkipVerify`), the SNI it sends, its ALPN and
-//! its TLS versions and algorithms (checked as a ClientTrafficPolicy's are).
+//! namespace, or none with `insecureSkipVerify`), the SNI it sends, its ALPN,
+//! its TLS versions and algorithms (checked as a ClientTrafficPolicy's are) and
+//! the client certificate it presents (a TLS Secret).
 //! Fields gantry does not program are refused, naming the field.
 
 use super::conditions::{Problem, reason};

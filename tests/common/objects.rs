@@ -101,19 +101,25 @@ endpoints:
 
 /// The TLS Secret "www-cert" holding testdata/certs/www.{crt,key}.
 pub fn www_cert_secret() -> String {
+    tls_secret("www-cert", "testdata/certs/www")
+}
+
+/// A TLS Secret `name` holding `<files>.crt` and `<files>.key`.
+pub fn tls_secret(name: &str, files: &str) -> String {
     // A JSON string is a valid YAML double-quoted scalar.
-    let pem = |file: &str| serde_json::to_string(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let pem =
+        |file: String| serde_json::to_string(&std::fs::read_to_string(file).unwrap()).unwrap();
     format!(
         "apiVersion: v1
 kind: Secret
-metadata: {{name: www-cert, namespace: default}}
+metadata: {{name: {name}, namespace: default}}
 type: kubernetes.io/tls
 stringData:
   tls.crt: {}
   tls.key: {}
 ",
-        pem("testdata/certs/www.crt"),
-        pem("testdata/certs/www.key")
+        pem(format!("{files}.crt")),
+        pem(format!("{files}.key"))
     )
 }
 

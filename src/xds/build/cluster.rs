@@ -161,8 +161,9 @@ fn upstream_proxy_protocol(
 
 /// The cluster's HTTP protocol options, one message: the HTTP version it speaks
 /// to its backends (HTTP/2 for h2c backends, the client's with
-/// useClientProtocol, HTTP/1 keeping the header case when a listener records it)
-/// and the backend connections' limits. None when all are Envoy's defaults.
+/// useClientProtocol, HTTP/1 keeping the header case when a listener records it),
+/// the backend connections' limits, and auto SNI for TLS backends without a
+/// literal SNI. None when all are Envoy's defaults.
 fn upstream_http_protocol(
     c: &ir::Cluster,
     preserve_case: bool,
