@@ -203,6 +203,8 @@ pub struct UpstreamTls {
     /// The certificate Envoy presents to the backend (served over SDS under its
     /// name, `namespace/secret` as the Gateway's own).
     pub client_certificate: Option<TlsCertificate>,
+    /// The SNI is each endpoint's hostname (`autoSNIFromEndpointHostname`).
+    pub sni_from_endpoint_hostname: bool,
 }
 
 /// TLS termination settings beyond the certificates.
@@ -1017,6 +1019,7 @@ impl Cluster {
                     port,
                     ready: true,
                     zone: None,
+                    hostname: None,
                 }])
             }
             _ => std::borrow::Cow::Borrowed(&self.endpoints),
@@ -1033,6 +1036,10 @@ pub struct Endpoint {
     /// The EndpointSlice's zone of the endpoint: its locality in Envoy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// A Backend endpoint's hostname: Envoy's endpoint hostname (the SNI with
+    /// `autoSNIFromEndpointHostname`, the host its health checks ask for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// What a BackendTrafficPolicy asks of the clusters of the routes it applies to.

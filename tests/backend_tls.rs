@@ -2,9 +2,9 @@
 //! 127.0.0.1: Envoy speaks TLS to an HTTPS backend (tests/tls_backend.py, which
 //! serves testdata/certs/www.crt, for www.example.com and *.example.com, signed
 //! by the test CA), checks its certificate against the CA the Backend names,
-//! sends the Backend's SNI or else the request's host, and with a
-//! BackendTrafficPolicy proxyProtocol writes the PROXY header before the TLS
-//! handshake.
+//! sends the Backend's SNI, the endpoint's hostname or else the request's host,
+//! presents the Backend's client certificate, and with a BackendTrafficPolicy
+//! proxyProtocol writes the PROXY header before the TLS handshake.
 
 mod common;
 
@@ -19,8 +19,8 @@ use common::objects::{route_with_rules, tls_secret};
 /// with `proxy_protocol`, the PROXY line it read before the handshake).
 struct TlsBackend {
     port: u16,
-    // Killed when the test ends.
-    _process: Child,
+    /// Its output: a line per request (killed when the test ends).
+    process: Child,
 }
 
 impl TlsBackend {
@@ -41,22 +41,20 @@ impl TlsBackend {
             process.assert_running();
             process.output().contains("ready").then_some(())
         });
-        TlsBackend {
-            port,
-            _process: process,
-        }
+        TlsBackend { port, process }
     }
 }
 
-/// Backend `name` with one IP endpoint on 127.0.0.1:`port` and `tls` (a YAML
-/// flow mapping).
+/// Backend `name` with one IP endpoint on 127.0.0.1:`port` (hostname
+/// `name-endpoint.example.com`, zone `zone-name`) and `tls` (a YAML flow mapping).
 fn tls_backend(name: &str, port: u16, tls: &str) -> String {
     format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: Backend
 metadata: {{name: {name}, namespace: default}}
 spec:
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}, zone: zone-{name}}}]
+  endpoints:
+    - {{ip: {{address: 127.0.0.1, port: {port}}}, zone: zone-{name}, hostname: {name}-endpoint.example.com}}
   tls: {tls}
 "
     )
@@ -169,6 +167,20 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
             tls_secret("client", "testdata/certs/client"),
             route_to_backend("mutual"),
             route_to_backend("anonymous"),
+            tls_backend(
+                "by-hostname",
+                backend.port,
+                &format!(
+                    "{}, autoSNIFromEndpointHostname: true}}",
+                    trusting("Secret", "test-ca")
+                ),
+            ),
+            route_to_backend("by-hostname"),
+            policy(
+                "health",
+                "by-hostname",
+                "  healthCheck:\n    active: {type: HTTP, interval: 1s, http: {path: /healthz}}\n",
+            ),
             route_to_backend("verified"),
             route_to_backend("auto"),
             route_to_backend("wrong-ca"),
@@ -186,9 +198,11 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
             ("insecure.example.com", 200),
             ("proxied.example.com", 200),
             ("mutual.example.com", 200),
+            ("by-hostname.example.com", 200),
         ],
     );
     assert!(policy_accepted(&run.gantry, "proxy-protocol"));
+    assert!(policy_accepted(&run.gantry, "health"));
 
     // The CA the Backend names verifies the certificate; the backend sees the
     // Backend's SNI, or without one the request's host (auto SNI, and the
@@ -201,6 +215,17 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
         answer(run.port, "auto.example.com")["sni"],
         "auto.example.com"
     );
+    // autoSNIFromEndpointHostname: the endpoint's hostname is the SNI.
+    assert_eq!(
+        answer(run.port, "by-hostname.example.com")["sni"],
+        "by-hostname-endpoint.example.com"
+    );
+    // Its HTTP health check (which names no host) asks for the endpoint's hostname.
+    common::poll("a health check for the endpoint's hostname", || {
+        (backend.process.output())
+            .contains("request GET /healthz host=by-hostname-endpoint.example.com")
+            .then_some(())
+    });
     // insecureSkipVerify: a CA that did not sign the certificate is not asked.
     assert_eq!(
         answer(run.port, "insecure.example.com")["sni"],

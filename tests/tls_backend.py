@@ -7,7 +7,8 @@ telling what the client did: the SNI it sent ("sni", null without one), with
 --proxy-protocol the PROXY v1 line read off the connection before the TLS
 handshake ("proxy"), and with --client-ca (a client certificate that CA signed
 is then required) the common name of the client's certificate ("client"). Prints "ready" once listening, and one line per failed
-handshake, so the test's log shows why a connection went nowhere.
+handshake, so the test's log shows why a connection went nowhere, and
+"request <method> <path> host=<Host header>" per request.
 """
 
 import json
@@ -52,6 +53,12 @@ def serve(conn, context, proxy_protocol):
             if not chunk:
                 return
             request += chunk
+        head = request.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        host = next(
+            (l.split(":", 1)[1].strip() for l in head[1:] if l.lower().startswith("host:")),
+            None,
+        )
+        print(f"request {' '.join(head[0].split()[:2])} host={host}", flush=True)
         body = json.dumps(seen).encode()
         tls.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

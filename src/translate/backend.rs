@@ -1,10 +1,11 @@
 //! backendRefs to Envoy Gateway Backends (`group: gateway.envoyproxy.io, kind:
 //! Backend`): their endpoints as a cluster. FQDN endpoints make a cluster Envoy
 //! resolves by DNS (as Envoy Gateway does), IP and Unix socket endpoints one
-//! whose addresses go over EDS; endpoint zones become the endpoints' localities,
+//! whose addresses go over EDS; endpoint zones become the endpoints' localities
+//! and endpoint hostnames their Envoy hostnames,
 //! and `spec.tls` the TLS Envoy speaks to them (see [`super::backend_tls`]). What
-//! a Backend asks that gantry does not program (fallback, DynamicResolver,
-//! endpoint hostnames, wss, some TLS fields) refuses the backendRef
+//! a Backend asks that gantry does not program (fallback, DynamicResolver, wss,
+//! some TLS fields) refuses the backendRef
 //! (ResolvedRefs=False naming the field): never ignored.
 
 use std::collections::BTreeSet;
@@ -59,6 +60,7 @@ pub fn resolve(
                 port: u16::try_from(port).unwrap_or_default(),
                 ready: true,
                 zone: e.zone.clone(),
+                hostname: e.hostname.clone(),
             })
         })
         .collect();
@@ -111,16 +113,6 @@ fn refuse_unprogrammed(backend: &Backend, http_route: bool) -> Result<bool, (Str
             "spec.fallback",
             "fallback priorities are not programmed by gantry",
         );
-    }
-    for (i, e) in spec.endpoints.iter().flatten().enumerate() {
-        let field = |name: &str| format!("spec.endpoints[{i}].{name}");
-        if e.hostname.is_some() {
-            return Err((
-                field("hostname"),
-                "endpoint hostnames (for SNI and Host rewriting) are not programmed by gantry"
-                    .into(),
-            ));
-        }
     }
     let protocols = spec.app_protocols.as_deref().unwrap_or_default();
     if protocols.contains(&AppProtocolType::Wss) {

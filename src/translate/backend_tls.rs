@@ -39,12 +39,6 @@ pub fn unprogrammed(tls: &BackendTlsSettings) -> Option<Unprogrammed> {
              give the CA certificates with caCertificateRefs",
         );
     }
-    if tls.auto_sni_from_endpoint_hostname.is_some() {
-        return refused(
-            "autoSNIFromEndpointHostname",
-            "endpoint hostnames are not programmed by gantry",
-        );
-    }
     if tls.fingerprints.is_some() {
         return refused(
             "fingerprints",
@@ -95,6 +89,7 @@ pub fn upstream_tls(
         alpn: tls.alpn_protocols.clone(),
         params,
         client_certificate,
+        sni_from_endpoint_hostname: tls.auto_sni_from_endpoint_hostname.unwrap_or(false),
     })
 }
 

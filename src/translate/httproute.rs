@@ -1063,6 +1063,7 @@ pub fn resolve_backend(
                     port: endpoint_port,
                     ready,
                     zone: endpoint.zone.clone(),
+                    hostname: None,
                 });
             }
         }

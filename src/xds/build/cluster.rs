@@ -306,7 +306,6 @@ fn backend_http2(h2: Option<&ir::Http2Settings>) -> core::Http2ProtocolOptions {
 }
 
 pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignment {
-    let health_check_config = super::health_check::endpoint_health_check_config(&c.key.settings);
     // One locality per zone; endpoints without one share a locality of no zone.
     let mut by_zone: BTreeMap<Option<&str>, Vec<endpoint::LbEndpoint>> = BTreeMap::new();
     let endpoints = c.routed_endpoints();
@@ -321,7 +320,11 @@ pub(super) fn load_assignment(c: &ir::Cluster) -> endpoint::ClusterLoadAssignmen
                             ir::EndpointAddresses::UnixSockets => pipe_address(&e.address),
                             _ => socket_address(&e.address, e.port),
                         }),
-                        health_check_config: health_check_config.clone(),
+                        hostname: e.hostname.clone().unwrap_or_default(),
+                        health_check_config: super::health_check::endpoint_health_check_config(
+                            &c.key.settings,
+                            e,
+                        ),
                         ..Default::default()
                     },
                 )),

@@ -165,11 +165,23 @@ fn outlier_detection(od: &ir::OutlierDetection) -> cluster::OutlierDetection {
 /// The port health checks go to, on every endpoint, when the policy overrides it.
 pub(super) fn endpoint_health_check_config(
     settings: &ir::BackendSettings,
+    endpoint: &ir::Endpoint,
 ) -> Option<envoy_types::pb::envoy::config::endpoint::v3::endpoint::HealthCheckConfig> {
-    let port = settings.health_check.as_ref()?.port?;
+    let hc = settings.health_check.as_ref()?;
+    // As Envoy Gateway: a Backend endpoint's hostname is the host its health
+    // checks ask for, unless the HTTP check names one.
+    let explicit_host = matches!(
+        &hc.checker,
+        ir::HealthChecker::Http { host: Some(host), .. } if !host.is_empty() && host != "*"
+    );
+    let hostname = (endpoint.hostname.as_ref()).filter(|_| !explicit_host);
+    if hc.port.is_none() && hostname.is_none() {
+        return None;
+    }
     Some(
         envoy_types::pb::envoy::config::endpoint::v3::endpoint::HealthCheckConfig {
-            port_value: port.into(),
+            port_value: hc.port.map_or(0, u32::from),
+            hostname: hostname.cloned().unwrap_or_default(),
             ..Default::default()
         },
     )

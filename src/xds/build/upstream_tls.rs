@@ -49,8 +49,10 @@ pub(super) fn upstream_tls_socket(t: &ir::UpstreamTls) -> core::TransportSocket 
             ..Default::default()
         }),
         sni: t.sni.clone().unwrap_or_default(),
-        // Without a literal SNI, the request's host is the SNI (the cluster's
-        // `auto_sni`) and the certificate must name it, when it is verified.
+        auto_host_sni: t.sni_from_endpoint_hostname,
+        // Without a literal SNI, the endpoint's hostname or else the request's
+        // host is the SNI (the cluster's `auto_sni`), and the certificate must
+        // name it, when it is verified.
         auto_sni_san_validation: t.trusted_ca.is_some() && t.sni.is_none(),
         ..Default::default()
     };
@@ -58,7 +60,7 @@ pub(super) fn upstream_tls_socket(t: &ir::UpstreamTls) -> core::TransportSocket 
 }
 
 /// Whether the cluster takes its SNI from each request's host: TLS without a
-/// literal SNI (Envoy Gateway's `auto_sni`).
+/// literal SNI or the endpoints' hostnames (Envoy Gateway's `auto_sni`).
 pub(super) fn auto_sni(c: &ir::Cluster) -> bool {
-    c.tls.as_ref().is_some_and(|t| t.sni.is_none())
+    (c.tls.as_ref()).is_some_and(|t| t.sni.is_none() && !t.sni_from_endpoint_hostname)
 }
