@@ -176,6 +176,12 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
                 ),
             ),
             route_to_backend("by-hostname"),
+            tls_backend(
+                "tls12",
+                backend.port,
+                "{insecureSkipVerify: true, maxVersion: \"1.2\", alpnProtocols: [h2]}",
+            ),
+            route_to_backend("tls12"),
             policy(
                 "health",
                 "by-hostname",
@@ -199,6 +205,7 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
             ("proxied.example.com", 200),
             ("mutual.example.com", 200),
             ("by-hostname.example.com", 200),
+            ("tls12.example.com", 200),
         ],
     );
     assert!(policy_accepted(&run.gantry, "proxy-protocol"));
@@ -215,6 +222,17 @@ fn envoy_verifies_the_backend_certificate_sends_the_sni_and_wraps_tls_in_proxy_p
         answer(run.port, "auto.example.com")["sni"],
         "auto.example.com"
     );
+    // Versions: TLS 1.3 unless the Backend says otherwise (Envoy Gateway's
+    // maximum; Envoy's own client maximum is 1.2). ALPN: what the cluster speaks
+    // (Envoy's own offer, http/1.1) unless alpnProtocols says otherwise (the
+    // backend then picks h2, though Envoy speaks HTTP/1.1, as configured).
+    let verified = answer(run.port, "verified.example.com");
+    assert_eq!(verified["version"], "TLSv1.3");
+    assert_eq!(verified["alpn"], "http/1.1");
+    let tls12 = answer(run.port, "tls12.example.com");
+    assert_eq!(tls12["version"], "TLSv1.2");
+    assert_eq!(tls12["alpn"], "h2");
+
     // autoSNIFromEndpointHostname: the endpoint's hostname is the SNI.
     assert_eq!(
         answer(run.port, "by-hostname.example.com")["sni"],

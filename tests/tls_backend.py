@@ -5,9 +5,11 @@
 Listens on 127.0.0.1:PORT and answers every request 200 with a JSON body
 telling what the client did: the SNI it sent ("sni", null without one), with
 --proxy-protocol the PROXY v1 line read off the connection before the TLS
-handshake ("proxy"), and with --client-ca (a client certificate that CA signed
-is then required) the common name of the client's certificate ("client"). Prints "ready" once listening, and one line per failed
-handshake, so the test's log shows why a connection went nowhere, and
+handshake ("proxy"), with --client-ca (a client certificate that CA signed is
+then required) the common name of the client's certificate ("client"), and
+the TLS version ("version") and ALPN protocol ("alpn", of http/1.1 and h2) the
+handshake settled on. Prints "ready" once listening, one line per failed
+handshake (so the test's log shows why a connection went nowhere), and
 "request <method> <path> host=<Host header>" per request.
 """
 
@@ -47,6 +49,8 @@ def serve(conn, context, proxy_protocol):
     with tls:
         subject = dict(pair[0] for pair in (tls.getpeercert() or {}).get("subject", ()))
         seen["client"] = subject.get("commonName")
+        seen["version"] = tls.version()
+        seen["alpn"] = tls.selected_alpn_protocol()
         request = b""
         while b"\r\n\r\n" not in request:
             chunk = tls.recv(4096)
@@ -79,6 +83,7 @@ def main():
         # A context per connection: its SNI callback records this connection's.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        context.set_alpn_protocols(["http/1.1", "h2"])
         if client_ca:
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(client_ca)
