@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use super::Options;
 use super::conditions::{Condition, Problem, condition_type, reason};
 use super::index::{CrossRef, Index};
-use super::status::{GatewayClassStatus, GatewayStatus, ListenerStatus, RouteGroupKind};
+use super::status::{ConditionStatus, GatewayStatus, ListenerStatus, RouteGroupKind};
 use super::{GATEWAY_GROUP, ObjectStatus, object_status};
 use crate::ir::TlsCertificate;
 use crate::resources::Resources;
@@ -38,7 +38,7 @@ pub fn managed_classes(
         );
         status.push(object_status::<GatewayClass>(
             class,
-            GatewayClassStatus {
+            ConditionStatus {
                 conditions: vec![condition],
             },
         ));

@@ -968,7 +968,7 @@ pub fn resolve_backend(
         }
         _ => {
             return Err(Problem::new(
-                "InvalidKind",
+                reason::INVALID_KIND,
                 format!(
                     "backendRef kind {group}/{kind} is not supported; use a Service or a \
                      gateway.envoyproxy.io Backend"
@@ -977,9 +977,12 @@ pub fn resolve_backend(
         }
     }
     check_reference_permitted(backend, group, kind, route_kind, route_ns, index)?;
-    let service = index
-        .service(ns, &backend.name)
-        .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
+    let service = index.service(ns, &backend.name).ok_or_else(|| {
+        Problem::new(
+            reason::BACKEND_NOT_FOUND,
+            format!("Service {label} not found"),
+        )
+    })?;
     let spec = service.spec.as_ref();
     // The Gateway API says implementations SHOULD NOT support ExternalName
     // Services: the name may point anywhere outside the cluster (CVE-2021-25740).
@@ -1110,7 +1113,7 @@ fn check_reference_permitted(
         return Ok(());
     }
     Err(Problem::new(
-        "RefNotPermitted",
+        reason::REF_NOT_PERMITTED,
         format!(
             "{kind} {ns}/{} is in another namespace and no ReferenceGrant allows it",
             backend.name
