@@ -230,13 +230,7 @@ pub fn parent_status(
             "Route is accepted",
             generation,
         ),
-        Err(p) => Condition::new(
-            condition_type::ACCEPTED,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        Err(p) => Condition::failed(condition_type::ACCEPTED, p, generation),
     };
     let resolved = match unresolved {
         None => Condition::new(
@@ -246,13 +240,7 @@ pub fn parent_status(
             "Resolved all the Object references for the Route",
             generation,
         ),
-        Some(p) => Condition::new(
-            condition_type::RESOLVED_REFS,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        Some(p) => Condition::failed(condition_type::RESOLVED_REFS, p, generation),
     };
     RouteParentStatus {
         parent_ref: parent_reference(parent),

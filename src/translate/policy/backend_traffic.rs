@@ -553,13 +553,7 @@ fn conflicted(winner: &str, target: &str, generation: Option<i64>) -> Condition 
 }
 
 fn refused(problem: &Problem, generation: Option<i64>) -> Condition {
-    Condition::new(
-        condition_type::ACCEPTED,
-        false,
-        problem.reason,
-        &problem.message,
-        generation,
-    )
+    Condition::failed(condition_type::ACCEPTED, problem, generation)
 }
 
 fn accepted(
