@@ -5,20 +5,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::backends::{ThreeBackends, accepted, backend_route, get, policy};
-use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, write_objects};
+use common::backends::{ThreeBackends, accepted, backend_route, get, policy, start};
 
 #[test]
 fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500() {
     let backends = ThreeBackends::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
+    let run = start(
+        "btp-lb",
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
             backends.objects(),
             backend_route("round-robin", "rr.example.com"),
             backend_route("by-header", "header.example.com"),
@@ -50,12 +44,10 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
 ",
             ),
         ],
+        // Every route is in force once the last one answers as it should.
+        &[("module.example.com", 500), ("rr.example.com", 200)],
     );
-    let gantry = Gantry::start(dir.path());
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-lb"));
-    // Every route is in force once the last one answers as it should.
-    common::wait_for_http(port, "module.example.com", "/", |status, _| status == 500);
-    common::wait_for_http(port, "rr.example.com", "/", |status, _| status == 200);
+    let (gantry, port) = (&run.gantry, run.port);
 
     // RoundRobin: 30 requests reach all three endpoints, about evenly.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -103,14 +95,14 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
     // The policy gantry cannot program: its route answers 500, and it says why.
     let (status, _, _) = common::http_get(port, "module.example.com", "/");
     assert_eq!(status, 500);
-    let (condition, status) = accepted(&gantry, "module");
+    let (condition, status) = accepted(gantry, "module");
     assert_eq!(
         condition,
         Some(("False".to_string(), "Unsupported".to_string())),
         "{status:#}"
     );
     for name in ["rr", "header", "cookie"] {
-        let (condition, status) = accepted(&gantry, name);
+        let (condition, status) = accepted(gantry, name);
         assert_eq!(
             condition,
             Some(("True".to_string(), "Accepted".to_string())),
@@ -137,23 +129,18 @@ fn reference_page_policy(name: &str) -> String {
 #[test]
 fn the_reference_pages_policies_work_as_printed() {
     let backends = ThreeBackends::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
+    let mut run = start(
+        "btp-page",
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
             backends.objects(),
             backend_route("api-route", "api.example.com"),
             backend_route("webapp-route", "webapp.example.com"),
             reference_page_policy("ha-backend"),
             reference_page_policy("session-affinity"),
         ],
+        &[("webapp.example.com", 200)],
     );
-    let gantry = Gantry::start(dir.path());
-    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-page"));
-    common::wait_for_http(port, "webapp.example.com", "/", |status, _| status == 200);
+    let port = run.port;
 
     // The active health check (its type read from `http`) probes /health: all
     // three endpoints pass it and get traffic.
@@ -168,7 +155,7 @@ fn the_reference_pages_policies_work_as_printed() {
         .store(500, std::sync::atomic::Ordering::SeqCst);
     let failing = format!(":{}::health_flags::", backends.backends[0].port);
     common::poll("Envoy's active health check fails backend-1", || {
-        let clusters = envoy.admin_get("/clusters");
+        let clusters = run.envoy.admin_get("/clusters");
         clusters
             .lines()
             .any(|l| l.contains(&failing) && l.contains("failed_active_hc"))
@@ -197,7 +184,8 @@ fn the_reference_pages_policies_work_as_printed() {
     }
 
     // Both accepted, with a Warning naming each field outside the schema.
-    let status = gantry
+    let status = run
+        .gantry
         .status_of("BackendTrafficPolicy", "default", "ha-backend")
         .expect("status");
     let conditions = &status["ancestors"][0]["conditions"];
