@@ -75,6 +75,10 @@ pub struct TcpForward {
     /// Total weight of backendRefs that could not be resolved: that share of
     /// connections is closed.
     pub invalid_weight: u32,
+    /// A BackendTrafficPolicy's consistent hash on the client's address: the
+    /// only hash a TCP connection has a key for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hash_source_ip: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::backends::{ThreeBackends, accepted, backend_route, get, policy, start};
+use common::backends::{
+    ThreeBackends, accepted, backend_route, get, policy, policy_accepted, serve, start,
+};
 
 #[test]
 fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500() {
@@ -206,4 +208,57 @@ fn the_reference_pages_policies_work_as_printed() {
     ] {
         assert!(message.contains(field), "{field}: {message}");
     }
+}
+
+/// The page's "Database Proxy Backend" on a TCPRoute: SourceIP consistent
+/// hashing keeps every connection from one client on one backend, where a
+/// listener without the policy spreads them.
+#[test]
+fn the_reference_pages_database_proxy_keeps_a_client_on_one_backend() {
+    use std::io::Read;
+    let ports = [
+        common::echo::tcp_backend("db-1"),
+        common::echo::tcp_backend("db-2"),
+        common::echo::tcp_backend("db-3"),
+    ];
+    let (proxied, plain) = (common::free_port(), common::free_port());
+    let tcp_route_on = |name: &str, listener: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg, sectionName: {listener}}}]
+  rules:
+    - backendRefs: [{{name: db, port: 80}}]
+"
+        )
+    };
+    let run = serve(
+        &[("db", "TCP", proxied), ("plain", "TCP", plain)],
+        vec![
+            common::objects::service_over_ports("db", &ports),
+            tcp_route_on("database-proxy-backend", "db"),
+            tcp_route_on("plain", "plain"),
+            reference_page_policy("database-proxy-backend"),
+        ],
+        "btp-db",
+    );
+    let answer = |port: u16| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let mut name = String::new();
+        stream.read_to_string(&mut name).ok()?;
+        (!name.is_empty()).then_some(name)
+    };
+    common::poll("both TCP listeners forwarding", || {
+        answer(proxied).and(answer(plain))
+    });
+    let proxied_to: BTreeSet<String> = (0..12).filter_map(|_| answer(proxied)).collect();
+    assert_eq!(proxied_to.len(), 1, "{proxied_to:?}");
+    let mut plain_to = BTreeSet::new();
+    common::poll("connections without the policy spread", || {
+        plain_to.extend(answer(plain));
+        (plain_to.len() >= 2).then_some(())
+    });
+    assert!(policy_accepted(&run.gantry, "database-proxy-backend"));
 }
