@@ -113,9 +113,10 @@ fn response_override(
     if let Some(body) = &response.body
         && body.type_ == Some(api::ResponseValueType::ValueRef)
     {
-        return Err(unsupported(
+        // Read into an inline body by `response_body` before conversion.
+        return Err(invalid(
             &format!("{field}.response.body.valueRef"),
-            "gantry does not read response bodies from ConfigMaps yet; use an inline body",
+            "the ConfigMap body was not read",
         ));
     }
     let header = response.header.clone().unwrap_or_default();
