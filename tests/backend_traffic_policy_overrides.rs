@@ -65,3 +65,43 @@ data:
         "{message}"
     );
 }
+
+#[test]
+fn an_overridden_500_redirected_gets_the_new_urls_answer() {
+    let failing = EchoBackend::start_failing("failing", usize::MAX);
+    let target = EchoBackend::start("target");
+    let port = common::free_port();
+    let _running = serve(
+        &[("http", "HTTP", port)],
+        vec![
+            service("failing", failing.port),
+            service("target", target.port),
+            route_to("moved", "moved.example.com", "failing"),
+            route_to("target", "target.example.com", "target"),
+            policy(
+                "moved",
+                "moved",
+                "  responseOverride:
+    - match: {statusCodes: [{value: 500}]}
+      redirect:
+        hostname: target.example.com
+        path: {type: ReplaceFullPath, replaceFullPath: /landing}
+",
+            ),
+        ],
+        "btp-override-redirect",
+    );
+    common::wait_for_http(port, "target.example.com", "/", |status, _| status == 200);
+    // Envoy 1.40 does not answer with a redirect: it sends the request again,
+    // inside itself, to the new URL and gives the client that answer under
+    // the policy's status (302 by default), without a Location header.
+    let (code, headers, body) =
+        common::wait_for_http(port, "moved.example.com", "/", |status, _| status != 500);
+    assert_eq!(code, 302, "{body}");
+    assert_eq!(common::header(&headers, "location"), None, "{headers:?}");
+    assert_eq!(common::header(&headers, "x-backend"), Some("target"));
+    assert!(
+        body.starts_with("backend=target\nGET /landing HTTP/1.1\nhost: target.example.com\n"),
+        "{body}"
+    );
+}

@@ -57,35 +57,19 @@ fn response_override(
     field: &str,
     o: &api::ResponseOverride,
 ) -> Result<ir::ResponseOverride, Problem> {
-    if o.redirect.is_some() {
-        return Err(unsupported(
-            &format!("{field}.redirect"),
-            "gantry does not program redirects of overridden responses yet",
-        ));
-    }
-    let response = o
-        .response
-        .as_ref()
-        .ok_or_else(|| invalid(field, "set response or redirect"))?;
-    let status = |f: &str, code: i32| {
-        u32::try_from(code)
-            .ok()
-            .filter(|c| (100..=599).contains(c))
-            .ok_or_else(|| invalid(f, format!("{code} is not an HTTP status from 100 to 599")))
-    };
     let mut status_codes = Vec::new();
     for (i, c) in o.match_.status_codes.iter().flatten().enumerate() {
         let f = format!("{field}.match.statusCodes[{i}]");
         status_codes.push(
             match (c.type_.unwrap_or(api::StatusCodeValueType::Value), c) {
                 (api::StatusCodeValueType::Value, api::StatusCodeMatch { value: Some(v), .. }) => {
-                    let v = status(&format!("{f}.value"), *v)?;
+                    let v = http_status(&format!("{f}.value"), *v)?;
                     (v, v)
                 }
                 (api::StatusCodeValueType::Range, api::StatusCodeMatch { range: Some(r), .. }) => {
                     let (start, end) = (
-                        status(&format!("{f}.range.start"), r.start)?,
-                        status(&format!("{f}.range.end"), r.end)?,
+                        http_status(&format!("{f}.range.start"), r.start)?,
+                        http_status(&format!("{f}.range.end"), r.end)?,
                     );
                     if end <= start {
                         return Err(invalid(&format!("{f}.range"), "end must be above start"));
@@ -110,27 +94,16 @@ fn response_override(
             Ok((h.name.clone(), matcher))
         })
         .collect::<Result<_, Problem>>()?;
-    if let Some(body) = &response.body
-        && body.type_ == Some(api::ResponseValueType::ValueRef)
-    {
-        // Read into an inline body by `response_body` before conversion.
-        return Err(invalid(
-            &format!("{field}.response.body.valueRef"),
-            "the ConfigMap body was not read",
-        ));
-    }
-    let header = response.header.clone().unwrap_or_default();
-    if header.remove.as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(invalid(
-            &format!("{field}.response.header.remove"),
-            "cannot remove headers from a custom response",
-        ));
-    }
-    let pairs = |list: &Option<Vec<crate::api::shared::HttpHeader>>| -> Vec<(String, String)> {
-        list.iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect()
+    let action = match (&o.response, &o.redirect) {
+        (Some(response), None) => ir::ResponseOverrideAction::Local(local_response(
+            &format!("{field}.response"),
+            response,
+        )?),
+        (None, Some(redirect)) => ir::ResponseOverrideAction::Redirect(response_redirect(
+            &format!("{field}.redirect"),
+            redirect,
+        )?),
+        _ => return Err(invalid(field, "set exactly one of response and redirect")),
     };
     Ok(ir::ResponseOverride {
         status_codes,
@@ -140,9 +113,53 @@ fn response_override(
             api::ResponseOverrideSource::Local => Some(true),
             api::ResponseOverrideSource::Backend => Some(false),
         },
+        action,
+    })
+}
+
+/// An HTTP status from 100 to 599.
+fn http_status(field: &str, code: i32) -> Result<u32, Problem> {
+    u32::try_from(code)
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{code} is not an HTTP status from 100 to 599"),
+            )
+        })
+}
+
+fn local_response(
+    field: &str,
+    response: &api::CustomResponse,
+) -> Result<ir::LocalResponse, Problem> {
+    if let Some(body) = &response.body
+        && body.type_ == Some(api::ResponseValueType::ValueRef)
+    {
+        // Read into an inline body by `response_body` before conversion.
+        return Err(invalid(
+            &format!("{field}.body.valueRef"),
+            "the ConfigMap body was not read",
+        ));
+    }
+    let header = response.header.clone().unwrap_or_default();
+    if header.remove.as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(invalid(
+            &format!("{field}.header.remove"),
+            "cannot remove headers from a custom response",
+        ));
+    }
+    let pairs = |list: &Option<Vec<crate::api::shared::HttpHeader>>| -> Vec<(String, String)> {
+        list.iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    };
+    Ok(ir::LocalResponse {
         status: response
             .status_code
-            .map(|c| status(&format!("{field}.response.statusCode"), c))
+            .map(|c| http_status(&format!("{field}.statusCode"), c))
             .transpose()?,
         content_type: response.content_type.clone().filter(|c| !c.is_empty()),
         body: response.body.as_ref().and_then(|b| b.inline.clone()),
@@ -151,6 +168,68 @@ fn response_override(
             add: pairs(&header.add),
             remove: Vec::new(),
         },
+    })
+}
+
+/// Envoy Gateway's redirect: a new scheme, host, port and full path, each
+/// kept from the request when unset, and the status the client gets.
+fn response_redirect(
+    field: &str,
+    redirect: &api::CustomRedirect,
+) -> Result<ir::ResponseRedirect, Problem> {
+    let path = match &redirect.path {
+        None => None,
+        Some(api::HttpPathModifier {
+            type_: api::PathModifierType::ReplaceFullPath,
+            replace_full_path: Some(path),
+            ..
+        }) => Some(path.clone()),
+        Some(api::HttpPathModifier {
+            type_: api::PathModifierType::ReplaceFullPath,
+            ..
+        }) => {
+            return Err(invalid(
+                &format!("{field}.path"),
+                "ReplaceFullPath needs replaceFullPath",
+            ));
+        }
+        Some(_) => {
+            return Err(invalid(
+                &format!("{field}.path.type"),
+                "only ReplaceFullPath is supported",
+            ));
+        }
+    };
+    let port = redirect
+        .port
+        .map(|p| {
+            u32::try_from(p)
+                .ok()
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| invalid(&format!("{field}.port"), "must be from 1 to 65535"))
+        })
+        .transpose()?;
+    let status = match redirect.status_code.unwrap_or(302) {
+        code @ (301 | 302) => code.unsigned_abs(),
+        _ => {
+            return Err(invalid(
+                &format!("{field}.statusCode"),
+                "must be 301 or 302",
+            ));
+        }
+    };
+    Ok(ir::ResponseRedirect {
+        scheme: redirect.scheme.map(|s| {
+            match s {
+                api::RedirectScheme::Http => "http",
+                api::RedirectScheme::Https => "https",
+            }
+            .to_string()
+        }),
+        hostname: redirect.hostname.clone(),
+        path,
+        port,
+        status,
     })
 }
 
@@ -647,9 +726,9 @@ mod tests {
                 "spec.retry.perRetry.backOff.maxInterval",
             ),
             (
-                "responseOverride: [{match: {statusCodes: [{value: 500}]}, redirect: {hostname: x}}]",
-                UNSUPPORTED,
-                "spec.responseOverride[0].redirect",
+                "responseOverride: [{match: {statusCodes: [{value: 500}]}, redirect: {hostname: x, port: 70000}}]",
+                "Invalid",
+                "spec.responseOverride[0].redirect.port",
             ),
             (
                 "responseOverride: [{match: {statusCodes: [{type: Range, range: {start: 500, end: 700}}]}, response: {statusCode: 503}}]",
