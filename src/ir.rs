@@ -817,12 +817,18 @@ pub struct RateLimitRule {
     pub shadow: bool,
     /// X-RateLimit-* headers: None leaves the default bucket's setting.
     pub headers: Option<bool>,
+    /// Tokens each request takes (None: one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
 }
 
 /// Which requests a rate limit rule counts; `invert` selects the requests that do
 /// not match.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum RateLimitSelector {
+    /// Every request (a rule without client selectors that needs a bucket of
+    /// its own rather than the default one).
+    Every,
     /// A header or query parameter matching `matcher` (or, inverted, not);
     /// with no matcher (Distinct), each of its values gets its own bucket and
     /// requests without it are not counted.

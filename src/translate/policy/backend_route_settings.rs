@@ -24,6 +24,8 @@ const DEFAULT_RETRY_ON: [ir::RetryOn; 5] = [
 const DEFAULT_RETRY_CODES: [u32; 1] = [503];
 /// The CRD's default numRetries.
 const DEFAULT_NUM_RETRIES: u32 = 2;
+/// The largest hits addend Envoy takes.
+const MAX_HITS_ADDEND: u64 = 1_000_000_000;
 /// Envoy's back-off base when only the maximum is given.
 const ENVOY_BASE_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -169,6 +171,37 @@ fn local_response(
             remove: Vec::new(),
         },
     })
+}
+
+/// The tokens a request takes. Envoy's local rate limit filter counts costs
+/// on the request only, and gantry programs nothing that sets dynamic
+/// metadata: a response cost and a cost from metadata are refused.
+fn request_cost(field: &str, cost: &api::RateLimitCost) -> Result<Option<u64>, Problem> {
+    if cost.response.is_some() {
+        return Err(unsupported(
+            &format!("{field}.response"),
+            "Envoy's local rate limit filter does not count costs when a response completes \
+             (apply_on_stream_done is for global rate limits only)",
+        ));
+    }
+    let Some(request) = &cost.request else {
+        return Ok(None);
+    };
+    match (request.from, request.number) {
+        (api::RateLimitCostFrom::Number, Some(n)) if n <= MAX_HITS_ADDEND => Ok(Some(n)),
+        (api::RateLimitCostFrom::Number, Some(_)) => Err(invalid(
+            &format!("{field}.request.number"),
+            format!("must be at most {MAX_HITS_ADDEND}"),
+        )),
+        (api::RateLimitCostFrom::Number, None) => Err(invalid(
+            &format!("{field}.request"),
+            "from Number needs number",
+        )),
+        (api::RateLimitCostFrom::Metadata, _) => Err(unsupported(
+            &format!("{field}.request.metadata"),
+            "gantry programs no filter that sets dynamic metadata to take a cost from",
+        )),
+    }
 }
 
 /// Envoy Gateway's redirect: a new scheme, host, port and full path, each
@@ -457,24 +490,29 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
     // Envoy needs a default bucket: the rule without client selectors, else
     // an unlimited one (Envoy Gateway's choice).
     let mut default = None;
+    let mut unselected = None;
     let mut out_rules = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        if rule.cost.is_some() {
-            return Err(unsupported(
-                &field(i, ".cost"),
-                "gantry does not program request or response costs yet",
-            ));
-        }
+        let cost = rule
+            .cost
+            .as_ref()
+            .map(|c| request_cost(&field(i, ".cost"), c))
+            .transpose()?
+            .flatten();
+        // Envoy Gateway v1.9.0 programs these for global rate limits only and
+        // drops them from local ones.
         if rule.shared.is_some() {
             return Err(unsupported(
                 &field(i, ".shared"),
-                "a bucket shared between routes is not available to local rate limits in Envoy",
+                "Envoy's local rate limits keep a bucket per route; only global rate limits \
+                 (which need a rate limit service) share one between routes",
             ));
         }
         if rule.limit.from_metadata.is_some() {
             return Err(unsupported(
                 &field(i, ".limit.fromMetadata"),
-                "gantry does not program limits from metadata",
+                "Envoy's local rate limit filter takes no limit from metadata (a rate limit \
+                 override is for global rate limits only)",
             ));
         }
         // Envoy's token buckets hold at least one token.
@@ -489,13 +527,16 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
             .x_rate_limit_headers
             .map(|h| h == api::XRateLimitHeaders::DraftVersion03);
         let selectors = rule.client_selectors.as_deref().unwrap_or_default();
-        if selectors.is_empty() {
-            if default.is_some() {
-                return Err(invalid(
-                    &field(i, ""),
-                    "only one rule may be without clientSelectors",
-                ));
-            }
+        if selectors.is_empty() && unselected.replace(i).is_some() {
+            return Err(invalid(
+                &field(i, ""),
+                "only one rule may be without clientSelectors",
+            ));
+        }
+        // A cost needs a rate limit entry to carry it, which the default
+        // bucket has not: such a rule gets a bucket of its own that counts
+        // every request, and the default bucket stays unlimited.
+        if selectors.is_empty() && cost.is_none() {
             if rule.shadow_mode == Some(true) {
                 return Err(unsupported(
                     &field(i, ".shadowMode"),
@@ -509,6 +550,9 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
         for (j, s) in selectors.iter().enumerate() {
             matched.extend(selector(&field(i, &format!(".clientSelectors[{j}]")), s)?);
         }
+        if selectors.is_empty() {
+            matched.push(ir::RateLimitSelector::Every);
+        }
         out_rules.push((
             i,
             ir::RateLimitRule {
@@ -516,6 +560,7 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
                 limit,
                 shadow: rule.shadow_mode == Some(true),
                 headers,
+                cost,
             },
         ));
     }
@@ -754,6 +799,16 @@ mod tests {
                 "rateLimit: {global: {rules: [{limit: {requests: 1, unit: Second}}]}}",
                 UNSUPPORTED,
                 "spec.rateLimit.global",
+            ),
+            (
+                "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, cost: {response: {from: Number, number: 1}}}]}}",
+                UNSUPPORTED,
+                "spec.rateLimit.local.rules[0].cost.response",
+            ),
+            (
+                "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, cost: {request: {from: Number, number: 1000000001}}}]}}",
+                "Invalid",
+                "spec.rateLimit.local.rules[0].cost.request.number",
             ),
             (
                 "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, shared: true}]}}",

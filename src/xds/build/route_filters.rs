@@ -311,6 +311,10 @@ fn local_rate_limit(
                     Some(true) => route::rate_limit::XRateLimitOption::DraftVersion03,
                     Some(false) => route::rate_limit::XRateLimitOption::Off,
                 } as i32,
+                hits_addend: rule.cost.map(|value| route::rate_limit::HitsAddend {
+                    number: Some(UInt64Value { value }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             let descriptor = ratelimit::LocalRateLimitDescriptor {
@@ -349,7 +353,7 @@ fn selector(
     use envoy_types::pb::envoy::r#type::matcher::v3::AddressMatcher;
     use envoy_types::pb::xds::core::v3::CidrRange as XdsCidrRange;
     use route::rate_limit::action::{
-        ActionSpecifier, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
+        ActionSpecifier, GenericKey, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
         RemoteAddressMatch, RequestHeaders,
     };
     let header_match = |name: &str, matcher: &ir::StringMatcher, invert: bool| {
@@ -370,6 +374,14 @@ fn selector(
         })
     };
     let (specifier, value) = match s {
+        ir::RateLimitSelector::Every => (
+            ActionSpecifier::GenericKey(GenericKey {
+                descriptor_value: key.to_string(),
+                descriptor_key: key.to_string(),
+                ..Default::default()
+            }),
+            key,
+        ),
         ir::RateLimitSelector::Value {
             of: ir::RequestValue::Header(name),
             matcher: Some(matcher),
