@@ -6,7 +6,7 @@ mod common;
 
 use common::backends::{accepted, policy, route_to, serve};
 use common::echo::EchoBackend;
-use common::objects::service;
+use common::objects::{CLASS, gateway_with_listeners, service, write_objects};
 
 /// A 500 override answering with the body of ConfigMap `config_map`.
 fn config_map_body_override(config_map: &str) -> String {
@@ -21,26 +21,33 @@ fn config_map_body_override(config_map: &str) -> String {
     )
 }
 
+/// The objects of the ConfigMap test, with the ConfigMap's body `text`.
+fn config_map_objects(backend: &EchoBackend, text: &str) -> Vec<String> {
+    vec![
+        service("backend", backend.port),
+        format!(
+            "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: error-page, namespace: default}}
+data:
+  response.body: {text}
+"
+        ),
+        route_to("page", "page.example.com", "backend"),
+        route_to("missing", "missing.example.com", "backend"),
+        policy("page", "page", &config_map_body_override("error-page")),
+        policy("missing", "missing", &config_map_body_override("nowhere")),
+    ]
+}
+
 #[test]
 fn an_overridden_500_gets_the_config_map_body() {
     let failing = EchoBackend::start_failing("failing", usize::MAX);
     let port = common::free_port();
+    let listeners = [("http", "HTTP", port)];
     let running = serve(
-        &[("http", "HTTP", port)],
-        vec![
-            service("backend", failing.port),
-            "apiVersion: v1
-kind: ConfigMap
-metadata: {name: error-page, namespace: default}
-data:
-  response.body: <p>back soon</p>
-"
-            .to_string(),
-            route_to("page", "page.example.com", "backend"),
-            route_to("missing", "missing.example.com", "backend"),
-            policy("page", "page", &config_map_body_override("error-page")),
-            policy("missing", "missing", &config_map_body_override("nowhere")),
-        ],
+        &listeners,
+        config_map_objects(&failing, "<p>back soon</p>"),
         "btp-override-configmap",
     );
     let (_, headers, body) =
@@ -64,6 +71,14 @@ data:
         message.contains("ConfigMap default/nowhere not found"),
         "{message}"
     );
+
+    // A new text in the ConfigMap is the new body.
+    let mut objects = vec![CLASS.to_string(), gateway_with_listeners("eg", &listeners)];
+    objects.extend(config_map_objects(&failing, "<p>back at noon</p>"));
+    write_objects(running._dir.path(), &objects);
+    common::wait_for_http(port, "page.example.com", "/", |status, body| {
+        status == 503 && body == "<p>back at noon</p>"
+    });
 }
 
 #[test]
