@@ -75,6 +75,10 @@ pub struct TcpForward {
     /// Total weight of backendRefs that could not be resolved: that share of
     /// connections is closed.
     pub invalid_weight: u32,
+    /// A BackendTrafficPolicy's consistent hash on the client's address: the
+    /// only hash a TCP connection has a key for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hash_source_ip: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -737,12 +741,39 @@ pub struct ResponseOverride {
     pub headers: Vec<(String, StringMatcher)>,
     /// Some(true): only Envoy's own answers; Some(false): only the backend's.
     pub local: Option<bool>,
+    pub action: ResponseOverrideAction,
+}
+
+/// What replaces a matched response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum ResponseOverrideAction {
+    /// Envoy's own answer.
+    Local(LocalResponse),
+    /// The answer to the request sent again (inside Envoy) to another URL.
+    Redirect(ResponseRedirect),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalResponse {
     /// The new status (None: the original one).
     pub status: Option<u32>,
     pub content_type: Option<String>,
     /// The new body, as it is.
     pub body: Option<String>,
     pub response_headers: HeaderModifier,
+}
+
+/// Where a matched response's request is sent again; None keeps the request's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResponseRedirect {
+    /// "http" or "https".
+    pub scheme: Option<String>,
+    pub hostname: Option<String>,
+    /// The full new path.
+    pub path: Option<String>,
+    pub port: Option<u32>,
+    /// The status the client gets (301 or 302).
+    pub status: u32,
 }
 
 /// A response compressor for clients that accept its encoding.
@@ -817,12 +848,18 @@ pub struct RateLimitRule {
     pub shadow: bool,
     /// X-RateLimit-* headers: None leaves the default bucket's setting.
     pub headers: Option<bool>,
+    /// Tokens each request takes (None: one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
 }
 
 /// Which requests a rate limit rule counts; `invert` selects the requests that do
 /// not match.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum RateLimitSelector {
+    /// Every request (a rule without client selectors that needs a bucket of
+    /// its own rather than the default one).
+    Every,
     /// A header or query parameter matching `matcher` (or, inverted, not);
     /// with no matcher (Distinct), each of its values gets its own bucket and
     /// requests without it are not counted.

@@ -5,20 +5,16 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::backends::{ThreeBackends, accepted, backend_route, get, policy};
-use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, write_objects};
+use common::backends::{
+    ThreeBackends, accepted, backend_route, get, policy, policy_accepted, serve, start,
+};
 
 #[test]
 fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500() {
     let backends = ThreeBackends::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
+    let run = start(
+        "btp-lb",
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
             backends.objects(),
             backend_route("round-robin", "rr.example.com"),
             backend_route("by-header", "header.example.com"),
@@ -50,12 +46,10 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
 ",
             ),
         ],
+        // Every route is in force once the last one answers as it should.
+        &[("module.example.com", 500), ("rr.example.com", 200)],
     );
-    let gantry = Gantry::start(dir.path());
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-lb"));
-    // Every route is in force once the last one answers as it should.
-    common::wait_for_http(port, "module.example.com", "/", |status, _| status == 500);
-    common::wait_for_http(port, "rr.example.com", "/", |status, _| status == 200);
+    let (gantry, port) = (&run.gantry, run.port);
 
     // RoundRobin: 30 requests reach all three endpoints, about evenly.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -103,14 +97,14 @@ fn load_balancers_spread_hash_and_stick_and_an_unprogrammable_policy_answers_500
     // The policy gantry cannot program: its route answers 500, and it says why.
     let (status, _, _) = common::http_get(port, "module.example.com", "/");
     assert_eq!(status, 500);
-    let (condition, status) = accepted(&gantry, "module");
+    let (condition, status) = accepted(gantry, "module");
     assert_eq!(
         condition,
         Some(("False".to_string(), "Unsupported".to_string())),
         "{status:#}"
     );
     for name in ["rr", "header", "cookie"] {
-        let (condition, status) = accepted(&gantry, name);
+        let (condition, status) = accepted(gantry, name);
         assert_eq!(
             condition,
             Some(("True".to_string(), "Accepted".to_string())),
@@ -137,23 +131,18 @@ fn reference_page_policy(name: &str) -> String {
 #[test]
 fn the_reference_pages_policies_work_as_printed() {
     let backends = ThreeBackends::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
+    let mut run = start(
+        "btp-page",
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
             backends.objects(),
             backend_route("api-route", "api.example.com"),
             backend_route("webapp-route", "webapp.example.com"),
             reference_page_policy("ha-backend"),
             reference_page_policy("session-affinity"),
         ],
+        &[("webapp.example.com", 200)],
     );
-    let gantry = Gantry::start(dir.path());
-    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "btp-page"));
-    common::wait_for_http(port, "webapp.example.com", "/", |status, _| status == 200);
+    let port = run.port;
 
     // The active health check (its type read from `http`) probes /health: all
     // three endpoints pass it and get traffic.
@@ -168,7 +157,7 @@ fn the_reference_pages_policies_work_as_printed() {
         .store(500, std::sync::atomic::Ordering::SeqCst);
     let failing = format!(":{}::health_flags::", backends.backends[0].port);
     common::poll("Envoy's active health check fails backend-1", || {
-        let clusters = envoy.admin_get("/clusters");
+        let clusters = run.envoy.admin_get("/clusters");
         clusters
             .lines()
             .any(|l| l.contains(&failing) && l.contains("failed_active_hc"))
@@ -177,6 +166,8 @@ fn the_reference_pages_policies_work_as_printed() {
     for _ in 0..12 {
         assert_ne!(get(port, "api.example.com", &[]).0, "backend-1");
     }
+    // (The session-affinity route has no health check: backend-1 answers again.)
+    backends.backends[0].status.store(0, std::sync::atomic::Ordering::SeqCst);
 
     // Session affinity: Envoy sets the cookie with the page's ttl and path, and
     // a client returning it sticks.
@@ -197,7 +188,8 @@ fn the_reference_pages_policies_work_as_printed() {
     }
 
     // Both accepted, with a Warning naming each field outside the schema.
-    let status = gantry
+    let status = run
+        .gantry
         .status_of("BackendTrafficPolicy", "default", "ha-backend")
         .expect("status");
     let conditions = &status["ancestors"][0]["conditions"];
@@ -218,4 +210,57 @@ fn the_reference_pages_policies_work_as_printed() {
     ] {
         assert!(message.contains(field), "{field}: {message}");
     }
+}
+
+/// The page's "Database Proxy Backend" on a TCPRoute: SourceIP consistent
+/// hashing keeps every connection from one client on one backend, where a
+/// listener without the policy spreads them.
+#[test]
+fn the_reference_pages_database_proxy_keeps_a_client_on_one_backend() {
+    use std::io::Read;
+    let ports = [
+        common::echo::tcp_backend("db-1"),
+        common::echo::tcp_backend("db-2"),
+        common::echo::tcp_backend("db-3"),
+    ];
+    let (proxied, plain) = (common::free_port(), common::free_port());
+    let tcp_route_on = |name: &str, listener: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: eg, sectionName: {listener}}}]
+  rules:
+    - backendRefs: [{{name: db, port: 80}}]
+"
+        )
+    };
+    let run = serve(
+        &[("db", "TCP", proxied), ("plain", "TCP", plain)],
+        vec![
+            common::objects::service_over_ports("db", &ports),
+            tcp_route_on("database-proxy-backend", "db"),
+            tcp_route_on("plain", "plain"),
+            reference_page_policy("database-proxy-backend"),
+        ],
+        "btp-db",
+    );
+    let answer = |port: u16| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let mut name = String::new();
+        stream.read_to_string(&mut name).ok()?;
+        (!name.is_empty()).then_some(name)
+    };
+    common::poll("both TCP listeners forwarding", || {
+        answer(proxied).and(answer(plain))
+    });
+    let proxied_to: BTreeSet<String> = (0..12).filter_map(|_| answer(proxied)).collect();
+    assert_eq!(proxied_to.len(), 1, "{proxied_to:?}");
+    let mut plain_to = BTreeSet::new();
+    common::poll("connections without the policy spread", || {
+        plain_to.extend(answer(plain));
+        (plain_to.len() >= 2).then_some(())
+    });
+    assert!(policy_accepted(&run.gantry, "database-proxy-backend"));
 }

@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::backends::{policy_on, route_to};
+use common::backends::{Running, policy_on, route_to, start};
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, service, service_over_ports, tcp_route, write_objects};
+use common::objects::{CLASS, service, service_over_ports, tcp_route, write_objects};
 
 /// Three echo backends behind the Service "backend" (port 80).
 fn three_backends() -> (Vec<EchoBackend>, String) {
@@ -26,30 +26,18 @@ fn three_backends() -> (Vec<EchoBackend>, String) {
 
 /// gantry and Envoy for Gateway eg with the HTTPRoute `route` (host
 /// `<route>.example.com`) to `objects`' Service "backend" under a policy with
-/// `spec`; returns (with the config directory) once the route answers 200.
-fn start_with_policy(
-    objects: String,
-    route: &str,
-    spec: &str,
-) -> (tempfile::TempDir, Gantry, common::EnvoyProcess, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
+/// `spec`; returns once the route answers 200.
+fn start_with_policy(objects: String, route: &str, spec: &str) -> Running {
+    let host = format!("{route}.example.com");
+    start(
+        route,
         &[
-            CLASS.to_string(),
-            gateway("eg", port),
             objects,
-            route_to(route, &format!("{route}.example.com"), "backend"),
+            route_to(route, &host, "backend"),
             policy_on("HTTPRoute", route, route, spec),
         ],
-    );
-    let gantry = Gantry::start(dir.path());
-    let envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", route));
-    common::wait_for_http(port, &format!("{route}.example.com"), "/", |status, _| {
-        status == 200
-    });
-    (dir, gantry, envoy, port)
+        &[(&host, 200)],
+    )
 }
 
 /// The status and the backend (x-backend) of one GET.
@@ -121,7 +109,12 @@ fn active_http_health_check_keeps_traffic_off_a_failing_endpoint_until_it_recove
     backends[2].status.store(500, Ordering::SeqCst);
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("health.log");
-    let (_dir, gantry, _envoy, port) = start_with_policy(
+    let Running {
+        gantry,
+        port,
+        envoy: _envoy,
+        _dir,
+    } = start_with_policy(
         objects,
         "checked",
         &format!(
@@ -176,7 +169,12 @@ fn health_checks_go_to_the_override_port() {
     let (backends, objects) = three_backends();
     backends[2].status.store(500, Ordering::SeqCst);
     let health = EchoBackend::start("health");
-    let (_dir, _gantry, _envoy, port) = start_with_policy(
+    let Running {
+        port,
+        envoy: _envoy,
+        gantry: _gantry,
+        _dir,
+    } = start_with_policy(
         objects,
         "overridden",
         &format!(
@@ -217,7 +215,12 @@ fn health_checks_go_to_the_override_port() {
 fn tcp_health_check_sends_text_and_expects_binary_payloads() {
     let (backends, objects) = three_backends();
     backends[2].status.store(500, Ordering::SeqCst);
-    let (_dir, _gantry, _envoy, port) = start_with_policy(
+    let Running {
+        port,
+        envoy: _envoy,
+        gantry: _gantry,
+        _dir,
+    } = start_with_policy(
         objects,
         "tcp-checked",
         "  healthCheck:
@@ -244,7 +247,12 @@ fn tcp_health_check_sends_text_and_expects_binary_payloads() {
 fn outlier_detection_ejects_an_endpoint_answering_500_and_lets_it_back_after_the_ejection_time() {
     let (backends, objects) = three_backends();
     backends[2].status.store(500, Ordering::SeqCst);
-    let (_dir, _gantry, _envoy, port) = start_with_policy(
+    let Running {
+        port,
+        envoy: _envoy,
+        gantry: _gantry,
+        _dir,
+    } = start_with_policy(
         objects,
         "passive",
         "  healthCheck:
@@ -291,7 +299,12 @@ fn panic_threshold_decides_whether_failing_endpoints_get_traffic_when_few_are_he
       unhealthyThreshold: 1
       http: {path: /healthz}
 ";
-    let (_dir, _gantry, _envoy, port) = start_with_policy(
+    let Running {
+        port,
+        envoy: _envoy,
+        gantry: _gantry,
+        _dir,
+    } = start_with_policy(
         objects,
         "no-panic",
         &format!("  healthCheck:\n    panicThreshold: 0\n{active}"),

@@ -262,3 +262,45 @@ fn an_overridden_500_gets_the_policy_body() {
     assert_eq!((code, code_plain), (503, 500));
     assert!(body_plain.starts_with("backend=failing"), "{body_plain}");
 }
+
+#[test]
+fn a_request_cost_takes_that_many_tokens_from_the_local_limit() {
+    let backend = EchoBackend::start("backend");
+    let port = common::free_port();
+    let cost = |requests: u32, cost: u32, selectors: &str| {
+        format!(
+            "  rateLimit:
+    local:
+      rules:
+        - limit: {{requests: {requests}, unit: Minute}}
+          cost: {{request: {{from: Number, number: {cost}}}}}
+{selectors}"
+        )
+    };
+    let _running = serve(
+        &[("http", "HTTP", port)],
+        vec![
+            service("backend", backend.port),
+            route_to("costly", "costly.example.com", "backend"),
+            route_to("by-source", "source.example.com", "backend"),
+            // Every request: 10 a minute, 5 each.
+            policy("costly", "costly", &cost(10, 5, "")),
+            // This client: 10 a minute, 4 each.
+            policy(
+                "by-source",
+                "by-source",
+                &cost(
+                    10,
+                    4,
+                    "          clientSelectors: [{sourceCIDR: {value: 127.0.0.0/8}}]\n",
+                ),
+            ),
+        ],
+        "btp-ratelimit-cost",
+    );
+    common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 404);
+    for host in ["costly.example.com", "source.example.com"] {
+        let codes: Vec<u16> = (0..3).map(|_| status(port, host)).collect();
+        assert_eq!(codes, [200, 200, 429], "{host}");
+    }
+}

@@ -11,17 +11,14 @@
 use std::collections::BTreeSet;
 
 use gateway_api::httproutes::HttpRouteRulesBackendRefs;
-use serde_json::json;
 
-use super::conditions::{Condition, Problem};
+use super::conditions::{Condition, Problem, condition_type, reason};
 use super::index::Index;
+use super::status::ConditionStatus;
 use super::{ObjectStatus, object_status};
 use crate::api::backend::{AppProtocolType, Backend, BackendEndpoint, BackendType};
 use crate::ir::{BackendKind, Cluster, ClusterKey, Endpoint, EndpointAddresses, Ir};
 use crate::resources::Resources;
-
-/// Reason of the ResolvedRefs condition for a Backend field gantry does not program.
-const UNSUPPORTED: &str = "UnsupportedValue";
 
 /// The cluster of Backend `ns/backend.name`, for a route of `route_kind` (the
 /// ReferenceGrant is already checked).
@@ -34,17 +31,25 @@ pub fn resolve(
     let label = format!("Backend {ns}/{}", backend.name);
     let found = index
         .backend(ns, &backend.name)
-        .ok_or_else(|| Problem::new("BackendNotFound", format!("{label} not found")))?;
+        .ok_or_else(|| Problem::new(reason::BACKEND_NOT_FOUND, format!("{label} not found")))?;
     let http_route = matches!(route_kind, "HTTPRoute" | "GRPCRoute");
-    let http2 = refuse_unprogrammed(found, http_route)
-        .map_err(|(field, why)| Problem::new(UNSUPPORTED, format!("{label}: {field}: {why}")))?;
+    let http2 = refuse_unprogrammed(found, http_route).map_err(|(field, why)| {
+        Problem::new(
+            reason::UNSUPPORTED_VALUE,
+            format!("{label}: {field}: {why}"),
+        )
+    })?;
     let tls = (found.spec.tls.as_ref())
         .map(|tls| super::backend_tls::upstream_tls(tls, ns, index))
         .transpose()
         .map_err(|p| Problem::new(p.reason, format!("{label}: {}", p.message)))?;
     let endpoints: Vec<&BackendEndpoint> = found.spec.endpoints.iter().flatten().collect();
-    let addresses = addresses(&endpoints)
-        .map_err(|why| Problem::new(UNSUPPORTED, format!("{label}: spec.endpoints: {why}")))?;
+    let addresses = addresses(&endpoints).map_err(|why| {
+        Problem::new(
+            reason::UNSUPPORTED_VALUE,
+            format!("{label}: spec.endpoints: {why}"),
+        )
+    })?;
     let cluster_endpoints = endpoints
         .iter()
         .filter_map(|e| {
@@ -142,13 +147,18 @@ pub fn status(resources: &Resources, ir: &Ir) -> Vec<ObjectStatus> {
         })
         .map(|b| {
             let condition = Condition::new(
-                "Accepted",
+                condition_type::ACCEPTED,
                 true,
-                "Accepted",
+                reason::ACCEPTED,
                 "The Backend was accepted",
                 b.metadata.generation,
             );
-            object_status::<Backend>(b, json!({ "conditions": [condition] }))
+            object_status::<Backend>(
+                b,
+                ConditionStatus {
+                    conditions: vec![condition],
+                },
+            )
         })
         .collect()
 }

@@ -89,6 +89,11 @@ impl Condition {
             message: message.into(),
         }
     }
+
+    /// A condition of `type_` that does not hold, for `problem`'s reason.
+    pub fn failed(type_: &str, problem: &Problem, generation: Option<i64>) -> Self {
+        Condition::new(type_, false, problem.reason, &problem.message, generation)
+    }
 }
 
 /// A (reason, message) pair explaining why something is not OK.

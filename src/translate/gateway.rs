@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use super::Options;
 use super::conditions::{Condition, Problem, condition_type, reason};
 use super::index::{CrossRef, Index};
-use super::status::{GatewayClassStatus, GatewayStatus, ListenerStatus, RouteGroupKind};
+use super::status::{ConditionStatus, GatewayStatus, ListenerStatus, RouteGroupKind};
 use super::{GATEWAY_GROUP, ObjectStatus, object_status};
 use crate::ir::TlsCertificate;
 use crate::resources::Resources;
@@ -38,7 +38,7 @@ pub fn managed_classes(
         );
         status.push(object_status::<GatewayClass>(
             class,
-            GatewayClassStatus {
+            ConditionStatus {
                 conditions: vec![condition],
             },
         ));
@@ -591,13 +591,7 @@ pub fn gateway_status(
     let programmed = listeners.iter().filter(|l| l.is_programmed()).count();
     let all_valid = programmed == listeners.len();
     let mut conditions = vec![if let Some(p) = refused {
-        Condition::new(
-            condition_type::ACCEPTED,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        )
+        Condition::failed(condition_type::ACCEPTED, p, generation)
     } else if gateway_accepted(listeners) {
         Condition::new(
             condition_type::ACCEPTED,
@@ -695,13 +689,9 @@ pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> ListenerSt
         _ => None,
     };
     let accepted = match (&l.accepted, rejected_by_conflict) {
-        (Some(p), _) | (None, Some(p)) => Condition::new(
-            condition_type::ACCEPTED,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        (Some(p), _) | (None, Some(p)) => {
+            Condition::failed(condition_type::ACCEPTED, p, generation)
+        }
         (None, None) => Condition::new(
             condition_type::ACCEPTED,
             true,
@@ -718,13 +708,7 @@ pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> ListenerSt
             "all references resolved",
             generation,
         ),
-        Some(p) => Condition::new(
-            condition_type::RESOLVED_REFS,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        Some(p) => Condition::failed(condition_type::RESOLVED_REFS, p, generation),
     };
     let conflicted = match &l.conflicted {
         None => Condition::new(
@@ -751,13 +735,7 @@ pub fn listener_status(l: &ListenerState, generation: Option<i64>) -> ListenerSt
             generation,
         )
     } else if let Some(p) = rejected_by_conflict {
-        Condition::new(
-            condition_type::PROGRAMMED,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        )
+        Condition::failed(condition_type::PROGRAMMED, p, generation)
     } else if l.gateway_refused && l.accepted.is_none() && l.conflicted.is_none() {
         Condition::new(
             condition_type::PROGRAMMED,

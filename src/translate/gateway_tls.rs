@@ -251,11 +251,9 @@ pub fn gateway_conditions(
             },
             index,
         );
-        out.push(Condition::new(
+        out.push(Condition::failed(
             condition_type::RESOLVED_REFS,
-            false,
-            problem.reason,
-            problem.message,
+            &problem,
             generation,
         ));
     }

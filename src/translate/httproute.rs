@@ -230,13 +230,7 @@ pub fn parent_status(
             "Route is accepted",
             generation,
         ),
-        Err(p) => Condition::new(
-            condition_type::ACCEPTED,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        Err(p) => Condition::failed(condition_type::ACCEPTED, p, generation),
     };
     let resolved = match unresolved {
         None => Condition::new(
@@ -246,13 +240,7 @@ pub fn parent_status(
             "Resolved all the Object references for the Route",
             generation,
         ),
-        Some(p) => Condition::new(
-            condition_type::RESOLVED_REFS,
-            false,
-            p.reason,
-            &p.message,
-            generation,
-        ),
+        Some(p) => Condition::failed(condition_type::RESOLVED_REFS, p, generation),
     };
     RouteParentStatus {
         parent_ref: parent_reference(parent),
@@ -968,7 +956,7 @@ pub fn resolve_backend(
         }
         _ => {
             return Err(Problem::new(
-                "InvalidKind",
+                reason::INVALID_KIND,
                 format!(
                     "backendRef kind {group}/{kind} is not supported; use a Service or a \
                      gateway.envoyproxy.io Backend"
@@ -977,9 +965,12 @@ pub fn resolve_backend(
         }
     }
     check_reference_permitted(backend, group, kind, route_kind, route_ns, index)?;
-    let service = index
-        .service(ns, &backend.name)
-        .ok_or_else(|| Problem::new("BackendNotFound", format!("Service {label} not found")))?;
+    let service = index.service(ns, &backend.name).ok_or_else(|| {
+        Problem::new(
+            reason::BACKEND_NOT_FOUND,
+            format!("Service {label} not found"),
+        )
+    })?;
     let spec = service.spec.as_ref();
     // The Gateway API says implementations SHOULD NOT support ExternalName
     // Services: the name may point anywhere outside the cluster (CVE-2021-25740).
@@ -1111,7 +1102,7 @@ fn check_reference_permitted(
         return Ok(());
     }
     Err(Problem::new(
-        "RefNotPermitted",
+        reason::REF_NOT_PERMITTED,
         format!(
             "{kind} {ns}/{} is in another namespace and no ReferenceGrant allows it",
             backend.name

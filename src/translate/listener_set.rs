@@ -303,13 +303,7 @@ fn set_status(s: &SetOutcome<'_>, gateways: &[GatewayState<'_>]) -> ObjectStatus
         } => (
             Vec::new(),
             vec![
-                Condition::new(
-                    condition_type::ACCEPTED,
-                    false,
-                    problem.reason,
-                    &problem.message,
-                    generation,
-                ),
+                Condition::failed(condition_type::ACCEPTED, problem, generation),
                 Condition::new(
                     condition_type::PROGRAMMED,
                     false,

@@ -1122,6 +1122,7 @@ fn apply_backend_policies_to_l4(
                 None => {}
                 Some(Err(_)) => forward.backends.clear(),
                 Some(Ok(policy)) => {
+                    forward.hash_source_ip = policy.route.hash.contains(&ir::HashPolicy::SourceIp);
                     for backend in &mut forward.backends {
                         let Some(cluster) =
                             state.l4_clusters.iter().find(|c| c.name == backend.cluster)

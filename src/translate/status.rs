@@ -51,9 +51,9 @@ pub struct PolicyAncestorStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The status of a GatewayClass.
+/// A status of conditions alone: a GatewayClass's, a Backend's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct GatewayClassStatus {
+pub struct ConditionStatus {
     pub conditions: Vec<Condition>,
 }
 

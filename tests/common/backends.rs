@@ -172,10 +172,8 @@ pub fn start(node: &str, objects: &[String], ready: &[(&str, u16)]) -> Running {
 
 /// Whether BackendTrafficPolicy `name` is Accepted (for its first ancestor).
 pub fn policy_accepted(gantry: &Gantry, name: &str) -> bool {
-    let status = gantry
-        .status_of("BackendTrafficPolicy", "default", name)
-        .expect("policy status");
-    super::condition(&status["ancestors"][0]["conditions"], "Accepted")
+    accepted(gantry, name)
+        .0
         .is_some_and(|(status, _)| status == "True")
 }
 

@@ -686,11 +686,9 @@ pub fn accepted_conditions(
     generation: Option<i64>,
 ) -> Vec<Condition> {
     if let Err(problem) = settings {
-        return vec![Condition::new(
+        return vec![Condition::failed(
             condition_type::ACCEPTED,
-            false,
-            problem.reason,
-            &problem.message,
+            problem,
             generation,
         )];
     }

@@ -24,6 +24,8 @@ const DEFAULT_RETRY_ON: [ir::RetryOn; 5] = [
 const DEFAULT_RETRY_CODES: [u32; 1] = [503];
 /// The CRD's default numRetries.
 const DEFAULT_NUM_RETRIES: u32 = 2;
+/// The largest hits addend Envoy takes.
+const MAX_HITS_ADDEND: u64 = 1_000_000_000;
 /// Envoy's back-off base when only the maximum is given.
 const ENVOY_BASE_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -57,35 +59,19 @@ fn response_override(
     field: &str,
     o: &api::ResponseOverride,
 ) -> Result<ir::ResponseOverride, Problem> {
-    if o.redirect.is_some() {
-        return Err(unsupported(
-            &format!("{field}.redirect"),
-            "gantry does not program redirects of overridden responses yet",
-        ));
-    }
-    let response = o
-        .response
-        .as_ref()
-        .ok_or_else(|| invalid(field, "set response or redirect"))?;
-    let status = |f: &str, code: i32| {
-        u32::try_from(code)
-            .ok()
-            .filter(|c| (100..=599).contains(c))
-            .ok_or_else(|| invalid(f, format!("{code} is not an HTTP status from 100 to 599")))
-    };
     let mut status_codes = Vec::new();
     for (i, c) in o.match_.status_codes.iter().flatten().enumerate() {
         let f = format!("{field}.match.statusCodes[{i}]");
         status_codes.push(
             match (c.type_.unwrap_or(api::StatusCodeValueType::Value), c) {
                 (api::StatusCodeValueType::Value, api::StatusCodeMatch { value: Some(v), .. }) => {
-                    let v = status(&format!("{f}.value"), *v)?;
+                    let v = http_status(&format!("{f}.value"), *v)?;
                     (v, v)
                 }
                 (api::StatusCodeValueType::Range, api::StatusCodeMatch { range: Some(r), .. }) => {
                     let (start, end) = (
-                        status(&format!("{f}.range.start"), r.start)?,
-                        status(&format!("{f}.range.end"), r.end)?,
+                        http_status(&format!("{f}.range.start"), r.start)?,
+                        http_status(&format!("{f}.range.end"), r.end)?,
                     );
                     if end <= start {
                         return Err(invalid(&format!("{f}.range"), "end must be above start"));
@@ -110,26 +96,16 @@ fn response_override(
             Ok((h.name.clone(), matcher))
         })
         .collect::<Result<_, Problem>>()?;
-    if let Some(body) = &response.body
-        && body.type_ == Some(api::ResponseValueType::ValueRef)
-    {
-        return Err(unsupported(
-            &format!("{field}.response.body.valueRef"),
-            "gantry does not read response bodies from ConfigMaps yet; use an inline body",
-        ));
-    }
-    let header = response.header.clone().unwrap_or_default();
-    if header.remove.as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(invalid(
-            &format!("{field}.response.header.remove"),
-            "cannot remove headers from a custom response",
-        ));
-    }
-    let pairs = |list: &Option<Vec<crate::api::shared::HttpHeader>>| -> Vec<(String, String)> {
-        list.iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect()
+    let action = match (&o.response, &o.redirect) {
+        (Some(response), None) => ir::ResponseOverrideAction::Local(local_response(
+            &format!("{field}.response"),
+            response,
+        )?),
+        (None, Some(redirect)) => ir::ResponseOverrideAction::Redirect(response_redirect(
+            &format!("{field}.redirect"),
+            redirect,
+        )?),
+        _ => return Err(invalid(field, "set exactly one of response and redirect")),
     };
     Ok(ir::ResponseOverride {
         status_codes,
@@ -139,9 +115,53 @@ fn response_override(
             api::ResponseOverrideSource::Local => Some(true),
             api::ResponseOverrideSource::Backend => Some(false),
         },
+        action,
+    })
+}
+
+/// An HTTP status from 100 to 599.
+fn http_status(field: &str, code: i32) -> Result<u32, Problem> {
+    u32::try_from(code)
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{code} is not an HTTP status from 100 to 599"),
+            )
+        })
+}
+
+fn local_response(
+    field: &str,
+    response: &api::CustomResponse,
+) -> Result<ir::LocalResponse, Problem> {
+    if let Some(body) = &response.body
+        && body.type_ == Some(api::ResponseValueType::ValueRef)
+    {
+        // Read into an inline body by `response_body` before conversion.
+        return Err(invalid(
+            &format!("{field}.body.valueRef"),
+            "the ConfigMap body was not read",
+        ));
+    }
+    let header = response.header.clone().unwrap_or_default();
+    if header.remove.as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(invalid(
+            &format!("{field}.header.remove"),
+            "cannot remove headers from a custom response",
+        ));
+    }
+    let pairs = |list: &Option<Vec<crate::api::shared::HttpHeader>>| -> Vec<(String, String)> {
+        list.iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    };
+    Ok(ir::LocalResponse {
         status: response
             .status_code
-            .map(|c| status(&format!("{field}.response.statusCode"), c))
+            .map(|c| http_status(&format!("{field}.statusCode"), c))
             .transpose()?,
         content_type: response.content_type.clone().filter(|c| !c.is_empty()),
         body: response.body.as_ref().and_then(|b| b.inline.clone()),
@@ -150,6 +170,99 @@ fn response_override(
             add: pairs(&header.add),
             remove: Vec::new(),
         },
+    })
+}
+
+/// The tokens a request takes. Envoy's local rate limit filter counts costs
+/// on the request only, and gantry programs nothing that sets dynamic
+/// metadata: a response cost and a cost from metadata are refused.
+fn request_cost(field: &str, cost: &api::RateLimitCost) -> Result<Option<u64>, Problem> {
+    if cost.response.is_some() {
+        return Err(unsupported(
+            &format!("{field}.response"),
+            "Envoy's local rate limit filter does not count costs when a response completes \
+             (apply_on_stream_done is for global rate limits only)",
+        ));
+    }
+    let Some(request) = &cost.request else {
+        return Ok(None);
+    };
+    match (request.from, request.number) {
+        (api::RateLimitCostFrom::Number, Some(n)) if n <= MAX_HITS_ADDEND => Ok(Some(n)),
+        (api::RateLimitCostFrom::Number, Some(_)) => Err(invalid(
+            &format!("{field}.request.number"),
+            format!("must be at most {MAX_HITS_ADDEND}"),
+        )),
+        (api::RateLimitCostFrom::Number, None) => Err(invalid(
+            &format!("{field}.request"),
+            "from Number needs number",
+        )),
+        (api::RateLimitCostFrom::Metadata, _) => Err(unsupported(
+            &format!("{field}.request.metadata"),
+            "gantry programs no filter that sets dynamic metadata to take a cost from",
+        )),
+    }
+}
+
+/// Envoy Gateway's redirect: a new scheme, host, port and full path, each
+/// kept from the request when unset, and the status the client gets.
+fn response_redirect(
+    field: &str,
+    redirect: &api::CustomRedirect,
+) -> Result<ir::ResponseRedirect, Problem> {
+    let path = match &redirect.path {
+        None => None,
+        Some(api::HttpPathModifier {
+            type_: api::PathModifierType::ReplaceFullPath,
+            replace_full_path: Some(path),
+            ..
+        }) => Some(path.clone()),
+        Some(api::HttpPathModifier {
+            type_: api::PathModifierType::ReplaceFullPath,
+            ..
+        }) => {
+            return Err(invalid(
+                &format!("{field}.path"),
+                "ReplaceFullPath needs replaceFullPath",
+            ));
+        }
+        Some(_) => {
+            return Err(invalid(
+                &format!("{field}.path.type"),
+                "only ReplaceFullPath is supported",
+            ));
+        }
+    };
+    let port = redirect
+        .port
+        .map(|p| {
+            u32::try_from(p)
+                .ok()
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| invalid(&format!("{field}.port"), "must be from 1 to 65535"))
+        })
+        .transpose()?;
+    let status = match redirect.status_code.unwrap_or(302) {
+        code @ (301 | 302) => code.unsigned_abs(),
+        _ => {
+            return Err(invalid(
+                &format!("{field}.statusCode"),
+                "must be 301 or 302",
+            ));
+        }
+    };
+    Ok(ir::ResponseRedirect {
+        scheme: redirect.scheme.map(|s| {
+            match s {
+                api::RedirectScheme::Http => "http",
+                api::RedirectScheme::Https => "https",
+            }
+            .to_string()
+        }),
+        hostname: redirect.hostname.clone(),
+        path,
+        port,
+        status,
     })
 }
 
@@ -377,24 +490,29 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
     // Envoy needs a default bucket: the rule without client selectors, else
     // an unlimited one (Envoy Gateway's choice).
     let mut default = None;
+    let mut unselected = None;
     let mut out_rules = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        if rule.cost.is_some() {
-            return Err(unsupported(
-                &field(i, ".cost"),
-                "gantry does not program request or response costs yet",
-            ));
-        }
+        let cost = rule
+            .cost
+            .as_ref()
+            .map(|c| request_cost(&field(i, ".cost"), c))
+            .transpose()?
+            .flatten();
+        // Envoy Gateway v1.9.0 programs these for global rate limits only and
+        // drops them from local ones.
         if rule.shared.is_some() {
             return Err(unsupported(
                 &field(i, ".shared"),
-                "a bucket shared between routes is not available to local rate limits in Envoy",
+                "Envoy's local rate limits keep a bucket per route; only global rate limits \
+                 (which need a rate limit service) share one between routes",
             ));
         }
         if rule.limit.from_metadata.is_some() {
             return Err(unsupported(
                 &field(i, ".limit.fromMetadata"),
-                "gantry does not program limits from metadata",
+                "Envoy's local rate limit filter takes no limit from metadata (a rate limit \
+                 override is for global rate limits only)",
             ));
         }
         // Envoy's token buckets hold at least one token.
@@ -409,13 +527,16 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
             .x_rate_limit_headers
             .map(|h| h == api::XRateLimitHeaders::DraftVersion03);
         let selectors = rule.client_selectors.as_deref().unwrap_or_default();
-        if selectors.is_empty() {
-            if default.is_some() {
-                return Err(invalid(
-                    &field(i, ""),
-                    "only one rule may be without clientSelectors",
-                ));
-            }
+        if selectors.is_empty() && unselected.replace(i).is_some() {
+            return Err(invalid(
+                &field(i, ""),
+                "only one rule may be without clientSelectors",
+            ));
+        }
+        // A cost needs a rate limit entry to carry it, which the default
+        // bucket has not: such a rule gets a bucket of its own that counts
+        // every request, and the default bucket stays unlimited.
+        if selectors.is_empty() && cost.is_none() {
             if rule.shadow_mode == Some(true) {
                 return Err(unsupported(
                     &field(i, ".shadowMode"),
@@ -429,6 +550,9 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
         for (j, s) in selectors.iter().enumerate() {
             matched.extend(selector(&field(i, &format!(".clientSelectors[{j}]")), s)?);
         }
+        if selectors.is_empty() {
+            matched.push(ir::RateLimitSelector::Every);
+        }
         out_rules.push((
             i,
             ir::RateLimitRule {
@@ -436,6 +560,7 @@ fn rate_limit(r: &api::RateLimitSpec) -> Result<ir::LocalRateLimit, Problem> {
                 limit,
                 shadow: rule.shadow_mode == Some(true),
                 headers,
+                cost,
             },
         ));
     }
@@ -646,9 +771,9 @@ mod tests {
                 "spec.retry.perRetry.backOff.maxInterval",
             ),
             (
-                "responseOverride: [{match: {statusCodes: [{value: 500}]}, redirect: {hostname: x}}]",
-                UNSUPPORTED,
-                "spec.responseOverride[0].redirect",
+                "responseOverride: [{match: {statusCodes: [{value: 500}]}, redirect: {hostname: x, port: 70000}}]",
+                "Invalid",
+                "spec.responseOverride[0].redirect.port",
             ),
             (
                 "responseOverride: [{match: {statusCodes: [{type: Range, range: {start: 500, end: 700}}]}, response: {statusCode: 503}}]",
@@ -674,6 +799,16 @@ mod tests {
                 "rateLimit: {global: {rules: [{limit: {requests: 1, unit: Second}}]}}",
                 UNSUPPORTED,
                 "spec.rateLimit.global",
+            ),
+            (
+                "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, cost: {response: {from: Number, number: 1}}}]}}",
+                UNSUPPORTED,
+                "spec.rateLimit.local.rules[0].cost.response",
+            ),
+            (
+                "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, cost: {request: {from: Number, number: 1000000001}}}]}}",
+                "Invalid",
+                "spec.rateLimit.local.rules[0].cost.request.number",
             ),
             (
                 "rateLimit: {local: {rules: [{limit: {requests: 1, unit: Second}, shared: true}]}}",

@@ -21,6 +21,7 @@ use super::attachment::{
     self, Ancestor, AncestorKind, PolicyInfo, PolicyTargets, Resolved, Verdict, ancestors_status,
 };
 use super::backend_settings::convert;
+use super::response_body::inline_config_map_bodies;
 use crate::api::BackendTrafficPolicy;
 use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType, check_values};
 use crate::ir::BackendPolicy;
@@ -227,18 +228,23 @@ pub fn apply(
         .iter()
         .map(|p| p.spec.in_schema_spelling())
         .collect();
+    let mut specs: Vec<BackendTrafficPolicySpec> = (policies.iter().zip(&spelled))
+        .map(|(p, s)| s.as_ref().map_or(&p.spec, |(spec, _)| spec).clone())
+        .collect();
+    let settings = (policies.iter().zip(&spelled).zip(&mut specs))
+        .map(|((policy, s), spec)| match s {
+            Ok(_) => {
+                let namespace = policy.metadata.namespace.as_deref().unwrap_or_default();
+                inline_config_map_bodies(spec, namespace, index)?;
+                convert(spec)
+            }
+            Err(e) => Err(Problem::new(reason::INVALID, e.clone())),
+        })
+        .collect();
     let mut outcome = Outcome {
-        specs: (policies.iter().zip(&spelled))
-            .map(|(p, s)| s.as_ref().map_or(&p.spec, |(spec, _)| spec).clone())
-            .collect(),
+        specs,
         keys: targets.infos.iter().map(PolicyInfo::key).collect(),
-        settings: spelled
-            .iter()
-            .map(|s| match s {
-                Ok((spec, _)) => convert(spec),
-                Err(e) => Err(Problem::new(reason::INVALID, e.clone())),
-            })
-            .collect(),
+        settings,
         ..Outcome::default()
     };
     for (&(target, listener), &claim) in &precedence.effective {
@@ -553,13 +559,7 @@ fn conflicted(winner: &str, target: &str, generation: Option<i64>) -> Condition 
 }
 
 fn refused(problem: &Problem, generation: Option<i64>) -> Condition {
-    Condition::new(
-        condition_type::ACCEPTED,
-        false,
-        problem.reason,
-        &problem.message,
-        generation,
-    )
+    Condition::failed(condition_type::ACCEPTED, problem, generation)
 }
 
 fn accepted(

@@ -223,11 +223,9 @@ fn attached_conditions(
             ),
             generation,
         )],
-        Verdict::Rejected(problem) => vec![Condition::new(
+        Verdict::Rejected(problem) => vec![Condition::failed(
             condition_type::ACCEPTED,
-            false,
-            problem.reason,
-            &problem.message,
+            problem,
             generation,
         )],
         Verdict::Won => attachment::accepted_conditions(

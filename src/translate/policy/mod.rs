@@ -13,3 +13,4 @@ pub mod client_settings;
 pub mod client_traffic;
 pub mod fields;
 pub mod load_balancer;
+pub mod response_body;

@@ -8,6 +8,7 @@ mod access_log;
 mod cluster;
 mod common;
 mod connection;
+mod custom_response;
 mod dns;
 mod hcm;
 mod health_check;

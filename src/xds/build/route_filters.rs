@@ -17,17 +17,10 @@ use envoy_types::pb::envoy::extensions::filters::http::compressor::v3 as compres
 use envoy_types::pb::envoy::extensions::filters::http::custom_response::v3 as custom_response;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3 as fault;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as local_ratelimit;
-use envoy_types::pb::envoy::extensions::http::custom_response::local_response_policy::v3::LocalResponsePolicy;
-use envoy_types::pb::envoy::r#type::matcher::v3::{
-    HttpResponseHeaderMatchInput, HttpResponseLocalReplyMatchInput,
-    HttpResponseStatusCodeMatchInput,
-};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value, UInt64Value};
-use envoy_types::pb::xds::core::v3::TypedExtensionConfig as XdsExtension;
-use envoy_types::pb::xds::r#type::matcher::v3 as xds_matcher;
 
-use super::common::{any, duration, header_option, header_options, inline, string_matcher};
+use super::common::{any, duration, string_matcher};
 use crate::ir;
 
 pub(super) const FAULT_FILTER: &str = "envoy.filters.http.fault";
@@ -192,7 +185,9 @@ pub(super) fn per_route(r: &ir::Route, client: &ir::ClientSettings) -> Vec<(Stri
     if !b.response_overrides.is_empty() {
         out.push((
             CUSTOM_RESPONSE_FILTER.to_string(),
-            any(&custom_responses(&b.response_overrides)),
+            any(&super::custom_response::custom_responses(
+                &b.response_overrides,
+            )),
         ));
     }
     for c in &b.compressors {
@@ -316,6 +311,10 @@ fn local_rate_limit(
                     Some(true) => route::rate_limit::XRateLimitOption::DraftVersion03,
                     Some(false) => route::rate_limit::XRateLimitOption::Off,
                 } as i32,
+                hits_addend: rule.cost.map(|value| route::rate_limit::HitsAddend {
+                    number: Some(UInt64Value { value }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             let descriptor = ratelimit::LocalRateLimitDescriptor {
@@ -354,7 +353,7 @@ fn selector(
     use envoy_types::pb::envoy::r#type::matcher::v3::AddressMatcher;
     use envoy_types::pb::xds::core::v3::CidrRange as XdsCidrRange;
     use route::rate_limit::action::{
-        ActionSpecifier, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
+        ActionSpecifier, GenericKey, HeaderValueMatch, QueryParameterValueMatch, QueryParameters,
         RemoteAddressMatch, RequestHeaders,
     };
     let header_match = |name: &str, matcher: &ir::StringMatcher, invert: bool| {
@@ -375,6 +374,14 @@ fn selector(
         })
     };
     let (specifier, value) = match s {
+        ir::RateLimitSelector::Every => (
+            ActionSpecifier::GenericKey(GenericKey {
+                descriptor_value: key.to_string(),
+                descriptor_key: key.to_string(),
+                ..Default::default()
+            }),
+            key,
+        ),
         ir::RateLimitSelector::Value {
             of: ir::RequestValue::Header(name),
             matcher: Some(matcher),
@@ -469,163 +476,4 @@ fn selector(
             value: value.to_string(),
         },
     )
-}
-
-/// Response overrides as the custom response filter's matcher: the first
-/// override whose conditions all hold replaces the response with Envoy's own.
-fn custom_responses(overrides: &[ir::ResponseOverride]) -> custom_response::CustomResponse {
-    use xds_matcher::matcher::matcher_list::{FieldMatcher, Predicate, predicate};
-    use xds_matcher::matcher::{MatcherList, MatcherType, OnMatch, on_match};
-    let input = |name: &str, config: Any| XdsExtension {
-        name: name.to_string(),
-        typed_config: Some(config),
-    };
-    let single =
-        |input: XdsExtension, pattern: xds_matcher::string_matcher::MatchPattern| Predicate {
-            match_type: Some(predicate::MatchType::SinglePredicate(
-                predicate::SinglePredicate {
-                    input: Some(input),
-                    matcher: Some(predicate::single_predicate::Matcher::ValueMatch(
-                        xds_matcher::StringMatcher {
-                            match_pattern: Some(pattern),
-                            ..Default::default()
-                        },
-                    )),
-                },
-            )),
-        };
-    let combine = |mut list: Vec<Predicate>, and: bool| -> Option<Predicate> {
-        match list.len() {
-            0 => None,
-            1 => list.pop(),
-            _ => {
-                let list = predicate::PredicateList { predicate: list };
-                Some(Predicate {
-                    match_type: Some(if and {
-                        predicate::MatchType::AndMatcher(list)
-                    } else {
-                        predicate::MatchType::OrMatcher(list)
-                    }),
-                })
-            }
-        }
-    };
-    let status_input = || {
-        input(
-            "http-response-status-code",
-            any(&HttpResponseStatusCodeMatchInput::default()),
-        )
-    };
-    let matchers = overrides
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let codes = o
-                .status_codes
-                .iter()
-                .flat_map(|&(start, end)| status_patterns(start, end))
-                .map(|pattern| single(status_input(), pattern))
-                .collect();
-            let headers = o
-                .headers
-                .iter()
-                .map(|(name, m)| {
-                    let pattern = match m {
-                        ir::StringMatcher::Exact(v) => {
-                            xds_matcher::string_matcher::MatchPattern::Exact(v.clone())
-                        }
-                        ir::StringMatcher::Prefix(v) => {
-                            xds_matcher::string_matcher::MatchPattern::Prefix(v.clone())
-                        }
-                        ir::StringMatcher::Suffix(v) => {
-                            xds_matcher::string_matcher::MatchPattern::Suffix(v.clone())
-                        }
-                        ir::StringMatcher::Regex(v) => xds_regex(v),
-                    };
-                    single(
-                        input(
-                            "http-response-header",
-                            any(&HttpResponseHeaderMatchInput {
-                                header_name: name.clone(),
-                            }),
-                        ),
-                        pattern,
-                    )
-                })
-                .collect();
-            let local = o.local.map(|local| {
-                single(
-                    input(
-                        "http-response-local-reply",
-                        any(&HttpResponseLocalReplyMatchInput::default()),
-                    ),
-                    xds_matcher::string_matcher::MatchPattern::Exact(local.to_string()),
-                )
-            });
-            let all = [combine(codes, false), combine(headers, true), local]
-                .into_iter()
-                .flatten()
-                .collect();
-            let mut response_headers = header_options(&o.response_headers);
-            if let Some(content_type) = &o.content_type {
-                response_headers.push(header_option(
-                    &("content-type".to_string(), content_type.clone()),
-                    core::header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd,
-                ));
-            }
-            FieldMatcher {
-                predicate: combine(all, true),
-                on_match: Some(OnMatch {
-                    on_match: Some(on_match::OnMatch::Action(input(
-                        &format!("response-override-{i}"),
-                        any(&LocalResponsePolicy {
-                            body: o.body.as_deref().map(inline),
-                            status_code: o.status.map(|value| UInt32Value { value }),
-                            response_headers_to_add: response_headers,
-                            ..Default::default()
-                        }),
-                    ))),
-                    ..Default::default()
-                }),
-            }
-        })
-        .collect();
-    custom_response::CustomResponse {
-        custom_response_matcher: Some(xds_matcher::Matcher {
-            matcher_type: Some(MatcherType::MatcherList(MatcherList { matchers })),
-            ..Default::default()
-        }),
-    }
-}
-
-fn xds_regex(regex: &str) -> xds_matcher::string_matcher::MatchPattern {
-    xds_matcher::string_matcher::MatchPattern::SafeRegex(xds_matcher::RegexMatcher {
-        regex: regex.to_string(),
-        engine_type: Some(xds_matcher::regex_matcher::EngineType::GoogleRe2(
-            xds_matcher::regex_matcher::GoogleRe2::default(),
-        )),
-    })
-}
-
-/// Status codes from `start` to `end` as few small patterns (RE2 programs in
-/// Envoy are limited in size): whole hundreds (`5\d\d`), whole tens (`41\d`),
-/// and single codes.
-fn status_patterns(start: u32, end: u32) -> Vec<xds_matcher::string_matcher::MatchPattern> {
-    let mut out = Vec::new();
-    let mut code = start;
-    while code <= end {
-        if code.is_multiple_of(100) && code + 99 <= end {
-            out.push(xds_regex(&format!("^{}\\d\\d$", code / 100)));
-            code += 100;
-        } else if code.is_multiple_of(10) && code + 9 <= end {
-            out.push(xds_regex(&format!("^{}\\d$", code / 10)));
-            code += 10;
-        } else {
-            out.push(xds_matcher::string_matcher::MatchPattern::Exact(
-                code.to_string(),
-            ));
-            code += 1;
-        }
-    }
-    out
 }

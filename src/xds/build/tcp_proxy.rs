@@ -1,6 +1,8 @@
 //! The TCP proxy of a TCPRoute's or TLSRoute's filter chain.
 
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp_proxy;
+use envoy_types::pb::envoy::r#type::v3::HashPolicy;
+use envoy_types::pb::envoy::r#type::v3::hash_policy::{PolicySpecifier, SourceIp};
 
 use super::INVALID_BACKEND_CLUSTER;
 use super::access_log;
@@ -40,6 +42,13 @@ pub(super) fn tcp_proxy(
         stat_prefix: chain_name.to_string(),
         cluster_specifier: Some(cluster_specifier),
         idle_timeout: client.timeouts.tcp_idle.map(duration),
+        hash_policy: forward
+            .hash_source_ip
+            .then_some(HashPolicy {
+                policy_specifier: Some(PolicySpecifier::SourceIp(SourceIp {})),
+            })
+            .into_iter()
+            .collect(),
         access_log: vec![access_log::tcp()],
         ..Default::default()
     }
