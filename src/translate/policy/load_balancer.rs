@@ -13,6 +13,8 @@ use super::fields::{duration, invalid};
 
 /// Envoy Gateway's default Maglev table size.
 const DEFAULT_TABLE_SIZE: u64 = 65537;
+/// The largest Maglev table Envoy takes (and the CRD allows).
+const MAX_TABLE_SIZE: u64 = 5_000_011;
 /// The most sources Envoy Gateway's schema allows in `extractFrom`.
 const MAX_OVERRIDE_SOURCES: usize = 10;
 /// The most the listed zone weights may add up to, so that Envoy's sum over all
@@ -87,6 +89,14 @@ fn consistent_hash(
 ) -> Result<(ir::LoadBalancer, Vec<ir::HashPolicy>), Problem> {
     use api::ConsistentHashType as T;
     let table_size = hash.table_size.unwrap_or(DEFAULT_TABLE_SIZE);
+    // The CRD's range, which Envoy's own limit matches; it also bounds the
+    // primality test below.
+    if !(2..=MAX_TABLE_SIZE).contains(&table_size) {
+        return Err(invalid(
+            "spec.loadBalancer.consistentHash.tableSize",
+            format!("must be from 2 to {MAX_TABLE_SIZE}"),
+        ));
+    }
     if !is_prime(table_size) {
         return Err(invalid(
             "spec.loadBalancer.consistentHash.tableSize",
@@ -248,16 +258,20 @@ mod tests {
 
     #[test]
     fn bad_and_unprogrammed_values_name_their_field() {
-        let p = problem(
-            "loadBalancer: {type: ConsistentHash, consistentHash: {type: SourceIP, tableSize: 65536}}",
-        );
-        assert_eq!(p.reason, "Invalid");
-        assert!(
-            p.message
-                .starts_with("spec.loadBalancer.consistentHash.tableSize"),
-            "{}",
-            p.message
-        );
+        // Not a prime; a prime too large for Envoy (and too large to test by
+        // trial division).
+        for size in ["65536", "18446744073709551557"] {
+            let p = problem(&format!(
+                "loadBalancer: {{type: ConsistentHash, consistentHash: {{type: SourceIP, tableSize: {size}}}}}"
+            ));
+            assert_eq!(p.reason, "Invalid");
+            assert!(
+                p.message
+                    .starts_with("spec.loadBalancer.consistentHash.tableSize"),
+                "{}",
+                p.message
+            );
+        }
         for (yaml, field, words) in [
             (
                 "loadBalancer: {type: DynamicModule, dynamicModule: {name: m, lbPolicyName: x}}",
