@@ -167,7 +167,9 @@ fn the_reference_pages_policies_work_as_printed() {
         assert_ne!(get(port, "api.example.com", &[]).0, "backend-1");
     }
     // (The session-affinity route has no health check: backend-1 answers again.)
-    backends.backends[0].status.store(0, std::sync::atomic::Ordering::SeqCst);
+    backends.backends[0]
+        .status
+        .store(0, std::sync::atomic::Ordering::SeqCst);
 
     // Session affinity: Envoy sets the cookie with the page's ttl and path, and
     // a client returning it sticks.

@@ -7,8 +7,7 @@ use crate::api::shared::quantity_bytes;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::backend_settings::unsupported;
-use super::fields::{duration, invalid};
+use super::fields::{duration, http_statuses, invalid, unsupported};
 
 /// The route stat name operators Envoy Gateway accepts.
 const ROUTE_STAT_OPERATORS: [&str; 4] = [
@@ -151,20 +150,14 @@ fn admission_control(a: &api::AdmissionControl) -> Result<ir::AdmissionControl, 
         ));
     }
     let criteria = a.success_criteria.as_ref();
-    let http_success = criteria
-        .and_then(|c| c.http.as_ref())
-        .and_then(|h| h.status_codes.as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, s)| match s.0 {
-            code @ 100..=599 => Ok(u32::from(code)),
-            code => Err(invalid(
-                &format!("{F}.successCriteria.http.statusCodes[{i}]"),
-                format!("{code} is not an HTTP status from 100 to 599"),
-            )),
-        })
-        .collect::<Result<_, _>>()?;
+    let http_success = http_statuses(
+        &format!("{F}.successCriteria.http.statusCodes"),
+        (criteria.and_then(|c| c.http.as_ref()))
+            .and_then(|h| h.status_codes.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|s| s.0),
+    )?;
     let grpc_success = criteria
         .and_then(|c| c.grpc.as_ref())
         .and_then(|g| g.status_codes.as_ref())

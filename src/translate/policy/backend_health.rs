@@ -12,7 +12,7 @@ use crate::api::shared as api_shared;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::fields::{duration, invalid};
+use super::fields::{duration, http_statuses, invalid, port};
 
 const ACTIVE: &str = "spec.healthCheck.active";
 const PASSIVE: &str = "spec.healthCheck.passive";
@@ -95,14 +95,7 @@ fn active_check(a: &api::ActiveHealthCheck) -> Result<ir::ActiveHealthCheck, Pro
         .overrides
         .as_ref()
         .and_then(|o| o.port)
-        .map(|p| {
-            u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
-                invalid(
-                    &format!("{ACTIVE}.overrides.port"),
-                    "must be from 1 to 65535",
-                )
-            })
-        })
+        .map(|p| port(&format!("{ACTIVE}.overrides.port"), p))
         .transpose()?;
     Ok(ir::ActiveHealthCheck {
         timeout: positive(
@@ -164,17 +157,12 @@ fn http_checker(http: &api::HttpActiveHealthChecker) -> Result<ir::HealthChecker
         })
         .transpose()?;
     let statuses = |name: &str, list: &Option<Vec<api::HttpStatus>>| -> Result<Vec<u16>, Problem> {
-        let mut out = Vec::new();
-        for (i, s) in list.iter().flatten().enumerate() {
-            if !(100..=599).contains(&s.0) {
-                return Err(invalid(
-                    &format!("{field}.{name}[{i}]"),
-                    format!("{} is not an HTTP status (100 to 599)", s.0),
-                ));
-            }
-            out.push(s.0);
-        }
-        Ok(out)
+        let codes = http_statuses(
+            &format!("{field}.{name}"),
+            list.iter().flatten().map(|s| s.0),
+        )?;
+        // Each is from 100 to 599.
+        Ok(codes.into_iter().map(|c| c as u16).collect())
     };
     Ok(ir::HealthChecker::Http {
         path: http.path.clone(),
@@ -232,7 +220,7 @@ fn health_check_log(log: &api::HealthCheckLog) -> Result<ir::HealthCheckLog, Pro
     if !matches.is_empty()
         && (!has(M::HealthyTransition) || !(has(M::FailureSeriesStart) || has(M::Failure)))
     {
-        return Err(super::backend_settings::unsupported(
+        return Err(super::fields::unsupported(
             &format!("{field}.matches"),
             "Envoy always logs a host's first failure of a series and its healthy transitions; list FailureSeriesStart (or Failure) and HealthyTransition",
         ));

@@ -9,8 +9,9 @@ use crate::api::backend_traffic_policy as api;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::backend_settings::unsupported;
-use super::fields::{bytes_u32, duration, invalid, parse_cidr, regex};
+use super::fields::{
+    bytes_u32, duration, http_status, http_statuses, invalid, parse_cidr, port, regex, unsupported,
+};
 
 /// Envoy Gateway's retry when `retryOn` is unset: connection failures, refused
 /// streams, gRPC UNAVAILABLE and CANCELLED, and HTTP 503.
@@ -119,19 +120,6 @@ fn response_override(
     })
 }
 
-/// An HTTP status from 100 to 599.
-fn http_status(field: &str, code: i32) -> Result<u32, Problem> {
-    u32::try_from(code)
-        .ok()
-        .filter(|c| (100..=599).contains(c))
-        .ok_or_else(|| {
-            invalid(
-                field,
-                format!("{code} is not an HTTP status from 100 to 599"),
-            )
-        })
-}
-
 fn local_response(
     field: &str,
     response: &api::CustomResponse,
@@ -233,14 +221,8 @@ fn response_redirect(
             ));
         }
     };
-    let port = redirect
-        .port
-        .map(|p| {
-            u32::try_from(p)
-                .ok()
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| invalid(&format!("{field}.port"), "must be from 1 to 65535"))
-        })
+    let port = (redirect.port)
+        .map(|p| port(&format!("{field}.port"), p).map(u32::from))
         .transpose()?;
     let status = match redirect.status_code.unwrap_or(302) {
         code @ (301 | 302) => code.unsigned_abs(),
@@ -320,22 +302,10 @@ fn retry(r: &api::Retry) -> Result<ir::Retry, Problem> {
     // none), as in Envoy Gateway.
     let codes = match on {
         None => DEFAULT_RETRY_CODES.to_vec(),
-        Some(o) => o
-            .http_status_codes
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, c)| {
-                if (100..=599).contains(&c.0) {
-                    Ok(c.0 as u32)
-                } else {
-                    Err(invalid(
-                        &format!("{F}.retryOn.httpStatusCodes[{i}]"),
-                        format!("{} is not an HTTP status from 100 to 599", c.0),
-                    ))
-                }
-            })
-            .collect::<Result<_, _>>()?,
+        Some(o) => http_statuses(
+            &format!("{F}.retryOn.httpStatusCodes"),
+            o.http_status_codes.iter().flatten().map(|c| c.0),
+        )?,
     };
     let per = r.per_retry.as_ref();
     let per_try_timeout = duration(

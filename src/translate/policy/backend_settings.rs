@@ -14,9 +14,7 @@ use super::fields::{bytes_u32, duration, http2, invalid, tcp_keepalive};
 
 pub use crate::translate::conditions::reason::UNSUPPORTED;
 
-pub(super) fn unsupported(field: &str, why: &str) -> Problem {
-    Problem::new(UNSUPPORTED, format!("{field}: {why}"))
-}
+pub(super) use super::fields::unsupported;
 
 /// Validates a policy's values into IR settings.
 pub fn convert(spec: &api::BackendTrafficPolicySpec) -> Result<ir::BackendPolicy, Problem> {

@@ -13,6 +13,43 @@ pub fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
     Problem::new(reason::INVALID, format!("{field}: {why}"))
 }
 
+/// An `Unsupported` problem: a field gantry does not program, and why.
+pub fn unsupported(field: &str, why: &str) -> Problem {
+    Problem::new(reason::UNSUPPORTED, format!("{field}: {why}"))
+}
+
+/// An HTTP status, 100 to 599.
+pub fn http_status(field: &str, code: impl Into<i64>) -> Result<u32, Problem> {
+    let code = code.into();
+    u32::try_from(code)
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{code} is not an HTTP status from 100 to 599"),
+            )
+        })
+}
+
+/// The HTTP statuses of list field `field`, each 100 to 599.
+pub fn http_statuses(
+    field: &str,
+    codes: impl IntoIterator<Item = impl Into<i64>>,
+) -> Result<Vec<u32>, Problem> {
+    (codes.into_iter().enumerate())
+        .map(|(i, code)| http_status(&format!("{field}[{i}]"), code))
+        .collect()
+}
+
+/// A port, 1 to 65535.
+pub fn port(field: &str, value: impl Into<i64>) -> Result<u16, Problem> {
+    u16::try_from(value.into())
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| invalid(field, "must be from 1 to 65535"))
+}
+
 pub fn duration(
     field: &str,
     d: &Option<shared_api::Duration>,

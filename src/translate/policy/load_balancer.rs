@@ -8,8 +8,7 @@ use crate::api::backend_traffic_policy as api;
 use crate::ir;
 use crate::translate::conditions::Problem;
 
-use super::backend_settings::unsupported;
-use super::fields::{duration, invalid};
+use super::fields::{duration, invalid, port, unsupported};
 
 /// Envoy Gateway's default Maglev table size.
 const DEFAULT_TABLE_SIZE: u64 = 65537;
@@ -159,14 +158,8 @@ fn backend_utilization(
         None => None,
         Some(oob) => Some(ir::OutOfBandReporting {
             reporting_period: duration(&field("outOfBand.reportingPeriod"), &oob.reporting_period)?,
-            port: oob
-                .port
-                .map(|p| {
-                    u16::try_from(p)
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| invalid(&field("outOfBand.port"), "must be from 1 to 65535"))
-                })
+            port: (oob.port)
+                .map(|p| port(&field("outOfBand.port"), p))
                 .transpose()?,
             authority: oob.authority.clone(),
         }),
