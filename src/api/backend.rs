@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::client_traffic_policy::{TlsFingerprintType, TlsVersion};
+pub use super::shared::LocalObjectReference;
 use super::shared::SecretObjectReference;
 
 /// Endpoints of a backend and how Envoy connects to them.
@@ -117,15 +118,6 @@ pub struct IpEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UnixSocket {
     pub path: String,
-}
-
-/// A reference to an object in the Backend's namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LocalObjectReference {
-    pub group: String,
-    pub kind: String,
-    pub name: String,
 }
 
 /// TLS towards the backend: how its certificate is checked, the SNI, and the

@@ -15,6 +15,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::shared::LocalObjectReference;
 use super::shared::{
     Duration, Http2Settings, HttpHeader, LocalPolicyTargetReferenceWithSectionName, PolicyStatus,
     StringMatch, TargetSelector, TcpKeepalive, plain_string_schema, quantity_schema,
@@ -1725,18 +1726,6 @@ pub struct CustomResponseBody {
     pub inline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_ref: Option<LocalObjectReference>,
-}
-
-/// A Gateway API LocalObjectReference.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LocalObjectReference {
-    #[schemars(length(max = 253))]
-    pub group: String,
-    #[schemars(length(min = 1, max = 63))]
-    pub kind: String,
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

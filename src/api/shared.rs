@@ -455,3 +455,15 @@ mod tests {
         }
     }
 }
+
+/// A Gateway API LocalObjectReference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    #[schemars(length(max = 253))]
+    pub group: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
