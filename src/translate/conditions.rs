@@ -40,12 +40,13 @@ pub mod reason {
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
     pub const MERGED: &str = "Merged";
     pub const MULTIPLE_WARNINGS: &str = "MultipleWarnings";
+    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
+    pub const NOT_APPLICABLE: &str = "NotApplicable";
+    pub const NOT_IN_SCHEMA: &str = "NotInSchema";
     pub const NO_CONFLICTS: &str = "NoConflicts";
     pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";
     pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
     pub const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
-    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
-    pub const NOT_IN_SCHEMA: &str = "NotInSchema";
     pub const OVERRIDDEN: &str = "Overridden";
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
     pub const PROGRAMMED: &str = "Programmed";

@@ -23,7 +23,9 @@ use super::attachment::{
 use super::backend_settings::convert;
 use super::response_body::inline_config_map_bodies;
 use crate::api::BackendTrafficPolicy;
-use crate::api::backend_traffic_policy::{BackendTrafficPolicySpec, MergeType, check_values};
+use crate::api::backend_traffic_policy::{
+    BackendTrafficPolicySpec, ConsistentHashType, MergeType, check_values,
+};
 use crate::ir::BackendPolicy;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem, condition_type, reason};
@@ -579,6 +581,48 @@ fn accepted(
     )
 }
 
+/// The fields about HTTP requests a policy sets while it targets a TCPRoute or
+/// TLSRoute, where a connection has none for them to act on.
+fn http_only_fields_on_l4(spec: &BackendTrafficPolicySpec) -> Vec<&'static str> {
+    const L4: [&str; 2] = ["TCPRoute", "TLSRoute"];
+    let targets_l4 = (spec
+        .target_ref
+        .iter()
+        .chain(spec.target_refs.iter().flatten()))
+    .any(|r| L4.contains(&r.kind.as_str()))
+        || (spec.target_selectors.iter().flatten()).any(|s| L4.contains(&s.kind.as_str()));
+    if !targets_l4 {
+        return Vec::new();
+    }
+    let hash_by_request = (spec.load_balancer.as_ref())
+        .and_then(|lb| lb.consistent_hash.as_ref())
+        .is_some_and(|h| h.type_ != ConsistentHashType::SourceIp);
+    let http_timeout = spec.timeout.as_ref().is_some_and(|t| t.http.is_some());
+    [
+        ("spec.retry", spec.retry.is_some()),
+        ("spec.timeout.http", http_timeout),
+        (
+            "spec.loadBalancer.consistentHash (other than SourceIP)",
+            hash_by_request,
+        ),
+        ("spec.rateLimit", spec.rate_limit.is_some()),
+        ("spec.bandwidthLimit", spec.bandwidth_limit.is_some()),
+        ("spec.faultInjection", spec.fault_injection.is_some()),
+        ("spec.admissionControl", spec.admission_control.is_some()),
+        ("spec.useClientProtocol", spec.use_client_protocol.is_some()),
+        ("spec.http2", spec.http2.is_some()),
+        ("spec.compression", spec.compression.is_some()),
+        ("spec.compressor", spec.compressor.is_some()),
+        ("spec.responseOverride", spec.response_override.is_some()),
+        ("spec.requestBuffer", spec.request_buffer.is_some()),
+        ("spec.httpUpgrade", spec.http_upgrade.is_some()),
+        ("spec.telemetry", spec.telemetry.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect()
+}
+
 /// Deprecated fields, and fields outside the schema, in use: (reason, message)
 /// for the Warning condition.
 fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
@@ -602,6 +646,17 @@ fn warnings(spec: &BackendTrafficPolicySpec) -> Vec<(&'static str, String)> {
     }
     if !deprecated.is_empty() {
         warnings.push((reason::DEPRECATED_FIELD, deprecated.join("; ")));
+    }
+    let http_only = http_only_fields_on_l4(spec);
+    if !http_only.is_empty() {
+        warnings.push((
+            reason::NOT_APPLICABLE,
+            format!(
+                "{}: about HTTP requests, which TCPRoute and TLSRoute connections do not carry; \
+                 on those targets only the cluster settings (and a SourceIP consistent hash) apply",
+                http_only.join(", ")
+            ),
+        ));
     }
     match spec.in_schema_spelling() {
         Ok((_, notes)) if !notes.is_empty() => {
