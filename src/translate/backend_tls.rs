@@ -7,7 +7,7 @@
 
 use super::conditions::{Problem, reason};
 use super::index::{CrossRef, Index};
-use super::policy::client_settings::{TlsParameterFields, referenced_text, tls_parameters};
+use super::policy::client_settings::{TlsParameterFields, pem_bundle, tls_parameters};
 use super::policy::fields::invalid;
 use crate::api::backend::BackendTlsSettings;
 use crate::api::shared::SecretObjectReference;
@@ -146,24 +146,19 @@ fn ca_certificates(
     namespace: &str,
     index: &Index<'_>,
 ) -> Result<String, Problem> {
-    let mut bundle = String::new();
-    for (i, r) in tls.ca_certificate_refs.iter().flatten().enumerate() {
-        let reference = SecretObjectReference {
-            group: Some(r.group.clone()),
-            kind: Some(r.kind.clone()),
-            name: r.name.clone(),
-            namespace: None,
-        };
-        let pem = referenced_text(
-            &format!("{FIELD}.caCertificateRefs[{i}]"),
-            &reference,
-            "ca.crt",
-            ("Backend", namespace),
-            index,
-        )?;
-        bundle.push_str(pem.trim_end());
-        bundle.push('\n');
-    }
+    let refs = (tls.ca_certificate_refs.iter().flatten()).map(|r| SecretObjectReference {
+        group: Some(r.group.clone()),
+        kind: Some(r.kind.clone()),
+        name: r.name.clone(),
+        namespace: None,
+    });
+    let bundle = pem_bundle(
+        &format!("{FIELD}.caCertificateRefs"),
+        refs,
+        "ca.crt",
+        ("Backend", namespace),
+        index,
+    )?;
     if bundle.is_empty() {
         return Err(invalid(
             &format!("{FIELD}.caCertificateRefs"),

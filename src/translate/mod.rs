@@ -385,7 +385,6 @@ fn backend_traffic_pass(
         index,
         &options.controller_name,
     );
-    drop(managed);
     for (i, state) in gateways.iter_mut().enumerate() {
         apply_backend_policies_to_l4(i, state, &routes.l4, routes.http_like.len(), &outcome);
     }

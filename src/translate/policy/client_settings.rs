@@ -358,6 +358,24 @@ fn distinct_names(
     Ok(())
 }
 
+/// The PEM texts under `key` of list field `field`'s ConfigMaps and Secrets, one
+/// bundle (empty for an empty list).
+pub(crate) fn pem_bundle(
+    field: &str,
+    refs: impl IntoIterator<Item = impl std::borrow::Borrow<shared_api::SecretObjectReference>>,
+    key: &str,
+    from: (&str, &str),
+    index: &Index<'_>,
+) -> Result<String, Problem> {
+    let mut bundle = String::new();
+    for (i, r) in refs.into_iter().enumerate() {
+        let pem = referenced_text(&format!("{field}[{i}]"), r.borrow(), key, from, index)?;
+        bundle.push_str(pem.trim_end());
+        bundle.push('\n');
+    }
+    Ok(bundle)
+}
+
 /// The text under `key` of a ConfigMap or Secret that an Envoy Gateway object
 /// of `from_kind` in `namespace` (a policy, a Backend) refers to.
 pub(crate) fn referenced_text(
@@ -435,18 +453,13 @@ fn client_validation(
         (None, Some(true)) => ir::ClientCertMode::VerifyIfGiven,
         (None, _) => ir::ClientCertMode::RequireAndVerify,
     };
-    let mut ca_certificates = String::new();
-    for (i, r) in v.ca_certificate_refs.iter().flatten().enumerate() {
-        let pem = referenced_text(
-            &format!("{FIELD}.caCertificateRefs[{i}]"),
-            r,
-            "ca.crt",
-            ("ClientTrafficPolicy", namespace),
-            index,
-        )?;
-        ca_certificates.push_str(pem.trim_end());
-        ca_certificates.push('\n');
-    }
+    let ca_certificates = pem_bundle(
+        &format!("{FIELD}.caCertificateRefs"),
+        v.ca_certificate_refs.iter().flatten(),
+        "ca.crt",
+        ("ClientTrafficPolicy", namespace),
+        index,
+    )?;
     let verifies = matches!(
         mode,
         ir::ClientCertMode::VerifyIfGiven | ir::ClientCertMode::RequireAndVerify
@@ -489,18 +502,13 @@ fn client_validation(
     let crl = match &v.crl {
         None => None,
         Some(crl) => {
-            let mut pem = String::new();
-            for (i, r) in crl.refs.iter().enumerate() {
-                let text = referenced_text(
-                    &format!("{FIELD}.crl.refs[{i}]"),
-                    r,
-                    "ca.crl",
-                    ("ClientTrafficPolicy", namespace),
-                    index,
-                )?;
-                pem.push_str(text.trim_end());
-                pem.push('\n');
-            }
+            let pem = pem_bundle(
+                &format!("{FIELD}.crl.refs"),
+                &crl.refs,
+                "ca.crl",
+                ("ClientTrafficPolicy", namespace),
+                index,
+            )?;
             if pem.is_empty() {
                 return Err(invalid(
                     &format!("{FIELD}.crl.refs"),
