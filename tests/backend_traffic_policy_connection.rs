@@ -134,8 +134,9 @@ spec:
     });
     let (status, _, took) = slow_get(run.port, "quick.example.com", three);
     assert_eq!(status, 504);
+    // Cut at 1 s: not before, and before the backend's answer.
     assert!(
-        took >= Duration::from_millis(800) && took <= Duration::from_millis(2500),
+        took >= Duration::from_millis(800) && took < three,
         "504 after {took:?}"
     );
     // The Gateway-level 5s leaves the other route's 3 s answer alone, and the
@@ -146,10 +147,11 @@ spec:
         assert!(took >= three, "{host}: {took:?}");
     }
     // ... and cuts a 7 s answer at 5 s.
-    let (status, _, took) = slow_get(run.port, "patient.example.com", Duration::from_secs(7));
+    let seven = Duration::from_secs(7);
+    let (status, _, took) = slow_get(run.port, "patient.example.com", seven);
     assert_eq!(status, 504);
     assert!(
-        took >= Duration::from_millis(4500) && took <= Duration::from_millis(6500),
+        took >= Duration::from_millis(4500) && took < seven,
         "504 after {took:?}"
     );
 }
@@ -456,8 +458,9 @@ fn stream_and_connection_limits_end_streams_and_backend_connections() {
         });
         let (status, _, took) = slow_get(run.port, host, Duration::from_secs(3));
         assert_eq!(status, 504, "{host}");
+        // Ended at about 1 s: not before, and before the backend's answer.
         assert!(
-            took >= Duration::from_millis(800) && took <= Duration::from_millis(2500),
+            took >= Duration::from_millis(800) && took < Duration::from_secs(3),
             "{host}: 504 after {took:?}"
         );
     }
