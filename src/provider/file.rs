@@ -19,19 +19,14 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::provider::is_yaml;
 use crate::resources::{InputProblem, ParsedFile, Resources, parallel_map, parse_file};
-
-/// How long the watcher waits for a burst of file events to settle.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// The files of one directory, each with its last good parse.
 pub struct Directory {
@@ -284,37 +279,46 @@ fn has_yaml_extension(name: &str) -> bool {
 
 /// Keeps the directory watched while alive; dropping it stops the watcher and its thread.
 pub struct FileWatch {
-    debouncer: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    watcher: Option<RecommendedWatcher>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for FileWatch {
     fn drop(&mut self) {
-        if let Some(debouncer) = self.debouncer.take() {
-            // Stopping drops the event handler, which ends the reload thread.
-            debouncer.stop_nonblocking();
-        }
-        // The thread ends within one debounce tick; it is not joined here so that
-        // dropping never blocks an async runtime.
+        // Dropping the watcher drops its event handler, the sending end of the
+        // reload thread's channel, which ends that thread.
+        self.watcher.take();
+        // It is not joined here, so that dropping never blocks an async runtime.
         self.thread.take();
     }
 }
 
+/// A watcher of `dir` (not its subdirectories) that sends each event to `events`.
+fn watcher(dir: &Path, events: mpsc::Sender<notify::Result<Event>>) -> Result<RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event| {
+        // The receiver is gone only when the provider is.
+        let _ = events.send(event);
+    })
+    .with_context(|| format!("watching {}", dir.display()))?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    Ok(watcher)
+}
+
 /// Loads `dir` and watches it. The receiver holds the current merged input and
-/// sees a new value (within about `DEBOUNCE` plus the parse time) whenever a file
-/// change alters it. Fails if the directory cannot be read or watched.
+/// sees a new value whenever a file change alters it: as soon as the change is
+/// complete (a file closed after writing, renamed into place or removed), with
+/// no waiting period; events that arrive while a reload runs join the next one.
+/// Fails if the directory cannot be read or watched.
 pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<Resources>>)> {
     let dir: PathBuf = dir.into();
     if !dir.is_dir() {
         anyhow::bail!("config dir {} is not a directory", dir.display());
     }
-    let (events_tx, events_rx) = mpsc::channel::<DebounceEventResult>();
+    let (events_tx, events_rx) = mpsc::channel();
     // Watch before the first read so that no change made during it is missed.
-    let mut debouncer = new_debouncer(DEBOUNCE, None, events_tx)
-        .with_context(|| format!("watching {}", dir.display()))?;
-    debouncer
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", dir.display()))?;
+    let watcher = watcher(&dir, events_tx)?;
     let mut directory = Directory::load(&dir)?;
     let initial = directory.resources();
     tracing::info!(
@@ -330,56 +334,55 @@ pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<
         .context("starting the file provider thread")?;
     Ok((
         FileWatch {
-            debouncer: Some(debouncer),
+            watcher: Some(watcher),
             thread: Some(thread),
         },
         rx,
     ))
 }
 
-/// Whether an event can mean that a file's bytes (or the set of files) changed.
+/// Whether an event says a change to a file's bytes (or to the set of files) is
+/// complete, so that reading now sees the new content.
 ///
 /// The inotify watcher also reports every open of a file or of the directory
 /// (`Access(Open)`), including the provider's own reads: treating those as changes
-/// made each reload read every file again, which reported opens again, so the
-/// provider re-read and re-hashed the whole directory every debounce period forever.
-/// Only a close after writing (`Access(Close(Write))`) says something changed.
-fn may_change_content(kind: &notify_debouncer_full::notify::EventKind) -> bool {
-    use notify_debouncer_full::notify::EventKind;
-    use notify_debouncer_full::notify::event::{AccessKind, AccessMode};
+/// made each reload read every file again, which reported opens again, for ever.
+/// Only a close after writing (`Access(Close(Write))`) says a write is done. On
+/// Linux the writes before it (`Modify(Data)`) are not: a reload then could read
+/// half a file; other platforms report no close, so their writes count.
+fn may_change_content(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => {
+            !cfg!(target_os = "linux")
+        }
         _ => true,
     }
 }
 
 fn reload_loop(
     mut directory: Directory,
-    events: mpsc::Receiver<DebounceEventResult>,
+    events: mpsc::Receiver<notify::Result<Event>>,
     tx: watch::Sender<Arc<Resources>>,
 ) {
     while let Ok(first) = events.recv() {
-        // Coalesce whatever else is already queued.
-        let mut batch = vec![first];
-        batch.extend(events.try_iter());
+        // Coalesce whatever else is already queued: the events of one burst, and
+        // those that came during the last reload.
         let mut paths = Vec::new();
         let mut rescan = false;
-        for result in batch {
+        for result in std::iter::once(first).chain(events.try_iter()) {
             match result {
-                Ok(events) => {
-                    for event in events {
-                        if !event.need_rescan() && !may_change_content(&event.event.kind) {
-                            continue;
-                        }
-                        rescan |= event.need_rescan();
-                        paths.extend(event.event.paths);
+                Ok(event) => {
+                    if !event.need_rescan() && !may_change_content(&event.kind) {
+                        continue;
                     }
+                    rescan |= event.need_rescan();
+                    paths.extend(event.paths);
                 }
-                Err(errors) => {
-                    for error in errors {
-                        tracing::warn!(dir = %directory.dir().display(), "watch error: {error}");
-                    }
+                Err(error) => {
+                    tracing::warn!(dir = %directory.dir().display(), "watch error: {error}");
                     rescan = true;
                 }
             }
@@ -415,7 +418,7 @@ fn reload_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     const GATEWAY: &str = "\
 apiVersion: gateway.networking.k8s.io/v1
@@ -669,11 +672,13 @@ spec:
         .await;
     }
 
+    /// How long the tests watch for an event that must not come.
+    const NOTHING_FOR: Duration = Duration::from_millis(500);
+
     #[test]
     fn opening_or_reading_is_not_a_change() {
-        use notify_debouncer_full::notify::EventKind;
-        use notify_debouncer_full::notify::event::{
-            AccessKind, AccessMode, CreateKind, DataChange, ModifyKind,
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode,
         };
         assert!(!may_change_content(&EventKind::Access(AccessKind::Open(
             AccessMode::Any
@@ -685,9 +690,14 @@ spec:
             AccessMode::Write
         ))));
         assert!(may_change_content(&EventKind::Create(CreateKind::File)));
-        assert!(may_change_content(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
+        assert!(may_change_content(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
         ))));
+        // A write is complete at its close, which Linux reports.
+        assert_eq!(
+            may_change_content(&EventKind::Modify(ModifyKind::Data(DataChange::Any))),
+            !cfg!(target_os = "linux")
+        );
     }
 
     /// The provider's own reads (and anyone else's) must not make it reload: a reload
@@ -696,25 +706,21 @@ spec:
     fn reads_do_not_reload() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("gw.yaml"), GATEWAY).unwrap();
-        let (events_tx, events_rx) = mpsc::channel::<DebounceEventResult>();
-        let mut debouncer = new_debouncer(DEBOUNCE, None, events_tx).unwrap();
-        debouncer
-            .watch(dir.path(), RecursiveMode::NonRecursive)
-            .unwrap();
+        let (events_tx, events_rx) = mpsc::channel();
+        let _watcher = watcher(dir.path(), events_tx).unwrap();
         // What a reload does: list the directory and read every file.
         Directory::load(dir.path()).unwrap();
         std::fs::read(dir.path().join("gw.yaml")).unwrap();
-        let deadline = Instant::now() + DEBOUNCE * 5;
+        let deadline = Instant::now() + NOTHING_FOR;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let Ok(result) = events_rx.recv_timeout(left) else {
                 break;
             };
-            for event in result.unwrap() {
-                assert!(
-                    !may_change_content(&event.event.kind),
-                    "a read was taken for a change: {event:?}"
-                );
-            }
+            let event = result.unwrap();
+            assert!(
+                !may_change_content(&event.kind),
+                "a read was taken for a change: {event:?}"
+            );
         }
     }
 
@@ -727,8 +733,8 @@ spec:
         // Rewrite identical bytes and touch an unrelated file.
         std::fs::write(dir.path().join("gw.yaml"), GATEWAY).unwrap();
         std::fs::write(dir.path().join("README.txt"), "hello").unwrap();
-        // Well past the debounce: nothing was sent.
-        tokio::time::sleep(DEBOUNCE * 5).await;
+        // Nothing is sent (the rewrite's close is seen at once).
+        tokio::time::sleep(NOTHING_FOR).await;
         assert!(!rx.has_changed().unwrap());
         // A real change still is.
         std::fs::write(dir.path().join("svc.yaml"), SERVICE).unwrap();

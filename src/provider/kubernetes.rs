@@ -28,11 +28,6 @@ use crate::metrics::{KindLabel, Metrics};
 use crate::resources::Resources;
 use crate::translate::ObjectStatus;
 
-/// How long the watches must be quiet before a new `Resources` is built ...
-const QUIET: Duration = Duration::from_millis(100);
-/// ... but a steady stream of events does not hold it back longer than this.
-const MAX_DELAY: Duration = Duration::from_secs(1);
-
 /// Where the namespace of a pod's service account is mounted.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -317,7 +312,9 @@ fn is_not_served(e: &watcher::Error) -> bool {
     matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
 }
 
-/// Builds a new `Resources` after each burst of input changes, once every kind is listed.
+/// Builds a new `Resources` at each input change, once every kind is listed: at
+/// once, with no waiting period. Changes that come while one is built (or
+/// translated downstream) are coalesced by the watch channels into the next.
 async fn publish(shared: Arc<Shared>, resources: watch::Sender<Arc<Resources>>) {
     let mut changes = shared.input_changed.subscribe();
     let mut published = false;
@@ -325,13 +322,6 @@ async fn publish(shared: Arc<Shared>, resources: watch::Sender<Arc<Resources>>) 
         if changes.changed().await.is_err() {
             return;
         }
-        let deadline = tokio::time::Instant::now() + MAX_DELAY;
-        while let Ok(Ok(())) = tokio::time::timeout_at(
-            deadline.min(tokio::time::Instant::now() + QUIET),
-            changes.changed(),
-        )
-        .await
-        {}
         if !shared.synced() {
             continue;
         }
