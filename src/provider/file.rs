@@ -277,20 +277,12 @@ fn has_yaml_extension(name: &str) -> bool {
     )
 }
 
-/// Keeps the directory watched while alive; dropping it stops the watcher and its thread.
+/// Keeps the directory watched while alive. Dropping it drops the watcher and its
+/// event handler, the sending end of the reload thread's channel, which ends that
+/// thread; the thread is not joined, so that dropping never blocks an async runtime.
 pub struct FileWatch {
-    watcher: Option<RecommendedWatcher>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for FileWatch {
-    fn drop(&mut self) {
-        // Dropping the watcher drops its event handler, the sending end of the
-        // reload thread's channel, which ends that thread.
-        self.watcher.take();
-        // It is not joined here, so that dropping never blocks an async runtime.
-        self.thread.take();
-    }
+    _watcher: RecommendedWatcher,
+    _thread: std::thread::JoinHandle<()>,
 }
 
 /// A watcher of `dir` (not its subdirectories) that sends each event to `events`.
@@ -334,8 +326,8 @@ pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<
         .context("starting the file provider thread")?;
     Ok((
         FileWatch {
-            watcher: Some(watcher),
-            thread: Some(thread),
+            _watcher: watcher,
+            _thread: thread,
         },
         rx,
     ))
