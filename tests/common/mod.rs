@@ -65,10 +65,29 @@ pub fn update_golden() -> bool {
     std::env::var("GANTRY_UPDATE_GOLDEN").is_ok_and(|value| value == "1")
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A port that was free a moment ago, for TCP and UDP on every address (as Envoy
+/// binds its listeners, HTTP/3 ones included).
+///
+/// Taken below the kernel's ephemeral range (32768 and up here), never from it:
+/// there any outgoing connection, Envoy's own to its backends included, may take
+/// the port between this check and the bind that needs it (Envoy then refuses its
+/// listener). Each process starts at its own place and never hands a port out twice.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 15_000;
+    const COUNT: u32 = 17_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = (std::process::id().wrapping_mul(7_919)) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        let tcp = TcpListener::bind(("0.0.0.0", port));
+        let udp = std::net::UdpSocket::bind(("0.0.0.0", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {FIRST} to {}", FIRST + COUNT - 1)
 }
 
 /// A running process, killed (by its pid) when dropped. Its stdout and stderr go to
