@@ -49,7 +49,7 @@ pub fn translate_texts(
         },
     );
     let xds = compiled
-        .xds
+        .xds()
         .iter()
         .map(|(gateway, r)| {
             (

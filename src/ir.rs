@@ -1012,6 +1012,27 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Equal but for the endpoints, which go to Envoy apart from the cluster
+    /// (except a DNS cluster's hostnames, which it carries).
+    pub fn same_except_endpoints(&self, other: &Cluster) -> bool {
+        let Cluster {
+            name,
+            key,
+            endpoints,
+            cluster_ip,
+            addresses,
+            http2,
+            tls,
+        } = self;
+        *name == other.name
+            && *key == other.key
+            && *cluster_ip == other.cluster_ip
+            && *addresses == other.addresses
+            && *http2 == other.http2
+            && *tls == other.tls
+            && (*addresses != EndpointAddresses::Hostnames || *endpoints == other.endpoints)
+    }
+
     pub fn new(key: ClusterKey, endpoints: Vec<Endpoint>, http2: bool) -> Self {
         Cluster {
             name: key.name(),

@@ -1,42 +1,172 @@
-//! Resources -> IR + status -> per-gateway xDS: the pure part of gantry, shared by
-//! `translate` and `serve`.
+//! Resources -> IR + status -> per-gateway xDS snapshots: the pure part of
+//! gantry, shared by `translate` and `serve`.
+//!
+//! A [`Compiler`] keeps what it derived from one input to redo only what the
+//! next input's changes touch: route rules whose objects and reads are unchanged
+//! are reused by translation, and only changed clusters, endpoints and virtual
+//! hosts are encoded again. A change of EndpointSlices alone takes a shorter way
+//! still: the endpoints of the clusters of those Services are read afresh and
+//! only their ClusterLoadAssignments are encoded; no route, listener, cluster or
+//! status is touched. Whatever the way, the result equals a full translation's
+//! (a property test holds it to that).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::ir::Ir;
 use crate::resources::Resources;
-use crate::translate::{self, ObjectStatus};
+use crate::translate::changes::Changes;
+use crate::translate::{self, Memo, ObjectStatus};
 use crate::xds::build;
-use crate::xds::snapshot::GatewayXds;
+use crate::xds::snapshot::{GatewayXds, Snapshot};
 
 pub use crate::translate::Options;
 
 pub struct Compiled {
-    pub ir: Ir,
-    pub status: Vec<ObjectStatus>,
-    /// "namespace/gateway" -> that gateway's Envoy resources.
-    pub xds: BTreeMap<String, GatewayXds>,
+    pub ir: Arc<Ir>,
+    /// Shared with the compiler: the same `Arc` as the last compilation's when the
+    /// status cannot have changed.
+    pub status: Arc<Vec<ObjectStatus>>,
+    /// "namespace/gateway" -> that gateway's snapshot.
+    pub snapshots: BTreeMap<String, Arc<Snapshot>>,
 }
 
+impl Compiled {
+    /// The typed protos of each gateway's snapshot.
+    pub fn xds(&self) -> BTreeMap<String, GatewayXds> {
+        (self.snapshots.iter())
+            .map(|(gateway, snapshot)| (gateway.clone(), GatewayXds::from_snapshot(snapshot)))
+            .collect()
+    }
+}
+
+/// Translates `resources` from nothing.
 pub fn compile(resources: &Resources, options: &Options) -> Compiled {
-    let translated = translate::translate(resources, options);
-    let xds = translated
-        .ir
-        .gateways
-        .iter()
-        .map(|(name, gateway)| {
-            let xds = build::build(gateway);
-            if cfg!(debug_assertions)
-                && let Err(problems) = xds.check_consistent()
-            {
-                panic!("gateway {name}: inconsistent xDS resources:\n{problems}");
+    Compiler::new(options.clone()).compile(resources)
+}
+
+/// Compiles a sequence of inputs, each from what the last one left.
+pub struct Compiler {
+    options: Options,
+    last: Option<Last>,
+    memo: Memo,
+    builds: BTreeMap<String, build::Memo>,
+    /// Changes that took the EndpointSlice way, which translation's memo has
+    /// not seen yet.
+    unseen: Changes,
+}
+
+/// The last input and what it compiled to.
+struct Last {
+    resources: Resources,
+    ir: Arc<Ir>,
+    status: Arc<Vec<ObjectStatus>>,
+    snapshots: BTreeMap<String, Arc<Snapshot>>,
+}
+
+impl Compiler {
+    pub fn new(options: Options) -> Self {
+        Compiler {
+            options,
+            last: None,
+            memo: Memo::default(),
+            builds: BTreeMap::new(),
+            unseen: Changes::default(),
+        }
+    }
+
+    pub fn compile(&mut self, resources: &Resources) -> Compiled {
+        let changes = match &self.last {
+            Some(last) => Changes::between(&last.resources, resources),
+            None => Changes::everything(),
+        };
+        let (ir, status, snapshots) = match (self.last.take(), changes.endpoints_only()) {
+            (Some(last), _) if changes.is_empty() => (last.ir, last.status, last.snapshots),
+            (Some(last), Some(services)) => {
+                // Translation's memo has not seen these endpoints: it is told of
+                // them with the next change it does see.
+                self.unseen.extend(changes);
+                let (ir, snapshots) =
+                    self.rebuild_endpoints(resources, last.ir, last.snapshots, &services);
+                (ir, last.status, snapshots)
             }
-            (name.clone(), xds)
-        })
-        .collect();
-    Compiled {
-        ir: translated.ir,
-        status: translated.status,
-        xds,
+            _ => {
+                let mut changes = changes;
+                changes.extend(std::mem::take(&mut self.unseen));
+                self.translate(resources, &changes)
+            }
+        };
+        self.last = Some(Last {
+            resources: resources.clone(),
+            ir: ir.clone(),
+            status: status.clone(),
+            snapshots: snapshots.clone(),
+        });
+        Compiled {
+            ir,
+            status,
+            snapshots,
+        }
+    }
+
+    fn translate(
+        &mut self,
+        resources: &Resources,
+        changes: &Changes,
+    ) -> (
+        Arc<Ir>,
+        Arc<Vec<ObjectStatus>>,
+        BTreeMap<String, Arc<Snapshot>>,
+    ) {
+        let translated =
+            translate::translate_incremental(resources, &self.options, &mut self.memo, changes);
+        let mut builds = std::mem::take(&mut self.builds);
+        let snapshots = (translated.ir.gateways.iter())
+            .map(|(name, gateway)| {
+                let mut memo = builds.remove(name).unwrap_or_default();
+                let snapshot = build::build(gateway, &mut memo);
+                self.builds.insert(name.clone(), memo);
+                check_consistent(name, &snapshot);
+                (name.clone(), snapshot)
+            })
+            .collect();
+        (
+            Arc::new(translated.ir),
+            Arc::new(translated.status),
+            snapshots,
+        )
+    }
+
+    /// Only EndpointSlices of `services` changed since `last`: their clusters
+    /// take the new endpoints, and only those are encoded again.
+    fn rebuild_endpoints(
+        &mut self,
+        resources: &Resources,
+        mut ir: Arc<Ir>,
+        mut snapshots: BTreeMap<String, Arc<Snapshot>>,
+        services: &BTreeSet<(String, String)>,
+    ) -> (Arc<Ir>, BTreeMap<String, Arc<Snapshot>>) {
+        let index = translate::index::Index::new(resources);
+        for (name, gateway) in Arc::make_mut(&mut ir).gateways.iter_mut() {
+            let changed = translate::httproute::refresh_endpoints(gateway, services, &index);
+            if changed.is_empty() {
+                continue;
+            }
+            let memo = self.builds.entry(name.clone()).or_default();
+            let snapshot = build::rebuild_endpoints(gateway, &changed, memo);
+            check_consistent(name, &snapshot);
+            snapshots.insert(name.clone(), snapshot);
+        }
+        (ir, snapshots)
+    }
+}
+
+/// In debug builds (the tests), every snapshot is checked for references to
+/// resources it does not hold.
+fn check_consistent(gateway: &str, snapshot: &Snapshot) {
+    if cfg!(debug_assertions)
+        && let Err(problems) = GatewayXds::from_snapshot(snapshot).check_consistent()
+    {
+        panic!("gateway {gateway}: inconsistent xDS resources:\n{problems}");
     }
 }

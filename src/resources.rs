@@ -3,6 +3,7 @@
 //! Providers produce a `Resources`; translation is a pure function of it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::gatewayclasses::GatewayClass;
@@ -22,26 +23,26 @@ use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
-    pub gateway_classes: Vec<GatewayClass>,
-    pub gateways: Vec<Gateway>,
-    pub http_routes: Vec<HttpRoute>,
+    pub gateway_classes: Vec<Arc<GatewayClass>>,
+    pub gateways: Vec<Arc<Gateway>>,
+    pub http_routes: Vec<Arc<HttpRoute>>,
     /// The `retry` of each HTTPRoute rule, by (namespace, name): the standard
     /// HTTPRoute type has no such field and would drop it unseen.
     pub http_route_extras: BTreeMap<(String, String), RulesExtras>,
-    pub grpc_routes: Vec<GrpcRoute>,
-    pub tcp_routes: Vec<TcpRoute>,
-    pub tls_routes: Vec<TlsRoute>,
-    pub listener_sets: Vec<ListenerSet>,
-    pub reference_grants: Vec<ReferenceGrant>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
-    pub secrets: Vec<Secret>,
-    pub config_maps: Vec<ConfigMap>,
-    pub namespaces: Vec<Namespace>,
-    pub client_traffic_policies: Vec<ClientTrafficPolicy>,
-    pub backend_traffic_policies: Vec<BackendTrafficPolicy>,
+    pub grpc_routes: Vec<Arc<GrpcRoute>>,
+    pub tcp_routes: Vec<Arc<TcpRoute>>,
+    pub tls_routes: Vec<Arc<TlsRoute>>,
+    pub listener_sets: Vec<Arc<ListenerSet>>,
+    pub reference_grants: Vec<Arc<ReferenceGrant>>,
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub secrets: Vec<Arc<Secret>>,
+    pub config_maps: Vec<Arc<ConfigMap>>,
+    pub namespaces: Vec<Arc<Namespace>>,
+    pub client_traffic_policies: Vec<Arc<ClientTrafficPolicy>>,
+    pub backend_traffic_policies: Vec<Arc<BackendTrafficPolicy>>,
     /// Envoy Gateway Backends: endpoints given by address, for backendRefs.
-    pub backends: Vec<Backend>,
+    pub backends: Vec<Arc<Backend>>,
     /// Input the provider could not use; reported beside the translated status.
     pub problems: Vec<InputProblem>,
 }
@@ -81,22 +82,22 @@ pub type RulesExtras = Vec<RuleExtras>;
 /// One typed input object.
 #[derive(Clone, Debug)]
 pub enum Object {
-    GatewayClass(Box<GatewayClass>),
-    Gateway(Box<Gateway>),
-    HttpRoute(Box<HttpRoute>, RulesExtras),
-    GrpcRoute(Box<GrpcRoute>),
-    TcpRoute(Box<TcpRoute>),
-    TlsRoute(Box<TlsRoute>),
-    ListenerSet(Box<ListenerSet>),
-    ReferenceGrant(Box<ReferenceGrant>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
-    Secret(Box<Secret>),
-    ConfigMap(Box<ConfigMap>),
-    Namespace(Box<Namespace>),
-    ClientTrafficPolicy(Box<ClientTrafficPolicy>),
-    BackendTrafficPolicy(Box<BackendTrafficPolicy>),
-    Backend(Box<Backend>),
+    GatewayClass(Arc<GatewayClass>),
+    Gateway(Arc<Gateway>),
+    HttpRoute(Arc<HttpRoute>, RulesExtras),
+    GrpcRoute(Arc<GrpcRoute>),
+    TcpRoute(Arc<TcpRoute>),
+    TlsRoute(Arc<TlsRoute>),
+    ListenerSet(Arc<ListenerSet>),
+    ReferenceGrant(Arc<ReferenceGrant>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Secret(Arc<Secret>),
+    ConfigMap(Arc<ConfigMap>),
+    Namespace(Arc<Namespace>),
+    ClientTrafficPolicy(Arc<ClientTrafficPolicy>),
+    BackendTrafficPolicy(Arc<BackendTrafficPolicy>),
+    Backend(Arc<Backend>),
 }
 
 /// What one file yields: its objects, or the reason the whole file was rejected,
@@ -167,19 +168,30 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
         .unwrap_or("")
         .to_string();
     let describe = |e: String| format!("{kind} {name:?}: {e}");
+    // Defaulted here, once, rather than on every merge: the object is then shared
+    // as it is by every `Resources` built from it.
+    if !matches!(kind.as_str(), "GatewayClass" | "Namespace")
+        && let Some(meta) = document.get_mut("metadata").and_then(|m| m.as_object_mut())
+        && meta
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .is_none_or(str::is_empty)
+    {
+        meta.insert("namespace".into(), "default".into());
+    }
     let object = match (group_of(&api_version), kind.as_str()) {
         ("gateway.networking.k8s.io", "GatewayClass") => {
-            Object::GatewayClass(Box::new(typed(document).map_err(describe)?))
+            Object::GatewayClass(Arc::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "Gateway") => {
-            Object::Gateway(Box::new(typed(document).map_err(describe)?))
+            Object::Gateway(Arc::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             let extras = rules_extras(&document).map_err(describe)?;
-            Object::HttpRoute(Box::new(typed(document).map_err(describe)?), extras)
+            Object::HttpRoute(Arc::new(typed(document).map_err(describe)?), extras)
         }
         ("gateway.networking.k8s.io", "GRPCRoute") => {
-            Object::GrpcRoute(Box::new(typed(document).map_err(describe)?))
+            Object::GrpcRoute(Arc::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "TLSRoute") => {
             // v1alpha2 TLSRoutes may leave hostnames out; v1 requires the field.
@@ -187,44 +199,44 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
                 spec.entry("hostnames")
                     .or_insert_with(|| serde_json::json!([]));
             }
-            Object::TlsRoute(Box::new(typed(document).map_err(describe)?))
+            Object::TlsRoute(Arc::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "TCPRoute") => {
-            Object::TcpRoute(Box::new(typed(document).map_err(describe)?))
+            Object::TcpRoute(Arc::new(typed(document).map_err(describe)?))
         }
         ("gateway.networking.k8s.io", "ListenerSet") => {
             let set: ListenerSet = typed(document).map_err(describe)?;
             check_listener_names(&set).map_err(describe)?;
-            Object::ListenerSet(Box::new(set))
+            Object::ListenerSet(Arc::new(set))
         }
         ("gateway.networking.k8s.io", "ReferenceGrant") => {
-            Object::ReferenceGrant(Box::new(typed(document).map_err(describe)?))
+            Object::ReferenceGrant(Arc::new(typed(document).map_err(describe)?))
         }
-        ("", "Service") => Object::Service(Box::new(typed(document).map_err(describe)?)),
+        ("", "Service") => Object::Service(Arc::new(typed(document).map_err(describe)?)),
         ("discovery.k8s.io", "EndpointSlice") => {
-            Object::EndpointSlice(Box::new(typed(document).map_err(describe)?))
+            Object::EndpointSlice(Arc::new(typed(document).map_err(describe)?))
         }
-        ("", "Secret") => Object::Secret(Box::new(typed(document).map_err(describe)?)),
-        ("", "ConfigMap") => Object::ConfigMap(Box::new(typed(document).map_err(describe)?)),
-        ("", "Namespace") => Object::Namespace(Box::new(typed(document).map_err(describe)?)),
+        ("", "Secret") => Object::Secret(Arc::new(typed(document).map_err(describe)?)),
+        ("", "ConfigMap") => Object::ConfigMap(Arc::new(typed(document).map_err(describe)?)),
+        ("", "Namespace") => Object::Namespace(Arc::new(typed(document).map_err(describe)?)),
         ("gateway.envoyproxy.io", "ClientTrafficPolicy")
             if api_version == "gateway.envoyproxy.io/v1alpha1" =>
         {
             let policy: ClientTrafficPolicy = typed(document).map_err(describe)?;
             crate::api::client_traffic_policy::check_targets(&policy.spec).map_err(describe)?;
-            Object::ClientTrafficPolicy(Box::new(policy))
+            Object::ClientTrafficPolicy(Arc::new(policy))
         }
         ("gateway.envoyproxy.io", "BackendTrafficPolicy")
             if api_version == "gateway.envoyproxy.io/v1alpha1" =>
         {
             let policy: BackendTrafficPolicy = typed(document).map_err(describe)?;
             crate::api::backend_traffic_policy::check_spec(&policy.spec).map_err(describe)?;
-            Object::BackendTrafficPolicy(Box::new(policy))
+            Object::BackendTrafficPolicy(Arc::new(policy))
         }
         ("gateway.envoyproxy.io", "Backend") if api_version == "gateway.envoyproxy.io/v1alpha1" => {
             let backend: Backend = typed(document).map_err(describe)?;
             crate::api::backend::check_spec(&backend.spec).map_err(describe)?;
-            Object::Backend(Box::new(backend))
+            Object::Backend(Arc::new(backend))
         }
         _ => {
             return Ok(Converted::Skipped(format!(
@@ -338,15 +350,16 @@ impl Resources {
     /// the one from the file that sorts first, and the others are reported.
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a ParsedFile)>) -> Self {
         let mut res = Resources::default();
-        let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
+        let mut seen: std::collections::HashMap<(&str, &str, &str), &str> =
+            std::collections::HashMap::new();
         let mut files: Vec<_> = files.into_iter().collect();
         files.sort_by(|a, b| a.0.cmp(b.0));
         for (file, parsed) in files {
             res.problems.extend(parsed.skipped.iter().cloned());
             for object in &parsed.objects {
-                let (kind, namespace, name) = object.key();
-                if let Some(first) = seen.get(&(kind.to_string(), namespace.clone(), name.clone()))
-                {
+                let key = object.key_ref();
+                if let Some(first) = seen.get(&key) {
+                    let (kind, namespace, name) = key;
                     res.problems.push(InputProblem {
                         file: file.to_string(),
                         document: None,
@@ -356,7 +369,7 @@ impl Resources {
                     });
                     continue;
                 }
-                seen.insert((kind.to_string(), namespace, name), file.to_string());
+                seen.insert(key, file);
                 res.push(object.clone());
             }
         }
@@ -366,8 +379,8 @@ impl Resources {
 
     pub fn push(&mut self, object: Object) {
         match object {
-            Object::GatewayClass(o) => self.gateway_classes.push(*o),
-            Object::Gateway(o) => self.gateways.push(*o),
+            Object::GatewayClass(o) => self.gateway_classes.push(o),
+            Object::Gateway(o) => self.gateways.push(o),
             Object::HttpRoute(o, extras) => {
                 if extras.iter().any(|e| *e != RuleExtras::default()) {
                     let key = (
@@ -379,31 +392,32 @@ impl Resources {
                     );
                     self.http_route_extras.insert(key, extras);
                 }
-                self.http_routes.push(*o)
+                self.http_routes.push(o)
             }
-            Object::GrpcRoute(o) => self.grpc_routes.push(*o),
-            Object::TcpRoute(o) => self.tcp_routes.push(*o),
-            Object::TlsRoute(o) => self.tls_routes.push(*o),
-            Object::ListenerSet(o) => self.listener_sets.push(*o),
-            Object::ReferenceGrant(o) => self.reference_grants.push(*o),
-            Object::Service(o) => self.services.push(*o),
-            Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
-            Object::Secret(o) => self.secrets.push(*o),
-            Object::ConfigMap(o) => self.config_maps.push(*o),
-            Object::Namespace(o) => self.namespaces.push(*o),
-            Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(*o),
-            Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(*o),
-            Object::Backend(o) => self.backends.push(*o),
+            Object::GrpcRoute(o) => self.grpc_routes.push(o),
+            Object::TcpRoute(o) => self.tcp_routes.push(o),
+            Object::TlsRoute(o) => self.tls_routes.push(o),
+            Object::ListenerSet(o) => self.listener_sets.push(o),
+            Object::ReferenceGrant(o) => self.reference_grants.push(o),
+            Object::Service(o) => self.services.push(o),
+            Object::EndpointSlice(o) => self.endpoint_slices.push(o),
+            Object::Secret(o) => self.secrets.push(o),
+            Object::ConfigMap(o) => self.config_maps.push(o),
+            Object::Namespace(o) => self.namespaces.push(o),
+            Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(o),
+            Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(o),
+            Object::Backend(o) => self.backends.push(o),
         }
     }
 
     /// Defaults namespaces and sorts every list by namespace/name.
     pub fn normalize(&mut self) {
-        fn fix<K: kube::Resource>(items: &mut [K], namespaced: bool) {
+        fn fix<K: kube::Resource + Clone>(items: &mut [Arc<K>], namespaced: bool) {
             for item in items.iter_mut() {
-                let meta = item.meta_mut();
-                if namespaced && meta.namespace.as_deref().unwrap_or("").is_empty() {
-                    meta.namespace = Some("default".to_string());
+                // Objects are shared with the provider's store: only one without a
+                // namespace is copied to be given one.
+                if namespaced && item.meta().namespace.as_deref().unwrap_or("").is_empty() {
+                    Arc::make_mut(item).meta_mut().namespace = Some("default".to_string());
                 }
             }
             items.sort_by(|a, b| {
@@ -434,22 +448,24 @@ impl Resources {
 impl Object {
     /// (kind, namespace, name) as written in the document; namespace "" if unset.
     pub fn key(&self) -> (&'static str, String, String) {
-        fn meta<K: kube::Resource>(
+        let (kind, namespace, name) = self.key_ref();
+        (kind, namespace.to_string(), name.to_string())
+    }
+
+    /// [`key`](Self::key), borrowed from the object.
+    pub fn key_ref(&self) -> (&'static str, &str, &str) {
+        fn meta<'o, K: kube::Resource>(
             kind: &'static str,
             namespaced: bool,
-            o: &K,
-        ) -> (&'static str, String, String) {
+            o: &'o K,
+        ) -> (&'static str, &'o str, &'o str) {
             let m = o.meta();
             let namespace = match m.namespace.as_deref() {
                 Some(ns) if !ns.is_empty() => ns,
                 _ if namespaced => "default",
                 _ => "",
             };
-            (
-                kind,
-                namespace.to_string(),
-                m.name.clone().unwrap_or_default(),
-            )
+            (kind, namespace, m.name.as_deref().unwrap_or_default())
         }
         match self {
             Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),

@@ -17,13 +17,12 @@ use crate::admin::{self, AdminState, DebugStatus};
 use crate::bootstrap::AdsKind;
 use crate::envoy::{Fleet, FleetConfig};
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Options};
+use crate::pipeline::{Compiler, Options};
 use crate::provider::kubernetes::{KubernetesArgs, KubernetesProvider};
 use crate::resources::{InputProblem, Resources};
 use crate::status_times::{StatusStore, now_rfc3339};
 use crate::translate::ObjectStatus;
 use crate::xds::cache::SnapshotCache;
-use crate::xds::snapshot::Snapshot;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -312,10 +311,13 @@ impl Core {
         let (status_tx, status_rx) = watch::channel(Arc::new(DebugStatus::default()));
         let (gateways_tx, gateways_rx) = watch::channel(Arc::new(BTreeMap::new()));
 
+        let options = Options {
+            controller_name: args.controller_name.clone(),
+        };
         let translator = Translator {
-            options: Options {
-                controller_name: args.controller_name.clone(),
-            },
+            compiler: Some(Compiler::new(options.clone())),
+            options,
+            last_status: None,
             cache: cache.clone(),
             metrics: metrics.clone(),
             status: status_tx,
@@ -412,6 +414,11 @@ fn signalled(shutdown: &watch::Sender<bool>) -> impl Future<Output = ()> + Send 
 /// Turns each new input into snapshots, status and metrics.
 struct Translator {
     options: Options,
+    /// Taken out while a compilation runs on a blocking thread.
+    compiler: Option<Compiler>,
+    /// The status last filled in; the compiler hands back the same `Arc` when a
+    /// change cannot have altered it.
+    last_status: Option<Arc<Vec<ObjectStatus>>>,
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
     status: watch::Sender<Arc<DebugStatus>>,
@@ -453,25 +460,13 @@ impl Translator {
 
     async fn apply(&mut self, resources: Arc<Resources>) {
         let started = Instant::now();
-        let options = self.options.clone();
         let input = resources.clone();
-        let cache = self.cache.clone();
+        let Some(mut compiler) = self.compiler.take() else {
+            return;
+        };
         let result = tokio::task::spawn_blocking(move || {
-            let compiled = pipeline::compile(&input, &options);
-            // Resources that encode exactly as in the snapshot being served keep
-            // their version without being rendered again.
-            let snapshots: BTreeMap<String, Snapshot> = compiled
-                .xds
-                .iter()
-                .map(|(gateway, xds)| {
-                    let previous = cache.get(gateway);
-                    (
-                        gateway.clone(),
-                        xds.to_snapshot_reusing(previous.as_deref()),
-                    )
-                })
-                .collect();
-            (compiled, snapshots)
+            let compiled = compiler.compile(&input);
+            (compiler, compiled)
         })
         .await;
         let elapsed = started.elapsed();
@@ -480,10 +475,15 @@ impl Translator {
             .observe(elapsed.as_secs_f64());
         self.metrics.translations.inc();
         let mut problems = resources.problems.clone();
-        let (mut compiled, snapshots) = match result {
-            Ok(done) => done,
+        let compiled = match result {
+            Ok((compiler, compiled)) => {
+                self.compiler = Some(compiler);
+                compiled
+            }
             Err(e) => {
-                // A bug in translation must not take the server down: keep serving the last snapshots.
+                // A bug in translation must not take the server down: keep serving
+                // the last snapshots, and translate the next input from nothing.
+                self.compiler = Some(Compiler::new(self.options.clone()));
                 tracing::error!("translation failed: {e}; the previous snapshots stay in force");
                 problems.push(InputProblem {
                     file: "(translation)".into(),
@@ -502,6 +502,7 @@ impl Translator {
                 return;
             }
         };
+        let snapshots = compiled.snapshots.clone();
         let versions: BTreeMap<String, String> = snapshots
             .iter()
             .map(|(gateway, snapshot)| (gateway.clone(), snapshot.version.clone()))
@@ -531,28 +532,15 @@ impl Translator {
         }
 
         // Status times and its JSON text (tens of ms with thousands of routes) on a
-        // blocking thread, off the workers that run the ADS streams.
-        let now = now_rfc3339();
-        let mut store = std::mem::take(&mut self.store);
-        let statuses = std::mem::take(&mut compiled.status);
-        let status_json = match tokio::task::spawn_blocking(move || {
-            let filled = store.fill(&statuses, &now);
-            let json = DebugStatus::status_json(&filled);
-            (store, json, filled)
-        })
-        .await
-        {
-            Ok((store, json, filled)) => {
-                self.store = store;
-                if let Some(statuses) = &self.statuses {
-                    statuses.send_replace(Arc::new(filled));
-                }
-                json
-            }
-            Err(e) => {
-                tracing::error!("filling in the status failed: {e}");
-                DebugStatus::status_json(&[])
-            }
+        // blocking thread, off the workers that run the ADS streams; not at all
+        // when the status is the one last filled in.
+        let unchanged =
+            (self.last_status.as_ref()).is_some_and(|s| Arc::ptr_eq(s, &compiled.status));
+        let status_json = if unchanged {
+            self.status.borrow().status.clone()
+        } else {
+            self.last_status = Some(compiled.status.clone());
+            self.fill_status(compiled.status.clone()).await
         };
         let gateways: BTreeMap<String, GatewayInfo> = compiled
             .ir
@@ -598,6 +586,34 @@ impl Translator {
             snapshots: versions.clone(),
         }));
         self.versions = Some(versions);
+    }
+}
+
+impl Translator {
+    /// Gives the status its condition times, hands it to the status writer, and
+    /// returns its JSON text for /debug/status.
+    async fn fill_status(&mut self, statuses: Arc<Vec<ObjectStatus>>) -> Arc<str> {
+        let now = now_rfc3339();
+        let mut store = std::mem::take(&mut self.store);
+        match tokio::task::spawn_blocking(move || {
+            let filled = store.fill(&statuses, &now);
+            let json = DebugStatus::status_json(&filled);
+            (store, json, filled)
+        })
+        .await
+        {
+            Ok((store, json, filled)) => {
+                self.store = store;
+                if let Some(statuses) = &self.statuses {
+                    statuses.send_replace(Arc::new(filled));
+                }
+                json
+            }
+            Err(e) => {
+                tracing::error!("filling in the status failed: {e}");
+                DebugStatus::status_json(&[])
+            }
+        }
     }
 }
 

@@ -291,7 +291,7 @@ impl Harness {
     fn set(&self, configs: &[(&str, &Config)]) {
         let snapshots = configs
             .iter()
-            .map(|(group, config)| (group.to_string(), config.xds().to_snapshot()))
+            .map(|(group, config)| (group.to_string(), config.xds().to_snapshot().into()))
             .collect();
         self.cache.set_all(snapshots);
     }

@@ -1022,13 +1022,40 @@ pub fn resolve_backend(
         // values (and none) are plain HTTP/1.1.
         _ => false,
     };
+    let endpoints = service_endpoints(index, ns, &backend.name, service_port);
+    let key = ClusterKey {
+        namespace: ns.to_string(),
+        service: backend.name.clone(),
+        port,
+        kind: crate::ir::BackendKind::Service,
+        grpc: false,
+        settings: Default::default(),
+    };
+    // Headless Services ("None") have no address of their own.
+    let cluster_ip = spec
+        .and_then(|s| s.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None");
+    Ok(Cluster {
+        cluster_ip,
+        ..Cluster::new(key, endpoints, http2)
+    })
+}
+
+/// The endpoints of one Service port, from the Service's EndpointSlices: the
+/// slice port of the same name, or the target port when the slice names none.
+fn service_endpoints(
+    index: &Index<'_>,
+    ns: &str,
+    service: &str,
+    service_port: &k8s_openapi::api::core::v1::ServicePort,
+) -> Vec<Endpoint> {
     let port_name = service_port.name.as_deref().unwrap_or("");
     let target_port = match &service_port.target_port {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => *p,
         _ => service_port.port,
     };
     let mut endpoints = Vec::new();
-    for slice in index.endpoint_slices(ns, &backend.name) {
+    for slice in index.endpoint_slices(ns, service) {
         if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
             continue;
         }
@@ -1061,22 +1088,42 @@ pub fn resolve_backend(
     }
     endpoints.sort();
     endpoints.dedup();
-    let key = ClusterKey {
-        namespace: ns.to_string(),
-        service: backend.name.clone(),
-        port,
-        kind: crate::ir::BackendKind::Service,
-        grpc: false,
-        settings: Default::default(),
-    };
-    // Headless Services ("None") have no address of their own.
-    let cluster_ip = spec
-        .and_then(|s| s.cluster_ip.clone())
-        .filter(|ip| !ip.is_empty() && ip != "None");
-    Ok(Cluster {
-        cluster_ip,
-        ..Cluster::new(key, endpoints, http2)
-    })
+    endpoints
+}
+
+/// Reads afresh the endpoints of the `gateway`'s clusters of `services` (by
+/// namespace and name); returns the names of the clusters whose endpoints changed.
+pub fn refresh_endpoints(
+    gateway: &mut crate::ir::GatewayIr,
+    services: &std::collections::BTreeSet<(String, String)>,
+    index: &Index<'_>,
+) -> std::collections::BTreeSet<String> {
+    let mut changed = std::collections::BTreeSet::new();
+    for cluster in gateway.clusters.values_mut() {
+        let key = &cluster.key;
+        if key.kind != crate::ir::BackendKind::Service
+            || !services.contains(&(key.namespace.clone(), key.service.clone()))
+        {
+            continue;
+        }
+        let port = (index.service(&key.namespace, &key.service)).and_then(|s| {
+            s.spec
+                .as_ref()?
+                .ports
+                .as_ref()?
+                .iter()
+                .find(|p| p.port == key.port)
+        });
+        let Some(port) = port else {
+            continue;
+        };
+        let endpoints = service_endpoints(index, &key.namespace, &key.service, port);
+        if endpoints != cluster.endpoints {
+            cluster.endpoints = endpoints;
+            changed.insert(cluster.name.clone());
+        }
+    }
+    changed
 }
 
 /// A backendRef to another namespace needs a ReferenceGrant there that allows it.

@@ -1,7 +1,9 @@
 //! Lookups over `Resources` that translation needs: services, endpoints, Backends,
 //! secrets, namespaces and ReferenceGrants.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -10,6 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::api::Backend;
 use crate::resources::Resources;
+
+use super::changes::Dep;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -23,6 +27,8 @@ pub struct Index<'a> {
     namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
     grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
     backends: BTreeMap<&'a str, BTreeMap<&'a str, &'a Backend>>,
+    /// The keys read since [`recording`](Index::recording) began, if it did.
+    reads: RefCell<Option<Vec<Dep>>>,
 }
 
 fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
@@ -32,9 +38,9 @@ fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
     )
 }
 
-fn by_namespace<K: kube::Resource>(items: &[K]) -> BTreeMap<&str, BTreeMap<&str, &K>> {
+fn by_namespace<K: kube::Resource>(items: &[Arc<K>]) -> BTreeMap<&str, BTreeMap<&str, &K>> {
     let mut out: BTreeMap<&str, BTreeMap<&str, &K>> = BTreeMap::new();
-    for item in items {
+    for item in items.iter().map(Arc::as_ref) {
         let (ns, name) = ns_name(item);
         out.entry(ns).or_default().insert(name, item);
     }
@@ -55,7 +61,7 @@ pub struct CrossRef<'a> {
 impl<'a> Index<'a> {
     pub fn new(res: &'a Resources) -> Self {
         let mut slices: BTreeMap<&str, BTreeMap<&str, Vec<&EndpointSlice>>> = BTreeMap::new();
-        for slice in &res.endpoint_slices {
+        for slice in res.endpoint_slices.iter().map(Arc::as_ref) {
             let Some(service) = slice
                 .metadata
                 .labels
@@ -72,7 +78,7 @@ impl<'a> Index<'a> {
                 .push(slice);
         }
         let mut grants: BTreeMap<&str, Vec<&ReferenceGrant>> = BTreeMap::new();
-        for grant in &res.reference_grants {
+        for grant in res.reference_grants.iter().map(Arc::as_ref) {
             grants.entry(ns_name(grant).0).or_default().push(grant);
         }
         Index {
@@ -87,19 +93,47 @@ impl<'a> Index<'a> {
                 .collect(),
             grants,
             backends: by_namespace(&res.backends),
+            reads: RefCell::new(None),
         }
+    }
+
+    /// Runs `f` and returns, with its result, every key it read through this
+    /// index: what the result depends on besides its own object.
+    pub fn recording<R>(&self, f: impl FnOnce() -> R) -> (R, Vec<Dep>) {
+        let outer = self.reads.replace(Some(Vec::new()));
+        let result = f();
+        let mut reads = self.reads.replace(outer).unwrap_or_default();
+        reads.sort();
+        reads.dedup();
+        if let Some(outer) = self.reads.borrow_mut().as_mut() {
+            outer.extend(reads.iter().cloned());
+        }
+        (result, reads)
+    }
+
+    fn read(&self, dep: impl FnOnce() -> Dep) {
+        if let Some(reads) = self.reads.borrow_mut().as_mut() {
+            reads.push(dep());
+        }
+    }
+
+    fn read_object(&self, kind: &'static str, namespace: &str, name: &str) {
+        self.read(|| Dep::Object(kind, namespace.to_string(), name.to_string()));
     }
 
     /// An Envoy Gateway Backend.
     pub fn backend(&self, namespace: &str, name: &str) -> Option<&'a Backend> {
+        self.read_object("Backend", namespace, name);
         self.backends.get(namespace)?.get(name).copied()
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        self.read_object("Service", namespace, name);
         self.services.get(namespace)?.get(name).copied()
     }
 
     pub fn endpoint_slices(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
+        self.read(|| Dep::EndpointsOf(namespace.to_string(), service.to_string()));
         self.slices
             .get(namespace)
             .and_then(|m| m.get(service))
@@ -108,16 +142,19 @@ impl<'a> Index<'a> {
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+        self.read_object("Secret", namespace, name);
         self.secrets.get(namespace)?.get(name).copied()
     }
 
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&'a ConfigMap> {
+        self.read_object("ConfigMap", namespace, name);
         self.config_maps.get(namespace)?.get(name).copied()
     }
 
     /// Labels of a namespace, including the `kubernetes.io/metadata.name` label the
     /// API server always sets.
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.read_object("Namespace", "", namespace);
         let mut labels = self
             .namespace_labels
             .get(namespace)
@@ -133,6 +170,7 @@ impl<'a> Index<'a> {
         if r.from_namespace == r.to_namespace {
             return true;
         }
+        self.read(|| Dep::GrantsIn(r.to_namespace.to_string()));
         self.grants
             .get(r.to_namespace)
             .into_iter()

@@ -60,7 +60,7 @@ fn name_of(set: &ListenerSet) -> &str {
 
 /// Set indexes in precedence order: oldest first, sets without a
 /// creationTimestamp last, then namespace/name.
-fn by_precedence(sets: &[ListenerSet]) -> Vec<usize> {
+fn by_precedence(sets: &[std::sync::Arc<ListenerSet>]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..sets.len()).collect();
     order.sort_by_key(|&i| {
         let m = &sets[i].metadata;
@@ -140,7 +140,7 @@ fn join(
             && g.metadata.name.as_deref() == Some(parent.name.as_str())
     };
     let Some(g) = gateways.iter().position(|g| is_parent(g.gateway)) else {
-        if resources.gateways.iter().any(is_parent) {
+        if resources.gateways.iter().any(|g| is_parent(g)) {
             return None;
         }
         return refused(

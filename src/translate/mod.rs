@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod backend_tls;
+pub mod changes;
 pub mod conditions;
 pub mod gateway;
 pub mod gateway_tls;
@@ -15,6 +16,7 @@ pub mod httproute;
 pub mod index;
 pub mod l4route;
 pub mod listener_set;
+pub mod memo;
 pub mod policy;
 pub mod status;
 pub mod tls_names;
@@ -22,11 +24,13 @@ pub mod tls_names;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use serde::Serialize;
 
+use self::changes::{Changes, Dep};
 use self::conditions::{Problem, reason};
 use self::gateway::{ListenerOrigin, ListenerState, Protocol};
 use self::httproute::{Attachment, Precedence, TranslatedRules};
@@ -187,10 +191,34 @@ impl Default for Options {
     }
 }
 
+/// What one translation keeps for the next, to redo only what a change touches.
+#[derive(Default)]
+pub struct Memo {
+    /// Each HTTP-like route's translated rules, by (kind, namespace, name).
+    rules: memo::Derived<(&'static str, String, String), TranslatedRules>,
+}
+
+/// Translates `resources` from nothing.
+pub fn translate(resources: &Resources, options: &Options) -> Translated {
+    translate_incremental(
+        resources,
+        options,
+        &mut Memo::default(),
+        &Changes::everything(),
+    )
+}
+
 /// Translation runs in passes over each managed Gateway: its listeners (with
 /// the ListenerSets that join it), route attachment, one pass per policy kind,
-/// assembly into IR, then status.
-pub fn translate(resources: &Resources, options: &Options) -> Translated {
+/// assembly into IR, then status. What `memo` kept from the last translation is
+/// reused where `changes` (since that translation) touch nothing it read; the
+/// result is the same as [`translate`]'s.
+pub fn translate_incremental(
+    resources: &Resources,
+    options: &Options,
+    memo: &mut Memo,
+    changes: &Changes,
+) -> Translated {
     let index = Index::new(resources);
     let mut status = Vec::new();
 
@@ -199,7 +227,13 @@ pub fn translate(resources: &Resources, options: &Options) -> Translated {
     let sets = listener_set::attach(resources, &mut gateways, &index);
 
     let routes = Routes::new(resources);
-    let attached = attach_routes(&routes, &mut gateways, &sets, &index, options);
+    let mut rules = RuleTranslation {
+        memo: &mut memo.rules,
+        changes,
+        index: &index,
+    };
+    let attached = attach_routes(&routes, &mut gateways, &sets, &mut rules, options);
+    memo.rules.finish();
 
     let client_policies =
         client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
@@ -290,11 +324,19 @@ impl<'a> Routes<'a> {
                     .unwrap_or_default(),
                 grpc: None,
             })
-            .chain(resources.grpc_routes.iter().map(HttpLikeRoute::grpc))
+            .chain(resources.grpc_routes.iter().map(|r| HttpLikeRoute::grpc(r)))
             .collect();
-        let l4 = (resources.tcp_routes.iter().map(L4Route::from))
-            .chain(resources.tls_routes.iter().map(L4Route::from))
-            .collect();
+        let l4 = (resources
+            .tcp_routes
+            .iter()
+            .map(|r| L4Route::from(r.as_ref())))
+        .chain(
+            resources
+                .tls_routes
+                .iter()
+                .map(|r| L4Route::from(r.as_ref())),
+        )
+        .collect();
         Routes { http_like, l4 }
     }
 }
@@ -302,7 +344,7 @@ impl<'a> Routes<'a> {
 /// What route attachment leaves: each HTTP-like route's translated rules (None
 /// for a route attached nowhere), and the routes' status.
 struct Attached {
-    rules: Vec<Option<TranslatedRules>>,
+    rules: Vec<Option<Arc<TranslatedRules>>>,
     status: Vec<ObjectStatus>,
 }
 
@@ -312,9 +354,10 @@ fn attach_routes(
     routes: &Routes<'_>,
     gateways: &mut [GatewayState<'_>],
     sets: &ListenerSets<'_>,
-    index: &Index<'_>,
+    rules: &mut RuleTranslation<'_, '_>,
     options: &Options,
 ) -> Attached {
+    let index = rules.index;
     let mut attached = Attached {
         rules: Vec::new(),
         status: Vec::new(),
@@ -326,7 +369,7 @@ fn attach_routes(
             route_index,
             gateways,
             sets,
-            index,
+            rules,
             options,
             &mut attached.rules,
         ) {
@@ -346,7 +389,7 @@ fn attach_routes(
 fn client_traffic_pass(
     resources: &Resources,
     gateways: &[GatewayState<'_>],
-    route_rules: &[Option<TranslatedRules>],
+    route_rules: &[Option<Arc<TranslatedRules>>],
     index: &Index<'_>,
     options: &Options,
 ) -> policy::client_traffic::Outcome {
@@ -394,7 +437,7 @@ fn backend_traffic_pass(
 /// One GatewayIr per managed Gateway.
 fn assemble(
     gateways: &[GatewayState<'_>],
-    route_rules: &[Option<TranslatedRules>],
+    route_rules: &[Option<Arc<TranslatedRules>>],
     client_policies: &policy::client_traffic::Outcome,
     backend_policies: &policy::backend_traffic::Outcome,
 ) -> Ir {
@@ -410,6 +453,30 @@ fn assemble(
         );
     }
     ir
+}
+
+/// Translates route rules, reusing what the last translation made of a route
+/// when nothing it read has changed.
+struct RuleTranslation<'m, 'i> {
+    memo: &'m mut memo::Derived<(&'static str, String, String), TranslatedRules>,
+    changes: &'m Changes,
+    index: &'m Index<'i>,
+}
+
+impl RuleTranslation<'_, '_> {
+    fn of(&mut self, route: &HttpLikeRoute<'_>) -> Arc<TranslatedRules> {
+        let meta = &route.route.metadata;
+        let key = (
+            route.kind(),
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let own = Dep::Object(key.0, key.1.clone(), key.2.clone());
+        let index = self.index;
+        self.memo.get(&key, own, self.changes, index, || {
+            route.translate_rules(index)
+        })
+    }
 }
 
 /// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
@@ -462,10 +529,11 @@ fn attach_route(
     route_index: usize,
     gateways: &mut [GatewayState<'_>],
     sets: &ListenerSets<'_>,
-    index: &Index<'_>,
+    translation: &mut RuleTranslation<'_, '_>,
     options: &Options,
-    route_rules: &mut [Option<TranslatedRules>],
+    route_rules: &mut [Option<Arc<TranslatedRules>>],
 ) -> Option<ObjectStatus> {
+    let index = translation.index;
     let route = http_like.route.as_ref();
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let generation = route.metadata.generation;
@@ -475,8 +543,7 @@ fn attach_route(
         if let Parent::None = found {
             continue;
         }
-        let rules =
-            route_rules[route_index].get_or_insert_with(|| http_like.translate_rules(index));
+        let rules = route_rules[route_index].get_or_insert_with(|| translation.of(http_like));
         let attached = match (found, &rules.unsupported) {
             (Parent::None, _) => continue,
             (Parent::Detached(problem), _) => Err(problem),
@@ -663,7 +730,7 @@ type BackendLookup<'b> =
 
 fn gateway_ir<'c>(
     state: &GatewayState<'_>,
-    route_rules: &[Option<TranslatedRules>],
+    route_rules: &[Option<Arc<TranslatedRules>>],
     client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
     backend: &BackendLookup<'_>,
 ) -> GatewayIr {
@@ -837,7 +904,7 @@ fn tls_chains(
 /// hostname of the routes attached there; None when there is no single one.
 fn http10_default_host(
     state: &GatewayState<'_>,
-    route_rules: &[Option<TranslatedRules>],
+    route_rules: &[Option<Arc<TranslatedRules>>],
     listener: usize,
 ) -> Option<String> {
     fn single(mut names: Vec<&str>) -> Option<String> {
@@ -1001,7 +1068,7 @@ fn route_config(
     name: String,
     state: &GatewayState<'_>,
     listeners: &[usize],
-    route_rules: &[Option<TranslatedRules>],
+    route_rules: &[Option<Arc<TranslatedRules>>],
     backend: &BackendLookup<'_>,
     clusters: &mut BTreeMap<String, ir::Cluster>,
 ) -> RouteConfig {
@@ -1167,7 +1234,7 @@ fn backend_route_targets<'a>(
     use policy::backend_traffic::{RouteParent, RouteTarget};
     let parents = |namespace: &str,
                    refs: &[gateway_api::httproutes::HttpRouteParentRefs],
-                   attached: &dyn Fn(&GatewayState<'_>) -> Vec<usize>| {
+                   attached: &dyn Fn(usize) -> Vec<usize>| {
         let mut out = Vec::new();
         for parent in refs {
             let parent_ns = parent.namespace.as_deref().unwrap_or(namespace);
@@ -1201,23 +1268,35 @@ fn backend_route_targets<'a>(
                         name: parent.name.clone(),
                         section: parent.section_name.clone(),
                     },
-                    listeners: attached(&gateways[gateway]),
+                    listeners: attached(gateway),
                 });
             }
         }
         out
     };
+    // Per Gateway: route index -> the listeners it is attached to.
+    let listeners_by_route: Vec<BTreeMap<usize, Vec<usize>>> = (gateways.iter())
+        .map(|g| {
+            let mut by_route: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (route, attachment) in &g.attachments {
+                by_route
+                    .entry(*route)
+                    .or_default()
+                    .push(attachment.listener);
+            }
+            by_route
+        })
+        .collect();
     let mut out: Vec<RouteTarget<'a>> = http_like
         .iter()
         .enumerate()
         .map(|(index, r)| {
             let meta = &r.route.metadata;
             let namespace = meta.namespace.as_deref().unwrap_or("default");
-            let attached = |g: &GatewayState<'_>| {
-                (g.attachments.iter())
-                    .filter(|(route, _)| *route == index)
-                    .map(|(_, a)| a.listener)
-                    .collect()
+            let attached = |g: usize| {
+                (listeners_by_route[g].get(&index))
+                    .cloned()
+                    .unwrap_or_default()
             };
             RouteTarget {
                 kind: r.kind(),
@@ -1237,8 +1316,8 @@ fn backend_route_targets<'a>(
         .collect();
     out.extend(l4_routes.iter().map(|r| {
         let key = r.key();
-        let attached = |g: &GatewayState<'_>| {
-            (g.l4_forwards.iter())
+        let attached = |g: usize| {
+            (gateways[g].l4_forwards.iter())
                 .filter(|(_, forwards)| {
                     forwards
                         .values()

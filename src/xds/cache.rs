@@ -73,12 +73,12 @@ impl SnapshotCache {
     /// still has watching streams gets an empty snapshot, so its Envoys drop their
     /// resources; absent groups nobody watches are forgotten. A snapshot whose
     /// version equals the group's current one wakes nobody.
-    pub fn set_all(&self, snapshots: BTreeMap<String, Snapshot>) {
+    pub fn set_all(&self, snapshots: BTreeMap<String, Arc<Snapshot>>) {
         let mut groups = lock(&self.groups);
         groups.retain(|group, sender| snapshots.contains_key(group) || sender.receiver_count() > 0);
         for (group, sender) in groups.iter() {
             if !snapshots.contains_key(group) {
-                self.replace(group, sender, Snapshot::default());
+                self.replace(group, sender, Arc::default());
             }
         }
         for (group, snapshot) in snapshots {
@@ -86,7 +86,7 @@ impl SnapshotCache {
                 Some(sender) => self.replace(&group, sender, snapshot),
                 None => {
                     self.report_version(&group, &snapshot.version);
-                    groups.insert(group, watch::channel(Arc::new(snapshot)).0);
+                    groups.insert(group, watch::channel(snapshot).0);
                 }
             }
         }
@@ -96,7 +96,7 @@ impl SnapshotCache {
     pub fn set(&self, group: &str, snapshot: Snapshot) {
         let mut groups = lock(&self.groups);
         match groups.get(group) {
-            Some(sender) => self.replace(group, sender, snapshot),
+            Some(sender) => self.replace(group, sender, Arc::new(snapshot)),
             None => {
                 self.report_version(group, &snapshot.version);
                 groups.insert(group.to_string(), watch::channel(Arc::new(snapshot)).0);
@@ -104,12 +104,12 @@ impl SnapshotCache {
         }
     }
 
-    fn replace(&self, group: &str, sender: &watch::Sender<Arc<Snapshot>>, snapshot: Snapshot) {
+    fn replace(&self, group: &str, sender: &watch::Sender<Arc<Snapshot>>, snapshot: Arc<Snapshot>) {
         let changed = sender.send_if_modified(|current| {
             if current.version == snapshot.version {
                 return false;
             }
-            *current = Arc::new(snapshot);
+            *current = snapshot;
             true
         });
         if changed {
@@ -197,7 +197,7 @@ mod tests {
     use crate::xds::snapshot::GatewayXds;
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 
-    fn snapshot(clusters: &[&str]) -> Snapshot {
+    fn snapshot(clusters: &[&str]) -> Arc<Snapshot> {
         GatewayXds {
             clusters: clusters
                 .iter()
@@ -209,6 +209,7 @@ mod tests {
             ..Default::default()
         }
         .to_snapshot()
+        .into()
     }
 
     #[test]

@@ -60,6 +60,115 @@ impl Snapshot {
     }
 }
 
+impl Resource {
+    /// `message` as the resource `name` of `type_url`. When `previous` encodes to
+    /// the same bytes it is taken as it is: equal bytes are equal content, so the
+    /// version is the same and the canonical form need not be rendered again.
+    pub fn encode<M: prost::Message + prost::Name>(
+        type_url: &'static str,
+        name: &str,
+        message: &M,
+        previous: Option<&Arc<Resource>>,
+    ) -> Arc<Resource> {
+        let value = message.encode_to_vec();
+        if let Some(same) = previous.filter(|r| r.body.value == value) {
+            return same.clone();
+        }
+        Arc::new(Resource {
+            name: name.to_string(),
+            version: short_hash(&render::canonical_bytes(message)),
+            body: prost_types::Any {
+                type_url: type_url.to_string(),
+                value,
+            },
+        })
+    }
+
+    /// A RouteConfiguration from its `header` (everything but the virtual hosts)
+    /// and its virtual hosts, each encoded on its own. A repeated field's encoding
+    /// is the concatenation of its elements' encodings, so these are the bytes of
+    /// the whole message, and a one-host change encodes one host. The version
+    /// hashes the header's canonical form and each host's version.
+    pub fn route_configuration(
+        header: &RouteConfiguration,
+        virtual_hosts: &[&EncodedPart],
+        previous: Option<&Arc<Resource>>,
+    ) -> Arc<Resource> {
+        let mut value = prost::Message::encode_to_vec(header);
+        let mut length = value.len();
+        for part in virtual_hosts {
+            length += part.bytes.len() + 2 * 10;
+        }
+        value.reserve(length - value.len());
+        for part in virtual_hosts {
+            prost::encoding::encode_key(
+                VIRTUAL_HOSTS_FIELD,
+                prost::encoding::WireType::LengthDelimited,
+                &mut value,
+            );
+            prost::encoding::encode_varint(part.bytes.len() as u64, &mut value);
+            value.extend_from_slice(&part.bytes);
+        }
+        if let Some(same) = previous.filter(|r| r.body.value == value) {
+            return same.clone();
+        }
+        let mut canonical = render::canonical_bytes(header);
+        for part in virtual_hosts {
+            canonical.push(0);
+            canonical.extend_from_slice(part.version.as_bytes());
+        }
+        Arc::new(Resource {
+            name: header.name.clone(),
+            version: short_hash(&canonical),
+            body: prost_types::Any {
+                type_url: type_url::ROUTE.to_string(),
+                value,
+            },
+        })
+    }
+}
+
+/// `RouteConfiguration.virtual_hosts`.
+const VIRTUAL_HOSTS_FIELD: u32 = 2;
+
+/// One element of a repeated field, encoded, with the hash of its canonical form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedPart {
+    pub bytes: Vec<u8>,
+    pub version: String,
+}
+
+impl EncodedPart {
+    pub fn new<M: prost::Message + prost::Name>(message: &M) -> Self {
+        EncodedPart {
+            bytes: message.encode_to_vec(),
+            version: short_hash(&render::canonical_bytes(message)),
+        }
+    }
+}
+
+impl Snapshot {
+    /// A snapshot of these resources, its version hashing each one's type, name
+    /// and version.
+    pub fn new(resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>) -> Self {
+        let mut hasher = Sha256::new();
+        for (type_url, items) in &resources {
+            for (name, resource) in items {
+                hasher.update(type_url.as_bytes());
+                hasher.update([0]);
+                hasher.update(name.as_bytes());
+                hasher.update([0]);
+                hasher.update(resource.version.as_bytes());
+                hasher.update([0]);
+            }
+        }
+        Snapshot {
+            version: hex::encode(&hasher.finalize()[..8]),
+            resources,
+        }
+    }
+}
+
 /// The typed protos of one gateway, as `xds::build` produces them, each list sorted by name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewayXds {
@@ -98,28 +207,9 @@ impl GatewayXds {
             let entry = out.entry(type_url).or_default();
             for item in items {
                 let name = name_of(item);
-                let value = item.encode_to_vec();
-                if let Some(same) = previous
-                    .and_then(|p| p.get(name))
-                    .filter(|r| r.body.value == value)
-                {
-                    entry.insert(name.to_string(), same.clone());
-                    continue;
-                }
-                let canonical = render::canonical_bytes(item);
-                let version = short_hash(&canonical);
-                let body = prost_types::Any {
-                    type_url: type_url.to_string(),
-                    value,
-                };
-                entry.insert(
-                    name.to_string(),
-                    Arc::new(Resource {
-                        name: name.to_string(),
-                        version,
-                        body,
-                    }),
-                );
+                let resource =
+                    Resource::encode(type_url, name, item, previous.and_then(|p| p.get(name)));
+                entry.insert(name.to_string(), resource);
             }
         }
         let out = &mut resources;
@@ -133,21 +223,39 @@ impl GatewayXds {
         add(out, previous, type_url::LISTENER, &self.listeners, |l| {
             &l.name
         });
-        add(out, previous, type_url::ROUTE, &self.routes, |r| &r.name);
-        let mut hasher = Sha256::new();
-        for (type_url, items) in &resources {
-            for (name, resource) in items {
-                hasher.update(type_url.as_bytes());
-                hasher.update([0]);
-                hasher.update(name.as_bytes());
-                hasher.update([0]);
-                hasher.update(resource.version.as_bytes());
-                hasher.update([0]);
-            }
+        let previous_routes = previous.and_then(|p| p.of_type(type_url::ROUTE));
+        let routes = out.entry(type_url::ROUTE).or_default();
+        for config in &self.routes {
+            let header = RouteConfiguration {
+                virtual_hosts: Vec::new(),
+                ..config.clone()
+            };
+            let parts: Vec<EncodedPart> =
+                config.virtual_hosts.iter().map(EncodedPart::new).collect();
+            let resource = Resource::route_configuration(
+                &header,
+                &parts.iter().collect::<Vec<_>>(),
+                previous_routes.and_then(|p| p.get(&config.name)),
+            );
+            routes.insert(config.name.clone(), resource);
         }
-        Snapshot {
-            version: hex::encode(&hasher.finalize()[..8]),
-            resources,
+        Snapshot::new(resources)
+    }
+
+    /// The typed protos a snapshot holds (for rendering and checks; the snapshot
+    /// itself is what is served).
+    pub fn from_snapshot(snapshot: &Snapshot) -> Self {
+        fn decode<M: prost::Message + Default>(snapshot: &Snapshot, type_url: &str) -> Vec<M> {
+            (snapshot.of_type(type_url).into_iter().flatten())
+                .filter_map(|(_, r)| M::decode(r.body.value.as_slice()).ok())
+                .collect()
+        }
+        GatewayXds {
+            listeners: decode(snapshot, type_url::LISTENER),
+            routes: decode(snapshot, type_url::ROUTE),
+            clusters: decode(snapshot, type_url::CLUSTER),
+            endpoints: decode(snapshot, type_url::ENDPOINT),
+            secrets: decode(snapshot, type_url::SECRET),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! IR -> Envoy protos: the only place that knows Envoy field names. One module
 //! per Envoy object; `common` and `connection` hold what several of them use.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
 use crate::ir;
-use crate::xds::snapshot::GatewayXds;
+use crate::xds::snapshot::{EncodedPart, Resource, Snapshot, type_url};
 
 mod access_log;
 mod cluster;
@@ -26,23 +29,75 @@ mod upstream_tls;
 /// connection sent here is closed).
 pub const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
 
-pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
-    let mut out = GatewayXds::default();
+/// What the last build of one Gateway encoded, kept so that the next encodes only
+/// what changed: clusters and their endpoints by cluster, route configurations by
+/// virtual host.
+#[derive(Default)]
+pub struct Memo {
+    clusters: HashMap<String, EncodedCluster>,
+    route_configs: HashMap<String, EncodedRouteConfig>,
+    last: Arc<Snapshot>,
+}
+
+struct EncodedCluster {
+    ir: ir::Cluster,
+    preserve_case: bool,
+    cluster: Arc<Resource>,
+    endpoints: Option<Arc<Resource>>,
+}
+
+/// A route configuration's virtual hosts, valid for these settings.
+struct EncodedRouteConfig {
+    client: ir::ClientSettings,
+    tls: bool,
+    virtual_hosts: HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>,
+}
+
+/// The snapshot one Gateway's Envoys are served.
+pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
+    let mut resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> = BTreeMap::new();
+    let last = std::mem::take(&mut memo.last);
+    let previous = |type_url: &str, name: &str| last.of_type(type_url)?.get(name);
+    let mut add = |type_url: &'static str, resource: Arc<Resource>| {
+        (resources.entry(type_url).or_default()).insert(resource.name.clone(), resource);
+    };
+
+    let mut route_configs = HashMap::new();
     for l in &gateway.listeners {
-        out.listeners.push(listener::listener(l));
+        let mut listeners = vec![listener::listener(l)];
         if l.client.http3.is_some() && l.filter_chains.iter().any(listener::serves_https) {
-            out.listeners.push(listener::quic_listener(l));
+            listeners.push(listener::quic_listener(l));
+        }
+        for built in listeners {
+            let resource = Resource::encode(
+                type_url::LISTENER,
+                &built.name,
+                &built,
+                previous(type_url::LISTENER, &built.name),
+            );
+            add(type_url::LISTENER, resource);
         }
         for chain in &l.filter_chains {
             if let Some(config) = chain.route_config() {
-                out.routes.push(route::route_configuration(
+                let tls = chain.tls.is_some();
+                let kept = memo
+                    .route_configs
+                    .remove(&config.name)
+                    .filter(|kept| kept.client == l.client && kept.tls == tls);
+                let (resource, encoded) = route_config(
                     config,
                     &l.client,
-                    chain.tls.is_some(),
-                ));
+                    tls,
+                    kept,
+                    previous(type_url::ROUTE, &config.name),
+                );
+                add(type_url::ROUTE, resource);
+                route_configs.insert(config.name.clone(), encoded);
             }
         }
     }
+    memo.route_configs = route_configs;
+
     // Header case: the downstream codec records it, the upstream one replays it.
     // Replaying is harmless for requests whose case was not recorded, so every
     // cluster of a Gateway with such a listener gets the formatter.
@@ -50,25 +105,147 @@ pub fn build(gateway: &ir::GatewayIr) -> GatewayXds {
         .listeners
         .iter()
         .any(|l| l.client.http1.preserve_header_case);
+    let mut clusters = HashMap::with_capacity(gateway.clusters.len());
     for c in gateway.clusters.values() {
-        out.clusters.push(cluster::cluster(c, preserve_case));
-        // A DNS cluster carries its own endpoints (hostnames Envoy resolves).
-        if c.addresses != ir::EndpointAddresses::Hostnames {
-            out.endpoints.push(cluster::load_assignment(c));
+        let kept = memo.clusters.remove(&c.name);
+        let encoded = encode_cluster(c, preserve_case, kept, &previous);
+        add(type_url::CLUSTER, encoded.cluster.clone());
+        if let Some(endpoints) = &encoded.endpoints {
+            add(type_url::ENDPOINT, endpoints.clone());
         }
+        clusters.insert(c.name.clone(), encoded);
     }
+    memo.clusters = clusters;
+
     // The Gateway's certificates, and those its clusters present to TLS
     // backends; one secret per name (`namespace/secret`: the same Secret).
     let client_certificates =
         (gateway.clusters.values()).filter_map(|c| c.tls.as_ref()?.client_certificate.as_ref());
-    let secrets: std::collections::BTreeMap<&str, &ir::TlsCertificate> = (gateway.secrets.values())
+    let secrets: BTreeMap<&str, &ir::TlsCertificate> = (gateway.secrets.values())
         .chain(client_certificates)
         .map(|s| (s.name.as_str(), s))
         .collect();
     for s in secrets.values() {
-        out.secrets.push(secret::secret(s));
+        let built = secret::secret(s);
+        let resource = Resource::encode(
+            type_url::SECRET,
+            &built.name,
+            &built,
+            previous(type_url::SECRET, &built.name),
+        );
+        add(type_url::SECRET, resource);
     }
-    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    memo.last = Arc::new(Snapshot::new(resources));
+    memo.last.clone()
+}
+
+/// The snapshot of the last [`build`] with the endpoints of `clusters` taken
+/// afresh from `gateway`, when those are all that changed: nothing else is
+/// built or encoded again.
+pub fn rebuild_endpoints(
+    gateway: &ir::GatewayIr,
+    clusters: &BTreeSet<String>,
+    memo: &mut Memo,
+) -> Arc<Snapshot> {
+    let mut resources = Arc::unwrap_or_clone(std::mem::take(&mut memo.last)).resources;
+    for name in clusters {
+        let (Some(c), Some(kept)) = (gateway.clusters.get(name), memo.clusters.get_mut(name))
+        else {
+            continue;
+        };
+        if c.addresses == ir::EndpointAddresses::Hostnames {
+            continue;
+        }
+        let built = cluster::load_assignment(c);
+        let endpoints = Resource::encode(type_url::ENDPOINT, name, &built, kept.endpoints.as_ref());
+        (resources.entry(type_url::ENDPOINT).or_default()).insert(name.clone(), endpoints.clone());
+        kept.endpoints = Some(endpoints);
+        kept.ir.endpoints.clone_from(&c.endpoints);
+    }
+    memo.last = Arc::new(Snapshot::new(resources));
+    memo.last.clone()
+}
+
+/// A cluster and its endpoints, encoded again only where `kept` (what the last
+/// build encoded) differs: a cluster whose endpoints alone changed keeps its
+/// Cluster resource.
+fn encode_cluster<'p>(
+    c: &ir::Cluster,
+    preserve_case: bool,
+    kept: Option<EncodedCluster>,
+    previous: &impl Fn(&str, &str) -> Option<&'p Arc<Resource>>,
+) -> EncodedCluster {
+    let kept = match kept {
+        Some(k) if k.preserve_case == preserve_case && k.ir == *c => return k,
+        Some(k) if k.preserve_case == preserve_case => Some(k),
+        _ => None,
+    };
+    let cluster = match &kept {
+        Some(k) if k.ir.same_except_endpoints(c) => k.cluster.clone(),
+        _ => {
+            let built = cluster::cluster(c, preserve_case);
+            Resource::encode(
+                type_url::CLUSTER,
+                &c.name,
+                &built,
+                previous(type_url::CLUSTER, &c.name),
+            )
+        }
+    };
+    // A DNS cluster carries its own endpoints (hostnames Envoy resolves).
+    let endpoints = match &kept {
+        _ if c.addresses == ir::EndpointAddresses::Hostnames => None,
+        _ => {
+            let built = cluster::load_assignment(c);
+            Some(Resource::encode(
+                type_url::ENDPOINT,
+                &c.name,
+                &built,
+                previous(type_url::ENDPOINT, &c.name),
+            ))
+        }
+    };
+    EncodedCluster {
+        ir: c.clone(),
+        preserve_case,
+        cluster,
+        endpoints,
+    }
+}
+
+/// A route configuration, its virtual hosts encoded again only where `kept`
+/// holds none equal.
+fn route_config(
+    config: &ir::RouteConfig,
+    client: &ir::ClientSettings,
+    tls: bool,
+    kept: Option<EncodedRouteConfig>,
+    previous: Option<&Arc<Resource>>,
+) -> (Arc<Resource>, EncodedRouteConfig) {
+    let mut kept_hosts = kept.map(|k| k.virtual_hosts).unwrap_or_default();
+    let mut virtual_hosts = HashMap::with_capacity(config.virtual_hosts.len());
+    let mut parts = Vec::with_capacity(config.virtual_hosts.len());
+    for vh in &config.virtual_hosts {
+        let part = match kept_hosts.remove(&vh.name) {
+            Some((ir, part)) if ir == *vh => (ir, part),
+            _ => (
+                vh.clone(),
+                Arc::new(EncodedPart::new(&route::virtual_host(vh, client))),
+            ),
+        };
+        parts.push(part.1.clone());
+        virtual_hosts.insert(vh.name.clone(), part);
+    }
+    let header = route::route_configuration_header(&config.name, client, tls);
+    let resource = Resource::route_configuration(
+        &header,
+        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
+        previous,
+    );
+    let encoded = EncodedRouteConfig {
+        client: client.clone(),
+        tls,
+        virtual_hosts,
+    };
+    (resource, encoded)
 }

@@ -18,23 +18,15 @@ use super::load_balancer::LOAD_REPORT_HEADERS;
 use super::route_filters;
 use crate::ir;
 
-pub(super) fn route_configuration(
-    config: &ir::RouteConfig,
+/// A route configuration without its virtual hosts: those are built (and
+/// encoded) one by one, see [`virtual_host`].
+pub(super) fn route_configuration_header(
+    name: &str,
     client: &ir::ClientSettings,
     tls: bool,
 ) -> route::RouteConfiguration {
     let mut out = route::RouteConfiguration {
-        name: config.name.clone(),
-        virtual_hosts: config
-            .virtual_hosts
-            .iter()
-            .map(|vh| route::VirtualHost {
-                name: vh.name.clone(),
-                domains: vh.domains.clone(),
-                routes: vh.routes.iter().map(|r| build_route(r, client)).collect(),
-                ..Default::default()
-            })
-            .collect(),
+        name: name.to_string(),
         // Routes never point at clusters Envoy does not have; skip the check so a
         // route update never waits on CDS.
         validate_clusters: Some(BoolValue { value: false }),
@@ -45,6 +37,18 @@ pub(super) fn route_configuration(
     };
     apply_route_config(&mut out, client, tls);
     out
+}
+
+pub(super) fn virtual_host(
+    vh: &ir::VirtualHost,
+    client: &ir::ClientSettings,
+) -> route::VirtualHost {
+    route::VirtualHost {
+        name: vh.name.clone(),
+        domains: vh.domains.clone(),
+        routes: vh.routes.iter().map(|r| build_route(r, client)).collect(),
+        ..Default::default()
+    }
 }
 
 /// On HTTPS with HTTP/3, responses advertise it (alt-svc).

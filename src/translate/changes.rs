@@ -1,0 +1,235 @@
+//! Dependency keys: what changed between two inputs, and what one derived result
+//! read to be computed. A result stays valid while none of the keys it read is
+//! among the changed ones (the scheme of krt's derived collections in Istio and
+//! kgateway, with the reads recorded by [`Index`](super::index::Index)).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use crate::resources::Resources;
+
+/// One thing a translation may read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dep {
+    /// An object by kind, namespace ("" for cluster-scoped kinds) and name; read
+    /// whether or not it exists, so that its creation counts as a change.
+    Object(&'static str, String, String),
+    /// The EndpointSlices of a Service: (namespace, Service name).
+    EndpointsOf(String, String),
+    /// The ReferenceGrants of a namespace.
+    GrantsIn(String),
+}
+
+/// The keys whose value differs between two inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// No earlier input to compare with: everything is new.
+    everything: bool,
+    keys: HashSet<Dep>,
+    /// Kinds with any change, for passes that read a whole kind.
+    kinds: BTreeSet<&'static str>,
+}
+
+impl Changes {
+    /// Every key changed (a first translation).
+    pub fn everything() -> Self {
+        Changes {
+            everything: true,
+            ..Changes::default()
+        }
+    }
+
+    /// Adds `other`'s changes to these.
+    pub fn extend(&mut self, other: Changes) {
+        self.everything |= other.everything;
+        self.keys.extend(other.keys);
+        self.kinds.extend(other.kinds);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.keys.is_empty()
+    }
+
+    /// Whether any of `deps` changed.
+    pub fn touches<'d>(&self, mut deps: impl Iterator<Item = &'d Dep>) -> bool {
+        self.everything || deps.any(|d| self.keys.contains(d))
+    }
+
+    pub fn touches_one(&self, dep: &Dep) -> bool {
+        self.everything || self.keys.contains(dep)
+    }
+
+    /// Whether any object of `kind` changed.
+    pub fn touches_kind(&self, kind: &str) -> bool {
+        self.everything || self.kinds.contains(kind)
+    }
+
+    /// When EndpointSlices are all that changed: the Services whose endpoints did,
+    /// as (namespace, name). None when anything else changed too.
+    pub fn endpoints_only(&self) -> Option<BTreeSet<(String, String)>> {
+        if self.everything || self.kinds.iter().any(|k| *k != ENDPOINT_SLICE) {
+            return None;
+        }
+        Some(
+            (self.keys.iter())
+                .filter_map(|k| match k {
+                    Dep::EndpointsOf(namespace, service) => {
+                        Some((namespace.clone(), service.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// The keys that differ between `old` and `new`. Objects the provider shares
+    /// between the two compare by pointer; others by value.
+    pub fn between(old: &Resources, new: &Resources) -> Self {
+        let mut changes = Changes::default();
+        changes.compare("GatewayClass", &old.gateway_classes, &new.gateway_classes);
+        changes.compare("Gateway", &old.gateways, &new.gateways);
+        changes.compare("HTTPRoute", &old.http_routes, &new.http_routes);
+        changes.compare("GRPCRoute", &old.grpc_routes, &new.grpc_routes);
+        changes.compare("TCPRoute", &old.tcp_routes, &new.tcp_routes);
+        changes.compare("TLSRoute", &old.tls_routes, &new.tls_routes);
+        changes.compare("ListenerSet", &old.listener_sets, &new.listener_sets);
+        changes.compare("Service", &old.services, &new.services);
+        changes.compare("Secret", &old.secrets, &new.secrets);
+        changes.compare("ConfigMap", &old.config_maps, &new.config_maps);
+        changes.compare("Namespace", &old.namespaces, &new.namespaces);
+        changes.compare(
+            "ClientTrafficPolicy",
+            &old.client_traffic_policies,
+            &new.client_traffic_policies,
+        );
+        changes.compare(
+            "BackendTrafficPolicy",
+            &old.backend_traffic_policies,
+            &new.backend_traffic_policies,
+        );
+        changes.compare("Backend", &old.backends, &new.backends);
+        for (namespace, _) in changes.compare(
+            "ReferenceGrant",
+            &old.reference_grants,
+            &new.reference_grants,
+        ) {
+            changes.keys.insert(Dep::GrantsIn(namespace));
+        }
+        let slices = |r: &Resources| -> BTreeMap<(String, String), Option<String>> {
+            (r.endpoint_slices.iter())
+                .map(|s| {
+                    let (namespace, name) = key_of(s.as_ref());
+                    ((namespace.to_string(), name.to_string()), service_of(s))
+                })
+                .collect()
+        };
+        let changed_slices =
+            changes.compare(ENDPOINT_SLICE, &old.endpoint_slices, &new.endpoint_slices);
+        if !changed_slices.is_empty() {
+            let (before, after) = (slices(old), slices(new));
+            for key in changed_slices {
+                for service in [before.get(&key), after.get(&key)].into_iter().flatten() {
+                    if let Some(service) = service {
+                        changes
+                            .keys
+                            .insert(Dep::EndpointsOf(key.0.clone(), service.clone()));
+                    }
+                }
+            }
+        }
+        // The rules' extra fields belong to their HTTPRoute.
+        let extra_keys: BTreeSet<&(String, String)> = (old.http_route_extras.keys())
+            .chain(new.http_route_extras.keys())
+            .collect();
+        for key in extra_keys {
+            if old.http_route_extras.get(key) != new.http_route_extras.get(key) {
+                changes.mark("HTTPRoute", key.0.clone(), key.1.clone());
+            }
+        }
+        changes
+    }
+
+    fn mark(&mut self, kind: &'static str, namespace: String, name: String) {
+        self.kinds.insert(kind);
+        self.keys.insert(Dep::Object(kind, namespace, name));
+    }
+
+    /// Marks the objects of one kind that were added, removed or changed, and
+    /// returns their (namespace, name). One pass over both lists in key order.
+    fn compare<K: kube::Resource + PartialEq>(
+        &mut self,
+        kind: &'static str,
+        old: &[Arc<K>],
+        new: &[Arc<K>],
+    ) -> Vec<(String, String)> {
+        let same = old.len() == new.len()
+            && old
+                .iter()
+                .zip(new)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b);
+        if same {
+            return Vec::new();
+        }
+        fn keyed<K: kube::Resource>(objects: &[Arc<K>]) -> Vec<((&str, &str), &Arc<K>)> {
+            let mut keyed: Vec<_> = objects.iter().map(|o| (key_of(o.as_ref()), o)).collect();
+            // Already in this order as providers give them; sorting checks it.
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            keyed
+        }
+        let (before, after) = (keyed(old), keyed(new));
+        let (mut before, mut after) = (before.iter().peekable(), after.iter().peekable());
+        let mut changed = Vec::new();
+        loop {
+            let key = match (before.peek(), after.peek()) {
+                (None, None) => break,
+                (Some((a, _)), None) => {
+                    before.next();
+                    a
+                }
+                (None, Some((b, _))) => {
+                    after.next();
+                    b
+                }
+                (Some((a, x)), Some((b, y))) => match a.cmp(b) {
+                    std::cmp::Ordering::Less => {
+                        before.next();
+                        a
+                    }
+                    std::cmp::Ordering::Greater => {
+                        after.next();
+                        b
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let same = Arc::ptr_eq(x, y) || x == y;
+                        before.next();
+                        after.next();
+                        if same {
+                            continue;
+                        }
+                        a
+                    }
+                },
+            };
+            changed.push((key.0.to_string(), key.1.to_string()));
+        }
+        for (namespace, name) in &changed {
+            self.mark(kind, namespace.clone(), name.clone());
+        }
+        changed
+    }
+}
+
+const ENDPOINT_SLICE: &str = "EndpointSlice";
+
+fn key_of<K: kube::Resource>(o: &K) -> (&str, &str) {
+    (
+        o.meta().namespace.as_deref().unwrap_or_default(),
+        o.meta().name.as_deref().unwrap_or_default(),
+    )
+}
+
+fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<String> {
+    (slice.metadata.labels.as_ref())
+        .and_then(|l| l.get(super::index::SERVICE_NAME_LABEL))
+        .cloned()
+}
