@@ -67,10 +67,11 @@ fmt:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## bench: release build, then bench/run.py measures translate, serve RSS, route
-## propagation and change->ACK with a real Envoy and writes BENCHMARKS.md
+## bench: release build (with the bench-only fan-out client, bench/fanout.rs), then
+## bench/run.py measures translate, serve RSS, route propagation, change->ACK with a
+## real Envoy and the 1,000-stream fan-out, and writes BENCHMARKS.md
 bench: envoy
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --features bench
 	$(PYTHON) bench/run.py "$${CARGO_TARGET_DIR:-target}/release/gantry" --envoy "$(ENVOY_BIN)"
 
 ## run: build, install Envoy, and run gantry + Envoy on examples/quickstart/ (Ctrl-C stops)
