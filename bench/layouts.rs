@@ -756,8 +756,29 @@ async fn get(port: u16, host: &str, extra_headers: &str) -> anyhow::Result<(u16,
         let request =
             format!("GET / HTTP/1.1\r\nhost: {host}\r\n{extra_headers}connection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
+        // Read exactly one response (head + content-length body) and hang up: after a
+        // local reply (404) Envoy waits delayed_close_timeout (1 s) for the client
+        // to close first, so reading to EOF would time Envoy's close, not the route.
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut chunk).await?;
+            response.extend_from_slice(&chunk[..read]);
+            if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if response.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            if read == 0 {
+                break;
+            }
+        }
         anyhow::Ok(response)
     };
     let response = tokio::time::timeout(Duration::from_secs(5), exchange).await??;
@@ -972,7 +993,9 @@ async fn measure(
         // Initial push, applied once the first and the last host route.
         let (start, _) = run.push(run.all());
         let port = run.listener_port;
-        for i in [0, size - 1] {
+        // rc-per-chain: only the default chain (host 0) is reachable in plaintext.
+        let probed = if layout == Layout::RcPerChain { vec![0] } else { vec![0, size - 1] };
+        for i in probed {
             let domain = host(i);
             probe_until(port, &domain, &run.extra_headers(&domain), |s, _| s == 200).await?;
         }
