@@ -44,6 +44,8 @@ const SCOPED: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfi
 const SHARD_HEADER: &str = "x-gantry-shard";
 /// Response header a "header" change adds to one virtual host.
 const CHANGE_HEADER: &str = "x-bench-change";
+/// Requests timed at rest per run (the report's text says 300).
+const LATENCY_REQUESTS: usize = 300;
 /// Bound on every wait for an ACK or for a change to show in a response.
 const WAIT: Duration = Duration::from_secs(30);
 /// Anything below this line in an existing `--out` file is kept across runs (the
@@ -59,11 +61,12 @@ struct Args {
     /// Numbers of virtual hosts.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     sizes: Vec<usize>,
-    /// Layouts: rds, vhds, srds16, srds64 (srdsK for any K), srds-host, rc-per-chain.
+    /// Layouts: rds, vhds, srds16, srds64 (srdsK for any K; srdsK-lua: the shard
+    /// header set by a Lua filter), srds-host, rc-per-chain.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "rds,vhds,srds16,srds64,srds-host,rc-per-chain"
+        default_value = "rds,vhds,srds16,srds64,srds64-lua,srds-host,rc-per-chain"
     )]
     layouts: Vec<String>,
     /// One-host changes per change kind.
@@ -122,14 +125,18 @@ impl Store {
         let mut inner = self.inner.lock().unwrap();
         inner.next_version += 1;
         let version = inner.next_version;
-        inner.resources.entry(type_url.to_string()).or_default().insert(
-            name.to_string(),
-            Held {
-                version,
-                body,
-                forced,
-            },
-        );
+        inner
+            .resources
+            .entry(type_url.to_string())
+            .or_default()
+            .insert(
+                name.to_string(),
+                Held {
+                    version,
+                    body,
+                    forced,
+                },
+            );
     }
 
     fn remove(&self, type_url: &str, name: &str) {
@@ -159,7 +166,11 @@ impl Store {
 
     /// Waits until every (type, name) has been ACKed in a response sent after `since`;
     /// returns when the last of them was. A NACK of any of them is an error.
-    async fn wait_acks(&self, wanted: &[(&str, String)], since: Instant) -> anyhow::Result<Instant> {
+    async fn wait_acks(
+        &self,
+        wanted: &[(&str, String)],
+        since: Instant,
+    ) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + WAIT;
         loop {
             let answers = self.answers_since(since);
@@ -169,7 +180,11 @@ impl Store {
                         .iter()
                         .any(|(t, n)| a.type_url == *t && a.names.contains(n))
             }) {
-                bail!("NACK of {:?}: {}", nack.names, nack.nack.clone().unwrap_or_default());
+                bail!(
+                    "NACK of {:?}: {}",
+                    nack.names,
+                    nack.nack.clone().unwrap_or_default()
+                );
             }
             let mut last = since;
             let all = wanted.iter().all(|(t, n)| {
@@ -223,7 +238,9 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         _request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented("this benchmark serves Delta ADS only"))
+        Err(Status::unimplemented(
+            "this benchmark serves Delta ADS only",
+        ))
     }
 
     async fn delta_aggregated_resources(
@@ -239,7 +256,11 @@ impl AggregatedDiscoveryService for Ads {
 
 type Sender = mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>;
 
-async fn run_delta_stream(mut requests: Streaming<DeltaDiscoveryRequest>, tx: Sender, store: Store) {
+async fn run_delta_stream(
+    mut requests: Streaming<DeltaDiscoveryRequest>,
+    tx: Sender,
+    store: Store,
+) {
     let mut changed = store.changed.subscribe();
     let mut subscriptions: BTreeMap<String, Subscription> = BTreeMap::new();
     // nonce -> (type, names sent)
@@ -332,7 +353,9 @@ async fn run_delta_stream(mut requests: Streaming<DeltaDiscoveryRequest>, tx: Se
                     Some(names) => names.iter().filter_map(|n| all.get_key_value(n)).collect(),
                 };
                 for (name, held) in looked_at {
-                    if (held.forced || sub.covers(name)) && sub.known.get(name) != Some(&held.version) {
+                    if (held.forced || sub.covers(name))
+                        && sub.known.get(name) != Some(&held.version)
+                    {
                         sub.known.insert(name.clone(), held.version);
                         resources.push(DeltaResource {
                             name: name.clone(),
@@ -400,13 +423,18 @@ fn ads_source() -> Value {
 }
 
 fn hcm(stat_prefix: &str, routes: Value) -> Value {
+    hcm_with(stat_prefix, routes, Vec::new())
+}
+
+fn hcm_with(stat_prefix: &str, routes: Value, mut http_filters: Vec<Value>) -> Value {
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
     let mut config = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": stat_prefix,
-        "http_filters": [{
-            "name": "envoy.filters.http.router",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-        }]
+        "http_filters": http_filters,
     });
     let Value::Object(routes) = routes else {
         unreachable!()
@@ -457,14 +485,35 @@ fn vhost(name: &str, domain: &str, change: Option<&str>) -> Value {
     vhost
 }
 
-/// FNV-1a: the host -> shard map of the scoped layouts (the client computes it too).
+/// The host -> shard map of the scoped layouts: a hash small enough for Lua's
+/// doubles to compute exactly (`shard_lua` is the same function in Lua).
 fn shard_of(host: &str, shards: usize) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in host.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    let mut hash: u64 = 0;
+    for byte in host.to_ascii_lowercase().bytes() {
+        hash = (hash * 31 + u64::from(byte)) % 16_777_213;
     }
     (hash % shards as u64) as usize
+}
+
+/// A stock Lua filter setting the shard header from the Host (port dropped), so the
+/// client need not; Lua clears the route cache when it changes request headers, so
+/// the scope is looked up again with the header.
+fn shard_lua(shards: usize) -> Value {
+    let code = format!(
+        r#"function envoy_on_request(handle)
+  local host = string.lower(string.match(handle:headers():get(":authority") or "", "^[^:]*"))
+  local hash = 0
+  for i = 1, #host do hash = (hash * 31 + string.byte(host, i)) % 16777213 end
+  handle:headers():replace("{SHARD_HEADER}", tostring(hash % {shards}))
+end"#
+    );
+    json!({
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code}
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -477,8 +526,11 @@ enum Layout {
     Rds,
     /// (b) A RouteConfiguration with `vhds`; each virtual host a VirtualHost resource.
     Vhds,
-    /// (c) Scoped RDS: K RouteConfigurations, the scope key from a request header.
+    /// (c) Scoped RDS: K RouteConfigurations, the scope key from a request header
+    /// the client sends.
     Scoped(usize),
+    /// (c) with the header set by a stock Lua filter from the Host.
+    ScopedLua(usize),
     /// (c') Scoped RDS with one scope per hostname, the key the `:authority` header
     /// up to any `:port` (a stock key builder; no header from the client).
     ScopedPerHost,
@@ -493,10 +545,17 @@ impl Layout {
             "vhds" => Layout::Vhds,
             "rc-per-chain" => Layout::RcPerChain,
             "srds-host" => Layout::ScopedPerHost,
-            other => match other.strip_prefix("srds").map(str::parse) {
-                Some(Ok(k)) if k > 0 => Layout::Scoped(k),
-                _ => bail!("unknown layout {other:?}"),
-            },
+            other => {
+                let (shards, lua) = match other.strip_suffix("-lua") {
+                    Some(shards) => (shards, true),
+                    None => (other, false),
+                };
+                match shards.strip_prefix("srds").map(str::parse) {
+                    Some(Ok(k)) if k > 0 && lua => Layout::ScopedLua(k),
+                    Some(Ok(k)) if k > 0 => Layout::Scoped(k),
+                    _ => bail!("unknown layout {other:?}"),
+                }
+            }
         })
     }
 
@@ -504,7 +563,8 @@ impl Layout {
         match self {
             Layout::Rds => "(a) one RC over RDS".into(),
             Layout::Vhds => "(b) VHDS".into(),
-            Layout::Scoped(k) => format!("(c) scoped RDS, K={k}"),
+            Layout::Scoped(k) => format!("(c) scoped RDS, K={k}, shard header from client"),
+            Layout::ScopedLua(k) => format!("(c) scoped RDS, K={k}, shard header from Lua"),
             Layout::RcPerChain => "(d) one RC per filter chain".into(),
             Layout::ScopedPerHost => "(c') scoped RDS, one scope per host".into(),
         }
@@ -552,10 +612,14 @@ impl Run<'_> {
         match self.layout {
             Layout::Rds => listener(self.listener_port, vec![hcm("http", rds("rc"))], None),
             Layout::Vhds => listener(self.listener_port, vec![hcm("http", rds("rc"))], None),
-            Layout::Scoped(_) | Layout::ScopedPerHost => {
+            Layout::Scoped(_) | Layout::ScopedLua(_) | Layout::ScopedPerHost => {
                 let (header, separator) = match self.layout {
-                    Layout::Scoped(_) => (SHARD_HEADER, ","),
-                    _ => (":authority", ":"),
+                    Layout::ScopedPerHost => (":authority", ":"),
+                    _ => (SHARD_HEADER, ","),
+                };
+                let filters = match self.layout {
+                    Layout::ScopedLua(k) => vec![shard_lua(k)],
+                    _ => Vec::new(),
                 };
                 let scoped = json!({"scoped_routes": {
                     "name": "scopes",
@@ -565,7 +629,11 @@ impl Run<'_> {
                     "rds_config_source": ads_source(),
                     "scoped_rds": {"scoped_rds_config_source": ads_source()}
                 }});
-                listener(self.listener_port, vec![hcm("http", scoped)], None)
+                listener(
+                    self.listener_port,
+                    vec![hcm_with("http", scoped, filters)],
+                    None,
+                )
             }
             Layout::RcPerChain => {
                 let chains = (1..self.hosts.hosts.len())
@@ -597,7 +665,7 @@ impl Run<'_> {
                     push.push(self.vhds_vhost(i));
                 }
             }
-            Layout::Scoped(k) => {
+            Layout::Scoped(k) | Layout::ScopedLua(k) => {
                 for shard in 0..k {
                     push.push(self.scope(shard));
                     push.push(self.shard_rc(shard));
@@ -619,7 +687,10 @@ impl Run<'_> {
     }
 
     fn vhds_rc(&self) -> Any {
-        to_any(ROUTE, json!({"name": "rc", "vhds": {"config_source": ads_source()}}))
+        to_any(
+            ROUTE,
+            json!({"name": "rc", "vhds": {"config_source": ads_source()}}),
+        )
     }
 
     fn vhds_vhost(&self, i: usize) -> (&'static str, String, Any) {
@@ -656,18 +727,26 @@ impl Run<'_> {
     }
 
     fn shard_rc(&self, shard: usize) -> (&'static str, String, Any) {
-        let Layout::Scoped(k) = self.layout else {
+        let (Layout::Scoped(k) | Layout::ScopedLua(k)) = self.layout else {
             unreachable!()
         };
         let name = format!("rc-{shard}");
         let hosts = &self.hosts.hosts;
         let members = (0..hosts.len()).filter(|&i| shard_of(&hosts[i].0, k) == shard);
-        (ROUTE, name.clone(), to_any(ROUTE, self.rc_json(&name, members)))
+        (
+            ROUTE,
+            name.clone(),
+            to_any(ROUTE, self.rc_json(&name, members)),
+        )
     }
 
     fn chain_rc_push(&self, i: usize) -> (&'static str, String, Any) {
         let name = Self::chain_rc(i);
-        (ROUTE, name.clone(), to_any(ROUTE, self.rc_json(&name, [i].into_iter())))
+        (
+            ROUTE,
+            name.clone(),
+            to_any(ROUTE, self.rc_json(&name, [i].into_iter())),
+        )
     }
 
     /// The resources a change of host `i` (changed or added) touches.
@@ -678,7 +757,9 @@ impl Run<'_> {
                 vec![(ROUTE, "rc".into(), to_any(ROUTE, self.rc_json("rc", 0..n)))]
             }
             Layout::Vhds => vec![self.vhds_vhost(i)],
-            Layout::Scoped(k) => vec![self.shard_rc(shard_of(&self.hosts.hosts[i].0, k))],
+            Layout::Scoped(k) | Layout::ScopedLua(k) => {
+                vec![self.shard_rc(shard_of(&self.hosts.hosts[i].0, k))]
+            }
             Layout::RcPerChain => {
                 let mut push = vec![self.chain_rc_push(i)];
                 if added {
@@ -788,7 +869,11 @@ async fn get(port: u16, host: &str, extra_headers: &str) -> anyhow::Result<(u16,
         .nth(1)
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("no status line in {text:?}"))?;
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_string();
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
     Ok((status, head))
 }
 
@@ -827,7 +912,12 @@ struct Envoy {
 }
 
 impl Envoy {
-    async fn start(binary: &Path, dir: &Path, ads_port: u16, backend_port: u16) -> anyhow::Result<Envoy> {
+    async fn start(
+        binary: &Path,
+        dir: &Path,
+        ads_port: u16,
+        backend_port: u16,
+    ) -> anyhow::Result<Envoy> {
         let cluster = |name: &str, port: u16| {
             json!({
                 "name": name, "type": "STATIC", "connect_timeout": "1s",
@@ -863,7 +953,13 @@ impl Envoy {
         let child = tokio::process::Command::new(binary)
             .arg("-c")
             .arg(&config)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdout(log.try_clone()?)
@@ -880,7 +976,10 @@ impl Envoy {
                 break port;
             }
             if Instant::now() > deadline {
-                bail!("Envoy wrote no admin address (see {})", dir.join("envoy.log").display());
+                bail!(
+                    "Envoy wrote no admin address (see {})",
+                    dir.join("envoy.log").display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
@@ -940,6 +1039,8 @@ struct Outcome {
     rss_mib: f64,
     changed: Samples,
     added: Samples,
+    /// Latency of one request (connect, GET, response) at rest, µs.
+    request_us: Vec<f64>,
     notes: Vec<String>,
     error: Option<String>,
 }
@@ -968,7 +1069,9 @@ async fn measure(
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
             )
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(ads).with_nodelay(Some(true))),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(ads).with_nodelay(Some(true)),
+            ),
     );
     let mut run = Run {
         layout,
@@ -985,6 +1088,7 @@ async fn measure(
         rss_mib: f64::NAN,
         changed: Samples::default(),
         added: Samples::default(),
+        request_us: Vec::new(),
         notes: Vec::new(),
         error: None,
     };
@@ -994,13 +1098,26 @@ async fn measure(
         let (start, _) = run.push(run.all());
         let port = run.listener_port;
         // rc-per-chain: only the default chain (host 0) is reachable in plaintext.
-        let probed = if layout == Layout::RcPerChain { vec![0] } else { vec![0, size - 1] };
+        let probed = if layout == Layout::RcPerChain {
+            vec![0]
+        } else {
+            vec![0, size - 1]
+        };
         for i in probed {
             let domain = host(i);
             probe_until(port, &domain, &run.extra_headers(&domain), |s, _| s == 200).await?;
         }
         outcome.initial_s = start.elapsed().as_secs_f64();
         outcome.rss_mib = envoy.rss_mib();
+        // Request latency at rest (a new connection each): what the layout costs per
+        // request, e.g. the Lua filter of srdsK-lua.
+        let domain = host(0);
+        let extra = run.extra_headers(&domain);
+        for _ in 0..LATENCY_REQUESTS {
+            let start = Instant::now();
+            get(port, &domain, &extra).await?;
+            outcome.request_us.push(start.elapsed().as_secs_f64() * 1e6);
+        }
         eprintln!(
             "{} n={size}: initial set routes after {:.2}s, Envoy RSS {:.0} MiB",
             layout.label(),
@@ -1020,8 +1137,11 @@ async fn measure(
             let domain = run.hosts.hosts[i].0.clone();
             let (pushed, wanted) = run.push(run.touched(i, false));
             let extra = run.extra_headers(&domain);
-            let probe = probe_until(port, &domain, &extra, |s, h| s == 200 && has_change(h, &value));
-            let wanted_refs: Vec<(&str, String)> = wanted.iter().map(|(t, n)| (*t, n.clone())).collect();
+            let probe = probe_until(port, &domain, &extra, |s, h| {
+                s == 200 && has_change(h, &value)
+            });
+            let wanted_refs: Vec<(&str, String)> =
+                wanted.iter().map(|(t, n)| (*t, n.clone())).collect();
             let (acked, effective) = tokio::join!(store.wait_acks(&wanted_refs, pushed), probe);
             outcome.changed.ack_ms.push(ms(pushed, acked?));
             outcome.changed.effective_ms.push(ms(pushed, effective?));
@@ -1031,10 +1151,14 @@ async fn measure(
             run.hosts.hosts.push((domain.clone(), None));
             let i = run.hosts.hosts.len() - 1;
             let (pushed, wanted) = run.push(run.touched(i, true));
-            let wanted_refs: Vec<(&str, String)> = wanted.iter().map(|(t, n)| (*t, n.clone())).collect();
+            let wanted_refs: Vec<(&str, String)> =
+                wanted.iter().map(|(t, n)| (*t, n.clone())).collect();
             if layout == Layout::RcPerChain {
                 // The new chain is chosen by SNI only; plaintext cannot reach it.
-                outcome.added.ack_ms.push(ms(pushed, store.wait_acks(&wanted_refs, pushed).await?));
+                outcome
+                    .added
+                    .ack_ms
+                    .push(ms(pushed, store.wait_acks(&wanted_refs, pushed).await?));
             } else {
                 let extra = run.extra_headers(&domain);
                 let probe = probe_until(port, &domain, &extra, |s, _| s == 200);
@@ -1043,8 +1167,17 @@ async fn measure(
                 outcome.added.effective_ms.push(ms(pushed, effective?));
             }
         }
+        let (status, _) = get(
+            port,
+            "unknown.bench.test",
+            &run.extra_headers("unknown.bench.test"),
+        )
+        .await?;
+        outcome
+            .notes
+            .push(format!("a host with no virtual host answers {status}"));
         if vhds_checks {
-            outcome.notes = vhds_removal_checks(&run, port).await;
+            outcome.notes.extend(vhds_removal_checks(&run, port).await);
         }
         anyhow::Ok(())
     }
@@ -1052,7 +1185,10 @@ async fn measure(
     if let Err(e) = result {
         let log = std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        eprintln!("{} n={size}: {e:#}\nEnvoy log tail: {tail:#?}", layout.label());
+        eprintln!(
+            "{} n={size}: {e:#}\nEnvoy log tail: {tail:#?}",
+            layout.label()
+        );
         outcome.error = Some(format!("{e:#}"));
     }
     {
@@ -1069,9 +1205,8 @@ async fn measure(
 /// configuration's namespace taken at all?
 async fn vhds_removal_checks(run: &Run<'_>, port: u16) -> Vec<String> {
     let mut notes = Vec::new();
-    let routed = |host: String| async move {
-        get(port, &host, "").await.map(|(s, _)| s).unwrap_or(0)
-    };
+    let routed =
+        |host: String| async move { get(port, &host, "").await.map(|(s, _)| s).unwrap_or(0) };
     // 1. Resource name `rc/<domain>` == VirtualHost.name: remove it.
     let domain = host(1);
     run.store.remove(VHOST, &Run::vhds_name(&domain));
@@ -1088,13 +1223,21 @@ async fn vhds_removal_checks(run: &Run<'_>, port: u16) -> Vec<String> {
     // 2. Resource name `rc/<domain>`, VirtualHost.name different: remove it.
     let domain = "mismatch.bench.test".to_string();
     let resource = Run::vhds_name(&domain);
-    run.store.put(VHOST, &resource, to_any(VHOST, vhost("mismatch", &domain, None)), false);
+    run.store.put(
+        VHOST,
+        &resource,
+        to_any(VHOST, vhost("mismatch", &domain, None)),
+        false,
+    );
     run.store.commit();
     let added = probe_until(port, &domain, "", |s, _| s == 200).await;
     if added.is_ok() {
         run.store.remove(VHOST, &resource);
         let pushed = run.store.commit();
-        let _ = run.store.wait_acks(&[(VHOST, resource.clone())], pushed).await;
+        let _ = run
+            .store
+            .wait_acks(&[(VHOST, resource.clone())], pushed)
+            .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let status = routed(domain.clone()).await;
         notes.push(format!(
@@ -1102,14 +1245,24 @@ async fn vhds_removal_checks(run: &Run<'_>, port: u16) -> Vec<String> {
             if status == 200 { "removal ignored: names must be equal" } else { "removed" }
         ));
     } else {
-        notes.push(format!("VirtualHost.name != resource name: not even added ({added:?})"));
+        notes.push(format!(
+            "VirtualHost.name != resource name: not even added ({added:?})"
+        ));
     }
 
     // 3. A resource name outside the `rc/` namespace, sent although not subscribed.
     let domain = "outside.bench.test".to_string();
-    run.store.put(VHOST, &domain, to_any(VHOST, vhost(&domain, &domain, None)), true);
+    run.store.put(
+        VHOST,
+        &domain,
+        to_any(VHOST, vhost(&domain, &domain, None)),
+        true,
+    );
     let pushed = run.store.commit();
-    let acked = run.store.wait_acks(&[(VHOST, domain.clone())], pushed).await;
+    let acked = run
+        .store
+        .wait_acks(&[(VHOST, domain.clone())], pushed)
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let status = routed(domain.clone()).await;
     notes.push(format!(
@@ -1140,7 +1293,11 @@ fn cell(values: &[f64]) -> String {
     if values.is_empty() {
         return "n/a".into();
     }
-    format!("{:.1} / {:.1}", percentile(values, 0.5), percentile(values, 0.9))
+    format!(
+        "{:.1} / {:.1}",
+        percentile(values, 0.5),
+        percentile(values, 0.9)
+    )
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {
@@ -1155,8 +1312,10 @@ fn report(args: &Args, outcomes: &[Outcome], floor: Option<&Outcome>) -> String 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
         })
         .unwrap_or_default();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -1179,10 +1338,11 @@ fn report(args: &Args, outcomes: &[Outcome], floor: Option<&Outcome>) -> String 
 \"change\" adds a response header to one existing host; \"add\" adds one new host. \
 push->ACK runs from the server making the change visible to the stream (after encoding) to the \
 ACK of every resource it touched; push->200 to the first response through Envoy showing the change \
-(probing every ~1 ms, a new connection each).\n\n",
+(probing every ~1 ms, a new connection each). \
+\"one request at rest\": connect + GET + response through Envoy before any change, median / p90 of 300.\n\n",
     );
-    out.push_str("| layout | hosts | change: push->ACK | change: push->200 | add: push->ACK | add: push->200 | initial set routes after (s) | Envoy RSS (MiB) |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| layout | hosts | change: push->ACK | change: push->200 | add: push->ACK | add: push->200 | initial set routes after (s) | Envoy RSS (MiB) | one request at rest (µs) |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut rows: Vec<&Outcome> = floor.into_iter().collect();
     rows.extend(outcomes.iter());
     for o in rows {
@@ -1192,30 +1352,36 @@ ACK of every resource it touched; push->200 to the first response through Envoy 
             o.layout.label()
         };
         out.push_str(&format!(
-            "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.0} |\n",
+            "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} / {:.0} |\n",
             o.size,
             cell(&o.changed.ack_ms),
             cell(&o.changed.effective_ms),
             cell(&o.added.ack_ms),
             cell(&o.added.effective_ms),
             o.initial_s,
-            o.rss_mib
+            o.rss_mib,
+            percentile(&o.request_us, 0.5),
+            percentile(&o.request_us, 0.9),
         ));
     }
     let errors: Vec<String> = outcomes
         .iter()
         .chain(floor)
-        .filter_map(|o| o.error.as_ref().map(|e| format!("- {} n={}: {e}", o.layout.label(), o.size)))
+        .filter_map(|o| {
+            o.error
+                .as_ref()
+                .map(|e| format!("- {} n={}: {e}", o.layout.label(), o.size))
+        })
         .collect();
     if !errors.is_empty() {
         out.push_str("\nRuns that did not finish (their row holds what was measured before):\n\n");
         out.push_str(&errors.join("\n"));
         out.push('\n');
     }
+    out.push_str("\nChecks after the changes:\n\n");
     for o in outcomes.iter().filter(|o| !o.notes.is_empty()) {
-        out.push_str(&format!("\nVHDS name checks (n={}):\n\n", o.size));
         for note in &o.notes {
-            out.push_str(&format!("- {note}\n"));
+            out.push_str(&format!("- {} n={}: {note}\n", o.layout.label(), o.size));
         }
     }
     out
@@ -1244,9 +1410,10 @@ async fn main() -> anyhow::Result<()> {
     let mut text = report(&args, &outcomes, Some(&floor));
     println!("{text}");
     if let Some(out) = &args.out {
-        let kept = std::fs::read_to_string(out)
-            .ok()
-            .and_then(|old| old.split_once(KEEP_MARKER).map(|(_, rest)| rest.to_string()));
+        let kept = std::fs::read_to_string(out).ok().and_then(|old| {
+            old.split_once(KEEP_MARKER)
+                .map(|(_, rest)| rest.to_string())
+        });
         text.push('\n');
         text.push_str(KEEP_MARKER);
         text.push_str(&kept.unwrap_or_else(|| "\n".into()));
