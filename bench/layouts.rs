@@ -1347,7 +1347,7 @@ ACK of every resource it touched; push->200 to the first response through Envoy 
     rows.extend(outcomes.iter());
     for o in rows {
         let label = if floor.is_some_and(|f| std::ptr::eq(f, o)) {
-            "floor: one RC of one vhost".to_string()
+            "floor: one RC of one vhost ((d) with one host)".to_string()
         } else {
             o.layout.label()
         };
@@ -1364,6 +1364,10 @@ ACK of every resource it touched; push->200 to the first response through Envoy 
             percentile(&o.request_us, 0.9),
         ));
     }
+    out.push_str(
+        "\nFor (d) and the floor, \"add\" is a new filter chain (a listener update over LDS) plus its \
+RouteConfiguration, timed to the ACK of both; there is no push->200, as only SNI reaches that chain.\n",
+    );
     let errors: Vec<String> = outcomes
         .iter()
         .chain(floor)
