@@ -575,6 +575,8 @@ impl Layout {
 struct Hosts {
     /// (domain, change header value) of every host, the added ones last.
     hosts: Vec<(String, Option<String>)>,
+    /// Wildcard virtual hosts (domain, change header value): in every shard.
+    wildcards: Vec<(String, String)>,
 }
 
 /// Resources to (re)push and the (type, name) pairs whose ACK ends the measurement.
@@ -733,11 +735,12 @@ impl Run<'_> {
         let name = format!("rc-{shard}");
         let hosts = &self.hosts.hosts;
         let members = (0..hosts.len()).filter(|&i| shard_of(&hosts[i].0, k) == shard);
-        (
-            ROUTE,
-            name.clone(),
-            to_any(ROUTE, self.rc_json(&name, members)),
-        )
+        let mut rc = self.rc_json(&name, members);
+        for (domain, value) in &self.hosts.wildcards {
+            let vhosts = rc["virtual_hosts"].as_array_mut().unwrap();
+            vhosts.push(vhost(domain, domain, Some(value)));
+        }
+        (ROUTE, name.clone(), to_any(ROUTE, rc))
     }
 
     fn chain_rc_push(&self, i: usize) -> (&'static str, String, Any) {
@@ -789,7 +792,10 @@ impl Run<'_> {
 
     fn extra_headers(&self, domain: &str) -> String {
         match self.layout {
-            Layout::Scoped(k) => format!("{SHARD_HEADER}: {}\r\n", shard_of(domain, k)),
+            Layout::Scoped(k) => {
+                let host = domain.split(':').next().unwrap_or_default();
+                format!("{SHARD_HEADER}: {}\r\n", shard_of(host, k))
+            }
             _ => String::new(),
         }
     }
@@ -1079,6 +1085,7 @@ async fn measure(
         listener_port: listener_port(),
         hosts: Hosts {
             hosts: (0..size).map(|i| (host(i), None)).collect(),
+            wildcards: Vec::new(),
         },
     };
     let mut outcome = Outcome {
@@ -1179,6 +1186,9 @@ async fn measure(
         if vhds_checks {
             outcome.notes.extend(vhds_removal_checks(&run, port).await);
         }
+        if matches!(layout, Layout::Scoped(_) | Layout::ScopedLua(_)) {
+            outcome.notes.push(wildcard_check(&mut run, port).await?);
+        }
         anyhow::Ok(())
     }
     .await;
@@ -1199,6 +1209,46 @@ async fn measure(
     envoy.stop().await;
     server.abort();
     Ok(outcome)
+}
+
+/// Sharding keeps domain precedence: `*.wild.test` in every shard, `a.wild.test` only
+/// in its own; the exact host must still win, every other name get the wildcard.
+async fn wildcard_check(run: &mut Run<'_>, port: u16) -> anyhow::Result<String> {
+    let (Layout::Scoped(k) | Layout::ScopedLua(k)) = run.layout else {
+        unreachable!()
+    };
+    run.hosts
+        .wildcards
+        .push(("*.wild.test".into(), "wildcard".into()));
+    run.hosts
+        .hosts
+        .push(("a.wild.test".into(), Some("exact".into())));
+    let push = (0..k).map(|shard| run.shard_rc(shard)).collect();
+    let (pushed, wanted) = run.push(push);
+    let acked = run.store.wait_acks(&wanted, pushed).await?;
+    let mut results = Vec::new();
+    for domain in [
+        "a.wild.test",
+        // The Host as a client may send it: mixed case.
+        "A.Wild.Test",
+        "b.wild.test",
+        "c.wild.test",
+        "zz.a.wild.test",
+    ] {
+        let extra = run.extra_headers(domain);
+        let (status, head) = get(port, domain, &extra).await?;
+        let by = head
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{CHANGE_HEADER}: ")))
+            .unwrap_or("none")
+            .to_string();
+        results.push(format!("{domain} -> {status} {by}"));
+    }
+    Ok(format!(
+        "`*.wild.test` added to all {k} shards, `a.wild.test` to its own (all ACKed {:.1} ms after the push): {}",
+        ms(pushed, acked),
+        results.join("; ")
+    ))
 }
 
 /// VHDS over ADS: which names make removal work, and is a name outside the route
