@@ -67,11 +67,13 @@ fmt:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## bench: release build (with the bench-only fan-out client, bench/fanout.rs), then
+## bench: release build (with the bench-only binaries, bench/*.rs); gantry-bench-layouts
+## measures Envoy's cost of a one-host change per route layout (bench/layouts.md), then
 ## bench/run.py measures translate, serve RSS, route propagation, change->ACK with a
-## real Envoy and the 1,000-stream fan-out, and writes BENCHMARKS.md
+## real Envoy and the 1,000-stream fan-out, and writes BENCHMARKS.md (layouts included)
 bench: envoy
 	$(CARGO) build --release --locked --features bench
+	"$${CARGO_TARGET_DIR:-target}/release/gantry-bench-layouts" --envoy "$(ENVOY_BIN)" --sizes 1000,10000 --out bench/layouts.md
 	$(PYTHON) bench/run.py "$${CARGO_TARGET_DIR:-target}/release/gantry" --envoy "$(ENVOY_BIN)"
 
 ## run: build, install Envoy, and run gantry + Envoy on examples/quickstart/ (Ctrl-C stops)

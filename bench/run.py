@@ -1111,6 +1111,15 @@ def report(ctx):
         add("")
         add(f"p50 **{statistics.median(ms):.0f} ms**, max {max(ms):.0f} ms.")
         add("")
+    layouts = ctx.get("layouts", "").strip()
+    if layouts:
+        # bench/layouts.md, written by `gantry-bench-layouts` in the same `make bench`;
+        # its headings go one level down to sit under this report's.
+        add("## Envoy's side: route layouts (`bench/layouts.md`)")
+        add("")
+        for line in layouts.splitlines():
+            add("#" + line if line.startswith("#") else line)
+        add("")
     add(ctx.get("analysis", "").rstrip())
     return "\n".join(lines).rstrip() + "\n"
 
@@ -1132,6 +1141,8 @@ def main():
     parser.add_argument("--fanout", default=None,
                         help="gantry-bench-fanout (bench/fanout.rs; `cargo build --release "
                              "--features bench`); default: next to the gantry binary")
+    parser.add_argument("--layouts", default=os.path.join(ROOT, "bench", "layouts.md"),
+                        help="the route layout measurements (gantry-bench-layouts) included in the report")
     parser.add_argument("--analysis", default=os.path.join(ROOT, "bench", "analysis.md"),
                         help="hand-written analysis appended to the report")
     args = parser.parse_args()
@@ -1258,6 +1269,9 @@ def main():
         }
         with open("/proc/loadavg") as f:
             ctx["load_end"] = " ".join(f.read().split()[:3])
+        if os.path.exists(args.layouts):
+            with open(args.layouts) as f:
+                ctx["layouts"] = f.read()
         if os.path.exists(args.analysis):
             with open(args.analysis) as f:
                 ctx["analysis"] = f.read()

@@ -1,11 +1,17 @@
-//! Where one translation's time and memory go (bench helper; not part of gantry).
-//! cargo build --release --example bench_phases && target/release/examples/bench_phases DIR
+//! Where gantry's own time and memory go, per phase (bench helper; not part of gantry).
+//! cargo build --release --example bench_phases && target/release/examples/bench_phases DIR [ROUNDS]
+//!
+//! DIR is a `make bench` input (`.bench/routes-N`: one file per route with its HTTPRoute,
+//! Service and EndpointSlice). After the first compilation, each round changes one
+//! route file in memory twice, as the file provider would see it: the route's path
+//! (a route change), then its EndpointSlice's address (an endpoint change), and times
+//! merging the files into `Resources` and the incremental compilation of each.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-use gantry::pipeline::Options;
-use gantry::provider::file::Directory;
+use gantry::pipeline::{Compiler, Options};
+use gantry::resources::{ParsedFile, Resources, parse_file};
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -32,102 +38,80 @@ fn mib() -> f64 {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap();
+    let dir = std::env::args().nth(1).expect("DIR");
+    let rounds: usize = std::env::args().nth(2).map_or(3, |r| r.parse().unwrap());
     let base = mib();
     let _ = gantry::xds::render::descriptor_pool();
     eprintln!("descriptor pool: {:.1} MiB", mib() - base);
+
     let m = mib();
     let t = Instant::now();
-    let mut d = Directory::load(&dir).unwrap();
+    let mut paths: Vec<_> = (std::fs::read_dir(&dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    let mut files: Vec<(String, ParsedFile)> = paths
+        .iter()
+        .map(|p| {
+            let name = p.display().to_string();
+            let parsed = parse_file(&name, &std::fs::read_to_string(p).unwrap()).unwrap();
+            (name, parsed)
+        })
+        .collect();
     eprintln!(
-        "load+parse {:?}, Directory holds {:.1} MiB",
+        "parse {} files {:?}, parsed objects {:.1} MiB",
+        files.len(),
         t.elapsed(),
         mib() - m
     );
-    for round in 0..2 {
-        let m = mib();
-        let t = Instant::now();
-        let res = d.resources();
-        eprintln!(
-            "[{round}] resources() {:?}, +{:.1} MiB",
-            t.elapsed(),
-            mib() - m
-        );
-        let m = mib();
-        let t = Instant::now();
-        let tr = gantry::translate::translate(&res, &Options::default());
-        eprintln!(
-            "[{round}] translate {:?}, IR+status +{:.1} MiB",
-            t.elapsed(),
-            mib() - m
-        );
-        let m = mib();
-        let t = Instant::now();
-        let xds: Vec<_> = tr
-            .ir
-            .gateways
-            .values()
-            .map(gantry::xds::build::build)
-            .collect();
-        eprintln!(
-            "[{round}] build {:?}, protos +{:.1} MiB",
-            t.elapsed(),
-            mib() - m
-        );
-        let m = mib();
-        let t = Instant::now();
-        let snap = xds[0].to_snapshot();
-        eprintln!(
-            "[{round}] to_snapshot (all) {:?}, snapshot +{:.1} MiB",
-            t.elapsed(),
-            mib() - m
-        );
-        let t = Instant::now();
-        let _snap2 = xds[0].to_snapshot_reusing(Some(&snap));
-        eprintln!(
-            "[{round}] to_snapshot_reusing (nothing changed) {:?}",
-            t.elapsed()
-        );
-        let mut changed = xds[0].clone();
-        changed.routes[0].virtual_hosts[0].name.push('x');
-        let t = Instant::now();
-        let _snap3 = changed.to_snapshot_reusing(Some(&snap));
-        eprintln!(
-            "[{round}] to_snapshot_reusing (RouteConfiguration changed) {:?}",
-            t.elapsed()
-        );
-        drop((_snap2, _snap3, changed));
-        let m = mib();
-        let t = Instant::now();
-        let mut store = gantry::status_times::StatusStore::default();
-        let filled = store.fill(&tr.status, "2025-01-01T00:00:00Z");
-        eprintln!(
-            "[{round}] status fill {:?}, filled status + store +{:.1} MiB",
-            t.elapsed(),
-            mib() - m
-        );
-        let m = mib();
-        drop(filled);
-        drop(store);
-        eprintln!(
-            "[{round}]   of which the filled status list {:.1} MiB",
-            m - mib()
-        );
-        let m = mib();
-        drop(tr);
-        eprintln!("[{round}] dropping IR+status frees {:.1} MiB", m - mib());
-        let m = mib();
-        drop(xds);
-        eprintln!("[{round}] dropping protos frees {:.1} MiB", m - mib());
-        let m = mib();
-        drop(res);
-        eprintln!("[{round}] dropping Resources frees {:.1} MiB", m - mib());
-        let m = mib();
-        drop(snap);
-        eprintln!(
-            "[{round}] dropping snapshot frees {:.1} MiB; live now {:.1} MiB",
-            m - mib(),
-            mib()
-        );
+    let merge = |files: &[(String, ParsedFile)]| {
+        Resources::from_files(files.iter().map(|(n, p)| (n.as_str(), p)))
+    };
+
+    let m = mib();
+    let t = Instant::now();
+    let resources = merge(&files);
+    eprintln!("merge {:?}, +{:.1} MiB", t.elapsed(), mib() - m);
+    let mut compiler = Compiler::new(Options::default());
+    let m = mib();
+    let t = Instant::now();
+    let compiled = compiler.compile(&resources);
+    eprintln!(
+        "first compilation {:?}, IR + status + snapshots + memo +{:.1} MiB",
+        t.elapsed(),
+        mib() - m
+    );
+    drop(compiled);
+
+    let changed = (files.iter())
+        .position(|(name, _)| name.ends_with("r00042.yaml"))
+        .expect("a route file r00042.yaml");
+    let mut text = std::fs::read_to_string(&files[changed].0).unwrap();
+    for round in 0..rounds {
+        for (what, from, to) in [
+            ("route", "value: /".to_string(), format!("value: /r{round}")),
+            (
+                "endpoint",
+                format!("127.0.0.{}", round + 1),
+                format!("127.0.0.{}", round + 2),
+            ),
+        ] {
+            text = text.replacen(&from, &to, 1);
+            files[changed].1 = parse_file(&files[changed].0, &text).unwrap();
+            let t = Instant::now();
+            let resources = merge(&files);
+            let merged = t.elapsed();
+            let compiled = compiler.compile(&resources);
+            eprintln!(
+                "[{round}] {what} change: merge {merged:?}, compile {:?}",
+                t.elapsed() - merged
+            );
+            drop(compiled);
+        }
     }
+    eprintln!(
+        "live after {rounds} rounds: {:.1} MiB (input, compiler memo, last snapshots)",
+        mib() - base
+    );
 }

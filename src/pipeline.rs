@@ -22,6 +22,7 @@ use crate::xds::snapshot::{GatewayXds, Snapshot};
 
 pub use crate::translate::Options;
 
+#[derive(Clone)]
 pub struct Compiled {
     pub ir: Arc<Ir>,
     /// Shared with the compiler: the same `Arc` as the last compilation's when the
@@ -59,9 +60,7 @@ pub struct Compiler {
 /// The last input and what it compiled to.
 struct Last {
     resources: Resources,
-    ir: Arc<Ir>,
-    status: Arc<Vec<ObjectStatus>>,
-    snapshots: BTreeMap<String, Arc<Snapshot>>,
+    compiled: Compiled,
 }
 
 impl Compiler {
@@ -80,15 +79,13 @@ impl Compiler {
             Some(last) => Changes::between(&last.resources, resources),
             None => Changes::everything(),
         };
-        let (ir, status, snapshots) = match (self.last.take(), changes.endpoints_only()) {
-            (Some(last), _) if changes.is_empty() => (last.ir, last.status, last.snapshots),
+        let compiled = match (self.last.take(), changes.endpoints_only()) {
+            (Some(last), _) if changes.is_empty() => last.compiled,
             (Some(last), Some(services)) => {
                 // Translation's memo has not seen these endpoints: it is told of
                 // them with the next change it does see.
                 self.unseen.extend(changes);
-                let (ir, snapshots) =
-                    self.rebuild_endpoints(resources, last.ir, last.snapshots, &services);
-                (ir, last.status, snapshots)
+                self.rebuild_endpoints(resources, last.compiled, &services)
             }
             _ => {
                 let mut changes = changes;
@@ -98,26 +95,12 @@ impl Compiler {
         };
         self.last = Some(Last {
             resources: resources.clone(),
-            ir: ir.clone(),
-            status: status.clone(),
-            snapshots: snapshots.clone(),
+            compiled: compiled.clone(),
         });
-        Compiled {
-            ir,
-            status,
-            snapshots,
-        }
+        compiled
     }
 
-    fn translate(
-        &mut self,
-        resources: &Resources,
-        changes: &Changes,
-    ) -> (
-        Arc<Ir>,
-        Arc<Vec<ObjectStatus>>,
-        BTreeMap<String, Arc<Snapshot>>,
-    ) {
+    fn translate(&mut self, resources: &Resources, changes: &Changes) -> Compiled {
         let translated =
             translate::translate_incremental(resources, &self.options, &mut self.memo, changes);
         let mut builds = std::mem::take(&mut self.builds);
@@ -130,24 +113,23 @@ impl Compiler {
                 (name.clone(), snapshot)
             })
             .collect();
-        (
-            Arc::new(translated.ir),
-            Arc::new(translated.status),
+        Compiled {
+            ir: Arc::new(translated.ir),
+            status: Arc::new(translated.status),
             snapshots,
-        )
+        }
     }
 
-    /// Only EndpointSlices of `services` changed since `last`: their clusters
-    /// take the new endpoints, and only those are encoded again.
+    /// Only EndpointSlices of `services` changed since `last` was compiled: their
+    /// clusters take the new endpoints, and only those are encoded again.
     fn rebuild_endpoints(
         &mut self,
         resources: &Resources,
-        mut ir: Arc<Ir>,
-        mut snapshots: BTreeMap<String, Arc<Snapshot>>,
+        mut last: Compiled,
         services: &BTreeSet<(String, String)>,
-    ) -> (Arc<Ir>, BTreeMap<String, Arc<Snapshot>>) {
+    ) -> Compiled {
         let index = translate::index::Index::new(resources);
-        for (name, gateway) in Arc::make_mut(&mut ir).gateways.iter_mut() {
+        for (name, gateway) in Arc::make_mut(&mut last.ir).gateways.iter_mut() {
             let changed = translate::httproute::refresh_endpoints(gateway, services, &index);
             if changed.is_empty() {
                 continue;
@@ -155,9 +137,9 @@ impl Compiler {
             let memo = self.builds.entry(name.clone()).or_default();
             let snapshot = build::rebuild_endpoints(gateway, &changed, memo);
             check_consistent(name, &snapshot);
-            snapshots.insert(name.clone(), snapshot);
+            last.snapshots.insert(name.clone(), snapshot);
         }
-        (ir, snapshots)
+        last
     }
 }
 

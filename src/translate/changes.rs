@@ -128,12 +128,11 @@ impl Changes {
         if !changed_slices.is_empty() {
             let (before, after) = (slices(old), slices(new));
             for key in changed_slices {
-                for service in [before.get(&key), after.get(&key)].into_iter().flatten() {
-                    if let Some(service) = service {
-                        changes
-                            .keys
-                            .insert(Dep::EndpointsOf(key.0.clone(), service.clone()));
-                    }
+                let services = [before.get(&key), after.get(&key)];
+                for service in services.into_iter().flatten().flatten() {
+                    changes
+                        .keys
+                        .insert(Dep::EndpointsOf(key.0.clone(), service.clone()));
                 }
             }
         }
