@@ -1206,6 +1206,8 @@ def main():
             f"python3 bench/run.py --client LISTENER_PORT N {args.client_rate} OUT.json   # client loop during churn",
             f"{os.path.relpath(fanout, ROOT) if fanout.startswith(ROOT) else fanout} --xds-address 127.0.0.1:XDS "
             f"--streams {FANOUT_STREAMS} --node-cluster {GATEWAY}   # fan-out: {FANOUT_STREAMS} Delta ADS streams, no Envoy",
+            f"{os.path.dirname(os.path.relpath(fanout, ROOT) if fanout.startswith(ROOT) else fanout)}/gantry-bench-layouts "
+            f"--envoy {ctx['envoy']} --sizes 1000,10000 --out bench/layouts.md   # Envoy's side: route layouts (run by make bench first)",
         ]
 
         ctx["translate"] = measure_translate(gantry, dirs)
