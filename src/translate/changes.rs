@@ -26,7 +26,7 @@ pub struct Changes {
     /// No earlier input to compare with: everything is new.
     everything: bool,
     keys: HashSet<Dep>,
-    /// Kinds with any change, for passes that read a whole kind.
+    /// Kinds with any change.
     kinds: BTreeSet<&'static str>,
 }
 
@@ -53,15 +53,6 @@ impl Changes {
     /// Whether any of `deps` changed.
     pub fn touches<'d>(&self, mut deps: impl Iterator<Item = &'d Dep>) -> bool {
         self.everything || deps.any(|d| self.keys.contains(d))
-    }
-
-    pub fn touches_one(&self, dep: &Dep) -> bool {
-        self.everything || self.keys.contains(dep)
-    }
-
-    /// Whether any object of `kind` changed.
-    pub fn touches_kind(&self, kind: &str) -> bool {
-        self.everything || self.kinds.contains(kind)
     }
 
     /// When EndpointSlices are all that changed: the Services whose endpoints did,

@@ -37,9 +37,7 @@ impl<K: std::hash::Hash + Eq + Clone, V> Derived<K, V> {
         if let Some((value, _)) = self.next.get(key) {
             return value.clone();
         }
-        let kept = self.previous.remove(key).filter(|(_, deps)| {
-            !changes.touches_one(&deps[0]) && !changes.touches(deps[1..].iter())
-        });
+        let kept = (self.previous.remove(key)).filter(|(_, deps)| !changes.touches(deps.iter()));
         let (value, deps) = match kept {
             Some(kept) => kept,
             None => {
