@@ -587,9 +587,7 @@ impl Translator {
         }));
         self.versions = Some(versions);
     }
-}
 
-impl Translator {
     /// Gives the status its condition times, hands it to the status writer, and
     /// returns its JSON text for /debug/status.
     async fn fill_status(&mut self, statuses: Arc<Vec<ObjectStatus>>) -> Arc<str> {
