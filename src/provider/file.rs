@@ -354,11 +354,32 @@ fn may_change_content(kind: &EventKind) -> bool {
     }
 }
 
+/// A write to a file's data has begun (Linux: a close after writing follows).
+fn is_write_begun(kind: &EventKind) -> bool {
+    use notify::event::ModifyKind;
+    cfg!(target_os = "linux") && matches!(kind, EventKind::Modify(ModifyKind::Data(_)))
+}
+
+/// A writer closed the file, or it was removed or renamed: no write is in flight.
+fn is_write_done(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Remove(_)
+            | EventKind::Modify(notify::event::ModifyKind::Name(_))
+    )
+}
+
 fn reload_loop(
     mut directory: Directory,
     events: mpsc::Receiver<notify::Result<Event>>,
     tx: watch::Sender<Arc<Resources>>,
 ) {
+    // Files a writer has begun and not yet closed (Linux reports both): a late
+    // event about such a file (the third event of a rename, say) must not read it
+    // half written and take that as its new content; its close reads it.
+    let mut being_written: BTreeSet<PathBuf> = BTreeSet::new();
     while let Ok(first) = events.recv() {
         // Coalesce whatever else is already queued: the events of one burst, and
         // those that came during the last reload.
@@ -367,6 +388,13 @@ fn reload_loop(
         for result in std::iter::once(first).chain(events.try_iter()) {
             match result {
                 Ok(event) => {
+                    if is_write_begun(&event.kind) {
+                        being_written.extend(event.paths.iter().cloned());
+                    } else if is_write_done(&event.kind) {
+                        event.paths.iter().for_each(|p| {
+                            being_written.remove(p);
+                        });
+                    }
                     if !event.need_rescan() && !may_change_content(&event.kind) {
                         continue;
                     }
@@ -379,6 +407,7 @@ fn reload_loop(
                 }
             }
         }
+        paths.retain(|p| !being_written.contains(p));
         if paths.is_empty() && !rescan {
             if tx.is_closed() {
                 return;
