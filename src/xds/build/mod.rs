@@ -69,13 +69,10 @@ pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
             listeners.push(listener::quic_listener(l));
         }
         for built in listeners {
-            let resource = Resource::encode(
+            add(
                 type_url::LISTENER,
-                &built.name,
-                &built,
-                previous(type_url::LISTENER, &built.name),
+                encode_again(&last, type_url::LISTENER, &built.name, &built),
             );
-            add(type_url::LISTENER, resource);
         }
         for chain in &l.filter_chains {
             if let Some(config) = chain.route_config() {
@@ -127,16 +124,25 @@ pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
         .collect();
     for s in secrets.values() {
         let built = secret::secret(s);
-        let resource = Resource::encode(
+        add(
             type_url::SECRET,
-            &built.name,
-            &built,
-            previous(type_url::SECRET, &built.name),
+            encode_again(&last, type_url::SECRET, &built.name, &built),
         );
-        add(type_url::SECRET, resource);
     }
     memo.last = Arc::new(Snapshot::new(resources));
     memo.last.clone()
+}
+
+/// `message` as the resource `name` of `type_url`, with the version `last` gave
+/// it when it encodes to the same bytes.
+fn encode_again<M: prost::Message + prost::Name>(
+    last: &Snapshot,
+    type_url: &'static str,
+    name: &str,
+    message: &M,
+) -> Arc<Resource> {
+    let previous = last.of_type(type_url).and_then(|t| t.get(name));
+    Resource::encode(type_url, name, message, previous)
 }
 
 /// The snapshot of the last [`build`] with the endpoints of `clusters` taken
