@@ -22,8 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
@@ -186,7 +184,9 @@ impl Tally {
             return known.clone();
         }
         let names = match type_url {
-            CLUSTER => eds_name(body).into_iter().collect(),
+            CLUSTER => gantry::xds::server::eds_service_name(&body.value)
+                .into_iter()
+                .collect(),
             LISTENER => rds_names(body),
             _ => Vec::new(),
         };
@@ -194,20 +194,6 @@ impl Tally {
         self.references.insert(key, names.clone());
         names
     }
-}
-
-/// The ClusterLoadAssignment an EDS cluster asks for; None for other clusters.
-fn eds_name(body: &Any) -> Option<String> {
-    let cluster = Cluster::decode(body.value.as_slice()).ok()?;
-    if cluster.cluster_discovery_type != Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
-    {
-        return None;
-    }
-    let service_name = cluster
-        .eds_cluster_config
-        .map(|config| config.service_name)
-        .filter(|name| !name.is_empty());
-    Some(service_name.unwrap_or(cluster.name))
 }
 
 /// The RouteConfigurations a listener's HTTP connection managers ask for over RDS.

@@ -635,27 +635,31 @@ fn set_version<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> St
 /// always ask again for one it already has. So whenever clusters are sent, their
 /// endpoints are sent right after them (see the xDS protocol's "Resource warming").
 fn eds_names<'a>(clusters: impl IntoIterator<Item = &'a Arc<Resource>>) -> BTreeSet<String> {
+    (clusters.into_iter())
+        .filter_map(|resource| eds_service_name(&resource.body.value))
+        .collect()
+}
+
+/// The name an encoded Cluster's endpoints go by when it takes them from EDS
+/// (its `eds_cluster_config.service_name`, else its own name); None for other
+/// clusters.
+pub fn eds_service_name(encoded_cluster: &[u8]) -> Option<String> {
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::cluster::v3::cluster::{
         ClusterDiscoveryType, DiscoveryType,
     };
     use prost::Message;
 
-    clusters
-        .into_iter()
-        .filter_map(|resource| {
-            let cluster = Cluster::decode(resource.body.value.as_slice()).ok()?;
-            let eds = ClusterDiscoveryType::Type(DiscoveryType::Eds as i32);
-            if cluster.cluster_discovery_type != Some(eds) {
-                return None;
-            }
-            let service_name = cluster
-                .eds_cluster_config
-                .map(|config| config.service_name)
-                .filter(|name| !name.is_empty());
-            Some(service_name.unwrap_or(cluster.name))
-        })
-        .collect()
+    let cluster = Cluster::decode(encoded_cluster).ok()?;
+    let eds = ClusterDiscoveryType::Type(DiscoveryType::Eds as i32);
+    if cluster.cluster_discovery_type != Some(eds) {
+        return None;
+    }
+    let service_name = cluster
+        .eds_cluster_config
+        .map(|config| config.service_name)
+        .filter(|name| !name.is_empty());
+    Some(service_name.unwrap_or(cluster.name))
 }
 
 fn to_any(body: &prost_types::Any) -> envoy_types::pb::google::protobuf::Any {
