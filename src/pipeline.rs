@@ -11,7 +11,7 @@
 //! (a property test holds it to that).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use crate::ir::Ir;
 use crate::resources::Resources;
@@ -87,10 +87,12 @@ impl Compiler {
                 self.unseen.extend(changes);
                 self.rebuild_endpoints(resources, last.compiled, &services)
             }
-            _ => {
+            (last, _) => {
                 let mut changes = changes;
                 changes.extend(std::mem::take(&mut self.unseen));
-                self.translate(resources, &changes)
+                let compiled = self.translate(resources, &changes);
+                drop_elsewhere(last);
+                compiled
             }
         };
         self.last = Some(Last {
@@ -141,6 +143,29 @@ impl Compiler {
         }
         last
     }
+}
+
+/// Drops `value` on a thread of its own. The last IR and status of 10,000 routes
+/// take tens of milliseconds to free, which a change need not wait for.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    type Garbage = Box<dyn Send>;
+    static DROPPER: OnceLock<Mutex<mpsc::Sender<Garbage>>> = OnceLock::new();
+    let sender = DROPPER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<Garbage>();
+        let spawned = std::thread::Builder::new()
+            .name("gantry-drop".into())
+            .spawn(move || receiver.into_iter().for_each(drop));
+        if let Err(e) = spawned {
+            tracing::warn!("no thread to free old translations on ({e}); freeing them inline");
+        }
+        Mutex::new(sender)
+    });
+    let sent = match sender.lock() {
+        Ok(sender) => sender.send(Box::new(value)),
+        Err(_) => return,
+    };
+    // Without the thread the value comes back here and is dropped inline.
+    drop(sent);
 }
 
 /// In debug builds (the tests), every snapshot is checked for references to

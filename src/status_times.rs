@@ -3,6 +3,7 @@
 //! the current time when it changes. Used by the status writers of both providers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -44,19 +45,25 @@ impl StatusStore {
                 object.metadata.namespace.as_deref().unwrap_or(""),
                 object.metadata.name
             );
-            visit_conditions(&mut object.status, key, &mut |path, condition| {
-                let status = condition_status(condition);
-                let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
-                    Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
-                        Some((old_status, old_time)) if *old_status == status => old_time.clone(),
-                        _ => now.to_string(),
-                    },
-                    Some(real) => real.to_string(),
-                    None => return,
-                };
-                condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
-                next.insert(path, (status, time));
-            });
+            visit_conditions(
+                Arc::make_mut(&mut object.status),
+                key,
+                &mut |path, condition| {
+                    let status = condition_status(condition);
+                    let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
+                        Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
+                            Some((old_status, old_time)) if *old_status == status => {
+                                old_time.clone()
+                            }
+                            _ => now.to_string(),
+                        },
+                        Some(real) => real.to_string(),
+                        None => return,
+                    };
+                    condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
+                    next.insert(path, (status, time));
+                },
+            );
         }
         self.times = next;
         out
@@ -162,11 +169,11 @@ mod tests {
                 namespace: Some("default".into()),
                 name: "r".into(),
             },
-            status: json!({"parents": [{
+            status: Arc::new(json!({"parents": [{
                 "parentRef": {"name": "eg"},
                 "controllerName": "gantry.dev/gatewayclass-controller",
                 "conditions": conditions,
-            }]}),
+            }]})),
         }
     }
 

@@ -3,7 +3,7 @@
 //! among the changed ones (the scheme of krt's derived collections in Istio and
 //! kgateway, with the reads recorded by [`Index`](super::index::Index)).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::resources::Resources;
@@ -75,7 +75,7 @@ impl Changes {
 
     /// The keys that differ between `old` and `new`. Objects the provider shares
     /// between the two compare by pointer; others by value.
-    pub fn between(old: &Resources, new: &Resources) -> Self {
+    pub fn between<'a>(old: &'a Resources, new: &'a Resources) -> Self {
         let mut changes = Changes::default();
         changes.compare("GatewayClass", &old.gateway_classes, &new.gateway_classes);
         changes.compare("Gateway", &old.gateways, &new.gateways);
@@ -106,24 +106,20 @@ impl Changes {
         ) {
             changes.keys.insert(Dep::GrantsIn(namespace));
         }
-        let slices = |r: &Resources| -> BTreeMap<(String, String), Option<String>> {
+        // Borrowed: a pod rollout at 10,000 Services is on the hot path.
+        let services = |r: &'a Resources| -> HashMap<(&'a str, &'a str), &'a str> {
             (r.endpoint_slices.iter())
-                .map(|s| {
-                    let (namespace, name) = key_of(s.as_ref());
-                    ((namespace.to_string(), name.to_string()), service_of(s))
-                })
+                .filter_map(|s| Some((key_of(s.as_ref()), service_of(s)?)))
                 .collect()
         };
         let changed_slices =
             changes.compare(ENDPOINT_SLICE, &old.endpoint_slices, &new.endpoint_slices);
         if !changed_slices.is_empty() {
-            let (before, after) = (slices(old), slices(new));
-            for key in changed_slices {
-                let services = [before.get(&key), after.get(&key)];
-                for service in services.into_iter().flatten().flatten() {
-                    changes
-                        .keys
-                        .insert(Dep::EndpointsOf(key.0.clone(), service.clone()));
+            let (before, after) = (services(old), services(new));
+            for (namespace, name) in changed_slices {
+                let key = (namespace.as_str(), name.as_str());
+                for service in [before.get(&key), after.get(&key)].into_iter().flatten() {
+                    (changes.keys).insert(Dep::EndpointsOf(namespace.clone(), service.to_string()));
                 }
             }
         }
@@ -218,8 +214,8 @@ fn key_of<K: kube::Resource>(o: &K) -> (&str, &str) {
     )
 }
 
-fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<String> {
+fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<&str> {
     (slice.metadata.labels.as_ref())
         .and_then(|l| l.get(super::index::SERVICE_NAME_LABEL))
-        .cloned()
+        .map(String::as_str)
 }

@@ -3,6 +3,8 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use gateway_api::referencegrants::ReferenceGrant;
@@ -19,14 +21,18 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 pub struct Index<'a> {
-    // namespace -> name -> object
-    services: BTreeMap<&'a str, BTreeMap<&'a str, &'a Service>>,
-    slices: BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a EndpointSlice>>>,
-    secrets: BTreeMap<&'a str, BTreeMap<&'a str, &'a Secret>>,
-    config_maps: BTreeMap<&'a str, BTreeMap<&'a str, &'a ConfigMap>>,
+    // (namespace, name) -> object; hashed, as each translation indexes every
+    // Service and EndpointSlice again.
+    services: ByName<'a, &'a Service>,
+    /// Every EndpointSlice of a Service, by (namespace, Service name): a range
+    /// of `slice_list`, which holds them grouped by Service.
+    slices: ByName<'a, std::ops::Range<usize>>,
+    slice_list: Vec<&'a EndpointSlice>,
+    secrets: ByName<'a, &'a Secret>,
+    config_maps: ByName<'a, &'a ConfigMap>,
     namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
     grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
-    backends: BTreeMap<&'a str, BTreeMap<&'a str, &'a Backend>>,
+    backends: ByName<'a, &'a Backend>,
     /// The keys read since [`recording`](Index::recording) began, if it did.
     reads: RefCell<Option<Vec<Dep>>>,
 }
@@ -38,11 +44,12 @@ fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
     )
 }
 
-fn by_namespace<K: kube::Resource>(items: &[Arc<K>]) -> BTreeMap<&str, BTreeMap<&str, &K>> {
-    let mut out: BTreeMap<&str, BTreeMap<&str, &K>> = BTreeMap::new();
+type ByName<'a, V> = HashMap<(&'a str, &'a str), V>;
+
+fn by_name<K: kube::Resource>(items: &[Arc<K>]) -> ByName<'_, &K> {
+    let mut out = HashMap::with_capacity(items.len());
     for item in items.iter().map(Arc::as_ref) {
-        let (ns, name) = ns_name(item);
-        out.entry(ns).or_default().insert(name, item);
+        out.insert(ns_name(item), item);
     }
     out
 }
@@ -60,39 +67,42 @@ pub struct CrossRef<'a> {
 
 impl<'a> Index<'a> {
     pub fn new(res: &'a Resources) -> Self {
-        let mut slices: BTreeMap<&str, BTreeMap<&str, Vec<&EndpointSlice>>> = BTreeMap::new();
-        for slice in res.endpoint_slices.iter().map(Arc::as_ref) {
-            let Some(service) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            else {
-                continue;
-            };
-            slices
-                .entry(ns_name(slice).0)
-                .or_default()
-                .entry(service.as_str())
-                .or_default()
-                .push(slice);
+        let mut slice_list: Vec<((&str, &str), &EndpointSlice)> = (res.endpoint_slices.iter())
+            .filter_map(|slice| {
+                let service = (slice.metadata.labels.as_ref())?.get(SERVICE_NAME_LABEL)?;
+                Some((
+                    (ns_name(slice.as_ref()).0, service.as_str()),
+                    slice.as_ref(),
+                ))
+            })
+            .collect();
+        // Stable: a Service's slices keep their order.
+        slice_list.sort_by_key(|(key, _)| *key);
+        let mut slices = HashMap::new();
+        let mut start = 0;
+        for (i, (key, _)) in slice_list.iter().enumerate() {
+            if slice_list.get(i + 1).is_none_or(|(next, _)| next != key) {
+                slices.insert(*key, start..i + 1);
+                start = i + 1;
+            }
         }
         let mut grants: BTreeMap<&str, Vec<&ReferenceGrant>> = BTreeMap::new();
         for grant in res.reference_grants.iter().map(Arc::as_ref) {
             grants.entry(ns_name(grant).0).or_default().push(grant);
         }
         Index {
-            services: by_namespace(&res.services),
+            services: by_name(&res.services),
             slices,
-            secrets: by_namespace(&res.secrets),
-            config_maps: by_namespace(&res.config_maps),
+            secrets: by_name(&res.secrets),
+            config_maps: by_name(&res.config_maps),
             namespace_labels: res
                 .namespaces
                 .iter()
                 .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?)))
                 .collect(),
             grants,
-            backends: by_namespace(&res.backends),
+            slice_list: slice_list.into_iter().map(|(_, slice)| slice).collect(),
+            backends: by_name(&res.backends),
             reads: RefCell::new(None),
         }
     }
@@ -124,31 +134,30 @@ impl<'a> Index<'a> {
     /// An Envoy Gateway Backend.
     pub fn backend(&self, namespace: &str, name: &str) -> Option<&'a Backend> {
         self.read_object("Backend", namespace, name);
-        self.backends.get(namespace)?.get(name).copied()
+        self.backends.get(&(namespace, name)).copied()
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
         self.read_object("Service", namespace, name);
-        self.services.get(namespace)?.get(name).copied()
+        self.services.get(&(namespace, name)).copied()
     }
 
     pub fn endpoint_slices(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
         self.read(|| Dep::EndpointsOf(namespace.to_string(), service.to_string()));
-        self.slices
-            .get(namespace)
-            .and_then(|m| m.get(service))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        match self.slices.get(&(namespace, service)) {
+            Some(range) => &self.slice_list[range.clone()],
+            None => &[],
+        }
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
         self.read_object("Secret", namespace, name);
-        self.secrets.get(namespace)?.get(name).copied()
+        self.secrets.get(&(namespace, name)).copied()
     }
 
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&'a ConfigMap> {
         self.read_object("ConfigMap", namespace, name);
-        self.config_maps.get(namespace)?.get(name).copied()
+        self.config_maps.get(&(namespace, name)).copied()
     }
 
     /// Labels of a namespace, including the `kubernetes.io/metadata.name` label the

@@ -1,7 +1,7 @@
 //! Results one translation keeps for the next: each with the keys it read, so
 //! that the next translation reuses it unless one of them changed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::changes::{Changes, Dep};
@@ -16,8 +16,8 @@ pub struct Derived<K, V> {
 impl<K, V> Default for Derived<K, V> {
     fn default() -> Self {
         Derived {
-            previous: HashMap::new(),
-            next: HashMap::new(),
+            previous: HashMap::default(),
+            next: HashMap::default(),
         }
     }
 }
@@ -53,5 +53,41 @@ impl<K: std::hash::Hash + Eq + Clone, V> Derived<K, V> {
     /// Ends one translation: what it did not ask for is dropped.
     pub fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.next);
+        self.next.reserve(self.previous.len());
+    }
+}
+
+/// Status values by object, each with the status it was serialized from: an
+/// equal status takes the value the last translation serialized.
+pub struct Serialized<K, S> {
+    previous: HashMap<K, (S, Arc<serde_json::Value>)>,
+    next: HashMap<K, (S, Arc<serde_json::Value>)>,
+}
+
+impl<K, S> Default for Serialized<K, S> {
+    fn default() -> Self {
+        Serialized {
+            previous: HashMap::default(),
+            next: HashMap::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, S: serde::Serialize + PartialEq> Serialized<K, S> {
+    /// `status` as JSON.
+    pub fn value(&mut self, key: K, status: S) -> Arc<serde_json::Value> {
+        let value = match self.previous.remove(&key) {
+            Some((kept, value)) if kept == status => value,
+            _ => Arc::new(super::status_value(&status)),
+        };
+        self.next.insert(key, (status, value.clone()));
+        value
+    }
+
+    /// Ends one translation: the statuses of objects it did not serialize are
+    /// dropped.
+    pub fn finish(&mut self) {
+        self.previous = std::mem::take(&mut self.next);
+        self.next.reserve(self.previous.len());
     }
 }

@@ -58,7 +58,8 @@ pub struct ObjectStatus {
     pub api_version: String,
     pub kind: String,
     pub metadata: ObjectRef,
-    pub status: serde_json::Value,
+    /// Shared with the next translation's status of the object when it is equal.
+    pub status: Arc<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -72,6 +73,13 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
     object: &K,
     status: impl Serialize,
 ) -> ObjectStatus {
+    object_status_value(object, Arc::new(status_value(&status)))
+}
+
+fn object_status_value<K: kube::Resource<DynamicType = ()>>(
+    object: &K,
+    status: Arc<serde_json::Value>,
+) -> ObjectStatus {
     ObjectStatus {
         api_version: K::api_version(&()).into_owned(),
         kind: K::kind(&()).into_owned(),
@@ -79,13 +87,13 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
             namespace: object.meta().namespace.clone(),
             name: object.meta().name.clone().unwrap_or_default(),
         },
-        status: status_value(status),
+        status,
     }
 }
 
 /// A status as the JSON the writers compare and store (it has only string keys,
 /// so serializing cannot fail).
-fn status_value(status: impl Serialize) -> serde_json::Value {
+pub(crate) fn status_value(status: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(status).unwrap_or_default()
 }
 
@@ -196,6 +204,9 @@ impl Default for Options {
 pub struct Memo {
     /// Each HTTP-like route's translated rules, by (kind, namespace, name).
     rules: memo::Derived<(&'static str, String, String), TranslatedRules>,
+    /// Each HTTP-like route's status, by (kind, namespace, name): thousands of
+    /// routes keep theirs through a one-route change.
+    route_status: memo::Serialized<(&'static str, String, String), status::RouteStatus>,
 }
 
 /// Translates `resources` from nothing.
@@ -232,8 +243,16 @@ pub fn translate_incremental(
         changes,
         index: &index,
     };
-    let attached = attach_routes(&routes, &mut gateways, &sets, &mut rules, options);
+    let attached = attach_routes(
+        &routes,
+        &mut gateways,
+        &sets,
+        &mut rules,
+        &mut memo.route_status,
+        options,
+    );
     memo.rules.finish();
+    memo.route_status.finish();
 
     let client_policies =
         client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
@@ -355,6 +374,7 @@ fn attach_routes(
     gateways: &mut [GatewayState<'_>],
     sets: &ListenerSets<'_>,
     rules: &mut RuleTranslation<'_, '_>,
+    route_status: &mut memo::Serialized<(&'static str, String, String), status::RouteStatus>,
     options: &Options,
 ) -> Attached {
     let index = rules.index;
@@ -364,7 +384,7 @@ fn attach_routes(
     };
     for (route_index, route) in routes.http_like.iter().enumerate() {
         attached.rules.push(None);
-        if let Some(s) = attach_route(
+        if let Some(parents) = attach_route(
             route,
             route_index,
             gateways,
@@ -373,7 +393,12 @@ fn attach_routes(
             options,
             &mut attached.rules,
         ) {
-            attached.status.push(s);
+            let value = route_status.value(route.key(), status::RouteStatus { parents });
+            let mut status = object_status_value(route.route.as_ref(), value);
+            if route.grpc.is_some() {
+                status.kind = "GRPCRoute".to_string();
+            }
+            attached.status.push(status);
         }
     }
     for route_index in l4route::by_age(&routes.l4) {
@@ -465,12 +490,7 @@ struct RuleTranslation<'m, 'i> {
 
 impl RuleTranslation<'_, '_> {
     fn of(&mut self, route: &HttpLikeRoute<'_>) -> Arc<TranslatedRules> {
-        let meta = &route.route.metadata;
-        let key = (
-            route.kind(),
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        );
+        let key = route.key();
         let own = Dep::Object(key.0, key.1.clone(), key.2.clone());
         let index = self.index;
         self.memo.get(&key, own, self.changes, index, || {
@@ -503,6 +523,16 @@ impl<'a> HttpLikeRoute<'a> {
         }
     }
 
+    /// (kind, namespace, name): what memos keep this route's results by.
+    fn key(&self) -> (&'static str, String, String) {
+        let meta = &self.route.metadata;
+        (
+            self.kind(),
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         if self.grpc.is_some() {
             "GRPCRoute"
@@ -523,7 +553,7 @@ impl<'a> HttpLikeRoute<'a> {
 }
 
 /// Attaches one HTTP-like route to every managed Gateway it names; returns its
-/// status (None when it names no Gateway gantry manages).
+/// status for each parent (None when it names no Gateway gantry manages).
 fn attach_route(
     http_like: &HttpLikeRoute<'_>,
     route_index: usize,
@@ -532,7 +562,7 @@ fn attach_route(
     translation: &mut RuleTranslation<'_, '_>,
     options: &Options,
     route_rules: &mut [Option<Arc<TranslatedRules>>],
-) -> Option<ObjectStatus> {
+) -> Option<Vec<status::RouteParentStatus>> {
     let index = translation.index;
     let route = http_like.route.as_ref();
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
@@ -581,13 +611,7 @@ fn attach_route(
             )),
         }
     }
-    (!parents.is_empty()).then(|| {
-        let mut status = object_status(route, status::RouteStatus { parents });
-        if http_like.grpc.is_some() {
-            status.kind = "GRPCRoute".to_string();
-        }
-        status
-    })
+    (!parents.is_empty()).then_some(parents)
 }
 
 /// Attaches one TCPRoute or TLSRoute to every managed Gateway it names: to the
@@ -662,7 +686,7 @@ fn attach_l4_route(
             namespace: route.meta.namespace.clone(),
             name: route.meta.name.clone().unwrap_or_default(),
         },
-        status: status_value(status::RouteStatus { parents }),
+        status: Arc::new(status_value(&status::RouteStatus { parents })),
     })
 }
 

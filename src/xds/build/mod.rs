@@ -1,7 +1,9 @@
 //! IR -> Envoy protos: the only place that knows Envoy field names. One module
 //! per Envoy object; `common` and `connection` hold what several of them use.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use crate::ir;
