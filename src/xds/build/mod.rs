@@ -371,3 +371,110 @@ fn sharded_route_config(
         shards,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One HTTP listener whose route configuration "rc" has `hosts` exact hosts
+    /// `h<i>.test` (virtual host `h<i>`, or `renamed` for `h<renamed>`) and one
+    /// wildcard host.
+    fn gateway(hosts: usize, renamed: Option<usize>) -> ir::GatewayIr {
+        let host = |i: usize| ir::VirtualHost {
+            name: if renamed == Some(i) {
+                format!("h{i}-renamed")
+            } else {
+                format!("h{i}")
+            },
+            domains: vec![format!("h{i}.test")],
+            routes: Vec::new(),
+        };
+        let mut virtual_hosts: Vec<ir::VirtualHost> = (0..hosts).map(host).collect();
+        virtual_hosts.push(ir::VirtualHost {
+            name: "wild".into(),
+            domains: vec!["*.wild.test".into()],
+            routes: Vec::new(),
+        });
+        ir::GatewayIr {
+            listeners: vec![ir::Listener {
+                name: "http-8080".into(),
+                address: "0.0.0.0".into(),
+                port: 8080,
+                filter_chains: vec![ir::FilterChain {
+                    name: "http-8080".into(),
+                    server_names: Vec::new(),
+                    tls: None,
+                    traffic: ir::Traffic::Http(ir::RouteConfig {
+                        name: "rc".into(),
+                        virtual_hosts,
+                    }),
+                }],
+                client: ir::ClientSettings::default(),
+            }],
+            clusters: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_large_route_configuration_is_sharded_and_a_small_one_is_not() {
+        let small = build(
+            &gateway(3, None),
+            &Settings::default(),
+            &mut Memo::default(),
+        );
+        assert!(small.of_type(type_url::SCOPED_ROUTE).is_none());
+        let routes: Vec<&String> = small.of_type(type_url::ROUTE).unwrap().keys().collect();
+        assert_eq!(routes, ["rc"]);
+
+        let large = build(
+            &gateway(300, None),
+            &Settings::default(),
+            &mut Memo::default(),
+        );
+        let scopes = large.of_type(type_url::SCOPED_ROUTE).unwrap();
+        let routes = large.of_type(type_url::ROUTE).unwrap();
+        assert_eq!(scopes.len(), route_shards::SHARDS);
+        assert_eq!(routes.len(), route_shards::SHARDS);
+        assert!(!routes.contains_key("rc"));
+        let xds = crate::xds::snapshot::GatewayXds::from_snapshot(&large);
+        xds.check_consistent().unwrap();
+        // Every host once, the wildcard in every shard, each shard removing the
+        // shard header.
+        let hosts: usize = xds.routes.iter().map(|r| r.virtual_hosts.len()).sum();
+        assert_eq!(hosts, 300 + route_shards::SHARDS);
+        for shard in &xds.routes {
+            assert!(shard.virtual_hosts.iter().any(|vh| vh.name == "wild"));
+            assert_eq!(
+                shard.request_headers_to_remove,
+                [route_shards::SHARD_HEADER]
+            );
+        }
+    }
+
+    #[test]
+    fn a_one_host_change_assembles_only_its_shard_and_versions_are_deterministic() {
+        let settings = Settings {
+            shard_routes_above: 0,
+        };
+        let mut memo = Memo::default();
+        let before = build(&gateway(100, None), &settings, &mut memo);
+        let after = build(&gateway(100, Some(5)), &settings, &mut memo);
+        let changed_shard = route_shards::shard_name("rc", route_shards::shard_of("h5.test"));
+        for type_url in [type_url::ROUTE, type_url::SCOPED_ROUTE, type_url::LISTENER] {
+            let (old, new) = (
+                before.of_type(type_url).unwrap(),
+                after.of_type(type_url).unwrap(),
+            );
+            assert_eq!(old.len(), new.len());
+            for (name, resource) in new {
+                let same = Arc::ptr_eq(resource, &old[name]);
+                let expected_same = !(type_url == type_url::ROUTE && *name == changed_shard);
+                assert_eq!(same, expected_same, "{type_url} {name}");
+            }
+        }
+        // The same input from nothing gives the same snapshot.
+        let fresh = build(&gateway(100, Some(5)), &settings, &mut Memo::default());
+        assert_eq!(*fresh, *after);
+    }
+}
