@@ -1443,24 +1443,34 @@ async fn a_route_move_waits_for_the_new_cluster_endpoints_and_removes_last(p: Pr
     envoy.subscribe(ENDPOINT, &["c"]).await;
     assert_eq!(
         next_acked(&mut envoy, 5).await,
-        p.pick(
-            vec![
-                summary(ENDPOINT, &["c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &[], &["b"]),
-                summary(ENDPOINT, &[], &["b"]),
-            ],
-            vec![
-                summary(ENDPOINT, &["a", "b", "c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &["a", "c"], &[]),
-                summary(ENDPOINT, &["a", "c"], &[]),
-            ]
-        )
+        route_move_after_endpoints(p, &[])
     );
     envoy.quiet("after the move").await;
+}
+
+/// What [`route_move`] sends once Envoy asked for c's endpoints: those, the
+/// listener, `between` (the listener's scopes), the route, then the removals.
+fn route_move_after_endpoints(p: Protocol, between: &[Summary]) -> Vec<Summary> {
+    let mut out = vec![
+        p.pick(
+            summary(ENDPOINT, &["c"], &[]),
+            summary(ENDPOINT, &["a", "b", "c"], &[]),
+        ),
+        summary(LISTENER, &["l1"], &[]),
+    ];
+    out.extend(between.iter().cloned());
+    out.push(summary(ROUTE, &["r1"], &[]));
+    out.extend(p.pick(
+        [
+            summary(CLUSTER, &[], &["b"]),
+            summary(ENDPOINT, &[], &["b"]),
+        ],
+        [
+            summary(CLUSTER, &["a", "c"], &[]),
+            summary(ENDPOINT, &["a", "c"], &[]),
+        ],
+    ));
+    out
 }
 
 async fn scopes_are_fetched_whole_and_go_between_listeners_and_routes(p: Protocol) {
@@ -1483,24 +1493,7 @@ async fn scopes_are_fetched_whole_and_go_between_listeners_and_routes(p: Protoco
     envoy.subscribe(ENDPOINT, &["c"]).await;
     assert_eq!(
         next_acked(&mut envoy, 6).await,
-        p.pick(
-            vec![
-                summary(ENDPOINT, &["c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(SCOPED_ROUTE, &["s1", "s2"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &[], &["b"]),
-                summary(ENDPOINT, &[], &["b"]),
-            ],
-            vec![
-                summary(ENDPOINT, &["a", "b", "c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(SCOPED_ROUTE, &["s1", "s2"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &["a", "c"], &[]),
-                summary(ENDPOINT, &["a", "c"], &[]),
-            ]
-        )
+        route_move_after_endpoints(p, &[summary(SCOPED_ROUTE, &["s1", "s2"], &[])])
     );
 
     // A scope removed: Delta names it, SotW sends the rest.
