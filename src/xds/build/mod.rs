@@ -34,7 +34,8 @@ pub const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// A route configuration with more virtual hosts than this is served as
-    /// Scoped RDS shards (see [`route_shards`]); 0 shards every one.
+    /// Scoped RDS shards (see [`route_shards`]); 0 shards every one (but those
+    /// [`route_shards::needs_route_before_filters`] keeps whole).
     pub shard_routes_above: usize,
 }
 
@@ -50,6 +51,7 @@ impl Settings {
     /// Whether `config` is served as shards.
     fn shards(&self, config: &ir::RouteConfig) -> bool {
         config.virtual_hosts.len() > self.shard_routes_above
+            && !route_shards::needs_route_before_filters(config)
     }
 }
 

@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 
 use super::common::{ads, any, inline};
 use super::route::route_configuration_header;
+use super::route_filters;
 use crate::ir;
 
 /// Shards per sharded route configuration. 64 keeps a one-host change near
@@ -30,6 +31,22 @@ pub const DEFAULT_SHARD_ROUTES_ABOVE: usize = 256;
 
 /// The request header that carries the scope key, set by the Lua filter.
 pub const SHARD_HEADER: &str = "x-gantry-route-shard";
+
+/// Whether a route of `config` needs its route known when Envoy creates the
+/// request's filter chain, before any HTTP filter runs: its own HTTP upgrades
+/// (Envoy decides an upgrade then), or a filter the HCM has disabled and the
+/// route switches on (request buffer, compressors, bandwidth limits). The shard
+/// header is written by a filter, so at that moment a sharded configuration has
+/// no route yet: such a configuration is not sharded.
+pub fn needs_route_before_filters(config: &ir::RouteConfig) -> bool {
+    route_filters::used(config, |r| {
+        let b = &r.backend;
+        b.upgrades.is_some()
+            || b.request_buffer.is_some()
+            || !b.compressors.is_empty()
+            || b.bandwidth_limit.is_some()
+    })
+}
 
 /// The name of shard `shard` of route configuration `config`: its
 /// RouteConfiguration, its ScopedRouteConfiguration and its scope key.
