@@ -32,19 +32,25 @@ pub const DEFAULT_SHARD_ROUTES_ABOVE: usize = 256;
 /// The request header that carries the scope key, set by the Lua filter.
 pub const SHARD_HEADER: &str = "x-gantry-route-shard";
 
-/// Whether a route of `config` needs its route known when Envoy creates the
-/// request's filter chain, before any HTTP filter runs: its own HTTP upgrades
-/// (Envoy decides an upgrade then), or a filter the HCM has disabled and the
-/// route switches on (request buffer, compressors, bandwidth limits). The shard
-/// header is written by a filter, so at that moment a sharded configuration has
-/// no route yet: such a configuration is not sharded.
+/// Whether a route of `config` needs a route Envoy looks up where the Lua
+/// filter has not set the shard of its host:
+/// - when Envoy creates the request's filter chain, before any HTTP filter
+///   runs: the route's own HTTP upgrades (Envoy decides an upgrade then), or a
+///   filter the HCM has disabled and the route switches on (request buffer,
+///   compressors, bandwidth limits);
+/// - a response override that sends the request again to another host: Envoy
+///   looks up the new host's route with the shard header of the old one.
+///
+/// Such a configuration is not sharded.
 pub fn needs_route_before_filters(config: &ir::RouteConfig) -> bool {
     route_filters::used(config, |r| {
         let b = &r.backend;
+        let to_another_host = |o: &ir::ResponseOverride| matches!(&o.action, ir::ResponseOverrideAction::Redirect(to) if to.hostname.is_some());
         b.upgrades.is_some()
             || b.request_buffer.is_some()
             || !b.compressors.is_empty()
             || b.bandwidth_limit.is_some()
+            || b.response_overrides.iter().any(to_another_host)
     })
 }
 
