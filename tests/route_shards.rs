@@ -88,27 +88,25 @@ fn write_routes(dir: &Path, docs: &[String]) {
     std::fs::rename(&tmp, dir.join("routes.yaml")).unwrap();
 }
 
+/// A directory with Gateway "eg" on a free port and Services svc-a, svc-b and
+/// svc-c on echo backends a, b and c.
+fn setup() -> (tempfile::TempDir, [EchoBackend; 3], u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = ["a", "b", "c"].map(EchoBackend::start);
+    let port = common::free_port();
+    let mut objects = vec![CLASS.to_string(), gateway("eg", port)];
+    for backend in &backends {
+        objects.push(service(&format!("svc-{}", backend.name), backend.port));
+    }
+    write_objects(dir.path(), &objects);
+    (dir, backends, port)
+}
+
 fn sharded_routes_route_by_host(ads: &str) {
     // The exact hosts land in different shards, so that a forged shard header
     // naming the other one is a real test.
     assert_ne!(shard_of("one.shard.test"), shard_of("two.shard.test"));
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        EchoBackend::start("a"),
-        EchoBackend::start("b"),
-        EchoBackend::start("c"),
-    );
-    let port = common::free_port();
-    write_objects(
-        dir.path(),
-        &[
-            CLASS.to_string(),
-            gateway("eg", port),
-            service("svc-a", a.port),
-            service("svc-b", b.port),
-            service("svc-c", c.port),
-        ],
-    );
+    let (dir, [a, b, c], port) = setup();
     write_routes(dir.path(), &routes(true, false));
     let gantry = Gantry::start_args(dir.path(), &["--shard-routes-above", "0"]);
     let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", ads, "shards"));
@@ -205,4 +203,62 @@ fn sharded_routes_route_by_host_over_delta() {
 #[test]
 fn sharded_routes_route_by_host_over_sotw() {
     sharded_routes_route_by_host("sotw");
+}
+
+/// The scopes Envoy has, over every scoped route configuration.
+fn scopes_in(envoy: &mut common::EnvoyProcess) -> usize {
+    let dump = envoy.config_dump();
+    let Some(scoped) = common::dump_section(&dump, "ScopedRoutesConfigDump") else {
+        return 0;
+    };
+    (scoped["dynamic_scoped_route_configs"]
+        .as_array()
+        .into_iter()
+        .flatten())
+    .map(|c| c["scoped_route_configs"].as_array().map_or(0, Vec::len))
+    .sum()
+}
+
+/// A route configuration that grows past the threshold is sharded, and whole
+/// again when it shrinks, each time without a request going astray.
+#[test]
+fn a_route_configuration_crossing_the_threshold_changes_layout_live() {
+    let (dir, _backends, port) = setup();
+    // one, *.wild.test, a.wild.test and the catch-all: 4 virtual hosts.
+    write_routes(dir.path(), &routes(false, false));
+    let gantry = Gantry::start_args(dir.path(), &["--shard-routes-above", "4"]);
+    let mut envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "layout"));
+    let expected = [
+        ("one.shard.test", "/", (200, "a")),
+        ("a.wild.test", "/", (200, "a")),
+        ("b.wild.test", "/", (200, "c")),
+        ("nobody.test", "/fallback", (200, "b")),
+        ("nobody.test", "/", (404, "")),
+    ];
+    let check = |expected: &[(&str, &str, (u16, &str))]| {
+        for (host, path, want) in expected {
+            let (status, backend) = backend_of(port, host, path, &[]);
+            assert_eq!((status, backend.as_str()), *want, "{host}{path}");
+        }
+    };
+    wait_for(port, "one.shard.test", "/", 200, "a");
+    check(&expected);
+    assert_eq!(scopes_in(&mut envoy), 0);
+
+    // A fifth virtual host: sharded.
+    write_routes(dir.path(), &routes(true, false));
+    wait_for(port, "two.shard.test", "/", 200, "b");
+    common::poll("64 scopes in Envoy", || {
+        (scopes_in(&mut envoy) == 64).then_some(())
+    });
+    check(&expected);
+
+    // Back to four: whole again, the scopes gone.
+    write_routes(dir.path(), &routes(false, false));
+    wait_for(port, "two.shard.test", "/", 404, "");
+    common::poll("no scopes in Envoy", || {
+        (scopes_in(&mut envoy) == 0).then_some(())
+    });
+    check(&expected);
+    drop(envoy);
 }
