@@ -15,6 +15,15 @@ use crate::xds::render;
 /// Reads the files (or directories of *.yaml/*.yml) and prints the DESIGN.md shape.
 /// Input that cannot be parsed is an error naming the file, document and field.
 pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) -> Result<String> {
+    let options = Options {
+        controller_name: controller_name.to_string(),
+        ..Options::default()
+    };
+    translate_with(paths, &options, json_output)
+}
+
+/// [`translate`] with every option.
+pub fn translate_with(paths: &[PathBuf], options: &Options, json_output: bool) -> Result<String> {
     let mut texts: Vec<(String, String)> = Vec::new();
     for path in paths {
         for file in yaml_files(path)? {
@@ -23,13 +32,26 @@ pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) ->
             texts.push((file.display().to_string(), text));
         }
     }
-    translate_texts(texts, controller_name, json_output)
+    translate_texts_with(texts, options, json_output)
 }
 
 /// [`translate`] of (file name, YAML text) pairs already read.
 pub fn translate_texts(
     texts: Vec<(String, String)>,
     controller_name: &str,
+    json_output: bool,
+) -> Result<String> {
+    let options = Options {
+        controller_name: controller_name.to_string(),
+        ..Options::default()
+    };
+    translate_texts_with(texts, &options, json_output)
+}
+
+/// [`translate_texts`] with every option.
+pub fn translate_texts_with(
+    texts: Vec<(String, String)>,
+    options: &Options,
     json_output: bool,
 ) -> Result<String> {
     // Thousands of files parse on every core; the first failure (in file order) is reported.
@@ -42,12 +64,7 @@ pub fn translate_texts(
     .collect::<Result<_, _>>()
     .map_err(|p| anyhow::anyhow!("{p}"))?;
     let resources = Resources::from_files(files.iter().map(|(n, p)| (n.as_str(), p)));
-    let compiled = pipeline::compile(
-        &resources,
-        &Options {
-            controller_name: controller_name.to_string(),
-        },
-    );
+    let compiled = pipeline::compile(&resources, options);
     let xds = compiled
         .xds()
         .iter()
@@ -56,6 +73,7 @@ pub fn translate_texts(
                 gateway.clone(),
                 GatewayOutput {
                     listeners: parallel_map(r.listeners.iter().collect(), render::to_json),
+                    scoped_routes: parallel_map(r.scoped_routes.iter().collect(), render::to_json),
                     routes: parallel_map(r.routes.iter().collect(), render::to_json),
                     clusters: parallel_map(r.clusters.iter().collect(), render::to_json),
                     endpoints: parallel_map(r.endpoints.iter().collect(), render::to_json),
@@ -92,6 +110,9 @@ struct TranslateOutput<'a> {
 #[derive(Serialize)]
 struct GatewayOutput {
     listeners: Vec<Value>,
+    /// ScopedRouteConfigurations of sharded route configurations; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scoped_routes: Vec<Value>,
     routes: Vec<Value>,
     clusters: Vec<Value>,
     endpoints: Vec<Value>,

@@ -49,6 +49,10 @@ struct TranslateArgs {
     /// GatewayClass controllerName to manage.
     #[arg(long, default_value = gantry::DEFAULT_CONTROLLER_NAME)]
     controller_name: String,
+    /// A route configuration with more virtual hosts than this is printed as 64
+    /// Scoped RDS shards (as `serve` serves it); 0 shards every one.
+    #[arg(long, default_value_t = gantry::xds::build::route_shards::DEFAULT_SHARD_ROUTES_ABOVE)]
+    shard_routes_above: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,9 +97,15 @@ fn execute(cli: Cli) -> Result<()> {
         Command::Serve(args) => runtime()?.block_on(gantry::serve::serve(args)),
         Command::Run(args) => runtime()?.block_on(gantry::serve::run(args)),
         Command::Translate(args) => {
-            let output = gantry::cli::translate(
+            let options = gantry::pipeline::Options {
+                controller_name: args.controller_name,
+                build: gantry::xds::build::Settings {
+                    shard_routes_above: args.shard_routes_above,
+                },
+            };
+            let output = gantry::cli::translate_with(
                 &args.files,
-                &args.controller_name,
+                &options,
                 matches!(args.output, Format::Json),
             )?;
             print!("{output}");

@@ -109,7 +109,7 @@ impl Compiler {
         let snapshots = (translated.ir.gateways.iter())
             .map(|(name, gateway)| {
                 let mut memo = builds.remove(name).unwrap_or_default();
-                let snapshot = build::build(gateway, &mut memo);
+                let snapshot = build::build(gateway, &self.options.build, &mut memo);
                 self.builds.insert(name.clone(), memo);
                 check_consistent(name, &snapshot);
                 (name.clone(), snapshot)

@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// GatewayClass controllerName to manage.
     #[arg(long, default_value = crate::DEFAULT_CONTROLLER_NAME)]
     pub controller_name: String,
+    /// A route configuration (one per HTTP listener or HTTPS hostname) with more
+    /// virtual hosts than this is served as 64 Scoped RDS shards, so that Envoy
+    /// applies a one-host change in milliseconds; 0 shards every one.
+    #[arg(long, default_value_t = crate::xds::build::route_shards::DEFAULT_SHARD_ROUTES_ABOVE)]
+    pub shard_routes_above: usize,
     #[command(flatten, next_help_heading = "With --kubernetes")]
     pub kube: KubernetesArgs,
 }
@@ -313,6 +318,9 @@ impl Core {
 
         let options = Options {
             controller_name: args.controller_name.clone(),
+            build: crate::xds::build::Settings {
+                shard_routes_above: args.shard_routes_above,
+            },
         };
         let translator = Translator {
             compiler: Some(Compiler::new(options.clone())),

@@ -1,7 +1,9 @@
 //! Golden files: every `testdata/in/*.yaml` is translated offline and compared with
 //! `testdata/out/*.yaml`. `GANTRY_UPDATE_GOLDEN=1 cargo test --test golden` rewrites
 //! them. An input meant to fail has `error` in its file name, and its golden output
-//! is the error message; any other input must translate.
+//! is the error message; any other input must translate. An input may have
+//! options beside it, `<name>.args` (the flags of `gantry translate` it takes;
+//! only `--shard-routes-above N` so far).
 
 mod common;
 
@@ -30,13 +32,30 @@ fn meant_to_error(input: &Path) -> bool {
         .contains("error")
 }
 
+/// The options of an input: defaults, or what its `.args` file says.
+fn options(input: &Path) -> gantry::pipeline::Options {
+    let mut options = gantry::pipeline::Options::default();
+    let Ok(text) = std::fs::read_to_string(input.with_extension("args")) else {
+        return options;
+    };
+    let mut words = text.split_whitespace();
+    while let Some(flag) = words.next() {
+        let value = words.next().unwrap_or_default();
+        match flag {
+            "--shard-routes-above" => {
+                options.build.shard_routes_above = value.parse().unwrap_or_else(|_| {
+                    panic!("{}: {flag} {value:?} is not a number", input.display())
+                })
+            }
+            _ => panic!("{}: unknown flag {flag}", input.display()),
+        }
+    }
+    options
+}
+
 /// The golden text for an input: the translation, or `error: ...` when it fails.
 fn translate(input: &Path) -> String {
-    match gantry::cli::translate(
-        &[input.to_path_buf()],
-        gantry::DEFAULT_CONTROLLER_NAME,
-        false,
-    ) {
+    match gantry::cli::translate_with(&[input.to_path_buf()], &options(input), false) {
         Ok(out) => out,
         Err(e) => format!("error: {e:#}\n"),
     }

@@ -194,13 +194,17 @@ proptest! {
     fn incremental_translation_equals_full_translation(
         start in any::<usize>(),
         changes in prop::collection::vec(change(), 1..14),
+        // Route configurations sharded always, from 2 or 3 virtual hosts on (so
+        // changes move them between layouts), or at gantry's default.
+        shard_routes_above in prop::sample::select(vec![0usize, 1, 2, 256]),
     ) {
         let vocabulary = vocabulary();
         let mut state: BTreeMap<Key, Object> = BTreeMap::new();
         for object in &vocabulary.files[start % vocabulary.files.len()] {
             state.insert(object.key(), object.clone());
         }
-        let options = Options::default();
+        let mut options = Options::default();
+        options.build.shard_routes_above = shard_routes_above;
         let mut compiler = Compiler::new(options.clone());
         let first = resources(&state);
         prop_assert_eq!(outcome(&compiler.compile(&first)), outcome(&pipeline::compile(&first, &options)));

@@ -25,7 +25,9 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{
+    RouteConfiguration, ScopedRouteConfiguration, VirtualHost,
+};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -54,7 +56,7 @@ const QUIET: Duration = Duration::from_millis(300);
 /// within `WAIT` did not wait for it. Tests of the wait itself set a short one.
 const WARMING_WAIT_BEYOND_ANY_TEST: Duration = Duration::from_secs(600);
 
-use type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SCOPED_ROUTE};
 
 // ---------------------------------------------------------------------------
 // Test configuration: named resources with a "generation" that changes content.
@@ -137,6 +139,11 @@ impl Config {
                 .into_iter()
                 .map(|(n, g)| route(&n, g))
                 .collect(),
+            scoped_routes: self
+                .items(SCOPED_ROUTE)
+                .into_iter()
+                .map(|(n, g)| scope(&n, g))
+                .collect(),
             secrets: Vec::new(),
         }
     }
@@ -216,6 +223,15 @@ fn route(name: &str, generation: u32) -> RouteConfiguration {
     }
 }
 
+/// A scope naming route configuration `r<generation>`.
+fn scope(name: &str, generation: u32) -> ScopedRouteConfiguration {
+    ScopedRouteConfiguration {
+        name: name.to_string(),
+        route_configuration_name: format!("r{generation}"),
+        ..Default::default()
+    }
+}
+
 /// The name of a resource in a response, decoded from its proto.
 fn decoded_name(type_url: &str, any: &Any) -> String {
     assert_eq!(
@@ -228,6 +244,7 @@ fn decoded_name(type_url: &str, any: &Any) -> String {
         ENDPOINT => ClusterLoadAssignment::decode(bytes).unwrap().cluster_name,
         LISTENER => Listener::decode(bytes).unwrap().name,
         ROUTE => RouteConfiguration::decode(bytes).unwrap().name,
+        SCOPED_ROUTE => ScopedRouteConfiguration::decode(bytes).unwrap().name,
         other => panic!("unexpected type {other}"),
     }
 }
@@ -1426,24 +1443,69 @@ async fn a_route_move_waits_for_the_new_cluster_endpoints_and_removes_last(p: Pr
     envoy.subscribe(ENDPOINT, &["c"]).await;
     assert_eq!(
         next_acked(&mut envoy, 5).await,
-        p.pick(
-            vec![
-                summary(ENDPOINT, &["c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &[], &["b"]),
-                summary(ENDPOINT, &[], &["b"]),
-            ],
-            vec![
-                summary(ENDPOINT, &["a", "b", "c"], &[]),
-                summary(LISTENER, &["l1"], &[]),
-                summary(ROUTE, &["r1"], &[]),
-                summary(CLUSTER, &["a", "c"], &[]),
-                summary(ENDPOINT, &["a", "c"], &[]),
-            ]
-        )
+        route_move_after_endpoints(p, &[])
     );
     envoy.quiet("after the move").await;
+}
+
+/// What [`route_move`] sends once Envoy asked for c's endpoints: those, the
+/// listener, `between` (the listener's scopes), the route, then the removals.
+fn route_move_after_endpoints(p: Protocol, between: &[Summary]) -> Vec<Summary> {
+    let mut out = vec![
+        p.pick(
+            summary(ENDPOINT, &["c"], &[]),
+            summary(ENDPOINT, &["a", "b", "c"], &[]),
+        ),
+        summary(LISTENER, &["l1"], &[]),
+    ];
+    out.extend(between.iter().cloned());
+    out.push(summary(ROUTE, &["r1"], &[]));
+    out.extend(p.pick(
+        [
+            summary(CLUSTER, &[], &["b"]),
+            summary(ENDPOINT, &[], &["b"]),
+        ],
+        [
+            summary(CLUSTER, &["a", "c"], &[]),
+            summary(ENDPOINT, &["a", "c"], &[]),
+        ],
+    ));
+    out
+}
+
+async fn scopes_are_fetched_whole_and_go_between_listeners_and_routes(p: Protocol) {
+    let config = Config::base()
+        .with_eds_clusters()
+        .with(SCOPED_ROUTE, "s1", 1);
+    let (h, mut envoy) = started(p, &config).await;
+    // Envoy subscribes to scopes as a whole (SRDS is a wildcard subscription).
+    envoy.fetch(SCOPED_ROUTE, &[], &["s1"]).await;
+    h.wait_metric("gantry_xds_acks_total", &type_labels("scoped-route"), 1.0)
+        .await;
+
+    // A route move that changes the listener, the scope and the route: they
+    // wait together for the new cluster's endpoints, then go in that order.
+    let mut moved = route_move(&config).with(SCOPED_ROUTE, "s1", 2);
+    moved = moved.with(SCOPED_ROUTE, "s2", 1);
+    h.set(&[(GROUP, &moved)]);
+    envoy.accept(new_cluster_c(p)).await;
+    envoy.quiet("before c's endpoints are asked for").await;
+    envoy.subscribe(ENDPOINT, &["c"]).await;
+    assert_eq!(
+        next_acked(&mut envoy, 6).await,
+        route_move_after_endpoints(p, &[summary(SCOPED_ROUTE, &["s1", "s2"], &[])])
+    );
+
+    // A scope removed: Delta names it, SotW sends the rest.
+    h.set(&[(GROUP, &moved.clone().without(SCOPED_ROUTE, "s2"))]);
+    assert_eq!(
+        next_acked(&mut envoy, 1).await,
+        [p.pick(
+            summary(SCOPED_ROUTE, &[], &["s2"]),
+            summary(SCOPED_ROUTE, &["s1"], &[])
+        )]
+    );
+    envoy.quiet("after the scope went").await;
 }
 
 async fn a_removed_cluster_goes_after_the_routes_that_used_it(p: Protocol) {
@@ -1655,6 +1717,7 @@ async fn a_first_listener_request_during_a_wait_is_answered_when_it_ends(p: Prot
 for_both_protocols!(
     a_route_move_waits_for_the_new_cluster_endpoints_and_removes_last,
     a_removed_cluster_goes_after_the_routes_that_used_it,
+    scopes_are_fetched_whole_and_go_between_listeners_and_routes,
     routes_go_at_once_when_no_new_cluster_must_warm,
     routes_go_after_the_warming_wait_if_endpoints_are_never_asked_for,
     a_change_during_a_wait_keeps_waiting_for_the_warming_cluster,

@@ -189,12 +189,16 @@ fn parent_of<'s, 'g>(
 pub struct Options {
     /// The GatewayClass controllerName gantry answers to.
     pub controller_name: String,
+    /// How the IR becomes protos (not read by translation itself; the pipeline
+    /// hands it to `xds::build`).
+    pub build: crate::xds::build::Settings,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             controller_name: crate::DEFAULT_CONTROLLER_NAME.to_string(),
+            build: crate::xds::build::Settings::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The references between one Gateway's xDS resources hold (as go-control-plane's
 //! `Snapshot.Consistent` checks): every cluster a route or TCP proxy names exists,
-//! every EDS cluster has its endpoints and no endpoints lack a cluster, and no two
-//! resources of a type share a name. A broken reference is a bug in gantry, not in
+//! every EDS cluster has its endpoints and no endpoints lack a cluster, every
+//! route configuration a scope names exists, and no two resources of a type share
+//! a name. A broken reference is a bug in gantry, not in
 //! the input: Envoy would warm a listener against a missing cluster forever.
 
 use std::collections::BTreeSet;
@@ -36,11 +37,24 @@ impl GatewayXds {
             self.listeners.iter().map(|l| l.name.as_str()),
             &mut problems,
         );
-        unique(
+        let routes = unique(
             "route configuration",
             self.routes.iter().map(|r| r.name.as_str()),
             &mut problems,
         );
+        unique(
+            "scoped route configuration",
+            self.scoped_routes.iter().map(|s| s.name.as_str()),
+            &mut problems,
+        );
+        for scope in &self.scoped_routes {
+            if !routes.contains(scope.route_configuration_name.as_str()) {
+                problems.push(format!(
+                    "scope {:?} names route configuration {:?}, which does not exist",
+                    scope.name, scope.route_configuration_name
+                ));
+            }
+        }
         unique(
             "secret",
             self.secrets.iter().map(|s| s.name.as_str()),
@@ -145,7 +159,7 @@ fn unique<'a>(
 mod tests {
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::route::v3::{
-        Route, RouteAction, RouteConfiguration, VirtualHost,
+        Route, RouteAction, RouteConfiguration, ScopedRouteConfiguration, VirtualHost,
     };
 
     use super::*;
@@ -193,5 +207,31 @@ mod tests {
         assert!(problems.contains("two cluster resources"), "{problems}");
         assert!(problems.contains("two route configuration"), "{problems}");
         assert!(!problems.contains(INVALID_BACKEND_CLUSTER), "{problems}");
+    }
+
+    #[test]
+    fn a_scope_naming_a_missing_route_configuration_is_reported() {
+        let scope = |name: &str, route_config: &str| ScopedRouteConfiguration {
+            name: name.into(),
+            route_configuration_name: route_config.into(),
+            ..Default::default()
+        };
+        let xds = GatewayXds {
+            routes: vec![RouteConfiguration {
+                name: "rc/shard-0".into(),
+                ..Default::default()
+            }],
+            scoped_routes: vec![
+                scope("rc/shard-0", "rc/shard-0"),
+                scope("rc/shard-1", "rc/shard-1"),
+            ],
+            ..Default::default()
+        };
+        let problems = xds.check_consistent().unwrap_err();
+        assert!(
+            problems.contains("\"rc/shard-1\", which does not exist"),
+            "{problems}"
+        );
+        assert!(!problems.contains("\"rc/shard-0\", which"), "{problems}");
     }
 }

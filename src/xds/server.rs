@@ -199,8 +199,9 @@ trait Protocol: Send + Sized + 'static {
 /// Envoy has the endpoints of every cluster it was sent (a new EDS cluster is not
 /// usable until then), and what the change removes goes last.
 const REFERENCED_TYPES: [&str; 3] = [type_url::CLUSTER, type_url::ENDPOINT, type_url::SECRET];
-const FLUSH_TYPES: [&str; 5] = [
+const FLUSH_TYPES: [&str; 6] = [
     type_url::LISTENER,
+    type_url::SCOPED_ROUTE,
     type_url::ROUTE,
     type_url::CLUSTER,
     type_url::ENDPOINT,
@@ -212,7 +213,7 @@ const WARMING_WAIT: Duration = Duration::from_secs(5);
 /// Per-stream ordering of one change (see `REFERENCED_TYPES`).
 #[derive(Default)]
 struct Rollout {
-    /// Listener and route responses wait.
+    /// Listener, scope and route responses wait.
     hold: bool,
     /// While `hold`: EDS names of clusters sent whose endpoints have not been sent since.
     awaiting: BTreeSet<String>,
@@ -220,7 +221,10 @@ struct Rollout {
 
 impl Rollout {
     fn holds(&self, type_url: &str) -> bool {
-        self.hold && (type_url == type_url::LISTENER || type_url == type_url::ROUTE)
+        self.hold
+            && (type_url == type_url::LISTENER
+                || type_url == type_url::SCOPED_ROUTE
+                || type_url == type_url::ROUTE)
     }
 
     /// Listeners and routes wait for these clusters' endpoints, if the snapshot has any.
@@ -611,9 +615,12 @@ fn known_type(type_url: &str) -> Option<&'static str> {
     type_url::PUSH_ORDER.into_iter().find(|t| *t == type_url)
 }
 
-/// Types Envoy subscribes to as a whole (LDS, CDS); the others are requested by name.
+/// Types Envoy subscribes to as a whole (LDS, CDS, SRDS); the others are requested
+/// by name.
 fn is_wildcard_type(type_url: &str) -> bool {
-    type_url == type_url::LISTENER || type_url == type_url::CLUSTER
+    type_url == type_url::LISTENER
+        || type_url == type_url::CLUSTER
+        || type_url == type_url::SCOPED_ROUTE
 }
 
 /// A version for a set of resources: a hash of their names and versions.

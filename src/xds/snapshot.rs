@@ -6,7 +6,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, ScopedRouteConfiguration};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use sha2::{Digest, Sha256};
 
@@ -17,12 +17,16 @@ pub mod type_url {
     pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
     pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
     pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+    pub const SCOPED_ROUTE: &str =
+        "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
     pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
     /// The order in which a change is pushed: what is referenced goes before what
     /// references it (clusters before endpoints before listeners before routes), so
-    /// Envoy never warms a listener against a cluster it does not have yet.
-    pub const PUSH_ORDER: [&str; 5] = [CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE];
+    /// Envoy never warms a listener against a cluster it does not have yet. Scopes
+    /// come between listeners and routes: Envoy asks for them when a listener's HCM
+    /// is created, then for the route configurations they name.
+    pub const PUSH_ORDER: [&str; 6] = [CLUSTER, ENDPOINT, SECRET, LISTENER, SCOPED_ROUTE, ROUTE];
 
     /// Short name for logs and metrics labels.
     pub fn short(type_url: &str) -> &str {
@@ -31,6 +35,7 @@ pub mod type_url {
             ENDPOINT => "endpoint",
             LISTENER => "listener",
             ROUTE => "route",
+            SCOPED_ROUTE => "scoped-route",
             SECRET => "secret",
             other => other,
         }
@@ -174,6 +179,8 @@ impl Snapshot {
 pub struct GatewayXds {
     pub listeners: Vec<Listener>,
     pub routes: Vec<RouteConfiguration>,
+    /// The scopes of sharded route configurations (see `xds::build::route_shards`).
+    pub scoped_routes: Vec<ScopedRouteConfiguration>,
     pub clusters: Vec<Cluster>,
     pub endpoints: Vec<ClusterLoadAssignment>,
     pub secrets: Vec<Secret>,
@@ -223,6 +230,15 @@ impl GatewayXds {
         add(out, previous, type_url::LISTENER, &self.listeners, |l| {
             &l.name
         });
+        if !self.scoped_routes.is_empty() {
+            add(
+                out,
+                previous,
+                type_url::SCOPED_ROUTE,
+                &self.scoped_routes,
+                |s| &s.name,
+            );
+        }
         let previous_routes = previous.and_then(|p| p.of_type(type_url::ROUTE));
         let routes = out.entry(type_url::ROUTE).or_default();
         for config in &self.routes {
@@ -253,6 +269,7 @@ impl GatewayXds {
         GatewayXds {
             listeners: decode(snapshot, type_url::LISTENER),
             routes: decode(snapshot, type_url::ROUTE),
+            scoped_routes: decode(snapshot, type_url::SCOPED_ROUTE),
             clusters: decode(snapshot, type_url::CLUSTER),
             endpoints: decode(snapshot, type_url::ENDPOINT),
             secrets: decode(snapshot, type_url::SECRET),

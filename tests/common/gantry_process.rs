@@ -6,6 +6,10 @@ use std::process::Command;
 
 use super::{Child, poll, try_http_get};
 
+/// With this set (to a number), every `gantry serve` a test starts gets
+/// `--shard-routes-above` that number.
+pub const SHARD_ROUTES_ABOVE_ENV: &str = "GANTRY_TEST_SHARD_ROUTES_ABOVE";
+
 pub struct Gantry {
     pub dir: PathBuf,
     pub xds_port: u16,
@@ -22,7 +26,14 @@ pub struct Gantry {
 impl Gantry {
     /// Starts `gantry serve` on `dir` and waits until /healthz answers.
     pub fn start(dir: &Path) -> Self {
-        Self::start_with(dir, vec!["--config-dir".into(), dir.into()], None)
+        Self::start_args(dir, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments.
+    pub fn start_args(dir: &Path, extra: &[&str]) -> Self {
+        let mut args: Vec<std::ffi::OsString> = vec!["--config-dir".into(), dir.into()];
+        args.extend(extra.iter().map(Into::into));
+        Self::start_with(dir, args, None)
     }
 
     /// Starts `gantry serve --kubernetes` on the cluster `kubeconfig` names, with
@@ -55,6 +66,13 @@ impl Gantry {
     fn spawn(&mut self) {
         let mut command = Command::new(super::gantry_bin());
         command.arg("serve").args(&self.args);
+        // Runs any test with route configurations sharded (see route_shards.rs),
+        // unless the test sets the threshold itself.
+        if let Ok(above) = std::env::var(SHARD_ROUTES_ABOVE_ENV)
+            && !self.args.iter().any(|a| a == "--shard-routes-above")
+        {
+            command.args(["--shard-routes-above", &above]);
+        }
         if let Some(kubeconfig) = &self.kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }

@@ -518,6 +518,8 @@ pub fn envoy_validate(file_name: &str, contents: &str) -> Result<(), String> {
 /// endpoints, secrets}` object `gantry translate -o json` prints under
 /// `xds.<ns>/<gw>`) with `envoy --mode validate`, as static resources:
 /// - HCM `rds` references become inline `route_config`s (a missing route is an error);
+///   HCM `scoped_rds` becomes the inline list of its scopes (those named
+///   `<scoped_routes.name>/...`), each with its route configuration inline;
 /// - EDS clusters get their `load_assignment` from the matching `endpoints` entry
 ///   and become STATIC (STRICT_DNS if an endpoint is a host name);
 /// - SDS references (`sds_config`) are dropped, so secrets resolve to
@@ -542,8 +544,10 @@ pub fn validate_static(resources: &Value) -> Result<(), String> {
         .filter_map(|e| Some((e["cluster_name"].as_str()?.to_string(), e)))
         .collect();
 
+    let scopes = list("scoped_routes");
     let mut listeners = list("listeners");
     for listener in &mut listeners {
+        inline_scoped_rds(listener, &scopes, &routes)?;
         inline_rds(listener, &routes)?;
         drop_sds_config(listener);
     }
@@ -586,6 +590,63 @@ fn inline_rds(value: &mut Value, routes: &BTreeMap<String, Value>) -> Result<(),
         Value::Array(items) => {
             for item in items {
                 inline_rds(item, routes)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces every HCM's `scoped_rds` with its scopes inline, each holding its
+/// route configuration inline.
+fn inline_scoped_rds(
+    value: &mut Value,
+    scopes: &[Value],
+    routes: &BTreeMap<String, Value>,
+) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            if let Some(scoped) = map.get_mut("scoped_routes")
+                && let Some(scoped) = scoped.as_object_mut()
+                && scoped.remove("scoped_rds").is_some()
+            {
+                let prefix = format!("{}/", scoped["name"].as_str().unwrap_or_default());
+                let mut mine = Vec::new();
+                for scope in scopes {
+                    if !scope["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with(&prefix)
+                    {
+                        continue;
+                    }
+                    let name = scope["route_configuration_name"]
+                        .as_str()
+                        .unwrap_or_default();
+                    let route = routes.get(name).ok_or_else(|| {
+                        format!("scope names route configuration {name:?}, which is not in routes")
+                    })?;
+                    let mut scope = scope.clone();
+                    let fields = scope.as_object_mut().unwrap();
+                    fields.remove("route_configuration_name");
+                    fields.insert("route_configuration".into(), route.clone());
+                    mine.push(scope);
+                }
+                if mine.is_empty() {
+                    return Err(format!("no scopes named {prefix}..."));
+                }
+                scoped.insert(
+                    "scoped_route_configurations_list".into(),
+                    json!({ "scoped_route_configurations": mine }),
+                );
+            }
+            for child in map.values_mut() {
+                inline_scoped_rds(child, scopes, routes)?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                inline_scoped_rds(item, scopes, routes)?;
             }
         }
         _ => {}

@@ -25,7 +25,7 @@ use super::common::{
     ads, any, duration, header_matcher, header_value_options, string_matcher, typed_extension,
 };
 use super::connection::{http_protocol_options, http1_protocol_options, http2_protocol_options};
-use super::route_filters;
+use super::{route_filters, route_shards};
 use crate::ir;
 
 pub(super) const CORS_FILTER: &str = "envoy.filters.http.cors";
@@ -33,11 +33,14 @@ pub(super) const CORS_FILTER: &str = "envoy.filters.http.cors";
 pub(super) const WEBSOCKET: &str = "websocket";
 
 /// `quic`: for the chain of the HTTP/3 listener, with the HTTP/3 codec.
+/// `sharded`: the route configuration is served as Scoped RDS shards (see
+/// `route_shards`).
 pub(super) fn http_connection_manager(
     chain_name: &str,
     route_config: &ir::RouteConfig,
     client: &ir::ClientSettings,
     quic: bool,
+    sharded: bool,
 ) -> hcm::HttpConnectionManager {
     // The CORS filter does nothing by itself; each route's CorsPolicy (in
     // typed_per_filter_config) switches it on. It goes before the router so that
@@ -125,14 +128,18 @@ pub(super) fn http_connection_manager(
             hcm::http_connection_manager::CodecType::Auto
         } as i32,
         http3_protocol_options: quic.then(core::Http3ProtocolOptions::default),
-        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
-            hcm::Rds {
+        route_specifier: Some(if sharded {
+            route_shards::scoped_routes(&route_config.name)
+        } else {
+            hcm::http_connection_manager::RouteSpecifier::Rds(hcm::Rds {
                 config_source: Some(ads()),
                 route_config_name: route_config.name.clone(),
-            },
-        )),
-        http_filters: http_filters(client)
+            })
+        }),
+        // The shard of the request is known before any filter looks at its route.
+        http_filters: (sharded.then(|| route_shards::lua_filter(&route_config.name)))
             .into_iter()
+            .chain(http_filters(client))
             .chain(custom_response)
             .chain(fault)
             .chain(cors)

@@ -11,10 +11,10 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value, UInt64Value};
 
 use super::common::{any, buffer_limit, duration, socket_address};
 use super::connection::{socket_buffer_options, tcp_keepalive, tcp_keepalive_socket_options};
-use super::{hcm, tcp_proxy, tls};
+use super::{Settings, hcm, tcp_proxy, tls};
 use crate::ir;
 
-pub(super) fn listener(l: &ir::Listener) -> listener::Listener {
+pub(super) fn listener(l: &ir::Listener, settings: &Settings) -> listener::Listener {
     let client = &l.client;
     let mut listener_filters = first_listener_filters(client);
     // Chains are chosen by SNI, which the TLS inspector reads.
@@ -38,7 +38,7 @@ pub(super) fn listener(l: &ir::Listener) -> listener::Listener {
         filter_chains: l
             .filter_chains
             .iter()
-            .map(|c| filter_chain(c, client, false))
+            .map(|c| filter_chain(c, client, false, settings))
             .collect(),
         per_connection_buffer_limit_bytes: Some(buffer_limit(client.connection.buffer_limit)),
         ..Default::default()
@@ -59,7 +59,7 @@ pub(super) fn serves_https(chain: &ir::FilterChain) -> bool {
 
 /// The HTTP/3 listener beside an HTTPS one: same port over UDP, the same chains
 /// (and route configurations) with the QUIC transport.
-pub(super) fn quic_listener(l: &ir::Listener) -> listener::Listener {
+pub(super) fn quic_listener(l: &ir::Listener, settings: &Settings) -> listener::Listener {
     let mut address = socket_address(&l.address, l.port);
     if let Some(core::address::Address::SocketAddress(a)) = &mut address.address {
         a.protocol = core::socket_address::Protocol::Udp as i32;
@@ -75,7 +75,7 @@ pub(super) fn quic_listener(l: &ir::Listener) -> listener::Listener {
             .filter_chains
             .iter()
             .filter(|c| serves_https(c))
-            .map(|c| filter_chain(c, &l.client, true))
+            .map(|c| filter_chain(c, &l.client, true, settings))
             .collect(),
         per_connection_buffer_limit_bytes: Some(buffer_limit(l.client.connection.buffer_limit)),
         ..Default::default()
@@ -89,12 +89,19 @@ fn filter_chain(
     chain: &ir::FilterChain,
     client: &ir::ClientSettings,
     quic: bool,
+    settings: &Settings,
 ) -> listener::FilterChain {
     let last_filter = match &chain.traffic {
         ir::Traffic::Http(config) => listener::Filter {
             name: "envoy.filters.network.http_connection_manager".to_string(),
             config_type: Some(listener::filter::ConfigType::TypedConfig(any(
-                &hcm::http_connection_manager(&chain.name, config, client, quic),
+                &hcm::http_connection_manager(
+                    &chain.name,
+                    config,
+                    client,
+                    quic,
+                    settings.shards(config),
+                ),
             ))),
         },
         ir::Traffic::Tcp(forward) => listener::Filter {

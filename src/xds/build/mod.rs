@@ -21,6 +21,7 @@ mod listener;
 mod load_balancer;
 mod route;
 mod route_filters;
+pub mod route_shards;
 mod secret;
 mod tcp_proxy;
 mod tls;
@@ -30,6 +31,31 @@ mod upstream_tls;
 /// here, and `cluster_not_found_response_code` turns it into a 500 or 503 (a TCP
 /// connection sent here is closed).
 pub const INVALID_BACKEND_CLUSTER: &str = "gantry/invalid-backend";
+
+/// How the protos are laid out, beyond what the IR says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// A route configuration with more virtual hosts than this is served as
+    /// Scoped RDS shards (see [`route_shards`]); 0 shards every one (but those
+    /// [`route_shards::needs_route_before_filters`] keeps whole).
+    pub shard_routes_above: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            shard_routes_above: route_shards::DEFAULT_SHARD_ROUTES_ABOVE,
+        }
+    }
+}
+
+impl Settings {
+    /// Whether `config` is served as shards.
+    fn shards(&self, config: &ir::RouteConfig) -> bool {
+        config.virtual_hosts.len() > self.shard_routes_above
+            && !route_shards::needs_route_before_filters(config)
+    }
+}
 
 /// What the last build of one Gateway encoded, kept so that the next encodes only
 /// what changed: clusters and their endpoints by cluster, route configurations by
@@ -53,10 +79,18 @@ struct EncodedRouteConfig {
     client: ir::ClientSettings,
     tls: bool,
     virtual_hosts: HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>,
+    /// When sharded: each shard's RouteConfiguration and the virtual hosts it was
+    /// made of, so that a shard whose hosts are the same ones is not assembled again.
+    shards: Vec<EncodedShard>,
+}
+
+struct EncodedShard {
+    parts: Vec<Arc<EncodedPart>>,
+    route_config: Arc<Resource>,
 }
 
 /// The snapshot one Gateway's Envoys are served.
-pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
+pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> Arc<Snapshot> {
     let mut resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> = BTreeMap::new();
     let last = std::mem::take(&mut memo.last);
     let previous = |type_url: &str, name: &str| last.of_type(type_url)?.get(name);
@@ -66,9 +100,9 @@ pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
 
     let mut route_configs = HashMap::new();
     for l in &gateway.listeners {
-        let mut listeners = vec![listener::listener(l)];
+        let mut listeners = vec![listener::listener(l, settings)];
         if l.client.http3.is_some() && l.filter_chains.iter().any(listener::serves_https) {
-            listeners.push(listener::quic_listener(l));
+            listeners.push(listener::quic_listener(l, settings));
         }
         for built in listeners {
             add(
@@ -83,14 +117,31 @@ pub fn build(gateway: &ir::GatewayIr, memo: &mut Memo) -> Arc<Snapshot> {
                     .route_configs
                     .remove(&config.name)
                     .filter(|kept| kept.client == l.client && kept.tls == tls);
-                let (resource, encoded) = route_config(
-                    config,
-                    &l.client,
-                    tls,
-                    kept,
-                    previous(type_url::ROUTE, &config.name),
-                );
-                add(type_url::ROUTE, resource);
+                let encoded = if settings.shards(config) {
+                    let encoded = sharded_route_config(config, &l.client, tls, kept, &last);
+                    for shard in 0..route_shards::SHARDS {
+                        let name = route_shards::shard_name(&config.name, shard);
+                        let scope = route_shards::scope(&config.name, shard);
+                        add(
+                            type_url::SCOPED_ROUTE,
+                            encode_again(&last, type_url::SCOPED_ROUTE, &name, &scope),
+                        );
+                    }
+                    for shard in &encoded.shards {
+                        add(type_url::ROUTE, shard.route_config.clone());
+                    }
+                    encoded
+                } else {
+                    let (resource, encoded) = route_config(
+                        config,
+                        &l.client,
+                        tls,
+                        kept,
+                        previous(type_url::ROUTE, &config.name),
+                    );
+                    add(type_url::ROUTE, resource);
+                    encoded
+                };
                 route_configs.insert(config.name.clone(), encoded);
             }
         }
@@ -230,7 +281,34 @@ fn route_config(
     kept: Option<EncodedRouteConfig>,
     previous: Option<&Arc<Resource>>,
 ) -> (Arc<Resource>, EncodedRouteConfig) {
-    let mut kept_hosts = kept.map(|k| k.virtual_hosts).unwrap_or_default();
+    let (parts, virtual_hosts) = virtual_hosts(config, client, kept.map(|k| k.virtual_hosts));
+    let header = route::route_configuration_header(&config.name, client, tls);
+    let resource = Resource::route_configuration(
+        &header,
+        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
+        previous,
+    );
+    let encoded = EncodedRouteConfig {
+        client: client.clone(),
+        tls,
+        virtual_hosts,
+        shards: Vec::new(),
+    };
+    (resource, encoded)
+}
+
+/// The encoded virtual hosts of `config`, in its order, each encoded again only
+/// where `kept` holds none equal; and the same by name, to keep for the next build.
+#[allow(clippy::type_complexity)]
+fn virtual_hosts(
+    config: &ir::RouteConfig,
+    client: &ir::ClientSettings,
+    kept: Option<HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>>,
+) -> (
+    Vec<Arc<EncodedPart>>,
+    HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>,
+) {
+    let mut kept_hosts = kept.unwrap_or_default();
     let mut virtual_hosts = HashMap::with_capacity(config.virtual_hosts.len());
     let mut parts = Vec::with_capacity(config.virtual_hosts.len());
     for vh in &config.virtual_hosts {
@@ -244,16 +322,163 @@ fn route_config(
         parts.push(part.1.clone());
         virtual_hosts.insert(vh.name.clone(), part);
     }
-    let header = route::route_configuration_header(&config.name, client, tls);
-    let resource = Resource::route_configuration(
-        &header,
-        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
-        previous,
-    );
-    let encoded = EncodedRouteConfig {
+    (parts, virtual_hosts)
+}
+
+/// A route configuration as its shards (see [`route_shards`]). Virtual hosts are
+/// encoded again only where `kept` holds none equal, and a shard is assembled
+/// again only when its virtual hosts are not the very ones it had: a one-host
+/// change encodes that host and assembles the shard(s) holding it.
+fn sharded_route_config(
+    config: &ir::RouteConfig,
+    client: &ir::ClientSettings,
+    tls: bool,
+    kept: Option<EncodedRouteConfig>,
+    last: &Snapshot,
+) -> EncodedRouteConfig {
+    let (kept_hosts, kept_shards) = match kept {
+        Some(k) => (Some(k.virtual_hosts), k.shards),
+        None => (None, Vec::new()),
+    };
+    let (parts, virtual_hosts) = virtual_hosts(config, client, kept_hosts);
+    let shards = (route_shards::members(config).into_iter().enumerate())
+        .map(|(shard, members)| {
+            let parts: Vec<Arc<EncodedPart>> =
+                members.into_iter().map(|i| parts[i].clone()).collect();
+            let unchanged = kept_shards.get(shard).filter(|k| {
+                k.parts.len() == parts.len()
+                    && (k.parts.iter().zip(&parts)).all(|(a, b)| Arc::ptr_eq(a, b))
+            });
+            let route_config = match unchanged {
+                Some(k) => k.route_config.clone(),
+                None => {
+                    let name = route_shards::shard_name(&config.name, shard);
+                    let header = route_shards::shard_header(&name, client, tls);
+                    let previous = last.of_type(type_url::ROUTE).and_then(|r| r.get(&name));
+                    Resource::route_configuration(
+                        &header,
+                        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
+                        previous,
+                    )
+                }
+            };
+            EncodedShard {
+                parts,
+                route_config,
+            }
+        })
+        .collect();
+    EncodedRouteConfig {
         client: client.clone(),
         tls,
         virtual_hosts,
-    };
-    (resource, encoded)
+        shards,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One HTTP listener whose route configuration "rc" has `hosts` exact hosts
+    /// `h<i>.test` (virtual host `h<i>`, or `renamed` for `h<renamed>`) and one
+    /// wildcard host.
+    fn gateway(hosts: usize, renamed: Option<usize>) -> ir::GatewayIr {
+        let host = |i: usize| ir::VirtualHost {
+            name: if renamed == Some(i) {
+                format!("h{i}-renamed")
+            } else {
+                format!("h{i}")
+            },
+            domains: vec![format!("h{i}.test")],
+            routes: Vec::new(),
+        };
+        let mut virtual_hosts: Vec<ir::VirtualHost> = (0..hosts).map(host).collect();
+        virtual_hosts.push(ir::VirtualHost {
+            name: "wild".into(),
+            domains: vec!["*.wild.test".into()],
+            routes: Vec::new(),
+        });
+        ir::GatewayIr {
+            listeners: vec![ir::Listener {
+                name: "http-8080".into(),
+                address: "0.0.0.0".into(),
+                port: 8080,
+                filter_chains: vec![ir::FilterChain {
+                    name: "http-8080".into(),
+                    server_names: Vec::new(),
+                    tls: None,
+                    traffic: ir::Traffic::Http(ir::RouteConfig {
+                        name: "rc".into(),
+                        virtual_hosts,
+                    }),
+                }],
+                client: ir::ClientSettings::default(),
+            }],
+            clusters: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_large_route_configuration_is_sharded_and_a_small_one_is_not() {
+        let small = build(
+            &gateway(3, None),
+            &Settings::default(),
+            &mut Memo::default(),
+        );
+        assert!(small.of_type(type_url::SCOPED_ROUTE).is_none());
+        let routes: Vec<&String> = small.of_type(type_url::ROUTE).unwrap().keys().collect();
+        assert_eq!(routes, ["rc"]);
+
+        let large = build(
+            &gateway(300, None),
+            &Settings::default(),
+            &mut Memo::default(),
+        );
+        let scopes = large.of_type(type_url::SCOPED_ROUTE).unwrap();
+        let routes = large.of_type(type_url::ROUTE).unwrap();
+        assert_eq!(scopes.len(), route_shards::SHARDS);
+        assert_eq!(routes.len(), route_shards::SHARDS);
+        assert!(!routes.contains_key("rc"));
+        let xds = crate::xds::snapshot::GatewayXds::from_snapshot(&large);
+        xds.check_consistent().unwrap();
+        // Every host once, the wildcard in every shard, each shard removing the
+        // shard header.
+        let hosts: usize = xds.routes.iter().map(|r| r.virtual_hosts.len()).sum();
+        assert_eq!(hosts, 300 + route_shards::SHARDS);
+        for shard in &xds.routes {
+            assert!(shard.virtual_hosts.iter().any(|vh| vh.name == "wild"));
+            assert_eq!(
+                shard.request_headers_to_remove,
+                [route_shards::SHARD_HEADER]
+            );
+        }
+    }
+
+    #[test]
+    fn a_one_host_change_assembles_only_its_shard_and_versions_are_deterministic() {
+        let settings = Settings {
+            shard_routes_above: 0,
+        };
+        let mut memo = Memo::default();
+        let before = build(&gateway(100, None), &settings, &mut memo);
+        let after = build(&gateway(100, Some(5)), &settings, &mut memo);
+        let changed_shard = route_shards::shard_name("rc", route_shards::shard_of("h5.test"));
+        for type_url in [type_url::ROUTE, type_url::SCOPED_ROUTE, type_url::LISTENER] {
+            let (old, new) = (
+                before.of_type(type_url).unwrap(),
+                after.of_type(type_url).unwrap(),
+            );
+            assert_eq!(old.len(), new.len());
+            for (name, resource) in new {
+                let same = Arc::ptr_eq(resource, &old[name]);
+                let expected_same = !(type_url == type_url::ROUTE && *name == changed_shard);
+                assert_eq!(same, expected_same, "{type_url} {name}");
+            }
+        }
+        // The same input from nothing gives the same snapshot.
+        let fresh = build(&gateway(100, Some(5)), &settings, &mut Memo::default());
+        assert_eq!(*fresh, *after);
+    }
 }
