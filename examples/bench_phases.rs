@@ -103,11 +103,15 @@ fn main() {
             let resources = merge(&files);
             let merged = t.elapsed();
             let compiled = compiler.compile(&resources);
-            eprintln!(
-                "[{round}] {what} change: merge {merged:?}, compile {:?}",
-                t.elapsed() - merged
-            );
+            let compile = t.elapsed() - merged;
+            // As `serve` does once the change is pushed.
+            let t = Instant::now();
             drop(compiled);
+            compiler.collect_garbage();
+            eprintln!(
+                "[{round}] {what} change: merge {merged:?}, compile {compile:?}, then freeing the last {:?}",
+                t.elapsed()
+            );
         }
     }
     eprintln!(

@@ -11,7 +11,7 @@
 //! (a property test holds it to that).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::Arc;
 
 use crate::ir::Ir;
 use crate::resources::Resources;
@@ -55,6 +55,10 @@ pub struct Compiler {
     /// Changes that took the EndpointSlice way, which translation's memo has
     /// not seen yet.
     unseen: Changes,
+    /// What the last compilation replaced, freed by [`Compiler::collect_garbage`]:
+    /// at 10,000 routes freeing it takes tens of milliseconds that a change need
+    /// not wait for.
+    garbage: Option<Last>,
 }
 
 /// The last input and what it compiled to.
@@ -71,7 +75,14 @@ impl Compiler {
             memo: Memo::default(),
             builds: BTreeMap::new(),
             unseen: Changes::default(),
+            garbage: None,
         }
+    }
+
+    /// Frees what the last compilation replaced; call it once the result is
+    /// served (otherwise the next compilation frees it).
+    pub fn collect_garbage(&mut self) {
+        self.garbage = None;
     }
 
     pub fn compile(&mut self, resources: &Resources) -> Compiled {
@@ -91,7 +102,7 @@ impl Compiler {
                 let mut changes = changes;
                 changes.extend(std::mem::take(&mut self.unseen));
                 let compiled = self.translate(resources, &changes);
-                drop_elsewhere(last);
+                self.garbage = last;
                 compiled
             }
         };
@@ -143,29 +154,6 @@ impl Compiler {
         }
         last
     }
-}
-
-/// Drops `value` on a thread of its own. The last IR and status of 10,000 routes
-/// take tens of milliseconds to free, which a change need not wait for.
-fn drop_elsewhere<T: Send + 'static>(value: T) {
-    type Garbage = Box<dyn Send>;
-    static DROPPER: OnceLock<Mutex<mpsc::Sender<Garbage>>> = OnceLock::new();
-    let sender = DROPPER.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel::<Garbage>();
-        let spawned = std::thread::Builder::new()
-            .name("gantry-drop".into())
-            .spawn(move || receiver.into_iter().for_each(drop));
-        if let Err(e) = spawned {
-            tracing::warn!("no thread to free old translations on ({e}); freeing them inline");
-        }
-        Mutex::new(sender)
-    });
-    let sent = match sender.lock() {
-        Ok(sender) => sender.send(Box::new(value)),
-        Err(_) => return,
-    };
-    // Without the thread the value comes back here and is dropped inline.
-    drop(sent);
 }
 
 /// In debug builds (the tests), every snapshot is checked for references to

@@ -594,6 +594,15 @@ impl Translator {
             snapshots: versions.clone(),
         }));
         self.versions = Some(versions);
+        // Served and reported: only now is the last translation freed.
+        if let Some(mut compiler) = self.compiler.take() {
+            let collected = tokio::task::spawn_blocking(move || {
+                compiler.collect_garbage();
+                compiler
+            })
+            .await;
+            self.compiler = Some(collected.unwrap_or_else(|_| Compiler::new(self.options.clone())));
+        }
     }
 
     /// Gives the status its condition times, hands it to the status writer, and
