@@ -5,8 +5,8 @@
 //!
 //! Each stream has its own HTTP/2 connection (one per Envoy, as in a real fleet), a
 //! unique node id and `node.cluster` naming the Gateway. It subscribes the way Envoy
-//! does: wildcard CDS and LDS, then EDS for the clusters and RDS for the route
-//! configurations it receives, and ACKs every response. Resource bodies are only
+//! does: wildcard CDS, LDS and scoped RDS, then EDS for the clusters and RDS for the
+//! route configurations that listeners and scopes name, and ACKs every response. Resource bodies are only
 //! decoded to find those names (once per resource version for the whole process).
 //!
 //! Reports on stdout, one JSON object per line, times in seconds of CLOCK_MONOTONIC
@@ -25,6 +25,7 @@ use clap::Parser;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+use envoy_types::pb::envoy::config::route::v3::ScopedRouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -38,6 +39,7 @@ const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+const SCOPED_ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 #[derive(Parser)]
@@ -78,6 +80,7 @@ fn short_type(type_url: &str) -> &str {
         LISTENER => "listener",
         ENDPOINT => "endpoint",
         ROUTE => "route",
+        SCOPED_ROUTE => "scoped-route",
         other => other,
     }
 }
@@ -188,6 +191,9 @@ impl Tally {
                 .into_iter()
                 .collect(),
             LISTENER => rds_names(body),
+            SCOPED_ROUTE => ScopedRouteConfiguration::decode(body.value.as_slice())
+                .map(|scope| vec![scope.route_configuration_name])
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         let names = Arc::new(names.iter().map(|n| self.intern(n)).collect::<Vec<_>>());
@@ -224,9 +230,10 @@ fn rds_names(body: &Any) -> Vec<String> {
 struct StreamState {
     got_clusters: bool,
     got_listeners: bool,
-    /// cluster or listener name -> the names it refers to.
+    /// cluster, listener or scope name -> the names it refers to.
     cluster_refs: HashMap<Name, Arc<Vec<Name>>>,
     listener_refs: HashMap<Name, Arc<Vec<Name>>>,
+    scope_refs: HashMap<Name, Arc<Vec<Name>>>,
     subscribed_endpoints: BTreeSet<Name>,
     subscribed_routes: BTreeSet<Name>,
     have_endpoints: BTreeSet<Name>,
@@ -285,12 +292,12 @@ fn on_response(
                 continue;
             };
             match type_url {
-                CLUSTER | LISTENER => {
+                CLUSTER | LISTENER | SCOPED_ROUTE => {
                     let refs = tally.references(type_url, &resource.name, &resource.version, body);
-                    let map = if type_url == CLUSTER {
-                        &mut state.cluster_refs
-                    } else {
-                        &mut state.listener_refs
+                    let map = match type_url {
+                        CLUSTER => &mut state.cluster_refs,
+                        LISTENER => &mut state.listener_refs,
+                        _ => &mut state.scope_refs,
                     };
                     map.insert(tally.intern(&resource.name), refs);
                 }
@@ -308,6 +315,7 @@ fn on_response(
         match type_url {
             CLUSTER => drop(state.cluster_refs.remove(name.as_str())),
             LISTENER => drop(state.listener_refs.remove(name.as_str())),
+            SCOPED_ROUTE => drop(state.scope_refs.remove(name.as_str())),
             ENDPOINT => drop(state.have_endpoints.remove(name.as_str())),
             ROUTE => drop(state.have_routes.remove(name.as_str())),
             _ => {}
@@ -327,11 +335,12 @@ fn on_response(
                 wanted,
             ));
         }
-        LISTENER => {
-            state.got_listeners = true;
-            let wanted = state
-                .listener_refs
-                .values()
+        LISTENER | SCOPED_ROUTE => {
+            state.got_listeners |= type_url == LISTENER;
+            // Route configurations named by a listener's RDS or by a scope of its
+            // scoped RDS.
+            let wanted = (state.listener_refs.values())
+                .chain(state.scope_refs.values())
                 .flat_map(|r| r.iter().cloned())
                 .collect();
             requests.extend(resubscribe(ROUTE, &mut state.subscribed_routes, wanted));
@@ -374,12 +383,16 @@ async fn run_stream(
             ..Default::default()
         })
         .await?;
-    requests
-        .send(DeltaDiscoveryRequest {
-            type_url: LISTENER.to_string(),
-            ..Default::default()
-        })
-        .await?;
+    // And wildcard scoped RDS, which Envoy asks for once a listener's connection
+    // manager uses it (gantry shards large route configurations).
+    for type_url in [LISTENER, SCOPED_ROUTE] {
+        requests
+            .send(DeltaDiscoveryRequest {
+                type_url: type_url.to_string(),
+                ..Default::default()
+            })
+            .await?;
+    }
     let mut responses = ads
         .delta_aggregated_resources(ReceiverStream::new(outgoing))
         .await?
