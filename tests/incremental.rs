@@ -39,16 +39,42 @@ fn vocabulary() -> &'static Vocabulary {
             let Ok(parsed) = parse_file(&input.display().to_string(), &text) else {
                 continue;
             };
-            for object in &parsed.objects {
+            for object in parsed
+                .objects
+                .iter()
+                .cloned()
+                .chain(detached_versions(&parsed))
+            {
                 let known = versions.entry(object.key()).or_default();
-                if !known.iter().any(|o| same(o, object)) {
-                    known.push(object.clone());
+                if !known.iter().any(|o| same(o, &object)) {
+                    known.push(object);
                 }
             }
             files.push(parsed.objects);
         }
         Vocabulary { files, versions }
     })
+}
+
+/// Each HTTP-like route once more, naming only a Gateway nobody has: a route
+/// that moves between attached somewhere and attached nowhere.
+fn detached_versions(parsed: &ParsedFile) -> Vec<Object> {
+    let detach = |refs: &mut Option<Vec<_>>| {
+        for parent in refs.iter_mut().flatten() {
+            let parent: &mut gateway_api::httproutes::HttpRouteParentRefs = parent;
+            parent.name = "no-such-gateway".into();
+        }
+    };
+    (parsed.objects.iter())
+        .filter_map(|object| match object {
+            Object::HttpRoute(route, extras) => {
+                let mut route = (**route).clone();
+                detach(&mut route.spec.parent_refs);
+                Some(Object::HttpRoute(route.into(), extras.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn same(a: &Object, b: &Object) -> bool {

@@ -55,6 +55,18 @@ impl Changes {
         self.everything || deps.any(|d| self.keys.contains(d))
     }
 
+    /// Whether every change is of one of `kinds` (and there is an earlier input).
+    pub fn only_kinds(&self, kinds: &[&str]) -> bool {
+        !self.everything && self.kinds.iter().all(|k| kinds.contains(k))
+    }
+
+    /// Whether the object of this kind, namespace and name changed.
+    pub fn touches_object(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
+        self.everything
+            || (self.kinds.contains(kind)
+                && (self.keys).contains(&Dep::Object(kind, namespace.into(), name.into())))
+    }
+
     /// When EndpointSlices are all that changed: the Services whose endpoints did,
     /// as (namespace, name). None when anything else changed too.
     pub fn endpoints_only(&self) -> Option<BTreeSet<(String, String)>> {

@@ -106,6 +106,7 @@ impl TranslatedRules {
 }
 
 /// Where a route attaches on one Gateway.
+#[derive(Clone)]
 pub struct Attachment {
     pub listener: usize,
     pub hostnames: Vec<String>,

@@ -74,6 +74,17 @@ impl<K, S> Default for Serialized<K, S> {
 }
 
 impl<K: std::hash::Hash + Eq, S: serde::Serialize + PartialEq> Serialized<K, S> {
+    /// Keeps the value of `key` from the last translation as it is (when the
+    /// caller knows its status is the same).
+    pub fn keep(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        if let Some(kept) = self.previous.remove(key) {
+            self.next.insert(key.clone(), kept);
+        }
+    }
+
     /// `status` as JSON.
     pub fn value(&mut self, key: K, status: S) -> Arc<serde_json::Value> {
         let value = match self.previous.remove(&key) {
@@ -86,6 +97,40 @@ impl<K: std::hash::Hash + Eq, S: serde::Serialize + PartialEq> Serialized<K, S> 
 
     /// Ends one translation: the statuses of objects it did not serialize are
     /// dropped.
+    pub fn finish(&mut self) {
+        self.previous = std::mem::take(&mut self.next);
+        self.next.reserve(self.previous.len());
+    }
+}
+
+/// Values by key that the caller decides are still valid: taken from the last
+/// translation, kept for the next.
+pub struct Kept<K, V> {
+    previous: HashMap<K, V>,
+    next: HashMap<K, V>,
+}
+
+impl<K, V> Default for Kept<K, V> {
+    fn default() -> Self {
+        Kept {
+            previous: HashMap::default(),
+            next: HashMap::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Kept<K, V> {
+    /// The value the last translation kept for `key`.
+    pub fn take(&mut self, key: &K) -> Option<V> {
+        self.previous.remove(key)
+    }
+
+    /// Keeps `value` for the next translation.
+    pub fn keep(&mut self, key: K, value: V) {
+        self.next.insert(key, value);
+    }
+
+    /// Ends one translation: what it did not keep is dropped.
     pub fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.next);
         self.next.reserve(self.previous.len());

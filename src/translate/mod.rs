@@ -125,21 +125,21 @@ impl GatewayState<'_> {
 }
 
 /// What a route's parentRef names among gantry's Gateways and ListenerSets.
-enum Parent<'s, 'g> {
+enum Parent {
     /// Nothing gantry reports on: no status entry.
     None,
-    /// The listeners of this origin on this managed Gateway.
-    Found(&'s mut GatewayState<'g>, ListenerOrigin),
+    /// The listeners of this origin on the managed Gateway of this index.
+    Found(usize, ListenerOrigin),
     /// A ListenerSet gantry reports on that did not join its Gateway.
     Detached(Problem),
 }
 
-fn parent_of<'s, 'g>(
-    gateways: &'s mut [GatewayState<'g>],
+fn parent_of(
+    gateways: &[GatewayState<'_>],
     sets: &ListenerSets<'_>,
     parent: &gateway_api::httproutes::HttpRouteParentRefs,
     route_ns: &str,
-) -> Parent<'s, 'g> {
+) -> Parent {
     if parent.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
         && parent.kind.as_deref() == Some("ListenerSet")
     {
@@ -149,7 +149,7 @@ fn parent_of<'s, 'g>(
         };
         return match &set.outcome {
             Outcome::Joined { gateway, .. } => Parent::Found(
-                &mut gateways[*gateway],
+                *gateway,
                 ListenerOrigin::ListenerSet {
                     namespace: namespace.to_string(),
                     name: parent.name.clone(),
@@ -164,7 +164,7 @@ fn parent_of<'s, 'g>(
             )),
         };
     }
-    let found = gateways.iter_mut().find(|g| {
+    let found = gateways.iter().position(|g| {
         httproute::refers_to(
             parent,
             route_ns,
@@ -173,12 +173,15 @@ fn parent_of<'s, 'g>(
         )
     });
     match found {
-        Some(state) => match &state.refused {
+        Some(i) => match &gateways[i].refused {
             Some(refused) => Parent::Detached(Problem::new(
                 reason::NO_MATCHING_PARENT,
-                format!("Gateway {} is not accepted: {}", state.key, refused.message),
+                format!(
+                    "Gateway {} is not accepted: {}",
+                    gateways[i].key, refused.message
+                ),
             )),
-            None => Parent::Found(state, ListenerOrigin::Gateway),
+            None => Parent::Found(i, ListenerOrigin::Gateway),
         },
         None => Parent::None,
     }
@@ -206,11 +209,43 @@ impl Default for Options {
 /// What one translation keeps for the next, to redo only what a change touches.
 #[derive(Default)]
 pub struct Memo {
-    /// Each HTTP-like route's translated rules, by (kind, namespace, name).
-    rules: memo::Derived<(&'static str, String, String), TranslatedRules>,
-    /// Each HTTP-like route's status, by (kind, namespace, name): thousands of
-    /// routes keep theirs through a one-route change.
-    route_status: memo::Serialized<(&'static str, String, String), status::RouteStatus>,
+    /// Each HTTP-like route's translated rules.
+    rules: memo::Derived<RouteKey, TranslatedRules>,
+    attachment: AttachmentMemo,
+}
+
+/// An HTTP-like route's (kind, namespace, name): what memos keep its results by.
+type RouteKey = (&'static str, String, String);
+
+/// What attaching each HTTP-like route gave: thousands of routes keep theirs
+/// through a one-route change.
+#[derive(Default)]
+struct AttachmentMemo {
+    attachments: memo::Kept<RouteKey, RouteAttachment>,
+    /// Its status as JSON, kept while the status is equal.
+    route_status: memo::Serialized<RouteKey, status::RouteStatus>,
+}
+
+/// Kinds whose changes leave every listener, and so where routes may attach,
+/// as it was. Any other kind's change attaches every route afresh.
+const KINDS_LISTENERS_IGNORE: &[&str] = &[
+    "HTTPRoute",
+    "GRPCRoute",
+    "Service",
+    "EndpointSlice",
+    "Backend",
+    "BackendTrafficPolicy",
+    "ClientTrafficPolicy",
+];
+
+/// Where one HTTP-like route attaches, and what it reports.
+#[derive(Default)]
+struct RouteAttachment {
+    /// Its rules, once it named a Gateway gantry manages.
+    rules: Option<Arc<TranslatedRules>>,
+    /// (index of the Gateway, where on it)
+    attachments: Vec<(usize, Attachment)>,
+    status: Option<ObjectStatus>,
 }
 
 /// Translates `resources` from nothing.
@@ -252,11 +287,12 @@ pub fn translate_incremental(
         &mut gateways,
         &sets,
         &mut rules,
-        &mut memo.route_status,
+        &mut memo.attachment,
         options,
     );
     memo.rules.finish();
-    memo.route_status.finish();
+    memo.attachment.attachments.finish();
+    memo.attachment.route_status.finish();
 
     let client_policies =
         client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
@@ -378,7 +414,7 @@ fn attach_routes(
     gateways: &mut [GatewayState<'_>],
     sets: &ListenerSets<'_>,
     rules: &mut RuleTranslation<'_, '_>,
-    route_status: &mut memo::Serialized<(&'static str, String, String), status::RouteStatus>,
+    memo: &mut AttachmentMemo,
     options: &Options,
 ) -> Attached {
     let index = rules.index;
@@ -386,24 +422,44 @@ fn attach_routes(
         rules: Vec::new(),
         status: Vec::new(),
     };
+    // Where a route attaches depends on the route, its rules and the listeners
+    // it may use; while no kind that shapes listeners changed, an unchanged
+    // route with unchanged rules attaches as it did.
+    let listeners_unchanged = rules.changes.only_kinds(KINDS_LISTENERS_IGNORE);
     for (route_index, route) in routes.http_like.iter().enumerate() {
-        attached.rules.push(None);
-        if let Some(parents) = attach_route(
-            route,
-            route_index,
-            gateways,
-            sets,
-            rules,
-            options,
-            &mut attached.rules,
-        ) {
-            let value = route_status.value(route.key(), status::RouteStatus { parents });
-            let mut status = object_status_value(route.route.as_ref(), value);
-            if route.grpc.is_some() {
-                status.kind = "GRPCRoute".to_string();
+        let key = route.key();
+        let kept = (memo.attachments.take(&key)).filter(|kept| {
+            listeners_unchanged
+                && !rules.changes.touches_object(key.0, &key.1, &key.2)
+                && (kept.rules.as_ref()).is_none_or(|kept| Arc::ptr_eq(kept, &rules.of(route)))
+        });
+        let outcome = match kept {
+            Some(kept) => {
+                memo.route_status.keep(&key);
+                kept
             }
-            attached.status.push(status);
+            None => {
+                let (mut outcome, parents) = attach_route(route, gateways, sets, rules, options);
+                outcome.status = parents.map(|parents| {
+                    let value =
+                        (memo.route_status).value(key.clone(), status::RouteStatus { parents });
+                    let mut status = object_status_value(route.route.as_ref(), value);
+                    if route.grpc.is_some() {
+                        status.kind = "GRPCRoute".to_string();
+                    }
+                    status
+                });
+                outcome
+            }
+        };
+        for (gateway, attachment) in &outcome.attachments {
+            let state = &mut gateways[*gateway];
+            state.listeners[attachment.listener].attached_routes += 1;
+            state.attachments.push((route_index, attachment.clone()));
         }
+        attached.rules.push(outcome.rules.clone());
+        attached.status.extend(outcome.status.clone());
+        memo.attachments.keep(key, outcome);
     }
     for route_index in l4route::by_age(&routes.l4) {
         let route = &routes.l4[route_index];
@@ -487,7 +543,7 @@ fn assemble(
 /// Translates route rules, reusing what the last translation made of a route
 /// when nothing it read has changed.
 struct RuleTranslation<'m, 'i> {
-    memo: &'m mut memo::Derived<(&'static str, String, String), TranslatedRules>,
+    memo: &'m mut memo::Derived<RouteKey, TranslatedRules>,
     changes: &'m Changes,
     index: &'m Index<'i>,
 }
@@ -527,8 +583,7 @@ impl<'a> HttpLikeRoute<'a> {
         }
     }
 
-    /// (kind, namespace, name): what memos keep this route's results by.
-    fn key(&self) -> (&'static str, String, String) {
+    fn key(&self) -> RouteKey {
         let meta = &self.route.metadata;
         (
             self.kind(),
@@ -560,44 +615,41 @@ impl<'a> HttpLikeRoute<'a> {
 /// status for each parent (None when it names no Gateway gantry manages).
 fn attach_route(
     http_like: &HttpLikeRoute<'_>,
-    route_index: usize,
-    gateways: &mut [GatewayState<'_>],
+    gateways: &[GatewayState<'_>],
     sets: &ListenerSets<'_>,
     translation: &mut RuleTranslation<'_, '_>,
     options: &Options,
-    route_rules: &mut [Option<Arc<TranslatedRules>>],
-) -> Option<Vec<status::RouteParentStatus>> {
+) -> (RouteAttachment, Option<Vec<status::RouteParentStatus>>) {
     let index = translation.index;
     let route = http_like.route.as_ref();
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let generation = route.metadata.generation;
     let mut parents = Vec::new();
+    let mut out = RouteAttachment::default();
     for parent in route.spec.parent_refs.iter().flatten() {
         let found = parent_of(gateways, sets, parent, route_ns);
         if let Parent::None = found {
             continue;
         }
-        let rules = route_rules[route_index].get_or_insert_with(|| translation.of(http_like));
+        let rules = out.rules.get_or_insert_with(|| translation.of(http_like));
         let attached = match (found, &rules.unsupported) {
             (Parent::None, _) => continue,
             (Parent::Detached(problem), _) => Err(problem),
             (Parent::Found(..), Some(problem)) => Err(problem.clone()),
-            (Parent::Found(state, origin), None) => httproute::attach(
+            (Parent::Found(i, origin), None) => httproute::attach(
                 route,
                 http_like.kind(),
                 parent,
                 &origin,
-                &state.listeners,
+                &gateways[i].listeners,
                 index,
             )
-            .map(|attachments| (state, attachments)),
+            .map(|attachments| (i, attachments)),
         };
         match attached {
-            Ok((state, attachments)) => {
-                for attachment in attachments {
-                    state.listeners[attachment.listener].attached_routes += 1;
-                    state.attachments.push((route_index, attachment));
-                }
+            Ok((i, attachments)) => {
+                out.attachments
+                    .extend(attachments.into_iter().map(|a| (i, a)));
                 parents.push(httproute::parent_status(
                     parent,
                     &options.controller_name,
@@ -615,7 +667,7 @@ fn attach_route(
             )),
         }
     }
-    (!parents.is_empty()).then_some(parents)
+    (out, (!parents.is_empty()).then_some(parents))
 }
 
 /// Attaches one TCPRoute or TLSRoute to every managed Gateway it names: to the
@@ -643,16 +695,16 @@ fn attach_l4_route(
             (Parent::None, _) => continue,
             (Parent::Detached(problem), _) => Err(problem),
             (Parent::Found(..), Some(problem)) => Err(problem.clone()),
-            (Parent::Found(state, origin), None) => httproute::allowed_listeners(
+            (Parent::Found(i, origin), None) => httproute::allowed_listeners(
                 parent,
                 route.kind,
                 route_ns,
                 &origin,
-                &state.listeners,
+                &gateways[i].listeners,
                 index,
             )
-            .and_then(|allowed| free_l4_names(state, allowed, route, &translated.forward))
-            .map(|claims| (state, claims)),
+            .and_then(|allowed| free_l4_names(&gateways[i], allowed, route, &translated.forward))
+            .map(|claims| (&mut gateways[i], claims)),
         };
         let accepted = match attached {
             Ok((state, claims)) => {
