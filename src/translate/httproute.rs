@@ -1165,8 +1165,13 @@ pub fn merge_clusters(
     into: &mut BTreeMap<String, Cluster>,
     clusters: impl IntoIterator<Item = Cluster>,
 ) {
+    use std::collections::btree_map::Entry;
     for c in clusters {
-        let kept = into.entry(c.name.clone()).or_insert_with(|| c.clone());
-        debug_assert_eq!(*kept, c, "two different clusters named {}", c.name);
+        match into.entry(c.name.clone()) {
+            Entry::Vacant(vacant) => drop(vacant.insert(c)),
+            Entry::Occupied(kept) => {
+                debug_assert_eq!(*kept.get(), c, "two different clusters named {}", c.name)
+            }
+        }
     }
 }

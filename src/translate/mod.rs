@@ -1155,7 +1155,9 @@ fn route_config(
     // Between routes on one host the spec ranks each route's own hostname first
     // (an exact `abc.example.com` beats an older `*.example.com`), then the
     // matches' precedence.
-    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, ir::Route);
+    // Routes are borrowed from their rules until they land in a virtual host;
+    // only those a policy changes are copies.
+    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, Cow<'r, ir::Route>);
     let mut hosts: BTreeMap<&str, Vec<Ranked<'_>>> = BTreeMap::new();
     for (route_index, attachment) in &state.attachments {
         if !listeners.contains(&attachment.listener) {
@@ -1167,20 +1169,23 @@ fn route_config(
         let mut routes = Vec::new();
         let mut with_policy = false;
         for (precedence, route) in &rules.routes {
-            let mut route = route.clone();
-            match backend(attachment.listener, *route_index, precedence.rule()) {
-                None => {}
+            let route = match backend(attachment.listener, *route_index, precedence.rule()) {
+                None => Cow::Borrowed(route),
                 Some(Err(_)) => {
                     with_policy = true;
+                    let mut route = route.clone();
                     answer_500_route(&mut route);
+                    Cow::Owned(route)
                 }
                 Some(Ok(policy)) => {
                     with_policy = true;
+                    let mut route = route.clone();
                     apply_backend_policy(&mut route, &policy, &rules.clusters, clusters);
                     route.backend.stat_name = (route.backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
+                    Cow::Owned(route)
                 }
-            }
+            };
             routes.push((precedence, route));
         }
         if !with_policy {
@@ -1204,7 +1209,9 @@ fn route_config(
                 domains: vec![hostname.to_string()],
                 routes: routes
                     .into_iter()
-                    .map(|(_, _, r)| with_listener_port(r, &state.listeners[listeners[0]]))
+                    .map(|(_, _, r)| {
+                        with_listener_port(r.into_owned(), &state.listeners[listeners[0]])
+                    })
                     .collect(),
             }
         })
@@ -1304,6 +1311,8 @@ fn apply_backend_policies_to_l4(
 /// Every route as a BackendTrafficPolicy target: the HTTP-like routes in their
 /// order, then the TCP and TLS routes; with the managed Gateways each names and
 /// the listeners it is attached to there.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 fn backend_route_targets<'a>(
     http_like: &'a [HttpLikeRoute<'_>],
     l4_routes: &'a [L4Route<'_>],
@@ -1382,7 +1391,7 @@ fn backend_route_targets<'a>(
                 kind: r.kind(),
                 namespace,
                 name: meta.name.as_deref().unwrap_or(""),
-                labels: meta.labels.clone().unwrap_or_default(),
+                labels: meta.labels.as_ref().unwrap_or(&NO_LABELS),
                 rule_names: (r.route.spec.rules.iter().flatten())
                     .map(|rule| rule.name.as_deref())
                     .collect(),
@@ -1410,7 +1419,7 @@ fn backend_route_targets<'a>(
             kind: r.kind,
             namespace: r.namespace(),
             name: r.meta.name.as_deref().unwrap_or(""),
-            labels: r.meta.labels.clone().unwrap_or_default(),
+            labels: r.meta.labels.as_ref().unwrap_or(&NO_LABELS),
             rule_names: r.rule_names.clone(),
             parents: parents(r.namespace(), &r.parents, &attached),
         }

@@ -41,7 +41,7 @@ pub struct RouteTarget<'a> {
     pub kind: &'static str,
     pub namespace: &'a str,
     pub name: &'a str,
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     /// Its rules' names, by rule index.
     pub rule_names: Vec<Option<&'a str>>,
     /// The managed Gateways it names.
@@ -421,7 +421,7 @@ fn resolve_routes(
         for (route, t) in routes.iter().enumerate() {
             if t.kind == kind
                 && attachment::selectable(selector, info, kind, t.namespace, t.name, index)
-                && crate::translate::index::selector_matches(&labels, &t.labels)
+                && crate::translate::index::selector_matches(&labels, t.labels)
                 && seen.insert((route, None))
             {
                 out.push(Ok(RouteClaim {
