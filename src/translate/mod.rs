@@ -431,7 +431,8 @@ fn attach_routes(
         let kept = (memo.attachments.take(&key)).filter(|kept| {
             listeners_unchanged
                 && !rules.changes.touches_object(key.0, &key.1, &key.2)
-                && (kept.rules.as_ref()).is_none_or(|kept| Arc::ptr_eq(kept, &rules.of(route)))
+                && (kept.rules.as_ref())
+                    .is_none_or(|kept| Arc::ptr_eq(kept, &rules.of(route, &key)))
         });
         let outcome = match kept {
             Some(kept) => {
@@ -439,7 +440,8 @@ fn attach_routes(
                 kept
             }
             None => {
-                let (mut outcome, parents) = attach_route(route, gateways, sets, rules, options);
+                let (mut outcome, parents) =
+                    attach_route(route, &key, gateways, sets, rules, options);
                 outcome.status = parents.map(|parents| {
                     let value =
                         (memo.route_status).value(key.clone(), status::RouteStatus { parents });
@@ -549,11 +551,10 @@ struct RuleTranslation<'m, 'i> {
 }
 
 impl RuleTranslation<'_, '_> {
-    fn of(&mut self, route: &HttpLikeRoute<'_>) -> Arc<TranslatedRules> {
-        let key = route.key();
+    fn of(&mut self, route: &HttpLikeRoute<'_>, key: &RouteKey) -> Arc<TranslatedRules> {
         let own = Dep::Object(key.0, key.1.clone(), key.2.clone());
         let index = self.index;
-        self.memo.get(&key, own, self.changes, index, || {
+        self.memo.get(key, own, self.changes, index, || {
             route.translate_rules(index)
         })
     }
@@ -611,10 +612,11 @@ impl<'a> HttpLikeRoute<'a> {
     }
 }
 
-/// Attaches one HTTP-like route to every managed Gateway it names; returns its
-/// status for each parent (None when it names no Gateway gantry manages).
+/// Finds where one HTTP-like route attaches on every managed Gateway it names,
+/// and its status for each parent (None when it names no Gateway gantry manages).
 fn attach_route(
     http_like: &HttpLikeRoute<'_>,
+    key: &RouteKey,
     gateways: &[GatewayState<'_>],
     sets: &ListenerSets<'_>,
     translation: &mut RuleTranslation<'_, '_>,
@@ -631,7 +633,9 @@ fn attach_route(
         if let Parent::None = found {
             continue;
         }
-        let rules = out.rules.get_or_insert_with(|| translation.of(http_like));
+        let rules = out
+            .rules
+            .get_or_insert_with(|| translation.of(http_like, key));
         let attached = match (found, &rules.unsupported) {
             (Parent::None, _) => continue,
             (Parent::Detached(problem), _) => Err(problem),
