@@ -94,18 +94,19 @@ impl Resource {
     /// is the concatenation of its elements' encodings, so these are the bytes of
     /// the whole message, and a one-host change encodes one host. The version
     /// hashes the header's canonical form and each host's version.
-    pub fn route_configuration(
+    pub fn route_configuration<P: std::borrow::Borrow<EncodedPart>>(
         header: &RouteConfiguration,
-        virtual_hosts: &[&EncodedPart],
+        virtual_hosts: &[P],
         previous: Option<&Arc<Resource>>,
     ) -> Arc<Resource> {
+        let virtual_hosts = virtual_hosts.iter().map(P::borrow);
         let mut value = prost::Message::encode_to_vec(header);
         let mut length = value.len();
-        for part in virtual_hosts {
+        for part in virtual_hosts.clone() {
             length += part.bytes.len() + 2 * 10;
         }
         value.reserve(length - value.len());
-        for part in virtual_hosts {
+        for part in virtual_hosts.clone() {
             prost::encoding::encode_key(
                 VIRTUAL_HOSTS_FIELD,
                 prost::encoding::WireType::LengthDelimited,
@@ -250,7 +251,7 @@ impl GatewayXds {
                 config.virtual_hosts.iter().map(EncodedPart::new).collect();
             let resource = Resource::route_configuration(
                 &header,
-                &parts.iter().collect::<Vec<_>>(),
+                &parts,
                 previous_routes.and_then(|p| p.get(&config.name)),
             );
             routes.insert(config.name.clone(), resource);

@@ -283,11 +283,7 @@ fn route_config(
 ) -> (Arc<Resource>, EncodedRouteConfig) {
     let (parts, virtual_hosts) = virtual_hosts(config, client, kept.map(|k| k.virtual_hosts));
     let header = route::route_configuration_header(&config.name, client, tls);
-    let resource = Resource::route_configuration(
-        &header,
-        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
-        previous,
-    );
+    let resource = Resource::route_configuration(&header, &parts, previous);
     let encoded = EncodedRouteConfig {
         client: client.clone(),
         tls,
@@ -355,11 +351,7 @@ fn sharded_route_config(
                     let name = route_shards::shard_name(&config.name, shard);
                     let header = route_shards::shard_header(&name, client, tls);
                     let previous = last.of_type(type_url::ROUTE).and_then(|r| r.get(&name));
-                    Resource::route_configuration(
-                        &header,
-                        &parts.iter().map(Arc::as_ref).collect::<Vec<_>>(),
-                        previous,
-                    )
+                    Resource::route_configuration(&header, &parts, previous)
                 }
             };
             EncodedShard {
