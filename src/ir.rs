@@ -6,6 +6,7 @@
 //! always gives the same IR.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -20,7 +21,10 @@ pub struct GatewayIr {
     /// One per bound address:port, ordered by port.
     pub listeners: Vec<Listener>,
     /// Upstream clusters by name, shared by every route that uses the same backend.
-    pub clusters: BTreeMap<String, Cluster>,
+    /// Shared with the translated rules that made them: an unchanged cluster is
+    /// the same `Arc` from one translation to the next, which `xds::build` sees
+    /// without comparing.
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// TLS certificates by secret name.
     pub secrets: BTreeMap<String, TlsCertificate>,
 }
@@ -437,7 +441,9 @@ pub struct Http2Keepalive {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteConfig {
     pub name: String,
-    pub virtual_hosts: Vec<VirtualHost>,
+    /// Shared with the next translation's route configuration while the routes
+    /// on the host are the same (see `translate::route_config`).
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -141,7 +141,7 @@ impl Compiler {
         mut last: Compiled,
         services: &BTreeSet<(String, String)>,
     ) -> Compiled {
-        let index = translate::index::Index::new(resources);
+        let index = translate::index::Index::of_services(resources, services);
         for (name, gateway) in Arc::make_mut(&mut last.ir).gateways.iter_mut() {
             let changed = translate::httproute::refresh_endpoints(gateway, services, &index);
             if changed.is_empty() {

@@ -350,10 +350,11 @@ impl Resources {
     /// the one from the file that sorts first, and the others are reported.
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a ParsedFile)>) -> Self {
         let mut res = Resources::default();
-        let mut seen: std::collections::HashMap<(&str, &str, &str), &str> =
-            std::collections::HashMap::new();
         let mut files: Vec<_> = files.into_iter().collect();
         files.sort_by(|a, b| a.0.cmp(b.0));
+        let objects = files.iter().map(|(_, f)| f.objects.len()).sum();
+        let mut seen: foldhash::HashMap<(&str, &str, &str), &str> =
+            foldhash::HashMapExt::with_capacity(objects);
         for (file, parsed) in files {
             res.problems.extend(parsed.skipped.iter().cloned());
             for object in &parsed.objects {
@@ -408,6 +409,27 @@ impl Resources {
             Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(o),
             Object::Backend(o) => self.backends.push(o),
         }
+    }
+
+    /// The object named (namespace, name) in one of the lists: by binary search,
+    /// as `normalize` sorts them (a list built otherwise is searched end to end).
+    pub fn find<'l, K: kube::Resource>(
+        items: &'l [Arc<K>],
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'l Arc<K>> {
+        fn key_of<K: kube::Resource>(o: &Arc<K>) -> (&str, &str) {
+            let meta = o.meta();
+            (
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+            )
+        }
+        let at = (items
+            .binary_search_by(|o| key_of(o).cmp(&(namespace, name)))
+            .ok())
+        .or_else(|| items.iter().position(|o| key_of(o) == (namespace, name)))?;
+        Some(&items[at])
     }
 
     /// Defaults namespaces and sorts every list by namespace/name.

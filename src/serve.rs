@@ -612,7 +612,7 @@ impl Translator {
         let mut store = std::mem::take(&mut self.store);
         match tokio::task::spawn_blocking(move || {
             let filled = store.fill(&statuses, &now);
-            let json = DebugStatus::status_json(&filled);
+            let json = store.json();
             (store, json, filled)
         })
         .await

@@ -2,8 +2,11 @@
 //! has no clock and writes a placeholder): kept while a condition's status holds,
 //! the current time when it changes. Used by the status writers of both providers.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use serde_json::Value;
 
@@ -27,46 +30,128 @@ pub fn now_rfc3339() -> String {
 /// `listeners[].conditions`, `parents[].conditions`, `ancestors[].conditions`) and
 /// identified by the object, the path to them (list entries by `name`,
 /// `parentRef` or `ancestorRef` rather than position) and their `type`.
+///
+/// Work is per object whose translated status changed: an object whose status is
+/// the one filled last time (the same `Arc`, or an equal value) keeps its filled
+/// status and JSON text, so a one-route change at 10,000 routes fills one route.
 #[derive(Debug, Default)]
 pub struct StatusStore {
-    /// condition key -> (status value, lastTransitionTime)
+    /// "apiVersion|kind|namespace|name" -> what the last fill made of that object.
+    objects: HashMap<Box<str>, FilledObject>,
+    /// The JSON text of each object of the last fill, in its order.
+    json: Vec<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct FilledObject {
+    /// The status as translation wrote it (placeholder times).
+    translated: Arc<Value>,
+    filled: Arc<Value>,
+    /// The whole `ObjectStatus`, with `filled`, as JSON text.
+    json: Arc<str>,
+    /// condition path -> (status value, lastTransitionTime)
     times: HashMap<String, (String, String)>,
 }
 
 impl StatusStore {
     pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<ObjectStatus> {
-        let mut next = HashMap::new();
-        let mut out = statuses.to_vec();
-        for object in &mut out {
-            let key = format!(
-                "{}|{}|{}|{}",
-                object.api_version,
-                object.kind,
-                object.metadata.namespace.as_deref().unwrap_or(""),
-                object.metadata.name
-            );
-            visit_conditions(
-                Arc::make_mut(&mut object.status),
+        let mut next = HashMap::with_capacity_and_hasher(statuses.len(), Default::default());
+        let mut json = Vec::with_capacity(statuses.len());
+        let mut out = Vec::with_capacity(statuses.len());
+        let mut key = String::new();
+        for object in statuses {
+            key.clear();
+            let namespace = object.metadata.namespace.as_deref().unwrap_or("");
+            let _ = write!(
                 key,
-                &mut |path, condition| {
-                    let status = condition_status(condition);
-                    let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
-                        Some(PLACEHOLDER_TIME) => match self.times.get(&path) {
-                            Some((old_status, old_time)) if *old_status == status => {
-                                old_time.clone()
-                            }
-                            _ => now.to_string(),
-                        },
-                        Some(real) => real.to_string(),
-                        None => return,
-                    };
-                    condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
-                    next.insert(path, (status, time));
-                },
+                "{}|{}|{namespace}|{}",
+                object.api_version, object.kind, object.metadata.name
             );
+            let (key, filled) = match self.objects.remove_entry(key.as_str()) {
+                Some((key, last))
+                    if Arc::ptr_eq(&last.translated, &object.status)
+                        || last.translated == object.status =>
+                {
+                    (key, last)
+                }
+                Some((key, last)) => {
+                    let filled = fill_object(object, &last.times, now);
+                    (key, filled)
+                }
+                None => (
+                    key.as_str().into(),
+                    fill_object(object, &HashMap::default(), now),
+                ),
+            };
+            out.push(ObjectStatus {
+                status: filled.filled.clone(),
+                ..object.clone()
+            });
+            json.push(filled.json.clone());
+            next.insert(key, filled);
         }
-        self.times = next;
+        self.objects = next;
+        self.json = json;
         out
+    }
+
+    /// The JSON text of the list the last [`StatusStore::fill`] returned, as
+    /// `serde_json::to_string` writes it, from each object's kept text.
+    pub fn json(&self) -> Arc<str> {
+        let mut text =
+            String::with_capacity(self.json.iter().map(|j| j.len() + 1).sum::<usize>() + 2);
+        text.push('[');
+        for (index, object) in self.json.iter().enumerate() {
+            if index > 0 {
+                text.push(',');
+            }
+            text.push_str(object);
+        }
+        text.push(']');
+        text.into()
+    }
+}
+
+/// Fills one object's conditions, taking the times of `last` (its conditions at
+/// the last fill) where a condition's status is unchanged.
+fn fill_object(
+    object: &ObjectStatus,
+    last: &HashMap<String, (String, String)>,
+    now: &str,
+) -> FilledObject {
+    let mut filled = (*object.status).clone();
+    let mut times = HashMap::default();
+    visit_conditions(&mut filled, String::new(), &mut |path, condition| {
+        let status = condition_status(condition);
+        let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
+            Some(PLACEHOLDER_TIME) => match last.get(&path) {
+                Some((old_status, old_time)) if *old_status == status => old_time.clone(),
+                _ => now.to_string(),
+            },
+            Some(real) => real.to_string(),
+            None => return,
+        };
+        condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
+        times.insert(path, (status, time));
+    });
+    let filled = Arc::new(filled);
+    let json = serde_json::to_string(&ObjectStatus {
+        status: filled.clone(),
+        ..object.clone()
+    })
+    .unwrap_or_else(|e| {
+        Value::String(format!(
+            "cannot render the status of {}: {e}",
+            object.metadata.name
+        ))
+        .to_string()
+    })
+    .into();
+    FilledObject {
+        translated: object.status.clone(),
+        filled,
+        json,
+        times,
     }
 }
 
@@ -74,7 +159,7 @@ impl StatusStore {
 /// (same place, same `type`) in `existing` when its `status` is the same there, so
 /// that a status written again keeps the time of the real transition.
 pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
-    let mut times = HashMap::new();
+    let mut times = StdHashMap::new();
     visit_conditions(
         &mut existing.clone(),
         String::new(),
@@ -254,6 +339,22 @@ mod tests {
         assert_eq!(times(&out[1]), ["2025-01-01T00:00:01Z"]);
         let out = store.fill(&[other], "2025-01-01T00:00:09Z");
         assert_eq!(times(&out[0]), ["2025-01-01T00:00:01Z"]);
+    }
+
+    #[test]
+    fn unchanged_objects_keep_their_fill_and_the_json_is_the_lists() {
+        let mut store = StatusStore::default();
+        let mut other = route(json!([cond("Accepted", "False")]));
+        other.metadata.name = "other".into();
+        let kept = route(json!([cond("Accepted", "True")]));
+        let first = store.fill(&[kept.clone(), other.clone()], "2025-01-01T00:00:01Z");
+        assert_eq!(&*store.json(), serde_json::to_string(&first).unwrap());
+
+        other.status = Arc::new(json!({"parents": []}));
+        let second = store.fill(&[other, kept], "2025-01-01T00:00:02Z");
+        assert!(Arc::ptr_eq(&first[0].status, &second[1].status));
+        assert_eq!(times(&second[1]), ["2025-01-01T00:00:01Z"]);
+        assert_eq!(&*store.json(), serde_json::to_string(&second).unwrap());
     }
 
     #[test]

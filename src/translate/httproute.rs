@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_api::experimental::httproutes::HttpRouteRulesRetry;
 use gateway_api::httproutes::{
@@ -57,7 +58,7 @@ pub struct TranslatedRules {
     /// shared host.
     pub hostnames: Vec<String>,
     pub routes: Vec<(Precedence, Route)>,
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Arc<Cluster>>,
     /// The first unresolved reference, for the ResolvedRefs condition.
     pub unresolved: Option<Problem>,
     /// Set when the route uses something gantry does not support (Accepted=False).
@@ -96,8 +97,8 @@ impl TranslatedRules {
         let mut renamed = BTreeMap::new();
         for cluster in &mut self.clusters {
             let new = cluster.rekeyed(rekey(&cluster.key));
-            renamed.insert(std::mem::take(&mut cluster.name), new.name.clone());
-            *cluster = new;
+            renamed.insert(cluster.name.clone(), new.name.clone());
+            *cluster = Arc::new(new);
         }
         for (_, route) in &mut self.routes {
             route.rename_clusters(&renamed);
@@ -552,7 +553,7 @@ fn translate_rule(
                                 response_headers,
                             });
                         }
-                        out.clusters.push(cluster);
+                        out.clusters.push(Arc::new(cluster));
                     }
                     Err(problem) => {
                         invalid_weight += weight;
@@ -743,7 +744,7 @@ fn mirror(
                 cluster: cluster.name.clone(),
                 per_million,
             };
-            out.clusters.push(cluster);
+            out.clusters.push(Arc::new(cluster));
             Ok(Some(mirror))
         }
         Err(problem) => {
@@ -1099,11 +1100,14 @@ pub fn refresh_endpoints(
     services: &std::collections::BTreeSet<(String, String)>,
     index: &Index<'_>,
 ) -> std::collections::BTreeSet<String> {
+    let services: foldhash::HashSet<(&str, &str)> = (services.iter())
+        .map(|(ns, name)| (ns.as_str(), name.as_str()))
+        .collect();
     let mut changed = std::collections::BTreeSet::new();
     for cluster in gateway.clusters.values_mut() {
         let key = &cluster.key;
         if key.kind != crate::ir::BackendKind::Service
-            || !services.contains(&(key.namespace.clone(), key.service.clone()))
+            || !services.contains(&(key.namespace.as_str(), key.service.as_str()))
         {
             continue;
         }
@@ -1120,7 +1124,7 @@ pub fn refresh_endpoints(
         };
         let endpoints = service_endpoints(index, &key.namespace, &key.service, port);
         if endpoints != cluster.endpoints {
-            cluster.endpoints = endpoints;
+            Arc::make_mut(cluster).endpoints = endpoints;
             changed.insert(cluster.name.clone());
         }
     }
@@ -1162,8 +1166,8 @@ fn check_reference_permitted(
 /// A name stands for one cluster: two routes that need different clusters must get
 /// different names, or one would silently take the other's.
 pub fn merge_clusters(
-    into: &mut BTreeMap<String, Cluster>,
-    clusters: impl IntoIterator<Item = Cluster>,
+    into: &mut BTreeMap<String, Arc<Cluster>>,
+    clusters: impl IntoIterator<Item = Arc<Cluster>>,
 ) {
     use std::collections::btree_map::Entry;
     for c in clusters {

@@ -2,9 +2,9 @@
 //! secrets, namespaces and ReferenceGrants.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
 
 use gateway_api::referencegrants::ReferenceGrant;
@@ -46,12 +46,44 @@ fn ns_name<K: kube::Resource>(o: &K) -> (&str, &str) {
 
 type ByName<'a, V> = HashMap<(&'a str, &'a str), V>;
 
-fn by_name<K: kube::Resource>(items: &[Arc<K>]) -> ByName<'_, &K> {
+fn by_name<'a, K: kube::Resource + 'a>(
+    items: impl ExactSizeIterator<Item = &'a Arc<K>>,
+) -> ByName<'a, &'a K> {
     let mut out = HashMap::with_capacity(items.len());
-    for item in items.iter().map(Arc::as_ref) {
+    for item in items.map(Arc::as_ref) {
         out.insert(ns_name(item), item);
     }
     out
+}
+
+/// The EndpointSlices of the Services `wanted` accepts, grouped by
+/// (namespace, Service name): the ranges of each Service in the returned list.
+#[allow(clippy::type_complexity)]
+fn group_slices<'a>(
+    endpoint_slices: &'a [Arc<EndpointSlice>],
+    wanted: impl Fn((&str, &str)) -> bool,
+) -> (ByName<'a, std::ops::Range<usize>>, Vec<&'a EndpointSlice>) {
+    let mut slice_list: Vec<((&str, &str), &EndpointSlice)> = (endpoint_slices.iter())
+        .filter_map(|slice| {
+            let service = (slice.metadata.labels.as_ref())?.get(SERVICE_NAME_LABEL)?;
+            let key = (ns_name(slice.as_ref()).0, service.as_str());
+            wanted(key).then_some((key, slice.as_ref()))
+        })
+        .collect();
+    // Stable: a Service's slices keep their order.
+    slice_list.sort_by_key(|(key, _)| *key);
+    let mut slices = HashMap::new();
+    let mut start = 0;
+    for (i, (key, _)) in slice_list.iter().enumerate() {
+        if slice_list.get(i + 1).is_none_or(|(next, _)| next != key) {
+            slices.insert(*key, start..i + 1);
+            start = i + 1;
+        }
+    }
+    (
+        slices,
+        slice_list.into_iter().map(|(_, slice)| slice).collect(),
+    )
 }
 
 /// A reference from one object kind to another, for ReferenceGrant checks.
@@ -67,42 +99,47 @@ pub struct CrossRef<'a> {
 
 impl<'a> Index<'a> {
     pub fn new(res: &'a Resources) -> Self {
-        let mut slice_list: Vec<((&str, &str), &EndpointSlice)> = (res.endpoint_slices.iter())
-            .filter_map(|slice| {
-                let service = (slice.metadata.labels.as_ref())?.get(SERVICE_NAME_LABEL)?;
-                Some((
-                    (ns_name(slice.as_ref()).0, service.as_str()),
-                    slice.as_ref(),
-                ))
-            })
-            .collect();
-        // Stable: a Service's slices keep their order.
-        slice_list.sort_by_key(|(key, _)| *key);
-        let mut slices = HashMap::new();
-        let mut start = 0;
-        for (i, (key, _)) in slice_list.iter().enumerate() {
-            if slice_list.get(i + 1).is_none_or(|(next, _)| next != key) {
-                slices.insert(*key, start..i + 1);
-                start = i + 1;
-            }
-        }
         let mut grants: BTreeMap<&str, Vec<&ReferenceGrant>> = BTreeMap::new();
         for grant in res.reference_grants.iter().map(Arc::as_ref) {
             grants.entry(ns_name(grant).0).or_default().push(grant);
         }
+        let (slices, slice_list) = group_slices(&res.endpoint_slices, |_| true);
         Index {
-            services: by_name(&res.services),
+            services: by_name(res.services.iter()),
             slices,
-            secrets: by_name(&res.secrets),
-            config_maps: by_name(&res.config_maps),
+            secrets: by_name(res.secrets.iter()),
+            config_maps: by_name(res.config_maps.iter()),
             namespace_labels: res
                 .namespaces
                 .iter()
                 .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?)))
                 .collect(),
             grants,
-            slice_list: slice_list.into_iter().map(|(_, slice)| slice).collect(),
-            backends: by_name(&res.backends),
+            slice_list,
+            backends: by_name(res.backends.iter()),
+            reads: RefCell::new(None),
+        }
+    }
+
+    /// An index of only `services` (namespace, name) and their EndpointSlices,
+    /// for reading the endpoints of a few Services without indexing thousands.
+    pub fn of_services(res: &'a Resources, services: &BTreeSet<(String, String)>) -> Self {
+        let keys: HashSet<(&str, &str)> = (services.iter())
+            .map(|(namespace, name)| (namespace.as_str(), name.as_str()))
+            .collect();
+        let found: Vec<&Arc<Service>> = (keys.iter())
+            .filter_map(|(namespace, name)| Resources::find(&res.services, namespace, name))
+            .collect();
+        let (slices, slice_list) = group_slices(&res.endpoint_slices, |key| keys.contains(&key));
+        Index {
+            services: by_name(found.into_iter()),
+            slices,
+            secrets: HashMap::new(),
+            config_maps: HashMap::new(),
+            namespace_labels: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            slice_list,
+            backends: HashMap::new(),
             reads: RefCell::new(None),
         }
     }

@@ -212,6 +212,8 @@ pub struct Memo {
     /// Each HTTP-like route's translated rules.
     rules: memo::Derived<RouteKey, TranslatedRules>,
     attachment: AttachmentMemo,
+    /// Each virtual host made only of routes as their rules made them.
+    hosts: memo::Kept<String, KeptHost>,
 }
 
 /// An HTTP-like route's (kind, namespace, name): what memos keep its results by.
@@ -304,7 +306,9 @@ pub fn translate_incremental(
         &attached.rules,
         &client_policies,
         &backend_policies,
+        &mut memo.hosts,
     );
+    memo.hosts.finish();
 
     for (i, state) in gateways.iter().enumerate() {
         let attached_sets = listener_set::allows_any(state.gateway)
@@ -527,6 +531,7 @@ fn assemble(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client_policies: &policy::client_traffic::Outcome,
     backend_policies: &policy::backend_traffic::Outcome,
+    hosts: &mut memo::Kept<String, KeptHost>,
 ) -> Ir {
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {
@@ -536,7 +541,7 @@ fn assemble(
         };
         ir.gateways.insert(
             state.key.clone(),
-            gateway_ir(state, route_rules, client, &backend),
+            gateway_ir(state, route_rules, client, &backend, hosts),
         );
     }
     ir
@@ -817,6 +822,7 @@ fn gateway_ir<'c>(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
     backend: &BackendLookup<'_>,
+    hosts: &mut memo::Kept<String, KeptHost>,
 ) -> GatewayIr {
     let mut out = GatewayIr::default();
     let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
@@ -859,7 +865,11 @@ fn gateway_ir<'c>(
                         &[i],
                         route_rules,
                         backend,
-                        &mut out.clusters,
+                        &mut Assembly {
+                            gateway: &state.key,
+                            clusters: &mut out.clusters,
+                            hosts,
+                        },
                     );
                     let others: Vec<Option<&str>> = listener_indexes
                         .iter()
@@ -891,7 +901,11 @@ fn gateway_ir<'c>(
                     &listener_indexes,
                     route_rules,
                     backend,
-                    &mut out.clusters,
+                    &mut Assembly {
+                        gateway: &state.key,
+                        clusters: &mut out.clusters,
+                        hosts,
+                    },
                 )),
             }]
         };
@@ -924,7 +938,10 @@ fn gateway_ir<'c>(
             client: settings,
         });
     }
-    httproute::merge_clusters(&mut out.clusters, state.l4_clusters.clone());
+    httproute::merge_clusters(
+        &mut out.clusters,
+        state.l4_clusters.iter().cloned().map(Arc::new),
+    );
     out
 }
 
@@ -1067,7 +1084,10 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
     };
     let mut misdirected: Vec<String> = Vec::new();
     for host in &mut config.virtual_hosts {
-        host.domains.retain(|d| {
+        if !host.domains.iter().any(|d| claimed_elsewhere(d)) {
+            continue;
+        }
+        Arc::make_mut(host).domains.retain(|d| {
             let moved = claimed_elsewhere(d);
             if moved {
                 misdirected.push(d.clone());
@@ -1092,7 +1112,7 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
     if misdirected.is_empty() {
         return;
     }
-    config.virtual_hosts.push(VirtualHost {
+    config.virtual_hosts.push(Arc::new(VirtualHost {
         name: MISDIRECTED_HOST.to_string(),
         domains: misdirected,
         routes: vec![ir::Route {
@@ -1113,7 +1133,7 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
             retry: None,
             backend: Default::default(),
         }],
-    });
+    }));
 }
 
 /// Every route of these chains answers 500 (an invalid ClientTrafficPolicy is in
@@ -1128,7 +1148,10 @@ fn answer_500(chains: &mut [FilterChain]) {
             }
         };
         for host in &mut config.virtual_hosts {
-            host.routes.iter_mut().for_each(answer_500_route);
+            Arc::make_mut(host)
+                .routes
+                .iter_mut()
+                .for_each(answer_500_route);
         }
     }
 }
@@ -1154,14 +1177,13 @@ fn route_config(
     listeners: &[usize],
     route_rules: &[Option<Arc<TranslatedRules>>],
     backend: &BackendLookup<'_>,
-    clusters: &mut BTreeMap<String, ir::Cluster>,
+    out: &mut Assembly<'_>,
 ) -> RouteConfig {
     // Between routes on one host the spec ranks each route's own hostname first
     // (an exact `abc.example.com` beats an older `*.example.com`), then the
     // matches' precedence.
     // Routes are borrowed from their rules until they land in a virtual host;
     // only those a policy changes are copies.
-    type Ranked<'r> = (Reverse<(usize, usize)>, &'r Precedence, Cow<'r, ir::Route>);
     let mut hosts: BTreeMap<&str, Vec<Ranked<'_>>> = BTreeMap::new();
     for (route_index, attachment) in &state.attachments {
         if !listeners.contains(&attachment.listener) {
@@ -1184,7 +1206,7 @@ fn route_config(
                 Some(Ok(policy)) => {
                     with_policy = true;
                     let mut route = route.clone();
-                    apply_backend_policy(&mut route, &policy, &rules.clusters, clusters);
+                    apply_backend_policy(&mut route, &policy, &rules.clusters, out.clusters);
                     route.backend.stat_name = (route.backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
                     Cow::Owned(route)
@@ -1193,36 +1215,110 @@ fn route_config(
             routes.push((precedence, route));
         }
         if !with_policy {
-            httproute::merge_clusters(clusters, rules.clusters.iter().cloned());
+            httproute::merge_clusters(out.clusters, rules.clusters.iter().cloned());
         }
+        // A host whose routes all come unchanged from their rules can be the
+        // one the last translation made of the same rules.
+        let source = (!with_policy).then_some(rules);
         for hostname in &attachment.hostnames {
             let rank = Reverse(hostnames::route_specificity(&rules.hostnames, hostname));
             hosts
                 .entry(hostname.as_str())
                 .or_default()
-                .extend(routes.iter().map(|(p, r)| (rank, *p, r.clone())));
+                .extend(routes.iter().map(|(p, r)| (rank, *p, r.clone(), source)));
         }
     }
+    let listener = &state.listeners[listeners[0]];
     let virtual_hosts = hosts
         .into_iter()
-        .map(|(hostname, mut routes)| {
-            routes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            routes.dedup_by(|a, b| a.2.name == b.2.name);
-            VirtualHost {
-                name: hostname.to_string(),
-                domains: vec![hostname.to_string()],
-                routes: routes
-                    .into_iter()
-                    .map(|(_, _, r)| {
-                        with_listener_port(r.into_owned(), &state.listeners[listeners[0]])
-                    })
-                    .collect(),
-            }
-        })
+        .map(|(hostname, routes)| out.virtual_host(&name, hostname, routes, listener))
         .collect();
     RouteConfig {
         name,
         virtual_hosts,
+    }
+}
+
+/// A route on a host, with its rank there; `Some` rules when it is theirs unchanged.
+type Ranked<'r> = (
+    HostRank,
+    &'r Precedence,
+    Cow<'r, ir::Route>,
+    Option<&'r Arc<TranslatedRules>>,
+);
+
+/// How specifically a route's own hostnames name a host (most specific first).
+type HostRank = Reverse<(usize, usize)>;
+
+/// Where assembly puts a Gateway's clusters, and what it keeps of its virtual
+/// hosts for the next translation.
+struct Assembly<'m> {
+    gateway: &'m str,
+    clusters: &'m mut BTreeMap<String, Arc<ir::Cluster>>,
+    hosts: &'m mut memo::Kept<String, KeptHost>,
+}
+
+/// A virtual host made of routes that were their rules' own, and what it was
+/// made of: the same rules in the same order, ranked the same, on a listener
+/// with the same protocol and port make the same host.
+struct KeptHost {
+    sources: Vec<(HostRank, Arc<TranslatedRules>)>,
+    listener: (Option<Protocol>, i32),
+    host: Arc<VirtualHost>,
+}
+
+impl Assembly<'_> {
+    fn virtual_host(
+        &mut self,
+        config: &str,
+        hostname: &str,
+        routes: Vec<Ranked<'_>>,
+        listener: &ListenerState,
+    ) -> Arc<VirtualHost> {
+        let sources: Option<Vec<_>> = (routes.iter())
+            .map(|(rank, _, _, source)| Some((*rank, (*source)?)))
+            .collect();
+        let Some(sources) = sources else {
+            return Arc::new(virtual_host(hostname, routes, listener));
+        };
+        let key = format!("{}\n{config}\n{hostname}", self.gateway);
+        let listener_key = (listener.protocol, listener.port);
+        let same = |kept: &KeptHost| {
+            kept.listener == listener_key
+                && kept.sources.len() == sources.len()
+                && (kept.sources.iter().zip(&sources))
+                    .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
+        };
+        let host = match self.hosts.take(&key) {
+            Some(kept) if same(&kept) => kept.host,
+            _ => Arc::new(virtual_host(hostname, routes, listener)),
+        };
+        let kept = KeptHost {
+            sources: (sources.into_iter())
+                .map(|(rank, rules)| (rank, rules.clone()))
+                .collect(),
+            listener: listener_key,
+            host: host.clone(),
+        };
+        self.hosts.keep(key, kept);
+        host
+    }
+}
+
+/// The virtual host of `hostname`: its routes in precedence order.
+fn virtual_host(
+    hostname: &str,
+    mut routes: Vec<Ranked<'_>>,
+    listener: &ListenerState,
+) -> VirtualHost {
+    routes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    routes.dedup_by(|a, b| a.2.name == b.2.name);
+    VirtualHost {
+        name: hostname.to_string(),
+        domains: vec![hostname.to_string()],
+        routes: (routes.into_iter())
+            .map(|(_, _, route, _)| with_listener_port(route.into_owned(), listener))
+            .collect(),
     }
 }
 
@@ -1232,8 +1328,8 @@ fn route_config(
 fn apply_backend_policy(
     route: &mut ir::Route,
     policy: &ir::BackendPolicy,
-    route_clusters: &[ir::Cluster],
-    clusters: &mut BTreeMap<String, ir::Cluster>,
+    route_clusters: &[Arc<ir::Cluster>],
+    clusters: &mut BTreeMap<String, Arc<ir::Cluster>>,
 ) {
     route.backend = policy.route.clone();
     // The route rule's own retry wins over the policy's, as in Envoy Gateway.
@@ -1252,7 +1348,7 @@ fn apply_backend_policy(
             ..cluster.key.clone()
         });
         renamed.insert(cluster.name.clone(), rekeyed.name.clone());
-        httproute::merge_clusters(clusters, [rekeyed]);
+        httproute::merge_clusters(clusters, [Arc::new(rekeyed)]);
     }
     route.rename_clusters(&renamed);
 }
@@ -1458,12 +1554,12 @@ fn with_listener_port(mut route: ir::Route, listener: &ListenerState) -> ir::Rou
 mod tests {
     use super::*;
 
-    fn host(name: &str, domains: &[&str]) -> VirtualHost {
-        VirtualHost {
+    fn host(name: &str, domains: &[&str]) -> Arc<VirtualHost> {
+        Arc::new(VirtualHost {
             name: name.to_string(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: Vec::new(),
-        }
+        })
     }
 
     fn domains(config: &RouteConfig) -> Vec<(String, Vec<String>)> {

@@ -68,7 +68,7 @@ pub struct Memo {
 }
 
 struct EncodedCluster {
-    ir: ir::Cluster,
+    ir: Arc<ir::Cluster>,
     preserve_case: bool,
     cluster: Arc<Resource>,
     endpoints: Option<Arc<Resource>>,
@@ -78,7 +78,7 @@ struct EncodedCluster {
 struct EncodedRouteConfig {
     client: ir::ClientSettings,
     tls: bool,
-    virtual_hosts: HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>,
+    virtual_hosts: HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>,
     /// When sharded: each shard's RouteConfiguration and the virtual hosts it was
     /// made of, so that a shard whose hosts are the same ones is not assembled again.
     shards: Vec<EncodedShard>,
@@ -219,7 +219,7 @@ pub fn rebuild_endpoints(
         let endpoints = Resource::encode(type_url::ENDPOINT, name, &built, kept.endpoints.as_ref());
         (resources.entry(type_url::ENDPOINT).or_default()).insert(name.clone(), endpoints.clone());
         kept.endpoints = Some(endpoints);
-        kept.ir.endpoints.clone_from(&c.endpoints);
+        kept.ir = c.clone();
     }
     memo.last = Arc::new(Snapshot::new(resources));
     memo.last.clone()
@@ -229,13 +229,15 @@ pub fn rebuild_endpoints(
 /// build encoded) differs: a cluster whose endpoints alone changed keeps its
 /// Cluster resource.
 fn encode_cluster<'p>(
-    c: &ir::Cluster,
+    c: &Arc<ir::Cluster>,
     preserve_case: bool,
     kept: Option<EncodedCluster>,
     previous: &impl Fn(&str, &str) -> Option<&'p Arc<Resource>>,
 ) -> EncodedCluster {
     let kept = match kept {
-        Some(k) if k.preserve_case == preserve_case && k.ir == *c => return k,
+        Some(k) if k.preserve_case == preserve_case && (Arc::ptr_eq(&k.ir, c) || k.ir == *c) => {
+            return k;
+        }
         Some(k) if k.preserve_case == preserve_case => Some(k),
         _ => None,
     };
@@ -299,17 +301,17 @@ fn route_config(
 fn virtual_hosts(
     config: &ir::RouteConfig,
     client: &ir::ClientSettings,
-    kept: Option<HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>>,
+    kept: Option<HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>>,
 ) -> (
     Vec<Arc<EncodedPart>>,
-    HashMap<String, (ir::VirtualHost, Arc<EncodedPart>)>,
+    HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>,
 ) {
     let mut kept_hosts = kept.unwrap_or_default();
     let mut virtual_hosts = HashMap::with_capacity(config.virtual_hosts.len());
     let mut parts = Vec::with_capacity(config.virtual_hosts.len());
     for vh in &config.virtual_hosts {
         let part = match kept_hosts.remove(&vh.name) {
-            Some((ir, part)) if ir == *vh => (ir, part),
+            Some((ir, part)) if Arc::ptr_eq(&ir, vh) || ir == *vh => (ir, part),
             _ => (
                 vh.clone(),
                 Arc::new(EncodedPart::new(&route::virtual_host(vh, client))),
@@ -385,12 +387,13 @@ mod tests {
             domains: vec![format!("h{i}.test")],
             routes: Vec::new(),
         };
-        let mut virtual_hosts: Vec<ir::VirtualHost> = (0..hosts).map(host).collect();
-        virtual_hosts.push(ir::VirtualHost {
+        let mut virtual_hosts: Vec<Arc<ir::VirtualHost>> =
+            (0..hosts).map(|i| Arc::new(host(i))).collect();
+        virtual_hosts.push(Arc::new(ir::VirtualHost {
             name: "wild".into(),
             domains: vec!["*.wild.test".into()],
             routes: Vec::new(),
-        });
+        }));
         ir::GatewayIr {
             listeners: vec![ir::Listener {
                 name: "http-8080".into(),

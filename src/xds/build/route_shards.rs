@@ -213,13 +213,14 @@ fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    fn host(name: &str, domains: &[&str]) -> ir::VirtualHost {
-        ir::VirtualHost {
+    fn host(name: &str, domains: &[&str]) -> Arc<ir::VirtualHost> {
+        Arc::new(ir::VirtualHost {
             name: name.to_string(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: Vec::new(),
-        }
+        })
     }
 
     #[test]
