@@ -292,6 +292,23 @@ impl Snapshot {
     /// has, the snapshot to push first is `next` plus those old resources, so Envoy
     /// moves its routes away from them before they go. None when nothing is dropped.
     pub fn bridge_to(&self, next: &Snapshot) -> Option<Snapshot> {
+        // Asked on every stream at every change: look before copying.
+        let drops = REFERENCED.iter().any(|type_url| {
+            let Some(old) = self.resources.get(type_url) else {
+                return false;
+            };
+            // Both sorted by name: side by side, one comparison a name.
+            let mut new = (next.resources.get(type_url).into_iter())
+                .flat_map(|n| n.keys())
+                .peekable();
+            old.keys().any(|name| {
+                while new.next_if(|n| *n < name).is_some() {}
+                new.next_if(|n| *n == name).is_none()
+            })
+        });
+        if !drops {
+            return None;
+        }
         let mut bridge = next.clone();
         let mut retained = false;
         for type_url in REFERENCED {

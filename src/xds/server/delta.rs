@@ -175,8 +175,36 @@ impl TypeState {
         }
     }
 
-    fn in_scope(&self, name: &str) -> bool {
-        self.wildcard || self.names.contains(name)
+    /// What the client lacks of `current` (in scope, and not at its version or to
+    /// be resent), and the names it has that `current` no longer holds. One pass
+    /// over the three sorted collections side by side: at a thousand streams the
+    /// per-name tree lookups were most of a push's cost.
+    fn differences<'s>(
+        &self,
+        current: Option<&'s BTreeMap<String, Arc<Resource>>>,
+    ) -> (Vec<&'s Arc<Resource>>, Vec<String>) {
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        let mut known = self.known.iter().peekable();
+        let mut names = self.names.iter().peekable();
+        for (name, resource) in current.into_iter().flatten() {
+            while let Some((gone, _)) = known.next_if(|(k, _)| *k < name) {
+                removed.push(gone.clone());
+            }
+            let had = known
+                .next_if(|(k, _)| *k == name)
+                .map(|(_, version)| version);
+            while names.next_if(|n| *n < name).is_some() {}
+            let named = names.next_if(|n| *n == name).is_some();
+            if !(self.wildcard || named) {
+                continue;
+            }
+            if had != Some(&resource.version) || self.resend.contains(name) {
+                changed.push(resource);
+            }
+        }
+        removed.extend(known.map(|(gone, _)| gone.clone()));
+        (changed, removed)
     }
 }
 
@@ -225,20 +253,7 @@ impl Delta {
             state.resend.append(&mut self.warming);
         }
         let current = self.snapshot.of_type(type_url);
-        let changed: Vec<&Arc<Resource>> = current
-            .into_iter()
-            .flat_map(|all| all.values())
-            .filter(|r| state.in_scope(&r.name))
-            .filter(|r| {
-                state.resend.contains(&r.name) || state.known.get(&r.name) != Some(&r.version)
-            })
-            .collect();
-        let removed: Vec<String> = state
-            .known
-            .keys()
-            .filter(|name| !current.is_some_and(|all| all.contains_key(*name)))
-            .cloned()
-            .collect();
+        let (changed, removed) = state.differences(current);
         state.resend.clear();
         if changed.is_empty() && removed.is_empty() && !announce {
             return None;
@@ -299,5 +314,54 @@ impl Delta {
             sent,
         });
         Some(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(items: &[(&str, &str)]) -> BTreeMap<String, Arc<Resource>> {
+        (items.iter())
+            .map(|(name, version)| {
+                let resource = Resource {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    body: Default::default(),
+                };
+                (name.to_string(), Arc::new(resource))
+            })
+            .collect()
+    }
+
+    fn names(changed: &[&Arc<Resource>]) -> Vec<String> {
+        changed.iter().map(|r| r.name.clone()).collect()
+    }
+
+    #[test]
+    fn differences_match_a_lookup_per_name() {
+        let current = resources(&[("a", "1"), ("b", "2"), ("c", "1"), ("e", "1")]);
+        let mut state = TypeState {
+            wildcard: true,
+            known: [("a", "1"), ("b", "1"), ("d", "1"), ("f", "1")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .into(),
+            ..Default::default()
+        };
+        let (changed, removed) = state.differences(Some(&current));
+        assert_eq!(names(&changed), ["b", "c", "e"]);
+        assert_eq!(removed, ["d", "f"]);
+
+        // Named subscriptions: only those; a name to resend goes even at its version.
+        state.wildcard = false;
+        state.names = ["a", "c", "z"].map(String::from).into();
+        state.resend = ["a".to_string()].into();
+        let (changed, removed) = state.differences(Some(&current));
+        assert_eq!(names(&changed), ["a", "c"]);
+        assert_eq!(removed, ["d", "f"]);
+
+        let (changed, removed) = state.differences(None);
+        assert!(changed.is_empty());
+        assert_eq!(removed, ["a", "b", "d", "f"]);
     }
 }
