@@ -521,8 +521,9 @@ impl Translator {
             .map(BTreeMap::len)
             .sum();
         let changed = self.versions.as_ref() != Some(&versions);
+        let mut replaced = Vec::new();
         if changed {
-            self.cache.set_all(snapshots);
+            replaced = self.cache.set_all(snapshots);
             if let Some(old) = &self.versions {
                 for gateway in old.keys().filter(|g| !versions.contains_key(*g)) {
                     self.metrics.forget_gateway(gateway);
@@ -594,10 +595,12 @@ impl Translator {
             snapshots: versions.clone(),
         }));
         self.versions = Some(versions);
-        // Served and reported: only now is the last translation freed.
+        // Served and reported: only now are the last translation and the
+        // snapshots it replaced freed.
         if let Some(mut compiler) = self.compiler.take() {
             let collected = tokio::task::spawn_blocking(move || {
                 compiler.collect_garbage();
+                drop(replaced);
                 compiler
             })
             .await;

@@ -157,19 +157,23 @@ impl Snapshot {
     /// A snapshot of these resources, its version hashing each one's type, name
     /// and version.
     pub fn new(resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>) -> Self {
-        let mut hasher = Sha256::new();
+        // One buffer hashed at once: at 20,000 resources, six small updates each
+        // cost more than the hashing.
+        let mut text = Vec::new();
         for (type_url, items) in &resources {
             for (name, resource) in items {
-                hasher.update(type_url.as_bytes());
-                hasher.update([0]);
-                hasher.update(name.as_bytes());
-                hasher.update([0]);
-                hasher.update(resource.version.as_bytes());
-                hasher.update([0]);
+                for part in [
+                    type_url.as_bytes(),
+                    name.as_bytes(),
+                    resource.version.as_bytes(),
+                ] {
+                    text.extend_from_slice(part);
+                    text.push(0);
+                }
             }
         }
         Snapshot {
-            version: hex::encode(&hasher.finalize()[..8]),
+            version: hex::encode(&Sha256::digest(&text)[..8]),
             resources,
         }
     }
