@@ -384,11 +384,11 @@ impl Resources {
             Object::Gateway(o) => self.gateways.push(o),
             Object::HttpRoute(o, extras) => {
                 if extras.iter().any(|e| *e != RuleExtras::default()) {
+                    let namespace = (o.metadata.namespace.as_deref())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("default");
                     let key = (
-                        o.metadata
-                            .namespace
-                            .clone()
-                            .unwrap_or_else(|| "default".into()),
+                        namespace.to_string(),
                         o.metadata.name.clone().unwrap_or_default(),
                     );
                     self.http_route_extras.insert(key, extras);
@@ -408,6 +408,86 @@ impl Resources {
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(o),
             Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(o),
             Object::Backend(o) => self.backends.push(o),
+        }
+    }
+
+    /// Puts `object` (of the key's kind) in its list where `normalize` would
+    /// order it, in place of the key's object if there is one; `None` removes
+    /// the key's object. The list must be in `normalize`'s order.
+    pub fn set(&mut self, (kind, namespace, name): (&str, &str, &str), object: Option<&Object>) {
+        fn place<K: kube::Resource + Clone>(
+            list: &mut Vec<Arc<K>>,
+            (namespace, name): (&str, &str),
+            object: Option<&Arc<K>>,
+            namespaced: bool,
+        ) {
+            let at = list.binary_search_by(|o| {
+                let meta = o.meta();
+                (
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default(),
+                )
+                    .cmp(&(namespace, name))
+            });
+            let object = object.map(|o| {
+                let mut o = o.clone();
+                if namespaced && o.meta().namespace.as_deref().unwrap_or("").is_empty() {
+                    Arc::make_mut(&mut o).meta_mut().namespace = Some("default".to_string());
+                }
+                o
+            });
+            match (at, object) {
+                (Ok(at), Some(object)) => list[at] = object,
+                (Ok(at), None) => drop(list.remove(at)),
+                (Err(at), Some(object)) => list.insert(at, object),
+                (Err(_), None) => {}
+            }
+        }
+        macro_rules! kinds {
+            ($($kind:literal => $variant:ident, $list:ident, $namespaced:literal;)*) => {
+                match kind {
+                    $($kind => {
+                        let object = match object {
+                            Some(Object::$variant(o)) => Some(o),
+                            _ => None,
+                        };
+                        place(&mut self.$list, (namespace, name), object, $namespaced);
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        if kind == "HTTPRoute" {
+            let key = (namespace.to_string(), name.to_string());
+            self.http_route_extras.remove(&key);
+            let route = match object {
+                Some(Object::HttpRoute(route, extras)) => {
+                    if extras.iter().any(|e| *e != RuleExtras::default()) {
+                        self.http_route_extras.insert(key, extras.clone());
+                    }
+                    Some(route)
+                }
+                _ => None,
+            };
+            place(&mut self.http_routes, (namespace, name), route, true);
+            return;
+        }
+        kinds! {
+            "GatewayClass" => GatewayClass, gateway_classes, false;
+            "Gateway" => Gateway, gateways, true;
+            "GRPCRoute" => GrpcRoute, grpc_routes, true;
+            "TCPRoute" => TcpRoute, tcp_routes, true;
+            "TLSRoute" => TlsRoute, tls_routes, true;
+            "ListenerSet" => ListenerSet, listener_sets, true;
+            "ReferenceGrant" => ReferenceGrant, reference_grants, true;
+            "Service" => Service, services, true;
+            "EndpointSlice" => EndpointSlice, endpoint_slices, true;
+            "Secret" => Secret, secrets, true;
+            "ConfigMap" => ConfigMap, config_maps, true;
+            "Namespace" => Namespace, namespaces, false;
+            "ClientTrafficPolicy" => ClientTrafficPolicy, client_traffic_policies, true;
+            "BackendTrafficPolicy" => BackendTrafficPolicy, backend_traffic_policies, true;
+            "Backend" => Backend, backends, true;
         }
     }
 

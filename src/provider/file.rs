@@ -8,8 +8,9 @@
 //! - Documents of kinds gantry does not handle are reported and skipped.
 //!
 //! Only the files named in a change notification are re-read; a file whose bytes
-//! did not change is not parsed again, and a change that leaves every file's bytes
-//! as they were sends nothing. Anything the watcher cannot attribute to one file
+//! did not change is not parsed again, only the objects of files that parsed
+//! differently are merged again (`provider::merged`), and a change that leaves
+//! every file's bytes as they were sends nothing. Anything the watcher cannot attribute to one file
 //! (a rescan request, a watcher error, a change to the directory itself or to a
 //! `..data`-style symlinked subdirectory as Kubernetes ConfigMap volumes use) makes
 //! the provider compare the whole directory against what it holds.
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::provider::is_yaml;
+use crate::provider::merged::MergedFiles;
 use crate::resources::{InputProblem, ParsedFile, Resources, parallel_map, parse_file};
 
 /// The files of one directory, each with its last good parse.
@@ -35,13 +37,15 @@ pub struct Directory {
     files: BTreeMap<String, FileEntry>,
     /// Problems already logged, so that each is logged once when it appears.
     logged: BTreeSet<InputProblem>,
+    /// Every file's last good objects merged, brought up to date file by file.
+    merged: MergedFiles,
 }
 
 struct FileEntry {
     /// SHA-256 of the bytes last read; an unchanged file is not parsed again.
     digest: [u8; 32],
     /// The last version that parsed.
-    good: Option<ParsedFile>,
+    good: Option<Arc<ParsedFile>>,
     /// Why the current bytes are not in force, if they are not.
     error: Option<InputProblem>,
 }
@@ -55,6 +59,7 @@ impl Directory {
             dir,
             files: BTreeMap::new(),
             logged: BTreeSet::new(),
+            merged: MergedFiles::default(),
         };
         directory.rescan()?;
         Ok(directory)
@@ -178,7 +183,7 @@ impl Directory {
                         name,
                         FileEntry {
                             digest,
-                            good: Some(parsed),
+                            good: Some(Arc::new(parsed)),
                             error: None,
                         },
                     );
@@ -228,11 +233,8 @@ impl Directory {
     /// The merged input: every file's last good objects, plus every problem.
     /// Problems not seen before are logged (parse failures already were).
     pub fn resources(&mut self) -> Resources {
-        let mut resources = Resources::from_files(
-            self.files
-                .iter()
-                .filter_map(|(name, f)| f.good.as_ref().map(|g| (name.as_str(), g))),
-        );
+        let mut resources = (self.merged)
+            .update((self.files.iter()).filter_map(|(name, f)| Some((name, f.good.as_ref()?))));
         resources
             .problems
             .extend(self.files.values().filter_map(|f| f.error.clone()));
