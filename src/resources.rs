@@ -421,19 +421,10 @@ impl Resources {
             object: Option<&Arc<K>>,
             namespaced: bool,
         ) {
-            let at = list.binary_search_by(|o| {
-                let meta = o.meta();
-                (
-                    meta.namespace.as_deref().unwrap_or_default(),
-                    meta.name.as_deref().unwrap_or_default(),
-                )
-                    .cmp(&(namespace, name))
-            });
+            let at = list.binary_search_by(|o| list_key(o.as_ref()).cmp(&(namespace, name)));
             let object = object.map(|o| {
                 let mut o = o.clone();
-                if namespaced && o.meta().namespace.as_deref().unwrap_or("").is_empty() {
-                    Arc::make_mut(&mut o).meta_mut().namespace = Some("default".to_string());
-                }
+                default_namespace(&mut o, namespaced);
                 o
             });
             match (at, object) {
@@ -498,17 +489,10 @@ impl Resources {
         namespace: &str,
         name: &str,
     ) -> Option<&'l Arc<K>> {
-        fn key_of<K: kube::Resource>(o: &Arc<K>) -> (&str, &str) {
-            let meta = o.meta();
-            (
-                meta.namespace.as_deref().unwrap_or_default(),
-                meta.name.as_deref().unwrap_or_default(),
-            )
-        }
         let at = (items
-            .binary_search_by(|o| key_of(o).cmp(&(namespace, name)))
+            .binary_search_by(|o| list_key(o.as_ref()).cmp(&(namespace, name)))
             .ok())
-        .or_else(|| items.iter().position(|o| key_of(o) == (namespace, name)))?;
+        .or_else(|| (items.iter()).position(|o| list_key(o.as_ref()) == (namespace, name)))?;
         Some(&items[at])
     }
 
@@ -516,11 +500,7 @@ impl Resources {
     pub fn normalize(&mut self) {
         fn fix<K: kube::Resource + Clone>(items: &mut [Arc<K>], namespaced: bool) {
             for item in items.iter_mut() {
-                // Objects are shared with the provider's store: only one without a
-                // namespace is copied to be given one.
-                if namespaced && item.meta().namespace.as_deref().unwrap_or("").is_empty() {
-                    Arc::make_mut(item).meta_mut().namespace = Some("default".to_string());
-                }
+                default_namespace(item, namespaced);
             }
             items.sort_by(|a, b| {
                 (a.meta().namespace.as_deref(), a.meta().name.as_deref())
@@ -544,6 +524,23 @@ impl Resources {
         fix(&mut self.backend_traffic_policies, true);
         fix(&mut self.backends, true);
         self.problems.sort();
+    }
+}
+
+/// (namespace, name) of an object in a list of `Resources`, "" for either if unset.
+pub fn list_key<K: kube::Resource>(o: &K) -> (&str, &str) {
+    let meta = o.meta();
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Gives a namespaced object without a namespace "default". Objects are shared
+/// with the provider's store: only such an object is copied.
+fn default_namespace<K: kube::Resource + Clone>(item: &mut Arc<K>, namespaced: bool) {
+    if namespaced && item.meta().namespace.as_deref().unwrap_or("").is_empty() {
+        Arc::make_mut(item).meta_mut().namespace = Some("default".to_string());
     }
 }
 

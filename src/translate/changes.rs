@@ -4,11 +4,11 @@
 //! kgateway, with the reads recorded by [`Index`](super::index::Index)).
 
 use std::collections::{BTreeSet, HashSet};
-
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 
-use crate::resources::Resources;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::resources::{Resources, list_key};
 
 /// One thing a translation may read.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -176,7 +176,7 @@ impl Changes {
             return Vec::new();
         }
         fn keyed<K: kube::Resource>(objects: &[Arc<K>]) -> Vec<((&str, &str), &Arc<K>)> {
-            let mut keyed: Vec<_> = objects.iter().map(|o| (key_of(o.as_ref()), o)).collect();
+            let mut keyed: Vec<_> = objects.iter().map(|o| (list_key(o.as_ref()), o)).collect();
             // Already in this order as providers give them; sorting checks it.
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             keyed
@@ -225,13 +225,6 @@ impl Changes {
 }
 
 const ENDPOINT_SLICE: &str = "EndpointSlice";
-
-fn key_of<K: kube::Resource>(o: &K) -> (&str, &str) {
-    (
-        o.meta().namespace.as_deref().unwrap_or_default(),
-        o.meta().name.as_deref().unwrap_or_default(),
-    )
-}
 
 fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<&str> {
     (slice.metadata.labels.as_ref())
