@@ -2,7 +2,6 @@
 //! has no clock and writes a placeholder): kept while a condition's status holds,
 //! the current time when it changes. Used by the status writers of both providers.
 
-use std::collections::HashMap as StdHashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -159,7 +158,7 @@ fn fill_object(
 /// (same place, same `type`) in `existing` when its `status` is the same there, so
 /// that a status written again keeps the time of the real transition.
 pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
-    let mut times = StdHashMap::new();
+    let mut times = HashMap::default();
     visit_conditions(
         &mut existing.clone(),
         String::new(),
