@@ -211,6 +211,8 @@ fn gzip_when_the_client_accepts_it() {
         "compressed",
         "  compressor: [{type: Gzip, gzip: {}}]\n",
     );
+    // The listener may not be up yet: wait for it before the checks that expect answers.
+    common::wait_for_http(port, "plain.example.com", "/", |status, _| status == 200);
     let gzip = [("Accept-Encoding", "gzip")];
     let encoding = |headers: &[(&str, &str)]| {
         let (code, response_headers, _) =
