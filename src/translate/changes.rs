@@ -57,6 +57,11 @@ impl Changes {
         self.everything || deps.any(|d| self.keys.contains(d))
     }
 
+    /// Whether any object of `kind` changed (or there is no earlier input).
+    pub fn touches_kind(&self, kind: &str) -> bool {
+        self.everything || self.kinds.contains(kind)
+    }
+
     /// Whether every change is of one of `kinds` (and there is an earlier input).
     pub fn only_kinds(&self, kinds: &[&str]) -> bool {
         !self.everything && self.kinds.iter().all(|k| kinds.contains(k))
@@ -224,7 +229,7 @@ impl Changes {
     }
 }
 
-const ENDPOINT_SLICE: &str = "EndpointSlice";
+pub const ENDPOINT_SLICE: &str = "EndpointSlice";
 
 fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<&str> {
     (slice.metadata.labels.as_ref())

@@ -55,8 +55,8 @@ pub struct Translated {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
-    pub api_version: String,
-    pub kind: String,
+    pub api_version: Cow<'static, str>,
+    pub kind: Cow<'static, str>,
     pub metadata: ObjectRef,
     /// Shared with the next translation's status of the object when it is equal.
     pub status: Arc<serde_json::Value>,
@@ -81,8 +81,8 @@ fn object_status_value<K: kube::Resource<DynamicType = ()>>(
     status: Arc<serde_json::Value>,
 ) -> ObjectStatus {
     ObjectStatus {
-        api_version: K::api_version(&()).into_owned(),
-        kind: K::kind(&()).into_owned(),
+        api_version: K::api_version(&()),
+        kind: K::kind(&()),
         metadata: ObjectRef {
             namespace: object.meta().namespace.clone(),
             name: object.meta().name.clone().unwrap_or_default(),
@@ -209,24 +209,35 @@ impl Default for Options {
 /// What one translation keeps for the next, to redo only what a change touches.
 #[derive(Default)]
 pub struct Memo {
-    /// Each HTTP-like route's translated rules.
-    rules: memo::Derived<RouteKey, TranslatedRules>,
-    attachment: AttachmentMemo,
+    /// What each HTTP-like route made, in the order of [`Routes::http_like`].
+    routes: Vec<KeptRoute>,
     /// Each virtual host made only of routes as their rules made them.
     hosts: memo::Kept<String, KeptHost>,
+    slices: index::SliceGroups,
 }
 
 /// An HTTP-like route's (kind, namespace, name): what memos keep its results by.
 type RouteKey = (&'static str, String, String);
 
-/// What attaching each HTTP-like route gave: thousands of routes keep theirs
+/// What one translation made of one HTTP-like route: thousands of routes keep it
 /// through a one-route change.
-#[derive(Default)]
-struct AttachmentMemo {
-    attachments: memo::Kept<RouteKey, RouteAttachment>,
-    /// Its status as JSON, kept while the status is equal.
-    route_status: memo::Serialized<RouteKey, status::RouteStatus>,
+struct KeptRoute {
+    key: RouteKey,
+    /// Its translated rules with every key they read (the route's own first),
+    /// once it named a Gateway gantry manages.
+    rules: Option<(Arc<TranslatedRules>, Vec<Dep>)>,
+    attachment: RouteAttachment,
+    /// The status it reported, with that status as JSON.
+    route_status: Option<(status::RouteStatus, Arc<serde_json::Value>)>,
 }
+
+impl KeptRoute {
+    fn order(&self) -> (bool, &str, &str) {
+        (self.key.0 == GRPC_ROUTE, &self.key.1, &self.key.2)
+    }
+}
+
+const GRPC_ROUTE: &str = "GRPCRoute";
 
 /// Kinds whose changes leave every listener, and so where routes may attach,
 /// as it was. Any other kind's change attaches every route afresh.
@@ -243,8 +254,6 @@ const KINDS_LISTENERS_IGNORE: &[&str] = &[
 /// Where one HTTP-like route attaches, and what it reports.
 #[derive(Default)]
 struct RouteAttachment {
-    /// Its rules, once it named a Gateway gantry manages.
-    rules: Option<Arc<TranslatedRules>>,
     /// (index of the Gateway, where on it)
     attachments: Vec<(usize, Attachment)>,
     status: Option<ObjectStatus>,
@@ -271,7 +280,8 @@ pub fn translate_incremental(
     memo: &mut Memo,
     changes: &Changes,
 ) -> Translated {
-    let index = Index::new(resources);
+    memo.slices.update(resources, changes);
+    let index = Index::with_slices(resources, Cow::Borrowed(&memo.slices));
     let mut status = Vec::new();
 
     let classes = gateway::managed_classes(resources, options, &mut status);
@@ -279,22 +289,15 @@ pub fn translate_incremental(
     let sets = listener_set::attach(resources, &mut gateways, &index);
 
     let routes = Routes::new(resources);
-    let mut rules = RuleTranslation {
-        memo: &mut memo.rules,
-        changes,
-        index: &index,
-    };
     let attached = attach_routes(
         &routes,
         &mut gateways,
         &sets,
-        &mut rules,
-        &mut memo.attachment,
+        &index,
+        changes,
+        &mut memo.routes,
         options,
     );
-    memo.rules.finish();
-    memo.attachment.attachments.finish();
-    memo.attachment.route_status.finish();
 
     let client_policies =
         client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
@@ -417,55 +420,47 @@ fn attach_routes(
     routes: &Routes<'_>,
     gateways: &mut [GatewayState<'_>],
     sets: &ListenerSets<'_>,
-    rules: &mut RuleTranslation<'_, '_>,
-    memo: &mut AttachmentMemo,
+    index: &Index<'_>,
+    changes: &Changes,
+    memo: &mut Vec<KeptRoute>,
     options: &Options,
 ) -> Attached {
-    let index = rules.index;
     let mut attached = Attached {
-        rules: Vec::new(),
+        rules: Vec::with_capacity(routes.http_like.len()),
         status: Vec::new(),
     };
     // Where a route attaches depends on the route, its rules and the listeners
     // it may use; while no kind that shapes listeners changed, an unchanged
     // route with unchanged rules attaches as it did.
-    let listeners_unchanged = rules.changes.only_kinds(KINDS_LISTENERS_IGNORE);
+    let listeners_unchanged = changes.only_kinds(KINDS_LISTENERS_IGNORE);
+    let mut last = memo::InOrder::new(std::mem::take(memo));
     for (route_index, route) in routes.http_like.iter().enumerate() {
-        let key = route.key();
-        let kept = (memo.attachments.take(&key)).filter(|kept| {
-            listeners_unchanged
-                && !rules.changes.touches_object(key.0, &key.1, &key.2)
-                && (kept.rules.as_ref())
-                    .is_none_or(|kept| Arc::ptr_eq(kept, &rules.of(route, &key)))
+        let kept = last.take(|kept| kept.order().cmp(&route.order()));
+        let route_unchanged = kept.is_some() && !route.changed(changes);
+        let mut kept = kept.unwrap_or_else(|| KeptRoute {
+            key: route.key(),
+            rules: None,
+            attachment: RouteAttachment::default(),
+            route_status: None,
         });
-        let outcome = match kept {
-            Some(kept) => {
-                memo.route_status.keep(&key);
-                kept
-            }
-            None => {
-                let (mut outcome, parents) =
-                    attach_route(route, &key, gateways, sets, rules, options);
-                outcome.status = parents.map(|parents| {
-                    let value =
-                        (memo.route_status).value(key.clone(), status::RouteStatus { parents });
-                    let mut status = object_status_value(route.route.as_ref(), value);
-                    if route.grpc.is_some() {
-                        status.kind = "GRPCRoute".to_string();
-                    }
-                    status
-                });
-                outcome
-            }
-        };
-        for (gateway, attachment) in &outcome.attachments {
+        let rules_unchanged = (kept.rules.as_ref())
+            .is_none_or(|(_, reads)| route_unchanged && !changes.touches(reads.iter()));
+        if !rules_unchanged {
+            kept.rules = None;
+        }
+        if !(listeners_unchanged && route_unchanged && rules_unchanged) {
+            attach_route(route, &mut kept, gateways, sets, index, options);
+        }
+        for (gateway, attachment) in &kept.attachment.attachments {
             let state = &mut gateways[*gateway];
             state.listeners[attachment.listener].attached_routes += 1;
             state.attachments.push((route_index, attachment.clone()));
         }
-        attached.rules.push(outcome.rules.clone());
-        attached.status.extend(outcome.status.clone());
-        memo.attachments.keep(key, outcome);
+        attached
+            .rules
+            .push(kept.rules.as_ref().map(|(rules, _)| rules.clone()));
+        attached.status.extend(kept.attachment.status.clone());
+        memo.push(kept);
     }
     for route_index in l4route::by_age(&routes.l4) {
         let route = &routes.l4[route_index];
@@ -489,9 +484,7 @@ fn client_traffic_pass(
         .map(|g| policy::client_traffic::ManagedGateway {
             gateway: g.gateway,
             listeners: &g.listeners,
-            http10_default_hosts: (0..g.listeners.len())
-                .map(|l| http10_default_host(g, route_rules, l))
-                .collect(),
+            http10_default_host: Box::new(|l| http10_default_host(g, route_rules, l)),
         })
         .collect();
     policy::client_traffic::apply(resources, &managed, index, &options.controller_name)
@@ -507,7 +500,12 @@ fn backend_traffic_pass(
     index: &Index<'_>,
     options: &Options,
 ) -> policy::backend_traffic::Outcome {
-    let route_targets = backend_route_targets(&routes.http_like, &routes.l4, gateways, sets);
+    // Without a policy there is nothing to resolve targets for.
+    let route_targets = if resources.backend_traffic_policies.is_empty() {
+        Vec::new()
+    } else {
+        backend_route_targets(&routes.http_like, &routes.l4, gateways, sets)
+    };
     let managed: Vec<(&Gateway, &[ListenerState])> = gateways
         .iter()
         .map(|g| (g.gateway, g.listeners.as_slice()))
@@ -547,24 +545,6 @@ fn assemble(
     ir
 }
 
-/// Translates route rules, reusing what the last translation made of a route
-/// when nothing it read has changed.
-struct RuleTranslation<'m, 'i> {
-    memo: &'m mut memo::Derived<RouteKey, TranslatedRules>,
-    changes: &'m Changes,
-    index: &'m Index<'i>,
-}
-
-impl RuleTranslation<'_, '_> {
-    fn of(&mut self, route: &HttpLikeRoute<'_>, key: &RouteKey) -> Arc<TranslatedRules> {
-        let own = Dep::Object(key.0, key.1.clone(), key.2.clone());
-        let index = self.index;
-        self.memo.get(key, own, self.changes, index, || {
-            route.translate_rules(index)
-        })
-    }
-}
-
 /// An HTTPRoute, or a GRPCRoute as the HTTPRoute it amounts to.
 struct HttpLikeRoute<'a> {
     route: Cow<'a, HttpRoute>,
@@ -590,20 +570,47 @@ impl<'a> HttpLikeRoute<'a> {
     }
 
     fn key(&self) -> RouteKey {
+        let (_, namespace, name) = self.order();
+        (self.kind(), namespace.to_string(), name.to_string())
+    }
+
+    /// The order of [`Routes::http_like`]: HTTPRoutes, then GRPCRoutes, each by
+    /// namespace and name.
+    fn order(&self) -> (bool, &str, &str) {
         let meta = &self.route.metadata;
         (
-            self.kind(),
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
+            self.grpc.is_some(),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
         )
     }
 
     fn kind(&self) -> &'static str {
         if self.grpc.is_some() {
-            "GRPCRoute"
+            GRPC_ROUTE
         } else {
             "HTTPRoute"
         }
+    }
+
+    /// Whether the route itself is among `changes`.
+    fn changed(&self, changes: &Changes) -> bool {
+        let (_, namespace, name) = self.order();
+        changes.touches_object(self.kind(), namespace, name)
+    }
+
+    /// Its translated rules: those `kept` holds, else translated afresh with
+    /// the keys they read recorded (the route's own first) and kept.
+    fn rules(&self, kept: &mut KeptRoute, index: &Index<'_>) -> Arc<TranslatedRules> {
+        if let Some((rules, _)) = &kept.rules {
+            return rules.clone();
+        }
+        let (rules, mut reads) = index.recording(|| self.translate_rules(index));
+        let (kind, namespace, name) = &kept.key;
+        reads.insert(0, Dep::Object(kind, namespace.clone(), name.clone()));
+        let rules = Arc::new(rules);
+        kept.rules = Some((rules.clone(), reads));
+        rules
     }
 
     fn translate_rules(&self, index: &Index<'_>) -> TranslatedRules {
@@ -618,29 +625,27 @@ impl<'a> HttpLikeRoute<'a> {
 }
 
 /// Finds where one HTTP-like route attaches on every managed Gateway it names,
-/// and its status for each parent (None when it names no Gateway gantry manages).
+/// and its status for each parent (none when it names no Gateway gantry
+/// manages), into `kept`.
 fn attach_route(
     http_like: &HttpLikeRoute<'_>,
-    key: &RouteKey,
+    kept: &mut KeptRoute,
     gateways: &[GatewayState<'_>],
     sets: &ListenerSets<'_>,
-    translation: &mut RuleTranslation<'_, '_>,
+    index: &Index<'_>,
     options: &Options,
-) -> (RouteAttachment, Option<Vec<status::RouteParentStatus>>) {
-    let index = translation.index;
+) {
     let route = http_like.route.as_ref();
     let route_ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let generation = route.metadata.generation;
     let mut parents = Vec::new();
-    let mut out = RouteAttachment::default();
+    let mut attachments = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
         let found = parent_of(gateways, sets, parent, route_ns);
         if let Parent::None = found {
             continue;
         }
-        let rules = out
-            .rules
-            .get_or_insert_with(|| translation.of(http_like, key));
+        let rules = http_like.rules(kept, index);
         let attached = match (found, &rules.unsupported) {
             (Parent::None, _) => continue,
             (Parent::Detached(problem), _) => Err(problem),
@@ -653,30 +658,38 @@ fn attach_route(
                 &gateways[i].listeners,
                 index,
             )
-            .map(|attachments| (i, attachments)),
+            .map(|found| (i, found)),
         };
-        match attached {
-            Ok((i, attachments)) => {
-                out.attachments
-                    .extend(attachments.into_iter().map(|a| (i, a)));
-                parents.push(httproute::parent_status(
-                    parent,
-                    &options.controller_name,
-                    generation,
-                    Ok(()),
-                    rules.unresolved.as_ref(),
-                ));
-            }
-            Err(problem) => parents.push(httproute::parent_status(
-                parent,
-                &options.controller_name,
-                generation,
-                Err(&problem),
-                rules.unresolved.as_ref(),
-            )),
-        }
+        let attached = attached.map(|(i, found)| {
+            attachments.extend(found.into_iter().map(|a| (i, a)));
+        });
+        parents.push(httproute::parent_status(
+            parent,
+            &options.controller_name,
+            generation,
+            attached.as_ref().copied(),
+            rules.unresolved.as_ref(),
+        ));
     }
-    (out, (!parents.is_empty()).then_some(parents))
+    if parents.is_empty() {
+        // Named no Gateway gantry manages: attached nowhere, reporting nothing.
+        kept.rules = None;
+        kept.route_status = None;
+        kept.attachment = RouteAttachment::default();
+        return;
+    }
+    let route_status = status::RouteStatus { parents };
+    let value = match kept.route_status.take() {
+        Some((last, value)) if last == route_status => value,
+        _ => Arc::new(status_value(&route_status)),
+    };
+    let mut status = object_status_value(route, value.clone());
+    status.kind = http_like.kind().into();
+    kept.route_status = Some((route_status, value));
+    kept.attachment = RouteAttachment {
+        attachments,
+        status: Some(status),
+    };
 }
 
 /// Attaches one TCPRoute or TLSRoute to every managed Gateway it names: to the
@@ -745,8 +758,8 @@ fn attach_l4_route(
         ));
     }
     (!parents.is_empty()).then(|| ObjectStatus {
-        api_version: route.api_version.to_string(),
-        kind: route.kind.to_string(),
+        api_version: route.api_version.into(),
+        kind: route.kind.into(),
         metadata: ObjectRef {
             namespace: route.meta.namespace.clone(),
             name: route.meta.name.clone().unwrap_or_default(),

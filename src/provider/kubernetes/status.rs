@@ -100,7 +100,11 @@ impl StatusWriter {
                 return false;
             }
             let namespace = status.metadata.namespace.clone().unwrap_or_default();
-            let key: Key = (status.kind.clone(), namespace, status.metadata.name.clone());
+            let key: Key = (
+                status.kind.to_string(),
+                namespace,
+                status.metadata.name.clone(),
+            );
             let Some((resource, current)) = self.shared.status_object(&key.0, &key.1, &key.2)
             else {
                 continue;

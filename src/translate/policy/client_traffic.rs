@@ -36,9 +36,10 @@ use crate::translate::{ObjectStatus, object_status};
 pub struct ManagedGateway<'a> {
     pub gateway: &'a Gateway,
     pub listeners: &'a [ListenerState],
-    /// Per listener: the host HTTP/1.0 requests would get with
-    /// `http1.http10.useDefaultHost`, if there is a single one.
-    pub http10_default_hosts: Vec<Option<String>>,
+    /// For a listener: the host HTTP/1.0 requests would get with
+    /// `http1.http10.useDefaultHost`, if there is a single one (asked only for
+    /// listeners whose policy sets it: the answer walks every route).
+    pub http10_default_host: Box<dyn Fn(usize) -> Option<String> + 'a>,
 }
 
 /// What the ClientTrafficPolicies decide.
@@ -124,7 +125,7 @@ pub fn apply(
         let wants_default_host = settings[policy]
             .as_ref()
             .is_ok_and(|s| s.http1.http10.as_ref().is_some_and(|h| h.use_default_host));
-        if wants_default_host && managed[m].http10_default_hosts[listener].is_none() {
+        if wants_default_host && (managed[m].http10_default_host)(listener).is_none() {
             settings[policy] = Err(invalid(
                 "spec.http1.http10.useDefaultHost",
                 format!(

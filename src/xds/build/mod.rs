@@ -7,6 +7,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use crate::ir;
+use crate::translate::memo::InOrder;
 use crate::xds::snapshot::{EncodedPart, Resource, Snapshot, type_url};
 
 mod access_log;
@@ -62,7 +63,8 @@ impl Settings {
 /// virtual host.
 #[derive(Default)]
 pub struct Memo {
-    clusters: HashMap<String, EncodedCluster>,
+    /// Sorted by name, as the IR's clusters are.
+    clusters: Vec<EncodedCluster>,
     route_configs: HashMap<String, EncodedRouteConfig>,
     last: Arc<Snapshot>,
 }
@@ -91,11 +93,13 @@ struct EncodedShard {
 
 /// The snapshot one Gateway's Envoys are served.
 pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> Arc<Snapshot> {
-    let mut resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> = BTreeMap::new();
+    // Gathered in lists, then each sorted at once: most arrive in name order,
+    // which a bulk build takes faster than 20,000 inserts.
+    let mut resources: BTreeMap<&'static str, Vec<(String, Arc<Resource>)>> = BTreeMap::new();
     let last = std::mem::take(&mut memo.last);
     let previous = |type_url: &str, name: &str| last.of_type(type_url)?.get(name);
     let mut add = |type_url: &'static str, resource: Arc<Resource>| {
-        (resources.entry(type_url).or_default()).insert(resource.name.clone(), resource);
+        (resources.entry(type_url).or_default()).push((resource.name.clone(), resource));
     };
 
     let mut route_configs = HashMap::new();
@@ -155,15 +159,16 @@ pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> A
         .listeners
         .iter()
         .any(|l| l.client.http1.preserve_header_case);
-    let mut clusters = HashMap::with_capacity(gateway.clusters.len());
+    let mut clusters = Vec::with_capacity(gateway.clusters.len());
+    let mut kept_clusters = InOrder::new(std::mem::take(&mut memo.clusters));
     for c in gateway.clusters.values() {
-        let kept = memo.clusters.remove(&c.name);
+        let kept = kept_clusters.take(|kept| kept.ir.name.cmp(&c.name));
         let encoded = encode_cluster(c, preserve_case, kept, &previous);
         add(type_url::CLUSTER, encoded.cluster.clone());
         if let Some(endpoints) = &encoded.endpoints {
             add(type_url::ENDPOINT, endpoints.clone());
         }
-        clusters.insert(c.name.clone(), encoded);
+        clusters.push(encoded);
     }
     memo.clusters = clusters;
 
@@ -182,6 +187,9 @@ pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> A
             encode_again(&last, type_url::SECRET, &built.name, &built),
         );
     }
+    let resources = (resources.into_iter())
+        .map(|(type_url, items)| (type_url, items.into_iter().collect()))
+        .collect();
     memo.last = Arc::new(Snapshot::new(resources));
     memo.last.clone()
 }
@@ -208,8 +216,12 @@ pub fn rebuild_endpoints(
 ) -> Arc<Snapshot> {
     let mut resources = Arc::unwrap_or_clone(std::mem::take(&mut memo.last)).resources;
     for name in clusters {
-        let (Some(c), Some(kept)) = (gateway.clusters.get(name), memo.clusters.get_mut(name))
-        else {
+        let kept = (memo
+            .clusters
+            .binary_search_by(|kept| kept.ir.name.cmp(name))
+            .ok())
+        .map(|at| &mut memo.clusters[at]);
+        let (Some(c), Some(kept)) = (gateway.clusters.get(name), kept) else {
             continue;
         };
         if c.addresses == ir::EndpointAddresses::Hostnames {
