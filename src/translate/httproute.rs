@@ -110,7 +110,8 @@ impl TranslatedRules {
 #[derive(Clone)]
 pub struct Attachment {
     pub listener: usize,
-    pub hostnames: Vec<String>,
+    /// Shared: every translation copies each route's attachments into its Gateway.
+    pub hostnames: Arc<[String]>,
 }
 
 /// Whether a parentRef points at this Gateway.
@@ -139,9 +140,9 @@ pub fn attach(
         .filter_map(|i| {
             let hostnames =
                 hostnames::intersect(listeners[i].hostname.as_deref(), &route_hostnames);
-            (!hostnames.is_empty()).then_some(Attachment {
+            (!hostnames.is_empty()).then(|| Attachment {
                 listener: i,
-                hostnames,
+                hostnames: hostnames.into(),
             })
         })
         .collect();

@@ -212,7 +212,7 @@ pub struct Memo {
     /// What each HTTP-like route made, in the order of [`Routes::http_like`].
     routes: Vec<KeptRoute>,
     /// Each virtual host made only of routes as their rules made them.
-    hosts: memo::Kept<String, KeptHost>,
+    hosts: memo::Kept<String, Vec<KeptHost>>,
     slices: index::SliceGroups,
 }
 
@@ -529,7 +529,7 @@ fn assemble(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client_policies: &policy::client_traffic::Outcome,
     backend_policies: &policy::backend_traffic::Outcome,
-    hosts: &mut memo::Kept<String, KeptHost>,
+    hosts: &mut memo::Kept<String, Vec<KeptHost>>,
 ) -> Ir {
     let mut ir = Ir::default();
     for (i, state) in gateways.iter().enumerate() {
@@ -835,7 +835,7 @@ fn gateway_ir<'c>(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
     backend: &BackendLookup<'_>,
-    hosts: &mut memo::Kept<String, KeptHost>,
+    hosts: &mut memo::Kept<String, Vec<KeptHost>>,
 ) -> GatewayIr {
     let mut out = GatewayIr::default();
     let mut ports: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
@@ -1197,7 +1197,8 @@ fn route_config(
     // matches' precedence.
     // Routes are borrowed from their rules until they land in a virtual host;
     // only those a policy changes are copies.
-    let mut hosts: BTreeMap<&str, Vec<Ranked<'_>>> = BTreeMap::new();
+    // Each route on each of its hosts, grouped by host below.
+    let mut placed: Vec<(&str, Ranked<'_>)> = Vec::new();
     for (route_index, attachment) in &state.attachments {
         if !listeners.contains(&attachment.listener) {
             continue;
@@ -1233,19 +1234,31 @@ fn route_config(
         // A host whose routes all come unchanged from their rules can be the
         // one the last translation made of the same rules.
         let source = (!with_policy).then_some(rules);
-        for hostname in &attachment.hostnames {
+        for hostname in attachment.hostnames.iter() {
             let rank = Reverse(hostnames::route_specificity(&rules.hostnames, hostname));
-            hosts
-                .entry(hostname.as_str())
-                .or_default()
-                .extend(routes.iter().map(|(p, r)| (rank, *p, r.clone(), source)));
+            placed.extend(
+                (routes.iter()).map(|(p, r)| (hostname.as_str(), (rank, *p, r.clone(), source))),
+            );
         }
     }
+    // Stable: a host's routes stay in the order they were placed in.
+    placed.sort_by(|a, b| a.0.cmp(b.0));
     let listener = &state.listeners[listeners[0]];
-    let virtual_hosts = hosts
-        .into_iter()
-        .map(|(hostname, routes)| out.virtual_host(&name, hostname, routes, listener))
-        .collect();
+    let memo_key = format!("{}\n{name}", out.gateway);
+    let mut last = memo::InOrder::new(out.hosts.take(&memo_key).unwrap_or_default());
+    let mut kept = Vec::new();
+    let mut virtual_hosts = Vec::new();
+    let mut placed = placed.into_iter().peekable();
+    while let Some((hostname, first)) = placed.next() {
+        let mut routes = vec![first];
+        while let Some((_, next)) = placed.next_if(|(h, _)| *h == hostname) {
+            routes.push(next);
+        }
+        virtual_hosts.push(kept_virtual_host(
+            &mut last, &mut kept, hostname, routes, listener,
+        ));
+    }
+    out.hosts.keep(memo_key, kept);
     RouteConfig {
         name,
         virtual_hosts,
@@ -1268,7 +1281,8 @@ type HostRank = Reverse<(usize, usize)>;
 struct Assembly<'m> {
     gateway: &'m str,
     clusters: &'m mut BTreeMap<String, Arc<ir::Cluster>>,
-    hosts: &'m mut memo::Kept<String, KeptHost>,
+    /// By "gateway\nroute configuration": its hosts in name order.
+    hosts: &'m mut memo::Kept<String, Vec<KeptHost>>,
 }
 
 /// A virtual host made of routes that were their rules' own, and what it was
@@ -1280,42 +1294,41 @@ struct KeptHost {
     host: Arc<VirtualHost>,
 }
 
-impl Assembly<'_> {
-    fn virtual_host(
-        &mut self,
-        config: &str,
-        hostname: &str,
-        routes: Vec<Ranked<'_>>,
-        listener: &ListenerState,
-    ) -> Arc<VirtualHost> {
-        let sources: Option<Vec<_>> = (routes.iter())
-            .map(|(rank, _, _, source)| Some((*rank, (*source)?)))
-            .collect();
-        let Some(sources) = sources else {
-            return Arc::new(virtual_host(hostname, routes, listener));
-        };
-        let key = format!("{}\n{config}\n{hostname}", self.gateway);
-        let listener_key = (listener.protocol, listener.port);
-        let same = |kept: &KeptHost| {
-            kept.listener == listener_key
-                && kept.sources.len() == sources.len()
-                && (kept.sources.iter().zip(&sources))
-                    .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
-        };
-        let host = match self.hosts.take(&key) {
-            Some(kept) if same(&kept) => kept.host,
-            _ => Arc::new(virtual_host(hostname, routes, listener)),
-        };
-        let kept = KeptHost {
-            sources: (sources.into_iter())
-                .map(|(rank, rules)| (rank, rules.clone()))
+/// The virtual host of `hostname`: the one `last` (the last translation's hosts
+/// of this route configuration, asked in name order) holds when it was made of
+/// the same, else made afresh; added to `kept` for the next translation when
+/// its routes are all their rules' own.
+fn kept_virtual_host(
+    last: &mut memo::InOrder<KeptHost>,
+    kept: &mut Vec<KeptHost>,
+    hostname: &str,
+    routes: Vec<Ranked<'_>>,
+    listener: &ListenerState,
+) -> Arc<VirtualHost> {
+    let previous = last.take(|kept| kept.host.name.as_str().cmp(hostname));
+    if !routes.iter().all(|(.., source)| source.is_some()) {
+        return Arc::new(virtual_host(hostname, routes, listener));
+    }
+    let listener_key = (listener.protocol, listener.port);
+    let same = |previous: &KeptHost| {
+        previous.listener == listener_key
+            && previous.sources.len() == routes.len()
+            && (previous.sources.iter().zip(&routes))
+                .all(|((a, x), (b, _, _, y))| a == b && y.is_some_and(|y| Arc::ptr_eq(x, y)))
+    };
+    let host = match previous {
+        Some(previous) if same(&previous) => previous,
+        _ => KeptHost {
+            sources: (routes.iter())
+                .filter_map(|(rank, _, _, source)| Some((*rank, (*source)?.clone())))
                 .collect(),
             listener: listener_key,
-            host: host.clone(),
-        };
-        self.hosts.keep(key, kept);
-        host
-    }
+            host: Arc::new(virtual_host(hostname, routes, listener)),
+        },
+    };
+    let made = host.host.clone();
+    kept.push(host);
+    made
 }
 
 /// The virtual host of `hostname`: its routes in precedence order.
