@@ -42,6 +42,15 @@ pub struct Changes {
     keys: HashSet<Dep>,
     /// Kinds with any change.
     kinds: BTreeSet<&'static str>,
+    /// [`object_hash`] of each changed object: asking about an unchanged one,
+    /// thousands of times per translation, hashes its names in place instead
+    /// of copying them into a key.
+    object_hashes: HashSet<u64>,
+}
+
+fn object_hash(kind: &str, namespace: &str, name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one((kind, namespace, name))
 }
 
 impl Changes {
@@ -58,6 +67,7 @@ impl Changes {
         self.everything |= other.everything;
         self.keys.extend(other.keys);
         self.kinds.extend(other.kinds);
+        self.object_hashes.extend(other.object_hashes);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,7 +78,17 @@ impl Changes {
     pub fn touches<'d>(&self, mut deps: impl Iterator<Item = &'d Dep>) -> bool {
         // A key of a kind that did not change is not looked up: hashing it
         // costs more than the kind check, for thousands of routes' reads.
-        self.everything || deps.any(|d| self.kinds.contains(d.kind()) && self.keys.contains(d))
+        self.everything || deps.any(|d| self.may_touch(d) && self.keys.contains(d))
+    }
+
+    /// False when `dep` surely did not change; checked without building a key.
+    fn may_touch(&self, dep: &Dep) -> bool {
+        match dep {
+            Dep::Object(kind, namespace, name) => {
+                (self.object_hashes).contains(&object_hash(kind, namespace, name))
+            }
+            _ => self.kinds.contains(dep.kind()),
+        }
     }
 
     /// Whether any object of `kind` changed (or there is no earlier input).
@@ -84,7 +104,7 @@ impl Changes {
     /// Whether the object of this kind, namespace and name changed.
     pub fn touches_object(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
         self.everything
-            || (self.kinds.contains(kind)
+            || ((self.object_hashes).contains(&object_hash(kind, namespace, name))
                 && (self.keys).contains(&Dep::Object(kind, namespace.into(), name.into())))
     }
 
@@ -165,6 +185,7 @@ impl Changes {
 
     fn mark(&mut self, kind: &'static str, namespace: String, name: String) {
         self.kinds.insert(kind);
+        (self.object_hashes).insert(object_hash(kind, &namespace, &name));
         self.keys.insert(Dep::Object(kind, namespace, name));
     }
 

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use self::changes::{Changes, Dep};
@@ -37,6 +38,7 @@ use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
 use self::l4route::L4Route;
 use self::listener_set::{ListenerSets, Outcome};
+
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
 };
@@ -64,9 +66,19 @@ pub struct ObjectStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ObjectRef {
-    pub name: String,
+    /// Shared: each translation copies the status of thousands of objects.
+    pub name: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
+}
+
+impl ObjectRef {
+    fn of(meta: &ObjectMeta) -> Self {
+        ObjectRef {
+            name: meta.name.as_deref().unwrap_or_default().into(),
+            namespace: meta.namespace.as_deref().map(Arc::from),
+        }
+    }
 }
 
 pub fn object_status<K: kube::Resource<DynamicType = ()>>(
@@ -83,10 +95,7 @@ fn object_status_value<K: kube::Resource<DynamicType = ()>>(
     ObjectStatus {
         api_version: K::api_version(&()),
         kind: K::kind(&()),
-        metadata: ObjectRef {
-            namespace: object.meta().namespace.clone(),
-            name: object.meta().name.clone().unwrap_or_default(),
-        },
+        metadata: ObjectRef::of(object.meta()),
         status,
     }
 }
@@ -760,10 +769,7 @@ fn attach_l4_route(
     (!parents.is_empty()).then(|| ObjectStatus {
         api_version: route.api_version.into(),
         kind: route.kind.into(),
-        metadata: ObjectRef {
-            namespace: route.meta.namespace.clone(),
-            name: route.meta.name.clone().unwrap_or_default(),
-        },
+        metadata: ObjectRef::of(route.meta),
         status: Arc::new(status_value(&status::RouteStatus { parents })),
     })
 }
@@ -1210,12 +1216,12 @@ fn route_config(
         let mut with_policy = false;
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
-                None => Cow::Borrowed(route),
+                None => RouteOf::Rules(route),
                 Some(Err(_)) => {
                     with_policy = true;
                     let mut route = route.clone();
                     answer_500_route(&mut route);
-                    Cow::Owned(route)
+                    RouteOf::Policy(Arc::new(route))
                 }
                 Some(Ok(policy)) => {
                     with_policy = true;
@@ -1223,7 +1229,7 @@ fn route_config(
                     apply_backend_policy(&mut route, &policy, &rules.clusters, out.clusters);
                     route.backend.stat_name = (route.backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
-                    Cow::Owned(route)
+                    RouteOf::Policy(Arc::new(route))
                 }
             };
             routes.push((precedence, route));
@@ -1269,9 +1275,37 @@ fn route_config(
 type Ranked<'r> = (
     HostRank,
     &'r Precedence,
-    Cow<'r, ir::Route>,
+    RouteOf<'r>,
     Option<&'r Arc<TranslatedRules>>,
 );
+
+/// A route as its rules made it, or as a policy changed it (shared by every host
+/// it lands on). Small: thousands are placed and sorted per translation.
+#[derive(Clone)]
+enum RouteOf<'r> {
+    Rules(&'r ir::Route),
+    Policy(Arc<ir::Route>),
+}
+
+impl RouteOf<'_> {
+    fn into_owned(self) -> ir::Route {
+        match self {
+            RouteOf::Rules(route) => route.clone(),
+            RouteOf::Policy(route) => Arc::unwrap_or_clone(route),
+        }
+    }
+}
+
+impl std::ops::Deref for RouteOf<'_> {
+    type Target = ir::Route;
+
+    fn deref(&self) -> &ir::Route {
+        match self {
+            RouteOf::Rules(route) => route,
+            RouteOf::Policy(route) => route,
+        }
+    }
+}
 
 /// How specifically a route's own hostnames name a host (most specific first).
 type HostRank = Reverse<(usize, usize)>;

@@ -99,11 +99,11 @@ impl StatusWriter {
             if !*leader.borrow() {
                 return false;
             }
-            let namespace = status.metadata.namespace.clone().unwrap_or_default();
+            let namespace = status.metadata.namespace.as_deref().unwrap_or_default();
             let key: Key = (
                 status.kind.to_string(),
-                namespace,
-                status.metadata.name.clone(),
+                namespace.to_string(),
+                status.metadata.name.to_string(),
             );
             let Some((resource, current)) = self.shared.status_object(&key.0, &key.1, &key.2)
             else {
