@@ -195,12 +195,13 @@ fn outcome(compiled: &Compiled) -> (String, BTreeMap<String, String>) {
         .snapshots
         .iter()
         .map(|(gateway, snapshot)| {
-            let listing: Vec<String> = (snapshot.resources.iter())
-                .flat_map(|(type_url, items)| {
-                    items
-                        .iter()
-                        .map(move |(name, r)| format!("{type_url} {name} {}", r.version))
-                })
+            let resources = (snapshot.resources.iter()).flat_map(|(type_url, items)| {
+                items
+                    .iter()
+                    .map(move |(name, r)| format!("{type_url} {name} {}", r.version))
+            });
+            let listing: Vec<String> = std::iter::once(format!("snapshot {}", snapshot.version))
+                .chain(resources)
                 .collect();
             (gateway.clone(), listing.join("\n"))
         })

@@ -53,10 +53,14 @@ pub struct Resource {
 /// Everything one gateway's Envoys are served at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    /// Hash over every resource's type, name and version.
+    /// Hash over each type's URL and [`Snapshot::type_digests`].
     pub version: String,
     /// type URL -> resource name -> resource.
     pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+    /// type URL -> hash over its resources' names and versions: the next
+    /// snapshot takes it for a type whose resources are the very same, rather
+    /// than hashing 10,000 of them again.
+    type_digests: BTreeMap<&'static str, [u8; 32]>,
 }
 
 impl Snapshot {
@@ -157,26 +161,55 @@ impl Snapshot {
     /// A snapshot of these resources, its version hashing each one's type, name
     /// and version.
     pub fn new(resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>) -> Self {
-        // One buffer hashed at once: at 20,000 resources, six small updates each
-        // cost more than the hashing.
-        let mut text = Vec::new();
+        Self::after(None, resources)
+    }
+
+    /// [`Snapshot::new`], hashing again only the types whose resources are not
+    /// `last`'s very ones.
+    pub fn after(
+        last: Option<&Snapshot>,
+        resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+    ) -> Self {
+        let mut type_digests = BTreeMap::new();
+        let mut all = Sha256::new();
         for (type_url, items) in &resources {
-            for (name, resource) in items {
-                for part in [
-                    type_url.as_bytes(),
-                    name.as_bytes(),
-                    resource.version.as_bytes(),
-                ] {
-                    text.extend_from_slice(part);
-                    text.push(0);
-                }
+            let same = |(before, _): &(&BTreeMap<String, Arc<Resource>>, _)| {
+                before.len() == items.len()
+                    && (before.values().zip(items.values())).all(|(a, b)| Arc::ptr_eq(a, b))
+            };
+            let kept = last
+                .and_then(|last| Some((last.of_type(type_url)?, last.type_digests.get(type_url)?)))
+                .filter(same);
+            let digest = match kept {
+                Some((_, digest)) => *digest,
+                None => type_digest(items),
+            };
+            for part in [type_url.as_bytes(), &digest] {
+                all.update(part);
+                all.update([0]);
             }
+            type_digests.insert(*type_url, digest);
         }
         Snapshot {
-            version: hex::encode(&Sha256::digest(&text)[..8]),
+            version: hex::encode(&all.finalize()[..8]),
             resources,
+            type_digests,
         }
     }
+}
+
+/// The hash over the names and versions of one type's resources.
+fn type_digest(items: &BTreeMap<String, Arc<Resource>>) -> [u8; 32] {
+    // One buffer hashed at once: at 20,000 resources, small updates each cost
+    // more than the hashing.
+    let mut text = Vec::new();
+    for (name, resource) in items {
+        for part in [name.as_bytes(), resource.version.as_bytes()] {
+            text.extend_from_slice(part);
+            text.push(0);
+        }
+    }
+    Sha256::digest(&text).into()
 }
 
 /// The typed protos of one gateway, as `xds::build` produces them, each list sorted by name.

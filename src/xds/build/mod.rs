@@ -77,10 +77,14 @@ struct EncodedCluster {
 }
 
 /// A route configuration's virtual hosts, valid for these settings.
+/// A virtual host and its encoding.
+type EncodedHost = (Arc<ir::VirtualHost>, Arc<EncodedPart>);
+
 struct EncodedRouteConfig {
     client: ir::ClientSettings,
     tls: bool,
-    virtual_hosts: HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>,
+    /// In the configuration's order.
+    virtual_hosts: Vec<EncodedHost>,
     /// When sharded: each shard's RouteConfiguration and the virtual hosts it was
     /// made of, so that a shard whose hosts are the same ones is not assembled again.
     shards: Vec<EncodedShard>,
@@ -190,7 +194,7 @@ pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> A
     let resources = (resources.into_iter())
         .map(|(type_url, items)| (type_url, items.into_iter().collect()))
         .collect();
-    memo.last = Arc::new(Snapshot::new(resources));
+    memo.last = Arc::new(Snapshot::after(Some(&last), resources));
     memo.last.clone()
 }
 
@@ -214,7 +218,8 @@ pub fn rebuild_endpoints(
     clusters: &BTreeSet<String>,
     memo: &mut Memo,
 ) -> Arc<Snapshot> {
-    let mut resources = Arc::unwrap_or_clone(std::mem::take(&mut memo.last)).resources;
+    let last = std::mem::take(&mut memo.last);
+    let mut resources = last.resources.clone();
     for name in clusters {
         let kept = (memo
             .clusters
@@ -233,7 +238,7 @@ pub fn rebuild_endpoints(
         kept.endpoints = Some(endpoints);
         kept.ir = c.clone();
     }
-    memo.last = Arc::new(Snapshot::new(resources));
+    memo.last = Arc::new(Snapshot::after(Some(&last), resources));
     memo.last.clone()
 }
 
@@ -313,24 +318,23 @@ fn route_config(
 fn virtual_hosts(
     config: &ir::RouteConfig,
     client: &ir::ClientSettings,
-    kept: Option<HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>>,
-) -> (
-    Vec<Arc<EncodedPart>>,
-    HashMap<String, (Arc<ir::VirtualHost>, Arc<EncodedPart>)>,
-) {
-    let mut kept_hosts = kept.unwrap_or_default();
-    let mut virtual_hosts = HashMap::with_capacity(config.virtual_hosts.len());
+    kept: Option<Vec<EncodedHost>>,
+) -> (Vec<Arc<EncodedPart>>, Vec<EncodedHost>) {
+    // Hosts come in name order but for the few added after (the 421 host):
+    // those are only found when they stay last.
+    let mut kept_hosts = InOrder::new(kept.unwrap_or_default());
+    let mut virtual_hosts = Vec::with_capacity(config.virtual_hosts.len());
     let mut parts = Vec::with_capacity(config.virtual_hosts.len());
     for vh in &config.virtual_hosts {
-        let part = match kept_hosts.remove(&vh.name) {
+        let host = match kept_hosts.take(|(kept, _)| kept.name.cmp(&vh.name)) {
             Some((ir, part)) if Arc::ptr_eq(&ir, vh) || ir == *vh => (ir, part),
             _ => (
                 vh.clone(),
                 Arc::new(EncodedPart::new(&route::virtual_host(vh, client))),
             ),
         };
-        parts.push(part.1.clone());
-        virtual_hosts.insert(vh.name.clone(), part);
+        parts.push(host.1.clone());
+        virtual_hosts.push(host);
     }
     (parts, virtual_hosts)
 }
