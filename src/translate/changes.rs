@@ -108,6 +108,29 @@ impl Changes {
                 && (self.keys).contains(&Dep::Object(kind, namespace.into(), name.into())))
     }
 
+    /// Whether there is no earlier input: everything counts as changed.
+    pub fn is_everything(&self) -> bool {
+        self.everything
+    }
+
+    /// The (namespace, name) of each changed object of `kind`.
+    pub fn changed_objects(&self, kind: &str) -> impl Iterator<Item = (&str, &str)> {
+        (self.keys.iter()).filter_map(move |key| match key {
+            Dep::Object(k, namespace, name) if *k == kind => {
+                Some((namespace.as_str(), name.as_str()))
+            }
+            _ => None,
+        })
+    }
+
+    /// The (namespace, name) of each Service whose EndpointSlices changed.
+    pub fn changed_services(&self) -> impl Iterator<Item = (&str, &str)> {
+        (self.keys.iter()).filter_map(|key| match key {
+            Dep::EndpointsOf(namespace, service) => Some((namespace.as_str(), service.as_str())),
+            _ => None,
+        })
+    }
+
     /// When EndpointSlices are all that changed: the Services whose endpoints did,
     /// as (namespace, name). None when anything else changed too.
     pub fn endpoints_only(&self) -> Option<BTreeSet<(String, String)>> {

@@ -14,7 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::api::Backend;
-use crate::resources::Resources;
+use crate::resources::{Resources, list_key};
 
 use super::changes::{Changes, Dep, ENDPOINT_SLICE};
 
@@ -55,17 +55,21 @@ fn by_name<'a, K: kube::Resource + 'a>(
     out
 }
 
-/// EndpointSlices grouped by Service. The translation memo keeps them while no
-/// EndpointSlice changes: grouping reads every slice's labels, tens of
-/// milliseconds at 10,000 slices.
+/// EndpointSlices grouped by Service. The translation memo keeps them and
+/// regroups only the Services whose slices changed: grouping reads every slice's
+/// labels, tens of milliseconds at 10,000 slices.
 #[derive(Clone, Default)]
 pub struct SliceGroups {
-    /// (namespace, Service name) and the range of `list` holding its slices,
-    /// sorted by Service.
-    services: Vec<((String, String), std::ops::Range<usize>)>,
-    list: Vec<Arc<EndpointSlice>>,
+    /// namespace -> Service name -> its slices in name order.
+    services: BTreeMap<String, BTreeMap<String, Vec<Arc<EndpointSlice>>>>,
     /// Whether it has been grouped from an input yet.
     grouped: bool,
+}
+
+/// The Service an EndpointSlice belongs to, by its label.
+fn service_of(slice: &EndpointSlice) -> Option<&str> {
+    let labels = slice.metadata.labels.as_ref()?;
+    labels.get(SERVICE_NAME_LABEL).map(String::as_str)
 }
 
 impl SliceGroups {
@@ -74,47 +78,72 @@ impl SliceGroups {
         endpoint_slices: &[Arc<EndpointSlice>],
         wanted: impl Fn((&str, &str)) -> bool,
     ) -> Self {
-        let mut slices: Vec<((&str, &str), &Arc<EndpointSlice>)> = (endpoint_slices.iter())
-            .filter_map(|slice| {
-                let service = (slice.metadata.labels.as_ref())?.get(SERVICE_NAME_LABEL)?;
-                let key = (ns_name(slice.as_ref()).0, service.as_str());
-                wanted(key).then_some((key, slice))
-            })
-            .collect();
-        // Stable: a Service's slices keep their order.
-        slices.sort_by_key(|(key, _)| *key);
-        let mut services = Vec::new();
-        let mut start = 0;
-        for (i, ((namespace, name), _)) in slices.iter().enumerate() {
-            if slices
-                .get(i + 1)
-                .is_none_or(|(next, _)| *next != (*namespace, *name))
-            {
-                services.push(((namespace.to_string(), name.to_string()), start..i + 1));
-                start = i + 1;
+        let mut groups = SliceGroups {
+            services: BTreeMap::new(),
+            grouped: true,
+        };
+        for slice in endpoint_slices {
+            let Some(service) = service_of(slice) else {
+                continue;
+            };
+            let namespace = ns_name(slice.as_ref()).0;
+            if wanted((namespace, service)) {
+                groups.group_mut(namespace, service).push(slice.clone());
             }
         }
-        SliceGroups {
-            services,
-            list: slices.into_iter().map(|(_, slice)| slice.clone()).collect(),
-            grouped: true,
+        for slices in groups.services.values_mut().flat_map(BTreeMap::values_mut) {
+            slices.sort_by(|a, b| list_key(a.as_ref()).cmp(&list_key(b.as_ref())));
         }
+        groups
     }
 
-    /// Groups `resources`' EndpointSlices again when `changes` touch any.
+    fn group_mut(&mut self, namespace: &str, service: &str) -> &mut Vec<Arc<EndpointSlice>> {
+        // Looked up before inserting: the keys are copied only for a new group.
+        if !self.services.contains_key(namespace) {
+            self.services.insert(namespace.to_string(), BTreeMap::new());
+        }
+        let services = (self.services.get_mut(namespace)).unwrap_or_else(|| unreachable!());
+        if !services.contains_key(service) {
+            services.insert(service.to_string(), Vec::new());
+        }
+        services.get_mut(service).unwrap_or_else(|| unreachable!())
+    }
+
+    /// Regroups the Services whose slices `changes` touch, from `resources`.
     pub fn update(&mut self, resources: &Resources, changes: &Changes) {
-        if !self.grouped || changes.touches_kind(ENDPOINT_SLICE) {
+        if !self.grouped || changes.is_everything() {
             *self = SliceGroups::new(&resources.endpoint_slices, |_| true);
+            return;
+        }
+        let changed: Vec<(&str, &str)> = changes.changed_objects(ENDPOINT_SLICE).collect();
+        for (namespace, service) in changes.changed_services() {
+            let group = self.group_mut(namespace, service);
+            // The unchanged slices stay; the changed ones are taken as they are now.
+            group.retain(|slice| !changed.contains(&list_key(slice.as_ref())));
+            let now = (changed.iter())
+                .filter(|(slice_namespace, _)| *slice_namespace == namespace)
+                .filter_map(|(_, name)| {
+                    Resources::find(&resources.endpoint_slices, namespace, name)
+                })
+                .filter(|slice| service_of(slice) == Some(service));
+            group.extend(now.cloned());
+            group.sort_by(|a, b| list_key(a.as_ref()).cmp(&list_key(b.as_ref())));
+            if group.is_empty() {
+                let services = self.services.get_mut(namespace);
+                if let Some(services) = services {
+                    services.remove(service);
+                    if services.is_empty() {
+                        self.services.remove(namespace);
+                    }
+                }
+            }
         }
     }
 
     fn of(&self, namespace: &str, service: &str) -> &[Arc<EndpointSlice>] {
-        let found = (self.services)
-            .binary_search_by(|((n, s), _)| (n.as_str(), s.as_str()).cmp(&(namespace, service)));
-        match found {
-            Ok(at) => &self.list[self.services[at].1.clone()],
-            Err(_) => &[],
-        }
+        (self.services.get(namespace))
+            .and_then(|services| services.get(service))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
