@@ -93,10 +93,12 @@ impl Compiler {
         let compiled = match (self.last.take(), changes.endpoints_only()) {
             (Some(last), _) if changes.is_empty() => last.compiled,
             (Some(last), Some(services)) => {
+                let compiled =
+                    self.rebuild_endpoints(resources, last.compiled, &changes, &services);
                 // Translation's memo has not seen these endpoints: it is told of
                 // them with the next change it does see.
                 self.unseen.extend(changes);
-                self.rebuild_endpoints(resources, last.compiled, &services)
+                compiled
             }
             (last, _) => {
                 let mut changes = changes;
@@ -139,9 +141,11 @@ impl Compiler {
         &mut self,
         resources: &Resources,
         mut last: Compiled,
+        changes: &Changes,
         services: &BTreeSet<(String, String)>,
     ) -> Compiled {
-        let index = translate::index::Index::of_services(resources, services);
+        let slices = self.memo.slices(resources, changes);
+        let index = translate::index::Index::of_services(resources, services, slices);
         for (name, gateway) in Arc::make_mut(&mut last.ir).gateways.iter_mut() {
             let changed = translate::httproute::refresh_endpoints(gateway, services, &index);
             if changed.is_empty() {

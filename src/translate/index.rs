@@ -73,21 +73,14 @@ fn service_of(slice: &EndpointSlice) -> Option<&str> {
 }
 
 impl SliceGroups {
-    /// The EndpointSlices of the Services `wanted` accepts.
-    pub fn new(
-        endpoint_slices: &[Arc<EndpointSlice>],
-        wanted: impl Fn((&str, &str)) -> bool,
-    ) -> Self {
+    pub fn new(endpoint_slices: &[Arc<EndpointSlice>]) -> Self {
         let mut groups = SliceGroups {
             services: BTreeMap::new(),
             grouped: true,
         };
         for slice in endpoint_slices {
-            let Some(service) = service_of(slice) else {
-                continue;
-            };
-            let namespace = ns_name(slice.as_ref()).0;
-            if wanted((namespace, service)) {
+            if let Some(service) = service_of(slice) {
+                let namespace = ns_name(slice.as_ref()).0;
                 groups.group_mut(namespace, service).push(slice.clone());
             }
         }
@@ -112,7 +105,7 @@ impl SliceGroups {
     /// Regroups the Services whose slices `changes` touch, from `resources`.
     pub fn update(&mut self, resources: &Resources, changes: &Changes) {
         if !self.grouped || changes.is_everything() {
-            *self = SliceGroups::new(&resources.endpoint_slices, |_| true);
+            *self = SliceGroups::new(&resources.endpoint_slices);
             return;
         }
         let changed: Vec<(&str, &str)> = changes.changed_objects(ENDPOINT_SLICE).collect();
@@ -160,10 +153,7 @@ pub struct CrossRef<'a> {
 
 impl<'a> Index<'a> {
     pub fn new(res: &'a Resources) -> Self {
-        Self::with_slices(
-            res,
-            Cow::Owned(SliceGroups::new(&res.endpoint_slices, |_| true)),
-        )
+        Self::with_slices(res, Cow::Owned(SliceGroups::new(&res.endpoint_slices)))
     }
 
     /// An index whose EndpointSlices are `slices`, grouped from `res`'s.
@@ -190,7 +180,11 @@ impl<'a> Index<'a> {
 
     /// An index of only `services` (namespace, name) and their EndpointSlices,
     /// for reading the endpoints of a few Services without indexing thousands.
-    pub fn of_services(res: &'a Resources, services: &BTreeSet<(String, String)>) -> Self {
+    pub fn of_services(
+        res: &'a Resources,
+        services: &BTreeSet<(String, String)>,
+        slices: &'a SliceGroups,
+    ) -> Self {
         let keys: HashSet<(&str, &str)> = (services.iter())
             .map(|(namespace, name)| (namespace.as_str(), name.as_str()))
             .collect();
@@ -199,9 +193,7 @@ impl<'a> Index<'a> {
             .collect();
         Index {
             services: by_name(found.into_iter()),
-            slices: Cow::Owned(SliceGroups::new(&res.endpoint_slices, |key| {
-                keys.contains(&key)
-            })),
+            slices: Cow::Borrowed(slices),
             secrets: HashMap::new(),
             config_maps: HashMap::new(),
             namespace_labels: BTreeMap::new(),

@@ -225,6 +225,15 @@ pub struct Memo {
     slices: index::SliceGroups,
 }
 
+impl Memo {
+    /// The EndpointSlices by Service, brought up to `changes`: the EndpointSlice
+    /// way reads endpoints without a translation.
+    pub fn slices(&mut self, resources: &Resources, changes: &Changes) -> &index::SliceGroups {
+        self.slices.update(resources, changes);
+        &self.slices
+    }
+}
+
 /// An HTTP-like route's (kind, namespace, name): what memos keep its results by.
 type RouteKey = (&'static str, String, String);
 
