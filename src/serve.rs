@@ -518,7 +518,7 @@ impl Translator {
         let resource_count: usize = snapshots
             .values()
             .flat_map(|s| s.resources.values())
-            .map(BTreeMap::len)
+            .map(|named| named.len())
             .sum();
         let changed = self.versions.as_ref() != Some(&versions);
         let mut replaced = Vec::new();

@@ -50,13 +50,18 @@ pub struct Resource {
     pub body: prost_types::Any,
 }
 
+/// One type's resources by name.
+pub type Named = BTreeMap<String, Arc<Resource>>;
+
 /// Everything one gateway's Envoys are served at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// Hash over each type's URL and [`Snapshot::type_digests`].
     pub version: String,
-    /// type URL -> resource name -> resource.
-    pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+    /// type URL -> resource name -> resource; a type whose resources are the
+    /// very ones of the last snapshot shares its map (streams and the next
+    /// snapshot then see it unchanged by pointer).
+    pub resources: BTreeMap<&'static str, Arc<Named>>,
     /// type URL -> hash over its resources' names and versions: the next
     /// snapshot takes it for a type whose resources are the very same, rather
     /// than hashing 10,000 of them again.
@@ -64,8 +69,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn of_type(&self, type_url: &str) -> Option<&BTreeMap<String, Arc<Resource>>> {
-        self.resources.get(type_url)
+    pub fn of_type(&self, type_url: &str) -> Option<&Named> {
+        self.resources.get(type_url).map(Arc::as_ref)
     }
 }
 
@@ -160,28 +165,40 @@ impl EncodedPart {
 impl Snapshot {
     /// A snapshot of these resources, its version hashing each one's type, name
     /// and version.
-    pub fn new(resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>) -> Self {
+    pub fn new(resources: BTreeMap<&'static str, Named>) -> Self {
+        let resources = (resources.into_iter())
+            .map(|(type_url, items)| (type_url, Arc::new(items)))
+            .collect();
         Self::after(None, resources)
     }
 
     /// [`Snapshot::new`], hashing again only the types whose resources are not
-    /// `last`'s very ones.
+    /// `last`'s very ones (such a type takes `last`'s map).
     pub fn after(
         last: Option<&Snapshot>,
-        resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+        mut resources: BTreeMap<&'static str, Arc<Named>>,
     ) -> Self {
         let mut type_digests = BTreeMap::new();
         let mut all = Sha256::new();
-        for (type_url, items) in &resources {
-            let same = |(before, _): &(&BTreeMap<String, Arc<Resource>>, _)| {
-                before.len() == items.len()
-                    && (before.values().zip(items.values())).all(|(a, b)| Arc::ptr_eq(a, b))
+        for (type_url, items) in resources.iter_mut() {
+            let same = |(before, _): &(&Arc<Named>, _)| {
+                Arc::ptr_eq(before, items)
+                    || (before.len() == items.len()
+                        && (before.values().zip(items.values())).all(|(a, b)| Arc::ptr_eq(a, b)))
             };
             let kept = last
-                .and_then(|last| Some((last.of_type(type_url)?, last.type_digests.get(type_url)?)))
+                .and_then(|last| {
+                    Some((
+                        last.resources.get(type_url)?,
+                        last.type_digests.get(type_url)?,
+                    ))
+                })
                 .filter(same);
             let digest = match kept {
-                Some((_, digest)) => *digest,
+                Some((before, digest)) => {
+                    *items = before.clone();
+                    *digest
+                }
                 None => type_digest(items),
             };
             for part in [type_url.as_bytes(), &digest] {
@@ -199,7 +216,7 @@ impl Snapshot {
 }
 
 /// The hash over the names and versions of one type's resources.
-fn type_digest(items: &BTreeMap<String, Arc<Resource>>) -> [u8; 32] {
+fn type_digest(items: &Named) -> [u8; 32] {
     // One buffer hashed at once: at 20,000 resources, small updates each cost
     // more than the hashing.
     let mut text = Vec::new();
@@ -239,10 +256,9 @@ impl GatewayXds {
     /// resources (and any whose map fields happened to encode in another order) are
     /// rendered. With thousands of routes that is what keeps a one-route change cheap.
     pub fn to_snapshot_reusing(&self, previous: Option<&Snapshot>) -> Snapshot {
-        let mut resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> =
-            BTreeMap::new();
+        let mut resources: BTreeMap<&'static str, Named> = BTreeMap::new();
         fn add<M: prost::Message + prost::Name>(
-            out: &mut BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+            out: &mut BTreeMap<&'static str, Named>,
             previous: Option<&Snapshot>,
             type_url: &'static str,
             items: &[M],
@@ -334,6 +350,13 @@ impl Snapshot {
             let Some(old) = self.resources.get(type_url) else {
                 return false;
             };
+            if next
+                .resources
+                .get(type_url)
+                .is_some_and(|new| Arc::ptr_eq(old, new))
+            {
+                return false;
+            }
             // Both sorted by name: side by side, one comparison a name.
             let mut new = (next.resources.get(type_url).into_iter())
                 .flat_map(|n| n.keys())
@@ -352,8 +375,8 @@ impl Snapshot {
             let Some(old) = self.resources.get(type_url) else {
                 continue;
             };
-            let merged = bridge.resources.entry(type_url).or_default();
-            for (name, resource) in old {
+            let merged = Arc::make_mut(bridge.resources.entry(type_url).or_default());
+            for (name, resource) in old.iter() {
                 if !merged.contains_key(name) {
                     merged.insert(name.clone(), resource.clone());
                     retained = true;

@@ -192,7 +192,7 @@ pub fn build(gateway: &ir::GatewayIr, settings: &Settings, memo: &mut Memo) -> A
         );
     }
     let resources = (resources.into_iter())
-        .map(|(type_url, items)| (type_url, items.into_iter().collect()))
+        .map(|(type_url, items)| (type_url, Arc::new(items.into_iter().collect())))
         .collect();
     memo.last = Arc::new(Snapshot::after(Some(&last), resources));
     memo.last.clone()
@@ -234,7 +234,8 @@ pub fn rebuild_endpoints(
         }
         let built = cluster::load_assignment(c);
         let endpoints = Resource::encode(type_url::ENDPOINT, name, &built, kept.endpoints.as_ref());
-        (resources.entry(type_url::ENDPOINT).or_default()).insert(name.clone(), endpoints.clone());
+        Arc::make_mut(resources.entry(type_url::ENDPOINT).or_default())
+            .insert(name.clone(), endpoints.clone());
         kept.endpoints = Some(endpoints);
         kept.ir = c.clone();
     }
