@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use super::index::service_of;
 use crate::resources::{Resources, list_key};
 
 /// One thing a translation may read.
@@ -89,11 +90,6 @@ impl Changes {
             }
             _ => self.kinds.contains(dep.kind()),
         }
-    }
-
-    /// Whether any object of `kind` changed (or there is no earlier input).
-    pub fn touches_kind(&self, kind: &str) -> bool {
-        self.everything || self.kinds.contains(kind)
     }
 
     /// Whether every change is of one of `kinds` (and there is an earlier input).
@@ -288,9 +284,3 @@ impl Changes {
 }
 
 pub const ENDPOINT_SLICE: &str = "EndpointSlice";
-
-fn service_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<&str> {
-    (slice.metadata.labels.as_ref())
-        .and_then(|l| l.get(super::index::SERVICE_NAME_LABEL))
-        .map(String::as_str)
-}

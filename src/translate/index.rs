@@ -23,7 +23,7 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 pub struct Index<'a> {
     // (namespace, name) -> object; hashed, as each translation indexes every
-    // Service and EndpointSlice again.
+    // Service again.
     services: ByName<'a, &'a Service>,
     /// Every EndpointSlice of a Service.
     slices: Cow<'a, SliceGroups>,
@@ -67,7 +67,7 @@ pub struct SliceGroups {
 }
 
 /// The Service an EndpointSlice belongs to, by its label.
-fn service_of(slice: &EndpointSlice) -> Option<&str> {
+pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
     let labels = slice.metadata.labels.as_ref()?;
     labels.get(SERVICE_NAME_LABEL).map(String::as_str)
 }
@@ -91,15 +91,9 @@ impl SliceGroups {
     }
 
     fn group_mut(&mut self, namespace: &str, service: &str) -> &mut Vec<Arc<EndpointSlice>> {
-        // Looked up before inserting: the keys are copied only for a new group.
-        if !self.services.contains_key(namespace) {
-            self.services.insert(namespace.to_string(), BTreeMap::new());
-        }
-        let services = (self.services.get_mut(namespace)).unwrap_or_else(|| unreachable!());
-        if !services.contains_key(service) {
-            services.insert(service.to_string(), Vec::new());
-        }
-        services.get_mut(service).unwrap_or_else(|| unreachable!())
+        (self.services.entry(namespace.to_string()).or_default())
+            .entry(service.to_string())
+            .or_default()
     }
 
     /// Regroups the Services whose slices `changes` touch, from `resources`.

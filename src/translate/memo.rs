@@ -58,3 +58,31 @@ impl<E> InOrder<E> {
         self.0.next_if(|entry| compare(entry).is_eq())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::InOrder;
+
+    fn take(kept: &mut InOrder<(&'static str, u32)>, key: &str) -> Option<u32> {
+        kept.take(|(k, _)| (*k).cmp(key)).map(|(_, value)| value)
+    }
+
+    #[test]
+    fn finds_kept_keys_in_order_and_skips_those_gone() {
+        let mut kept = InOrder::new(vec![("a", 1), ("b", 2), ("d", 4), ("e", 5)]);
+        assert_eq!(take(&mut kept, "a"), Some(1));
+        // "b" is gone from the input; "c" is new.
+        assert_eq!(take(&mut kept, "c"), None);
+        assert_eq!(take(&mut kept, "d"), Some(4));
+        assert_eq!(take(&mut kept, "f"), None);
+        assert_eq!(take(&mut kept, "g"), None);
+    }
+
+    #[test]
+    fn keys_out_of_order_find_less_but_never_another_keys_entry() {
+        let mut kept = InOrder::new(vec![("a", 1), ("b", 2), ("c", 3)]);
+        assert_eq!(take(&mut kept, "b"), Some(2));
+        assert_eq!(take(&mut kept, "a"), None);
+        assert_eq!(take(&mut kept, "c"), Some(3));
+    }
+}
