@@ -76,10 +76,10 @@ struct EncodedCluster {
     endpoints: Option<Arc<Resource>>,
 }
 
-/// A route configuration's virtual hosts, valid for these settings.
 /// A virtual host and its encoding.
 type EncodedHost = (Arc<ir::VirtualHost>, Arc<EncodedPart>);
 
+/// A route configuration's virtual hosts, valid for these settings.
 struct EncodedRouteConfig {
     client: ir::ClientSettings,
     tls: bool,
