@@ -134,13 +134,8 @@ impl Changes {
             return None;
         }
         Some(
-            (self.keys.iter())
-                .filter_map(|k| match k {
-                    Dep::EndpointsOf(namespace, service) => {
-                        Some((namespace.clone(), service.clone()))
-                    }
-                    _ => None,
-                })
+            (self.changed_services())
+                .map(|(namespace, service)| (namespace.to_string(), service.to_string()))
                 .collect(),
         )
     }
