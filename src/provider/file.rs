@@ -344,14 +344,20 @@ pub fn watch(dir: impl Into<PathBuf>) -> Result<(FileWatch, watch::Receiver<Arc<
 /// Only a close after writing (`Access(Close(Write))`) says a write is done. On
 /// Linux the writes before it (`Modify(Data)`) are not: a reload then could read
 /// half a file; other platforms report no close, so their writes count.
+///
+/// A rename on Linux comes as three events: `From`, `To` and then `Both` naming
+/// the two paths again. `Both` can reach the reload thread after `To` was read and
+/// after the next writer of the file has begun, before that writer's own events:
+/// reading then took a truncated file as its last good version. `From` and `To`
+/// say all there is, so `Both` is not read there.
 fn may_change_content(kind: &EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
-        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => {
-            !cfg!(target_os = "linux")
-        }
+        EventKind::Modify(
+            ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Name(RenameMode::Both),
+        ) => !cfg!(target_os = "linux"),
         _ => true,
     }
 }
@@ -721,6 +727,59 @@ spec:
             may_change_content(&EventKind::Modify(ModifyKind::Data(DataChange::Any))),
             !cfg!(target_os = "linux")
         );
+        // Linux reports `From` and `To` for every rename.
+        assert_eq!(
+            may_change_content(&EventKind::Modify(ModifyKind::Name(RenameMode::Both))),
+            !cfg!(target_os = "linux")
+        );
+    }
+
+    /// The race CI found: the `Both` event of a rename arrives after the next writer
+    /// has truncated the file. Reading then made the empty file the last good version.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_late_rename_event_does_not_read_a_file_being_rewritten() {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        let dir = tempfile::tempdir().unwrap();
+        let gw = dir.path().join("gw.yaml");
+        std::fs::write(&gw, GATEWAY).unwrap();
+        let directory = Directory::load(dir.path()).unwrap();
+        let (events, events_rx) = mpsc::channel();
+        let (tx, mut rx) = watch::channel(Arc::new(Resources::default()));
+        let thread = std::thread::spawn(move || reload_loop(directory, events_rx, tx));
+        let event = |kind, paths: &[&Path]| {
+            let event = paths
+                .iter()
+                .fold(Event::new(kind), |e, p| e.add_path(p.to_path_buf()));
+            events.send(Ok(event)).unwrap();
+        };
+
+        let tmp = dir.path().join(".gw.yaml.tmp");
+        std::fs::write(&gw, GATEWAY.replace("8080", "9090")).unwrap();
+        event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), &[&gw]);
+        wait_for(&mut rx, "renamed-over gateway", |r| {
+            r.gateways
+                .first()
+                .is_some_and(|g| g.spec.listeners[0].port == 9090)
+        })
+        .await;
+        // The next writer has truncated the file; its own events are not in yet.
+        std::fs::write(&gw, "").unwrap();
+        event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            &[&tmp, &gw],
+        );
+        let svc = dir.path().join("svc.yaml");
+        std::fs::write(&svc, SERVICE).unwrap();
+        event(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &[&svc],
+        );
+        wait_for(&mut rx, "service", |r| r.services.len() == 1).await;
+        assert_eq!(rx.borrow().gateways.len(), 1, "the truncated file was read");
+        // Closing the channel ends the reload thread.
+        drop(events);
+        thread.join().unwrap();
     }
 
     /// The provider's own reads (and anyone else's) must not make it reload: a reload
