@@ -152,6 +152,14 @@ impl Shared {
         self.stores().iter().all(|s| s.synced)
     }
 
+    /// The kinds whose first list has not completed.
+    fn unlisted(&self) -> Vec<String> {
+        (self.stores().iter())
+            .filter(|s| !s.synced)
+            .map(|s| s.kind().to_string())
+            .collect()
+    }
+
     fn resources(&self) -> Resources {
         let mut resources = Resources::default();
         for store in self.stores().iter() {
@@ -312,6 +320,9 @@ fn is_not_served(e: &watcher::Error) -> bool {
     matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
 }
 
+/// How long the first lists may take before the kinds still unlisted are logged.
+const UNLISTED_WARNING_AFTER: Duration = Duration::from_secs(10);
+
 /// Builds a new `Resources` at each input change, once every kind is listed: at
 /// once, with no waiting period. Changes that come while one is built (or
 /// translated downstream) are coalesced by the watch channels into the next.
@@ -319,8 +330,16 @@ async fn publish(shared: Arc<Shared>, resources: watch::Sender<Arc<Resources>>) 
     let mut changes = shared.input_changed.subscribe();
     let mut published = false;
     loop {
-        if changes.changed().await.is_err() {
-            return;
+        match tokio::time::timeout(UNLISTED_WARNING_AFTER, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) if !published => {
+                // Nothing is translated until every kind is listed: say what holds it.
+                let unlisted = shared.unlisted();
+                tracing::warn!(?unlisted, "still waiting for the first list of these kinds");
+                continue;
+            }
+            Err(_) => continue,
         }
         if !shared.synced() {
             continue;
