@@ -8,7 +8,10 @@
 //! ACK/NACK, stale nonces) live in the flavour modules.
 
 mod delta;
+mod grpc;
 mod sotw;
+
+pub use grpc::AdsService;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -17,16 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Status, Streaming};
 
 use super::cache::{NackRecord, SnapshotCache};
 use super::snapshot::{Resource, Snapshot, short_hash, type_url};
@@ -35,8 +32,9 @@ use crate::metrics::{Metrics, StreamLabel, TypeLabel};
 /// Responses buffered per stream before the stream waits for Envoy to read.
 const RESPONSE_BUFFER: usize = 16;
 
-/// The ADS gRPC service. Build it with [`ads_service`] or run it with [`serve`].
-pub struct AdsServer {
+/// What every ADS stream shares: behind [`AdsService`], which [`ads_service`] builds
+/// and [`serve`] runs.
+struct AdsServer {
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
     /// Becomes `true` when the server shuts down; open streams then end.
@@ -47,11 +45,8 @@ pub struct AdsServer {
 
 /// The ADS service, to mount on a tonic server. Its streams end when the client goes
 /// away (use [`serve`] to also end them on shutdown).
-pub fn ads_service(
-    cache: Arc<SnapshotCache>,
-    metrics: Arc<Metrics>,
-) -> AggregatedDiscoveryServiceServer<AdsServer> {
-    AggregatedDiscoveryServiceServer::new(AdsServer {
+pub fn ads_service(cache: Arc<SnapshotCache>, metrics: Arc<Metrics>) -> AdsService {
+    AdsService::new(AdsServer {
         cache,
         metrics,
         shutdown: None,
@@ -82,7 +77,7 @@ pub async fn serve_with_warming_wait(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let service = AggregatedDiscoveryServiceServer::new(AdsServer {
+    let service = AdsService::new(AdsServer {
         cache,
         metrics,
         shutdown: Some(stopped),
@@ -104,26 +99,6 @@ pub async fn serve_with_warming_wait(
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())
-}
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream::<sotw::Sotw>(request)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream::<delta::Delta>(request)))
-    }
 }
 
 impl AdsServer {
