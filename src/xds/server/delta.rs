@@ -22,7 +22,7 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// stream's life: one response of every cluster made each of a thousand streams
 /// hold a few hundred KiB after its initial sync. A resource larger than this
 /// still goes whole.
-const RESPONSE_BYTES: usize = 16 * 1024;
+pub(super) const RESPONSE_BYTES: usize = 16 * 1024;
 
 pub(super) struct Delta {
     stream: StreamInfo,
@@ -523,7 +523,12 @@ fn in_parts<'c, 'r>(
     let mut parts = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, resource) in changed.iter().enumerate() {
-        let size = resource.body.value.len() + resource.name.len() + resource.version.len();
+        // The resource's encoded size, give or take its fields' few bytes of framing.
+        let size = resource.body.value.len()
+            + resource.body.type_url.len()
+            + resource.name.len()
+            + resource.version.len()
+            + 16;
         if i > start && bytes + size > RESPONSE_BYTES {
             parts.push((&changed[start..i], Vec::new()));
             (start, bytes) = (i, 0);
@@ -643,7 +648,7 @@ mod tests {
             .collect();
         let changed: Vec<_> = small.iter().collect();
         let parts = in_parts(&changed);
-        assert_eq!(parts.len(), 7, "16 of 1 KiB and 5 bytes in each part");
+        assert_eq!(parts.len(), 7, "16 of about 1 KiB in each part");
         assert!(parts.iter().all(|(p, _)| p.len() <= 16));
         let rejoined: Vec<_> = parts.iter().flat_map(|(p, _)| p.iter()).collect();
         assert_eq!(rejoined.len(), 100);

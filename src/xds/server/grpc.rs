@@ -18,15 +18,17 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
-use super::{AdsServer, Protocol, delta::Delta, sotw::Sotw};
+use super::delta::{Delta, RESPONSE_BYTES};
+use super::{AdsServer, Protocol, sotw::Sotw};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
-/// Where an encoded response starts; it grows to the largest response once.
-const ENCODE_BUFFER: usize = 8 * 1024;
+/// Room for one response of [`RESPONSE_BYTES`] and its header, so that the buffer
+/// does not double past it; a larger response (one huge resource) grows it.
+const ENCODE_BUFFER: usize = RESPONSE_BYTES + 1024;
 
 /// The ADS service, to mount on a tonic server.
 #[derive(Clone)]
