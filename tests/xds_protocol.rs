@@ -1154,6 +1154,48 @@ async fn sotw_an_answer_to_a_superseded_response_is_ignored() {
     assert_eq!(h.type_metric("gantry_xds_acks_total", "cluster"), 2.0);
 }
 
+/// Delta: many resources go in parts of about 16 KiB, each ACKed on its own, that
+/// together carry each resource once; a later one-resource change goes alone.
+#[tokio::test]
+async fn delta_a_large_fetch_comes_in_parts() {
+    let names: Vec<String> = (0..600).map(|i| format!("cluster-{i:03}")).collect();
+    let config = (names.iter()).fold(Config::base(), |c, name| c.with(CLUSTER, name, 1));
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = Client::connect(h.address, Protocol::Delta, GROUP, "envoy-1").await;
+    envoy.subscribe(CLUSTER, &[]).await;
+    let mut got = Vec::new();
+    let mut parts = 0;
+    while got.len() < names.len() + 2 {
+        let response = envoy.next().await;
+        assert_eq!(response.type_url(), CLUSTER);
+        assert!(
+            response.encoded_len() < 17 * 1024,
+            "a part of {} bytes",
+            response.encoded_len()
+        );
+        envoy.ack(&response).await;
+        got.extend(response.names());
+        parts += 1;
+    }
+    envoy.quiet("after every part was ACKed").await;
+    assert!(parts >= 3, "{parts} parts");
+    let mut expected: Vec<String> = names.clone();
+    expected.extend(strings(&["a", "b"]));
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "every cluster once");
+    h.wait_metric(
+        "gantry_xds_acks_total",
+        &type_labels("cluster"),
+        parts as f64,
+    )
+    .await;
+
+    h.set(&[(GROUP, &config.clone().with(CLUSTER, "cluster-300", 2))]);
+    let response = envoy.next().await;
+    assert_eq!(response.summary(), summary(CLUSTER, &["cluster-300"], &[]));
+}
+
 // ---------------------------------------------------------------------------
 // Streams: reconnects, rejection, groups, lifecycle
 // ---------------------------------------------------------------------------
