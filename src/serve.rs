@@ -330,7 +330,8 @@ impl Core {
             metrics: metrics.clone(),
             status: status_tx,
             gateways: gateways_tx,
-            store: StatusStore::default(),
+            // Filled statuses as values only for a status writer (Kubernetes).
+            store: StatusStore::new(statuses.is_some()),
             versions: None,
             statuses,
         };

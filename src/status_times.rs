@@ -33,30 +33,51 @@ pub fn now_rfc3339() -> String {
 /// Work is per object whose translated status changed: an object whose status is
 /// the one filled last time (the same `Arc`, or an equal value) keeps its filled
 /// status and JSON text, so a one-route change at 10,000 routes fills one route.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusStore {
     /// "apiVersion|kind|namespace|name" -> what the last fill made of that object.
     objects: HashMap<Box<str>, FilledObject>,
     /// The JSON text of each object of the last fill, in its order.
     json: Vec<Arc<str>>,
+    /// Whether [`StatusStore::fill`] returns the filled statuses (for a status
+    /// writer), or only keeps their JSON text: a filled status as a JSON value
+    /// weighs a few KiB, kept for every object.
+    values: bool,
 }
 
 #[derive(Debug)]
 struct FilledObject {
     /// The status as translation wrote it (placeholder times).
     translated: Arc<Value>,
-    filled: Arc<Value>,
-    /// The whole `ObjectStatus`, with `filled`, as JSON text.
+    /// The status with its times, when the store returns values.
+    filled: Option<Arc<Value>>,
+    /// The whole `ObjectStatus`, with its times, as JSON text.
     json: Arc<str>,
-    /// condition path -> (status value, lastTransitionTime)
-    times: HashMap<String, (String, String)>,
+}
+
+impl Default for StatusStore {
+    fn default() -> Self {
+        StatusStore::new(true)
+    }
 }
 
 impl StatusStore {
+    /// A store whose fills return the filled statuses if `values`, or nothing
+    /// (only [`StatusStore::json`] then).
+    pub fn new(values: bool) -> Self {
+        StatusStore {
+            objects: HashMap::default(),
+            json: Vec::new(),
+            values,
+        }
+    }
+
+    /// Gives `statuses` their times; returns them filled (none if the store
+    /// keeps no values).
     pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<ObjectStatus> {
         let mut next = HashMap::with_capacity_and_hasher(statuses.len(), Default::default());
         let mut json = Vec::with_capacity(statuses.len());
-        let mut out = Vec::with_capacity(statuses.len());
+        let mut out = Vec::with_capacity(if self.values { statuses.len() } else { 0 });
         let mut key = String::new();
         for object in statuses {
             key.clear();
@@ -74,18 +95,20 @@ impl StatusStore {
                     (key, last)
                 }
                 Some((key, last)) => {
-                    let filled = fill_object(object, &last.times, now);
+                    let filled = fill_object(object, &last.times(), now, self.values);
                     (key, filled)
                 }
                 None => (
                     key.as_str().into(),
-                    fill_object(object, &HashMap::default(), now),
+                    fill_object(object, &HashMap::default(), now, self.values),
                 ),
             };
-            out.push(ObjectStatus {
-                status: filled.filled.clone(),
-                ..object.clone()
-            });
+            if let Some(status) = &filled.filled {
+                out.push(ObjectStatus {
+                    status: status.clone(),
+                    ..object.clone()
+                });
+            }
             json.push(filled.json.clone());
             next.insert(key, filled);
         }
@@ -111,27 +134,41 @@ impl StatusStore {
     }
 }
 
+impl FilledObject {
+    /// condition path -> (status value, lastTransitionTime), as last filled. Read
+    /// back only when the object's status changes, rather than kept for every object.
+    fn times(&self) -> HashMap<String, (String, String)> {
+        match &self.filled {
+            Some(filled) => condition_times(filled),
+            None => serde_json::from_str::<Value>(&self.json)
+                .map(|object| condition_times(&object["status"]))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Fills one object's conditions, taking the times of `last` (its conditions at
 /// the last fill) where a condition's status is unchanged.
 fn fill_object(
     object: &ObjectStatus,
     last: &HashMap<String, (String, String)>,
     now: &str,
+    keep_value: bool,
 ) -> FilledObject {
     let mut filled = (*object.status).clone();
-    let mut times = HashMap::default();
     visit_conditions(&mut filled, String::new(), &mut |path, condition| {
-        let status = condition_status(condition);
-        let time = match condition.get("lastTransitionTime").and_then(Value::as_str) {
-            Some(PLACEHOLDER_TIME) => match last.get(&path) {
-                Some((old_status, old_time)) if *old_status == status => old_time.clone(),
-                _ => now.to_string(),
-            },
-            Some(real) => real.to_string(),
-            None => return,
+        let Some(PLACEHOLDER_TIME) = condition.get("lastTransitionTime").and_then(Value::as_str)
+        else {
+            // Real times are the writer's own.
+            return;
         };
-        condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
-        times.insert(path, (status, time));
+        let time = match last.get(&path) {
+            Some((old_status, old_time)) if *old_status == condition_status(condition) => {
+                old_time.clone()
+            }
+            _ => now.to_string(),
+        };
+        condition.insert("lastTransitionTime".into(), Value::String(time));
     });
     let filled = Arc::new(filled);
     let json = serde_json::to_string(&ObjectStatus {
@@ -148,9 +185,8 @@ fn fill_object(
     .into();
     FilledObject {
         translated: object.status.clone(),
-        filled,
+        filled: keep_value.then_some(filled),
         json,
-        times,
     }
 }
 
@@ -158,16 +194,7 @@ fn fill_object(
 /// (same place, same `type`) in `existing` when its `status` is the same there, so
 /// that a status written again keeps the time of the real transition.
 pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
-    let mut times = HashMap::default();
-    visit_conditions(
-        &mut existing.clone(),
-        String::new(),
-        &mut |path, condition| {
-            if let Some(time) = condition.get("lastTransitionTime").and_then(Value::as_str) {
-                times.insert(path, (condition_status(condition), time.to_string()));
-            }
-        },
-    );
+    let times = condition_times(existing);
     visit_conditions(desired, String::new(), &mut |path, condition| {
         if let Some((status, time)) = times.get(&path)
             && *status == condition_status(condition)
@@ -175,6 +202,17 @@ pub fn keep_transition_times(desired: &mut Value, existing: &Value) {
             condition.insert("lastTransitionTime".into(), Value::String(time.clone()));
         }
     });
+}
+
+/// condition path -> (status value, lastTransitionTime) of every condition in `value`.
+fn condition_times(value: &Value) -> HashMap<String, (String, String)> {
+    let mut times = HashMap::default();
+    visit_conditions(&mut value.clone(), String::new(), &mut |path, condition| {
+        if let Some(time) = condition.get("lastTransitionTime").and_then(Value::as_str) {
+            times.insert(path, (condition_status(condition), time.to_string()));
+        }
+    });
+    times
 }
 
 fn condition_status(condition: &serde_json::Map<String, Value>) -> String {
@@ -321,6 +359,29 @@ mod tests {
             t4,
         );
         assert_eq!(times(&fifth[0]), [t1, t4]);
+    }
+
+    /// A store that keeps only JSON text reads the last times back from it.
+    #[test]
+    fn a_text_only_store_keeps_times_too() {
+        let mut store = StatusStore::new(false);
+        let t1 = "2025-01-01T00:00:01Z";
+        let t2 = "2025-01-01T00:00:02Z";
+        let mut fill = |conditions: Value, now: &str| {
+            assert!(store.fill(&[route(conditions)], now).is_empty());
+            let text: Value = serde_json::from_str(&store.json()).unwrap();
+            (text[0]["status"]["parents"][0]["conditions"]
+                .as_array()
+                .unwrap())
+            .iter()
+            .map(|c| c["lastTransitionTime"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+        };
+        let both = || json!([cond("Accepted", "True"), cond("ResolvedRefs", "True")]);
+        assert_eq!(fill(both(), t1), [t1, t1]);
+        let flipped = json!([cond("Accepted", "True"), cond("ResolvedRefs", "False")]);
+        assert_eq!(fill(flipped, t2), [t1, t2]);
+        assert_eq!(fill(both(), t2), [t1, t2]);
     }
 
     #[test]
