@@ -408,6 +408,10 @@ impl Delta {
         let Some(answered) = state.in_flight.pop_front() else {
             return;
         };
+        if state.in_flight.is_empty() && state.in_flight.capacity() > 4 {
+            // A first sync's many parts are answered: give their room back.
+            state.in_flight.shrink_to_fit();
+        }
         match &request.error_detail {
             Some(error) => {
                 self.stream

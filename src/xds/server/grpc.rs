@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{BufferSettings, Codec};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
@@ -19,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 use super::delta::{Delta, RESPONSE_BYTES};
-use super::{AdsServer, Protocol, sotw::Sotw};
+use super::{AdsServer, Protocol, Responses, sotw::Sotw};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -86,7 +85,7 @@ struct Method<P>(Arc<AdsServer>, PhantomData<P>);
 
 impl<P: Protocol> StreamingService<P::Request> for Method<P> {
     type Response = P::Response;
-    type ResponseStream = ReceiverStream<Result<P::Response, Status>>;
+    type ResponseStream = Responses<P::Response>;
     type Future = std::future::Ready<Result<Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: Request<Streaming<P::Request>>) -> Self::Future {
