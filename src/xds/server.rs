@@ -34,13 +34,14 @@ const RESPONSE_BUFFER: usize = 16;
 
 /// Where a stream's task puts its responses. Boxed: the channel allocates its slots
 /// in blocks of 32, which for a response held by value was some 10 KiB per stream.
-type Outgoing<R> = mpsc::Sender<Box<Result<R, Status>>>;
+type Outgoing<R> = mpsc::Sender<Box<Outcome<R>>>;
+
+/// One response, or the status that ends the stream.
+type Outcome<R> = Result<R, Status>;
 
 /// What the gRPC layer sends, taken from a stream's [`Outgoing`] channel.
-pub(super) type Responses<R> = futures::stream::Map<
-    ReceiverStream<Box<Result<R, Status>>>,
-    fn(Box<Result<R, Status>>) -> Result<R, Status>,
->;
+pub(super) type Responses<R> =
+    futures::stream::Map<ReceiverStream<Box<Outcome<R>>>, fn(Box<Outcome<R>>) -> Outcome<R>>;
 
 /// What every ADS stream shares: behind [`AdsService`], which [`ads_service`] builds
 /// and [`serve`] runs.
@@ -139,7 +140,7 @@ impl AdsServer {
                 }
             }
         });
-        let unbox: fn(Box<Result<P::Response, Status>>) -> Result<P::Response, Status> = |r| *r;
+        let unbox: fn(Box<Outcome<P::Response>>) -> Outcome<P::Response> = |r| *r;
         futures::StreamExt::map(ReceiverStream::new(rx), unbox)
     }
 }
