@@ -140,9 +140,12 @@ impl AdsServer {
                 }
             }
         });
-        let unbox: fn(Box<Outcome<P::Response>>) -> Outcome<P::Response> = |r| *r;
-        futures::StreamExt::map(ReceiverStream::new(rx), unbox)
+        futures::StreamExt::map(ReceiverStream::new(rx), unboxed as fn(_) -> _)
     }
+}
+
+fn unboxed<R>(outcome: Box<Outcome<R>>) -> Outcome<R> {
+    *outcome
 }
 
 /// Completes once shutdown is requested; never if there is no shutdown signal.
