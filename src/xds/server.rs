@@ -144,6 +144,8 @@ impl AdsServer {
     }
 }
 
+/// A response out of its channel slot.
+#[allow(clippy::boxed_local)] // the box is the channel's element, not this function's choice
 fn unboxed<R>(outcome: Box<Outcome<R>>) -> Outcome<R> {
     *outcome
 }
