@@ -63,21 +63,31 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let server = self.server.clone();
         match request.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let method = Method::<Sotw>(server, PhantomData);
-                Ok(Grpc::new(AdsCodec::default())
-                    .streaming(method, request)
-                    .await)
-            }),
-            DELTA_PATH => Box::pin(async move {
-                let method = Method::<Delta>(server, PhantomData);
-                Ok(Grpc::new(AdsCodec::default())
-                    .streaming(method, request)
-                    .await)
-            }),
+            SOTW_PATH => streaming::<Sotw, B>(server, request),
+            DELTA_PATH => streaming::<Delta, B>(server, request),
             _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),
         }
     }
+}
+
+/// Serves `request` as a stream of `P`.
+fn streaming<P, B>(
+    server: Arc<AdsServer>,
+    request: http::Request<B>,
+) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
+where
+    P: Protocol,
+    P::Request: prost::Message + Default,
+    P::Response: prost::Message,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    Box::pin(async move {
+        let method = Method::<P>(server, PhantomData);
+        Ok(Grpc::new(AdsCodec::default())
+            .streaming(method, request)
+            .await)
+    })
 }
 
 /// One of the two ADS methods, served by its [`Protocol`].
