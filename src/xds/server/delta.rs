@@ -14,7 +14,7 @@ use super::{Protocol, Rollout, StreamInfo, eds_names, is_wildcard_type, known_ty
 use crate::xds::snapshot::{Named, Resource, Snapshot, type_url};
 
 /// Responses of one type remembered for matching ACKs/NACKs. Envoy answers each in
-/// order; an initial sync of 10,000 clusters is a few hundred responses.
+/// order; an initial sync of 10,000 clusters is about a hundred responses.
 const MAX_IN_FLIGHT: usize = 1024;
 
 /// About the most a response carries. The gRPC layer encodes each response into
