@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Compiler, Options};
 use crate::provider::kubernetes::{KubernetesArgs, KubernetesProvider};
 use crate::resources::{InputProblem, Resources};
-use crate::status_times::{StatusStore, now_rfc3339};
+use crate::status_times::{FilledStatus, StatusStore, now_rfc3339};
 use crate::translate::ObjectStatus;
 use crate::xds::cache::SnapshotCache;
 
@@ -437,7 +437,7 @@ struct Translator {
     versions: Option<BTreeMap<String, String>>,
     /// Where each translation's status (with real transition times) goes to be
     /// written to the Kubernetes API.
-    statuses: Option<watch::Sender<Arc<Vec<ObjectStatus>>>>,
+    statuses: Option<watch::Sender<Arc<Vec<FilledStatus>>>>,
 }
 
 impl Translator {

@@ -9,7 +9,10 @@ use foldhash::HashMap;
 
 use serde_json::Value;
 
-use crate::translate::ObjectStatus;
+use crate::translate::{ObjectStatus, StatusJson};
+
+/// An object's status with real times, as a status writer merges it.
+pub type FilledStatus = ObjectStatus<Arc<Value>>;
 
 /// The `lastTransitionTime` translation writes; it has no clock.
 pub const PLACEHOLDER_TIME: &str = crate::translate::conditions::NO_TIME;
@@ -48,7 +51,7 @@ pub struct StatusStore {
 #[derive(Debug)]
 struct FilledObject {
     /// The status as translation wrote it (placeholder times).
-    translated: Arc<Value>,
+    translated: StatusJson,
     /// The status with its times, when the store returns values.
     filled: Option<Arc<Value>>,
     /// The whole `ObjectStatus`, with its times, as JSON text.
@@ -74,7 +77,7 @@ impl StatusStore {
 
     /// Gives `statuses` their times; returns them filled (none if the store
     /// keeps no values).
-    pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<ObjectStatus> {
+    pub fn fill(&mut self, statuses: &[ObjectStatus], now: &str) -> Vec<FilledStatus> {
         let mut next = HashMap::with_capacity_and_hasher(statuses.len(), Default::default());
         let mut json = Vec::with_capacity(statuses.len());
         let mut out = Vec::with_capacity(if self.values { statuses.len() } else { 0 });
@@ -89,7 +92,7 @@ impl StatusStore {
             );
             let (key, filled) = match self.objects.remove_entry(key.as_str()) {
                 Some((key, last))
-                    if Arc::ptr_eq(&last.translated, &object.status)
+                    if last.translated.ptr_eq(&object.status)
                         || last.translated == object.status =>
                 {
                     (key, last)
@@ -104,10 +107,7 @@ impl StatusStore {
                 ),
             };
             if let Some(status) = &filled.filled {
-                out.push(ObjectStatus {
-                    status: status.clone(),
-                    ..object.clone()
-                });
+                out.push(with_status(object, status.clone()));
             }
             json.push(filled.json.clone());
             next.insert(key, filled);
@@ -155,7 +155,7 @@ fn fill_object(
     now: &str,
     keep_value: bool,
 ) -> FilledObject {
-    let mut filled = (*object.status).clone();
+    let mut filled = object.status.value();
     visit_conditions(&mut filled, String::new(), &mut |path, condition| {
         let Some(PLACEHOLDER_TIME) = condition.get("lastTransitionTime").and_then(Value::as_str)
         else {
@@ -170,23 +170,29 @@ fn fill_object(
         };
         condition.insert("lastTransitionTime".into(), Value::String(time));
     });
-    let filled = Arc::new(filled);
-    let json = serde_json::to_string(&ObjectStatus {
-        status: filled.clone(),
-        ..object.clone()
-    })
-    .unwrap_or_else(|e| {
-        Value::String(format!(
-            "cannot render the status of {}: {e}",
-            object.metadata.name
-        ))
-        .to_string()
-    })
-    .into();
+    let json = serde_json::to_string(&with_status(object, &filled))
+        .unwrap_or_else(|e| {
+            Value::String(format!(
+                "cannot render the status of {}: {e}",
+                object.metadata.name
+            ))
+            .to_string()
+        })
+        .into();
     FilledObject {
         translated: object.status.clone(),
-        filled: keep_value.then_some(filled),
+        filled: keep_value.then(|| Arc::new(filled)),
         json,
+    }
+}
+
+/// `object` with another status.
+fn with_status<S>(object: &ObjectStatus, status: S) -> ObjectStatus<S> {
+    ObjectStatus {
+        api_version: object.api_version.clone(),
+        kind: object.kind.clone(),
+        metadata: object.metadata.clone(),
+        status,
     }
 }
 
@@ -291,7 +297,7 @@ mod tests {
                 namespace: Some("default".into()),
                 name: "r".into(),
             },
-            status: Arc::new(json!({"parents": [{
+            status: StatusJson::of(&json!({"parents": [{
                 "parentRef": {"name": "eg"},
                 "controllerName": "gantry.dev/gatewayclass-controller",
                 "conditions": conditions,
@@ -304,7 +310,7 @@ mod tests {
                "lastTransitionTime": PLACEHOLDER_TIME})
     }
 
-    fn times(status: &ObjectStatus) -> Vec<String> {
+    fn times(status: &FilledStatus) -> Vec<String> {
         status.status["parents"][0]["conditions"]
             .as_array()
             .unwrap()
@@ -410,7 +416,7 @@ mod tests {
         let first = store.fill(&[kept.clone(), other.clone()], "2025-01-01T00:00:01Z");
         assert_eq!(&*store.json(), serde_json::to_string(&first).unwrap());
 
-        other.status = Arc::new(json!({"parents": []}));
+        other.status = StatusJson::of(&json!({"parents": []}));
         let second = store.fill(&[other, kept], "2025-01-01T00:00:02Z");
         assert!(Arc::ptr_eq(&first[0].status, &second[1].status));
         assert_eq!(times(&second[1]), ["2025-01-01T00:00:01Z"]);

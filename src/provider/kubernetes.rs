@@ -26,7 +26,7 @@ use self::status::StatusWriter;
 use self::store::{Change, KindStore};
 use crate::metrics::{KindLabel, Metrics};
 use crate::resources::Resources;
-use crate::translate::ObjectStatus;
+use crate::status_times::FilledStatus;
 
 /// Where the namespace of a pod's service account is mounted.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -203,7 +203,7 @@ pub async fn start(
     args: &KubernetesArgs,
     controller_name: &str,
     metrics: Arc<Metrics>,
-    statuses: watch::Receiver<Arc<Vec<ObjectStatus>>>,
+    statuses: watch::Receiver<Arc<Vec<FilledStatus>>>,
 ) -> Result<(KubernetesProvider, watch::Receiver<Arc<Resources>>), Error> {
     let lease = args.lease()?;
     let mut config = kube::Config::infer().await?;

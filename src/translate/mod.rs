@@ -53,15 +53,61 @@ pub struct Translated {
     pub status: Vec<ObjectStatus>,
 }
 
-/// The status of one input object, exactly as it would be written to Kubernetes.
+/// The status of one input object, exactly as it would be written to Kubernetes:
+/// as translation writes it ([`StatusJson`], placeholder times), or filled in
+/// with real times for a status writer (`ObjectStatus<Arc<Value>>`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectStatus {
+pub struct ObjectStatus<S = StatusJson> {
     pub api_version: Cow<'static, str>,
     pub kind: Cow<'static, str>,
     pub metadata: ObjectRef,
     /// Shared with the next translation's status of the object when it is equal.
-    pub status: Arc<serde_json::Value>,
+    pub status: S,
+}
+
+/// A status as compact JSON text, as `serde_json` writes it; cheap to clone.
+///
+/// Text rather than a `serde_json::Value`, because every object's status is
+/// kept between translations: a route's status as a value weighs about 3 KiB
+/// (a tree node and a `String` per key), as text a few hundred bytes. Equal
+/// statuses are equal texts: they are serialized from the same types, whose
+/// fields and maps have a fixed order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatusJson(Arc<str>);
+
+impl StatusJson {
+    /// `status` as JSON (it has only string keys, so serializing cannot fail).
+    pub fn of(status: &impl Serialize) -> Self {
+        StatusJson(serde_json::to_string(status).unwrap_or_default().into())
+    }
+
+    /// The status as a JSON value, for code that edits or merges it.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether both are the very same text (not only equal ones).
+    pub fn ptr_eq(&self, other: &StatusJson) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for StatusJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for StatusJson {
+    /// As the value it is, in whatever format is being written.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -85,12 +131,12 @@ pub fn object_status<K: kube::Resource<DynamicType = ()>>(
     object: &K,
     status: impl Serialize,
 ) -> ObjectStatus {
-    object_status_value(object, Arc::new(status_value(&status)))
+    object_status_json(object, StatusJson::of(&status))
 }
 
-fn object_status_value<K: kube::Resource<DynamicType = ()>>(
+fn object_status_json<K: kube::Resource<DynamicType = ()>>(
     object: &K,
-    status: Arc<serde_json::Value>,
+    status: StatusJson,
 ) -> ObjectStatus {
     ObjectStatus {
         api_version: K::api_version(&()),
@@ -98,12 +144,6 @@ fn object_status_value<K: kube::Resource<DynamicType = ()>>(
         metadata: ObjectRef::of(object.meta()),
         status,
     }
-}
-
-/// A status as the JSON the writers compare and store (it has only string keys,
-/// so serializing cannot fail).
-pub(crate) fn status_value(status: &impl Serialize) -> serde_json::Value {
-    serde_json::to_value(status).unwrap_or_default()
 }
 
 /// One managed Gateway while routes are being attached.
@@ -245,8 +285,8 @@ struct KeptRoute {
     /// once it named a Gateway gantry manages.
     rules: Option<(Arc<TranslatedRules>, Vec<Dep>)>,
     attachment: RouteAttachment,
-    /// The status it reported, with that status as JSON.
-    route_status: Option<(status::RouteStatus, Arc<serde_json::Value>)>,
+    /// The status it reported.
+    route_status: Option<StatusJson>,
 }
 
 impl KeptRoute {
@@ -696,14 +736,15 @@ fn attach_route(
         kept.attachment = RouteAttachment::default();
         return;
     }
-    let route_status = status::RouteStatus { parents };
-    let value = match kept.route_status.take() {
-        Some((last, value)) if last == route_status => value,
-        _ => Arc::new(status_value(&route_status)),
+    let route_status = StatusJson::of(&status::RouteStatus { parents });
+    // The last text when equal: the status store then sees it unchanged by pointer.
+    let route_status = match kept.route_status.take() {
+        Some(last) if last == route_status => last,
+        _ => route_status,
     };
-    let mut status = object_status_value(route, value.clone());
+    let mut status = object_status_json(route, route_status.clone());
     status.kind = http_like.kind().into();
-    kept.route_status = Some((route_status, value));
+    kept.route_status = Some(route_status);
     kept.attachment = RouteAttachment {
         attachments,
         status: Some(status),
@@ -779,7 +820,7 @@ fn attach_l4_route(
         api_version: route.api_version.into(),
         kind: route.kind.into(),
         metadata: ObjectRef::of(route.meta),
-        status: Arc::new(status_value(&status::RouteStatus { parents })),
+        status: StatusJson::of(&status::RouteStatus { parents }),
     })
 }
 

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use super::Shared;
 use super::store::display_key;
 use crate::metrics::Metrics;
+use crate::status_times::FilledStatus;
 use crate::status_times::keep_transition_times;
-use crate::translate::ObjectStatus;
 
 /// How long object changes must be quiet before the writer compares again.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -61,7 +61,7 @@ impl StatusWriter {
     /// whenever any watched object does.
     pub async fn run(
         mut self,
-        mut desired: watch::Receiver<Arc<Vec<ObjectStatus>>>,
+        mut desired: watch::Receiver<Arc<Vec<FilledStatus>>>,
         mut leader: watch::Receiver<bool>,
         mut objects: watch::Receiver<u64>,
     ) {
@@ -90,7 +90,7 @@ impl StatusWriter {
     /// Writes every status that differs. Returns whether something must be tried again.
     async fn reconcile(
         &mut self,
-        statuses: &[ObjectStatus],
+        statuses: &[FilledStatus],
         leader: &watch::Receiver<bool>,
     ) -> bool {
         let mut retry = false;
