@@ -451,8 +451,9 @@ pub struct VirtualHost {
     pub name: String,
     /// Host header patterns: exact names, "*.suffix" wildcards, or "*".
     pub domains: Vec<String>,
-    /// In match order: the first route that matches wins.
-    pub routes: Vec<Route>,
+    /// In match order: the first route that matches wins. Shared with the
+    /// translated rules they come from, and by every host they land on.
+    pub routes: Vec<Arc<Route>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

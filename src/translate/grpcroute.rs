@@ -3,6 +3,8 @@
 //! (hostnames, header matches, filters, backendRefs) has the HTTPRoute's shape.
 //! Their backends speak HTTP/2, so their clusters do too.
 
+use std::sync::Arc;
+
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use serde_json::{Value, json};
@@ -95,6 +97,7 @@ pub fn speak_h2c(rules: &mut TranslatedRules) {
     });
     rules.source.kind = "GRPCRoute";
     for (_, route) in &mut rules.routes {
+        let route = Arc::make_mut(route);
         if let Some(rest) = route.name.strip_prefix("httproute/") {
             route.name = format!("grpcroute/{rest}");
         }

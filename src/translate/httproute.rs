@@ -57,7 +57,7 @@ pub struct TranslatedRules {
     /// The route's own `spec.hostnames`, which rank it against other routes on a
     /// shared host.
     pub hostnames: Vec<String>,
-    pub routes: Vec<(Precedence, Route)>,
+    pub routes: Vec<(Precedence, Arc<Route>)>,
     pub clusters: Vec<Arc<Cluster>>,
     /// The first unresolved reference, for the ResolvedRefs condition.
     pub unresolved: Option<Problem>,
@@ -101,7 +101,7 @@ impl TranslatedRules {
             *cluster = Arc::new(new);
         }
         for (_, route) in &mut self.routes {
-            route.rename_clusters(&renamed);
+            Arc::make_mut(route).rename_clusters(&renamed);
         }
     }
 }
@@ -314,7 +314,7 @@ pub fn translate_rules(
             };
             out.routes.push((
                 precedence,
-                Route {
+                Arc::new(Route {
                     name: format!("httproute/{ns}/{name}/rule/{rule_index}/match/{match_index}"),
                     path: route_match.path,
                     method: route_match.method,
@@ -328,7 +328,7 @@ pub fn translate_rules(
                     cors: rule_ir.cors.clone(),
                     retry: rule_ir.retry.clone(),
                     backend: RouteBackendSettings::default(),
-                },
+                }),
             ));
         }
     }

@@ -1184,7 +1184,7 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
     config.virtual_hosts.push(Arc::new(VirtualHost {
         name: MISDIRECTED_HOST.to_string(),
         domains: misdirected,
-        routes: vec![ir::Route {
+        routes: vec![Arc::new(ir::Route {
             name: MISDIRECTED_HOST.to_string(),
             path: ir::PathMatch::Prefix("/".to_string()),
             method: None,
@@ -1201,7 +1201,7 @@ fn answer_misdirected(config: &mut RouteConfig, own: Option<&str>, others: &[Opt
             cors: None,
             retry: None,
             backend: Default::default(),
-        }],
+        })],
     }));
 }
 
@@ -1217,10 +1217,8 @@ fn answer_500(chains: &mut [FilterChain]) {
             }
         };
         for host in &mut config.virtual_hosts {
-            Arc::make_mut(host)
-                .routes
-                .iter_mut()
-                .for_each(answer_500_route);
+            (Arc::make_mut(host).routes.iter_mut())
+                .for_each(|route| answer_500_route(Arc::make_mut(route)));
         }
     }
 }
@@ -1266,20 +1264,20 @@ fn route_config(
         let mut with_policy = false;
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
-                None => RouteOf::Rules(route),
+                None => route.clone(),
                 Some(Err(_)) => {
                     with_policy = true;
-                    let mut route = route.clone();
+                    let mut route = ir::Route::clone(route);
                     answer_500_route(&mut route);
-                    RouteOf::Policy(Arc::new(route))
+                    Arc::new(route)
                 }
                 Some(Ok(policy)) => {
                     with_policy = true;
-                    let mut route = route.clone();
+                    let mut route = ir::Route::clone(route);
                     apply_backend_policy(&mut route, &policy, &rules.clusters, out.clusters);
                     route.backend.stat_name = (route.backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
-                    RouteOf::Policy(Arc::new(route))
+                    Arc::new(route)
                 }
             };
             routes.push((precedence, route));
@@ -1325,37 +1323,9 @@ fn route_config(
 type Ranked<'r> = (
     HostRank,
     &'r Precedence,
-    RouteOf<'r>,
+    Arc<ir::Route>,
     Option<&'r Arc<TranslatedRules>>,
 );
-
-/// A route as its rules made it, or as a policy changed it (shared by every host
-/// it lands on). Small: thousands are placed and sorted per translation.
-#[derive(Clone)]
-enum RouteOf<'r> {
-    Rules(&'r ir::Route),
-    Policy(Arc<ir::Route>),
-}
-
-impl RouteOf<'_> {
-    fn into_owned(self) -> ir::Route {
-        match self {
-            RouteOf::Rules(route) => route.clone(),
-            RouteOf::Policy(route) => Arc::unwrap_or_clone(route),
-        }
-    }
-}
-
-impl std::ops::Deref for RouteOf<'_> {
-    type Target = ir::Route;
-
-    fn deref(&self) -> &ir::Route {
-        match self {
-            RouteOf::Rules(route) => route,
-            RouteOf::Policy(route) => route,
-        }
-    }
-}
 
 /// How specifically a route's own hostnames name a host (most specific first).
 type HostRank = Reverse<(usize, usize)>;
@@ -1427,7 +1397,7 @@ fn virtual_host(
         name: hostname.to_string(),
         domains: vec![hostname.to_string()],
         routes: (routes.into_iter())
-            .map(|(_, _, route, _)| with_listener_port(route.into_owned(), listener))
+            .map(|(_, _, route, _)| with_listener_port(route, listener))
             .collect(),
     }
 }
@@ -1642,8 +1612,8 @@ fn backend_route_targets<'a>(
 /// well-known one; left out when it is the scheme's default (80, 443). Envoy keeps
 /// a port it is given even when it is the default, and drops the listener's when
 /// it replaces the host, so both are settled here.
-fn with_listener_port(mut route: ir::Route, listener: &ListenerState) -> ir::Route {
-    if let ir::RouteAction::Redirect(redirect) = &mut route.action {
+fn with_listener_port(mut route: Arc<ir::Route>, listener: &ListenerState) -> Arc<ir::Route> {
+    if let ir::RouteAction::Redirect(redirect) = &mut Arc::make_mut(&mut route).action {
         let listener_scheme = match listener.protocol {
             Some(Protocol::Https) => "https",
             _ => "http",

@@ -115,7 +115,7 @@ pub(super) fn used(config: &ir::RouteConfig, uses: impl Fn(&ir::Route) -> bool) 
     config
         .virtual_hosts
         .iter()
-        .any(|vh| vh.routes.iter().any(&uses))
+        .any(|vh| vh.routes.iter().any(|route| uses(route)))
 }
 
 /// The filter in the HTTP connection manager: doing nothing by itself.
