@@ -477,7 +477,7 @@ pub struct Route {
     /// HTTPRoute rule retry.
     pub retry: Option<Retry>,
     /// Backend-side route settings (BackendTrafficPolicy lands here).
-    pub backend: RouteBackendSettings,
+    pub backend: Shared<RouteBackendSettings>,
 }
 
 impl Route {
@@ -651,6 +651,49 @@ pub struct Redirect {
     pub port: Option<u16>,
     pub path: Option<PathRewrite>,
     pub status_code: u16,
+}
+
+/// Settings that most routes and clusters leave at their defaults, behind a
+/// pointer: every default is one shared allocation, where inline they took
+/// about 0.5 KiB in each of 10,000 routes and 1 KiB in each of their clusters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    pub fn make_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(value: T) -> Self {
+        Shared(Arc::new(value))
+    }
+}
+
+impl Default for Shared<RouteBackendSettings> {
+    fn default() -> Self {
+        static DEFAULT: std::sync::LazyLock<Arc<RouteBackendSettings>> =
+            std::sync::LazyLock::new(Arc::default);
+        Shared(DEFAULT.clone())
+    }
+}
+
+impl Default for Shared<BackendSettings> {
+    fn default() -> Self {
+        static DEFAULT: std::sync::LazyLock<Arc<BackendSettings>> =
+            std::sync::LazyLock::new(Arc::default);
+        Shared(DEFAULT.clone())
+    }
 }
 
 /// What a BackendTrafficPolicy asks of the routes it applies to.
@@ -934,7 +977,7 @@ pub struct ClusterKey {
     /// A GRPCRoute's backends speak h2c whatever the Service port says.
     pub grpc: bool,
     /// Backend settings (BackendTrafficPolicy lands here).
-    pub settings: BackendSettings,
+    pub settings: Shared<BackendSettings>,
 }
 
 impl ClusterKey {
@@ -952,7 +995,7 @@ impl ClusterKey {
         if self.grpc {
             name.push_str("/h2c");
         }
-        if self.settings != BackendSettings::default() {
+        if *self.settings != BackendSettings::default() {
             use sha2::{Digest, Sha256};
             let canonical = serde_json::to_vec(&self.settings).expect("settings serialize to JSON");
             let digest = Sha256::digest(&canonical);
@@ -1058,10 +1101,10 @@ impl Cluster {
         // routing only clusters of a Service with a ClusterIP (as in Envoy
         // Gateway); the others keep the name they have without them.
         if self.addresses != EndpointAddresses::Hostnames {
-            key.settings.dns = None;
+            key.settings.make_mut().dns = None;
         }
         if self.cluster_ip.is_none() {
-            key.settings.service_routing = false;
+            key.settings.make_mut().service_routing = false;
         }
         Cluster {
             cluster_ip: self.cluster_ip.clone(),

@@ -22,8 +22,7 @@ use super::index::{CrossRef, Index};
 use super::status::{ParentReference, RouteParentStatus};
 use crate::ir::{
     Cluster, ClusterKey, Cors, Endpoint, Forward, HeaderModifier, Mirror, PathMatch, PathRewrite,
-    Redirect, Retry, RetryOn, Route, RouteAction, RouteBackendSettings, ValueMatch,
-    WeightedCluster,
+    Redirect, Retry, RetryOn, Route, RouteAction, ValueMatch, WeightedCluster,
 };
 
 use super::GATEWAY_GROUP;
@@ -327,7 +326,7 @@ pub fn translate_rules(
                     mirrors: rule_ir.mirrors.clone(),
                     cors: rule_ir.cors.clone(),
                     retry: rule_ir.retry.clone(),
-                    backend: RouteBackendSettings::default(),
+                    backend: Default::default(),
                 }),
             ));
         }

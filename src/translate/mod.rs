@@ -1275,7 +1275,8 @@ fn route_config(
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
                     apply_backend_policy(&mut route, &policy, &rules.clusters, out.clusters);
-                    route.backend.stat_name = (route.backend.stat_name.as_deref())
+                    let backend = route.backend.make_mut();
+                    backend.stat_name = (backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
                     Arc::new(route)
                 }
@@ -1411,9 +1412,10 @@ fn apply_backend_policy(
     route_clusters: &[Arc<ir::Cluster>],
     clusters: &mut BTreeMap<String, Arc<ir::Cluster>>,
 ) {
-    route.backend = policy.route.clone();
+    let mut backend = policy.route.clone();
     // The route rule's own retry wins over the policy's, as in Envoy Gateway.
-    let retry = route.backend.retry.take();
+    let retry = backend.retry.take();
+    route.backend = backend.into();
     if route.retry.is_none() {
         route.retry = retry;
     }
@@ -1424,7 +1426,7 @@ fn apply_backend_policy(
     }
     for cluster in route_clusters.iter().filter(|c| used.contains(&&c.name)) {
         let rekeyed = cluster.rekeyed(ir::ClusterKey {
-            settings: policy.cluster.clone(),
+            settings: policy.cluster.clone().into(),
             ..cluster.key.clone()
         });
         renamed.insert(cluster.name.clone(), rekeyed.name.clone());
@@ -1463,7 +1465,7 @@ fn apply_backend_policies_to_l4(
                             continue;
                         };
                         let rekeyed = cluster.rekeyed(ir::ClusterKey {
-                            settings: policy.cluster.clone(),
+                            settings: policy.cluster.clone().into(),
                             ..cluster.key.clone()
                         });
                         backend.cluster.clone_from(&rekeyed.name);
