@@ -1615,19 +1615,26 @@ fn backend_route_targets<'a>(
 /// a port it is given even when it is the default, and drops the listener's when
 /// it replaces the host, so both are settled here.
 fn with_listener_port(mut route: Arc<ir::Route>, listener: &ListenerState) -> Arc<ir::Route> {
-    if let ir::RouteAction::Redirect(redirect) = &mut Arc::make_mut(&mut route).action {
-        let listener_scheme = match listener.protocol {
-            Some(Protocol::Https) => "https",
-            _ => "http",
-        };
-        let scheme = redirect.scheme.as_deref().unwrap_or(listener_scheme);
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let port = match (redirect.port, &redirect.scheme) {
-            (Some(port), _) => Some(port),
-            (None, None) => u16::try_from(listener.port).ok(),
-            (None, Some(_)) => None,
-        };
-        redirect.port = port.filter(|port| *port != default_port);
+    let ir::RouteAction::Redirect(redirect) = &route.action else {
+        return route;
+    };
+    let listener_scheme = match listener.protocol {
+        Some(Protocol::Https) => "https",
+        _ => "http",
+    };
+    let scheme = redirect.scheme.as_deref().unwrap_or(listener_scheme);
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let port = match (redirect.port, &redirect.scheme) {
+        (Some(port), _) => Some(port),
+        (None, None) => u16::try_from(listener.port).ok(),
+        (None, Some(_)) => None,
+    };
+    let port = port.filter(|port| *port != default_port);
+    // Copied only when the port changes: the rules' own route is shared.
+    if redirect.port != port
+        && let ir::RouteAction::Redirect(redirect) = &mut Arc::make_mut(&mut route).action
+    {
+        redirect.port = port;
     }
     route
 }
