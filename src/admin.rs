@@ -18,7 +18,6 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::resources::InputProblem;
-use crate::translate::ObjectStatus;
 use crate::xds::cache::SnapshotCache;
 
 /// Content type of the Prometheus text exposition format.
@@ -27,24 +26,14 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 /// What the latest translation left for /debug/status.
 #[derive(Clone, Debug, Default)]
 pub struct DebugStatus {
-    /// The same list `translate` prints, with real `lastTransitionTime`s, kept as
-    /// JSON text (see [`DebugStatus::status_json`]; empty means no objects): as
-    /// `serde_json::Value`s it took about 4.7 KiB per HTTPRoute, as text a tenth.
-    pub status: Arc<str>,
+    /// The same list `translate` prints, with real `lastTransitionTime`s: each
+    /// object's JSON text, shared with the status store (as
+    /// `serde_json::Value`s it took about 4.7 KiB per HTTPRoute, as text a tenth,
+    /// and the list is joined only when asked for).
+    pub status: Arc<[Arc<str>]>,
     pub problems: Vec<InputProblem>,
     /// "namespace/gateway" -> snapshot version.
     pub snapshots: BTreeMap<String, String>,
-}
-
-impl DebugStatus {
-    /// The JSON text of a status list, as `status` holds it.
-    pub fn status_json(status: &[ObjectStatus]) -> Arc<str> {
-        serde_json::to_string(status)
-            .unwrap_or_else(|e| {
-                serde_json::Value::String(format!("cannot render the status: {e}")).to_string()
-            })
-            .into()
-    }
 }
 
 #[derive(Clone)]
@@ -89,18 +78,15 @@ async fn debug_status(State(state): State<AdminState>) -> impl IntoResponse {
         })
     }
     let current = state.status.borrow().clone();
-    let status: &str = if current.status.is_empty() {
-        "[]"
-    } else {
-        &current.status
-    };
     // Assembled by hand so that the (large) status list is not parsed back into values.
-    let body = format!(
-        "{{\"nacks\":{},\"problems\":{},\"snapshots\":{},\"status\":{status}}}",
+    let mut body = format!(
+        "{{\"nacks\":{},\"problems\":{},\"snapshots\":{},\"status\":",
         text(&state.cache.nacks()),
         text(&current.problems),
         text(&current.snapshots),
     );
+    crate::status_times::join_json(&current.status, &mut body);
+    body.push('}');
     ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
@@ -151,7 +137,7 @@ mod tests {
     #[tokio::test]
     async fn endpoints() {
         let status = DebugStatus {
-            status: DebugStatus::status_json(&[]),
+            status: Arc::new([]),
             problems: vec![InputProblem {
                 file: "bad.yaml".into(),
                 document: Some(2),

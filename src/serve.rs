@@ -611,7 +611,7 @@ impl Translator {
 
     /// Gives the status its condition times, hands it to the status writer, and
     /// returns its JSON text for /debug/status.
-    async fn fill_status(&mut self, statuses: Arc<Vec<ObjectStatus>>) -> Arc<str> {
+    async fn fill_status(&mut self, statuses: Arc<Vec<ObjectStatus>>) -> Arc<[Arc<str>]> {
         let now = now_rfc3339();
         let mut store = std::mem::take(&mut self.store);
         match tokio::task::spawn_blocking(move || {
@@ -630,7 +630,7 @@ impl Translator {
             }
             Err(e) => {
                 tracing::error!("filling in the status failed: {e}");
-                DebugStatus::status_json(&[])
+                Arc::new([])
             }
         }
     }

@@ -41,7 +41,7 @@ pub struct StatusStore {
     /// "apiVersion|kind|namespace|name" -> what the last fill made of that object.
     objects: HashMap<Box<str>, FilledObject>,
     /// The JSON text of each object of the last fill, in its order.
-    json: Vec<Arc<str>>,
+    json: Arc<[Arc<str>]>,
     /// Whether [`StatusStore::fill`] returns the filled statuses (for a status
     /// writer), or only keeps their JSON text: a filled status as a JSON value
     /// weighs a few KiB, kept for every object.
@@ -70,7 +70,7 @@ impl StatusStore {
     pub fn new(values: bool) -> Self {
         StatusStore {
             objects: HashMap::default(),
-            json: Vec::new(),
+            json: Arc::new([]),
             values,
         }
     }
@@ -113,25 +113,29 @@ impl StatusStore {
             next.insert(key, filled);
         }
         self.objects = next;
-        self.json = json;
+        self.json = json.into();
         out
     }
 
-    /// The JSON text of the list the last [`StatusStore::fill`] returned, as
-    /// `serde_json::to_string` writes it, from each object's kept text.
-    pub fn json(&self) -> Arc<str> {
-        let mut text =
-            String::with_capacity(self.json.iter().map(|j| j.len() + 1).sum::<usize>() + 2);
-        text.push('[');
-        for (index, object) in self.json.iter().enumerate() {
-            if index > 0 {
-                text.push(',');
-            }
-            text.push_str(object);
-        }
-        text.push(']');
-        text.into()
+    /// The JSON text of each object the last [`StatusStore::fill`] returned
+    /// ([`join_json`] makes the list of them).
+    pub fn json(&self) -> Arc<[Arc<str>]> {
+        self.json.clone()
     }
+}
+
+/// Appends the JSON list of `objects` (each one's JSON text) to `out`, as
+/// `serde_json::to_string` writes a list.
+pub fn join_json(objects: &[Arc<str>], out: &mut String) {
+    out.reserve(objects.iter().map(|j| j.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (index, object) in objects.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(object);
+    }
+    out.push(']');
 }
 
 impl FilledObject {
@@ -305,6 +309,12 @@ mod tests {
         }
     }
 
+    fn joined(store: &StatusStore) -> String {
+        let mut text = String::new();
+        join_json(&store.json(), &mut text);
+        text
+    }
+
     fn cond(kind: &str, status: &str) -> Value {
         json!({"type": kind, "status": status, "reason": "R", "message": "",
                "lastTransitionTime": PLACEHOLDER_TIME})
@@ -375,7 +385,7 @@ mod tests {
         let t2 = "2025-01-01T00:00:02Z";
         let mut fill = |conditions: Value, now: &str| {
             assert!(store.fill(&[route(conditions)], now).is_empty());
-            let text: Value = serde_json::from_str(&store.json()).unwrap();
+            let text: Value = serde_json::from_str(&joined(&store)).unwrap();
             (text[0]["status"]["parents"][0]["conditions"]
                 .as_array()
                 .unwrap())
@@ -414,13 +424,13 @@ mod tests {
         other.metadata.name = "other".into();
         let kept = route(json!([cond("Accepted", "True")]));
         let first = store.fill(&[kept.clone(), other.clone()], "2025-01-01T00:00:01Z");
-        assert_eq!(&*store.json(), serde_json::to_string(&first).unwrap());
+        assert_eq!(joined(&store), serde_json::to_string(&first).unwrap());
 
         other.status = StatusJson::of(&json!({"parents": []}));
         let second = store.fill(&[other, kept], "2025-01-01T00:00:02Z");
         assert!(Arc::ptr_eq(&first[0].status, &second[1].status));
         assert_eq!(times(&second[1]), ["2025-01-01T00:00:01Z"]);
-        assert_eq!(&*store.json(), serde_json::to_string(&second).unwrap());
+        assert_eq!(joined(&store), serde_json::to_string(&second).unwrap());
     }
 
     #[test]
