@@ -32,7 +32,115 @@ fn main() {
     });
     let stripped = strip_source_code_info(&set)
         .unwrap_or_else(|e| panic!("{}: not a FileDescriptorSet: {e}", source.display()));
+    let core = core_files(&stripped)
+        .unwrap_or_else(|e| panic!("{}: not a FileDescriptorSet: {e}", source.display()));
+    let core_out = out.with_file_name("envoy_types_core.bin");
     std::fs::write(&out, stripped).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    std::fs::write(&core_out, core)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", core_out.display()));
+}
+
+/// The proto packages of the types gantry puts in xDS resources (the resources
+/// themselves and every `Any` in them). `xds::render` decodes only the files of
+/// these packages and what they import, about a third of the set, for every
+/// resource it hashes; any other type still renders, from the whole set,
+/// decoded the first time it is needed (a golden test checks that no golden
+/// output needs it).
+const CORE_PACKAGES: &[&str] = &[
+    "envoy.config.listener.v3",
+    "envoy.config.route.v3",
+    "envoy.config.cluster.v3",
+    "envoy.config.endpoint.v3",
+    "envoy.extensions.access_loggers.stream.v3",
+    "envoy.extensions.clusters.",
+    "envoy.extensions.compression.",
+    "envoy.extensions.filters.http.admission_control.v3",
+    "envoy.extensions.filters.http.bandwidth_limit.v3",
+    "envoy.extensions.filters.http.buffer.v3",
+    "envoy.extensions.filters.http.compressor.v3",
+    "envoy.extensions.filters.http.cors.v3",
+    "envoy.extensions.filters.http.custom_response.v3",
+    "envoy.extensions.filters.http.fault.v3",
+    "envoy.extensions.filters.http.grpc_web.v3",
+    "envoy.extensions.filters.http.header_mutation.v3",
+    "envoy.extensions.filters.http.health_check.v3",
+    "envoy.extensions.filters.http.local_ratelimit.v3",
+    "envoy.extensions.filters.http.lua.v3",
+    "envoy.extensions.filters.http.router.v3",
+    "envoy.extensions.filters.http.upstream_codec.v3",
+    "envoy.extensions.filters.listener.",
+    "envoy.extensions.filters.network.connection_limit.v3",
+    "envoy.extensions.filters.network.http_connection_manager.v3",
+    "envoy.extensions.filters.network.tcp_proxy.v3",
+    "envoy.extensions.health_check.",
+    "envoy.extensions.http.",
+    "envoy.extensions.load_balancing_policies.",
+    "envoy.extensions.retry.",
+    "envoy.extensions.transport_sockets.proxy_protocol.v3",
+    "envoy.extensions.transport_sockets.quic.v3",
+    "envoy.extensions.transport_sockets.raw_buffer.v3",
+    "envoy.extensions.transport_sockets.tls.v3",
+    "envoy.extensions.upstreams.http.v3",
+    "envoy.type.matcher.v3",
+    "google.protobuf",
+];
+
+/// The files of `set` in [`CORE_PACKAGES`] and every file they import, in the
+/// set's order, as a FileDescriptorSet.
+fn core_files(set: &[u8]) -> Result<Vec<u8>, String> {
+    struct File<'a> {
+        raw: &'a [u8],
+        name: &'a [u8],
+        package: &'a [u8],
+        imports: Vec<&'a [u8]>,
+    }
+    let mut files = Vec::new();
+    for (_, _, contents) in fields(set)? {
+        let mut file = File {
+            raw: contents,
+            name: b"",
+            package: b"",
+            imports: Vec::new(),
+        };
+        for (field, _, value) in fields(contents)? {
+            match field {
+                1 => file.name = value,
+                2 => file.package = value,
+                3 => file.imports.push(value),
+                _ => {}
+            }
+        }
+        files.push(file);
+    }
+    let in_core = |package: &[u8]| {
+        CORE_PACKAGES.iter().any(|core| {
+            let core = core.as_bytes();
+            package == core || (core.ends_with(b".") && package.starts_with(core))
+        })
+    };
+    let mut wanted: Vec<&[u8]> = (files.iter())
+        .filter(|f| in_core(f.package))
+        .map(|f| f.name)
+        .collect();
+    let mut kept = std::collections::BTreeSet::new();
+    while let Some(name) = wanted.pop() {
+        if kept.insert(name) {
+            let file = (files.iter().find(|f| f.name == name)).ok_or_else(|| {
+                format!(
+                    "{} imports a file not in the set",
+                    String::from_utf8_lossy(name)
+                )
+            })?;
+            wanted.extend(&file.imports);
+        }
+    }
+    let mut out = Vec::new();
+    for file in files.iter().filter(|f| kept.contains(f.name)) {
+        out.push(0x0a); // field 1, length-delimited
+        put_varint(&mut out, file.raw.len() as u64);
+        out.extend_from_slice(file.raw);
+    }
+    Ok(out)
 }
 
 /// The FileDescriptorSet without `FileDescriptorProto.source_code_info` (field 9): the

@@ -407,8 +407,7 @@ async fn run_delta_stream(
 
 fn to_any(type_url: &str, json: Value) -> Any {
     let name = type_url.rsplit('/').next().unwrap_or_default();
-    let descriptor = gantry::xds::render::descriptor_pool()
-        .get_message_by_name(name)
+    let descriptor = gantry::xds::render::message_descriptor(name)
         .unwrap_or_else(|| panic!("{name} is not in the descriptor pool"));
     let message = prost_reflect::DynamicMessage::deserialize(descriptor, json)
         .unwrap_or_else(|e| panic!("{name}: {e}"));

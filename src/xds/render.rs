@@ -32,20 +32,45 @@ use serde_json::{Map, Number, Value as Json};
 /// The descriptor set shipped by envoy-types (every Envoy, xds, udpa and google.protobuf type).
 static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_types.bin"));
 
+/// The part of it that gantry's resources use (see `CORE_PACKAGES` in build.rs):
+/// decoded, the whole set takes about 10 MiB, kept for the process's life.
+static CORE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/envoy_types_core.bin"));
+
 /// What a redacted string (or bytes) field is replaced with, as Envoy does.
 pub const REDACTED: &str = "[redacted]";
 
-/// The descriptor pool of every proto envoy-types knows, decoded once.
+/// The descriptor pool of the types gantry's resources use, decoded once.
 /// (If the embedded set failed to decode, this is an empty pool and every rendering
 /// is an error value; a unit test makes sure that cannot ship.)
 pub fn descriptor_pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTOR_SET).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "envoy-types descriptor set does not decode");
-            DescriptorPool::new()
-        })
+    POOL.get_or_init(|| decode_pool(CORE_DESCRIPTOR_SET))
+}
+
+/// The descriptor pool of every proto envoy-types knows, decoded the first time
+/// a type outside [`descriptor_pool`] is rendered (a bootstrap, say).
+fn full_pool() -> &'static DescriptorPool {
+    FULL_POOL.get_or_init(|| decode_pool(DESCRIPTOR_SET))
+}
+
+static FULL_POOL: OnceLock<DescriptorPool> = OnceLock::new();
+
+/// Whether anything rendered so far needed a type outside [`descriptor_pool`].
+pub fn full_pool_loaded() -> bool {
+    FULL_POOL.get().is_some()
+}
+
+fn decode_pool(set: &[u8]) -> DescriptorPool {
+    DescriptorPool::decode(set).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "envoy-types descriptor set does not decode");
+        DescriptorPool::new()
     })
+}
+
+/// The descriptor of the message type `name`, from the smaller pool when it is there.
+pub fn message_descriptor(name: &str) -> Option<MessageDescriptor> {
+    (descriptor_pool().get_message_by_name(name)).or_else(|| full_pool().get_message_by_name(name))
 }
 
 /// `msg` as config_dump prints it. Never panics: what cannot be rendered becomes a
@@ -84,7 +109,7 @@ pub fn any_to_json_redacted(any: &prost_types::Any) -> Json {
 
 fn render_message<M: prost::Message + prost::Name>(msg: &M, redact: bool) -> Json {
     let name = M::full_name();
-    let Some(desc) = descriptor_pool().get_message_by_name(&name) else {
+    let Some(desc) = message_descriptor(&name) else {
         return error_string(format_args!(
             "message type {name} is not in the descriptor pool"
         ));
@@ -99,11 +124,17 @@ fn error_string(what: std::fmt::Arguments<'_>) -> Json {
     Json::String(format!("<render error: {what}>"))
 }
 
-/// Full names of the fields annotated `[(udpa.annotations.sensitive) = true]`.
-fn sensitive_fields() -> &'static HashSet<Box<str>> {
-    static SENSITIVE: OnceLock<HashSet<Box<str>>> = OnceLock::new();
-    SENSITIVE.get_or_init(|| {
-        let pool = descriptor_pool();
+/// Full names of the fields annotated `[(udpa.annotations.sensitive) = true]`
+/// in [`descriptor_pool`] if `core`, else in the full pool.
+fn sensitive_fields(core: bool) -> &'static HashSet<Box<str>> {
+    static CORE: OnceLock<HashSet<Box<str>>> = OnceLock::new();
+    static FULL: OnceLock<HashSet<Box<str>>> = OnceLock::new();
+    let (set, pool) = if core {
+        (&CORE, descriptor_pool())
+    } else {
+        (&FULL, full_pool())
+    };
+    set.get_or_init(|| {
         let Some(ext) = pool.get_extension_by_name("udpa.annotations.sensitive") else {
             tracing::error!("udpa.annotations.sensitive missing from the descriptor pool");
             return HashSet::new();
@@ -133,7 +164,9 @@ struct Renderer {
 
 impl Renderer {
     fn is_sensitive(&self, field: &FieldDescriptor) -> bool {
-        self.redact && sensitive_fields().contains(field.full_name())
+        self.redact
+            && sensitive_fields(field.parent_pool() == descriptor_pool())
+                .contains(field.full_name())
     }
 
     /// A message; `sensitive` when an enclosing field is marked sensitive (then every
@@ -292,7 +325,7 @@ impl Renderer {
         let mut out = Map::new();
         out.insert("@type".into(), Json::String(type_url.to_owned()));
         let name = type_url.rsplit_once('/').map_or(type_url, |(_, name)| name);
-        let Some(desc) = descriptor_pool().get_message_by_name(name) else {
+        let Some(desc) = message_descriptor(name) else {
             out.insert(
                 "@error".into(),
                 Json::String(format!("unknown type {name}")),
@@ -489,7 +522,6 @@ mod tests {
 
     #[test]
     fn pool_resolves_every_type_gantry_emits() {
-        let pool = descriptor_pool();
         for name in [
             Listener::full_name(),
             Cluster::full_name(),
@@ -509,17 +541,15 @@ mod tests {
             "google.protobuf.Any".into(),
             "google.protobuf.Duration".into(),
         ] {
-            assert!(
-                pool.get_message_by_name(&name).is_some(),
-                "{name} not in pool"
-            );
+            assert!(message_descriptor(&name).is_some(), "{name} not in pool");
         }
         assert!(
-            pool.get_extension_by_name("udpa.annotations.sensitive")
+            descriptor_pool()
+                .get_extension_by_name("udpa.annotations.sensitive")
                 .is_some()
         );
         // Envoy's own sensitive annotations are what redaction follows.
-        let sensitive = sensitive_fields();
+        let sensitive = sensitive_fields(true);
         assert!(
             sensitive
                 .contains("envoy.extensions.transport_sockets.tls.v3.TlsCertificate.private_key")
