@@ -331,6 +331,10 @@ pub fn translate_rules(
             ));
         }
     }
+    // Kept for thousands of routes until they change: without the room a
+    // growing list leaves (four entries for one).
+    out.routes.shrink_to_fit();
+    out.clusters.shrink_to_fit();
     out
 }
 
@@ -1090,6 +1094,7 @@ fn service_endpoints(
     }
     endpoints.sort();
     endpoints.dedup();
+    endpoints.shrink_to_fit();
     endpoints
 }
 

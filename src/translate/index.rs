@@ -205,6 +205,7 @@ impl<'a> Index<'a> {
         let mut reads = self.reads.replace(outer).unwrap_or_default();
         reads.sort();
         reads.dedup();
+        reads.shrink_to_fit();
         if let Some(outer) = self.reads.borrow_mut().as_mut() {
             outer.extend(reads.iter().cloned());
         }
