@@ -87,10 +87,6 @@ impl StatusJson {
         serde_json::from_str(&self.0).unwrap_or_default()
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// Whether both are the very same text (not only equal ones).
     pub fn ptr_eq(&self, other: &StatusJson) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
