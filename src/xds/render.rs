@@ -107,14 +107,28 @@ pub fn any_to_json_redacted(any: &prost_types::Any) -> Json {
     Renderer { redact: true }.any(&any.type_url, &any.value, false)
 }
 
+/// The message an `Any` holds, as [`to_json`] (or, with `redact`, [`to_json_redacted`])
+/// renders it: no `@type`. Renders a snapshot's resources from their encoded
+/// bodies, without decoding them into typed protos first.
+pub fn any_message_to_json(any: &prost_types::Any, redact: bool) -> Json {
+    let name = any
+        .type_url
+        .rsplit_once('/')
+        .map_or(any.type_url.as_str(), |(_, name)| name);
+    render_bytes(name, &any.value, redact)
+}
+
 fn render_message<M: prost::Message + prost::Name>(msg: &M, redact: bool) -> Json {
-    let name = M::full_name();
-    let Some(desc) = message_descriptor(&name) else {
+    render_bytes(&M::full_name(), &msg.encode_to_vec(), redact)
+}
+
+fn render_bytes(name: &str, bytes: &[u8], redact: bool) -> Json {
+    let Some(desc) = message_descriptor(name) else {
         return error_string(format_args!(
             "message type {name} is not in the descriptor pool"
         ));
     };
-    match DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()) {
+    match DynamicMessage::decode(desc, bytes) {
         Ok(dynamic) => Renderer { redact }.message(&dynamic, false),
         Err(e) => error_string(format_args!("{name} does not decode: {e}")),
     }
