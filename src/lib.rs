@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod envoy;
 pub mod ir;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod provider;

@@ -336,6 +336,7 @@ impl Core {
             statuses,
         };
         let translator = tokio::spawn(translator.run(resources, wait_for_input));
+        tokio::spawn(crate::memory::release_when_quiet());
 
         let xds = tokio::spawn(crate::xds::server::serve(
             xds_listener,
@@ -451,16 +452,7 @@ impl Translator {
             // Intermediate inputs that arrive while translating are skipped: only the latest counts.
             let current = resources.borrow_and_update().clone();
             self.apply(current).await;
-            // Freed memory goes back once the input has been quiet for a moment, not
-            // at once: trimming locks the allocator's arenas, which would hold up
-            // the pushes of the change just made.
-            tokio::select! {
-                changed = resources.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return,
-                },
-                _ = tokio::time::sleep(TRIM_AFTER) => release_free_memory().await,
-            }
+            crate::memory::note_activity();
             if resources.changed().await.is_err() {
                 return;
             }
@@ -633,22 +625,6 @@ impl Translator {
                 Arc::new([])
             }
         }
-    }
-}
-
-/// How long the input must stay unchanged before freed memory is given back.
-const TRIM_AFTER: Duration = Duration::from_millis(500);
-
-/// Gives the heap pages that a translation freed back to the system.
-///
-/// A translation builds the whole output again (at 10,000 routes about 200 MiB of
-/// IR, status and protos, transiently) and frees it; glibc keeps most of those pages
-/// in its arenas, so without this the process stays near its peak for good.
-async fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only returns free memory to the system.
-        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 

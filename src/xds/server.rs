@@ -546,6 +546,8 @@ impl StreamInfo {
             .observe(sent.elapsed().as_secs_f64());
         self.cache
             .clear_nack(&self.group, type_url, &self.node_id, accepted);
+        // What the response was built from is freed by now.
+        crate::memory::note_activity();
         tracing::debug!(
             group = self.group,
             node_id = self.node_id,
