@@ -25,15 +25,21 @@ pub fn translate(paths: &[PathBuf], controller_name: &str, json_output: bool) ->
 
 /// [`translate`] with every option.
 pub fn translate_with(paths: &[PathBuf], options: &Options, json_output: bool) -> Result<String> {
-    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut files = Vec::new();
     for path in paths {
-        for file in yaml_files(path)? {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            texts.push((file.display().to_string(), text));
-        }
+        files.extend(yaml_files(path)?);
     }
-    translate_texts_with(texts, options, json_output)
+    // Thousands of small files read faster on every core.
+    let texts = parallel_map(files, |file| {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        Ok((file.display().to_string(), text))
+    });
+    translate_texts_with(
+        texts.into_iter().collect::<Result<_>>()?,
+        options,
+        json_output,
+    )
 }
 
 /// [`translate`] of (file name, YAML text) pairs already read.
