@@ -313,7 +313,7 @@ fn rules_extras(document: &serde_json::Value) -> Result<RulesExtras, String> {
     };
     let present =
         |rule: &serde_json::Value, field: &str| rule.get(field).is_some_and(|v| !v.is_null());
-    rules
+    let extras: RulesExtras = rules
         .iter()
         .enumerate()
         .map(|(i, rule)| {
@@ -328,7 +328,12 @@ fn rules_extras(document: &serde_json::Value) -> Result<RulesExtras, String> {
                 session_persistence: present(rule, "sessionPersistence"),
             })
         })
-        .collect()
+        .collect::<Result<_, String>>()?;
+    // Kept with every parsed route: nothing when no rule has anything.
+    if extras.iter().all(|e| *e == RuleExtras::default()) {
+        return Ok(Vec::new());
+    }
+    Ok(extras)
 }
 
 /// Deserializes one document, naming the offending field on error.
