@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Status, Streaming};
+use tonic::{Request, Status};
 
 use super::cache::{NackRecord, SnapshotCache};
 use super::snapshot::{Resource, Snapshot, short_hash, type_url};
@@ -118,7 +118,7 @@ impl AdsServer {
     /// response headers before sending cannot stall the handshake.
     fn spawn_stream<P: Protocol>(
         &self,
-        request: Request<Streaming<P::Request>>,
+        request: Request<grpc::Requests<P::Request>>,
     ) -> Responses<P::Response> {
         let remote = request.remote_addr();
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
@@ -170,8 +170,8 @@ struct Shared {
 /// One ADS flavour's per-stream state machine. The stream loop feeds it requests and
 /// snapshots and sends what it returns, in order.
 trait Protocol: Send + Sized + 'static {
-    type Request: Send + 'static;
-    type Response: Send + 'static;
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: prost::Message + Send + 'static;
     /// "sotw" or "delta", for logs and metrics.
     const NAME: &'static str;
 
@@ -290,7 +290,7 @@ impl std::fmt::Display for End {
 
 /// The whole life of one ADS stream after the handshake.
 async fn run_stream<P: Protocol>(
-    mut requests: Streaming<P::Request>,
+    mut requests: grpc::Requests<P::Request>,
     tx: &Outgoing<P::Response>,
     shared: &Shared,
     remote: Option<SocketAddr>,
@@ -366,7 +366,7 @@ async fn drive<P: Protocol>(
     state: &mut P,
     initial: Arc<Snapshot>,
     first: P::Request,
-    requests: &mut Streaming<P::Request>,
+    requests: &mut grpc::Requests<P::Request>,
     snapshots: &mut watch::Receiver<Arc<Snapshot>>,
     tx: &Outgoing<P::Response>,
     warming_wait: Duration,

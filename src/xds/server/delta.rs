@@ -17,12 +17,12 @@ use crate::xds::snapshot::{Named, Resource, Snapshot, type_url};
 /// order; an initial sync of 10,000 clusters is about a hundred responses.
 const MAX_IN_FLIGHT: usize = 1024;
 
-/// About the most a response carries. The gRPC layer encodes each response into
-/// one buffer per stream and keeps that buffer, at its largest size, for the
-/// stream's life: one response of every cluster made each of a thousand streams
-/// hold a few hundred KiB after its initial sync. A resource larger than this
-/// still goes whole.
-pub(super) const RESPONSE_BYTES: usize = 16 * 1024;
+/// About the most a response carries. Each response's encoding is held until
+/// HTTP/2 has written it, and a stream has up to a channel's worth queued: one
+/// response of every cluster to each of a thousand streams at once would hold a
+/// few hundred KiB per stream at the peak. A resource larger than this still goes
+/// whole.
+const RESPONSE_BYTES: usize = 16 * 1024;
 
 pub(super) struct Delta {
     stream: StreamInfo,
