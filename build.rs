@@ -1,7 +1,8 @@
 //! Copies the protobuf descriptor set that the `envoy-types` crate ships (but does not
 //! export) into OUT_DIR, minus its source code info (comments), so `xds::render` can
 //! `include_bytes!` it and render any Envoy proto (including `Any`-typed extensions)
-//! as config_dump-style JSON.
+//! as config_dump-style JSON; and writes from it the table of map-holding message
+//! types that `xds::canonical` hashes resources by.
 //!
 //! The crate's source directory is where cargo unpacked the version Cargo.lock pins
 //! (see `envoy_types_dir`); `GANTRY_ENVOY_TYPES_DIR` overrides the lookup (vendored
@@ -35,9 +36,128 @@ fn main() {
     let core = core_files(&stripped)
         .unwrap_or_else(|e| panic!("{}: not a FileDescriptorSet: {e}", source.display()));
     let core_out = out.with_file_name("envoy_types_core.bin");
-    std::fs::write(&out, stripped).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    std::fs::write(&out, &stripped).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
     std::fs::write(&core_out, core)
         .unwrap_or_else(|e| panic!("writing {}: {e}", core_out.display()));
+    let table = canonical_table(&stripped)
+        .unwrap_or_else(|e| panic!("{}: not a FileDescriptorSet: {e}", source.display()));
+    let table_out = out.with_file_name("canonical_table.rs");
+    std::fs::write(&table_out, table)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", table_out.display()));
+}
+
+/// A message type as [`canonical_table`] sees it.
+#[derive(Default)]
+struct MessageShape {
+    map_entry: bool,
+    /// (field number, fully qualified type) of each message-typed field.
+    message_fields: Vec<(u64, String)>,
+}
+
+/// Rust source of the table `xds::canonical` walks to put a message's map entries
+/// in order: every message type that holds a map or an `Any` at any depth, sorted
+/// by name, each with the fields that lead to one (by their target's index).
+fn canonical_table(set: &[u8]) -> Result<String, String> {
+    fn visit(
+        message: &[u8],
+        scope: &str,
+        out: &mut std::collections::BTreeMap<String, MessageShape>,
+    ) -> Result<(), String> {
+        let mut name = "";
+        for (field, _, value) in fields(message)? {
+            if field == 1 {
+                name = std::str::from_utf8(value).map_err(|e| e.to_string())?;
+            }
+        }
+        let full = format!("{scope}.{name}");
+        let mut shape = MessageShape::default();
+        for (field, _, value) in fields(message)? {
+            match field {
+                // FieldDescriptorProto: number = 3, type = 5 (11 is TYPE_MESSAGE), type_name = 6.
+                2 => {
+                    let (mut number, mut is_message, mut type_name) = (0, false, "");
+                    for (field, _, value) in fields(value)? {
+                        match field {
+                            3 => number = varint_field(value)?,
+                            5 => is_message = varint_field(value)? == 11,
+                            6 => {
+                                type_name = std::str::from_utf8(value).map_err(|e| e.to_string())?
+                            }
+                            _ => {}
+                        }
+                    }
+                    if is_message {
+                        (shape.message_fields).push((number, type_name.to_string()));
+                    }
+                }
+                3 => visit(value, &full, out)?,
+                // MessageOptions.map_entry = 7.
+                7 => {
+                    for (field, _, value) in fields(value)? {
+                        if field == 7 {
+                            shape.map_entry = varint_field(value)? == 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.insert(full, shape);
+        Ok(())
+    }
+    let mut messages = std::collections::BTreeMap::new();
+    for (_, _, file) in fields(set)? {
+        let mut package = "";
+        for (field, _, value) in fields(file)? {
+            if field == 2 {
+                package = std::str::from_utf8(value).map_err(|e| e.to_string())?;
+            }
+        }
+        for (field, _, value) in fields(file)? {
+            if field == 4 {
+                visit(value, &format!(".{package}"), &mut messages)?;
+            }
+        }
+    }
+    // Which types need walking: map entries, Any, and whatever holds one of them.
+    let mut needed: std::collections::BTreeSet<&str> = (messages.iter())
+        .filter(|(name, shape)| shape.map_entry || *name == ".google.protobuf.Any")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    loop {
+        let more: Vec<&str> = (messages.iter())
+            .filter(|(name, shape)| {
+                !needed.contains(name.as_str())
+                    && (shape.message_fields.iter()).any(|(_, t)| needed.contains(t.as_str()))
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        needed.extend(more);
+    }
+    let index: std::collections::BTreeMap<&str, usize> = needed
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (*name, i))
+        .collect();
+    let mut rust = String::from("// Generated by build.rs from envoy-types' descriptor set.\n");
+    rust.push_str("static MESSAGES: &[Message] = &[\n");
+    for name in &needed {
+        let shape = &messages[*name];
+        let leads: Vec<String> = (shape.message_fields.iter())
+            .filter_map(|(number, t)| index.get(t.as_str()).map(|i| format!("({number}, {i})")))
+            .collect();
+        rust.push_str(&format!(
+            "    Message {{ name: {:?}, map_entry: {}, fields: &[{}] }},\n",
+            &name[1..],
+            shape.map_entry,
+            leads.join(", ")
+        ));
+    }
+    rust.push_str("];\n");
+    Ok(rust)
 }
 
 /// The proto packages of the types gantry puts in xDS resources (the resources
@@ -178,6 +298,13 @@ fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
         }
     }
     Err("varint too long".into())
+}
+
+/// The value of a varint field as [`fields`] gives it (the whole field, key first).
+fn varint_field(raw: &[u8]) -> Result<u64, String> {
+    let mut at = 0;
+    varint(raw, &mut at)?;
+    varint(raw, &mut at)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {

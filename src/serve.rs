@@ -306,11 +306,6 @@ impl Core {
             (Provider::Files(files), resources, None, false)
         };
 
-        // Load the proto descriptors once up front, so the first translation's
-        // duration measures translation.
-        tokio::task::spawn_blocking(crate::xds::render::descriptor_pool)
-            .await
-            .context("loading Envoy's proto descriptors")?;
         let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let (shutdown, _) = watch::channel(false);
         let (status_tx, status_rx) = watch::channel(Arc::new(DebugStatus::default()));

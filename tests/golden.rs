@@ -120,7 +120,7 @@ fn every_golden_output_has_an_input() {
     }
 }
 
-/// Rendering and hashing use a descriptor pool of the packages gantry's resources
+/// Rendering uses a descriptor pool of the packages gantry's resources
 /// use (build.rs); a type outside it still renders, but costs decoding the whole
 /// set of Envoy's protos, so every type a golden output holds must be in it.
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod canonical;
 mod consistency;
 pub mod render;
 pub mod server;

@@ -14,8 +14,7 @@
 //!
 //! Determinism: proto map fields are emitted in key order, and objects are
 //! `serde_json::Map`s, which are `BTreeMap`s (gantry does not enable serde_json's
-//! `preserve_order`); [`canonical_bytes`] additionally sorts every object, so it stays
-//! canonical even if some dependency turns `preserve_order` on.
+//! `preserve_order`). Hashing does not render (see `xds::canonical`).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -84,16 +83,6 @@ pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> Json {
 /// config_dump does. Use this for anything shown to people.
 pub fn to_json_redacted<M: prost::Message + prost::Name>(msg: &M) -> Json {
     render_message(msg, true)
-}
-
-/// Deterministic bytes for hashing: the unredacted [`to_json`] with every object's keys
-/// sorted, compact. Equal messages give equal bytes whatever the `HashMap` order of
-/// their map fields.
-pub fn canonical_bytes<M: prost::Message + prost::Name>(msg: &M) -> Vec<u8> {
-    let mut json = to_json(msg);
-    // A no-op with serde_json's default BTreeMap objects; sorts if preserve_order is on.
-    json.sort_all_objects();
-    serde_json::to_vec(&json).unwrap_or_else(|e| format!("<render error: {e}>").into_bytes())
 }
 
 /// An `Any` as config_dump prints it: `{"@type": ..., ...fields}` (or
@@ -505,11 +494,10 @@ fn snake_to_camel(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-    use envoy_types::pb::envoy::config::core::v3::{DataSource, Metadata, data_source::Specifier};
+    use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
     use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
     use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
     use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -640,62 +628,6 @@ mod tests {
         );
     }
 
-    /// A cluster whose metadata maps (outer and inner) are filled in the given key order.
-    fn metadata_in_order(keys: &[&str]) -> Cluster {
-        use envoy_types::pb::google::protobuf::{Struct, Value as PbValue, value::Kind as PbKind};
-        let mut filter_metadata = HashMap::new();
-        for key in keys {
-            let mut fields = HashMap::new();
-            for inner in keys.iter().filter(|k| k.ends_with('1')) {
-                let kind = PbKind::StringValue(format!("{key}:{inner}"));
-                fields.insert(inner.to_string(), PbValue { kind: Some(kind) });
-            }
-            filter_metadata.insert(key.to_string(), Struct { fields });
-        }
-        Cluster {
-            name: "c".into(),
-            metadata: Some(Metadata {
-                filter_metadata,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn canonical_bytes_ignore_map_insertion_order() {
-        let keys: Vec<String> = (0..64).map(|i| format!("key-{i:02}")).collect();
-        let forward: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let backward: Vec<&str> = forward.iter().rev().copied().collect();
-        let a = metadata_in_order(&forward);
-        let b = metadata_in_order(&backward);
-        assert_eq!(a, b);
-        // prost's encoding follows HashMap iteration order, which is why it is not hashed.
-        let bytes = canonical_bytes(&a);
-        assert_eq!(bytes, canonical_bytes(&b));
-        for _ in 0..8 {
-            assert_eq!(bytes, canonical_bytes(&metadata_in_order(&backward)));
-        }
-        // Object keys come out sorted (serde_json's Map is a BTreeMap here).
-        let text = String::from_utf8(bytes).unwrap();
-        let positions: Vec<usize> = keys
-            .iter()
-            .map(|k| text.find(&format!("\"{k}\":{{")).unwrap())
-            .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
-        let mut map = Map::new();
-        map.insert("b".into(), Json::Null);
-        map.insert("a".into(), Json::Null);
-        assert_eq!(
-            serde_json::to_string(&map).unwrap(),
-            r#"{"a":null,"b":null}"#
-        );
-        assert!(
-            text.starts_with(r#"{"metadata":{"filter_metadata":{"key-00":{"#),
-            "{text}"
-        );
-    }
-
     #[test]
     fn secret_private_key_is_redacted_like_envoy_does() {
         let secret = Secret {
@@ -721,18 +653,11 @@ mod tests {
                 }
             })
         );
-        // Not redacted where it must not be: hashing sees the key.
+        // Unredacted rendering keeps the key.
         assert_eq!(
             to_json(&secret)["tls_certificate"]["private_key"]["inline_string"],
             "KEY"
         );
-        assert_ne!(canonical_bytes(&secret), {
-            let mut other = secret.clone();
-            if let Some(secret::Type::TlsCertificate(c)) = &mut other.r#type {
-                c.private_key = inline("OTHER");
-            }
-            canonical_bytes(&other)
-        });
     }
 
     #[test]

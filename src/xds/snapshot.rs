@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, ScopedRouteC
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use sha2::{Digest, Sha256};
 
-use super::render;
+use super::canonical::canonical_bytes;
 
 pub mod type_url {
     pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -42,7 +42,7 @@ pub mod type_url {
     }
 }
 
-/// One xDS resource with its version (a hash of its canonical rendering).
+/// One xDS resource with its version (a hash of its canonical bytes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resource {
     pub name: String,
@@ -77,7 +77,7 @@ impl Snapshot {
 impl Resource {
     /// `message` as the resource `name` of `type_url`. When `previous` encodes to
     /// the same bytes it is taken as it is: equal bytes are equal content, so the
-    /// version is the same and the canonical form need not be rendered again.
+    /// version is the same and need not be computed again.
     pub fn encode<M: prost::Message + prost::Name>(
         type_url: &'static str,
         name: &str,
@@ -90,7 +90,7 @@ impl Resource {
         }
         Arc::new(Resource {
             name: name.to_string(),
-            version: short_hash(&render::canonical_bytes(message)),
+            version: short_hash(&canonical_bytes(message)),
             body: prost_types::Any {
                 type_url: type_url.to_string(),
                 value,
@@ -127,7 +127,7 @@ impl Resource {
         if let Some(same) = previous.filter(|r| r.body.value == value) {
             return same.clone();
         }
-        let mut canonical = render::canonical_bytes(header);
+        let mut canonical = canonical_bytes(header);
         for part in virtual_hosts {
             canonical.push(0);
             canonical.extend_from_slice(part.version.as_bytes());
@@ -157,7 +157,7 @@ impl EncodedPart {
     pub fn new<M: prost::Message + prost::Name>(message: &M) -> Self {
         EncodedPart {
             bytes: message.encode_to_vec(),
-            version: short_hash(&render::canonical_bytes(message)),
+            version: short_hash(&canonical_bytes(message)),
         }
     }
 }
@@ -242,19 +242,18 @@ pub struct GatewayXds {
 }
 
 impl GatewayXds {
-    /// Versions every resource by hashing its canonical form: the config_dump JSON
-    /// with object keys sorted. prost bytes are not used because prost encodes
-    /// `HashMap` fields in iteration order, which differs between runs.
+    /// Versions every resource by hashing its canonical bytes (see
+    /// [`canonical`](super::canonical)): prost's own bytes are not hashed because
+    /// prost encodes `HashMap` fields in iteration order, which differs between runs.
     pub fn to_snapshot(&self) -> Snapshot {
         self.to_snapshot_reusing(None)
     }
 
     /// Like [`to_snapshot`](Self::to_snapshot), but a resource whose encoding is
     /// byte-for-byte the one `previous` holds under the same type and name is taken
-    /// from `previous` as it is, without rendering its canonical form again: equal
-    /// bytes are equal content, so the version is the same. Only new and changed
-    /// resources (and any whose map fields happened to encode in another order) are
-    /// rendered. With thousands of routes that is what keeps a one-route change cheap.
+    /// from `previous` as it is, without hashing it again: equal bytes are equal
+    /// content, so the version is the same. Only new and changed resources (and any
+    /// whose map fields happened to encode in another order) are hashed. With thousands of routes that is what keeps a one-route change cheap.
     pub fn to_snapshot_reusing(&self, previous: Option<&Snapshot>) -> Snapshot {
         let mut resources: BTreeMap<&'static str, Named> = BTreeMap::new();
         fn add<M: prost::Message + prost::Name>(
