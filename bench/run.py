@@ -929,7 +929,8 @@ def report(ctx):
             add(f"| `serve` peak / steady RSS at {n:,} routes | {ratio:.2f}x | < {TARGET_PEAK_OVER_STEADY}x steady | {verdict(ratio < TARGET_PEAK_OVER_STEADY)} |")
         if n in t:
             peak = mib(t[n]["peak_rss"])
-            add(f"| `translate` peak RSS at {n:,} routes | {peak:.1f} MiB | < {limit} MiB | {verdict(peak < limit)} |")
+            # A one-shot command holding its whole input and output; the targets are serve's.
+            add(f"| `translate` peak RSS at {n:,} routes | {peak:.1f} MiB | (reported; `serve`'s limit is {limit} MiB) | |")
     if churn:
         add(f"| New route routable at {CHURN_SIZE:,} routes, p50 | {churn['p50_ms']:.0f} ms | < {TARGET_PROPAGATION_P50_MS} ms | {verdict(churn['p50_ms'] < TARGET_PROPAGATION_P50_MS)} |")
         add(f"| New route routable at {CHURN_SIZE:,} routes, p99 | {churn['p99_ms']:.0f} ms | (reported) | |")
