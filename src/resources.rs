@@ -20,8 +20,6 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
 
-mod typed_decode;
-
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
@@ -113,12 +111,6 @@ pub struct ParsedFile {
 /// Parses a (multi-document) YAML file. An error rejects the whole file, so that a
 /// half-edited file never replaces its last good version piecemeal.
 pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
-    typed_decode::parse(file, text).map_or_else(|| parse_through_values(file, text), Ok)
-}
-
-/// [`parse_file`] with every document read into a JSON value first: what the
-/// errors come from, and the way for kinds that need the value.
-fn parse_through_values(file: &str, text: &str) -> Result<ParsedFile, InputProblem> {
     let documents: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(text).map_err(|e| InputProblem {
             file: file.to_string(),
