@@ -18,25 +18,27 @@ struct Message {
     fields: &'static [(u64, usize)],
 }
 
+use std::borrow::Cow;
+
 include!(concat!(env!("OUT_DIR"), "/canonical_table.rs"));
 
 const ANY: &str = "google.protobuf.Any";
 
-/// `message`'s canonical bytes: equal messages give equal bytes, whatever the
-/// iteration order of their maps.
-pub fn canonical_bytes<M: prost::Message + prost::Name>(message: &M) -> Vec<u8> {
-    let bytes = message.encode_to_vec();
+/// The canonical form of `encoded`, a message of type `M` as prost encodes it:
+/// equal messages give equal bytes, whatever the iteration order of their maps.
+/// Borrowed as it is when `M` holds no map at any depth.
+pub fn canonical_bytes<M: prost::Name>(encoded: &[u8]) -> Cow<'_, [u8]> {
     let Some(index) = find(&M::full_name()) else {
-        return bytes;
+        return Cow::Borrowed(encoded);
     };
-    let mut out = Vec::with_capacity(bytes.len());
-    match canonical_into(index, &bytes, &mut out) {
-        Ok(()) => out,
+    let mut out = Vec::with_capacity(encoded.len());
+    match canonical_into(index, encoded, &mut out) {
+        Ok(()) => Cow::Owned(out),
         // prost's own encoding always parses; keep the bytes should it ever not
         // (then equal messages may hash apart, which the tests would see).
         Err(Malformed) => {
             debug_assert!(false, "{} did not walk", M::full_name());
-            bytes
+            Cow::Borrowed(encoded)
         }
     }
 }
@@ -196,6 +198,11 @@ mod tests {
 
     use super::*;
 
+    /// `message`'s canonical bytes, from its prost encoding.
+    fn canonical<M: prost::Message + prost::Name>(message: &M) -> Vec<u8> {
+        canonical_bytes::<M>(&message.encode_to_vec()).into_owned()
+    }
+
     fn keys(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("key-{i:02}")).collect()
     }
@@ -265,11 +272,11 @@ mod tests {
     where
         M: prost::Message + prost::Name + Default,
     {
-        let bytes = canonical_bytes(forward);
-        assert!(bytes == canonical_bytes(backward), "canonical bytes differ");
+        let bytes = canonical(forward);
+        assert!(bytes == canonical(backward), "canonical bytes differ");
         // Only the order changed: the bytes are still an encoding of the message.
         let decoded = M::decode(bytes.as_slice()).expect("canonical bytes decode");
-        assert!(canonical_bytes(&decoded) == bytes, "not idempotent");
+        assert!(canonical(&decoded) == bytes, "not idempotent");
         // prost's own bytes follow each map's iteration order (else this test
         // would prove nothing).
         assert!(
@@ -316,15 +323,12 @@ mod tests {
             })),
         }
         };
-        assert_ne!(
-            canonical_bytes(&secret("KEY")),
-            canonical_bytes(&secret("OTHER"))
-        );
+        assert_ne!(canonical(&secret("KEY")), canonical(&secret("OTHER")));
         let mut changed = keys(8);
         changed[3] = "other".into();
         assert_ne!(
-            canonical_bytes(&listener(&keys(8))),
-            canonical_bytes(&listener(&changed))
+            canonical(&listener(&keys(8))),
+            canonical(&listener(&changed))
         );
     }
 
@@ -345,7 +349,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert_eq!(canonical_bytes(&listener), listener.encode_to_vec());
+        assert_eq!(canonical(&listener), listener.encode_to_vec());
     }
 
     #[test]

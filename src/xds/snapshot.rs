@@ -90,7 +90,7 @@ impl Resource {
         }
         Arc::new(Resource {
             name: name.to_string(),
-            version: short_hash(&canonical_bytes(message)),
+            version: short_hash(&canonical_bytes::<M>(&value)),
             body: prost_types::Any {
                 type_url: type_url.to_string(),
                 value,
@@ -110,6 +110,7 @@ impl Resource {
     ) -> Arc<Resource> {
         let virtual_hosts = virtual_hosts.iter().map(P::borrow);
         let mut value = prost::Message::encode_to_vec(header);
+        let header_length = value.len();
         let mut length = value.len();
         for part in virtual_hosts.clone() {
             length += part.bytes.len() + 2 * 10;
@@ -127,7 +128,8 @@ impl Resource {
         if let Some(same) = previous.filter(|r| r.body.value == value) {
             return same.clone();
         }
-        let mut canonical = canonical_bytes(header);
+        let mut canonical =
+            canonical_bytes::<RouteConfiguration>(&value[..header_length]).into_owned();
         for part in virtual_hosts {
             canonical.push(0);
             canonical.extend_from_slice(part.version.as_bytes());
@@ -155,10 +157,9 @@ pub struct EncodedPart {
 
 impl EncodedPart {
     pub fn new<M: prost::Message + prost::Name>(message: &M) -> Self {
-        EncodedPart {
-            bytes: message.encode_to_vec(),
-            version: short_hash(&canonical_bytes(message)),
-        }
+        let bytes = message.encode_to_vec();
+        let version = short_hash(&canonical_bytes::<M>(&bytes));
+        EncodedPart { bytes, version }
     }
 }
 
@@ -253,7 +254,8 @@ impl GatewayXds {
     /// byte-for-byte the one `previous` holds under the same type and name is taken
     /// from `previous` as it is, without hashing it again: equal bytes are equal
     /// content, so the version is the same. Only new and changed resources (and any
-    /// whose map fields happened to encode in another order) are hashed. With thousands of routes that is what keeps a one-route change cheap.
+    /// whose map fields happened to encode in another order) are hashed. With
+    /// thousands of routes that is what keeps a one-route change cheap.
     pub fn to_snapshot_reusing(&self, previous: Option<&Snapshot>) -> Snapshot {
         let mut resources: BTreeMap<&'static str, Named> = BTreeMap::new();
         fn add<M: prost::Message + prost::Name>(
