@@ -17,7 +17,9 @@ hostname, Service and EndpointSlice, one file per route) under .bench/, then mea
 - at 1,000 routes, without Envoy: one route change fanned out to 1,000 Delta ADS streams
   of the Gateway (gantry-bench-fanout, bench/fanout.rs, built with `--features bench`,
   found next to the gantry binary), write -> all ACKed, and gantry's RSS growth;
-- for each change figure, gantry's share (write -> push sent) beside Envoy's (push -> ACK).
+- for each change figure, gantry's share (write -> push sent) beside Envoy's (push -> ACK);
+- at 10,000 routes, what serde-saphyr alone costs `translate` on every core: parsing the
+  input files, and writing the output as YAML (gantry-bench-yaml, bench/yaml.rs).
 
 Writes the report to BENCHMARKS.md (and prints it). Python 3 standard library only;
 loopback traffic only; every process it starts is stopped by pid; every wait is bounded.
@@ -535,6 +537,19 @@ def measure_translate(gantry, dirs):
     return results
 
 
+def measure_yaml_floor(yaml_bin, directory, n):
+    """gantry-bench-yaml on the input `measure_translate` read and the JSON output it wrote."""
+    translate_json = os.path.join(WORK, f"translate-{n}.yaml.json")
+    out = subprocess.run([yaml_bin, "--input", directory, "--translate-json", translate_json],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"gantry-bench-yaml failed ({out.returncode}): {out.stderr[-2000:]}")
+    floor = json.loads(out.stdout)
+    log(f"yaml floor {n}: parse {floor['yaml_parse_s']:.3f}s, parse_file {floor['parse_file_s']:.3f}s, "
+        f"write {floor['yaml_write_s']:.3f}s")
+    return floor
+
+
 def median_rss(pid):
     """Median of 5 VmRSS samples over 2 s, after 1 s of quiet."""
     time.sleep(1.0)
@@ -919,6 +934,13 @@ def report(ctx):
     t10 = t[10000]["wall_s"] if 10000 in t else None
     if t10 is not None:
         add(f"| `translate` 10,000 routes, wall | {t10 * 1000:.0f} ms | < {TARGET_TRANSLATE_10K_S} s | {verdict(t10 < TARGET_TRANSLATE_10K_S)} |")
+        floor = ctx.get("yaml_floor")
+        if floor:
+            # serde-saphyr's own time for the two steps translate cannot skip (bench/yaml.rs).
+            both = floor["yaml_parse_s"] + floor["yaml_write_s"]
+            add(f"| of which serde-saphyr alone: parsing the input / writing the output, all cores | "
+                f"{floor['yaml_parse_s'] * 1000:.0f} / {floor['yaml_write_s'] * 1000:.0f} ms "
+                f"(together {both * 1000:.0f} ms) | (reported) | |")
     for n, limit in TARGET_RSS_MIB.items():
         if n in s:
             rss = mib(s[n]["rss"])
@@ -1153,10 +1175,12 @@ def main():
     envoy = os.path.abspath(args.envoy)
     sizes = [int(x) for x in args.sizes.split(",")]
     fanout = os.path.abspath(args.fanout or os.path.join(os.path.dirname(gantry), "gantry-bench-fanout"))
-    for binary in (gantry, envoy) + ((fanout,) if FANOUT_SIZE in sizes else ()):
+    yaml_bin = os.path.join(os.path.dirname(gantry), "gantry-bench-yaml")
+    bench_bins = ((fanout,) if FANOUT_SIZE in sizes else ()) + ((yaml_bin,) if 10000 in sizes else ())
+    for binary in (gantry, envoy) + bench_bins:
         if not os.access(binary, os.X_OK):
             sys.exit(f"not executable: {binary}"
-                     + (" (build it: cargo build --release --features bench)" if binary == fanout else ""))
+                     + (" (build it: cargo build --release --features bench)" if binary in bench_bins else ""))
 
     os.makedirs(WORK, exist_ok=True)
     procs = Processes()
@@ -1214,6 +1238,8 @@ def main():
         ]
 
         ctx["translate"] = measure_translate(gantry, dirs)
+        if 10000 in dirs:
+            ctx["yaml_floor"] = measure_yaml_floor(yaml_bin, dirs[10000], 10000)
 
         ctx["serve"] = {}
         for n in sizes:
