@@ -10,7 +10,11 @@
 //!   (`GrpcService.EnvoyGrpc.retry_policy`, the field Envoy honours for xDS streams;
 //!   Envoy's own default backs off to 30 s);
 //! - `xds_cluster` speaks HTTP/2 with TCP keepalive; STATIC for an IP address,
-//!   STRICT_DNS (IPv4 preferred, so `localhost` means 127.0.0.1) for a host name.
+//!   STRICT_DNS (IPv4 preferred, so `localhost` means 127.0.0.1) for a host name;
+//! - with [`XdsClientTls`], over mutual TLS 1.3: the client certificate and the CA
+//!   come from SDS files (as `gantry certgen` writes them) that Envoy re-reads when
+//!   a file is moved into their directory, so certificates rotate without a restart;
+//!   gantry's certificate must name the server name.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,18 +26,26 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, UpstreamConnectionOptions, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiConfigSource, ApiVersion, BackoffStrategy, ConfigSource,
-    GrpcService, Http2ProtocolOptions, KeepaliveSettings, Node, RetryPolicy, SocketAddress,
-    TcpKeepalive, address, api_config_source, config_source, grpc_service, socket_address,
+    GrpcService, Http2ProtocolOptions, KeepaliveSettings, Node, PathConfigSource, RetryPolicy,
+    SocketAddress, TcpKeepalive, TransportSocket, WatchedDirectory, address, api_config_source,
+    config_source, grpc_service, socket_address, transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SdsSecretConfig, SubjectAltNameMatcher,
+    TlsParameters, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
+    tls_parameters,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
+use crate::certgen;
 use crate::xds::render;
 
 /// The static cluster the ADS stream goes to.
@@ -52,6 +64,17 @@ pub struct Bootstrap {
     pub admin_address: SocketAddr,
     pub ads: AdsKind,
     pub node_id: Option<String>,
+    /// Mutual TLS to gantry; plaintext without.
+    pub tls: Option<XdsClientTls>,
+}
+
+/// Envoy's side of mutual TLS to gantry's xDS port.
+pub struct XdsClientTls {
+    /// The directory Envoy reads the SDS files from (as Envoy sees it, e.g. a
+    /// mounted Secret): `gantry certgen`'s directory for this Gateway.
+    pub dir: String,
+    /// The DNS name gantry's certificate must carry (sent as SNI too).
+    pub server_name: String,
 }
 
 impl Bootstrap {
@@ -134,7 +157,7 @@ impl Bootstrap {
                 ..Default::default()
             }),
             static_resources: Some(bootstrap::StaticResources {
-                clusters: vec![xds_cluster(&host, port)],
+                clusters: vec![xds_cluster(&host, port, self.tls.as_ref())],
                 ..Default::default()
             }),
             ..Default::default()
@@ -142,7 +165,7 @@ impl Bootstrap {
     }
 }
 
-fn xds_cluster(host: &str, port: u16) -> Cluster {
+fn xds_cluster(host: &str, port: u16, tls: Option<&XdsClientTls>) -> Cluster {
     let is_ip = host.parse::<IpAddr>().is_ok();
     let discovery = if is_ip {
         cluster::DiscoveryType::Static
@@ -208,7 +231,79 @@ fn xds_cluster(host: &str, port: u16) -> Cluster {
             }],
             ..Default::default()
         }),
+        transport_socket: tls.map(XdsClientTls::transport_socket),
         ..Default::default()
+    }
+}
+
+impl XdsClientTls {
+    fn transport_socket(&self) -> TransportSocket {
+        let dir = self.dir.trim_end_matches('/');
+        let from_file = |name: &str, file: &str| SdsSecretConfig {
+            name: name.into(),
+            sds_config: Some(ConfigSource {
+                resource_api_version: ApiVersion::V3 as i32,
+                config_source_specifier: Some(
+                    config_source::ConfigSourceSpecifier::PathConfigSource(PathConfigSource {
+                        path: format!("{dir}/{file}"),
+                        // A Kubernetes Secret volume swaps a symlink rather than
+                        // writing the file; a move into the directory re-reads it.
+                        watched_directory: Some(WatchedDirectory {
+                            path: dir.into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                ..Default::default()
+            }),
+        };
+        let server_name = StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(
+                self.server_name.clone(),
+            )),
+            ..Default::default()
+        };
+        let context = UpstreamTlsContext {
+            sni: self.server_name.clone(),
+            common_tls_context: Some(CommonTlsContext {
+                tls_params: Some(TlsParameters {
+                    tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+                    tls_maximum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+                    ..Default::default()
+                }),
+                alpn_protocols: vec!["h2".into()],
+                tls_certificate_sds_secret_configs: vec![from_file(
+                    certgen::CLIENT_CERT_SECRET,
+                    certgen::CLIENT_CERT_SDS_FILE,
+                )],
+                validation_context_type: Some(
+                    common_tls_context::ValidationContextType::CombinedValidationContext(
+                        common_tls_context::CombinedCertificateValidationContext {
+                            default_validation_context: Some(CertificateValidationContext {
+                                match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                                    san_type: subject_alt_name_matcher::SanType::Dns as i32,
+                                    matcher: Some(server_name),
+                                    ..Default::default()
+                                }],
+                                ..Default::default()
+                            }),
+                            validation_context_sds_secret_config: Some(from_file(
+                                certgen::TRUSTED_CA_SECRET,
+                                certgen::TRUSTED_CA_SDS_FILE,
+                            )),
+                            ..Default::default()
+                        },
+                    ),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+        }
     }
 }
 
@@ -256,6 +351,7 @@ mod tests {
             admin_address: "127.0.0.1:19000".parse().unwrap(),
             ads,
             node_id: None,
+            tls: None,
         }
     }
 

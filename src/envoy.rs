@@ -388,6 +388,7 @@ impl Fleet {
             admin_address,
             ads: self.config.ads,
             node_id: None,
+            tls: None,
         }
         .to_yaml()
         .context("rendering the bootstrap")?;

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod bootstrap;
+pub mod certgen;
 pub mod cli;
 pub mod envoy;
 pub mod ir;

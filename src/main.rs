@@ -36,6 +36,33 @@ enum Command {
     Bootstrap(BootstrapArgs),
     /// Print the CustomResourceDefinitions of the policy kinds gantry understands.
     Crds,
+    /// Write the certificates of mutual TLS on the xDS port: a CA, gantry's server
+    /// certificate and one client certificate per Gateway.
+    Certgen(CertgenArgs),
+}
+
+#[derive(clap::Args)]
+struct CertgenArgs {
+    /// Where to write: ca.crt and ca.key (reused when present, so that adding a
+    /// Gateway keeps the certificates already handed out), gantry/ (for `serve
+    /// --xds-tls-dir`) and gateways/NAMESPACE/NAME/ (for `bootstrap --xds-tls-dir`).
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// A Gateway to issue a client certificate for, NAMESPACE/NAME. Repeatable.
+    #[arg(long)]
+    gateway: Vec<String>,
+    /// Another DNS name or IP address for gantry's certificate (it always carries
+    /// `gantry`, `localhost`, 127.0.0.1 and ::1). Repeatable.
+    #[arg(long)]
+    server_name: Vec<String>,
+    /// Also print the same files as Kubernetes Secrets (for `kubectl apply -f -`):
+    /// gantry-xds-ca and gantry-xds-server in --namespace, and gantry-xds-NAME in each
+    /// Gateway's namespace.
+    #[arg(long)]
+    kubernetes: bool,
+    /// The namespace of gantry's Secrets.
+    #[arg(long, default_value = "gantry-system", requires = "kubernetes")]
+    namespace: String,
 }
 
 #[derive(clap::Args)]
@@ -78,6 +105,13 @@ struct BootstrapArgs {
     /// node.id; defaults to a name derived from the gateway and the admin port.
     #[arg(long)]
     node_id: Option<String>,
+    /// Connect over mutual TLS with the SDS files in DIR (as Envoy sees it), as
+    /// `gantry certgen` writes them for this Gateway.
+    #[arg(long, value_name = "DIR")]
+    xds_tls_dir: Option<String>,
+    /// The DNS name gantry's certificate must carry.
+    #[arg(long, default_value = gantry::certgen::DEFAULT_SERVER_NAME, requires = "xds_tls_dir")]
+    xds_server_name: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -118,8 +152,31 @@ fn execute(cli: Cli) -> Result<()> {
                 admin_address: args.admin_address,
                 ads: args.ads,
                 node_id: args.node_id,
+                tls: args.xds_tls_dir.map(|dir| gantry::bootstrap::XdsClientTls {
+                    dir,
+                    server_name: args.xds_server_name,
+                }),
             };
             print!("{}", bootstrap.to_yaml()?);
+            Ok(())
+        }
+        Command::Certgen(args) => {
+            use gantry::certgen;
+            let ca = certgen::read_ca(&args.out_dir)?;
+            let reused = ca.is_some();
+            let issued = certgen::issue(ca, &args.server_name, &args.gateway)?;
+            let written = certgen::write_all(&args.out_dir, &issued)?;
+            eprintln!(
+                "certgen: {} CA in {}; wrote {}",
+                if reused { "reused the" } else { "a new" },
+                args.out_dir.display(),
+                (written.iter().map(|d| d.display().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if args.kubernetes {
+                print!("{}", certgen::kubernetes_secrets(&args.namespace, &issued)?);
+            }
             Ok(())
         }
         Command::Crds => {

@@ -31,6 +31,12 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Why the xDS server refused a connection or a stream.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SnapshotLabel {
     pub gateway: String,
@@ -49,6 +55,8 @@ pub struct Metrics {
     pub pushed_resources: Family<TypeLabel, Counter>,
     /// Time from sending an xDS response to Envoy's ACK of it.
     pub ack_seconds: Family<TypeLabel, Histogram, fn() -> Histogram>,
+    /// Connections (TLS handshakes) and streams (the Gateway asked for) refused.
+    pub xds_refused: Family<ReasonLabel, Counter>,
     pub translation_seconds: Histogram,
     pub translations: Counter,
     pub input_errors: Gauge,
@@ -97,6 +105,14 @@ impl Default for Metrics {
             "xds_ack_duration_seconds",
             "Time from sending an xDS response to Envoy's ACK of it",
             ack_seconds.clone(),
+        );
+        let xds_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "xds_refused",
+            "xDS connections and streams refused: TLS handshakes that failed (no or an untrusted \
+             client certificate, not TLS) and streams asking for another Gateway than the client \
+             certificate names",
+            xds_refused.clone(),
         );
         let translation_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
@@ -162,6 +178,7 @@ impl Default for Metrics {
             push_bytes,
             pushed_resources,
             ack_seconds,
+            xds_refused,
             translation_seconds,
             translations,
             input_errors,
@@ -196,6 +213,15 @@ impl Metrics {
                 version: version.to_string(),
             })
             .set(1);
+    }
+
+    /// Counts one refused xDS connection or stream.
+    pub fn refused(&self, reason: &str) {
+        (self.xds_refused)
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Drops the snapshot_info series of a gateway that no longer exists.

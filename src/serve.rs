@@ -35,9 +35,19 @@ pub struct ServeArgs {
     /// service account.
     #[arg(long, conflicts_with = "config_dir")]
     pub kubernetes: bool,
-    /// ADS gRPC listen address.
+    /// ADS gRPC listen address. Plaintext only on a loopback address, unless
+    /// --insecure-xds; elsewhere give --xds-tls-dir.
     #[arg(long, default_value = "127.0.0.1:18000")]
     pub xds_address: SocketAddr,
+    /// Serve xDS over mutual TLS (TLS 1.3) with the certificates in DIR as `gantry
+    /// certgen` writes them (tls.crt, tls.key, ca.crt): only clients with a
+    /// certificate of that CA, each only the Gateway its certificate names.
+    #[arg(long, value_name = "DIR")]
+    pub xds_tls_dir: Option<PathBuf>,
+    /// Serve plaintext xDS on a non-loopback --xds-address: any client that can reach
+    /// it reads any Gateway's configuration, TLS private keys included.
+    #[arg(long, conflicts_with = "xds_tls_dir")]
+    pub insecure_xds: bool,
     /// Admin HTTP listen address: /healthz, /metrics, /debug/status.
     #[arg(long, default_value = "127.0.0.1:18001")]
     pub admin_address: SocketAddr,
@@ -116,6 +126,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
             (dir.path().to_path_buf(), Some(dir))
         }
     };
+    if args.serve.xds_tls_dir.is_some() {
+        bail!(
+            "`gantry run` starts its Envoys on this machine over loopback plaintext xDS; \
+             --xds-tls-dir is for `gantry serve` with Envoys bootstrapped by `gantry bootstrap \
+             --xds-tls-dir`"
+        );
+    }
     let core = Core::start(&args.serve).await?;
 
     let announce = format!(
@@ -277,6 +294,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Core {
     async fn start(args: &ServeArgs) -> Result<Core> {
+        let xds_tls = xds_tls(args)?;
         // Bind first: a taken port fails here, before anything else starts.
         let xds_listener = bind(args.xds_address, "xDS (--xds-address)").await?;
         let admin_listener = bind(args.admin_address, "admin (--admin-address)").await?;
@@ -335,6 +353,7 @@ impl Core {
 
         let xds = tokio::spawn(crate::xds::server::serve(
             xds_listener,
+            xds_tls,
             cache.clone(),
             metrics.clone(),
             signalled(&shutdown),
@@ -401,6 +420,25 @@ async fn wait_finished<T>(task: &JoinHandle<T>) {
     while !task.is_finished() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The TLS of the xDS port, refusing plaintext where any host could read it.
+fn xds_tls(args: &ServeArgs) -> Result<Option<crate::xds::server::XdsTls>> {
+    if let Some(dir) = &args.xds_tls_dir {
+        return Ok(Some(
+            crate::xds::server::XdsTls::from_dir(dir)
+                .with_context(|| format!("--xds-tls-dir {}", dir.display()))?,
+        ));
+    }
+    if !args.xds_address.ip().is_loopback() && !args.insecure_xds {
+        bail!(
+            "refusing plaintext xDS on {}: any client that reaches it would read every \
+             Gateway's configuration and TLS keys. Give --xds-tls-dir DIR (certificates from \
+             `gantry certgen`), or --insecure-xds to serve plaintext anyway",
+            args.xds_address
+        );
+    }
+    Ok(None)
 }
 
 async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener> {
@@ -626,6 +664,35 @@ impl Translator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plaintext_xds_is_served_on_loopback_or_with_a_flag_only() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = |extra: &[&str]| {
+            let base = ["gantry", "--config-dir", "/nonexistent"];
+            Cli::parse_from(base.iter().chain(extra)).serve
+        };
+        assert!(xds_tls(&args(&[])).unwrap().is_none());
+        assert!(
+            xds_tls(&args(&["--xds-address", "[::1]:18000"]))
+                .unwrap()
+                .is_none()
+        );
+        let refused = xds_tls(&args(&["--xds-address", "0.0.0.0:18000"])).unwrap_err();
+        assert!(refused.to_string().contains("--insecure-xds"), "{refused}");
+        let insecure = args(&["--xds-address", "10.0.0.1:18000", "--insecure-xds"]);
+        assert!(xds_tls(&insecure).unwrap().is_none());
+        let missing = xds_tls(&args(&["--xds-tls-dir", "/nonexistent"])).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("/nonexistent/tls.crt"),
+            "{missing:#}"
+        );
+    }
 
     #[test]
     fn unspecified_xds_address_is_dialled_on_loopback() {

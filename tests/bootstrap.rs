@@ -60,6 +60,7 @@ fn broken_bootstrap_fails_validation() {
         admin_address: "127.0.0.1:0".parse().unwrap(),
         ads: AdsKind::Delta,
         node_id: None,
+        tls: None,
     };
     let good = bootstrap.to_yaml().unwrap();
     envoy_validate("good.yaml", &good).expect("the unbroken bootstrap validates");
@@ -107,6 +108,7 @@ fn envoy_runs_the_bootstrap_and_keeps_retrying_ads() {
                 admin_address: "127.0.0.1:0".parse().unwrap(),
                 ads: AdsKind::Delta,
                 node_id: Some(format!("test-{}", gateway.replace('/', "-"))),
+                tls: None,
             }
             .to_yaml()
             .unwrap();

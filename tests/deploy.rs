@@ -251,3 +251,71 @@ fn the_dockerfile_builds_as_the_readme_says() {
         assert!(ignored.contains(path), ".dockerignore lacks {path}");
     }
 }
+
+/// The Secret a pod spec mounts at `path` in its first container.
+fn secret_mounted_at<'a>(pod: &'a Value, path: &str) -> &'a str {
+    let mount = (pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .find(|m| m["mountPath"] == path)
+    .unwrap_or_else(|| panic!("nothing mounted at {path}"));
+    let volume = (pod["volumes"].as_array().unwrap().iter())
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    volume["secret"]["secretName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a Secret volume"))
+}
+
+/// xDS is mutual TLS: gantry and the Envoy of default/eg mount the Secrets `gantry
+/// certgen --kubernetes` prints, in their own namespaces, where their arguments look.
+#[test]
+fn xds_is_mutual_tls_with_the_secrets_certgen_prints() {
+    let docs = documents();
+    let out = tempfile::tempdir().unwrap();
+    let printed = gantry(
+        ["certgen", "--out-dir", out.path().to_str().unwrap()]
+            .into_iter()
+            .chain(["--gateway", "default/eg", "--kubernetes"]),
+    );
+    let secrets: Vec<Value> = serde_saphyr::from_multiple(&printed).unwrap();
+    let secret = |namespace: &str, name: &str| {
+        (secrets.iter())
+            .find(|s| s["metadata"]["namespace"] == namespace && s["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("certgen printed no Secret {namespace}/{name}"))
+    };
+
+    let deployment = find(&docs, "Deployment", "gantry");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    let tls_dir = (args.iter())
+        .find_map(|a| a.strip_prefix("--xds-tls-dir="))
+        .expect("gantry serves xDS with --xds-tls-dir");
+    let namespace = deployment["metadata"]["namespace"].as_str().unwrap();
+    let server = secret(namespace, secret_mounted_at(pod, tls_dir));
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(server["stringData"][file].is_string(), "{file}");
+    }
+
+    let config_map = find(&docs, "ConfigMap", "envoy-eg-bootstrap");
+    let bootstrap_args: Vec<&str> =
+        config_map["metadata"]["annotations"]["gantry.dev/bootstrap-args"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+    let envoy_tls_dir = bootstrap_args
+        .windows(2)
+        .find_map(|w| (w[0] == "--xds-tls-dir").then_some(w[1]))
+        .expect("Envoy's bootstrap uses --xds-tls-dir");
+    let envoy = find(&docs, "Deployment", "envoy-eg");
+    let namespace = envoy["metadata"]["namespace"].as_str().unwrap();
+    let client = secret(
+        namespace,
+        secret_mounted_at(&envoy["spec"]["template"]["spec"], envoy_tls_dir),
+    );
+    for file in ["xds-client-certificate.yaml", "xds-trusted-ca.yaml"] {
+        assert!(client["stringData"][file].is_string(), "{file}");
+    }
+}

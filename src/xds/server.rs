@@ -10,8 +10,10 @@
 mod delta;
 mod grpc;
 mod sotw;
+mod tls;
 
 pub use grpc::AdsService;
+pub use tls::XdsTls;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -67,13 +69,16 @@ pub fn ads_service(cache: Arc<SnapshotCache>, metrics: Arc<Metrics>) -> AdsServi
 
 /// Serves ADS on `listener` until `shutdown` completes; open streams are then ended
 /// with UNAVAILABLE (Envoy reconnects elsewhere or later) and the server returns.
+/// With `tls`, only clients with a certificate of its CA are served, each only the
+/// Gateway its certificate names.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<XdsTls>,
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_warming_wait(listener, cache, metrics, WARMING_WAIT, shutdown).await
+    serve_on(listener, tls, cache, metrics, WARMING_WAIT, shutdown).await
 }
 
 /// [`serve`] with another bound than [`WARMING_WAIT`] on how long listeners and routes
@@ -86,11 +91,22 @@ pub async fn serve_with_warming_wait(
     warming_wait: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_on(listener, None, cache, metrics, warming_wait, shutdown).await
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    tls: Option<XdsTls>,
+    cache: Arc<SnapshotCache>,
+    metrics: Arc<Metrics>,
+    warming_wait: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let service = AdsService::new(AdsServer {
         cache,
-        metrics,
+        metrics: metrics.clone(),
         shutdown: Some(stopped),
         warming_wait,
     });
@@ -100,16 +116,73 @@ pub async fn serve_with_warming_wait(
         // Receivers live in the service, which outlives this future.
         let _ = stop.send(true);
     };
-    tracing::info!(%address, "ADS server listening");
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    tracing::info!(%address, mutual_tls = tls.is_some(), "ADS server listening");
+    let server = tonic::transport::Server::builder()
         // Notice Envoys that vanished without closing their connection.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
+        .add_service(service);
+    match tls {
+        Some(tls) => {
+            let incoming = tls::accept(listener, tls, metrics);
+            server
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await?
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            server
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await?
+        }
+    }
     Ok(())
+}
+
+/// Who is at the other end of a stream, as its transport tells.
+enum Peer {
+    /// No TLS: whatever the client says it is (loopback, or `--insecure-xds`).
+    Plaintext,
+    /// A client certificate naming this Gateway ("namespace/name").
+    Gateway(String),
+    /// A client certificate of the CA that names no Gateway.
+    Unnamed,
+}
+
+impl Peer {
+    fn of<T>(request: &Request<T>) -> Peer {
+        match request.peer_certs() {
+            None => Peer::Plaintext,
+            Some(chain) => match chain.first().and_then(tls::gateway_of_certificate) {
+                Some(gateway) => Peer::Gateway(gateway),
+                None => Peer::Unnamed,
+            },
+        }
+    }
+
+    /// Whether this peer may read the node group `group`; else the refusal's reason
+    /// (the `reason` label) and its message.
+    fn may_read(&self, group: &str) -> Result<(), (&'static str, String)> {
+        match self {
+            Peer::Plaintext => Ok(()),
+            Peer::Gateway(gateway) if gateway == group => Ok(()),
+            Peer::Gateway(gateway) => Err((
+                "gateway_mismatch",
+                format!(
+                    "the client certificate is Gateway {gateway}'s; node.cluster asks for {group}"
+                ),
+            )),
+            Peer::Unnamed => Err((
+                "certificate_names_no_gateway",
+                format!(
+                    "the client certificate names no Gateway (a URI SAN {}); \
+                     make one with `gantry certgen --gateway {group}`",
+                    crate::certgen::gateway_identity("<namespace>/<name>")
+                ),
+            )),
+        }
+    }
 }
 
 impl AdsServer {
@@ -121,6 +194,7 @@ impl AdsServer {
         request: Request<grpc::Requests<P::Request>>,
     ) -> Responses<P::Response> {
         let remote = request.remote_addr();
+        let peer = Peer::of(&request);
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let shared = Shared {
             cache: self.cache.clone(),
@@ -131,7 +205,7 @@ impl AdsServer {
         tokio::spawn(async move {
             let requests = request.into_inner();
             tokio::select! {
-                _ = run_stream::<P>(requests, &tx, &shared, remote) => {}
+                _ = run_stream::<P>(requests, &tx, &shared, remote, peer) => {}
                 _ = tx.closed() => {}
                 _ = shutdown_requested(shutdown) => {
                     // Never wait here: Envoy may not be reading any more.
@@ -294,6 +368,7 @@ async fn run_stream<P: Protocol>(
     tx: &Outgoing<P::Response>,
     shared: &Shared,
     remote: Option<SocketAddr>,
+    peer: Peer,
 ) {
     let remote = remote.map(|a| a.to_string()).unwrap_or_default();
     let first = match requests.message().await {
@@ -324,6 +399,22 @@ async fn run_stream<P: Protocol>(
              (the bootstrap from `gantry bootstrap` does)",
         );
         let _ = tx.send(Box::new(Err(status))).await;
+        return;
+    }
+    if let Err((reason, message)) = peer.may_read(&group) {
+        tracing::warn!(
+            group,
+            node_id,
+            remote,
+            protocol = P::NAME,
+            reason,
+            message,
+            "refusing ADS stream"
+        );
+        shared.metrics.refused(reason);
+        let _ = tx
+            .send(Box::new(Err(Status::permission_denied(message))))
+            .await;
         return;
     }
 
@@ -668,5 +759,28 @@ fn to_any(body: &prost_types::Any) -> envoy_types::pb::google::protobuf::Any {
     envoy_types::pb::google::protobuf::Any {
         type_url: body.type_url.clone(),
         value: body.value.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    #[test]
+    fn a_certificate_reads_only_the_gateway_it_names() {
+        assert!(Peer::Plaintext.may_read("default/eg").is_ok());
+        let eg = Peer::Gateway("default/eg".into());
+        assert!(eg.may_read("default/eg").is_ok());
+        assert_eq!(
+            eg.may_read("default/other").unwrap_err().0,
+            "gateway_mismatch"
+        );
+        let unnamed = Peer::Unnamed.may_read("default/eg").unwrap_err();
+        assert_eq!(unnamed.0, "certificate_names_no_gateway");
+        assert!(
+            unnamed.1.contains("spiffe://gantry/gateway/"),
+            "{}",
+            unnamed.1
+        );
     }
 }

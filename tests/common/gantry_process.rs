@@ -133,11 +133,16 @@ impl Gantry {
 
     /// `gantry bootstrap` output for one gateway (Envoy admin on a port of its choosing).
     pub fn bootstrap(&self, gateway: &str, ads: &str, node_id: &str) -> String {
+        self.bootstrap_with(gateway, &["--ads", ads, "--node-id", node_id])
+    }
+
+    /// `gantry bootstrap` for one gateway with more arguments.
+    pub fn bootstrap_with(&self, gateway: &str, extra: &[&str]) -> String {
         let out = Command::new(super::gantry_bin())
             .args(["bootstrap", "--gateway", gateway])
             .args(["--xds-address", &format!("127.0.0.1:{}", self.xds_port)])
             .args(["--admin-address", "127.0.0.1:0"])
-            .args(["--ads", ads, "--node-id", node_id])
+            .args(extra)
             .output()
             .expect("gantry bootstrap");
         assert!(
