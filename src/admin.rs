@@ -1,6 +1,7 @@
-//! Admin HTTP server: `GET /healthz`, `GET /metrics` (Prometheus text) and
-//! `GET /debug/status` (JSON: the translated status with real transition times,
-//! input problems, NACKs, and each gateway's snapshot version).
+//! Admin HTTP server: `GET /healthz` (liveness) and `GET /readyz` (readiness), see
+//! [`crate::health`]; `GET /metrics` (Prometheus text) and `GET /debug/status` (JSON:
+//! the translated status with real transition times, input problems, NACKs, and
+//! each gateway's snapshot version).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,13 +10,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::resources::InputProblem;
 use crate::xds::cache::SnapshotCache;
@@ -41,11 +43,13 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub cache: Arc<SnapshotCache>,
     pub status: watch::Receiver<Arc<DebugStatus>>,
+    pub health: Arc<Health>,
 }
 
 pub fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/debug/status", get(debug_status))
         .with_state(state)
@@ -62,6 +66,23 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .with_context(|| format!("admin server on {address:?}"))
+}
+
+async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
+    match state.health.live() {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    if state.health.ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        let waiting = "not ready: the first translation is not served yet (with --kubernetes, \
+                       every watched kind lists first)";
+        (StatusCode::SERVICE_UNAVAILABLE, waiting)
+    }
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
@@ -104,6 +125,7 @@ mod tests {
             metrics,
             cache: Arc::new(SnapshotCache::default()),
             status: rx,
+            health: Arc::new(Health::new(std::time::Duration::from_secs(60))),
         };
         let (stop_tx, mut stop_rx) = watch::channel(false);
         tokio::spawn(serve(listener, state, async move {

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod certgen;
 pub mod cli;
 pub mod envoy;
+pub mod health;
 pub mod ir;
 pub mod memory;
 pub mod metrics;

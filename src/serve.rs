@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState, DebugStatus};
 use crate::bootstrap::AdsKind;
 use crate::envoy::{Fleet, FleetConfig};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::pipeline::{Compiler, Options};
 use crate::provider::kubernetes::{KubernetesArgs, KubernetesProvider};
@@ -299,6 +300,9 @@ impl Core {
         let xds_listener = bind(args.xds_address, "xDS (--xds-address)").await?;
         let admin_listener = bind(args.admin_address, "admin (--admin-address)").await?;
         let metrics = Arc::new(Metrics::default());
+        let health = Arc::new(Health::new(Duration::from_secs(u64::from(
+            args.kube.unhealthy_after,
+        ))));
         let (statuses_tx, statuses_rx) = watch::channel(Arc::new(Vec::new()));
 
         // The Kubernetes provider's first input comes once every kind is listed;
@@ -308,6 +312,7 @@ impl Core {
                 &args.kube,
                 &args.controller_name,
                 metrics.clone(),
+                health.clone(),
                 statuses_rx,
             )
             .await?;
@@ -342,6 +347,7 @@ impl Core {
             cache: cache.clone(),
             metrics: metrics.clone(),
             status: status_tx,
+            health: health.clone(),
             gateways: gateways_tx,
             // Filled statuses as values only for a status writer (Kubernetes).
             store: StatusStore::new(statuses.is_some()),
@@ -364,6 +370,7 @@ impl Core {
                 metrics,
                 cache,
                 status: status_rx,
+                health,
             },
             signalled(&shutdown),
         ));
@@ -465,6 +472,8 @@ struct Translator {
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
     status: watch::Sender<Arc<DebugStatus>>,
+    /// Ready once the first translation is served.
+    health: Arc<Health>,
     gateways: watch::Sender<Arc<BTreeMap<String, GatewayInfo>>>,
     store: StatusStore,
     /// Snapshot version per gateway as last given to the cache.
@@ -620,6 +629,7 @@ impl Translator {
             problems,
             snapshots: versions.clone(),
         }));
+        self.health.set_ready();
         self.versions = Some(versions);
         // Served and reported: only now are the last translation and the
         // snapshots it replaced freed.

@@ -530,3 +530,65 @@ fn observed_generation_follows_each_object_s_generation() {
         generations("Gateway", "eg")
     );
 }
+
+/// /readyz waits for every kind's first list; a kind the API forbids is an error in
+/// the log, /debug/status and /metrics while the other kinds translate and route;
+/// once allowed, its watch is healthy again.
+#[test]
+fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others() {
+    let fake = FakeKube::start();
+    let a = EchoBackend::start("a");
+    let port = common::free_port();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", port));
+    fake.apply_yaml(&service("svc-a", a.port));
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
+    fake.forbid("ReferenceGrant");
+    fake.hold_lists();
+
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let readyz = || common::gantry_process::admin_get(gantry.admin_port, "/readyz");
+    // Live (the probe passed in start) but not ready: nothing is listed yet.
+    let (code, body) = readyz().expect("/readyz answers");
+    assert_eq!(code, 503, "{body}");
+    fake.release_lists();
+    common::poll("/readyz 200", || readyz().filter(|(code, _)| *code == 200));
+
+    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    wait_for_backend(port, "www.example.com", (200, "a"));
+    let problems = debug_status(&gantry)["problems"].to_string();
+    assert!(
+        problems.contains("kubernetes ReferenceGrant") && problems.contains("forbidden"),
+        "{problems}"
+    );
+    let healthy = "gantry_kubernetes_watch_healthy{kind=\"ReferenceGrant\"}";
+    assert_eq!(metric(&gantry, healthy), Some(0.0));
+    assert!(
+        metric(
+            &gantry,
+            "gantry_kubernetes_watch_errors_total{kind=\"ReferenceGrant\"}"
+        ) >= Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &gantry,
+            "gantry_kubernetes_watch_healthy{kind=\"HTTPRoute\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(gantry.log().contains("forbidden"));
+    // A forbidden kind is no reason to restart: still live.
+    let (code, _) = common::gantry_process::admin_get(gantry.admin_port, "/healthz").unwrap();
+    assert_eq!(code, 200);
+
+    fake.allow("ReferenceGrant");
+    common::poll_within(
+        std::time::Duration::from_secs(60),
+        "the ReferenceGrant watch to be healthy again",
+        || (metric(&gantry, healthy) == Some(1.0)).then_some(()),
+    );
+    common::poll("the forbidden problem to go", || {
+        let problems = gantry.debug_status()["problems"].to_string();
+        (!problems.contains("kubernetes ReferenceGrant")).then_some(())
+    });
+}

@@ -24,6 +24,7 @@ use self::kinds::WatchedKind;
 use self::lease::{Elector, LeaseConfig};
 use self::status::StatusWriter;
 use self::store::{Change, KindStore};
+use crate::health::Health;
 use crate::metrics::{KindLabel, Metrics};
 use crate::resources::Resources;
 use crate::status_times::FilledStatus;
@@ -64,6 +65,11 @@ pub struct KubernetesArgs {
     /// <host name>_<process id>.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Seconds a watch of the API may keep failing before /healthz fails (and a
+    /// liveness probe restarts gantry). A kind the API forbids or does not serve
+    /// does not count: it is reported and treated as having no objects.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub unhealthy_after: u32,
 }
 
 impl KubernetesArgs {
@@ -203,6 +209,7 @@ pub async fn start(
     args: &KubernetesArgs,
     controller_name: &str,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     statuses: watch::Receiver<Arc<Vec<FilledStatus>>>,
 ) -> Result<(KubernetesProvider, watch::Receiver<Arc<Resources>>), Error> {
     let lease = args.lease()?;
@@ -238,6 +245,7 @@ pub async fn start(
                 kind.resource.clone(),
                 shared.clone(),
                 metrics.clone(),
+                health.clone(),
             ))
         })
         .collect();
@@ -276,6 +284,7 @@ async fn watch_kind(
     resource: ApiResource,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) {
     let label = KindLabel {
         kind: resource.kind.clone(),
@@ -284,30 +293,70 @@ async fn watch_kind(
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    while let Some(event) = events.next().await {
-        let change = match event {
-            Ok(event) => {
+    // When the last transient error came; None while the watch is healthy.
+    let mut failing_since_error: Option<tokio::time::Instant> = None;
+    loop {
+        let quiet = async {
+            match failing_since_error {
+                Some(at) => tokio::time::sleep_until(at + RECOVERED_AFTER_QUIET).await,
+                None => std::future::pending().await,
+            }
+        };
+        // None: no error for RECOVERED_AFTER_QUIET after one.
+        let next = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => Some(event),
+                None => return,
+            },
+            // The watcher retries a failed watch within its longest backoff, and
+            // says nothing when the retry works: no new error since means it did.
+            () = quiet => None,
+        };
+        let healthy = metrics.kubernetes_watch_healthy.get_or_create(&label);
+        let change = match next {
+            None => {
+                failing_since_error = None;
+                if shared.stores()[index].listed() {
+                    tracing::info!(kind = %resource.kind, "watch healthy again");
+                    healthy.set(1);
+                }
+                health.watch_recovered(&resource.kind);
+                Change::default()
+            }
+            Some(Ok(event)) => {
                 if matches!(event, watcher::Event::InitDone) {
                     tracing::debug!(kind = %resource.kind, "listed");
-                    metrics
-                        .kubernetes_watch_healthy
-                        .get_or_create(&label)
-                        .set(1);
                 }
-                shared.stores()[index].apply(event)
+                let mut store = shared.stores();
+                let change = store[index].apply(event);
+                // Healthy again once listed, also when a watch resumes without a relist.
+                if store[index].listed() && healthy.get() == 0 {
+                    tracing::info!(kind = %resource.kind, "watch healthy");
+                    healthy.set(1);
+                }
+                failing_since_error = None;
+                health.watch_recovered(&resource.kind);
+                change
             }
-            Err(e) => {
-                metrics
-                    .kubernetes_watch_healthy
-                    .get_or_create(&label)
-                    .set(0);
+            Some(Err(e)) => {
+                healthy.set(0);
                 metrics.kubernetes_watch_errors.get_or_create(&label).inc();
-                if is_not_served(&e) {
-                    tracing::warn!(kind = %resource.kind, "{} is not served by this cluster (CRD not installed?); treated as none, retrying: {e}", resource.kind);
-                    shared.stores()[index].mark_absent()
-                } else {
-                    tracing::warn!(kind = %resource.kind, "watch error, retrying with backoff: {e}");
-                    Change::default()
+                match unavailable(&e) {
+                    Some(why) => {
+                        let why = format!(
+                            "{why}; gantry treats it as having no objects and retries: {e}"
+                        );
+                        tracing::error!(kind = %resource.kind, "{}: {why}", resource.kind);
+                        failing_since_error = None;
+                        health.watch_recovered(&resource.kind);
+                        shared.stores()[index].mark_unavailable(why)
+                    }
+                    None => {
+                        tracing::warn!(kind = %resource.kind, "watch error, retrying with backoff: {e}");
+                        failing_since_error = Some(tokio::time::Instant::now());
+                        health.watch_failed(&resource.kind);
+                        Change::default()
+                    }
                 }
             }
         };
@@ -315,9 +364,24 @@ async fn watch_kind(
     }
 }
 
-/// A list that failed with 404: the API does not serve the kind at all.
-fn is_not_served(e: &watcher::Error) -> bool {
-    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
+/// kube-runtime's watcher backs off at most 30 s (with jitter) between retries of
+/// a failing watch; this long without another error, the watch runs again.
+const RECOVERED_AFTER_QUIET: Duration = Duration::from_secs(60);
+
+/// Why the API will not list a kind, when a retry cannot help: 404, it does not
+/// serve the kind at all (its CRD is not installed); 403, gantry's RBAC does not
+/// grant it.
+fn unavailable(e: &watcher::Error) -> Option<&'static str> {
+    let (watcher::Error::InitialListFailed(kube::Error::Api(status))
+    | watcher::Error::WatchStartFailed(kube::Error::Api(status))) = e
+    else {
+        return None;
+    };
+    match status.code {
+        404 => Some("not served by this cluster (CRD not installed?)"),
+        403 => Some("forbidden: gantry's service account may not list or watch it (RBAC)"),
+        _ => None,
+    }
 }
 
 /// How long the first lists may take before the kinds still unlisted are logged.

@@ -14,6 +14,10 @@
 //! - the status subresource: PUT/PATCH `.../status` changes only `status`, and a
 //!   normal update or create never changes `status`.
 //!
+//! - 403 Forbidden for every read of a kind the test forbids (a service account
+//!   RBAC grants nothing of it), and lists held back while the test holds them (a
+//!   slow API server).
+//!
 //! The test handle changes objects directly (as another client would), reads them
 //! back, compacts the history, pauses watches and counts what clients wrote.
 #![allow(dead_code)]
@@ -212,12 +216,17 @@ struct Inner {
     writes: Vec<Write>,
     lists: BTreeMap<&'static str, usize>,
     gone: usize,
+    /// Kinds whose get, list and watch answer 403 Forbidden, as for a service
+    /// account that RBAC grants nothing of them.
+    forbidden: std::collections::BTreeSet<&'static str>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Event>>,
     paused: watch::Sender<bool>,
+    /// While true, list requests wait (a slow API server).
+    lists_held: watch::Sender<bool>,
     /// Bumped to end every open watch.
     close: watch::Sender<u64>,
 }
@@ -249,6 +258,7 @@ impl FakeKube {
             }),
             events: broadcast::channel(65536).0,
             paused: watch::channel(false).0,
+            lists_held: watch::channel(false).0,
             close: watch::channel(0).0,
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -415,6 +425,26 @@ current-context: fake
 
     pub fn resume_watches(&self) {
         self.shared.paused.send_replace(false);
+    }
+
+    /// Makes every read of `kind` 403 Forbidden, and ends its open watches.
+    pub fn forbid(&self, kind: &str) {
+        self.shared.lock().forbidden.insert(kind_named(kind).kind);
+        self.shared.close.send_modify(|n| *n += 1);
+    }
+
+    /// Undoes [`Self::forbid`].
+    pub fn allow(&self, kind: &str) {
+        self.shared.lock().forbidden.remove(kind_named(kind).kind);
+    }
+
+    /// Holds every list request until [`Self::release_lists`].
+    pub fn hold_lists(&self) {
+        self.shared.lists_held.send_replace(true);
+    }
+
+    pub fn release_lists(&self) {
+        self.shared.lists_held.send_replace(false);
     }
 
     /// Every write clients made over HTTP, in order.
@@ -804,13 +834,27 @@ async fn handle(
         return error_response(error(404, "NotFound", format!("no subresource {sub}")));
     }
     let namespace = target.namespace.clone().unwrap_or_default();
+    if method == Method::GET && shared.lock().forbidden.contains(kind.kind) {
+        let group = kind.group;
+        let message = format!(
+            "{}{}{group} is forbidden: User \"system:serviceaccount:gantry-system:gantry\" \
+             cannot list resource \"{}\" in API group \"{group}\" at the cluster scope",
+            kind.plural,
+            if group.is_empty() { "" } else { "." },
+            kind.plural
+        );
+        return error_response(error(403, "Forbidden", message));
+    }
     match (method, target.name.clone()) {
         (Method::GET, None)
             if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) =>
         {
             watch(shared, kind, target.namespace, params).await
         }
-        (Method::GET, None) => list(&shared, kind, target.namespace.as_deref(), &params),
+        (Method::GET, None) => {
+            let _ = shared.lists_held.subscribe().wait_for(|held| !held).await;
+            list(&shared, kind, target.namespace.as_deref(), &params)
+        }
         (Method::GET, Some(name)) => match shared.lock().get(kind, &namespace, &name) {
             Some(object) => json_response(200, object),
             None => error_response(not_found(kind, &name)),

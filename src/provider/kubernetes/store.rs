@@ -48,6 +48,8 @@ pub struct KindStore {
     relist: Option<BTreeMap<ObjectKey, Stored>>,
     /// Listed completely at least once (or known not to be served).
     pub synced: bool,
+    /// Why the API does not let gantry list this kind (403, 404), while it does not.
+    unavailable: Option<String>,
 }
 
 impl KindStore {
@@ -57,11 +59,17 @@ impl KindStore {
             objects: BTreeMap::new(),
             relist: None,
             synced: false,
+            unavailable: None,
         }
     }
 
     pub fn kind(&self) -> &str {
         &self.resource.kind
+    }
+
+    /// Listed, and not found forbidden or not served since.
+    pub fn listed(&self) -> bool {
+        self.synced && self.unavailable.is_none()
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DynamicObject>> {
@@ -84,7 +92,11 @@ impl KindStore {
             }
             Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
-                self.replace_all(listed)
+                let mut change = self.replace_all(listed);
+                if self.unavailable.take().is_some() {
+                    change.input = true;
+                }
+                change
             }
             Event::Apply(object) => {
                 let stored = self.stored(object);
@@ -113,10 +125,16 @@ impl KindStore {
         }
     }
 
-    /// The kind is not served (its CRD is not installed): it has no objects, and
-    /// translation need not wait for it.
-    pub fn mark_absent(&mut self) -> Change {
-        self.replace_all(BTreeMap::new())
+    /// The API does not let gantry list the kind (forbidden, or not served: its CRD
+    /// is not installed): it has no objects, translation need not wait for it, and
+    /// `why` is reported as a problem until a list succeeds.
+    pub fn mark_unavailable(&mut self, why: String) -> Change {
+        let mut change = self.replace_all(BTreeMap::new());
+        if self.unavailable.as_ref() != Some(&why) {
+            self.unavailable = Some(why);
+            change.input = true;
+        }
+        change
     }
 
     /// The first complete list is a change even when empty: it may be the last
@@ -169,6 +187,13 @@ impl KindStore {
 
     /// Adds this kind's objects to `resources`; objects that do not convert become problems.
     pub fn collect(&self, resources: &mut crate::resources::Resources) {
+        if let Some(why) = &self.unavailable {
+            resources.problems.push(InputProblem {
+                file: format!("kubernetes {}", self.resource.kind),
+                document: None,
+                message: why.clone(),
+            });
+        }
         for ((namespace, name), stored) in &self.objects {
             match &stored.converted {
                 Ok(object) => resources.push(object.clone()),
