@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -166,37 +167,83 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The CRDs of the policy kinds, as YAML documents generated from their types.
-/// `crds/` holds the same text, one file per kind (a test keeps them equal).
-pub fn crds() -> Result<String> {
+/// The CRDs of the policy kinds (or, with `gateway_api`, of the Gateway API kinds
+/// gantry reads), as YAML documents generated from their types. `crds/` holds the
+/// same text, one file per kind (a test keeps them equal).
+pub fn crds(gateway_api: bool) -> Result<String> {
+    let files = if gateway_api {
+        gateway_api_crd_files()?
+    } else {
+        crd_files()?
+    };
     let mut out = String::new();
-    for (_, yaml) in crd_files()? {
+    for (_, yaml) in files {
         out.push_str("---\n");
         out.push_str(&yaml);
     }
     Ok(out)
 }
 
-/// (file name under `crds/`, YAML) for each policy kind.
-pub fn crd_files() -> Result<Vec<(&'static str, String)>> {
-    use kube::CustomResourceExt;
+fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String> {
     let mut options = serde_saphyr::SerializerOptions::default();
+    // Long descriptions stay on one line.
     options.folded_wrap_chars = usize::MAX / 2;
+    Ok(serde_saphyr::to_string_with_options(crd, options)?)
+}
+
+/// (file name under `crds/`, YAML) for each policy kind.
+pub fn crd_files() -> Result<Vec<(String, String)>> {
+    use kube::CustomResourceExt;
     Ok(vec![
         (
-            "backends.yaml",
-            serde_saphyr::to_string_with_options(&crate::api::Backend::crd(), options.clone())?,
+            "backends.yaml".into(),
+            crd_yaml(&crate::api::Backend::crd())?,
         ),
         (
-            "backendtrafficpolicies.yaml",
-            serde_saphyr::to_string_with_options(
-                &crate::api::BackendTrafficPolicy::crd(),
-                options.clone(),
-            )?,
+            "backendtrafficpolicies.yaml".into(),
+            crd_yaml(&crate::api::BackendTrafficPolicy::crd())?,
         ),
         (
-            "clienttrafficpolicies.yaml",
-            serde_saphyr::to_string_with_options(&crate::api::ClientTrafficPolicy::crd(), options)?,
+            "clienttrafficpolicies.yaml".into(),
+            crd_yaml(&crate::api::ClientTrafficPolicy::crd())?,
         ),
     ])
+}
+
+/// The Gateway API release the `gateway-api` crate's types are generated from.
+pub const GATEWAY_API_VERSION: &str = "v1.5.1";
+
+/// (file name under `crds/`, YAML) for each Gateway API kind gantry reads: the
+/// experimental channel of [`GATEWAY_API_VERSION`] (a superset of the standard one,
+/// so that no field gantry reads is pruned by the API server), generated from the
+/// `gateway-api` crate's types rather than downloaded.
+pub fn gateway_api_crd_files() -> Result<Vec<(String, String)>> {
+    use gateway_api::experimental as x;
+    use kube::CustomResourceExt;
+    let crds = [
+        x::gatewayclasses::GatewayClass::crd(),
+        x::gateways::Gateway::crd(),
+        x::httproutes::HttpRoute::crd(),
+        x::grpcroutes::GrpcRoute::crd(),
+        x::tcproutes::TcpRoute::crd(),
+        x::tlsroutes::TlsRoute::crd(),
+        x::listenersets::ListenerSet::crd(),
+        x::referencegrants::ReferenceGrant::crd(),
+    ];
+    crds.into_iter()
+        .map(|mut crd| {
+            let annotations = crd.metadata.annotations.get_or_insert_default();
+            annotations.insert(
+                "gateway.networking.k8s.io/bundle-version".into(),
+                GATEWAY_API_VERSION.into(),
+            );
+            annotations.insert(
+                "gateway.networking.k8s.io/channel".into(),
+                "experimental".into(),
+            );
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let (plural, group) = name.split_once('.').unwrap_or((&name, ""));
+            Ok((format!("{group}_{plural}.yaml"), crd_yaml(&crd)?))
+        })
+        .collect()
 }

@@ -35,10 +35,18 @@ enum Command {
     /// Print an Envoy bootstrap that fetches one Gateway's config from gantry over ADS.
     Bootstrap(BootstrapArgs),
     /// Print the CustomResourceDefinitions of the policy kinds gantry understands.
-    Crds,
+    Crds(CrdsArgs),
     /// Write the certificates of mutual TLS on the xDS port: a CA, gantry's server
     /// certificate and one client certificate per Gateway.
     Certgen(CertgenArgs),
+}
+
+#[derive(clap::Args)]
+struct CrdsArgs {
+    /// Print the Gateway API CRDs (experimental channel) of the kinds gantry reads
+    /// instead, generated from the types gantry is built with.
+    #[arg(long)]
+    gateway_api: bool,
 }
 
 #[derive(clap::Args)]
@@ -179,8 +187,8 @@ fn execute(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Crds => {
-            print!("{}", gantry::cli::crds()?);
+        Command::Crds(args) => {
+            print!("{}", gantry::cli::crds(args.gateway_api)?);
             Ok(())
         }
     }

@@ -1,5 +1,7 @@
-//! `crds/` holds exactly what `gantry crds` prints, one file per policy kind.
-//! `GANTRY_UPDATE_GOLDEN=1 cargo test --test crds` rewrites the files.
+//! `crds/` holds exactly what `gantry crds` prints, one file per policy kind, and
+//! what `gantry crds --gateway-api` prints, one file per Gateway API kind; together
+//! every kind the Kubernetes provider watches that the API server does not serve
+//! itself. `GANTRY_UPDATE_GOLDEN=1 cargo test --test crds` rewrites the files.
 
 mod common;
 
@@ -8,7 +10,8 @@ use std::path::Path;
 #[test]
 fn crd_files_match_the_types() {
     let update = common::update_golden();
-    let files = gantry::cli::crd_files().expect("generating the CRDs");
+    let mut files = gantry::cli::crd_files().expect("generating the CRDs");
+    files.extend(gantry::cli::gateway_api_crd_files().expect("generating the Gateway API CRDs"));
     assert!(!files.is_empty());
     for (name, yaml) in files {
         let path = Path::new("crds").join(name);
@@ -31,12 +34,71 @@ fn crd_files_match_the_types() {
     }
 }
 
+/// Every kind the provider lists that is not built into Kubernetes has a CRD in
+/// `crds/`, serving the version the provider asks for, with a status subresource
+/// where gantry writes status.
+#[test]
+fn crds_hold_every_watched_kind() {
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    for entry in std::fs::read_dir("crds").unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        documents.extend(serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap());
+    }
+    let built_in = ["", "discovery.k8s.io"];
+    for watched in gantry::provider::kubernetes::kinds::watched() {
+        let resource = &watched.resource;
+        if built_in.contains(&resource.group.as_str()) {
+            continue;
+        }
+        let crd = (documents.iter())
+            .find(|d| {
+                d["spec"]["group"] == resource.group.as_str()
+                    && d["spec"]["names"]["kind"] == resource.kind.as_str()
+            })
+            .unwrap_or_else(|| panic!("no CRD in crds/ for {}", resource.kind));
+        let version = (crd["spec"]["versions"].as_array().unwrap().iter())
+            .find(|v| v["name"] == resource.version.as_str() && v["served"] == true)
+            .unwrap_or_else(|| panic!("{} {} not served", resource.kind, resource.version));
+        if watched.writes_status {
+            assert!(
+                version["subresources"]["status"].is_object(),
+                "{}",
+                resource.kind
+            );
+        }
+    }
+    let httproute = (documents.iter())
+        .find(|d| d["spec"]["names"]["kind"] == "HTTPRoute")
+        .unwrap();
+    assert_eq!(
+        httproute["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"],
+        gantry::cli::GATEWAY_API_VERSION
+    );
+}
+
 #[test]
 fn gantry_crds_prints_every_file() {
-    let printed = gantry::cli::crds().unwrap();
+    let printed = gantry::cli::crds(false).unwrap();
     for (_, yaml) in gantry::cli::crd_files().unwrap() {
         assert!(printed.contains(&yaml));
     }
+    let gateway_api = gantry::cli::crds(true).unwrap();
+    for (_, yaml) in gantry::cli::gateway_api_crd_files().unwrap() {
+        assert!(gateway_api.contains(&yaml));
+    }
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
+    let policy = documents
+        .iter()
+        .find(|d| d["spec"]["names"]["kind"] == "BackendTrafficPolicy")
+        .expect("a BackendTrafficPolicy CRD");
+    // `kubectl get backendtrafficpolicies` shows NAME, STATUS, AGE.
+    let columns: Vec<&str> = (policy["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .map(|c| c["name"].as_str().unwrap())
+    .collect();
+    assert_eq!(columns, ["Status", "Age"]);
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
     let ctp = documents
         .iter()
@@ -127,7 +189,7 @@ fn flatten(path: &str, node: &serde_json::Value, out: &mut Vec<String>) {
 
 /// The CRD `gantry crds` prints for `kind`.
 fn printed_crd(kind: &str) -> serde_json::Value {
-    let printed = gantry::cli::crds().unwrap();
+    let printed = gantry::cli::crds(false).unwrap();
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&printed).unwrap();
     documents
         .into_iter()

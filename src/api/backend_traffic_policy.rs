@@ -34,6 +34,13 @@ use super::shared::{
     category = "envoy-gateway",
     derive = "PartialEq",
     doc = "BackendTrafficPolicy configures how Envoy treats the backends of the Gateways, listeners, routes and route rules it targets.",
+    // `kubectl get` shows NAME, STATUS, AGE, as Envoy Gateway's task pages print:
+    // STATUS is the reason of the first ancestor's Accepted condition.
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].reason"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",

@@ -31,6 +31,13 @@ pub use super::shared::{Http2ConnectionKeepalive, Http2Settings, TcpKeepalive};
     category = "envoy-gateway",
     derive = "PartialEq",
     doc = "ClientTrafficPolicy configures how Envoy treats downstream clients on the listeners of the Gateways it targets.",
+    // `kubectl get` shows NAME, STATUS, AGE, as Envoy Gateway's task pages print:
+    // STATUS is the reason of the first ancestor's Accepted condition.
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].reason"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
