@@ -11,6 +11,10 @@
 //!   Envoy's own default backs off to 30 s);
 //! - `xds_cluster` speaks HTTP/2 with TCP keepalive; STATIC for an IP address,
 //!   STRICT_DNS (IPv4 preferred, so `localhost` means 127.0.0.1) for a host name;
+//! - with a readiness address, a static listener there answering `GET /ready` with
+//!   200 while Envoy is live and not draining (Envoy's health check filter); static
+//!   listeners accept only once the first LDS and CDS are in, so a pod's readiness
+//!   probe on it passes once Envoy has its Gateway's configuration;
 //! - with [`XdsClientTls`], over mutual TLS 1.3: the client certificate and the CA
 //!   come from SDS files (as `gantry certgen` writes them) that Envoy re-reads when
 //!   a file is moved into their directory, so certificates rotate without a restart;
@@ -33,6 +37,15 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter as ListenerFilter, FilterChain, Listener, filter as listener_filter,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    HeaderMatcher, RouteConfiguration, header_matcher,
+};
+use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SdsSecretConfig, SubjectAltNameMatcher,
     TlsParameters, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
@@ -42,7 +55,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
 use crate::certgen;
@@ -66,7 +79,12 @@ pub struct Bootstrap {
     pub node_id: Option<String>,
     /// Mutual TLS to gantry; plaintext without.
     pub tls: Option<XdsClientTls>,
+    /// Where a readiness probe reaches `GET /ready` (the admin address stays local).
+    pub ready_address: Option<SocketAddr>,
 }
+
+/// The path of the readiness listener's answer.
+pub const READY_PATH: &str = "/ready";
 
 /// Envoy's side of mutual TLS to gantry's xDS port.
 pub struct XdsClientTls {
@@ -158,6 +176,7 @@ impl Bootstrap {
             }),
             static_resources: Some(bootstrap::StaticResources {
                 clusters: vec![xds_cluster(&host, port, self.tls.as_ref())],
+                listeners: self.ready_address.iter().map(ready_listener).collect(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -307,6 +326,57 @@ impl XdsClientTls {
     }
 }
 
+/// A listener answering `GET /ready` itself (200 while Envoy is live, 503 while it
+/// drains) and 404 to anything else.
+fn ready_listener(address: &SocketAddr) -> Listener {
+    const NAME: &str = "gantry-envoy-ready";
+    let filter = |name: &str, config: Any| hcm::HttpFilter {
+        name: name.into(),
+        config_type: Some(hcm::http_filter::ConfigType::TypedConfig(config)),
+        ..Default::default()
+    };
+    let ready = HealthCheck {
+        pass_through_mode: Some(BoolValue { value: false }),
+        headers: vec![HeaderMatcher {
+            name: ":path".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(READY_PATH.into())),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let manager = hcm::HttpConnectionManager {
+        stat_prefix: NAME.into(),
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::RouteConfig(
+            RouteConfiguration {
+                name: NAME.into(),
+                ..Default::default()
+            },
+        )),
+        http_filters: vec![
+            filter("envoy.filters.http.health_check", pack_any(ready)),
+            filter("envoy.filters.http.router", pack_any(Router::default())),
+        ],
+        ..Default::default()
+    };
+    Listener {
+        name: NAME.into(),
+        address: Some(socket_address(&address.ip().to_string(), address.port())),
+        filter_chains: vec![FilterChain {
+            filters: vec![ListenerFilter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(manager))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 fn socket_address(host: &str, port: u16) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
@@ -352,6 +422,7 @@ mod tests {
             ads,
             node_id: None,
             tls: None,
+            ready_address: None,
         }
     }
 

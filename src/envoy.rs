@@ -389,6 +389,7 @@ impl Fleet {
             ads: self.config.ads,
             node_id: None,
             tls: None,
+            ready_address: None,
         }
         .to_yaml()
         .context("rendering the bootstrap")?;

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod certgen;
 pub mod cli;
+pub mod deploy;
 pub mod envoy;
 pub mod health;
 pub mod ir;

@@ -36,6 +36,9 @@ enum Command {
     Bootstrap(BootstrapArgs),
     /// Print the CustomResourceDefinitions of the policy kinds gantry understands.
     Crds(CrdsArgs),
+    /// Print the Kubernetes objects that run stock Envoy for one Gateway: bootstrap
+    /// ConfigMap, Deployment, Service and PodDisruptionBudget.
+    Deploy(gantry::deploy::DeployArgs),
     /// Write the certificates of mutual TLS on the xDS port: a CA, gantry's server
     /// certificate and one client certificate per Gateway.
     Certgen(CertgenArgs),
@@ -117,6 +120,10 @@ struct BootstrapArgs {
     /// `gantry certgen` writes them for this Gateway.
     #[arg(long, value_name = "DIR")]
     xds_tls_dir: Option<String>,
+    /// A static listener here answers `GET /ready` (for a readiness probe from outside
+    /// the pod; the admin address can stay on 127.0.0.1).
+    #[arg(long)]
+    ready_address: Option<SocketAddr>,
     /// The DNS name gantry's certificate must carry.
     #[arg(long, default_value = gantry::certgen::DEFAULT_SERVER_NAME, requires = "xds_tls_dir")]
     xds_server_name: String,
@@ -164,8 +171,13 @@ fn execute(cli: Cli) -> Result<()> {
                     dir,
                     server_name: args.xds_server_name,
                 }),
+                ready_address: args.ready_address,
             };
             print!("{}", bootstrap.to_yaml()?);
+            Ok(())
+        }
+        Command::Deploy(args) => {
+            print!("{}", gantry::deploy::manifests(&args)?);
             Ok(())
         }
         Command::Certgen(args) => {

@@ -61,6 +61,7 @@ fn broken_bootstrap_fails_validation() {
         ads: AdsKind::Delta,
         node_id: None,
         tls: None,
+        ready_address: None,
     };
     let good = bootstrap.to_yaml().unwrap();
     envoy_validate("good.yaml", &good).expect("the unbroken bootstrap validates");
@@ -109,6 +110,7 @@ fn envoy_runs_the_bootstrap_and_keeps_retrying_ads() {
                 ads: AdsKind::Delta,
                 node_id: Some(format!("test-{}", gateway.replace('/', "-"))),
                 tls: None,
+                ready_address: None,
             }
             .to_yaml()
             .unwrap();

@@ -115,7 +115,8 @@ fn testdata_inputs_and_deploy_manifests_validate_against_the_crds() {
     ]) {
         checked += check(input, &schemas, &mut failures);
     }
-    for example in std::fs::read_dir("examples/quickstart").unwrap() {
+    let examples = ["examples/quickstart", "examples/kubernetes"];
+    for example in examples.iter().flat_map(|d| std::fs::read_dir(d).unwrap()) {
         let path = example.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             checked += check(&path, &schemas, &mut failures);

@@ -319,3 +319,51 @@ fn xds_is_mutual_tls_with_the_secrets_certgen_prints() {
         assert!(client["stringData"][file].is_string(), "{file}");
     }
 }
+
+/// deploy/envoy.yaml is exactly what `gantry deploy` prints with the arguments its
+/// header names; its Envoy pods are the ones gantry's NetworkPolicy lets reach xDS,
+/// and its Service maps each Gateway port to the port Envoy binds.
+#[test]
+fn the_envoy_manifests_are_what_gantry_deploy_prints() {
+    let committed = std::fs::read_to_string("deploy/envoy.yaml").unwrap();
+    let command = (committed.lines())
+        .find_map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .strip_prefix("gantry deploy ")
+        })
+        .expect("deploy/envoy.yaml names the command that printed it");
+    let printed = gantry(["deploy"].into_iter().chain(command.split_whitespace()));
+    assert!(
+        printed == committed,
+        "deploy/envoy.yaml differs from `gantry deploy {command}`; regenerate it"
+    );
+
+    let docs = documents();
+    let envoy = find(&docs, "Deployment", "envoy-eg");
+    let pod = &envoy["spec"]["template"];
+    let policy = find(&docs, "NetworkPolicy", "gantry");
+    let allowed = &policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
+    for (key, value) in allowed.as_object().unwrap() {
+        assert_eq!(&pod["metadata"]["labels"][key], value, "{key}");
+    }
+    let container = &pod["spec"]["containers"][0];
+    let container_port = |name: &str| {
+        (container["ports"].as_array().unwrap().iter())
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].as_u64().unwrap())
+    };
+    let service = find(&docs, "Service", "envoy-eg");
+    let mapped: Vec<(u64, Option<u64>)> = (service["spec"]["ports"].as_array().unwrap().iter())
+        .map(|p| {
+            let port = p["port"].as_u64().unwrap();
+            (port, container_port(p["targetPort"].as_str().unwrap()))
+        })
+        .collect();
+    assert_eq!(mapped, [(80, Some(10080)), (443, Some(10443))]);
+    let probe = &container["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/ready");
+    assert!(container_port(probe["port"].as_str().unwrap()).is_some());
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+}

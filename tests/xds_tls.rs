@@ -104,12 +104,21 @@ fn client_certificate_serial(envoy: &mut EnvoyProcess) -> Option<String> {
 #[test]
 fn envoy_reads_its_gateway_over_mutual_tls_and_takes_a_reissued_certificate_without_restart() {
     let s = setup();
-    let mut envoy = spawn_envoy(&tls_bootstrap(
-        &s.gantry,
+    // With the readiness listener `gantry deploy` gives every Envoy.
+    let ready_port = common::free_port();
+    let tls_dir = s.certs.join("gateways/default/eg");
+    let mut envoy = spawn_envoy(&s.gantry.bootstrap_with(
         "default/eg",
-        &s.certs.join("gateways/default/eg"),
+        &[
+            "--xds-tls-dir",
+            tls_dir.to_str().unwrap(),
+            "--ready-address",
+            &format!("127.0.0.1:{ready_port}"),
+        ],
     ));
     wait_for_http(s.port, "www.example.com", "/", |status, _| status == 200);
+    wait_for_http(ready_port, "pod", "/ready", |status, _| status == 200);
+    assert_eq!(common::http_get(ready_port, "pod", "/other").0, 404);
     assert_eq!(
         metric(
             &s.gantry,

@@ -1,0 +1,232 @@
+//! `gantry deploy`: the Kubernetes objects that run stock Envoy for one Gateway.
+//!
+//! From the Gateway's own YAML: a ConfigMap with the bootstrap `gantry bootstrap`
+//! prints (mutual TLS to gantry with the client certificate `gantry certgen
+//! --kubernetes` puts in the Secret `gantry-xds-<name>`, and a readiness listener on
+//! the pod IP), a Deployment (every listener port as Envoy binds it, a readiness
+//! probe on that listener, resources, non-root with a read-only root filesystem, a
+//! pause before shutdown so that endpoints are removed before Envoy stops), a
+//! Service mapping each Gateway port to the port Envoy binds (+10000 below 1024),
+//! and a PodDisruptionBudget.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::bootstrap::{AdsKind, Bootstrap, READY_PATH, XdsClientTls};
+use crate::certgen;
+use crate::translate::gateway::bind_port;
+
+/// Where the Envoy pod mounts the Secret `gantry certgen --kubernetes` writes.
+pub const XDS_TLS_MOUNT: &str = "/etc/gantry/xds";
+/// Where the pod mounts its bootstrap ConfigMap.
+const BOOTSTRAP_MOUNT: &str = "/etc/envoy";
+/// Envoy's admin interface, reachable from inside the pod only.
+const ADMIN_ADDRESS: &str = "127.0.0.1:19000";
+/// The readiness listener, on every address of the pod.
+const READY_ADDRESS: &str = "0.0.0.0:19003";
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeployArgs {
+    /// The Gateway to run Envoy for, NAMESPACE/NAME.
+    #[arg(long)]
+    pub gateway: String,
+    /// YAML files (or directories of them) that hold the Gateway. Repeatable.
+    #[arg(short = 'f', long = "file", required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// gantry's xDS Service, HOST:PORT.
+    #[arg(long, default_value = "gantry.gantry-system.svc.cluster.local:18000")]
+    pub xds_address: String,
+    /// The Envoy image (stock Envoy 1.40).
+    #[arg(long, default_value = "envoyproxy/envoy:v1.40.0")]
+    pub image: String,
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+}
+
+/// The Gateway's listener ports (as the Gateway gives them), sorted.
+fn gateway_ports(gateway: &gateway_api::gateways::Gateway) -> Vec<i32> {
+    let ports: BTreeSet<i32> = gateway.spec.listeners.iter().map(|l| l.port).collect();
+    ports.into_iter().collect()
+}
+
+/// The manifests as YAML documents, for `kubectl apply -f -`.
+pub fn manifests(args: &DeployArgs) -> Result<String> {
+    let (namespace, name) = match args.gateway.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => (ns, name),
+        _ => bail!("--gateway must be NAMESPACE/NAME, got {:?}", args.gateway),
+    };
+    let gateway = find_gateway(&args.files, namespace, name)?;
+    let ports = gateway_ports(&gateway);
+    if ports.is_empty() {
+        bail!("Gateway {namespace}/{name} has no listeners");
+    }
+    let bootstrap_args = format!(
+        "--gateway {namespace}/{name} --xds-address {} --admin-address {ADMIN_ADDRESS} \
+         --xds-tls-dir {XDS_TLS_MOUNT} --ready-address {READY_ADDRESS}",
+        args.xds_address
+    );
+    let bootstrap = Bootstrap {
+        gateway: args.gateway.clone(),
+        xds_address: args.xds_address.clone(),
+        admin_address: ADMIN_ADDRESS.parse()?,
+        ads: AdsKind::Delta,
+        node_id: None,
+        tls: Some(XdsClientTls {
+            dir: XDS_TLS_MOUNT.into(),
+            server_name: certgen::DEFAULT_SERVER_NAME.into(),
+        }),
+        ready_address: Some(READY_ADDRESS.parse()?),
+    }
+    .to_yaml()?;
+    let app = format!("envoy-{name}");
+    let labels = json!({
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/component": "proxy",
+        "app.kubernetes.io/managed-by": "gantry",
+        "gateway.networking.k8s.io/gateway-name": name,
+    });
+    let selector = json!({"app.kubernetes.io/name": app});
+    let ready_port = READY_ADDRESS.parse::<SocketAddr>()?.port();
+    let mut container_ports = vec![];
+    let mut service_ports = vec![];
+    for port in &ports {
+        let bound = bind_port(*port).with_context(|| format!("listener port {port}"))?;
+        let port_name = format!("port-{port}");
+        container_ports.push(json!({"name": port_name, "containerPort": bound}));
+        service_ports.push(json!({"name": port_name, "port": port, "targetPort": port_name}));
+    }
+    container_ports.push(json!({"name": "ready", "containerPort": ready_port}));
+    let (_, secret) = certgen::gateway_secret(&args.gateway);
+
+    let documents = [
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": format!("{app}-bootstrap"),
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {"gantry.dev/bootstrap-args": bootstrap_args},
+            },
+            "data": {"bootstrap.yaml": bootstrap},
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": app, "namespace": namespace, "labels": labels},
+            "spec": {
+                "replicas": args.replicas,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        // Long enough for the pause and Envoy's drain below.
+                        "terminationGracePeriodSeconds": 30,
+                        "automountServiceAccountToken": false,
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": 65532,
+                            "runAsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [{
+                            "name": "envoy",
+                            "image": args.image,
+                            "args": [
+                                "-c", format!("{BOOTSTRAP_MOUNT}/bootstrap.yaml"),
+                                "--service-node", "$(POD_NAME)",
+                                "--drain-time-s", "15",
+                                "--drain-strategy", "immediate",
+                            ],
+                            "env": [{
+                                "name": "POD_NAME",
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                            }],
+                            "ports": container_ports,
+                            "readinessProbe": {
+                                "httpGet": {"path": READY_PATH, "port": "ready"},
+                                "periodSeconds": 5,
+                                "failureThreshold": 1,
+                            },
+                            // The load balancer stops sending new connections before
+                            // Envoy gets SIGTERM.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "1Gi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {"name": "bootstrap", "mountPath": BOOTSTRAP_MOUNT},
+                                {"name": "xds-tls", "mountPath": XDS_TLS_MOUNT, "readOnly": true},
+                            ],
+                        }],
+                        "volumes": [
+                            {"name": "bootstrap", "configMap": {"name": format!("{app}-bootstrap")}},
+                            {"name": "xds-tls", "secret": {"secretName": secret}},
+                        ],
+                    },
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": app, "namespace": namespace, "labels": labels},
+            "spec": {"type": "LoadBalancer", "selector": selector, "ports": service_ports},
+        }),
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": app, "namespace": namespace, "labels": labels},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        }),
+    ];
+    let files: Vec<String> = (args.files.iter())
+        .map(|f| format!("-f {}", f.display()))
+        .collect();
+    let mut out = format!(
+        "# Stock Envoy for the Gateway {namespace}/{name}, generated by\n\
+         #   gantry deploy --gateway {namespace}/{name} {} --xds-address {} --image {} --replicas {}\n\
+         # It reads xDS over mutual TLS with the Secret {secret} (`gantry certgen --gateway\n\
+         # {namespace}/{name} --kubernetes`).\n",
+        files.join(" "),
+        args.xds_address,
+        args.image,
+        args.replicas
+    );
+    for document in documents {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&document)?);
+    }
+    Ok(out)
+}
+
+fn find_gateway(
+    files: &[std::path::PathBuf],
+    namespace: &str,
+    name: &str,
+) -> Result<gateway_api::gateways::Gateway> {
+    for path in crate::cli::yaml_files_of(files)? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let parsed = crate::resources::parse_file(&path.display().to_string(), &text)
+            .map_err(|problem| anyhow::anyhow!("{problem}"))?;
+        for object in parsed.objects {
+            if let crate::resources::Object::Gateway(gateway) = object
+                && gateway.metadata.name.as_deref() == Some(name)
+                && gateway.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            {
+                return Ok((*gateway).clone());
+            }
+        }
+    }
+    bail!("no Gateway {namespace}/{name} in the files given")
+}
