@@ -1236,7 +1236,7 @@ def main():
             f"{os.path.dirname(os.path.relpath(fanout, ROOT) if fanout.startswith(ROOT) else fanout)}/gantry-bench-layouts "
             f"--envoy {ctx['envoy']} --sizes 1000,10000 --out bench/layouts.md   # Envoy's side: route layouts (run by make bench first)",
             f"{os.path.relpath(yaml_bin, ROOT) if yaml_bin.startswith(ROOT) else yaml_bin} --input .bench/routes-10000 "
-            "--translate-json translate-10000.yaml.json   # serde-saphyr alone: parse the input, write the output",
+            "--translate-json .bench/translate-10000.yaml.json   # serde-saphyr alone: parse the input, write the output",
         ]
 
         ctx["translate"] = measure_translate(gantry, dirs)
