@@ -304,6 +304,7 @@ impl Core {
             args.kube.unhealthy_after,
         ))));
         let (statuses_tx, statuses_rx) = watch::channel(Arc::new(Vec::new()));
+        let cache = Arc::new(SnapshotCache::new(metrics.clone()));
 
         // The Kubernetes provider's first input comes once every kind is listed;
         // translating its empty placeholder would write a wrong status.
@@ -314,6 +315,7 @@ impl Core {
                 metrics.clone(),
                 health.clone(),
                 statuses_rx,
+                cache.envoys_in_step(),
             )
             .await?;
             let provider = Provider::Kubernetes(provider);
@@ -329,7 +331,6 @@ impl Core {
             (Provider::Files(files), resources, None, false)
         };
 
-        let cache = Arc::new(SnapshotCache::new(metrics.clone()));
         let (shutdown, _) = watch::channel(false);
         let (status_tx, status_rx) = watch::channel(Arc::new(DebugStatus::default()));
         let (gateways_tx, gateways_rx) = watch::channel(Arc::new(BTreeMap::new()));

@@ -204,13 +204,15 @@ impl KubernetesProvider {
 
 /// Starts the provider. The receiver's first value is empty; the next one comes
 /// once every kind has been listed, and then one after each burst of changes.
-/// `statuses` carries each translation's status to the status writer.
+/// `statuses` carries each translation's status to the status writer, and
+/// `envoys_in_step` which Gateways have an Envoy with their config (for Programmed).
 pub async fn start(
     args: &KubernetesArgs,
     controller_name: &str,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     statuses: watch::Receiver<Arc<Vec<FilledStatus>>>,
+    envoys_in_step: watch::Receiver<std::collections::BTreeMap<String, usize>>,
 ) -> Result<(KubernetesProvider, watch::Receiver<Arc<Resources>>), Error> {
     let lease = args.lease()?;
     let mut config = kube::Config::infer().await?;
@@ -265,6 +267,7 @@ pub async fn start(
         statuses,
         leader_rx.clone(),
         shared.raw_changed.subscribe(),
+        envoys_in_step,
     )));
     Ok((
         KubernetesProvider {

@@ -20,6 +20,9 @@ pub struct SnapshotCache {
     /// (group, type URL) -> the last NACK that is still in effect.
     nacks: Mutex<BTreeMap<(String, String), NackRecord>>,
     metrics: Option<Arc<Metrics>>,
+    /// Group -> how many of its connected Envoys have accepted everything they were
+    /// sent (at least once since they connected).
+    in_step: watch::Sender<BTreeMap<String, usize>>,
 }
 
 /// The last response of one type that an Envoy of a group rejected.
@@ -201,6 +204,30 @@ impl SnapshotCache {
     }
 
     /// The NACKs still in effect, sorted by group and type.
+    /// An Envoy of `group` accepted everything it was sent.
+    pub fn envoy_in_step(&self, group: &str) {
+        self.in_step
+            .send_modify(|counts| *counts.entry(group.to_string()).or_default() += 1);
+    }
+
+    /// An Envoy counted by [`Self::envoy_in_step`] disconnected.
+    pub fn envoy_gone(&self, group: &str) {
+        self.in_step.send_modify(|counts| {
+            if let Some(count) = counts.get_mut(group) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(group);
+                }
+            }
+        });
+    }
+
+    /// The groups with at least one connected Envoy that has its config; it changes
+    /// whenever that set might have.
+    pub fn envoys_in_step(&self) -> watch::Receiver<BTreeMap<String, usize>> {
+        self.in_step.subscribe()
+    }
+
     pub fn nacks(&self) -> Vec<NackRecord> {
         lock(&self.nacks).values().cloned().collect()
     }

@@ -563,6 +563,16 @@ struct StreamInfo {
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
     nonces: u64,
+    /// Counted among its Gateway's Envoys that have their config.
+    in_step: bool,
+}
+
+impl Drop for StreamInfo {
+    fn drop(&mut self) {
+        if self.in_step {
+            self.cache.envoy_gone(&self.group);
+        }
+    }
 }
 
 impl StreamInfo {
@@ -574,6 +584,14 @@ impl StreamInfo {
             cache: shared.cache.clone(),
             metrics: shared.metrics.clone(),
             nonces: 0,
+            in_step: false,
+        }
+    }
+
+    /// Everything this stream was sent is accepted: its Envoy has its Gateway's config.
+    fn in_step(&mut self) {
+        if !std::mem::replace(&mut self.in_step, true) {
+            self.cache.envoy_in_step(&self.group);
         }
     }
 

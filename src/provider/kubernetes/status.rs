@@ -7,8 +7,14 @@
 //! Only objects translation produced a status for are touched, i.e. the ones gantry
 //! manages. gantry's own writes come back as watch events that change no input, so
 //! they trigger no translation, and the comparison finds nothing to write.
+//!
+//! A Gateway translation calls Programmed is written `Programmed=False`, reason
+//! `NoResources` (Envoy Gateway's while no Envoy replica is available), until at
+//! least one Envoy of that Gateway has accepted everything gantry sent it, and
+//! again once none that had is connected any more. Offline `translate` has no
+//! Envoy and reports what the snapshot programs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +27,7 @@ use super::store::display_key;
 use crate::metrics::Metrics;
 use crate::status_times::FilledStatus;
 use crate::status_times::keep_transition_times;
+use crate::translate::conditions::condition_type::PROGRAMMED;
 
 /// How long object changes must be quiet before the writer compares again.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -64,6 +71,7 @@ impl StatusWriter {
         mut desired: watch::Receiver<Arc<Vec<FilledStatus>>>,
         mut leader: watch::Receiver<bool>,
         mut objects: watch::Receiver<u64>,
+        mut envoys: watch::Receiver<BTreeMap<String, usize>>,
     ) {
         if desired.changed().await.is_err() {
             return;
@@ -72,11 +80,13 @@ impl StatusWriter {
         loop {
             if *leader.borrow_and_update() {
                 let statuses = desired.borrow_and_update().clone();
+                let served: BTreeSet<String> = envoys.borrow_and_update().keys().cloned().collect();
                 objects.borrow_and_update();
-                retry = self.reconcile(&statuses, &leader).await;
+                retry = self.reconcile(&statuses, &served, &leader).await;
             }
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
+                changed = envoys.changed() => if changed.is_err() { return },
                 changed = leader.changed() => if changed.is_err() { return },
                 changed = objects.changed() => {
                     if changed.is_err() { return }
@@ -91,6 +101,7 @@ impl StatusWriter {
     async fn reconcile(
         &mut self,
         statuses: &[FilledStatus],
+        served: &BTreeSet<String>,
         leader: &watch::Receiver<bool>,
     ) -> bool {
         let mut retry = false;
@@ -116,7 +127,12 @@ impl StatusWriter {
                 self.pending.remove(&key);
             }
             let existing = current.data.get("status").cloned().unwrap_or(Value::Null);
-            let wanted = merge(&existing, &status.status, &self.controller_name);
+            let ours = if key.0 == "Gateway" && !served.contains(&format!("{}/{}", key.1, key.2)) {
+                unserved(&status.status)
+            } else {
+                (*status.status).clone()
+            };
+            let wanted = merge(&existing, &ours, &self.controller_name);
             if wanted == existing {
                 continue;
             }
@@ -157,6 +173,24 @@ impl StatusWriter {
         }
         retry
     }
+}
+
+/// A Gateway's status while no Envoy of it has its configuration: Programmed, if
+/// translation says True, becomes False with Envoy Gateway's reason.
+fn unserved(status: &Value) -> Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for condition in conditions {
+            if condition["type"] == PROGRAMMED && condition["status"] == "True" {
+                condition["status"] = "False".into();
+                condition["reason"] = "NoResources".into();
+                condition["message"] = "No Envoy of this Gateway has accepted its configuration \
+                     yet: run one (`gantry deploy`) with this Gateway's client certificate"
+                    .into();
+            }
+        }
+    }
+    status
 }
 
 /// Waits until `objects` has been quiet for [`SETTLE`]: a burst of events (gantry's

@@ -417,9 +417,17 @@ impl Delta {
                 self.stream
                     .nacked(type_url, &answered.version, nonce, answered.names, error)
             }
-            None => self
-                .stream
-                .acked(type_url, nonce, Some(&answered.names), answered.sent),
+            None => {
+                self.stream
+                    .acked(type_url, nonce, Some(&answered.names), answered.sent);
+                // Everything sent is accepted and nothing waits: this Envoy has its config.
+                let in_step = self.types.contains_key(type_url::LISTENER)
+                    && !self.rollout.hold
+                    && self.types.values().all(|t| t.in_flight.is_empty());
+                if in_step {
+                    self.stream.in_step();
+                }
+            }
         }
     }
 

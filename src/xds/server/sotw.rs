@@ -143,7 +143,17 @@ impl Sotw {
             }
             None => {
                 let sent = state.sent_at.unwrap_or_else(std::time::Instant::now);
-                self.stream.acked(type_url, &state.nonce, None, sent)
+                self.stream.acked(type_url, &state.nonce, None, sent);
+                // Everything sent is accepted and nothing waits: this Envoy has its config.
+                let in_step = self.types.contains_key(type_url::LISTENER)
+                    && !self.rollout.hold
+                    && self
+                        .types
+                        .values()
+                        .all(|t| t.answered || t.nonce.is_empty());
+                if in_step {
+                    self.stream.in_step();
+                }
             }
         }
         false
