@@ -19,6 +19,12 @@ use crate::bootstrap::{AdsKind, Bootstrap, READY_PATH, XdsClientTls};
 use crate::certgen;
 use crate::translate::gateway::bind_port;
 
+/// Labels of every object `gantry deploy` generates; gantry finds a Gateway's Envoy
+/// Service by them (for the Gateway's `status.addresses`).
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "gantry";
+
 /// Where the Envoy pod mounts the Secret `gantry certgen --kubernetes` writes.
 pub const XDS_TLS_MOUNT: &str = "/etc/gantry/xds";
 /// Where the pod mounts its bootstrap ConfigMap.
@@ -85,8 +91,8 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
     let labels = json!({
         "app.kubernetes.io/name": app,
         "app.kubernetes.io/component": "proxy",
-        "app.kubernetes.io/managed-by": "gantry",
-        "gateway.networking.k8s.io/gateway-name": name,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        GATEWAY_NAME_LABEL: name,
     });
     let selector = json!({"app.kubernetes.io/name": app});
     let ready_port = READY_ADDRESS.parse::<SocketAddr>()?.port();

@@ -645,3 +645,40 @@ fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others()
         (!problems.contains("kubernetes ReferenceGrant")).then_some(())
     });
 }
+
+/// A Gateway's `status.addresses` are its Envoy Service's (the one `gantry deploy`
+/// generates): the cluster IP until the load balancer has an ingress address.
+#[test]
+fn gateway_addresses_come_from_its_envoy_service() {
+    let fake = FakeKube::start();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", 18080));
+    fake.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "envoy-eg", "namespace": "default", "labels": {
+            "gateway.networking.k8s.io/gateway-name": "eg",
+            "app.kubernetes.io/managed-by": "gantry",
+        }},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10",
+                 "ports": [{"name": "port-80", "port": 80}]},
+    }));
+    let _gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let addresses = || fake.status("Gateway", "default", "eg")["addresses"].clone();
+    common::poll("the cluster IP in the Gateway's addresses", || {
+        (addresses() == json!([{"type": "IPAddress", "value": "10.96.0.10"}])).then_some(())
+    });
+    fake.set_status(
+        "Service",
+        "default",
+        "envoy-eg",
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}, {"hostname": "lb.example.com"}]}}),
+    );
+    common::poll("the load balancer's addresses", || {
+        (addresses()
+            == json!([
+                {"type": "IPAddress", "value": "192.0.2.7"},
+                {"type": "Hostname", "value": "lb.example.com"},
+            ]))
+        .then_some(())
+    });
+}

@@ -154,6 +154,28 @@ impl Shared {
         Some((self.kinds[index].resource.clone(), object))
     }
 
+    /// The Services in `namespace` whose labels include every one of `labels`, as
+    /// the API last sent them.
+    pub fn services_labelled(
+        &self,
+        namespace: &str,
+        labels: &[(&str, &str)],
+    ) -> Vec<Arc<DynamicObject>> {
+        let Some(index) = self.kinds.iter().position(|k| k.resource.kind == "Service") else {
+            return vec![];
+        };
+        self.stores()[index]
+            .in_namespace(namespace)
+            .filter(|service| {
+                let have = service.metadata.labels.as_ref();
+                labels.iter().all(|(key, value)| {
+                    have.and_then(|l| l.get(*key)).map(String::as_str) == Some(*value)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     fn synced(&self) -> bool {
         self.stores().iter().all(|s| s.synced)
     }

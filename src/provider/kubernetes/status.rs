@@ -13,13 +13,17 @@
 //! least one Envoy of that Gateway has accepted everything gantry sent it, and
 //! again once none that had is connected any more. Offline `translate` has no
 //! Envoy and reports what the snapshot programs.
+//!
+//! A Gateway's `status.addresses` are those of its Envoy Service (the one `gantry
+//! deploy` generates, found by its labels): the load balancer's ingress IPs and
+//! host names, else its cluster IP.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, PostParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::Shared;
@@ -127,11 +131,18 @@ impl StatusWriter {
                 self.pending.remove(&key);
             }
             let existing = current.data.get("status").cloned().unwrap_or(Value::Null);
-            let ours = if key.0 == "Gateway" && !served.contains(&format!("{}/{}", key.1, key.2)) {
-                unserved(&status.status)
-            } else {
-                (*status.status).clone()
-            };
+            let mut ours =
+                if key.0 == "Gateway" && !served.contains(&format!("{}/{}", key.1, key.2)) {
+                    unserved(&status.status)
+                } else {
+                    (*status.status).clone()
+                };
+            if key.0 == "Gateway" {
+                let addresses = self.envoy_addresses(&key.1, &key.2);
+                if !addresses.is_empty() {
+                    ours["addresses"] = Value::Array(addresses);
+                }
+            }
             let wanted = merge(&existing, &ours, &self.controller_name);
             if wanted == existing {
                 continue;
@@ -172,6 +183,39 @@ impl StatusWriter {
             }
         }
         retry
+    }
+}
+
+impl StatusWriter {
+    /// The addresses of the Envoy Service of Gateway `namespace/name`, as Gateway
+    /// `status.addresses` entries.
+    fn envoy_addresses(&self, namespace: &str, name: &str) -> Vec<Value> {
+        let labels = [
+            (crate::deploy::GATEWAY_NAME_LABEL, name),
+            (crate::deploy::MANAGED_BY_LABEL, crate::deploy::MANAGED_BY),
+        ];
+        let services = self.shared.services_labelled(namespace, &labels);
+        let mut addresses: Vec<Value> = (services.iter())
+            .flat_map(|service| {
+                let ingress = service.data["status"]["loadBalancer"]["ingress"].as_array();
+                ingress.into_iter().flatten().filter_map(|entry| {
+                    match (entry["ip"].as_str(), entry["hostname"].as_str()) {
+                        (Some(ip), _) => Some(json!({"type": "IPAddress", "value": ip})),
+                        (None, Some(host)) => Some(json!({"type": "Hostname", "value": host})),
+                        (None, None) => None,
+                    }
+                })
+            })
+            .collect();
+        if addresses.is_empty() {
+            addresses = (services.iter())
+                .filter_map(|service| service.data["spec"]["clusterIP"].as_str())
+                .filter(|ip| !ip.is_empty() && *ip != "None")
+                .map(|ip| json!({"type": "IPAddress", "value": ip}))
+                .collect();
+        }
+        addresses.dedup();
+        addresses
     }
 }
 

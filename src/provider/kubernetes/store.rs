@@ -72,6 +72,16 @@ impl KindStore {
         self.synced && self.unavailable.is_none()
     }
 
+    /// The objects of one namespace, as the API last sent them.
+    pub fn in_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<DynamicObject>> + 'a {
+        (self.objects.iter())
+            .filter(move |((ns, _), _)| ns == namespace)
+            .map(|(_, stored)| &stored.raw)
+    }
+
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DynamicObject>> {
         self.objects
             .get(&(namespace.to_string(), name.to_string()))
