@@ -127,8 +127,13 @@ impl Bootstrap {
             AdsKind::Delta => api_config_source::ApiType::DeltaGrpc,
             AdsKind::Sotw => api_config_source::ApiType::Grpc,
         };
+        // With a readiness listener, Envoy must not finish starting (and open it)
+        // without its configuration: wait for the first LDS and CDS for ever, not
+        // Envoy's default 15 s.
+        let initial_fetch_timeout = self.ready_address.map(|_| millis(0));
         let from_ads = || ConfigSource {
             resource_api_version: ApiVersion::V3 as i32,
+            initial_fetch_timeout,
             config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
                 AggregatedConfigSource {},
             )),

@@ -245,6 +245,8 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<()> {
     for (name, contents, private) in files {
         let path = dir.join(name);
         let temporary = dir.join(format!(".{name}.tmp"));
+        // A leftover temporary file keeps its mode when opened: start afresh.
+        let _ = std::fs::remove_file(&temporary);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

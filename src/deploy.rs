@@ -5,7 +5,8 @@
 //! --kubernetes` puts in the Secret `gantry-xds-<name>`, and a readiness listener on
 //! the pod IP), a Deployment (every listener port as Envoy binds it, a readiness
 //! probe on that listener, resources, non-root with a read-only root filesystem, a
-//! pause before shutdown so that endpoints are removed before Envoy stops), a
+//! pause before SIGTERM so that the pod leaves the load balancer before Envoy
+//! exits: stock Envoy does not drain on SIGTERM), a
 //! Service mapping each Gateway port to the port Envoy binds (+10000 below 1024),
 //! and a PodDisruptionBudget.
 
@@ -144,8 +145,8 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                             "args": [
                                 "-c", format!("{BOOTSTRAP_MOUNT}/bootstrap.yaml"),
                                 "--service-node", "$(POD_NAME)",
+                                // How long listeners changed or removed over xDS drain.
                                 "--drain-time-s", "15",
-                                "--drain-strategy", "immediate",
                             ],
                             "env": [{
                                 "name": "POD_NAME",
@@ -158,7 +159,8 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                                 "failureThreshold": 1,
                             },
                             // The load balancer stops sending new connections before
-                            // Envoy gets SIGTERM.
+                            // Envoy gets SIGTERM, on which stock Envoy exits at once
+                            // (the sleep action needs Kubernetes 1.30 or later).
                             "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},

@@ -647,9 +647,11 @@ fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others()
 }
 
 /// A Gateway's `status.addresses` are its Envoy Service's (the one `gantry deploy`
-/// generates): the cluster IP until the load balancer has an ingress address.
+/// generates): the cluster IP until the load balancer has an ingress address. With
+/// no Envoy connected to this replica, the Gateway is Programmed once a pod behind
+/// that Service is ready (an Envoy reading from another replica).
 #[test]
-fn gateway_addresses_come_from_its_envoy_service() {
+fn gateway_addresses_and_programmed_come_from_its_envoy_service() {
     let fake = FakeKube::start();
     fake.apply_yaml(CLASS);
     fake.apply_yaml(&gateway("eg", 18080));
@@ -680,5 +682,30 @@ fn gateway_addresses_come_from_its_envoy_service() {
                 {"type": "Hostname", "value": "lb.example.com"},
             ]))
         .then_some(())
+    });
+
+    let programmed = || {
+        let status = fake.status("Gateway", "default", "eg");
+        condition(&status["conditions"], "Programmed").map(|c| c["reason"].clone())
+    };
+    assert_eq!(programmed(), Some(json!("NoResources")));
+    let slice = |ready: bool| {
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "envoy-eg-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "envoy-eg"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": ready}}],
+            "ports": [{"name": "port-80", "port": 10080}],
+        })
+    };
+    fake.apply(slice(false));
+    fake.apply(slice(true));
+    common::poll("Programmed once an Envoy pod is ready", || {
+        (programmed() == Some(json!("Programmed"))).then_some(())
+    });
+    fake.apply(slice(false));
+    common::poll("NoResources once none is", || {
+        (programmed() == Some(json!("NoResources"))).then_some(())
     });
 }

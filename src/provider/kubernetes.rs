@@ -154,14 +154,15 @@ impl Shared {
         Some((self.kinds[index].resource.clone(), object))
     }
 
-    /// The Services in `namespace` whose labels include every one of `labels`, as
-    /// the API last sent them.
-    pub fn services_labelled(
+    /// The objects of `kind` in `namespace` whose labels include every one of
+    /// `labels`, as the API last sent them.
+    pub fn labelled(
         &self,
+        kind: &str,
         namespace: &str,
         labels: &[(&str, &str)],
     ) -> Vec<Arc<DynamicObject>> {
-        let Some(index) = self.kinds.iter().position(|k| k.resource.kind == "Service") else {
+        let Some(index) = self.kinds.iter().position(|k| k.resource.kind == kind) else {
             return vec![];
         };
         self.stores()[index]
@@ -389,17 +390,18 @@ async fn watch_kind(
     }
 }
 
-/// kube-runtime's watcher backs off at most 30 s (with jitter) between retries of
-/// a failing watch; this long without another error, the watch runs again.
-const RECOVERED_AFTER_QUIET: Duration = Duration::from_secs(60);
+/// kube-runtime's watcher waits at most 30 s between retries of a failing watch,
+/// plus a jitter of up to as much again (backon's), and a request to an
+/// unreachable server takes up to the client's 30 s connect timeout to fail: this
+/// long without another error, the watch runs again.
+const RECOVERED_AFTER_QUIET: Duration = Duration::from_secs(150);
 
 /// Why the API will not list a kind, when a retry cannot help: 404, it does not
 /// serve the kind at all (its CRD is not installed); 403, gantry's RBAC does not
-/// grant it.
+/// grant it. Only a failed list says so: after a watch fails to start, the watcher
+/// resumes from the objects it has without listing again, so they must stay.
 fn unavailable(e: &watcher::Error) -> Option<&'static str> {
-    let (watcher::Error::InitialListFailed(kube::Error::Api(status))
-    | watcher::Error::WatchStartFailed(kube::Error::Api(status))) = e
-    else {
+    let watcher::Error::InitialListFailed(kube::Error::Api(status)) = e else {
         return None;
     };
     match status.code {

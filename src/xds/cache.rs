@@ -203,7 +203,6 @@ impl SnapshotCache {
         }
     }
 
-    /// The NACKs still in effect, sorted by group and type.
     /// An Envoy of `group` accepted everything it was sent.
     pub fn envoy_in_step(&self, group: &str) {
         self.in_step
@@ -228,6 +227,7 @@ impl SnapshotCache {
         self.in_step.subscribe()
     }
 
+    /// The NACKs still in effect, sorted by group and type.
     pub fn nacks(&self) -> Vec<NackRecord> {
         lock(&self.nacks).values().cloned().collect()
     }

@@ -54,6 +54,8 @@ struct AdsServer {
     shutdown: Option<watch::Receiver<bool>>,
     /// See [`WARMING_WAIT`].
     warming_wait: Duration,
+    /// Connections come through mutual TLS: every stream must carry a certificate.
+    mutual_tls: bool,
 }
 
 /// The ADS service, to mount on a tonic server. Its streams end when the client goes
@@ -64,6 +66,7 @@ pub fn ads_service(cache: Arc<SnapshotCache>, metrics: Arc<Metrics>) -> AdsServi
         metrics,
         shutdown: None,
         warming_wait: WARMING_WAIT,
+        mutual_tls: false,
     })
 }
 
@@ -109,6 +112,7 @@ async fn serve_on(
         metrics: metrics.clone(),
         shutdown: Some(stopped),
         warming_wait,
+        mutual_tls: tls.is_some(),
     });
     let signal = async {
         shutdown.await;
@@ -151,13 +155,20 @@ enum Peer {
 }
 
 impl Peer {
-    fn of<T>(request: &Request<T>) -> Peer {
-        match request.peer_certs() {
-            None => Peer::Plaintext,
-            Some(chain) => match chain.first().and_then(tls::gateway_of_certificate) {
-                Some(gateway) => Peer::Gateway(gateway),
-                None => Peer::Unnamed,
-            },
+    /// Decided by the server's transport, not by what a request carries: behind
+    /// mutual TLS a request without a certificate names no Gateway.
+    fn of<T>(request: &Request<T>, mutual_tls: bool) -> Peer {
+        if !mutual_tls {
+            return Peer::Plaintext;
+        }
+        let chain = request.peer_certs();
+        match chain
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(tls::gateway_of_certificate)
+        {
+            Some(gateway) => Peer::Gateway(gateway),
+            None => Peer::Unnamed,
         }
     }
 
@@ -194,7 +205,7 @@ impl AdsServer {
         request: Request<grpc::Requests<P::Request>>,
     ) -> Responses<P::Response> {
         let remote = request.remote_addr();
-        let peer = Peer::of(&request);
+        let peer = Peer::of(&request, self.mutual_tls);
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let shared = Shared {
             cache: self.cache.clone(),
@@ -565,6 +576,8 @@ struct StreamInfo {
     nonces: u64,
     /// Counted among its Gateway's Envoys that have their config.
     in_step: bool,
+    /// Types whose last answered response Envoy rejected.
+    rejected: BTreeSet<&'static str>,
 }
 
 impl Drop for StreamInfo {
@@ -585,11 +598,16 @@ impl StreamInfo {
             metrics: shared.metrics.clone(),
             nonces: 0,
             in_step: false,
+            rejected: BTreeSet::new(),
         }
     }
 
-    /// Everything this stream was sent is accepted: its Envoy has its Gateway's config.
+    /// Everything this stream was sent is answered: unless Envoy rejected some of it,
+    /// its Envoy has its Gateway's config (counted once, for as long as it is connected).
     fn in_step(&mut self) {
+        if !self.rejected.is_empty() {
+            return;
+        }
         if !std::mem::replace(&mut self.in_step, true) {
             self.cache.envoy_in_step(&self.group);
         }
@@ -646,7 +664,10 @@ impl StreamInfo {
 
     /// Envoy accepted a response; `accepted` names its resources (`None`: the whole type).
     /// `sent` is when that response was sent.
-    fn acked(&self, type_url: &str, nonce: &str, accepted: Option<&[String]>, sent: Instant) {
+    fn acked(&mut self, type_url: &str, nonce: &str, accepted: Option<&[String]>, sent: Instant) {
+        if let Some(known) = known_type(type_url) {
+            self.rejected.remove(known);
+        }
         let label = self.label(type_url);
         self.metrics.acks.get_or_create(&label).inc();
         self.metrics
@@ -668,13 +689,16 @@ impl StreamInfo {
     }
 
     fn nacked(
-        &self,
+        &mut self,
         type_url: &str,
         version: &str,
         nonce: &str,
         names: Vec<String>,
         error: &RpcStatus,
     ) {
+        if let Some(known) = known_type(type_url) {
+            self.rejected.insert(known);
+        }
         self.metrics
             .nacks
             .get_or_create(&self.label(type_url))

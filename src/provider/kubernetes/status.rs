@@ -9,10 +9,11 @@
 //! they trigger no translation, and the comparison finds nothing to write.
 //!
 //! A Gateway translation calls Programmed is written `Programmed=False`, reason
-//! `NoResources` (Envoy Gateway's while no Envoy replica is available), until at
-//! least one Envoy of that Gateway has accepted everything gantry sent it, and
-//! again once none that had is connected any more. Offline `translate` has no
-//! Envoy and reports what the snapshot programs.
+//! `NoResources` (Envoy Gateway's while no Envoy replica is available), unless an
+//! Envoy of that Gateway has its configuration: one connected to this replica has
+//! accepted everything gantry sent it, or a pod of its Envoy Service is ready
+//! (which covers Envoys connected to the other replicas). Offline `translate` has
+//! no Envoy and reports what the snapshot programs.
 //!
 //! A Gateway's `status.addresses` are those of its Envoy Service (the one `gantry
 //! deploy` generates, found by its labels): the load balancer's ingress IPs and
@@ -131,12 +132,14 @@ impl StatusWriter {
                 self.pending.remove(&key);
             }
             let existing = current.data.get("status").cloned().unwrap_or(Value::Null);
-            let mut ours =
-                if key.0 == "Gateway" && !served.contains(&format!("{}/{}", key.1, key.2)) {
-                    unserved(&status.status)
-                } else {
-                    (*status.status).clone()
-                };
+            let unserved_gateway = key.0 == "Gateway"
+                && !served.contains(&format!("{}/{}", key.1, key.2))
+                && !self.envoy_pod_ready(&key.1, &key.2);
+            let mut ours = if unserved_gateway {
+                unserved(&status.status)
+            } else {
+                (*status.status).clone()
+            };
             if key.0 == "Gateway" {
                 let addresses = self.envoy_addresses(&key.1, &key.2);
                 if !addresses.is_empty() {
@@ -187,14 +190,40 @@ impl StatusWriter {
 }
 
 impl StatusWriter {
-    /// The addresses of the Envoy Service of Gateway `namespace/name`, as Gateway
-    /// `status.addresses` entries.
-    fn envoy_addresses(&self, namespace: &str, name: &str) -> Vec<Value> {
+    /// The Envoy Services of Gateway `namespace/name`: the ones `gantry deploy`
+    /// generates, by their labels.
+    fn envoy_services(&self, namespace: &str, name: &str) -> Vec<Arc<DynamicObject>> {
         let labels = [
             (crate::deploy::GATEWAY_NAME_LABEL, name),
             (crate::deploy::MANAGED_BY_LABEL, crate::deploy::MANAGED_BY),
         ];
-        let services = self.shared.services_labelled(namespace, &labels);
+        self.shared.labelled("Service", namespace, &labels)
+    }
+
+    /// Whether an Envoy pod of Gateway `namespace/name` is ready, whichever gantry
+    /// replica it reads from: its readiness probe (`/ready` of the listener `gantry
+    /// deploy` gives it) passes only once Envoy has its first configuration, and its
+    /// Service's EndpointSlices say so.
+    fn envoy_pod_ready(&self, namespace: &str, name: &str) -> bool {
+        self.envoy_services(namespace, name).iter().any(|service| {
+            let service_name = service.metadata.name.as_deref().unwrap_or_default();
+            let slices = self.shared.labelled(
+                "EndpointSlice",
+                namespace,
+                &[("kubernetes.io/service-name", service_name)],
+            );
+            slices.iter().any(|slice| {
+                let endpoints = slice.data["endpoints"].as_array();
+                // A missing `ready` means ready, as the EndpointSlice API says.
+                (endpoints.into_iter().flatten()).any(|e| e["conditions"]["ready"] != false)
+            })
+        })
+    }
+
+    /// The addresses of the Envoy Service of Gateway `namespace/name`, as Gateway
+    /// `status.addresses` entries.
+    fn envoy_addresses(&self, namespace: &str, name: &str) -> Vec<Value> {
+        let services = self.envoy_services(namespace, name);
         let mut addresses: Vec<Value> = (services.iter())
             .flat_map(|service| {
                 let ingress = service.data["status"]["loadBalancer"]["ingress"].as_array();
