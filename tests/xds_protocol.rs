@@ -1128,6 +1128,47 @@ async fn a_nack_is_counted_recorded_and_not_resent(p: Protocol) {
 
 for_both_protocols!(a_nack_is_counted_recorded_and_not_resent);
 
+/// How many Envoys of [`GROUP`] have their config, as the Kubernetes status writer
+/// reads it (for the Gateway's Programmed condition).
+async fn envoys_in_step(h: &Harness, expected: usize) {
+    let mut counts = h.cache.envoys_in_step();
+    let reached = tokio::time::timeout(
+        Duration::from_secs(10),
+        counts.wait_for(|c| c.get(GROUP).copied().unwrap_or(0) == expected),
+    )
+    .await
+    .is_ok_and(|waited| waited.is_ok());
+    assert!(reached, "{expected} Envoys in step: {:?}", *counts.borrow());
+}
+
+/// An Envoy counts as having its config once it has accepted everything it was
+/// sent, not while it has rejected listeners; it stops counting when it goes.
+async fn an_envoy_has_its_config_once_it_accepted_everything(p: Protocol) {
+    let config = Config::base();
+    let h = Harness::start(&[(GROUP, &config)]).await;
+    let mut envoy = Client::connect(h.address, p, GROUP, "envoy-1").await;
+    envoy.fetch(CLUSTER, &[], &["a", "b"]).await;
+    envoy.subscribe(LISTENER, &[]).await;
+    let listeners = envoy.expect(summary(LISTENER, &["l1"], &[])).await;
+    envoy.nack(&listeners, "listener l1: bad address").await;
+    envoy.quiet("after the NACK").await;
+    // A cluster change it accepts does not undo the rejected listeners.
+    let config = config.with(CLUSTER, "a", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.accept(p.sends(CLUSTER, &["a"], &["a", "b"])).await;
+    envoy.quiet("after the cluster update").await;
+    envoys_in_step(&h, 0).await;
+
+    let config = config.with(LISTENER, "l1", 2);
+    h.set(&[(GROUP, &config)]);
+    envoy.accept(summary(LISTENER, &["l1"], &[])).await;
+    envoys_in_step(&h, 1).await;
+    drop(envoy);
+    envoys_in_step(&h, 0).await;
+}
+
+for_both_protocols!(an_envoy_has_its_config_once_it_accepted_everything);
+
 #[tokio::test]
 async fn sotw_an_answer_to_a_superseded_response_is_ignored() {
     let config = Config::base();
