@@ -65,6 +65,8 @@ pub struct Metrics {
     /// Kubernetes provider: 1 while a kind's watch is listed and streaming, 0 after an error.
     pub kubernetes_watch_healthy: Family<KindLabel, Gauge>,
     pub kubernetes_watch_errors: Family<KindLabel, Counter>,
+    /// Kubernetes provider: Secret and ConfigMap changes nothing refers to (no translation).
+    pub kubernetes_unreferenced_changes: Family<KindLabel, Counter>,
     /// Kubernetes provider: 1 while this replica holds the leader Lease (and so writes status).
     pub leader: Gauge,
     pub status_writes: Counter,
@@ -146,6 +148,12 @@ impl Default for Metrics {
             "Watch errors per kind, each followed by a retry with backoff (Kubernetes provider)",
             kubernetes_watch_errors.clone(),
         );
+        let kubernetes_unreferenced_changes = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "kubernetes_unreferenced_changes",
+            "Secret and ConfigMap changes no other object names, so not translated (Kubernetes provider)",
+            kubernetes_unreferenced_changes.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -168,6 +176,7 @@ impl Default for Metrics {
             registry,
             kubernetes_watch_healthy,
             kubernetes_watch_errors,
+            kubernetes_unreferenced_changes,
             leader,
             status_writes,
             status_write_errors,

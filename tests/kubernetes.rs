@@ -709,3 +709,46 @@ fn gateway_addresses_and_programmed_come_from_its_envoy_service() {
         (programmed() == Some(json!("NoResources"))).then_some(())
     });
 }
+
+/// A change to a Secret nothing names (a Helm release, say) is counted and not
+/// translated; a change to one a Gateway names is translated.
+#[test]
+fn a_change_to_a_secret_nothing_refers_to_is_not_translated() {
+    let fake = FakeKube::start();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&objects::gateway_yaml(
+        "eg",
+        "    - {name: https, protocol: HTTPS, port: 18443, tls: {certificateRefs: [{name: www-cert}]}}\n",
+    ));
+    let secret = |name: &str, value: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+               "metadata": {"name": name, "namespace": "default"}, "data": {"x": value}})
+    };
+    fake.apply(secret("www-cert", "YQ=="));
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    debug_status(&gantry);
+    let translations = || metric(&gantry, "gantry_translations_total").unwrap();
+    let unreferenced = || {
+        metric(
+            &gantry,
+            "gantry_kubernetes_unreferenced_changes_total{kind=\"Secret\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = translations();
+    fake.apply(secret("helm-release", "Yg=="));
+    fake.apply(secret("helm-release", "Yw=="));
+    common::poll("two unreferenced Secret changes counted", || {
+        (unreferenced() == 2.0).then_some(())
+    });
+    assert_eq!(
+        translations(),
+        before,
+        "an unreferenced Secret was translated"
+    );
+    fake.apply(secret("www-cert", "Yw=="));
+    common::poll("the Gateway's Secret change translated", || {
+        (translations() > before).then_some(())
+    });
+    assert_eq!(unreferenced(), 2.0);
+}

@@ -353,8 +353,23 @@ async fn watch_kind(
                 if matches!(event, watcher::Event::InitDone) {
                     tracing::debug!(kind = %resource.kind, "listed");
                 }
+                let changed_name = match &event {
+                    watcher::Event::Apply(o) | watcher::Event::Delete(o) => o.metadata.name.clone(),
+                    _ => None,
+                };
                 let mut store = shared.stores();
-                let change = store[index].apply(event);
+                let mut change = store[index].apply(event);
+                if change.input
+                    && let Some(name) = changed_name
+                    && !referenced(&store, &resource.kind, &name)
+                {
+                    tracing::debug!(kind = %resource.kind, name, "nothing refers to it: not translated");
+                    metrics
+                        .kubernetes_unreferenced_changes
+                        .get_or_create(&label)
+                        .inc();
+                    change.input = false;
+                }
                 // Healthy again once listed, also when a watch resumes without a relist.
                 if store[index].listed() && healthy.get() == 0 {
                     tracing::info!(kind = %resource.kind, "watch healthy");
@@ -388,6 +403,31 @@ async fn watch_kind(
         };
         shared.record(change);
     }
+}
+
+/// Kinds whose objects other objects refer to by name, and that refer to nothing
+/// gantry translates themselves: a change to one nothing names changes no output.
+const REFERENCED_ONLY: [&str; 2] = ["Secret", "ConfigMap"];
+/// Kinds that cannot refer to a Secret or ConfigMap.
+const NEVER_REFERRING: [&str; 5] = [
+    "Secret",
+    "ConfigMap",
+    "Service",
+    "EndpointSlice",
+    "Namespace",
+];
+
+/// Whether a changed Secret or ConfigMap `name` may matter to translation: some
+/// object of a kind that can refer to one has `name` as a string value anywhere
+/// (in any namespace; a match by name alone errs towards translating). Other kinds
+/// always matter.
+fn referenced(stores: &[KindStore], kind: &str, name: &str) -> bool {
+    if !REFERENCED_ONLY.contains(&kind) {
+        return true;
+    }
+    (stores.iter())
+        .filter(|s| !NEVER_REFERRING.contains(&s.kind()))
+        .any(|s| s.mentions(name))
 }
 
 /// kube-runtime's watcher waits at most 30 s between retries of a failing watch,

@@ -67,6 +67,22 @@ impl KindStore {
         &self.resource.kind
     }
 
+    /// Whether any object of this kind has `name` as a string value anywhere: a
+    /// reference to a Secret or ConfigMap of that name can only be such a value.
+    pub fn mentions(&self, name: &str) -> bool {
+        fn walk(value: &serde_json::Value, name: &str) -> bool {
+            match value {
+                serde_json::Value::String(s) => s == name,
+                serde_json::Value::Array(items) => items.iter().any(|v| walk(v, name)),
+                serde_json::Value::Object(map) => map.values().any(|v| walk(v, name)),
+                _ => false,
+            }
+        }
+        self.objects
+            .values()
+            .any(|stored| walk(&stored.input, name))
+    }
+
     /// Listed, and not found forbidden or not served since.
     pub fn listed(&self) -> bool {
         self.synced && self.unavailable.is_none()
