@@ -40,9 +40,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter as ListenerFilter, FilterChain, Listener, filter as listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::{
-    HeaderMatcher, RouteConfiguration, header_matcher,
-};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
@@ -54,11 +52,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
 use crate::certgen;
+use crate::xds::build::common::{header_matcher, string_match};
 use crate::xds::render;
 
 /// The static cluster the ADS stream goes to.
@@ -282,12 +280,7 @@ impl XdsClientTls {
                 ..Default::default()
             }),
         };
-        let server_name = StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::Exact(
-                self.server_name.clone(),
-            )),
-            ..Default::default()
-        };
+        let server_name = string_match(&self.server_name, false);
         let context = UpstreamTlsContext {
             sni: self.server_name.clone(),
             common_tls_context: Some(CommonTlsContext {
@@ -342,16 +335,7 @@ fn ready_listener(address: &SocketAddr) -> Listener {
     };
     let ready = HealthCheck {
         pass_through_mode: Some(BoolValue { value: false }),
-        headers: vec![HeaderMatcher {
-            name: ":path".into(),
-            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
-                StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::Exact(READY_PATH.into())),
-                    ..Default::default()
-                },
-            )),
-            ..Default::default()
-        }],
+        headers: vec![header_matcher(":path", READY_PATH, false)],
         ..Default::default()
     };
     let manager = hcm::HttpConnectionManager {

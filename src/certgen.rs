@@ -35,6 +35,8 @@ pub const DEFAULT_SERVER_NAME: &str = "gantry";
 pub const CERT_FILE: &str = "tls.crt";
 pub const KEY_FILE: &str = "tls.key";
 pub const CA_FILE: &str = "ca.crt";
+/// The CA's private key, kept beside `ca.crt` in the output directory only.
+const CA_KEY_FILE: &str = "ca.key";
 /// SDS files of an Envoy's directory, read by the bootstrap's TLS transport socket and
 /// re-read whenever a file is moved into that directory (rotation without a restart).
 pub const CLIENT_CERT_SDS_FILE: &str = "xds-client-certificate.yaml";
@@ -177,6 +179,14 @@ fn leaf(
 /// The files of one directory: (file name, contents, private).
 pub type Files = Vec<(&'static str, String, bool)>;
 
+/// The CA, kept so that the next run signs with it.
+fn ca_files(issued: &Issued) -> Files {
+    vec![
+        (CA_FILE, issued.ca.cert.clone(), false),
+        (CA_KEY_FILE, issued.ca.key.clone(), true),
+    ]
+}
+
 /// What `--xds-tls-dir` of `gantry serve` reads.
 pub fn server_files(issued: &Issued) -> Files {
     vec![
@@ -264,7 +274,7 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<()> {
 
 /// The CA in `out` (`ca.crt`, `ca.key`), if a previous run wrote one.
 pub fn read_ca(out: &Path) -> Result<Option<Pem>> {
-    let (cert, key) = (out.join(CA_FILE), out.join("ca.key"));
+    let (cert, key) = (out.join(CA_FILE), out.join(CA_KEY_FILE));
     match (cert.exists(), key.exists()) {
         (false, false) => Ok(None),
         (true, true) => Ok(Some(Pem {
@@ -283,13 +293,7 @@ pub fn read_ca(out: &Path) -> Result<Option<Pem>> {
 /// `certgen --out-dir`: the CA (kept for the next run), gantry's directory and one
 /// directory per Gateway. Returns the directories written.
 pub fn write_all(out: &Path, issued: &Issued) -> Result<Vec<PathBuf>> {
-    write_files(
-        out,
-        &vec![
-            (CA_FILE, issued.ca.cert.clone(), false),
-            ("ca.key", issued.ca.key.clone(), true),
-        ],
-    )?;
+    write_files(out, &ca_files(issued))?;
     let server_dir = out.join("gantry");
     write_files(&server_dir, &server_files(issued))?;
     let mut written = vec![server_dir];
@@ -334,14 +338,7 @@ pub fn kubernetes_secrets(namespace: &str, issued: &Issued) -> Result<String> {
         })
     };
     let mut documents = vec![
-        secret(
-            namespace,
-            CA_SECRET,
-            &vec![
-                (CA_FILE, issued.ca.cert.clone(), false),
-                ("ca.key", issued.ca.key.clone(), true),
-            ],
-        ),
+        secret(namespace, CA_SECRET, &ca_files(issued)),
         secret(namespace, SERVER_SECRET, &server_files(issued)),
     ];
     for (gateway, pem) in &issued.gateways {

@@ -119,7 +119,7 @@ pub(super) fn header_option(
     }
 }
 
-pub(super) fn string_match(value: &str, regex: bool) -> matcher::StringMatcher {
+pub(crate) fn string_match(value: &str, regex: bool) -> matcher::StringMatcher {
     matcher::StringMatcher {
         match_pattern: Some(if regex {
             matcher::string_matcher::MatchPattern::SafeRegex(regex_matcher(value))
@@ -137,7 +137,7 @@ pub(super) fn regex_matcher(regex: &str) -> matcher::RegexMatcher {
     }
 }
 
-pub(super) fn header_matcher(name: &str, value: &str, regex: bool) -> route::HeaderMatcher {
+pub(crate) fn header_matcher(name: &str, value: &str, regex: bool) -> route::HeaderMatcher {
     route::HeaderMatcher {
         name: name.to_string(),
         header_match_specifier: Some(route::header_matcher::HeaderMatchSpecifier::StringMatch(

@@ -12,7 +12,7 @@ use crate::xds::snapshot::{EncodedPart, Resource, Snapshot, type_url};
 
 mod access_log;
 mod cluster;
-mod common;
+pub(crate) mod common;
 mod connection;
 mod custom_response;
 mod dns;
