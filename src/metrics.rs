@@ -31,6 +31,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// A Kubernetes kind watched in one namespace, e.g. Secrets where a Gateway names one.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespacedKindLabel {
+    pub kind: String,
+    pub namespace: String,
+}
+
 /// Why the xDS server refused a connection or a stream.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -65,6 +72,7 @@ pub struct Metrics {
     /// Kubernetes provider: 1 while a kind's watch is listed and streaming, 0 after an error.
     pub kubernetes_watch_healthy: Family<KindLabel, Gauge>,
     pub kubernetes_watch_errors: Family<KindLabel, Counter>,
+    pub kubernetes_namespace_watch_healthy: Family<NamespacedKindLabel, Gauge>,
     /// Kubernetes provider: Secret and ConfigMap changes nothing refers to (no translation).
     pub kubernetes_unreferenced_changes: Family<KindLabel, Counter>,
     /// Kubernetes provider: 1 while this replica holds the leader Lease (and so writes status).
@@ -148,10 +156,16 @@ impl Default for Metrics {
             "Watch errors per kind, each followed by a retry with backoff (Kubernetes provider)",
             kubernetes_watch_errors.clone(),
         );
+        let kubernetes_namespace_watch_healthy = Family::<NamespacedKindLabel, Gauge>::default();
+        registry.register(
+            "kubernetes_namespace_watch_healthy",
+            "1 while the watch of a kind in one namespace (Secrets and ConfigMaps where something names one) is listed and streaming (Kubernetes provider)",
+            kubernetes_namespace_watch_healthy.clone(),
+        );
         let kubernetes_unreferenced_changes = Family::<KindLabel, Counter>::default();
         registry.register(
             "kubernetes_unreferenced_changes",
-            "Secret and ConfigMap changes no other object names, so not translated (Kubernetes provider)",
+            "Changes to Secrets and ConfigMaps nothing names, in the namespaces watched for the ones named: not kept, not translated (Kubernetes provider)",
             kubernetes_unreferenced_changes.clone(),
         );
         let leader = Gauge::default();
@@ -176,6 +190,7 @@ impl Default for Metrics {
             registry,
             kubernetes_watch_healthy,
             kubernetes_watch_errors,
+            kubernetes_namespace_watch_healthy,
             kubernetes_unreferenced_changes,
             leader,
             status_writes,

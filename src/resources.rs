@@ -550,6 +550,29 @@ fn default_namespace<K: kube::Resource + Clone>(item: &mut Arc<K>, namespaced: b
 }
 
 impl Object {
+    /// The object as JSON (without what only translation adds, like HTTPRoute extras).
+    pub fn to_value(&self) -> serde_json::Value {
+        let value = match self {
+            Object::GatewayClass(o) => serde_json::to_value(o.as_ref()),
+            Object::Gateway(o) => serde_json::to_value(o.as_ref()),
+            Object::HttpRoute(o, _) => serde_json::to_value(o.as_ref()),
+            Object::GrpcRoute(o) => serde_json::to_value(o.as_ref()),
+            Object::TcpRoute(o) => serde_json::to_value(o.as_ref()),
+            Object::TlsRoute(o) => serde_json::to_value(o.as_ref()),
+            Object::ListenerSet(o) => serde_json::to_value(o.as_ref()),
+            Object::ReferenceGrant(o) => serde_json::to_value(o.as_ref()),
+            Object::Service(o) => serde_json::to_value(o.as_ref()),
+            Object::EndpointSlice(o) => serde_json::to_value(o.as_ref()),
+            Object::Secret(o) => serde_json::to_value(o.as_ref()),
+            Object::ConfigMap(o) => serde_json::to_value(o.as_ref()),
+            Object::Namespace(o) => serde_json::to_value(o.as_ref()),
+            Object::ClientTrafficPolicy(o) => serde_json::to_value(o.as_ref()),
+            Object::BackendTrafficPolicy(o) => serde_json::to_value(o.as_ref()),
+            Object::Backend(o) => serde_json::to_value(o.as_ref()),
+        };
+        value.unwrap_or_default()
+    }
+
     /// (kind, namespace, name) as written in the document; namespace "" if unset.
     pub fn key(&self) -> (&'static str, String, String) {
         let (kind, namespace, name) = self.key_ref();

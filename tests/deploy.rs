@@ -89,6 +89,9 @@ fn every_document_has_a_kind_and_a_name() {
     }
 }
 
+/// The roles match the provider's tables of kinds. (That they grant every call the
+/// provider makes, and RBAC refuses nothing, is checked in tests/kubernetes.rs by
+/// a fake API that enforces this manifest.)
 #[test]
 fn rbac_grants_exactly_what_the_provider_does() {
     let docs = documents();
@@ -102,11 +105,23 @@ fn rbac_grants_exactly_what_the_provider_does() {
         if kind.writes_status {
             wanted.insert(
                 (group, format!("{}/status", kind.resource.plural)),
-                verbs(&["update"]),
+                verbs(&["patch"]),
             );
         }
     }
     assert_eq!(grants(find(&docs, "ClusterRole", "gantry")), wanted);
+    let referenced: BTreeMap<_, _> = (gantry::provider::kubernetes::kinds::referenced().iter())
+        .map(|r| {
+            (
+                (r.group.clone(), r.plural.clone()),
+                verbs(&["list", "watch"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grants(find(&docs, "ClusterRole", "gantry-references")),
+        referenced
+    );
     let lease = grants(find(&docs, "Role", "gantry-leader-election"));
     assert_eq!(
         lease,
@@ -115,12 +130,18 @@ fn rbac_grants_exactly_what_the_provider_does() {
             verbs(&["get", "create", "update"])
         )])
     );
-    // Both are bound to the account the Deployment runs as.
+    // Secrets and ConfigMaps are bound per namespace, never cluster-wide.
+    let references_bound_cluster_wide = docs
+        .iter()
+        .any(|d| d["kind"] == "ClusterRoleBinding" && d["roleRef"]["name"] == "gantry-references");
+    assert!(!references_bound_cluster_wide);
+    // Each is bound to the account the Deployment runs as.
     let account =
         &find(&docs, "Deployment", "gantry")["spec"]["template"]["spec"]["serviceAccountName"];
     for (kind, name) in [
         ("ClusterRoleBinding", "gantry"),
         ("RoleBinding", "gantry-leader-election"),
+        ("RoleBinding", "gantry-references"),
     ] {
         assert_eq!(&find(&docs, kind, name)["subjects"][0]["name"], account);
     }

@@ -158,3 +158,129 @@ async fn watches_stream_changes_and_say_410_after_compaction() {
         WatchEvent::Bookmark(b) if b.metadata.resource_version == now
     ));
 }
+
+#[test]
+fn it_serves_every_kind_gantry_reads_with_the_subresources_it_writes() {
+    use gantry::provider::kubernetes::kinds;
+    for kind in kinds::watched() {
+        let r = &kind.resource;
+        assert!(
+            common::fake_kube::serves(&r.group, &r.version, &r.plural, kind.writes_status),
+            "{} {}",
+            r.api_version,
+            r.kind
+        );
+    }
+    for r in kinds::referenced() {
+        assert!(common::fake_kube::serves(
+            &r.group, &r.version, &r.plural, false
+        ));
+    }
+}
+
+/// Server-side apply of status as the API server does it for atomic lists, through
+/// kube-rs's own `patch_status` with `Patch::Apply`.
+#[tokio::test]
+async fn status_apply_owns_fields_conflicts_and_removes_what_is_no_longer_applied() {
+    use kube::api::{Patch, PatchParams};
+    let fake = FakeKube::start();
+    let api = routes(client(&fake).await);
+    api.create(&PostParams::default(), &route("a"))
+        .await
+        .unwrap();
+    let apply = |status: serde_json::Value, rv: Option<&str>| {
+        let mut body = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                              "metadata": {"name": "r"}, "status": status});
+        if let Some(rv) = rv {
+            body["metadata"]["resourceVersion"] = json!(rv);
+        }
+        Patch::Apply(body)
+    };
+    let theirs = json!({"parents": [{"controllerName": "other"}]});
+    let ours = json!({"parents": [{"controllerName": "gantry"}]});
+    let other = PatchParams::apply("other");
+    let written = api
+        .patch_status("r", &other, &apply(theirs.clone(), None))
+        .await
+        .unwrap();
+    assert_eq!(written.data["status"], theirs);
+
+    // The field is another manager's: a conflict unless forced.
+    let gantry = PatchParams::apply("gantry");
+    let refused = api
+        .patch_status("r", &gantry, &apply(ours.clone(), None))
+        .await;
+    assert_eq!(code(refused.unwrap_err()), 409);
+    // A stale resourceVersion is a conflict even when forced.
+    let forced = PatchParams::apply("gantry").force();
+    let stale = api
+        .patch_status("r", &forced, &apply(ours.clone(), Some("1")))
+        .await;
+    assert_eq!(code(stale.unwrap_err()), 409);
+    let rv = written.metadata.resource_version.as_deref();
+    let taken = api
+        .patch_status("r", &forced, &apply(ours.clone(), rv))
+        .await
+        .unwrap();
+    assert_eq!(taken.data["status"], ours);
+    let managers: Vec<_> = (taken.metadata.managed_fields.iter().flatten())
+        .map(|m| (m.manager.clone().unwrap(), m.operation.clone().unwrap()))
+        .collect();
+    assert_eq!(managers, [("gantry".to_string(), "Apply".to_string())]);
+
+    // The same apply again changes nothing: no new resourceVersion.
+    let again = api
+        .patch_status("r", &forced, &apply(ours.clone(), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        taken.metadata.resource_version
+    );
+    // A field no longer applied is removed; another manager's stays.
+    fake.apply_status_as("ipam", "HTTPRoute", "default", "r", json!({"extra": 1}));
+    let dropped = api
+        .patch_status("r", &forced, &apply(json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(dropped.data["status"], json!({"extra": 1}));
+    // Applying the main resource is not something gantry does, nor the fake.
+    let main = api.patch("r", &forced, &apply(json!({}), None)).await;
+    assert_eq!(code(main.unwrap_err()), 415);
+}
+
+#[tokio::test]
+async fn rbac_refuses_what_the_roles_do_not_grant() {
+    use common::fake_kube_apply::Rbac;
+    let fake = FakeKube::start();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(
+        "kind: ClusterRole
+metadata: {name: read-routes}
+rules: [{apiGroups: [gateway.networking.k8s.io], resources: [httproutes], verbs: [list]}]
+---
+kind: RoleBinding
+metadata: {name: read-routes, namespace: default}
+roleRef: {kind: ClusterRole, name: read-routes}
+subjects: [{kind: ServiceAccount, name: gantry, namespace: gantry-system}]
+",
+    )
+    .unwrap();
+    fake.enforce_rbac(Rbac::from_documents(&documents, "gantry-system", "gantry"));
+    let client = client(&fake).await;
+    let in_default = routes(client.clone());
+    in_default.list(&Default::default()).await.unwrap();
+    let resource = ApiResource::erase::<gateway_api::httproutes::HttpRoute>(&());
+    let everywhere: Api<DynamicObject> = Api::all_with(client, &resource);
+    assert_eq!(
+        code(everywhere.list(&Default::default()).await.unwrap_err()),
+        403
+    );
+    assert_eq!(code(in_default.get("r").await.unwrap_err()), 403);
+    assert_eq!(
+        fake.denied(),
+        [
+            "list httproutes (all namespaces)",
+            "get httproutes (default)"
+        ]
+    );
+}

@@ -156,6 +156,54 @@ fn every_type_in_the_golden_outputs_is_in_the_smaller_descriptor_pool() {
     );
 }
 
+/// The Kubernetes provider reads only the Secrets and ConfigMaps that Gateways,
+/// ListenerSets, policies and Backends name (`provider::references`): with only
+/// those, every input translates to the same xDS and status.
+#[test]
+fn only_the_named_secrets_and_config_maps_matter() {
+    use gantry::provider::references::{REFERENCED_KINDS, references};
+    let translated = |name: &str, documents: &[serde_json::Value], input: &Path| {
+        let text: String = documents.iter().map(|d| format!("---\n{d}\n")).collect();
+        let texts = vec![(name.to_string(), text)];
+        let out = gantry::cli::translate_texts_with(texts, &options(input), true).unwrap();
+        let mut out: serde_json::Value = serde_json::from_str(&out).unwrap();
+        // Documents are counted from the first: dropping some renumbers the rest.
+        out.as_object_mut().unwrap().remove("problems");
+        out
+    };
+    let mut dropped = 0;
+    for input in inputs().into_iter().filter(|i| !meant_to_error(i)) {
+        let text = std::fs::read_to_string(&input).unwrap();
+        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let named: std::collections::BTreeSet<_> = documents.iter().flat_map(references).collect();
+        let kept: Vec<serde_json::Value> = (documents.iter())
+            .filter(|d| {
+                let kind = d["kind"].as_str().unwrap_or_default();
+                !REFERENCED_KINDS.contains(&kind)
+                    || named.iter().any(|r| {
+                        r.kind == kind
+                            && r.name == d["metadata"]["name"].as_str().unwrap_or_default()
+                            && r.namespace
+                                == d["metadata"]["namespace"].as_str().unwrap_or("default")
+                    })
+            })
+            .cloned()
+            .collect();
+        if kept.len() == documents.len() {
+            continue;
+        }
+        dropped += documents.len() - kept.len();
+        let name = input.display().to_string();
+        assert_eq!(
+            translated(&name, &kept, &input),
+            translated(&name, &documents, &input),
+            "{name}: a Secret or ConfigMap that nothing names changed the output"
+        );
+    }
+    // The inputs hold some Secrets nothing names (so the check checks something).
+    assert!(dropped > 0);
+}
+
 #[test]
 fn translation_is_deterministic() {
     for input in inputs() {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use common::echo::EchoBackend;
 use common::fake_kube::FakeKube;
+use common::fake_kube_apply::Rbac;
 use common::gantry_process::Gantry;
 use common::objects::{self, CLASS, gateway, service};
 
@@ -31,6 +32,28 @@ spec:
 "
     )
 }
+
+/// The fake API, authorizing every request as `deploy/rbac.yaml` lets gantry's
+/// service account (gantry-system/gantry): leases in gantry-system, Secrets and
+/// ConfigMaps in "default" only. [`refused_nothing`] checks no call was refused.
+fn fake_with_deploy_rbac() -> FakeKube {
+    let fake = FakeKube::start();
+    fake.enforce_rbac(deploy_rbac());
+    fake
+}
+
+fn deploy_rbac() -> Rbac {
+    let text = std::fs::read_to_string("deploy/rbac.yaml").unwrap();
+    let documents = serde_saphyr::from_multiple::<Value>(&text).unwrap();
+    Rbac::from_documents(&documents, "gantry-system", "gantry")
+}
+
+/// RBAC refused none of gantry's API calls: deploy/rbac.yaml grants what the code does.
+fn refused_nothing(fake: &FakeKube) {
+    assert_eq!(fake.denied(), Vec::<String>::new(), "calls RBAC refused");
+}
+
+const LEASE_IN_GANTRY_SYSTEM: [&str; 2] = ["--lease-namespace", "gantry-system"];
 
 /// The documents of `yaml`, each with `metadata.generation: 1` (as JSON, which is YAML).
 fn first_generation(yaml: &str) -> String {
@@ -140,15 +163,15 @@ fn debug_status(gantry: &Gantry) -> Value {
 }
 
 fn metric(gantry: &Gantry, name: &str) -> Option<f64> {
-    gantry.metrics().lines().find_map(|line| {
-        let (key, value) = line.split_once(' ')?;
-        (key == name).then(|| value.parse().ok())?
-    })
+    gantry.metric(name)
 }
 
 #[test]
 fn traffic_follows_the_objects_in_the_api() {
-    let fake = FakeKube::start();
+    // As deployed: RBAC as deploy/rbac.yaml grants it, xDS over mutual TLS.
+    let fake = fake_with_deploy_rbac();
+    let certs = tempfile::tempdir().unwrap();
+    common::certgen(certs.path(), &["default/eg"]);
     let (a, b) = (EchoBackend::start("a"), EchoBackend::start("b"));
     let port = common::free_port();
     fake.apply_yaml(CLASS);
@@ -157,8 +180,14 @@ fn traffic_follows_the_objects_in_the_api() {
     fake.apply_yaml(&service("svc-b", b.port));
     fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
 
-    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
-    let _envoy = common::spawn_envoy(&gantry.bootstrap("default/eg", "delta", "e1"));
+    let server = certs.path().join("gantry");
+    let mut args = LEASE_IN_GANTRY_SYSTEM.to_vec();
+    args.extend(["--xds-tls-dir", server.to_str().unwrap()]);
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &args);
+    let client = certs.path().join("gateways/default/eg");
+    let bootstrap =
+        gantry.bootstrap_with("default/eg", &["--xds-tls-dir", client.to_str().unwrap()]);
+    let _envoy = common::spawn_envoy(&bootstrap);
     wait_for_backend(port, "www.example.com", (200, "a"));
 
     // An update moves the traffic.
@@ -171,6 +200,7 @@ fn traffic_follows_the_objects_in_the_api() {
     assert!(fake.delete("HTTPRoute", "default", "api"));
     wait_for_backend(port, "api.example.com", (404, ""));
     assert_eq!(backend_of(port, "www.example.com"), Some((200, "b".into())));
+    refused_nothing(&fake);
 }
 
 #[test]
@@ -257,9 +287,65 @@ spec:
     });
 }
 
+/// One object of every kind gantry writes status for, other than those of
+/// [`status_is_written_through_the_subresource_as_translate_computes_it`]'s core.
+const MORE_KINDS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [grpc.example.com]
+  rules: [{backendRefs: [{name: svc-a, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: eg4, namespace: default}
+spec:
+  gatewayClassName: gantry
+  listeners:
+    - {name: tcp, protocol: TCP, port: 18084}
+    - {name: tls, protocol: TLS, port: 18085, hostname: tls.example.com, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: tcp, namespace: default}
+spec:
+  parentRefs: [{name: eg4, sectionName: tcp}]
+  rules: [{backendRefs: [{name: svc-a, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: tls, namespace: default}
+spec:
+  parentRefs: [{name: eg4, sectionName: tls}]
+  hostnames: [tls.example.com]
+  rules: [{backendRefs: [{name: svc-a, port: 80}]}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: btp, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: www}]
+  timeout: {tcp: {connectTimeout: 5s}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: named, namespace: default}
+spec:
+  endpoints: [{fqdn: {hostname: localhost, port: 8080}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-backend, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [backend.example.com]
+  rules: [{backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: named}]}]
+";
+
 #[test]
 fn status_is_written_through_the_subresource_as_translate_computes_it() {
-    let fake = FakeKube::start();
+    let fake = fake_with_deploy_rbac();
     let dir = tempfile::tempdir().unwrap();
     let objects = [
         CLASS.to_string(),
@@ -274,6 +360,7 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
         objects::gateway_admitting_listener_sets("eg3", 18082),
         objects::listener_set("more", "eg3", 18083),
         objects::listener_set_route("via-set", "more", "set.example.com", "svc-a"),
+        MORE_KINDS.to_string(),
     ]
     .join("---\n");
     // The API server gives every new object generation 1; the files say so too.
@@ -294,22 +381,18 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
         "spec": {"parentRefs": [{"name": "eg"}], "hostnames": "not-a-list"},
     }));
 
-    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &LEASE_IN_GANTRY_SYSTEM);
     let translated = translate_json(dir.path());
     let expected = translated["status"].as_array().unwrap();
-    let writable = [
-        "GatewayClass",
-        "Gateway",
-        "HTTPRoute",
-        "ListenerSet",
-        "ClientTrafficPolicy",
-    ];
-    assert!(
-        writable
-            .iter()
-            .all(|kind| expected.iter().any(|s| s["kind"] == json!(kind))),
-        "translate gives no status of some kind: {expected:#?}"
-    );
+    // Every kind gantry writes status for.
+    let writable = gantry::provider::kubernetes::kinds::watched();
+    let writable = writable.iter().filter(|k| k.writes_status);
+    for kind in writable.map(|k| &k.resource.kind) {
+        assert!(
+            expected.iter().any(|s| &s["kind"] == kind),
+            "translate gives no status of a {kind}: {expected:#?}"
+        );
+    }
     // No Envoy has any Gateway's config yet: a Gateway translate calls Programmed
     // is written Programmed=False, NoResources, as Envoy Gateway writes it while no
     // replica is available; everything else is translate's.
@@ -363,16 +446,68 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
     );
     assert_eq!(fake.status("HTTPRoute", "default", "broken"), Value::Null);
 
-    // Each object was written once, through the status subresource only.
+    // Each object was written once, by a server-side apply of the status
+    // subresource only, which makes gantry the owner of the fields it writes.
     let writes = fake.writes();
     assert!(
-        writes
-            .iter()
-            .all(|w| w.subresource.as_deref() == Some("status") || w.kind == "Lease"),
+        writes.iter().all(
+            |w| (w.subresource.as_deref() == Some("status") && w.method == "PATCH")
+                || w.kind == "Lease"
+        ),
         "{writes:#?}"
     );
     let status_writes = fake.status_writes().len();
     assert_eq!(status_writes, expected.len(), "{writes:#?}");
+    let owners = |kind: &str, name: &str| -> Vec<(String, String, Value)> {
+        let object = fake.get(kind, "default", name).unwrap();
+        (object["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter())
+        .map(|m| {
+            let manager = m["manager"].as_str().unwrap().to_string();
+            let operation = m["operation"].as_str().unwrap().to_string();
+            (manager, operation, m["fieldsV1"]["f:status"].clone())
+        })
+        .collect()
+    };
+    assert_eq!(
+        owners("Gateway", "eg"),
+        [(
+            "gantry".to_string(),
+            "Apply".to_string(),
+            json!({"f:conditions": {}, "f:listeners": {}})
+        )]
+    );
+    // The other controller's parents entry was carried in gantry's apply: gantry
+    // owns the (atomic) list now, with the entry in it.
+    assert_eq!(owners("HTTPRoute", "www")[0].0, "gantry");
+
+    // A status field of another manager (an address allocator's addresses on eg2,
+    // which has no Envoy Service) stays through gantry's next apply.
+    let allocated = json!([{"type": "IPAddress", "value": "192.0.2.7"}]);
+    fake.apply_status_as(
+        "ipam",
+        "Gateway",
+        "default",
+        "eg2",
+        json!({"addresses": allocated}),
+    );
+    fake.apply_yaml(&gateway("eg2", 18091));
+    common::poll("eg2's status for its new generation", || {
+        let status = fake.status("Gateway", "default", "eg2");
+        (status["conditions"][0]["observedGeneration"] == 2).then_some(status)
+    });
+    assert_eq!(
+        fake.status("Gateway", "default", "eg2")["addresses"],
+        allocated
+    );
+    fake.apply_yaml(&gateway("eg2", 18081));
+    common::poll("eg2's status for its third generation", || {
+        let status = fake.status("Gateway", "default", "eg2");
+        (status["conditions"][0]["observedGeneration"] == 3).then_some(status)
+    });
+    let status_writes = fake.status_writes().len();
 
     // An input change that changes no status writes nothing; one that flips a
     // condition writes that object again, keeping the time of the unchanged conditions.
@@ -433,6 +568,7 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
     common::poll("Gateway eg NoResources once its Envoy is gone", || {
         (programmed("eg") == Some((json!("False"), json!("NoResources")))).then_some(())
     });
+    refused_nothing(&fake);
 }
 
 #[test]
@@ -710,23 +846,68 @@ fn gateway_addresses_and_programmed_come_from_its_envoy_service() {
     });
 }
 
-/// A change to a Secret nothing names (a Helm release, say) is counted and not
-/// translated; a change to one a Gateway names is translated.
+/// Secrets are read only in the namespaces something names one in, and only the
+/// ones named are kept: a change to another (a Helm release, say) is counted and
+/// not translated; a namespace RBAC does not open is reported while the rest works;
+/// a Secret named later, which the watch saw and did not keep, is listed again.
 #[test]
-fn a_change_to_a_secret_nothing_refers_to_is_not_translated() {
-    let fake = FakeKube::start();
+fn secrets_are_read_only_where_named() {
+    let fake = fake_with_deploy_rbac();
     fake.apply_yaml(CLASS);
-    fake.apply_yaml(&objects::gateway_yaml(
-        "eg",
-        "    - {name: https, protocol: HTTPS, port: 18443, tls: {certificateRefs: [{name: www-cert}]}}\n",
-    ));
-    let secret = |name: &str, value: &str| {
+    let listener = |name: &str, port: u16, cert: &str| {
+        format!(
+            "    - {{name: {name}, protocol: HTTPS, port: {port}, hostname: www.example.com, tls: {{certificateRefs: [{cert}]}}}}\n"
+        )
+    };
+    let www = listener("https", 18443, "{name: www-cert}");
+    let shared = listener("shared", 18444, "{name: shared, namespace: certs}");
+    fake.apply_yaml(&objects::gateway_yaml("eg", &format!("{www}{shared}")));
+    fake.apply_yaml(&objects::www_cert_secret());
+    fake.apply_yaml(&objects::tls_secret("later-cert", "testdata/certs/www"));
+    let opaque = |name: &str, value: &str| {
         json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                "metadata": {"name": name, "namespace": "default"}, "data": {"x": value}})
     };
-    fake.apply(secret("www-cert", "YQ=="));
-    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &["--lease-namespace", "default"]);
+    fake.apply(opaque("helm-release", "YQ=="));
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &LEASE_IN_GANTRY_SYSTEM);
     debug_status(&gantry);
+
+    // RBAC opens Secrets in "default" only: the certs namespace is reported, and
+    // no Secret was ever asked for in all namespaces.
+    let problem = "kubernetes Secret in namespace certs";
+    common::poll("the forbidden namespace in /debug/status", || {
+        let problems = gantry.debug_status()["problems"].to_string();
+        (problems.contains(problem) && problems.contains("forbidden")).then_some(())
+    });
+    let healthy = |namespace: &str| {
+        let sample = format!(
+            "gantry_kubernetes_namespace_watch_healthy{{kind=\"Secret\",namespace=\"{namespace}\"}}"
+        );
+        metric(&gantry, &sample)
+    };
+    assert_eq!(
+        (healthy("default"), healthy("certs")),
+        (Some(1.0), Some(0.0))
+    );
+    let denied = fake.denied();
+    assert!(!denied.is_empty());
+    // (A reference without a kind counts for ConfigMaps too.)
+    let in_certs = ["list secrets (certs)", "list configmaps (certs)"];
+    assert!(
+        denied.iter().all(|d| in_certs.contains(&d.as_str())),
+        "{denied:?}"
+    );
+    let listener_resolved = |name: &str| {
+        let status = fake.status("Gateway", "default", "eg");
+        let listeners = status["listeners"].as_array().cloned().unwrap_or_default();
+        let listener = listeners.iter().find(|l| l["name"] == name)?.clone();
+        condition(&listener["conditions"], "ResolvedRefs").map(|c| c["status"] == "True")
+    };
+    common::poll("the https listener resolves www-cert", || {
+        listener_resolved("https").filter(|r| *r)
+    });
+
+    // Changes to a Secret nothing names cost nothing.
     let translations = || metric(&gantry, "gantry_translations_total").unwrap();
     let unreferenced = || {
         metric(
@@ -736,8 +917,8 @@ fn a_change_to_a_secret_nothing_refers_to_is_not_translated() {
         .unwrap_or(0.0)
     };
     let before = translations();
-    fake.apply(secret("helm-release", "Yg=="));
-    fake.apply(secret("helm-release", "Yw=="));
+    fake.apply(opaque("helm-release", "Yg=="));
+    fake.apply(opaque("helm-release", "Yw=="));
     common::poll("two unreferenced Secret changes counted", || {
         (unreferenced() == 2.0).then_some(())
     });
@@ -746,7 +927,25 @@ fn a_change_to_a_secret_nothing_refers_to_is_not_translated() {
         before,
         "an unreferenced Secret was translated"
     );
-    fake.apply(secret("www-cert", "Yw=="));
+
+    // Named now: "later-cert" was listed and dropped, so it is listed again.
+    let lists = fake.lists("Secret");
+    let later = listener("later", 18445, "{name: later-cert}");
+    fake.apply_yaml(&objects::gateway_yaml("eg", &format!("{www}{later}")));
+    common::poll("the later listener resolves later-cert", || {
+        listener_resolved("later").filter(|r| *r)
+    });
+    assert!(fake.lists("Secret") > lists);
+    // Nothing names a Secret in certs any more: no watch there, no problem.
+    common::poll("the certs namespace no longer reported", || {
+        let problems = gantry.debug_status()["problems"].to_string();
+        (!problems.contains(problem)).then_some(())
+    });
+    assert_eq!(healthy("certs"), None);
+
+    // A change to a Secret the Gateway names is translated.
+    let before = translations();
+    fake.apply(opaque("www-cert", "Yw=="));
     common::poll("the Gateway's Secret change translated", || {
         (translations() > before).then_some(())
     });

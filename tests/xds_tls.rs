@@ -14,23 +14,7 @@ use std::sync::Arc;
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, gateway, route, service};
-use common::{EnvoyProcess, poll, spawn_envoy, wait_for_http};
-
-/// Runs `gantry certgen`; returns what it reported.
-fn certgen(out: &Path, gateways: &[&str]) -> String {
-    let mut command = Command::new(common::gantry_bin());
-    command.args(["certgen", "--out-dir"]).arg(out);
-    for gateway in gateways {
-        command.args(["--gateway", gateway]);
-    }
-    let output = command.output().expect("gantry certgen");
-    assert!(
-        output.status.success(),
-        "certgen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use common::{EnvoyProcess, certgen, poll, spawn_envoy, wait_for_http};
 
 /// `gantry bootstrap` for `gateway` over mutual TLS with the files in `tls_dir`.
 fn tls_bootstrap(gantry: &Gantry, gateway: &str, tls_dir: &Path) -> String {
@@ -73,19 +57,9 @@ fn setup() -> Setup {
     }
 }
 
-/// The value of a `/metrics` sample, 0 when absent.
-fn metric(gantry: &Gantry, sample: &str) -> u64 {
-    let text = gantry.metrics();
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 fn refused(gantry: &Gantry, reason: &str) -> u64 {
-    metric(
-        gantry,
-        &format!("gantry_xds_refused_total{{reason=\"{reason}\"}}"),
-    )
+    let sample = format!("gantry_xds_refused_total{{reason=\"{reason}\"}}");
+    gantry.metric(&sample).map_or(0, |v| v as u64)
 }
 
 /// The serial number of the certificate Envoy presents to gantry (admin `/certs`).
@@ -120,11 +94,9 @@ fn envoy_reads_its_gateway_over_mutual_tls_and_takes_a_reissued_certificate_with
     wait_for_http(ready_port, "pod", "/ready", |status, _| status == 200);
     assert_eq!(common::http_get(ready_port, "pod", "/other").0, 404);
     assert_eq!(
-        metric(
-            &s.gantry,
-            "gantry_xds_connected_streams{gateway=\"default/eg\",protocol=\"delta\"}"
-        ),
-        1
+        (s.gantry)
+            .metric("gantry_xds_connected_streams{gateway=\"default/eg\",protocol=\"delta\"}"),
+        Some(1.0)
     );
     // What Envoy's xDS cluster negotiated: TLS 1.3 with a client certificate.
     let stats = envoy.admin_get("/stats?filter=xds_cluster.ssl");

@@ -9,6 +9,7 @@ pub mod lease;
 pub mod status;
 pub mod store;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,7 +26,8 @@ use self::lease::{Elector, LeaseConfig};
 use self::status::StatusWriter;
 use self::store::{Change, KindStore};
 use crate::health::Health;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, NamespacedKindLabel};
+use crate::provider::references::REFERRING_KINDS;
 use crate::resources::Resources;
 use crate::status_times::FilledStatus;
 
@@ -114,18 +116,114 @@ impl KubernetesArgs {
     }
 }
 
+/// Which store a watch feeds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    /// A kind of [`kinds::watched`], by index, in every namespace.
+    Kind(usize),
+    /// A kind of [`kinds::referenced`], by index, in one namespace.
+    Referenced(usize, String),
+}
+
+/// Every store.
+struct Stores {
+    /// Parallel to `Shared::kinds`.
+    kinds: Vec<KindStore>,
+    /// The namespaces where something names a Secret or ConfigMap, with the names.
+    referenced: BTreeMap<(usize, String), KindStore>,
+    /// Namespace watches to start again: a name now wanted is of an object the
+    /// watch saw and did not keep.
+    relist: BTreeSet<(usize, String)>,
+}
+
+impl Stores {
+    fn get_mut(&mut self, slot: &Slot) -> Option<&mut KindStore> {
+        match slot {
+            Slot::Kind(index) => self.kinds.get_mut(*index),
+            Slot::Referenced(kind, namespace) => {
+                self.referenced.get_mut(&(*kind, namespace.clone()))
+            }
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &KindStore> {
+        self.kinds.iter().chain(self.referenced.values())
+    }
+
+    /// Brings the namespace stores in line with what the referring objects name now.
+    /// Returns what that changed for translation, and whether the namespace
+    /// watches must change.
+    fn follow_references(&mut self, referenced_kinds: &[ApiResource]) -> (Change, bool) {
+        let mut wanted: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+        let referring = (self.kinds.iter()).filter(|s| REFERRING_KINDS.contains(&s.kind()));
+        for reference in referring.flat_map(|s| s.objects().flat_map(|o| &o.references)) {
+            if let Some(kind) = referenced_kinds
+                .iter()
+                .position(|k| k.kind == reference.kind)
+            {
+                (wanted
+                    .entry((kind, reference.namespace.clone()))
+                    .or_default())
+                .insert(reference.name.clone());
+            }
+        }
+        let mut change = Change::default();
+        let mut watches_changed = false;
+        self.referenced.retain(|slot, store| {
+            let keep = wanted.contains_key(slot);
+            if !keep {
+                change.input |= store.objects().next().is_some() || !store.listed();
+                watches_changed = true;
+            }
+            keep
+        });
+        for (slot, names) in wanted {
+            match self.referenced.get_mut(&slot) {
+                Some(store) if store.wanted() == Some(&names) => {}
+                Some(store) => {
+                    let (dropped, relist) = store.set_wanted(names);
+                    change |= dropped;
+                    if relist {
+                        self.relist.insert(slot);
+                        watches_changed = true;
+                    }
+                }
+                None => {
+                    let resource = referenced_kinds[slot.0].clone();
+                    let store = KindStore::only(resource, &slot.1, names);
+                    self.referenced.insert(slot, store);
+                    watches_changed = true;
+                }
+            }
+        }
+        (change, watches_changed)
+    }
+}
+
 /// The stores of every watched kind and the signals of their changes.
 pub struct Shared {
     kinds: Vec<WatchedKind>,
-    stores: Mutex<Vec<KindStore>>,
+    referenced_kinds: Vec<ApiResource>,
+    stores: Mutex<Stores>,
     /// Bumped when something translation reads changed.
     input_changed: watch::Sender<u64>,
     /// Bumped when any object changed (status included).
     raw_changed: watch::Sender<u64>,
+    /// Bumped when the namespace watches of Secrets and ConfigMaps must change.
+    watches_changed: watch::Sender<u64>,
+}
+
+/// What the status writer reads of an object whose status gantry writes.
+pub struct StatusView {
+    pub resource: ApiResource,
+    pub resource_version: Option<String>,
+    pub status: serde_json::Value,
+    /// The top-level status fields gantry owns.
+    pub owned: BTreeSet<String>,
 }
 
 impl Shared {
-    fn stores(&self) -> MutexGuard<'_, Vec<KindStore>> {
+    fn stores(&self) -> MutexGuard<'_, Stores> {
         // A panic while holding the lock leaves whole objects behind; keep going.
         self.stores.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -140,58 +238,56 @@ impl Shared {
     }
 
     /// The object of a kind whose status gantry writes, as the API last sent it.
-    pub fn status_object(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<(ApiResource, Arc<DynamicObject>)> {
+    pub fn status_object(&self, kind: &str, namespace: &str, name: &str) -> Option<StatusView> {
         let index = self
             .kinds
             .iter()
             .position(|k| k.writes_status && k.resource.kind == kind)?;
-        let object = self.stores()[index].get(namespace, name)?.clone();
-        Some((self.kinds[index].resource.clone(), object))
+        let stores = self.stores();
+        let object = stores.kinds[index].get(namespace, name)?;
+        Some(StatusView {
+            resource: self.kinds[index].resource.clone(),
+            resource_version: object.resource_version.clone(),
+            status: object.status.clone().unwrap_or_default(),
+            owned: object.status_owned.clone(),
+        })
     }
 
     /// The objects of `kind` in `namespace` whose labels include every one of
-    /// `labels`, as the API last sent them.
+    /// `labels`, as JSON.
     pub fn labelled(
         &self,
         kind: &str,
         namespace: &str,
         labels: &[(&str, &str)],
-    ) -> Vec<Arc<DynamicObject>> {
+    ) -> Vec<serde_json::Value> {
         let Some(index) = self.kinds.iter().position(|k| k.resource.kind == kind) else {
             return vec![];
         };
-        self.stores()[index]
-            .in_namespace(namespace)
-            .filter(|service| {
-                let have = service.metadata.labels.as_ref();
-                labels.iter().all(|(key, value)| {
-                    have.and_then(|l| l.get(*key)).map(String::as_str) == Some(*value)
-                })
+        (self.stores().kinds[index].in_namespace(namespace))
+            .filter_map(|stored| stored.to_value())
+            .filter(|object| {
+                let have = &object["metadata"]["labels"];
+                (labels.iter()).all(|(key, value)| have[*key].as_str() == Some(*value))
             })
-            .cloned()
             .collect()
     }
 
     fn synced(&self) -> bool {
-        self.stores().iter().all(|s| s.synced)
+        self.stores().all().all(|s| s.synced)
     }
 
-    /// The kinds whose first list has not completed.
+    /// The kinds (and namespaces) whose first list has not completed.
     fn unlisted(&self) -> Vec<String> {
-        (self.stores().iter())
+        (self.stores().all())
             .filter(|s| !s.synced)
-            .map(|s| s.kind().to_string())
+            .map(KindStore::label)
             .collect()
     }
 
     fn resources(&self) -> Resources {
         let mut resources = Resources::default();
-        for store in self.stores().iter() {
+        for store in self.stores().all() {
             store.collect(&mut resources);
         }
         resources.normalize();
@@ -235,7 +331,7 @@ pub async fn start(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     statuses: watch::Receiver<Arc<Vec<FilledStatus>>>,
-    envoys_in_step: watch::Receiver<std::collections::BTreeMap<String, usize>>,
+    envoys_in_step: watch::Receiver<BTreeMap<String, usize>>,
 ) -> Result<(KubernetesProvider, watch::Receiver<Arc<Resources>>), Error> {
     let lease = args.lease()?;
     let mut config = kube::Config::infer().await?;
@@ -248,32 +344,32 @@ pub async fn start(
     let client = kube::Client::try_from(config)?;
 
     let kinds = kinds::watched();
+    let referenced_kinds = kinds::referenced();
     let shared = Arc::new(Shared {
-        stores: Mutex::new(
-            kinds
-                .iter()
-                .map(|k| KindStore::new(k.resource.clone()))
+        stores: Mutex::new(Stores {
+            kinds: (kinds.iter())
+                .map(|k| KindStore::new(k.resource.clone(), k.reads_status()))
                 .collect(),
-        ),
+            referenced: BTreeMap::new(),
+            relist: BTreeSet::new(),
+        }),
         kinds: kinds.clone(),
+        referenced_kinds,
         input_changed: watch::channel(0).0,
         raw_changed: watch::channel(0).0,
+        watches_changed: watch::channel(0).0,
     });
     let (resources_tx, resources_rx) = watch::channel(Arc::new(Resources::default()));
-    let mut tasks: Vec<JoinHandle<()>> = kinds
-        .iter()
-        .enumerate()
-        .map(|(index, kind)| {
-            tokio::spawn(watch_kind(
-                client.clone(),
-                index,
-                kind.resource.clone(),
-                shared.clone(),
-                metrics.clone(),
-                health.clone(),
-            ))
-        })
+    let watches = Watches {
+        client: client.clone(),
+        shared: shared.clone(),
+        metrics: metrics.clone(),
+        health,
+    };
+    let mut tasks: Vec<JoinHandle<()>> = (0..kinds.len())
+        .map(|index| tokio::spawn(watches.clone().watch(Slot::Kind(index), 0)))
         .collect();
+    tasks.push(tokio::spawn(watches.follow_references()));
     tasks.push(tokio::spawn(publish(shared.clone(), resources_tx)));
 
     let (leader_tx, leader_rx) = watch::channel(false);
@@ -303,131 +399,205 @@ pub async fn start(
     ))
 }
 
-/// Feeds one kind's watch events into its store, forever.
-async fn watch_kind(
+/// What every watch task needs.
+#[derive(Clone)]
+struct Watches {
     client: kube::Client,
-    index: usize,
-    resource: ApiResource,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-) {
-    let label = KindLabel {
-        kind: resource.kind.clone(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(client, &resource);
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    // When the last transient error came; None while the watch is healthy.
-    let mut failing_since_error: Option<tokio::time::Instant> = None;
-    loop {
-        let quiet = async {
-            match failing_since_error {
-                Some(at) => tokio::time::sleep_until(at + RECOVERED_AFTER_QUIET).await,
-                None => std::future::pending().await,
-            }
-        };
-        // None: no error for RECOVERED_AFTER_QUIET after one.
-        let next = tokio::select! {
-            event = events.next() => match event {
-                Some(event) => Some(event),
-                None => return,
-            },
-            // The watcher retries a failed watch within its longest backoff, and
-            // says nothing when the retry works: no new error since means it did.
-            () = quiet => None,
-        };
-        let healthy = metrics.kubernetes_watch_healthy.get_or_create(&label);
-        let change = match next {
-            None => {
-                failing_since_error = None;
-                if shared.stores()[index].listed() {
-                    tracing::info!(kind = %resource.kind, "watch healthy again");
-                    healthy.set(1);
+}
+
+impl Watches {
+    /// Runs one watch per namespace where something names a Secret or ConfigMap,
+    /// starting and stopping them as those names change, forever.
+    async fn follow_references(self) {
+        let mut changed = self.shared.watches_changed.subscribe();
+        // Dropping the set (when this task is aborted) aborts every watch in it.
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut running: BTreeMap<(usize, String), tokio::task::AbortHandle> = BTreeMap::new();
+        loop {
+            let (slots, relist) = {
+                let mut stores = self.shared.stores();
+                let relist = std::mem::take(&mut stores.relist);
+                for slot in &relist {
+                    if let Some(store) = stores.referenced.get_mut(slot) {
+                        store.generation += 1;
+                    }
                 }
-                health.watch_recovered(&resource.kind);
-                Change::default()
-            }
-            Some(Ok(event)) => {
-                if matches!(event, watcher::Event::InitDone) {
-                    tracing::debug!(kind = %resource.kind, "listed");
-                }
-                let changed_name = match &event {
-                    watcher::Event::Apply(o) | watcher::Event::Delete(o) => o.metadata.name.clone(),
-                    _ => None,
-                };
-                let mut store = shared.stores();
-                let mut change = store[index].apply(event);
-                if change.input
-                    && let Some(name) = changed_name
-                    && !referenced(&store, &resource.kind, &name)
-                {
-                    tracing::debug!(kind = %resource.kind, name, "nothing refers to it: not translated");
-                    metrics
-                        .kubernetes_unreferenced_changes
-                        .get_or_create(&label)
-                        .inc();
-                    change.input = false;
-                }
-                // Healthy again once listed, also when a watch resumes without a relist.
-                if store[index].listed() && healthy.get() == 0 {
-                    tracing::info!(kind = %resource.kind, "watch healthy");
-                    healthy.set(1);
-                }
-                failing_since_error = None;
-                health.watch_recovered(&resource.kind);
-                change
-            }
-            Some(Err(e)) => {
-                healthy.set(0);
-                metrics.kubernetes_watch_errors.get_or_create(&label).inc();
-                match unavailable(&e) {
-                    Some(why) => {
-                        let why = format!(
-                            "{why}; gantry treats it as having no objects and retries: {e}"
+                let slots: BTreeMap<(usize, String), u64> = (stores.referenced.iter())
+                    .map(|(slot, store)| (slot.clone(), store.generation))
+                    .collect();
+                (slots, relist)
+            };
+            running.retain(|slot, task| {
+                let keep = slots.contains_key(slot) && !relist.contains(slot);
+                if !keep {
+                    task.abort();
+                    if !slots.contains_key(slot) {
+                        let kind = &self.shared.referenced_kinds[slot.0].kind;
+                        tracing::info!(
+                            kind,
+                            namespace = slot.1,
+                            "nothing names one here any more: not watched"
                         );
-                        tracing::error!(kind = %resource.kind, "{}: {why}", resource.kind);
-                        failing_since_error = None;
-                        health.watch_recovered(&resource.kind);
-                        shared.stores()[index].mark_unavailable(why)
-                    }
-                    None => {
-                        tracing::warn!(kind = %resource.kind, "watch error, retrying with backoff: {e}");
-                        failing_since_error = Some(tokio::time::Instant::now());
-                        health.watch_failed(&resource.kind);
-                        Change::default()
+                        (self.metrics.kubernetes_namespace_watch_healthy)
+                            .remove(&namespace_label(kind, &slot.1));
                     }
                 }
+                keep
+            });
+            for (slot, generation) in slots {
+                if let std::collections::btree_map::Entry::Vacant(entry) = running.entry(slot) {
+                    let watch = Slot::Referenced(entry.key().0, entry.key().1.clone());
+                    entry.insert(tasks.spawn(self.clone().watch(watch, generation)));
+                }
+            }
+            // Reap the finished (aborted) ones.
+            while tasks.try_join_next().is_some() {}
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Feeds one watch's events into its store until the store is gone or was
+    /// given to a newer watch (`generation`).
+    async fn watch(self, slot: Slot, generation: u64) {
+        let Watches {
+            client,
+            shared,
+            metrics,
+            health,
+        } = self;
+        let (api, resource, healthy): (Api<DynamicObject>, _, _) = match &slot {
+            Slot::Kind(index) => {
+                let resource = shared.kinds[*index].resource.clone();
+                let label = KindLabel {
+                    kind: resource.kind.clone(),
+                };
+                let healthy = metrics
+                    .kubernetes_watch_healthy
+                    .get_or_create(&label)
+                    .clone();
+                (Api::all_with(client, &resource), resource, healthy)
+            }
+            Slot::Referenced(index, namespace) => {
+                let resource = shared.referenced_kinds[*index].clone();
+                let label = namespace_label(&resource.kind, namespace);
+                let healthy = (metrics.kubernetes_namespace_watch_healthy)
+                    .get_or_create(&label)
+                    .clone();
+                let api = Api::namespaced_with(client, namespace, &resource);
+                (api, resource, healthy)
             }
         };
-        shared.record(change);
+        let label = KindLabel {
+            kind: resource.kind.clone(),
+        };
+        let name = match &slot {
+            Slot::Kind(_) => resource.kind.clone(),
+            Slot::Referenced(_, namespace) => format!("{} in namespace {namespace}", resource.kind),
+        };
+        let refers =
+            matches!(slot, Slot::Kind(_)) && REFERRING_KINDS.contains(&resource.kind.as_str());
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        // When the last transient error came; None while the watch is healthy.
+        let mut failing_since_error: Option<tokio::time::Instant> = None;
+        loop {
+            let quiet = async {
+                match failing_since_error {
+                    Some(at) => tokio::time::sleep_until(at + RECOVERED_AFTER_QUIET).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // None: no error for RECOVERED_AFTER_QUIET after one.
+            let next = tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => Some(event),
+                    None => return,
+                },
+                // The watcher retries a failed watch within its longest backoff, and
+                // says nothing when the retry works: no new error since means it did.
+                () = quiet => None,
+            };
+            let mut stores = shared.stores();
+            let Some(store) = stores.get_mut(&slot).filter(|s| s.generation == generation) else {
+                return;
+            };
+            let mut change = match next {
+                None => {
+                    failing_since_error = None;
+                    if store.listed() {
+                        tracing::info!(watch = name, "watch healthy again");
+                        healthy.set(1);
+                    }
+                    health.watch_recovered(&name);
+                    Change::default()
+                }
+                Some(Ok(event)) => {
+                    if matches!(event, watcher::Event::InitDone) {
+                        tracing::debug!(watch = name, "listed");
+                    }
+                    let change = store.apply(event);
+                    if change.unreferenced {
+                        tracing::debug!(watch = name, "nothing names the object changed: not kept");
+                        metrics
+                            .kubernetes_unreferenced_changes
+                            .get_or_create(&label)
+                            .inc();
+                    }
+                    // Healthy again once listed, also when a watch resumes without a relist.
+                    if store.listed() && healthy.get() == 0 {
+                        tracing::info!(watch = name, "watch healthy");
+                        healthy.set(1);
+                    }
+                    failing_since_error = None;
+                    health.watch_recovered(&name);
+                    change
+                }
+                Some(Err(e)) => {
+                    healthy.set(0);
+                    metrics.kubernetes_watch_errors.get_or_create(&label).inc();
+                    match unavailable(&e) {
+                        Some(why) => {
+                            let why = format!(
+                                "{why}; gantry treats it as having no objects and retries: {e}"
+                            );
+                            tracing::error!(watch = name, "{name}: {why}");
+                            failing_since_error = None;
+                            health.watch_recovered(&name);
+                            store.mark_unavailable(why)
+                        }
+                        None => {
+                            tracing::warn!(watch = name, "watch error, retrying with backoff: {e}");
+                            failing_since_error = Some(tokio::time::Instant::now());
+                            health.watch_failed(&name);
+                            Change::default()
+                        }
+                    }
+                }
+            };
+            if refers && change.input {
+                let (dropped, watches_changed) = stores.follow_references(&shared.referenced_kinds);
+                change |= dropped;
+                if watches_changed {
+                    shared.watches_changed.send_modify(|n| *n += 1);
+                }
+            }
+            drop(stores);
+            shared.record(change);
+        }
     }
 }
 
-/// Kinds whose objects other objects refer to by name, and that refer to nothing
-/// gantry translates themselves: a change to one nothing names changes no output.
-const REFERENCED_ONLY: [&str; 2] = ["Secret", "ConfigMap"];
-/// Kinds that cannot refer to a Secret or ConfigMap.
-const NEVER_REFERRING: [&str; 5] = [
-    "Secret",
-    "ConfigMap",
-    "Service",
-    "EndpointSlice",
-    "Namespace",
-];
-
-/// Whether a changed Secret or ConfigMap `name` may matter to translation: some
-/// object of a kind that can refer to one has `name` as a string value anywhere
-/// (in any namespace; a match by name alone errs towards translating). Other kinds
-/// always matter.
-fn referenced(stores: &[KindStore], kind: &str, name: &str) -> bool {
-    if !REFERENCED_ONLY.contains(&kind) {
-        return true;
+fn namespace_label(kind: &str, namespace: &str) -> NamespacedKindLabel {
+    NamespacedKindLabel {
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
     }
-    (stores.iter())
-        .filter(|s| !NEVER_REFERRING.contains(&s.kind()))
-        .any(|s| s.mentions(name))
 }
 
 /// kube-runtime's watcher waits at most 30 s between retries of a failing watch,

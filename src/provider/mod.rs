@@ -3,6 +3,7 @@
 pub mod file;
 pub mod kubernetes;
 pub mod merged;
+pub mod references;
 
 /// Whether a path names a file the providers read: *.yaml or *.yml, not hidden.
 pub fn is_yaml(path: &std::path::Path) -> bool {

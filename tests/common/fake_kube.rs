@@ -12,7 +12,12 @@
 //!   `metadata.resourceVersion`; an update that changes nothing is not a write),
 //!   delete;
 //! - the status subresource: PUT/PATCH `.../status` changes only `status`, and a
-//!   normal update or create never changes `status`.
+//!   normal update or create never changes `status`; server-side apply of it
+//!   (`application/apply-patch+yaml`, `fieldManager`, `force`) with field ownership
+//!   in `managedFields` (see `fake_kube_apply`);
+//! - RBAC, when the test enforces a manifest: every request is authorized against
+//!   the rules bound to gantry's service account, 403 Forbidden otherwise, and each
+//!   refusal is recorded for the test to check;
 //!
 //! - 403 Forbidden for every read of a kind the test forbids (a service account
 //!   RBAC grants nothing of it), and lists held back while the test holds them (a
@@ -35,6 +40,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
+
+use super::fake_kube_apply::{Rbac, apply_status, record_status_update};
 
 /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK.
 const BOOKMARK_EVERY: Duration = Duration::from_millis(500);
@@ -148,8 +155,48 @@ pub const KINDS: &[Kind] = &[
         true,
         true,
     ),
+    kind(
+        "gateway.networking.k8s.io",
+        "v1",
+        "grpcroutes",
+        "GRPCRoute",
+        true,
+        true,
+    ),
+    kind(
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tcproutes",
+        "TCPRoute",
+        true,
+        true,
+    ),
+    kind(
+        "gateway.networking.k8s.io",
+        "v1",
+        "tlsroutes",
+        "TLSRoute",
+        true,
+        true,
+    ),
+    kind(
+        "gateway.envoyproxy.io",
+        "v1alpha1",
+        "backendtrafficpolicies",
+        "BackendTrafficPolicy",
+        true,
+        true,
+    ),
     kind("coordination.k8s.io", "v1", "leases", "Lease", true, false),
 ];
+
+/// Whether the fake serves the kind at this group, version and plural, with a
+/// status subresource if `status`.
+pub fn serves(group: &str, version: &str, plural: &str, status: bool) -> bool {
+    (KINDS.iter()).any(|k| {
+        k.group == group && k.version == version && k.plural == plural && (k.status || !status)
+    })
+}
 
 fn kind_named(name: &str) -> &'static Kind {
     KINDS
@@ -219,6 +266,10 @@ struct Inner {
     /// Kinds whose get, list and watch answer 403 Forbidden, as for a service
     /// account that RBAC grants nothing of them.
     forbidden: std::collections::BTreeSet<&'static str>,
+    /// When set, what RBAC grants the client; every other request is 403.
+    rbac: Option<Rbac>,
+    /// Requests RBAC refused: "verb resource (namespace)".
+    denied: Vec<String>,
 }
 
 struct Shared {
@@ -365,15 +416,37 @@ current-context: fake
     pub fn set_status(&self, kind: &str, namespace: &str, name: &str, status: Value) {
         let kind = kind_named(kind);
         let mut inner = self.shared.lock();
+        let mut body = json!({"metadata": {}, "status": status});
+        body["metadata"]["managedFields"] = (inner.get(kind, namespace, name))
+            .map_or(Value::Null, |o| o["metadata"]["managedFields"].clone());
+        record_status_update(&mut body, "other-controller");
         let (_, event) = inner
-            .update(
-                kind,
-                namespace,
-                name,
-                json!({"metadata": {}, "status": status}),
-                true,
-            )
+            .update(kind, namespace, name, body, true)
             .unwrap_or_else(|e| panic!("setting the status of {name}: {e:?}"));
+        self.emit(&mut inner, event);
+    }
+
+    /// Server-side applies `status` as `manager` would (not forced; not counted as
+    /// a client write).
+    pub fn apply_status_as(
+        &self,
+        manager: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) {
+        let kind = kind_named(kind);
+        let mut inner = self.shared.lock();
+        let current = inner
+            .get(kind, namespace, name)
+            .cloned()
+            .expect("the object");
+        let applied = json!({"apiVersion": current["apiVersion"], "kind": kind.kind,
+                             "metadata": {"name": name}, "status": status});
+        let (_, event) = apply_status(kind, &current, &applied, manager, false)
+            .and_then(|new| inner.update(kind, namespace, name, new, true))
+            .unwrap_or_else(|e| panic!("applying the status of {name}: {e:?}"));
         self.emit(&mut inner, event);
     }
 
@@ -431,6 +504,18 @@ current-context: fake
     pub fn forbid(&self, kind: &str) {
         self.shared.lock().forbidden.insert(kind_named(kind).kind);
         self.shared.close.send_modify(|n| *n += 1);
+    }
+
+    /// From now on, authorizes every request as the API server would for the
+    /// service account `rbac` describes.
+    pub fn enforce_rbac(&self, rbac: Rbac) {
+        self.shared.lock().rbac = Some(rbac);
+        self.shared.close.send_modify(|n| *n += 1);
+    }
+
+    /// The requests RBAC refused, in order.
+    pub fn denied(&self) -> Vec<String> {
+        self.shared.lock().denied.clone()
     }
 
     /// Undoes [`Self::forbid`].
@@ -634,6 +719,9 @@ impl Inner {
         }
         let mut new = if status_only {
             let mut new = old.clone();
+            if let Some(owners) = body["metadata"].get("managedFields") {
+                new["metadata"]["managedFields"] = owners.clone();
+            }
             match body.get("status") {
                 Some(status) => new["status"] = status.clone(),
                 None => {
@@ -834,6 +922,32 @@ async fn handle(
         return error_response(error(404, "NotFound", format!("no subresource {sub}")));
     }
     let namespace = target.namespace.clone().unwrap_or_default();
+    let verb = match (&method, &target.name) {
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None)
+            if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) =>
+        {
+            "watch"
+        }
+        (&Method::GET, None) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    };
+    {
+        let mut inner = shared.lock();
+        let sub = target.subresource.as_deref();
+        let refused = (inner.rbac.as_ref())
+            .and_then(|rbac| rbac.check(verb, kind, sub, target.namespace.as_deref()));
+        if let Some(message) = refused {
+            let resource = sub.map_or(kind.plural.to_string(), |s| format!("{}/{s}", kind.plural));
+            let scope = target.namespace.as_deref().unwrap_or("all namespaces");
+            inner.denied.push(format!("{verb} {resource} ({scope})"));
+            return error_response(error(403, "Forbidden", message));
+        }
+    }
     if method == Method::GET && shared.lock().forbidden.contains(kind.kind) {
         let group = kind.group;
         let message = format!(
@@ -890,9 +1004,44 @@ async fn handle(
                         .create(kind, &ns, body)
                         .map(|(object, event)| (201, object, event))
                 }
-                (Method::PUT, Some(name)) => inner
-                    .update(kind, &namespace, &name, body, status_only)
-                    .map(|(o, e)| (200, o, e)),
+                (Method::PUT, Some(name)) => {
+                    let mut body = body;
+                    if status_only && let Some(old) = inner.get(kind, &namespace, &name) {
+                        body["metadata"]["managedFields"] =
+                            old["metadata"]["managedFields"].clone();
+                        let manager = params.get("fieldManager").cloned().unwrap_or_else(|| {
+                            write
+                                .user_agent
+                                .split('/')
+                                .next()
+                                .unwrap_or_default()
+                                .to_string()
+                        });
+                        record_status_update(&mut body, &manager);
+                    }
+                    inner
+                        .update(kind, &namespace, &name, body, status_only)
+                        .map(|(o, e)| (200, o, e))
+                }
+                (Method::PATCH, Some(name))
+                    if content_type.starts_with("application/apply-patch+yaml") =>
+                {
+                    let manager = params.get("fieldManager").map_or("", String::as_str);
+                    let force = params.get("force").map(String::as_str) == Some("true");
+                    match inner.get(kind, &namespace, &name).cloned() {
+                        None => Err(not_found(kind, &name)),
+                        Some(_) if !status_only => Err(error(
+                            415,
+                            "UnsupportedMediaType",
+                            "the fake API applies the status subresource only",
+                        )),
+                        Some(current) => apply_status(kind, &current, &body, manager, force)
+                            .and_then(|applied| {
+                                inner.update(kind, &namespace, &name, applied, true)
+                            })
+                            .map(|(o, e)| (200, o, e)),
+                    }
+                }
                 (Method::PATCH, Some(name)) => {
                     if !content_type.starts_with("application/merge-patch+json") {
                         return error_response(error(

@@ -131,6 +131,14 @@ impl Gantry {
         admin_get(self.admin_port, "/metrics").expect("/metrics").1
     }
 
+    /// The value of one `/metrics` sample (name with its labels), if present.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == sample).then(|| value.parse().ok())?
+        })
+    }
+
     /// `gantry bootstrap` output for one gateway (Envoy admin on a port of its choosing).
     pub fn bootstrap(&self, gateway: &str, ads: &str, node_id: &str) -> String {
         self.bootstrap_with(gateway, &["--ads", ads, "--node-id", node_id])

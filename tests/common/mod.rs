@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 pub mod backends;
 pub mod echo;
 pub mod fake_kube;
+pub mod fake_kube_apply;
 pub mod gantry_process;
 pub mod h2c;
 pub mod objects;
@@ -1063,4 +1064,20 @@ fn ss_duration(text: &str) -> Duration {
         };
     }
     total
+}
+
+/// Runs `gantry certgen`; returns what it reported.
+pub fn certgen(out: &Path, gateways: &[&str]) -> String {
+    let mut command = std::process::Command::new(gantry_bin());
+    command.args(["certgen", "--out-dir"]).arg(out);
+    for gateway in gateways {
+        command.args(["--gateway", gateway]);
+    }
+    let output = command.output().expect("gantry certgen");
+    assert!(
+        output.status.success(),
+        "certgen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

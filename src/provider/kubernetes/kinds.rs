@@ -22,6 +22,14 @@ pub struct WatchedKind {
     pub writes_status: bool,
 }
 
+impl WatchedKind {
+    /// Whether gantry reads the status of this kind's objects: the ones it
+    /// writes, and a Service's load balancer addresses.
+    pub fn reads_status(&self) -> bool {
+        self.writes_status || self.resource.kind == "Service"
+    }
+}
+
 fn kind<K: kube::Resource<DynamicType = ()>>(writes_status: bool) -> WatchedKind {
     WatchedKind {
         resource: ApiResource::erase::<K>(&()),
@@ -29,9 +37,9 @@ fn kind<K: kube::Resource<DynamicType = ()>>(writes_status: bool) -> WatchedKind
     }
 }
 
-/// Every kind gantry reads from the API. A new kind is one line here, plus its
-/// conversion in `resources::object_from_value` (which the file provider shares)
-/// and its verbs in `deploy/rbac.yaml`.
+/// Every kind gantry lists and watches in all namespaces. A new kind is one line
+/// here, plus its conversion in `resources::object_from_value` (which the file
+/// provider shares) and its verbs in `deploy/rbac.yaml`.
 pub fn watched() -> Vec<WatchedKind> {
     vec![
         kind::<GatewayClass>(true),
@@ -47,9 +55,17 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<Backend>(true),
         kind::<Service>(false),
         kind::<EndpointSlice>(false),
-        kind::<Secret>(false),
-        kind::<ConfigMap>(false),
         kind::<Namespace>(false),
+    ]
+}
+
+/// The kinds gantry reads only where Gateways, policies and Backends name them
+/// (`provider::references`): watched in the namespaces those names point to, one
+/// watch per namespace, keeping only the objects named.
+pub fn referenced() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
     ]
 }
 
@@ -59,8 +75,9 @@ mod tests {
 
     #[test]
     fn every_watched_kind_is_one_the_conversion_understands() {
-        for kind in watched() {
-            let r = &kind.resource;
+        let resources = (watched().into_iter().map(|k| k.resource)).chain(referenced());
+        for r in resources {
+            let r = &r;
             let document = serde_json::json!({
                 "apiVersion": r.api_version, "kind": r.kind, "metadata": {"name": "x"},
             });

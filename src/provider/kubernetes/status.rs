@@ -1,9 +1,13 @@
 //! Writes the status gantry computes to the API, through the status subresource,
-//! while this replica is the leader.
+//! while this replica is the leader: by server-side apply, as field manager
+//! [`FIELD_MANAGER`], of the status fields gantry writes only (fields of other
+//! managers stay, and gantry's own fields it no longer sends are removed).
 //!
 //! An object is written only when what gantry wants there differs from what is
 //! there; a condition whose `status` did not change keeps its `lastTransitionTime`;
-//! route `parents[]` and policy `ancestors[]` entries of other controllers are kept.
+//! route `parents[]` and policy `ancestors[]` entries of other controllers are kept
+//! (these lists are atomic in the CRDs, so the apply carries them, and the object's
+//! resourceVersion: one changed since fails and is merged again).
 //! Only objects translation produced a status for are touched, i.e. the ones gantry
 //! manages. gantry's own writes come back as watch events that change no input, so
 //! they trigger no translation, and the comparison finds nothing to write.
@@ -23,16 +27,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::Shared;
 use super::store::display_key;
+use super::{Shared, StatusView};
 use crate::metrics::Metrics;
 use crate::status_times::FilledStatus;
 use crate::status_times::keep_transition_times;
 use crate::translate::conditions::condition_type::PROGRAMMED;
+
+/// The field manager of gantry's server-side applies: the status fields it writes
+/// are owned by this name in each object's managedFields.
+pub const FIELD_MANAGER: &str = "gantry";
 
 /// How long object changes must be quiet before the writer compares again.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -121,17 +129,16 @@ impl StatusWriter {
                 namespace.to_string(),
                 status.metadata.name.to_string(),
             );
-            let Some((resource, current)) = self.shared.status_object(&key.0, &key.1, &key.2)
-            else {
+            let Some(current) = self.shared.status_object(&key.0, &key.1, &key.2) else {
                 continue;
             };
             if let Some((before, _)) = self.pending.get(&key) {
-                if *before == current.metadata.resource_version {
+                if *before == current.resource_version {
                     continue;
                 }
                 self.pending.remove(&key);
             }
-            let existing = current.data.get("status").cloned().unwrap_or(Value::Null);
+            let existing = &current.status;
             let unserved_gateway = key.0 == "Gateway"
                 && !served.contains(&format!("{}/{}", key.1, key.2))
                 && !self.envoy_pod_ready(&key.1, &key.2);
@@ -146,20 +153,23 @@ impl StatusWriter {
                     ours["addresses"] = Value::Array(addresses);
                 }
             }
-            let wanted = merge(&existing, &ours, &self.controller_name);
-            if wanted == existing {
+            let wanted = merge(existing, &ours, &self.controller_name);
+            if already_there(existing, &wanted, &current.owned) {
                 continue;
             }
-            let mut object = (*current).clone();
-            object.data["status"] = wanted;
             let api: Api<DynamicObject> = if key.1.is_empty() {
-                Api::all_with(self.client.clone(), &resource)
+                Api::all_with(self.client.clone(), &current.resource)
             } else {
-                Api::namespaced_with(self.client.clone(), &key.1, &resource)
+                Api::namespaced_with(self.client.clone(), &key.1, &current.resource)
             };
             let what = format!("{} {}", key.0, display_key(&key.1, &key.2));
+            let apply = apply_configuration(&current, &key, wanted);
             match api
-                .replace_status(&key.2, &PostParams::default(), &object)
+                .patch_status(
+                    &key.2,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(apply),
+                )
                 .await
             {
                 Ok(written) => {
@@ -168,7 +178,7 @@ impl StatusWriter {
                     self.pending.insert(
                         key,
                         (
-                            current.metadata.resource_version.clone(),
+                            current.resource_version.clone(),
                             written.metadata.resource_version,
                         ),
                     );
@@ -192,7 +202,7 @@ impl StatusWriter {
 impl StatusWriter {
     /// The Envoy Services of Gateway `namespace/name`: the ones `gantry deploy`
     /// generates, by their labels.
-    fn envoy_services(&self, namespace: &str, name: &str) -> Vec<Arc<DynamicObject>> {
+    fn envoy_services(&self, namespace: &str, name: &str) -> Vec<Value> {
         let labels = [
             (crate::deploy::GATEWAY_NAME_LABEL, name),
             (crate::deploy::MANAGED_BY_LABEL, crate::deploy::MANAGED_BY),
@@ -206,14 +216,14 @@ impl StatusWriter {
     /// Service's EndpointSlices say so.
     fn envoy_pod_ready(&self, namespace: &str, name: &str) -> bool {
         self.envoy_services(namespace, name).iter().any(|service| {
-            let service_name = service.metadata.name.as_deref().unwrap_or_default();
+            let service_name = service["metadata"]["name"].as_str().unwrap_or_default();
             let slices = self.shared.labelled(
                 "EndpointSlice",
                 namespace,
                 &[("kubernetes.io/service-name", service_name)],
             );
             slices.iter().any(|slice| {
-                let endpoints = slice.data["endpoints"].as_array();
+                let endpoints = slice["endpoints"].as_array();
                 // A missing `ready` means ready, as the EndpointSlice API says.
                 (endpoints.into_iter().flatten()).any(|e| e["conditions"]["ready"] != false)
             })
@@ -226,7 +236,7 @@ impl StatusWriter {
         let services = self.envoy_services(namespace, name);
         let mut addresses: Vec<Value> = (services.iter())
             .flat_map(|service| {
-                let ingress = service.data["status"]["loadBalancer"]["ingress"].as_array();
+                let ingress = service["status"]["loadBalancer"]["ingress"].as_array();
                 ingress.into_iter().flatten().filter_map(|entry| {
                     match (entry["ip"].as_str(), entry["hostname"].as_str()) {
                         (Some(ip), _) => Some(json!({"type": "IPAddress", "value": ip})),
@@ -238,7 +248,7 @@ impl StatusWriter {
             .collect();
         if addresses.is_empty() {
             addresses = (services.iter())
-                .filter_map(|service| service.data["spec"]["clusterIP"].as_str())
+                .filter_map(|service| service["spec"]["clusterIP"].as_str())
                 .filter(|ip| !ip.is_empty() && *ip != "None")
                 .map(|ip| json!({"type": "IPAddress", "value": ip}))
                 .collect();
@@ -246,6 +256,32 @@ impl StatusWriter {
         addresses.dedup();
         addresses
     }
+}
+
+/// The server-side apply of `status` to the object `current`: only the status,
+/// and the resourceVersion it was computed from, so that a change made since (by
+/// another controller, to a list gantry merges) fails with a conflict and is
+/// merged again rather than overwritten.
+fn apply_configuration(current: &StatusView, key: &Key, status: Value) -> Value {
+    let mut metadata = json!({"name": key.2, "resourceVersion": current.resource_version});
+    if !key.1.is_empty() {
+        metadata["namespace"] = key.1.clone().into();
+    }
+    json!({
+        "apiVersion": current.resource.api_version,
+        "kind": current.resource.kind,
+        "metadata": metadata,
+        "status": status,
+    })
+}
+
+/// Whether applying `wanted` would change nothing: every field it carries holds
+/// that value, and gantry owns no other (an apply would remove it). Fields of
+/// other managers are not compared.
+fn already_there(existing: &Value, wanted: &Value, owned: &BTreeSet<String>) -> bool {
+    let carried = wanted.as_object().into_iter().flat_map(|w| w.keys());
+    let mut fields = carried.chain(owned);
+    fields.all(|field| existing.get(field) == wanted.get(field))
 }
 
 /// A Gateway's status while no Envoy of it has its configuration: Programmed, if

@@ -1,13 +1,20 @@
-//! What the watches have seen: per kind, every object as the API holds it and as
-//! translation reads it.
+//! What the watches have seen: per kind (or, for Secrets and ConfigMaps, per kind
+//! and namespace), every object as translation reads it.
+//!
+//! One copy of each object is held: the typed object translation reads. Beside it
+//! only a digest of what translation reads (to tell a real change from the API
+//! server's bookkeeping or a status write), its resourceVersion, and its `status`
+//! where gantry reads that (the kinds it writes status for, and Services).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::watcher::Event;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
+use crate::provider::references::{Reference, references};
 use crate::resources::{Converted, InputProblem, Object, object_from_value};
 
 /// (namespace, name); the namespace is empty for cluster-scoped kinds.
@@ -15,13 +22,31 @@ pub type ObjectKey = (String, String);
 
 /// One object.
 pub struct Stored {
-    /// As the API last sent it: what the status writer compares with and updates.
-    pub raw: Arc<DynamicObject>,
-    /// What translation reads: the raw object without its status and without the
-    /// bookkeeping the API server changes on every write, so that a status write
-    /// (gantry's own included) is not an input change.
-    input: serde_json::Value,
+    pub resource_version: Option<String>,
+    /// SHA-256 of the object without its status and without the bookkeeping the API
+    /// server changes on every write, so that a status write (gantry's own included)
+    /// is not an input change.
+    digest: [u8; 32],
+    /// As the API last sent it, where gantry reads it.
+    pub status: Option<Value>,
+    /// The top-level status fields gantry's server-side applies own (from
+    /// `managedFields`), where gantry reads the status.
+    pub status_owned: BTreeSet<String>,
     converted: Result<Object, String>,
+    /// The Secrets and ConfigMaps it names (for the kinds that name them).
+    pub references: BTreeSet<Reference>,
+}
+
+impl Stored {
+    /// The object as JSON, status included where kept: for the few reads of fields
+    /// translation does not need (labels, a Service's load balancer).
+    pub fn to_value(&self) -> Option<Value> {
+        let mut value = self.converted.as_ref().ok()?.to_value();
+        if let Some(status) = &self.status {
+            value["status"] = status.clone();
+        }
+        Some(value)
+    }
 }
 
 /// What one watch event changed.
@@ -31,35 +56,70 @@ pub struct Change {
     pub input: bool,
     /// Anything at all (status included).
     pub raw: bool,
+    /// An object nothing refers to changed: it is not kept, and costs nothing.
+    pub unreferenced: bool,
 }
 
 impl std::ops::BitOrAssign for Change {
     fn bitor_assign(&mut self, other: Change) {
         self.input |= other.input;
         self.raw |= other.raw;
+        self.unreferenced |= other.unreferenced;
     }
 }
 
-/// The objects of one kind, kept as kube-runtime's reflector keeps them: a relist
-/// is buffered and replaces the whole set at once when it is complete.
+/// A relist in progress: what it has brought so far.
+#[derive(Default)]
+struct Relist {
+    objects: BTreeMap<ObjectKey, Stored>,
+    unwanted: BTreeSet<String>,
+}
+
+/// The objects of one kind (in one namespace, for Secrets and ConfigMaps), kept as
+/// kube-runtime's reflector keeps them: a relist is buffered and replaces the whole
+/// set at once when it is complete.
 pub struct KindStore {
     resource: ApiResource,
+    /// The one namespace it holds, if it holds one.
+    namespace: Option<String>,
+    /// Whether to keep each object's status.
+    keeps_status: bool,
     objects: BTreeMap<ObjectKey, Stored>,
-    relist: Option<BTreeMap<ObjectKey, Stored>>,
+    relist: Option<Relist>,
+    /// The names to keep; None: every object.
+    wanted: Option<BTreeSet<String>>,
+    /// Names of objects the API has that are not kept (not wanted when they came).
+    unwanted_seen: BTreeSet<String>,
     /// Listed completely at least once (or known not to be served).
     pub synced: bool,
     /// Why the API does not let gantry list this kind (403, 404), while it does not.
     unavailable: Option<String>,
+    /// Bumped each time a new watch takes the store over; an older one stops.
+    pub generation: u64,
 }
 
 impl KindStore {
-    pub fn new(resource: ApiResource) -> Self {
+    pub fn new(resource: ApiResource, keeps_status: bool) -> Self {
         KindStore {
             resource,
+            namespace: None,
+            keeps_status,
             objects: BTreeMap::new(),
             relist: None,
+            wanted: None,
+            unwanted_seen: BTreeSet::new(),
             synced: false,
             unavailable: None,
+            generation: 0,
+        }
+    }
+
+    /// A store of the objects of one namespace named `wanted` (and only those).
+    pub fn only(resource: ApiResource, namespace: &str, wanted: BTreeSet<String>) -> Self {
+        KindStore {
+            namespace: Some(namespace.to_string()),
+            wanted: Some(wanted),
+            ..KindStore::new(resource, false)
         }
     }
 
@@ -67,20 +127,12 @@ impl KindStore {
         &self.resource.kind
     }
 
-    /// Whether any object of this kind has `name` as a string value anywhere: a
-    /// reference to a Secret or ConfigMap of that name can only be such a value.
-    pub fn mentions(&self, name: &str) -> bool {
-        fn walk(value: &serde_json::Value, name: &str) -> bool {
-            match value {
-                serde_json::Value::String(s) => s == name,
-                serde_json::Value::Array(items) => items.iter().any(|v| walk(v, name)),
-                serde_json::Value::Object(map) => map.values().any(|v| walk(v, name)),
-                _ => false,
-            }
+    /// "Secret", or "Secret in namespace apps" for a store of one namespace.
+    pub fn label(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} in namespace {ns}", self.resource.kind),
+            None => self.resource.kind.clone(),
         }
-        self.objects
-            .values()
-            .any(|stored| walk(&stored.input, name))
     }
 
     /// Listed, and not found forbidden or not served since.
@@ -88,64 +140,116 @@ impl KindStore {
         self.synced && self.unavailable.is_none()
     }
 
-    /// The objects of one namespace, as the API last sent them.
-    pub fn in_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<DynamicObject>> + 'a {
-        (self.objects.iter())
-            .filter(move |((ns, _), _)| ns == namespace)
-            .map(|(_, stored)| &stored.raw)
+    pub fn objects(&self) -> impl Iterator<Item = &Stored> {
+        self.objects.values()
     }
 
-    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DynamicObject>> {
-        self.objects
-            .get(&(namespace.to_string(), name.to_string()))
-            .map(|s| &s.raw)
+    /// The objects of one namespace.
+    pub fn in_namespace<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Stored> + 'a {
+        (self.objects.iter())
+            .filter(move |((ns, _), _)| ns == namespace)
+            .map(|(_, stored)| stored)
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Stored> {
+        self.objects.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The names kept, where not every object is.
+    pub fn wanted(&self) -> Option<&BTreeSet<String>> {
+        self.wanted.as_ref()
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.contains(name))
+    }
+
+    /// Keeps only the objects named `wanted` from now on. Returns what dropping the
+    /// others changed, and whether a name now wanted belongs to an object seen
+    /// before and not kept: only a new list brings that one.
+    pub fn set_wanted(&mut self, wanted: BTreeSet<String>) -> (Change, bool) {
+        let relist = wanted.iter().any(|name| self.unwanted_seen.contains(name));
+        let before = self.objects.len();
+        let mut dropped = Vec::new();
+        self.objects.retain(|(_, name), _| {
+            let keep = wanted.contains(name);
+            if !keep {
+                dropped.push(name.clone());
+            }
+            keep
+        });
+        self.unwanted_seen.extend(dropped);
+        self.wanted = Some(wanted);
+        let removed = self.objects.len() != before;
+        let change = Change {
+            input: removed,
+            raw: removed,
+            unreferenced: false,
+        };
+        (change, relist)
     }
 
     pub fn apply(&mut self, event: Event<DynamicObject>) -> Change {
         match event {
             Event::Init => {
-                self.relist = Some(BTreeMap::new());
+                self.relist = Some(Relist::default());
                 Change::default()
             }
             Event::InitApply(object) => {
-                let stored = self.stored(object);
-                let key = key_of(&stored.raw);
-                self.relist.get_or_insert_default().insert(key, stored);
+                let key = key_of(&object);
+                if self.wants(&key.1) {
+                    let stored = self.stored(object);
+                    self.relist
+                        .get_or_insert_default()
+                        .objects
+                        .insert(key, stored);
+                } else {
+                    self.relist.get_or_insert_default().unwanted.insert(key.1);
+                }
                 Change::default()
             }
             Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
-                let mut change = self.replace_all(listed);
+                self.unwanted_seen = listed.unwanted;
+                let mut change = self.replace_all(listed.objects);
                 if self.unavailable.take().is_some() {
                     change.input = true;
                 }
                 change
             }
             Event::Apply(object) => {
+                let key = key_of(&object);
+                if !self.wants(&key.1) {
+                    self.unwanted_seen.insert(key.1);
+                    return Change {
+                        unreferenced: true,
+                        ..Change::default()
+                    };
+                }
                 let stored = self.stored(object);
-                let key = key_of(&stored.raw);
                 let change = match self.objects.get(&key) {
                     Some(old) => Change {
-                        input: old.input != stored.input,
-                        raw: old.raw.metadata.resource_version
-                            != stored.raw.metadata.resource_version,
+                        input: old.digest != stored.digest,
+                        raw: old.resource_version != stored.resource_version,
+                        unreferenced: false,
                     },
                     None => Change {
                         input: true,
                         raw: true,
+                        unreferenced: false,
                     },
                 };
                 self.objects.insert(key, stored);
                 change
             }
             Event::Delete(object) => {
-                let removed = self.objects.remove(&key_of(&object)).is_some();
+                let key = key_of(&object);
+                self.unwanted_seen.remove(&key.1);
+                let removed = self.objects.remove(&key).is_some();
                 Change {
                     input: removed,
                     raw: removed,
+                    unreferenced: !removed,
                 }
             }
         }
@@ -172,42 +276,50 @@ impl KindStore {
             || listed
                 .iter()
                 .zip(&self.objects)
-                .any(|((k1, a), (k2, b))| k1 != k2 || a.input != b.input);
+                .any(|((k1, a), (k2, b))| k1 != k2 || a.digest != b.digest);
         let raw = input
-            || listed.iter().zip(&self.objects).any(|((_, a), (_, b))| {
-                a.raw.metadata.resource_version != b.raw.metadata.resource_version
-            });
+            || (listed.iter().zip(&self.objects))
+                .any(|((_, a), (_, b))| a.resource_version != b.resource_version);
         self.objects = listed;
-        Change { input, raw }
+        Change {
+            input,
+            raw,
+            unreferenced: false,
+        }
     }
 
-    fn stored(&self, mut object: DynamicObject) -> Stored {
-        // List items of built-in kinds come without apiVersion and kind.
-        if object.types.is_none() {
-            object.types = Some(kube::api::TypeMeta {
-                api_version: self.resource.api_version.clone(),
-                kind: self.resource.kind.clone(),
-            });
-        }
+    fn stored(&self, object: DynamicObject) -> Stored {
+        let resource_version = object.metadata.resource_version.clone();
         let mut input = serde_json::to_value(&object).unwrap_or_default();
-        if let Some(map) = input.as_object_mut() {
-            map.remove("status");
+        // List items of built-in kinds come without apiVersion and kind.
+        if input.get("kind").is_none() {
+            input["apiVersion"] = self.resource.api_version.clone().into();
+            input["kind"] = self.resource.kind.clone().into();
         }
-        if let Some(meta) = input
-            .get_mut("metadata")
-            .and_then(serde_json::Value::as_object_mut)
-        {
+        let status = (input.as_object_mut())
+            .and_then(|map| map.remove("status"))
+            .filter(|_| self.keeps_status);
+        let mut status_owned = BTreeSet::new();
+        if let Some(meta) = input.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
-            meta.remove("managedFields");
+            let managed = meta.remove("managedFields");
+            if self.keeps_status {
+                status_owned = owned_status_fields(managed.as_ref());
+            }
         }
-        let converted = match object_from_value(input.clone()) {
+        let digest = Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()).into();
+        let references = references(&input);
+        let converted = match object_from_value(input) {
             Ok(Converted::Object(object)) => Ok(object),
             Ok(Converted::Skipped(message)) | Err(message) => Err(message),
         };
         Stored {
-            raw: Arc::new(object),
-            input,
+            resource_version,
+            digest,
+            status,
+            status_owned,
             converted,
+            references,
         }
     }
 
@@ -215,7 +327,7 @@ impl KindStore {
     pub fn collect(&self, resources: &mut crate::resources::Resources) {
         if let Some(why) = &self.unavailable {
             resources.problems.push(InputProblem {
-                file: format!("kubernetes {}", self.resource.kind),
+                file: format!("kubernetes {}", self.label()),
                 document: None,
                 message: why.clone(),
             });
@@ -235,6 +347,16 @@ impl KindStore {
             }
         }
     }
+}
+
+/// The top-level status fields that `managedFields` says gantry's applies own.
+fn owned_status_fields(managed: Option<&Value>) -> BTreeSet<String> {
+    let entries = managed.and_then(Value::as_array).into_iter().flatten();
+    (entries.filter(|e| e["manager"] == super::status::FIELD_MANAGER))
+        .filter_map(|e| e["fieldsV1"]["f:status"].as_object())
+        .flat_map(|fields| fields.keys())
+        .filter_map(|field| field.strip_prefix("f:").map(str::to_string))
+        .collect()
 }
 
 fn key_of(object: &DynamicObject) -> ObjectKey {
@@ -268,7 +390,10 @@ mod tests {
     }
 
     fn store() -> KindStore {
-        KindStore::new(ApiResource::erase::<gateway_api::httproutes::HttpRoute>(&()))
+        KindStore::new(
+            ApiResource::erase::<gateway_api::httproutes::HttpRoute>(&()),
+            true,
+        )
     }
 
     #[test]
@@ -280,7 +405,8 @@ mod tests {
             s.apply(Event::InitDone),
             Change {
                 input: true,
-                raw: true
+                raw: true,
+                unreferenced: false
             }
         );
         let status = json!({"parents": []});
@@ -288,14 +414,16 @@ mod tests {
             s.apply(Event::Apply(route("2", "a", status))),
             Change {
                 input: false,
-                raw: true
+                raw: true,
+                unreferenced: false
             }
         );
         assert_eq!(
             s.apply(Event::Apply(route("3", "b", json!({})))),
             Change {
                 input: true,
-                raw: true
+                raw: true,
+                unreferenced: false
             }
         );
     }
@@ -313,7 +441,8 @@ mod tests {
             s.apply(Event::InitDone),
             Change {
                 input: true,
-                raw: true
+                raw: true,
+                unreferenced: false
             }
         );
         assert!(s.get("default", "r").is_none());
@@ -334,5 +463,46 @@ mod tests {
         let problem = &resources.problems[0];
         assert_eq!(problem.file, "kubernetes HTTPRoute default/r");
         assert!(problem.message.contains("spec.hostnames"), "{problem}");
+    }
+
+    fn secret(name: &str, rv: &str, value: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "apps", "resourceVersion": rv},
+            "stringData": {"k": value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_wanted_names_are_kept_and_a_name_seen_before_needs_a_new_list() {
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+        let mut s = KindStore::only(resource, "apps", BTreeSet::from(["cert".to_string()]));
+        s.apply(Event::Init);
+        s.apply(Event::InitApply(secret("cert", "1", "a")));
+        s.apply(Event::InitApply(secret("helm-release", "2", "a")));
+        s.apply(Event::InitDone);
+        assert!(s.get("apps", "cert").is_some());
+        assert!(s.get("apps", "helm-release").is_none());
+        let unreferenced = s.apply(Event::Apply(secret("helm-release", "3", "b")));
+        assert_eq!(
+            unreferenced,
+            Change {
+                input: false,
+                raw: false,
+                unreferenced: true
+            }
+        );
+        // A name nothing named before: the watch brings it when it is created.
+        let wanted = BTreeSet::from(["cert".to_string(), "later".to_string()]);
+        assert!(!s.set_wanted(wanted).1);
+        // A name the API already has and the store did not keep: relist.
+        let wanted = BTreeSet::from(["helm-release".to_string()]);
+        let (change, relist) = s.set_wanted(wanted);
+        assert!(relist);
+        assert!(change.input, "cert is dropped");
+        assert!(s.get("apps", "cert").is_none());
+        let mut resources = crate::resources::Resources::default();
+        s.collect(&mut resources);
+        assert!(resources.secrets.is_empty());
     }
 }
