@@ -4,9 +4,9 @@
 //! prints (mutual TLS to gantry with the client certificate `gantry certgen
 //! --kubernetes` puts in the Secret `gantry-xds-<name>`, and a readiness listener on
 //! the pod IP), a Deployment (every listener port as Envoy binds it, a readiness
-//! probe on that listener, resources, non-root with a read-only root filesystem, a
-//! pause before SIGTERM so that the pod leaves the load balancer before Envoy
-//! exits: stock Envoy does not drain on SIGTERM), a
+//! probe on that listener, resources, non-root with a read-only root filesystem, and
+//! a drain before it stops: stock Envoy exits at once on SIGTERM, so Envoy's preStop
+//! hook waits for `gantry shutdown-manager`, beside it in the pod, to drain it), a
 //! Service mapping each Gateway port to the port Envoy binds (+10000 below 1024),
 //! and a PodDisruptionBudget.
 
@@ -34,6 +34,10 @@ const BOOTSTRAP_MOUNT: &str = "/etc/envoy";
 const ADMIN_ADDRESS: &str = "127.0.0.1:19000";
 /// The readiness listener, on every address of the pod.
 const READY_ADDRESS: &str = "0.0.0.0:19003";
+/// Where `gantry shutdown-manager` answers Envoy's preStop hook.
+const SHUTDOWN_PORT: u16 = 19002;
+/// How long Envoy drains, for listeners xDS changes and for a pod that stops.
+const DRAIN_TIME_S: u32 = 15;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DeployArgs {
@@ -49,6 +53,9 @@ pub struct DeployArgs {
     /// The Envoy image (stock Envoy 1.40).
     #[arg(long, default_value = "envoyproxy/envoy:v1.40.0")]
     pub image: String,
+    /// gantry's image, for the shutdown manager beside Envoy (as in deploy/gantry.yaml).
+    #[arg(long, default_value = "gantry:dev")]
+    pub gantry_image: String,
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,
 }
@@ -130,8 +137,8 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        // Long enough for the pause and Envoy's drain below.
-                        "terminationGracePeriodSeconds": 30,
+                        // Longer than the drain (and the shutdown manager's margin).
+                        "terminationGracePeriodSeconds": DRAIN_TIME_S * 2,
                         "automountServiceAccountToken": false,
                         "securityContext": {
                             "runAsNonRoot": true,
@@ -145,8 +152,10 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                             "args": [
                                 "-c", format!("{BOOTSTRAP_MOUNT}/bootstrap.yaml"),
                                 "--service-node", "$(POD_NAME)",
-                                // How long listeners changed or removed over xDS drain.
-                                "--drain-time-s", "15",
+                                "--drain-time-s", DRAIN_TIME_S.to_string(),
+                                // Every connection is asked to close as soon as the
+                                // drain starts, rather than more and more of them.
+                                "--drain-strategy", "immediate",
                             ],
                             "env": [{
                                 "name": "POD_NAME",
@@ -158,10 +167,11 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                                 "periodSeconds": 5,
                                 "failureThreshold": 1,
                             },
-                            // The load balancer stops sending new connections before
-                            // Envoy gets SIGTERM, on which stock Envoy exits at once
-                            // (the sleep action needs Kubernetes 1.30 or later).
-                            "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+                            // SIGTERM only once the shutdown manager has drained
+                            // Envoy: stock Envoy exits at once on it.
+                            "lifecycle": {"preStop": {"httpGet": {
+                                "path": "/shutdown/ready", "port": SHUTDOWN_PORT,
+                            }}},
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"memory": "1Gi"},
@@ -175,6 +185,25 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                                 {"name": "bootstrap", "mountPath": BOOTSTRAP_MOUNT},
                                 {"name": "xds-tls", "mountPath": XDS_TLS_MOUNT, "readOnly": true},
                             ],
+                        }, {
+                            "name": "shutdown-manager",
+                            "image": args.gantry_image,
+                            "args": [
+                                "shutdown-manager",
+                                "--admin-address", ADMIN_ADDRESS,
+                                "--listen", format!("0.0.0.0:{SHUTDOWN_PORT}"),
+                                "--drain-time-s", DRAIN_TIME_S.to_string(),
+                            ],
+                            "ports": [{"name": "shutdown", "containerPort": SHUTDOWN_PORT}],
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "16Mi"},
+                                "limits": {"memory": "64Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
                         }],
                         "volumes": [
                             {"name": "bootstrap", "configMap": {"name": format!("{app}-bootstrap")}},
@@ -202,12 +231,13 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
         .collect();
     let mut out = format!(
         "# Stock Envoy for the Gateway {namespace}/{name}, generated by\n\
-         #   gantry deploy --gateway {namespace}/{name} {} --xds-address {} --image {} --replicas {}\n\
+         #   gantry deploy --gateway {namespace}/{name} {} --xds-address {} --image {} --gantry-image {} --replicas {}\n\
          # It reads xDS over mutual TLS with the Secret {secret} (`gantry certgen --gateway\n\
          # {namespace}/{name} --kubernetes`).\n",
         files.join(" "),
         args.xds_address,
         args.image,
+        args.gantry_image,
         args.replicas
     );
     for document in documents {

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod provider;
 pub mod resources;
 pub mod serve;
+pub mod shutdown_manager;
 pub mod status_times;
 pub mod translate;
 pub mod xds;

@@ -42,6 +42,9 @@ enum Command {
     /// Write the certificates of mutual TLS on the xDS port: a CA, gantry's server
     /// certificate and one client certificate per Gateway.
     Certgen(CertgenArgs),
+    /// Run beside Envoy in its pod: on SIGTERM, drain Envoy through its admin API;
+    /// `GET /shutdown/ready` (Envoy's preStop hook) answers once it is drained.
+    ShutdownManager(gantry::shutdown_manager::ShutdownManagerArgs),
 }
 
 #[derive(clap::Args)]
@@ -176,6 +179,7 @@ fn execute(cli: Cli) -> Result<()> {
             print!("{}", bootstrap.to_yaml()?);
             Ok(())
         }
+        Command::ShutdownManager(args) => runtime()?.block_on(gantry::shutdown_manager::run(args)),
         Command::Deploy(args) => {
             print!("{}", gantry::deploy::manifests(&args)?);
             Ok(())

@@ -222,6 +222,62 @@ fn the_envoy_bootstrap_is_what_gantry_bootstrap_prints() {
     );
 }
 
+/// The flag's value in an argument list.
+fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+    let at = args
+        .iter()
+        .position(|a| a == name)
+        .unwrap_or_else(|| panic!("{name} in {args:?}"));
+    &args[at + 1]
+}
+
+/// Envoy gets SIGTERM only once the shutdown manager beside it has drained it
+/// (tests/drain.rs shows the drain on real Envoy): the preStop hook waits on the
+/// manager's port, the manager reaches Envoy's admin address and drains as long as
+/// Envoy does, the pod has time for all of it, and the manager runs gantry's image.
+#[test]
+fn envoy_is_drained_by_the_shutdown_manager_before_it_stops() {
+    let docs = documents();
+    let pod = &find(&docs, "Deployment", "envoy-eg")["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().unwrap();
+    let container = |name: &str| containers.iter().find(|c| c["name"] == name).unwrap();
+    let (envoy, manager) = (container("envoy"), container("shutdown-manager"));
+    let manager_args = strings(&manager["args"]);
+    assert_eq!(manager_args[0], "shutdown-manager");
+    gantry(manager_args.iter().map(String::as_str).chain(["--help"]));
+
+    let hook = &envoy["lifecycle"]["preStop"]["httpGet"];
+    assert_eq!(hook["path"], "/shutdown/ready");
+    let listen = flag(&manager_args, "--listen");
+    assert_eq!(listen, format!("0.0.0.0:{}", hook["port"]));
+    assert_eq!(manager["ports"][0]["containerPort"], hook["port"]);
+
+    let bootstrap = find(&docs, "ConfigMap", "envoy-eg-bootstrap")["data"]["bootstrap.yaml"]
+        .as_str()
+        .unwrap();
+    let bootstrap: Value = serde_saphyr::from_str(bootstrap).unwrap();
+    let admin = &bootstrap["admin"]["address"]["socket_address"];
+    assert_eq!(
+        flag(&manager_args, "--admin-address"),
+        format!(
+            "{}:{}",
+            admin["address"].as_str().unwrap(),
+            admin["port_value"]
+        )
+    );
+    let envoy_args = strings(&envoy["args"]);
+    let drain = flag(&envoy_args, "--drain-time-s");
+    assert_eq!(flag(&manager_args, "--drain-time-s"), drain);
+    assert_eq!(flag(&envoy_args, "--drain-strategy"), "immediate");
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    // The manager's margin past the drain is 5 s.
+    assert!(grace > drain.parse::<u64>().unwrap() + 5, "{grace}");
+
+    let gantry_image =
+        &find(&docs, "Deployment", "gantry")["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(&manager["image"], gantry_image);
+}
+
 /// The image builds with the command the README documents (and `make bench` runs),
 /// on a Rust no older than the crate's `rust-version`, from a context without local
 /// build output.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
-use common::objects::{CLASS, gateway, route, service};
+use common::objects::www_gateway;
 use common::{EnvoyProcess, certgen, poll, spawn_envoy, wait_for_http};
 
 /// `gantry bootstrap` for `gateway` over mutual TLS with the files in `tls_dir`.
@@ -39,13 +39,7 @@ fn setup() -> Setup {
     std::fs::create_dir(&config).unwrap();
     let backend = EchoBackend::start("a");
     let port = common::free_port();
-    let documents = [
-        CLASS.to_string(),
-        gateway("eg", port),
-        service("svc-a", backend.port),
-        route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)])]),
-    ];
-    std::fs::write(config.join("all.yaml"), documents.join("---\n")).unwrap();
+    common::objects::write_objects(&config, &www_gateway(port, backend.port));
     let server_dir = certs.join("gantry");
     let gantry = Gantry::start_args(&config, &["--xds-tls-dir", server_dir.to_str().unwrap()]);
     Setup {

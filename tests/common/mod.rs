@@ -228,6 +228,12 @@ pub struct EnvoyProcess {
 /// Starts Envoy on `bootstrap_yaml` (give it admin port 0) and waits until its admin
 /// interface is up.
 pub fn spawn_envoy(bootstrap_yaml: &str) -> EnvoyProcess {
+    spawn_envoy_with(bootstrap_yaml, &[])
+}
+
+/// [`spawn_envoy`] with more command-line arguments (Envoy refuses a repeated one;
+/// a `--drain-time-s` here replaces the default of 1 s).
+pub fn spawn_envoy_with(bootstrap_yaml: &str, extra: &[&str]) -> EnvoyProcess {
     let dir = tempfile::Builder::new()
         .prefix("gantry-test-envoy-")
         .tempdir()
@@ -246,7 +252,10 @@ pub fn spawn_envoy(bootstrap_yaml: &str) -> EnvoyProcess {
             "--log-level",
             &std::env::var("GANTRY_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
         ])
-        .args(["--drain-time-s", "1"]);
+        .args(extra);
+    if !extra.contains(&"--drain-time-s") {
+        command.args(["--drain-time-s", "1"]);
+    }
     let command = command_with_log(&mut command, dir.path());
     let mut process = Child::spawn_in("envoy", command, dir);
     let admin_port = poll("Envoy's admin address", || {

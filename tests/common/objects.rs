@@ -275,3 +275,14 @@ pub fn write_objects(dir: &std::path::Path, docs: &[String]) {
     std::fs::write(&tmp, docs.join("---\n")).unwrap();
     std::fs::rename(&tmp, dir.join("objects.yaml")).unwrap();
 }
+
+/// Gateway default/eg with an HTTP listener on `port` and one route: www.example.com,
+/// everything to Service svc-a, at the local backend on `backend_port`.
+pub fn www_gateway(port: u16, backend_port: u16) -> Vec<String> {
+    vec![
+        CLASS.to_string(),
+        gateway("eg", port),
+        service("svc-a", backend_port),
+        route("www", "eg", "www.example.com", &[("/", &[("svc-a", 1)])]),
+    ]
+}
