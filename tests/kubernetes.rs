@@ -782,6 +782,55 @@ fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others()
     });
 }
 
+/// A watch that keeps failing after its list (a 500 on every watch request) turns
+/// its gauge to 0 and, past `--unhealthy-after`, fails liveness; once it resumes,
+/// from where it was and without listing again, both recover.
+#[test]
+fn a_failing_watch_fails_liveness_and_recovers_without_a_relist() {
+    let fake = FakeKube::start();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway("eg", 18090));
+    let gantry = Gantry::start_kubernetes(
+        &fake.kubeconfig(),
+        &["--lease-namespace", "default", "--unhealthy-after", "1"],
+    );
+    debug_status(&gantry);
+    let healthy = "gantry_kubernetes_watch_healthy{kind=\"HTTPRoute\"}";
+    assert_eq!(metric(&gantry, healthy), Some(1.0));
+    let healthz = || common::gantry_process::admin_get(gantry.admin_port, "/healthz").map(|r| r.0);
+    assert_eq!(healthz(), Some(200));
+    let lists = fake.lists("HTTPRoute");
+
+    fake.fail_watches("HTTPRoute");
+    common::poll("the HTTPRoute watch unhealthy", || {
+        (metric(&gantry, healthy) == Some(0.0)).then_some(())
+    });
+    common::poll("/healthz failing after 1 s of a failing watch", || {
+        (healthz() == Some(503)).then_some(())
+    });
+    let (_, body) = common::gantry_process::admin_get(gantry.admin_port, "/healthz").unwrap();
+    assert!(body.contains("HTTPRoute"), "{body}");
+
+    fake.heal_watches("HTTPRoute");
+    // The resumed watch brings this change (kube-runtime's watcher passes no
+    // bookmark on, so a quiet watch recovers only after 150 s without an error);
+    // the watcher's backoff is at most 30 s (plus jitter) between tries.
+    fake.apply_yaml(&route("www", "eg", "www.example.com", "svc-a"));
+    common::poll_within(
+        std::time::Duration::from_secs(70),
+        "the HTTPRoute watch healthy again",
+        || (metric(&gantry, healthy) == Some(1.0)).then_some(()),
+    );
+    common::poll("/healthz 200 again", || {
+        (healthz() == Some(200)).then_some(())
+    });
+    assert_eq!(
+        fake.lists("HTTPRoute"),
+        lists,
+        "the watch resumed by listing again"
+    );
+}
+
 /// A Gateway's `status.addresses` are its Envoy Service's (the one `gantry deploy`
 /// generates): the cluster IP until the load balancer has an ingress address. With
 /// no Envoy connected to this replica, the Gateway is Programmed once a pod behind

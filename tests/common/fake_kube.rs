@@ -20,8 +20,8 @@
 //!   refusal is recorded for the test to check;
 //!
 //! - 403 Forbidden for every read of a kind the test forbids (a service account
-//!   RBAC grants nothing of it), and lists held back while the test holds them (a
-//!   slow API server).
+//!   RBAC grants nothing of it), 500 for watches the test makes fail, and lists
+//!   held back while the test holds them (a slow API server).
 //!
 //! The test handle changes objects directly (as another client would), reads them
 //! back, compacts the history, pauses watches and counts what clients wrote.
@@ -266,6 +266,9 @@ struct Inner {
     /// Kinds whose get, list and watch answer 403 Forbidden, as for a service
     /// account that RBAC grants nothing of them.
     forbidden: std::collections::BTreeSet<&'static str>,
+    /// Kinds whose watch requests answer 500 (lists still work): a watch that
+    /// fails and resumes without a relist.
+    failing_watches: std::collections::BTreeSet<&'static str>,
     /// When set, what RBAC grants the client; every other request is 403.
     rbac: Option<Rbac>,
     /// Requests RBAC refused: "verb resource (namespace)".
@@ -516,6 +519,24 @@ current-context: fake
     /// The requests RBAC refused, in order.
     pub fn denied(&self) -> Vec<String> {
         self.shared.lock().denied.clone()
+    }
+
+    /// Makes every watch request of `kind` fail with 500 (lists still answer), and
+    /// ends the open watches.
+    pub fn fail_watches(&self, kind: &str) {
+        self.shared
+            .lock()
+            .failing_watches
+            .insert(kind_named(kind).kind);
+        self.shared.close.send_modify(|n| *n += 1);
+    }
+
+    /// Undoes [`Self::fail_watches`].
+    pub fn heal_watches(&self, kind: &str) {
+        self.shared
+            .lock()
+            .failing_watches
+            .remove(kind_named(kind).kind);
     }
 
     /// Undoes [`Self::forbid`].
@@ -960,9 +981,10 @@ async fn handle(
         return error_response(error(403, "Forbidden", message));
     }
     match (method, target.name.clone()) {
-        (Method::GET, None)
-            if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) =>
-        {
+        (Method::GET, None) if verb == "watch" => {
+            if shared.lock().failing_watches.contains(kind.kind) {
+                return error_response(error(500, "InternalError", "etcd is unhappy"));
+            }
             watch(shared, kind, target.namespace, params).await
         }
         (Method::GET, None) => {
