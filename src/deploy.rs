@@ -18,7 +18,9 @@ use serde_json::json;
 
 use crate::bootstrap::{AdsKind, Bootstrap, READY_PATH, XdsClientTls};
 use crate::certgen;
+use crate::resources::{Object, ParsedFile, Resources, parse_file};
 use crate::translate::gateway::bind_port;
+use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
 
 /// Labels of every object `gantry deploy` generates; gantry finds a Gateway's Envoy
 /// Service by them (for the Gateway's `status.addresses`).
@@ -58,6 +60,9 @@ pub struct DeployArgs {
     pub gantry_image: String,
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,
+    /// GatewayClass controllerName gantry manages (for the listeners it would build).
+    #[arg(long, default_value = crate::DEFAULT_CONTROLLER_NAME)]
+    pub controller_name: String,
 }
 
 /// The Gateway's listener ports (as the Gateway gives them), sorted.
@@ -72,7 +77,9 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => (ns, name),
         _ => bail!("--gateway must be NAMESPACE/NAME, got {:?}", args.gateway),
     };
-    let gateway = find_gateway(&args.files, namespace, name)?;
+    let files = read_files(&args.files)?;
+    let gateway = find_gateway(&files, namespace, name)?;
+    let udp = udp_ports(&files, &args.gateway, &args.controller_name);
     let ports = gateway_ports(&gateway);
     if ports.is_empty() {
         bail!("Gateway {namespace}/{name} has no listeners");
@@ -111,6 +118,12 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
         let port_name = format!("port-{port}");
         container_ports.push(json!({"name": port_name, "containerPort": bound}));
         service_ports.push(json!({"name": port_name, "port": port, "targetPort": port_name}));
+        if udp.contains(&u32::from(bound)) {
+            let port_name = format!("udp-{port}");
+            container_ports
+                .push(json!({"name": port_name, "containerPort": bound, "protocol": "UDP"}));
+            service_ports.push(json!({"name": port_name, "port": port, "targetPort": port_name, "protocol": "UDP"}));
+        }
     }
     container_ports.push(json!({"name": "ready", "containerPort": ready_port}));
     let (_, secret) = certgen::gateway_secret(&args.gateway);
@@ -247,24 +260,64 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
     Ok(out)
 }
 
-fn find_gateway(
-    files: &[std::path::PathBuf],
-    namespace: &str,
-    name: &str,
-) -> Result<gateway_api::gateways::Gateway> {
+/// Every object of the files (or directories of them), parsed.
+fn read_files(files: &[std::path::PathBuf]) -> Result<Vec<(String, ParsedFile)>> {
+    let mut parsed = vec![];
     for path in crate::cli::yaml_files_of(files)? {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let parsed = crate::resources::parse_file(&path.display().to_string(), &text)
-            .map_err(|problem| anyhow::anyhow!("{problem}"))?;
-        for object in parsed.objects {
-            if let crate::resources::Object::Gateway(gateway) = object
+        let name = path.display().to_string();
+        let file = parse_file(&name, &text).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+        parsed.push((name, file));
+    }
+    Ok(parsed)
+}
+
+fn find_gateway(
+    files: &[(String, ParsedFile)],
+    namespace: &str,
+    name: &str,
+) -> Result<gateway_api::gateways::Gateway> {
+    for (_, file) in files {
+        for object in &file.objects {
+            if let Object::Gateway(gateway) = object
                 && gateway.metadata.name.as_deref() == Some(name)
                 && gateway.metadata.namespace.as_deref().unwrap_or("default") == namespace
             {
-                return Ok((*gateway).clone());
+                return Ok((**gateway).clone());
             }
         }
     }
     bail!("no Gateway {namespace}/{name} in the files given")
+}
+
+/// The ports Envoy binds over UDP for the Gateway (HTTP/3, which a
+/// ClientTrafficPolicy among the files switches on), as translation builds them.
+fn udp_ports(
+    files: &[(String, ParsedFile)],
+    gateway: &str,
+    controller_name: &str,
+) -> BTreeSet<u32> {
+    let resources = Resources::from_files(files.iter().map(|(n, f)| (n.as_str(), f)));
+    let options = crate::pipeline::Options {
+        controller_name: controller_name.to_string(),
+        ..Default::default()
+    };
+    let compiled = crate::pipeline::compile(&resources, &options);
+    let listeners = compiled.xds().remove(gateway).unwrap_or_default().listeners;
+    (listeners.iter())
+        .filter_map(
+            |listener| match listener.address.as_ref()?.address.as_ref()? {
+                address::Address::SocketAddress(a)
+                    if a.protocol == socket_address::Protocol::Udp as i32 =>
+                {
+                    match a.port_specifier {
+                        Some(socket_address::PortSpecifier::PortValue(port)) => Some(port),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
+        )
+        .collect()
 }

@@ -444,3 +444,35 @@ fn the_envoy_manifests_are_what_gantry_deploy_prints() {
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
 }
+
+/// A Gateway whose ClientTrafficPolicy switches HTTP/3 on gets its UDP port too,
+/// in the pod and in the Service, as translation binds it.
+#[test]
+fn http3_listeners_get_their_udp_ports() {
+    let out = gantry([
+        "deploy",
+        "--gateway",
+        "default/eg",
+        "-f",
+        "testdata/in/26-ctp-http3.yaml",
+    ]);
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&out).unwrap();
+    let udp = |ports: &Value| -> Vec<Value> {
+        (ports.as_array().unwrap().iter())
+            .filter(|p| p["protocol"] == "UDP")
+            .cloned()
+            .collect()
+    };
+    let pod = &find(&docs, "Deployment", "envoy-eg")["spec"]["template"]["spec"];
+    let container = udp(&pod["containers"][0]["ports"]);
+    assert_eq!(container.len(), 1, "{container:?}");
+    assert_eq!(container[0]["containerPort"], 10443);
+    let service = udp(&find(&docs, "Service", "envoy-eg")["spec"]["ports"]);
+    assert_eq!(service.len(), 1, "{service:?}");
+    assert_eq!(service[0]["port"], 443);
+    assert_eq!(service[0]["targetPort"], container[0]["name"]);
+    // Without HTTP/3, none.
+    let committed = documents();
+    let envoy = &find(&committed, "Service", "envoy-eg")["spec"]["ports"];
+    assert!(udp(envoy).is_empty());
+}
