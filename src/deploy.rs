@@ -113,8 +113,21 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
     let ready_port = READY_ADDRESS.parse::<SocketAddr>()?.port();
     let mut container_ports = vec![];
     let mut service_ports = vec![];
+    let own_ports = [
+        ADMIN_ADDRESS.parse::<SocketAddr>()?.port(),
+        SHUTDOWN_PORT,
+        ready_port,
+    ];
     for port in &ports {
         let bound = bind_port(*port).with_context(|| format!("listener port {port}"))?;
+        if own_ports.contains(&bound) {
+            bail!(
+                "Gateway {namespace}/{name}: listener port {port} is bound as {bound}, which the \
+                 Envoy pod uses itself (admin {}, shutdown manager {SHUTDOWN_PORT}, readiness {})",
+                own_ports[0],
+                ready_port
+            );
+        }
         let port_name = format!("port-{port}");
         container_ports.push(json!({"name": port_name, "containerPort": bound}));
         service_ports.push(json!({"name": port_name, "port": port, "targetPort": port_name}));

@@ -41,6 +41,11 @@ pub struct ShutdownManagerArgs {
     /// `--drain-time-s`); a drain ends sooner once none is left.
     #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     pub drain_time_s: u64,
+    /// How long Envoy keeps serving new connections however few are open: a pod
+    /// being deleted leaves the Service's endpoints and the load balancers only
+    /// after a few seconds, and connections sent to it until then must still work.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub min_drain_time_s: u64,
 }
 
 /// Extra time past the drain for the admin API to answer and the hooks to return.
@@ -63,7 +68,13 @@ pub async fn run(args: ShutdownManagerArgs) -> Result<()> {
 
     termination().await?;
     tracing::info!("SIGTERM: draining Envoy");
-    drain(args.admin_address, Duration::from_secs(args.drain_time_s)).await;
+    let min = Duration::from_secs(args.min_drain_time_s.min(args.drain_time_s));
+    drain(
+        args.admin_address,
+        min,
+        Duration::from_secs(args.drain_time_s),
+    )
+    .await;
     drained_tx.send_replace(true);
     // Let the hooks that were waiting read their answer before the process goes.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -94,9 +105,11 @@ async fn wait_for_drain(
 }
 
 /// Starts Envoy's graceful drain and waits until its downstream connections are
-/// gone or `drain_time` has passed. Failures are logged: a pod being deleted must
-/// still go.
-async fn drain(admin: SocketAddr, drain_time: Duration) {
+/// gone (but at least `min`) or `drain_time` has passed. Failures are logged: a pod
+/// being deleted must still go.
+async fn drain(admin: SocketAddr, min: Duration, drain_time: Duration) {
+    let start = tokio::time::Instant::now();
+    let deadline = start + drain_time;
     // First fail readiness (the readiness listener's health check filter answers
     // 503 from now on), so that the load balancer stops choosing this pod; then
     // ask every client to close.
@@ -113,7 +126,7 @@ async fn drain(admin: SocketAddr, drain_time: Duration) {
             }
         }
     }
-    let deadline = tokio::time::Instant::now() + drain_time;
+    tokio::time::sleep_until(start + min).await;
     loop {
         match connections(admin).await {
             Ok(0) => {

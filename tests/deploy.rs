@@ -476,3 +476,22 @@ fn http3_listeners_get_their_udp_ports() {
     let envoy = &find(&committed, "Service", "envoy-eg")["spec"]["ports"];
     assert!(udp(envoy).is_empty());
 }
+
+/// A listener on a port the Envoy pod uses itself is refused, naming it.
+#[test]
+fn a_listener_on_the_pods_own_port_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.yaml");
+    std::fs::write(&file, common::objects::gateway("eg", 19002)).unwrap();
+    let out = Command::new(common::gantry_bin())
+        .args(["deploy", "--gateway", "default/eg", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("listener port 19002") && stderr.contains("shutdown manager"),
+        "{stderr}"
+    );
+}

@@ -77,7 +77,7 @@ fn sigterm_drains_envoy_before_the_pre_stop_hook_returns() {
             &format!("127.0.0.1:{}", envoy.admin_port),
         ])
         .args(["--listen", &format!("127.0.0.1:{hook_port}")])
-        .args(["--drain-time-s", "20"])
+        .args(["--drain-time-s", "20", "--min-drain-time-s", "1"])
         .spawn()
         .unwrap();
     common::poll("the shutdown manager listening", || {

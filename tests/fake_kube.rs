@@ -244,6 +244,25 @@ async fn status_apply_owns_fields_conflicts_and_removes_what_is_no_longer_applie
         .await
         .unwrap();
     assert_eq!(dropped.data["status"], json!({"extra": 1}));
+    // A field an update under the same name wrote belongs to another manager
+    // ("gantry", Update): an apply that leaves it out does not remove it.
+    let mut object = api.get_status("r").await.unwrap();
+    object.data["status"]["old"] = json!(true);
+    let put = PostParams {
+        field_manager: Some("gantry".into()),
+        ..Default::default()
+    };
+    api.replace_status("r", &put, &object).await.unwrap();
+    let kept = api
+        .patch_status("r", &forced, &apply(json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(kept.data["status"]["old"], true);
+    let operations: Vec<_> = (kept.metadata.managed_fields.iter().flatten())
+        .filter(|m| m.manager.as_deref() == Some("gantry"))
+        .map(|m| m.operation.clone().unwrap())
+        .collect();
+    assert_eq!(operations, ["Update"]);
     // Applying the main resource is not something gantry does, nor the fake.
     let main = api.patch("r", &forced, &apply(json!({}), None)).await;
     assert_eq!(code(main.unwrap_err()), 415);

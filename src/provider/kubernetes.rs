@@ -131,9 +131,9 @@ struct Stores {
     kinds: Vec<KindStore>,
     /// The namespaces where something names a Secret or ConfigMap, with the names.
     referenced: BTreeMap<(usize, String), KindStore>,
-    /// Namespace watches to start again: a name now wanted is of an object the
-    /// watch saw and did not keep.
-    relist: BTreeSet<(usize, String)>,
+    /// The generation the next namespace watch gets: a store's generation names
+    /// the one watch that may feed it.
+    next_generation: u64,
 }
 
 impl Stores {
@@ -184,13 +184,18 @@ impl Stores {
                     let (dropped, relist) = store.set_wanted(names);
                     change |= dropped;
                     if relist {
-                        self.relist.insert(slot);
+                        // A name now wanted is of an object the watch saw and did
+                        // not keep: only a new list brings it.
+                        self.next_generation += 1;
+                        store.restart(self.next_generation);
                         watches_changed = true;
                     }
                 }
                 None => {
                     let resource = referenced_kinds[slot.0].clone();
-                    let store = KindStore::only(resource, &slot.1, names);
+                    let mut store = KindStore::only(resource, &slot.1, names);
+                    self.next_generation += 1;
+                    store.restart(self.next_generation);
                     self.referenced.insert(slot, store);
                     watches_changed = true;
                 }
@@ -351,7 +356,7 @@ pub async fn start(
                 .map(|k| KindStore::new(k.resource.clone(), k.reads_status()))
                 .collect(),
             referenced: BTreeMap::new(),
-            relist: BTreeSet::new(),
+            next_generation: 0,
         }),
         kinds: kinds.clone(),
         referenced_kinds,
@@ -366,11 +371,13 @@ pub async fn start(
         metrics: metrics.clone(),
         health,
     };
+    // Subscribed before any watch runs, so that no change goes unseen.
+    let changes = shared.input_changed.subscribe();
     let mut tasks: Vec<JoinHandle<()>> = (0..kinds.len())
         .map(|index| tokio::spawn(watches.clone().watch(Slot::Kind(index), 0)))
         .collect();
     tasks.push(tokio::spawn(watches.follow_references()));
-    tasks.push(tokio::spawn(publish(shared.clone(), resources_tx)));
+    tasks.push(tokio::spawn(publish(shared.clone(), changes, resources_tx)));
 
     let (leader_tx, leader_rx) = watch::channel(false);
     tasks.push(tokio::spawn(
@@ -415,27 +422,22 @@ impl Watches {
         let mut changed = self.shared.watches_changed.subscribe();
         // Dropping the set (when this task is aborted) aborts every watch in it.
         let mut tasks = tokio::task::JoinSet::new();
-        let mut running: BTreeMap<(usize, String), tokio::task::AbortHandle> = BTreeMap::new();
+        // Each namespace watch with the generation of the store it feeds.
+        let mut running: BTreeMap<(usize, String), (u64, tokio::task::AbortHandle)> =
+            BTreeMap::new();
         loop {
-            let (slots, relist) = {
-                let mut stores = self.shared.stores();
-                let relist = std::mem::take(&mut stores.relist);
-                for slot in &relist {
-                    if let Some(store) = stores.referenced.get_mut(slot) {
-                        store.generation += 1;
-                    }
-                }
-                let slots: BTreeMap<(usize, String), u64> = (stores.referenced.iter())
-                    .map(|(slot, store)| (slot.clone(), store.generation))
-                    .collect();
-                (slots, relist)
-            };
-            running.retain(|slot, task| {
-                let keep = slots.contains_key(slot) && !relist.contains(slot);
+            let wanted: BTreeMap<(usize, String), u64> = (self.shared.stores().referenced.iter())
+                .map(|(slot, store)| (slot.clone(), store.generation))
+                .collect();
+            running.retain(|slot, (generation, task)| {
+                let keep = wanted.get(slot) == Some(generation) && !task.is_finished();
                 if !keep {
                     task.abort();
-                    if !slots.contains_key(slot) {
-                        let kind = &self.shared.referenced_kinds[slot.0].kind;
+                    let kind = &self.shared.referenced_kinds[slot.0].kind;
+                    // An aborted watch's failures are no reason to restart gantry.
+                    self.health
+                        .watch_recovered(&namespace_watch_name(kind, &slot.1));
+                    if !wanted.contains_key(slot) {
                         tracing::info!(
                             kind,
                             namespace = slot.1,
@@ -447,10 +449,11 @@ impl Watches {
                 }
                 keep
             });
-            for (slot, generation) in slots {
+            for (slot, generation) in wanted {
                 if let std::collections::btree_map::Entry::Vacant(entry) = running.entry(slot) {
                     let watch = Slot::Referenced(entry.key().0, entry.key().1.clone());
-                    entry.insert(tasks.spawn(self.clone().watch(watch, generation)));
+                    let task = tasks.spawn(self.clone().watch(watch, generation));
+                    entry.insert((generation, task));
                 }
             }
             // Reap the finished (aborted) ones.
@@ -497,7 +500,7 @@ impl Watches {
         };
         let name = match &slot {
             Slot::Kind(_) => resource.kind.clone(),
-            Slot::Referenced(_, namespace) => format!("{} in namespace {namespace}", resource.kind),
+            Slot::Referenced(_, namespace) => namespace_watch_name(&resource.kind, namespace),
         };
         let refers =
             matches!(slot, Slot::Kind(_)) && REFERRING_KINDS.contains(&resource.kind.as_str());
@@ -593,6 +596,11 @@ impl Watches {
     }
 }
 
+/// How the log, /healthz and problems name the watch of `kind` in `namespace`.
+fn namespace_watch_name(kind: &str, namespace: &str) -> String {
+    format!("{kind} in namespace {namespace}")
+}
+
 fn namespace_label(kind: &str, namespace: &str) -> NamespacedKindLabel {
     NamespacedKindLabel {
         kind: kind.to_string(),
@@ -627,8 +635,11 @@ const UNLISTED_WARNING_AFTER: Duration = Duration::from_secs(10);
 /// Builds a new `Resources` at each input change, once every kind is listed: at
 /// once, with no waiting period. Changes that come while one is built (or
 /// translated downstream) are coalesced by the watch channels into the next.
-async fn publish(shared: Arc<Shared>, resources: watch::Sender<Arc<Resources>>) {
-    let mut changes = shared.input_changed.subscribe();
+async fn publish(
+    shared: Arc<Shared>,
+    mut changes: watch::Receiver<u64>,
+    resources: watch::Sender<Arc<Resources>>,
+) {
     let mut published = false;
     loop {
         match tokio::time::timeout(UNLISTED_WARNING_AFTER, changes.changed()).await {

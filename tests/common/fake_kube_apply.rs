@@ -14,27 +14,32 @@ use serde_json::{Value, json};
 
 use super::fake_kube::{ApiError, Kind};
 
+/// A field manager as the API server tells them apart: its name and operation
+/// ("Apply" or "Update"; an update and an apply under one name are two managers).
+type Manager = (String, String);
+
 /// The top-level status fields each manager owns, from `managedFields`.
-fn owners(object: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let mut owners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for entry in object["metadata"]["managedFields"]
+fn owners(object: &Value) -> BTreeMap<Manager, BTreeSet<String>> {
+    let mut owners: BTreeMap<Manager, BTreeSet<String>> = BTreeMap::new();
+    let entries = object["metadata"]["managedFields"]
         .as_array()
         .into_iter()
-        .flatten()
-    {
-        let manager = entry["manager"].as_str().unwrap_or_default().to_string();
+        .flatten();
+    for entry in entries.filter(|e| e["subresource"] == "status") {
+        let name = entry["manager"].as_str().unwrap_or_default().to_string();
+        let operation = entry["operation"].as_str().unwrap_or_default().to_string();
         let fields = entry["fieldsV1"]["f:status"].as_object();
         let owned = (fields.into_iter().flatten())
             .filter_map(|(field, _)| field.strip_prefix("f:").map(str::to_string));
-        owners.entry(manager).or_default().extend(owned);
+        owners.entry((name, operation)).or_default().extend(owned);
     }
     owners
 }
 
-fn set_owners(object: &mut Value, owners: &BTreeMap<String, BTreeSet<String>>, operation: &str) {
+fn set_owners(object: &mut Value, owners: &BTreeMap<Manager, BTreeSet<String>>) {
     let entries: Vec<Value> = (owners.iter())
         .filter(|(_, fields)| !fields.is_empty())
-        .map(|(manager, fields)| {
+        .map(|((manager, operation), fields)| {
             let status: serde_json::Map<String, Value> = fields
                 .iter()
                 .map(|f| (format!("f:{f}"), json!({})))
@@ -88,19 +93,20 @@ pub fn apply_status(
             ),
         });
     }
+    let me: Manager = (manager.to_string(), "Apply".to_string());
     let empty = serde_json::Map::new();
     let fields = applied["status"].as_object().unwrap_or(&empty);
     let mut owners = owners(current);
     let mut status = current["status"].as_object().cloned().unwrap_or_default();
     // Conflicts: another manager's field this apply would change.
     let mut conflicts = Vec::new();
-    for (other, owned) in owners.iter_mut().filter(|(m, _)| *m != manager) {
+    for (other, owned) in owners.iter_mut().filter(|(m, _)| **m != me) {
         for (field, value) in fields {
             if owned.contains(field) && status.get(field) != Some(value) {
                 if force {
                     owned.remove(field);
                 } else {
-                    conflicts.push(format!("conflict with \"{other}\": .status.{field}"));
+                    conflicts.push(format!("conflict with \"{}\": .status.{field}", other.0));
                 }
             }
         }
@@ -116,7 +122,9 @@ pub fn apply_status(
             ),
         });
     }
-    let before = owners.remove(manager).unwrap_or_default();
+    // The fields this manager applied before and no longer does are removed,
+    // unless another manager owns them too.
+    let before = owners.remove(&me).unwrap_or_default();
     let mine: BTreeSet<String> = fields.keys().cloned().collect();
     for field in before.difference(&mine) {
         if !owners.values().any(|owned| owned.contains(field)) {
@@ -126,15 +134,16 @@ pub fn apply_status(
     for (field, value) in fields {
         status.insert(field.clone(), value.clone());
     }
-    owners.insert(manager.to_string(), mine);
+    owners.insert(me, mine);
     let mut new = current.clone();
     new["status"] = Value::Object(status);
-    set_owners(&mut new, &owners, "Apply");
+    set_owners(&mut new, &owners);
     Ok(new)
 }
 
 /// Records that `manager` wrote `status` with an update (a PUT, or the test handle
-/// acting as another controller): it owns every top-level field of it.
+/// acting as another controller): it owns every top-level field of it, which no
+/// other manager owns any more.
 pub fn record_status_update(object: &mut Value, manager: &str) {
     let mut owners = owners(object);
     let fields: BTreeSet<String> = (object["status"].as_object().into_iter().flatten())
@@ -143,8 +152,8 @@ pub fn record_status_update(object: &mut Value, manager: &str) {
     for owned in owners.values_mut() {
         owned.retain(|f| !fields.contains(f));
     }
-    owners.insert(manager.to_string(), fields);
-    set_owners(object, &owners, "Update");
+    owners.insert((manager.to_string(), "Update".to_string()), fields);
+    set_owners(object, &owners);
 }
 
 /// One rule of a Role or ClusterRole.

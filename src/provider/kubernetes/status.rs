@@ -172,6 +172,11 @@ impl StatusWriter {
                 )
                 .await
             {
+                // An apply that changed nothing (say fields another manager owns
+                // differ) brings no watch event to wait for.
+                Ok(written) if written.metadata.resource_version == current.resource_version => {
+                    tracing::debug!("status of {what}: applying changed nothing");
+                }
                 Ok(written) => {
                     tracing::debug!("status of {what} written");
                     self.metrics.status_writes.inc();

@@ -130,7 +130,7 @@ impl KindStore {
     /// "Secret", or "Secret in namespace apps" for a store of one namespace.
     pub fn label(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("{} in namespace {ns}", self.resource.kind),
+            Some(ns) => super::namespace_watch_name(&self.resource.kind, ns),
             None => self.resource.kind.clone(),
         }
     }
@@ -168,7 +168,11 @@ impl KindStore {
     /// others changed, and whether a name now wanted belongs to an object seen
     /// before and not kept: only a new list brings that one.
     pub fn set_wanted(&mut self, wanted: BTreeSet<String>) -> (Change, bool) {
-        let relist = wanted.iter().any(|name| self.unwanted_seen.contains(name));
+        // A relist in progress has dropped names too, and must keep only these.
+        let relisting = self.relist.as_ref().map(|r| &r.unwanted);
+        let relist = (wanted.iter()).any(|name| {
+            self.unwanted_seen.contains(name) || relisting.is_some_and(|u| u.contains(name))
+        });
         let before = self.objects.len();
         let mut dropped = Vec::new();
         self.objects.retain(|(_, name), _| {
@@ -179,6 +183,16 @@ impl KindStore {
             keep
         });
         self.unwanted_seen.extend(dropped);
+        if let Some(relist) = &mut self.relist {
+            let unwanted = &mut relist.unwanted;
+            relist.objects.retain(|(_, name), _| {
+                let keep = wanted.contains(name);
+                if !keep {
+                    unwanted.insert(name.clone());
+                }
+                keep
+            });
+        }
         self.wanted = Some(wanted);
         let removed = self.objects.len() != before;
         let change = Change {
@@ -187,6 +201,14 @@ impl KindStore {
             unreferenced: false,
         };
         (change, relist)
+    }
+
+    /// Hands the store to a new watch, whose list it waits for (translation waits
+    /// with it): the older watch stops at its next event.
+    pub fn restart(&mut self, generation: u64) {
+        self.generation = generation;
+        self.synced = false;
+        self.relist = None;
     }
 
     pub fn apply(&mut self, event: Event<DynamicObject>) -> Change {
@@ -349,10 +371,16 @@ impl KindStore {
     }
 }
 
-/// The top-level status fields that `managedFields` says gantry's applies own.
+/// The top-level status fields that `managedFields` says gantry's applies own (not
+/// fields an update under the same name owns: an apply cannot remove those).
 fn owned_status_fields(managed: Option<&Value>) -> BTreeSet<String> {
     let entries = managed.and_then(Value::as_array).into_iter().flatten();
-    (entries.filter(|e| e["manager"] == super::status::FIELD_MANAGER))
+    let applied = |e: &&Value| {
+        e["manager"] == super::status::FIELD_MANAGER
+            && e["operation"] == "Apply"
+            && e["subresource"] == "status"
+    };
+    (entries.filter(applied))
         .filter_map(|e| e["fieldsV1"]["f:status"].as_object())
         .flat_map(|fields| fields.keys())
         .filter_map(|field| field.strip_prefix("f:").map(str::to_string))
@@ -504,5 +532,25 @@ mod tests {
         let mut resources = crate::resources::Resources::default();
         s.collect(&mut resources);
         assert!(resources.secrets.is_empty());
+    }
+
+    #[test]
+    fn a_name_wanted_while_a_list_is_under_way_is_listed_again() {
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+        let mut s = KindStore::only(resource, "apps", BTreeSet::from(["cert".to_string()]));
+        s.apply(Event::Init);
+        s.apply(Event::InitApply(secret("cert", "1", "a")));
+        s.apply(Event::InitApply(secret("late", "2", "a")));
+        // "late" was dropped by this very list; "cert" is no longer wanted.
+        let (_, relist) = s.set_wanted(BTreeSet::from(["late".to_string()]));
+        assert!(relist);
+        s.restart(1);
+        assert!(!s.synced);
+        s.apply(Event::Init);
+        s.apply(Event::InitApply(secret("cert", "1", "a")));
+        s.apply(Event::InitApply(secret("late", "2", "a")));
+        assert!(s.apply(Event::InitDone).input);
+        assert!(s.get("apps", "late").is_some());
+        assert!(s.get("apps", "cert").is_none());
     }
 }
