@@ -162,10 +162,6 @@ fn debug_status(gantry: &Gantry) -> Value {
     })
 }
 
-fn metric(gantry: &Gantry, name: &str) -> Option<f64> {
-    gantry.metric(name)
-}
-
 #[test]
 fn traffic_follows_the_objects_in_the_api() {
     // As deployed: RBAC as deploy/rbac.yaml grants it, xDS over mutual TLS.
@@ -244,11 +240,9 @@ fn after_410_gone_gantry_relists_and_converges_on_the_latest_objects() {
         "HTTPRoutes were not listed again after 410 Gone"
     );
     assert!(
-        metric(
-            &gantry,
-            "gantry_kubernetes_watch_errors_total{kind=\"HTTPRoute\"}"
-        )
-        .is_some_and(|n| n >= 1.0),
+        gantry
+            .metric("gantry_kubernetes_watch_errors_total{kind=\"HTTPRoute\"}")
+            .is_some_and(|n| n >= 1.0),
         "{}",
         gantry.metrics()
     );
@@ -512,10 +506,10 @@ fn status_is_written_through_the_subresource_as_translate_computes_it() {
     // An input change that changes no status writes nothing; one that flips a
     // condition writes that object again, keeping the time of the unchanged conditions.
     let accepted_before = route_condition(&fake, "missing", "Accepted").unwrap();
-    let translations = metric(&gantry, "gantry_translations_total").unwrap();
+    let translations = gantry.metric("gantry_translations_total").unwrap();
     fake.apply_yaml(&service("svc-a", 8081));
     common::poll("a translation of the Service change", || {
-        (metric(&gantry, "gantry_translations_total")? > translations).then_some(())
+        (gantry.metric("gantry_translations_total")? > translations).then_some(())
     });
     fake.apply_yaml(&route("missing", "eg", "missing.example.com", "svc-a"));
     common::poll("ResolvedRefs of route missing turns True", || {
@@ -616,7 +610,7 @@ fn only_the_leader_writes_status_and_a_standby_takes_over() {
         let resolved = route_condition(&fake, "www", "ResolvedRefs")?;
         (resolved["status"] == json!("False")).then_some(())
     });
-    assert_eq!(metric(&second, "gantry_leader"), Some(0.0));
+    assert_eq!(second.metric("gantry_leader"), Some(0.0));
     assert!(
         writers().iter().all(|ua| ua.contains("(first)")),
         "{:?}",
@@ -642,7 +636,7 @@ fn only_the_leader_writes_status_and_a_standby_takes_over() {
             && after.len() > before_kill,
         "{after:?}"
     );
-    assert_eq!(metric(&second, "gantry_leader"), Some(1.0));
+    assert_eq!(second.metric("gantry_leader"), Some(1.0));
 }
 
 /// Every condition under `status`, wherever it sits (object, listener, parent,
@@ -751,18 +745,12 @@ fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others()
         "{problems}"
     );
     let healthy = "gantry_kubernetes_watch_healthy{kind=\"ReferenceGrant\"}";
-    assert_eq!(metric(&gantry, healthy), Some(0.0));
+    assert_eq!(gantry.metric(healthy), Some(0.0));
     assert!(
-        metric(
-            &gantry,
-            "gantry_kubernetes_watch_errors_total{kind=\"ReferenceGrant\"}"
-        ) >= Some(1.0)
+        gantry.metric("gantry_kubernetes_watch_errors_total{kind=\"ReferenceGrant\"}") >= Some(1.0)
     );
     assert_eq!(
-        metric(
-            &gantry,
-            "gantry_kubernetes_watch_healthy{kind=\"HTTPRoute\"}"
-        ),
+        gantry.metric("gantry_kubernetes_watch_healthy{kind=\"HTTPRoute\"}"),
         Some(1.0)
     );
     assert!(gantry.log().contains("forbidden"));
@@ -774,7 +762,7 @@ fn readiness_waits_for_the_lists_and_a_forbidden_kind_does_not_stop_the_others()
     common::poll_within(
         std::time::Duration::from_secs(60),
         "the ReferenceGrant watch to be healthy again",
-        || (metric(&gantry, healthy) == Some(1.0)).then_some(()),
+        || (gantry.metric(healthy) == Some(1.0)).then_some(()),
     );
     common::poll("the forbidden problem to go", || {
         let problems = gantry.debug_status()["problems"].to_string();
@@ -796,14 +784,14 @@ fn a_failing_watch_fails_liveness_and_recovers_without_a_relist() {
     );
     debug_status(&gantry);
     let healthy = "gantry_kubernetes_watch_healthy{kind=\"HTTPRoute\"}";
-    assert_eq!(metric(&gantry, healthy), Some(1.0));
+    assert_eq!(gantry.metric(healthy), Some(1.0));
     let healthz = || common::gantry_process::admin_get(gantry.admin_port, "/healthz").map(|r| r.0);
     assert_eq!(healthz(), Some(200));
     let lists = fake.lists("HTTPRoute");
 
     fake.fail_watches("HTTPRoute");
     common::poll("the HTTPRoute watch unhealthy", || {
-        (metric(&gantry, healthy) == Some(0.0)).then_some(())
+        (gantry.metric(healthy) == Some(0.0)).then_some(())
     });
     common::poll("/healthz failing after 1 s of a failing watch", || {
         (healthz() == Some(503)).then_some(())
@@ -819,7 +807,7 @@ fn a_failing_watch_fails_liveness_and_recovers_without_a_relist() {
     common::poll_within(
         std::time::Duration::from_secs(70),
         "the HTTPRoute watch healthy again",
-        || (metric(&gantry, healthy) == Some(1.0)).then_some(()),
+        || (gantry.metric(healthy) == Some(1.0)).then_some(()),
     );
     common::poll("/healthz 200 again", || {
         (healthz() == Some(200)).then_some(())
@@ -932,7 +920,7 @@ fn secrets_are_read_only_where_named() {
         let sample = format!(
             "gantry_kubernetes_namespace_watch_healthy{{kind=\"Secret\",namespace=\"{namespace}\"}}"
         );
-        metric(&gantry, &sample)
+        gantry.metric(&sample)
     };
     assert_eq!(
         (healthy("default"), healthy("certs")),
@@ -957,13 +945,11 @@ fn secrets_are_read_only_where_named() {
     });
 
     // Changes to a Secret nothing names cost nothing.
-    let translations = || metric(&gantry, "gantry_translations_total").unwrap();
+    let translations = || gantry.metric("gantry_translations_total").unwrap();
     let unreferenced = || {
-        metric(
-            &gantry,
-            "gantry_kubernetes_unreferenced_changes_total{kind=\"Secret\"}",
-        )
-        .unwrap_or(0.0)
+        gantry
+            .metric("gantry_kubernetes_unreferenced_changes_total{kind=\"Secret\"}")
+            .unwrap_or(0.0)
     };
     let before = translations();
     fake.apply(opaque("helm-release", "Yg=="));
