@@ -15,6 +15,7 @@ use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -581,36 +582,40 @@ impl Object {
 
     /// [`key`](Self::key), borrowed from the object.
     pub fn key_ref(&self) -> (&'static str, &str, &str) {
-        fn meta<'o, K: kube::Resource>(
-            kind: &'static str,
-            namespaced: bool,
-            o: &'o K,
-        ) -> (&'static str, &'o str, &'o str) {
-            let m = o.meta();
-            let namespace = match m.namespace.as_deref() {
-                Some(ns) if !ns.is_empty() => ns,
-                _ if namespaced => "default",
-                _ => "",
-            };
-            (kind, namespace, m.name.as_deref().unwrap_or_default())
-        }
+        let (kind, namespaced, m) = self.parts();
+        let namespace = match m.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ if namespaced => "default",
+            _ => "",
+        };
+        (kind, namespace, m.name.as_deref().unwrap_or_default())
+    }
+
+    /// Its labels (empty when it has none).
+    pub fn labels(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.parts().2.labels.iter().flatten()
+    }
+
+    /// (kind, whether it is namespaced, metadata).
+    fn parts(&self) -> (&'static str, bool, &ObjectMeta) {
+        use kube::Resource;
         match self {
-            Object::GatewayClass(o) => meta("GatewayClass", false, o.as_ref()),
-            Object::Gateway(o) => meta("Gateway", true, o.as_ref()),
-            Object::HttpRoute(o, _) => meta("HTTPRoute", true, o.as_ref()),
-            Object::GrpcRoute(o) => meta("GRPCRoute", true, o.as_ref()),
-            Object::TcpRoute(o) => meta("TCPRoute", true, o.as_ref()),
-            Object::TlsRoute(o) => meta("TLSRoute", true, o.as_ref()),
-            Object::ListenerSet(o) => meta("ListenerSet", true, o.as_ref()),
-            Object::ReferenceGrant(o) => meta("ReferenceGrant", true, o.as_ref()),
-            Object::Service(o) => meta("Service", true, o.as_ref()),
-            Object::EndpointSlice(o) => meta("EndpointSlice", true, o.as_ref()),
-            Object::Secret(o) => meta("Secret", true, o.as_ref()),
-            Object::ConfigMap(o) => meta("ConfigMap", true, o.as_ref()),
-            Object::Namespace(o) => meta("Namespace", false, o.as_ref()),
-            Object::ClientTrafficPolicy(o) => meta("ClientTrafficPolicy", true, o.as_ref()),
-            Object::BackendTrafficPolicy(o) => meta("BackendTrafficPolicy", true, o.as_ref()),
-            Object::Backend(o) => meta("Backend", true, o.as_ref()),
+            Object::GatewayClass(o) => ("GatewayClass", false, o.meta()),
+            Object::Gateway(o) => ("Gateway", true, o.meta()),
+            Object::HttpRoute(o, _) => ("HTTPRoute", true, o.meta()),
+            Object::GrpcRoute(o) => ("GRPCRoute", true, o.meta()),
+            Object::TcpRoute(o) => ("TCPRoute", true, o.meta()),
+            Object::TlsRoute(o) => ("TLSRoute", true, o.meta()),
+            Object::ListenerSet(o) => ("ListenerSet", true, o.meta()),
+            Object::ReferenceGrant(o) => ("ReferenceGrant", true, o.meta()),
+            Object::Service(o) => ("Service", true, o.meta()),
+            Object::EndpointSlice(o) => ("EndpointSlice", true, o.meta()),
+            Object::Secret(o) => ("Secret", true, o.meta()),
+            Object::ConfigMap(o) => ("ConfigMap", true, o.meta()),
+            Object::Namespace(o) => ("Namespace", false, o.meta()),
+            Object::ClientTrafficPolicy(o) => ("ClientTrafficPolicy", true, o.meta()),
+            Object::BackendTrafficPolicy(o) => ("BackendTrafficPolicy", true, o.meta()),
+            Object::Backend(o) => ("Backend", true, o.meta()),
         }
     }
 }

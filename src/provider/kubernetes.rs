@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use self::kinds::WatchedKind;
 use self::lease::{Elector, LeaseConfig};
 use self::status::StatusWriter;
-use self::store::{Change, KindStore};
+use self::store::{Change, KindStore, Stored};
 use crate::health::Health;
 use crate::metrics::{KindLabel, Metrics, NamespacedKindLabel};
 use crate::provider::references::REFERRING_KINDS;
@@ -269,13 +269,12 @@ impl Shared {
         let Some(index) = self.kinds.iter().position(|k| k.resource.kind == kind) else {
             return vec![];
         };
-        (self.stores().kinds[index].in_namespace(namespace))
-            .filter_map(|stored| stored.to_value())
-            .filter(|object| {
-                let have = &object["metadata"]["labels"];
-                (labels.iter()).all(|(key, value)| have[*key].as_str() == Some(*value))
-            })
-            .collect()
+        let stores = self.stores();
+        let matching = (stores.kinds[index].in_namespace(namespace)).filter(|stored| {
+            let have: Vec<_> = stored.labels().collect();
+            (labels.iter()).all(|(key, value)| have.iter().any(|(k, v)| k == key && v == value))
+        });
+        matching.filter_map(Stored::to_value).collect()
     }
 
     fn synced(&self) -> bool {

@@ -38,6 +38,11 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// Its labels (none if it did not convert).
+    pub fn labels(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.converted.iter().flat_map(Object::labels)
+    }
+
     /// The object as JSON, status included where kept: for the few reads of fields
     /// translation does not need (labels, a Service's load balancer).
     pub fn to_value(&self) -> Option<Value> {
