@@ -102,8 +102,21 @@ fn envoy_reads_its_gateway_over_mutual_tls_and_takes_a_reissued_certificate_with
     let before = poll("Envoy's client certificate in /certs", || {
         client_certificate_serial(&mut envoy)
     });
+    let ca = s.certs.join("ca.crt");
+    let served_before = server_certificate(s.gantry.xds_port, &ca);
     let report = certgen(&s.certs, &["default/eg"]);
     assert!(report.contains("reused the CA"), "{report}");
+    // gantry serves its re-issued certificate to new connections, without a restart.
+    let reissued = {
+        use rustls::pki_types::pem::PemObject;
+        let file = s.certs.join("gantry/tls.crt");
+        let first = rustls::pki_types::CertificateDer::pem_file_iter(file)
+            .unwrap()
+            .next();
+        first.unwrap().unwrap().to_vec()
+    };
+    assert_ne!(reissued, served_before);
+    assert_eq!(server_certificate(s.gantry.xds_port, &ca), reissued);
     let after = poll("Envoy to load the re-issued certificate", || {
         client_certificate_serial(&mut envoy).filter(|serial| *serial != before)
     });
@@ -181,10 +194,13 @@ fn clients_without_a_certificate_with_another_cas_or_asking_for_another_gateway_
     assert!(!s.gantry.metrics().contains("gantry_xds_connected_streams{"));
 }
 
-/// A TLS 1.3 client that trusts gantry's CA but has no certificate of its own.
-fn no_certificate_handshake(port: u16, ca: &Path) {
+/// A TLS 1.3 connection to gantry from a client that trusts gantry's CA but has no
+/// certificate of its own, its handshake done (a TLS 1.3 client finishes first).
+fn no_certificate_client(
+    port: u16,
+    ca: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
-    use std::io::{Read, Write};
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -202,7 +218,17 @@ fn no_certificate_handshake(port: u16, ca: &Path) {
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut tls = rustls::StreamOwned::new(connection, socket);
-    // TLS 1.3 clients finish first; the server's refusal comes as the answer.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
+
+/// The client without a certificate is refused: the server's answer to its first
+/// bytes is the refusal.
+fn no_certificate_handshake(port: u16, ca: &Path) {
+    use std::io::{Read, Write};
+    let mut tls = no_certificate_client(port, ca);
     let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     let mut buffer = [0u8; 64];
     let answer = tls.read(&mut buffer);
@@ -210,6 +236,12 @@ fn no_certificate_handshake(port: u16, ca: &Path) {
         !matches!(answer, Ok(n) if n > 0),
         "gantry answered a client without a certificate"
     );
+}
+
+/// The certificate gantry presents to a new connection now.
+fn server_certificate(port: u16, ca: &Path) -> Vec<u8> {
+    let tls = no_certificate_client(port, ca);
+    tls.conn.peer_certificates().unwrap()[0].to_vec()
 }
 
 #[test]

@@ -6,10 +6,14 @@
 //! encrypted stream to tonic, which exposes the client's certificate to each request.
 //! Which Gateway a connection may read is the one its certificate names
 //! ([`crate::certgen::gateway_identity`]), whatever `node.cluster` it sends.
+//!
+//! The files are read again when they change (a re-run of `gantry certgen`, or a
+//! Kubernetes Secret volume updated in place): each new connection is served with
+//! the certificates on disk then, without a restart; established ones keep theirs.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
@@ -31,12 +35,16 @@ const ACCEPTED_BACKLOG: usize = 64;
 /// The server side of mutual TLS, from a directory as `gantry certgen` writes it.
 #[derive(Clone)]
 pub struct XdsTls {
-    acceptor: TlsAcceptor,
+    dir: PathBuf,
+    /// The files' modification times and sizes when last read, and what they made.
+    current: Arc<Mutex<(Stamp, TlsAcceptor)>>,
 }
 
 impl std::fmt::Debug for XdsTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdsTls").finish_non_exhaustive()
+        f.debug_struct("XdsTls")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,39 +52,80 @@ impl XdsTls {
     /// Reads `tls.crt`, `tls.key` (gantry's certificate) and `ca.crt` (the CA of the
     /// client certificates) from `dir`.
     pub fn from_dir(dir: &Path) -> Result<XdsTls> {
-        let read = |file: &str| {
-            let path = dir.join(file);
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-        };
-        let chain = CertificateDer::pem_slice_iter(&read(CERT_FILE)?)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("{}: not PEM certificates", dir.join(CERT_FILE).display()))?;
-        let key = PrivateKeyDer::from_pem_slice(&read(KEY_FILE)?)
-            .with_context(|| format!("{}: not a PEM private key", dir.join(KEY_FILE).display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(&read(CA_FILE)?) {
-            let ca = ca.with_context(|| {
-                format!("{}: not PEM certificates", dir.join(CA_FILE).display())
-            })?;
-            roots.add(ca).context("adding the client CA")?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .context("the client CA")?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-            .context("gantry's certificate and key do not go together")?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let stamp = stamp(dir);
+        let acceptor = read_acceptor(dir)?;
         Ok(XdsTls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            dir: dir.to_path_buf(),
+            current: Arc::new(Mutex::new((stamp, acceptor))),
         })
     }
+
+    /// The acceptor of the files on disk now: read again if they changed. Files
+    /// that do not make one (caught half-written, say) leave the last good one in
+    /// use, with a warning, until they change again.
+    fn acceptor(&self) -> TlsAcceptor {
+        let stamp = stamp(&self.dir);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 != stamp {
+            current.0 = stamp;
+            match read_acceptor(&self.dir) {
+                Ok(acceptor) => {
+                    tracing::info!(dir = %self.dir.display(), "xDS: certificates changed on disk: serving the new ones");
+                    current.1 = acceptor;
+                }
+                Err(e) => tracing::warn!(
+                    dir = %self.dir.display(),
+                    "xDS: certificates changed on disk but cannot be used; keeping the last good ones: {e:#}"
+                ),
+            }
+        }
+        current.1.clone()
+    }
+}
+
+/// When each certificate file last changed, and its size (None: unreadable).
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+fn stamp(dir: &Path) -> Stamp {
+    [CERT_FILE, KEY_FILE, CA_FILE]
+        .iter()
+        .map(|file| {
+            let meta = std::fs::metadata(dir.join(file)).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
+fn read_acceptor(dir: &Path) -> Result<TlsAcceptor> {
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let chain = CertificateDer::pem_slice_iter(&read(CERT_FILE)?)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not PEM certificates", dir.join(CERT_FILE).display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(KEY_FILE)?)
+        .with_context(|| format!("{}: not a PEM private key", dir.join(KEY_FILE).display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&read(CA_FILE)?) {
+        let ca =
+            ca.with_context(|| format!("{}: not PEM certificates", dir.join(CA_FILE).display()))?;
+        roots.add(ca).context("adding the client CA")?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .context("the client CA")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("gantry's certificate and key do not go together")?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Accepts connections on `listener` and completes their handshakes, each in its own
@@ -103,7 +152,7 @@ pub(super) fn accept(
                 _ = tx.closed() => return,
             };
             let _ = stream.set_nodelay(true);
-            let (acceptor, tx, metrics) = (tls.acceptor.clone(), tx.clone(), metrics.clone());
+            let (acceptor, tx, metrics) = (tls.acceptor(), tx.clone(), metrics.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                 let refused = match handshake.await {
