@@ -978,6 +978,23 @@ fn secrets_are_read_only_where_named() {
     });
     assert_eq!(healthy("certs"), None);
 
+    // Nothing named, then named again at once: the namespace's store and watch
+    // are made anew (a watch of the old store must not feed the new one), and
+    // translation goes on.
+    let plain = "    - {name: http, protocol: HTTP, port: 18446}\n";
+    fake.apply_yaml(&objects::gateway_yaml("eg", plain));
+    fake.apply_yaml(&objects::gateway_yaml("eg", &format!("{www}{later}")));
+    let generation =
+        fake.get("Gateway", "default", "eg").unwrap()["metadata"]["generation"].clone();
+    common::poll(
+        "both listeners resolve again, for the latest generation",
+        || {
+            let status = fake.status("Gateway", "default", "eg");
+            let current = status["conditions"][0]["observedGeneration"] == generation;
+            (current && listener_resolved("https")? && listener_resolved("later")?).then_some(())
+        },
+    );
+
     // A change to a Secret the Gateway names is translated.
     let before = translations();
     fake.apply(opaque("www-cert", "Yw=="));
