@@ -140,6 +140,12 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
     }
     container_ports.push(json!({"name": "ready", "containerPort": ready_port}));
     let (_, secret) = certgen::gateway_secret(&args.gateway);
+    // Both containers: no privileges, nothing written to the image.
+    let locked_down = json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": {"drop": ["ALL"]},
+    });
 
     let documents = [
         json!({
@@ -202,11 +208,7 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"memory": "1Gi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": false,
-                                "readOnlyRootFilesystem": true,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": locked_down,
                             "volumeMounts": [
                                 {"name": "bootstrap", "mountPath": BOOTSTRAP_MOUNT},
                                 {"name": "xds-tls", "mountPath": XDS_TLS_MOUNT, "readOnly": true},
@@ -225,11 +227,7 @@ pub fn manifests(args: &DeployArgs) -> Result<String> {
                                 "requests": {"cpu": "10m", "memory": "16Mi"},
                                 "limits": {"memory": "64Mi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": false,
-                                "readOnlyRootFilesystem": true,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": locked_down,
                         }],
                         "volumes": [
                             {"name": "bootstrap", "configMap": {"name": format!("{app}-bootstrap")}},

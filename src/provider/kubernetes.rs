@@ -375,7 +375,7 @@ pub async fn start(
     let mut tasks: Vec<JoinHandle<()>> = (0..kinds.len())
         .map(|index| tokio::spawn(watches.clone().watch(Slot::Kind(index), 0)))
         .collect();
-    tasks.push(tokio::spawn(watches.follow_references()));
+    tasks.push(tokio::spawn(watches.run_namespace_watches()));
     tasks.push(tokio::spawn(publish(shared.clone(), changes, resources_tx)));
 
     let (leader_tx, leader_rx) = watch::channel(false);
@@ -417,7 +417,7 @@ struct Watches {
 impl Watches {
     /// Runs one watch per namespace where something names a Secret or ConfigMap,
     /// starting and stopping them as those names change, forever.
-    async fn follow_references(self) {
+    async fn run_namespace_watches(self) {
         let mut changed = self.shared.watches_changed.subscribe();
         // Dropping the set (when this task is aborted) aborts every watch in it.
         let mut tasks = tokio::task::JoinSet::new();
@@ -497,9 +497,9 @@ impl Watches {
         let label = KindLabel {
             kind: resource.kind.clone(),
         };
-        let name = match &slot {
-            Slot::Kind(_) => resource.kind.clone(),
-            Slot::Referenced(_, namespace) => namespace_watch_name(&resource.kind, namespace),
+        // As the store names itself in problems; gone already: nothing to watch.
+        let Some(name) = shared.stores().get_mut(&slot).map(|store| store.label()) else {
+            return;
         };
         let refers =
             matches!(slot, Slot::Kind(_)) && REFERRING_KINDS.contains(&resource.kind.as_str());

@@ -420,9 +420,9 @@ current-context: fake
         let kind = kind_named(kind);
         let mut inner = self.shared.lock();
         let mut body = json!({"metadata": {}, "status": status});
-        body["metadata"]["managedFields"] = (inner.get(kind, namespace, name))
-            .map_or(Value::Null, |o| o["metadata"]["managedFields"].clone());
-        record_status_update(&mut body, "other-controller");
+        if let Some(current) = inner.get(kind, namespace, name) {
+            record_status_update(&mut body, current, "other-controller");
+        }
         let (_, event) = inner
             .update(kind, namespace, name, body, true)
             .unwrap_or_else(|e| panic!("setting the status of {name}: {e:?}"));
@@ -1028,9 +1028,7 @@ async fn handle(
                 }
                 (Method::PUT, Some(name)) => {
                     let mut body = body;
-                    if status_only && let Some(old) = inner.get(kind, &namespace, &name) {
-                        body["metadata"]["managedFields"] =
-                            old["metadata"]["managedFields"].clone();
+                    if status_only && let Some(current) = inner.get(kind, &namespace, &name) {
                         let manager = params.get("fieldManager").cloned().unwrap_or_else(|| {
                             write
                                 .user_agent
@@ -1039,7 +1037,7 @@ async fn handle(
                                 .unwrap_or_default()
                                 .to_string()
                         });
-                        record_status_update(&mut body, &manager);
+                        record_status_update(&mut body, current, &manager);
                     }
                     inner
                         .update(kind, &namespace, &name, body, status_only)

@@ -36,7 +36,12 @@ fn owners(object: &Value) -> BTreeMap<Manager, BTreeSet<String>> {
     owners
 }
 
-fn set_owners(object: &mut Value, owners: &BTreeMap<Manager, BTreeSet<String>>) {
+/// Writes `owners` into `object`'s managedFields, as of `api_version`.
+fn set_owners(
+    object: &mut Value,
+    api_version: &Value,
+    owners: &BTreeMap<Manager, BTreeSet<String>>,
+) {
     let entries: Vec<Value> = (owners.iter())
         .filter(|(_, fields)| !fields.is_empty())
         .map(|((manager, operation), fields)| {
@@ -46,7 +51,7 @@ fn set_owners(object: &mut Value, owners: &BTreeMap<Manager, BTreeSet<String>>) 
                 .collect();
             json!({
                 "manager": manager, "operation": operation, "subresource": "status",
-                "apiVersion": object["apiVersion"], "fieldsType": "FieldsV1",
+                "apiVersion": api_version, "fieldsType": "FieldsV1",
                 "fieldsV1": {"f:status": status},
             })
         })
@@ -137,23 +142,23 @@ pub fn apply_status(
     owners.insert(me, mine);
     let mut new = current.clone();
     new["status"] = Value::Object(status);
-    set_owners(&mut new, &owners);
+    set_owners(&mut new, &current["apiVersion"], &owners);
     Ok(new)
 }
 
-/// Records that `manager` wrote `status` with an update (a PUT, or the test handle
-/// acting as another controller): it owns every top-level field of it, which no
-/// other manager owns any more.
-pub fn record_status_update(object: &mut Value, manager: &str) {
-    let mut owners = owners(object);
-    let fields: BTreeSet<String> = (object["status"].as_object().into_iter().flatten())
+/// Records in `body` that `manager` writes its `status` over `current` with an
+/// update (a PUT, or the test handle acting as another controller): it owns every
+/// top-level field of it, which no other manager owns any more.
+pub fn record_status_update(body: &mut Value, current: &Value, manager: &str) {
+    let mut owners = owners(current);
+    let fields: BTreeSet<String> = (body["status"].as_object().into_iter().flatten())
         .map(|(field, _)| field.clone())
         .collect();
     for owned in owners.values_mut() {
         owned.retain(|f| !fields.contains(f));
     }
     owners.insert((manager.to_string(), "Update".to_string()), fields);
-    set_owners(object, &owners);
+    set_owners(body, &current["apiVersion"], &owners);
 }
 
 /// One rule of a Role or ClusterRole.

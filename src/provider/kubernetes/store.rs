@@ -179,24 +179,9 @@ impl KindStore {
             self.unwanted_seen.contains(name) || relisting.is_some_and(|u| u.contains(name))
         });
         let before = self.objects.len();
-        let mut dropped = Vec::new();
-        self.objects.retain(|(_, name), _| {
-            let keep = wanted.contains(name);
-            if !keep {
-                dropped.push(name.clone());
-            }
-            keep
-        });
-        self.unwanted_seen.extend(dropped);
+        keep_only(&mut self.objects, &wanted, &mut self.unwanted_seen);
         if let Some(relist) = &mut self.relist {
-            let unwanted = &mut relist.unwanted;
-            relist.objects.retain(|(_, name), _| {
-                let keep = wanted.contains(name);
-                if !keep {
-                    unwanted.insert(name.clone());
-                }
-                keep
-            });
+            keep_only(&mut relist.objects, &wanted, &mut relist.unwanted);
         }
         self.wanted = Some(wanted);
         let removed = self.objects.len() != before;
@@ -374,6 +359,21 @@ impl KindStore {
             }
         }
     }
+}
+
+/// Drops the objects not named in `wanted`, adding their names to `dropped`.
+fn keep_only(
+    objects: &mut BTreeMap<ObjectKey, Stored>,
+    wanted: &BTreeSet<String>,
+    dropped: &mut BTreeSet<String>,
+) {
+    objects.retain(|(_, name), _| {
+        let keep = wanted.contains(name);
+        if !keep {
+            dropped.insert(name.clone());
+        }
+        keep
+    });
 }
 
 /// The top-level status fields that `managedFields` says gantry's applies own (not
