@@ -319,7 +319,10 @@ impl KindStore {
                 status_owned = owned_status_fields(managed.as_ref());
             }
         }
-        let digest = Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()).into();
+        // Hashed as it is written out, without a copy of the text.
+        let mut hasher = Sha256::new();
+        let _ = serde_json::to_writer(&mut hasher, &input);
+        let digest = hasher.finalize().into();
         let references = references(&input);
         let converted = match object_from_value(input) {
             Ok(Converted::Object(object)) => Ok(object),
