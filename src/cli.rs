@@ -214,6 +214,14 @@ pub fn crd_files() -> Result<Vec<(String, String)>> {
             "clienttrafficpolicies.yaml".into(),
             crd_yaml(&crate::api::ClientTrafficPolicy::crd())?,
         ),
+        (
+            "listenerpolicies.yaml".into(),
+            crd_yaml(&crate::api::ListenerPolicy::crd())?,
+        ),
+        (
+            "backendconfigpolicies.yaml".into(),
+            crd_yaml(&crate::api::BackendConfigPolicy::crd())?,
+        ),
     ])
 }
 

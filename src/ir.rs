@@ -213,6 +213,26 @@ pub struct UpstreamTls {
     pub client_certificate: Option<TlsCertificate>,
     /// The SNI is each endpoint's hostname (`autoSNIFromEndpointHostname`).
     pub sni_from_endpoint_hostname: bool,
+    /// Names one of which the backend's certificate must carry (DNS or URI
+    /// SAN), in place of the SNI check; Some(empty): the chain alone is checked
+    /// (kgateway's `verifySubjectAltNames`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_alt_names: Option<Vec<String>>,
+    /// Certificate files on Envoy's host, in place of inline PEM (kgateway's
+    /// `tls.files`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<TlsFiles>,
+    /// Let the backend renegotiate TLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_renegotiation: bool,
+}
+
+/// Paths of PEM files on Envoy's host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsFiles {
+    pub certificate_chain: Option<String>,
+    pub private_key: Option<String>,
+    pub trusted_ca: Option<String>,
 }
 
 /// TLS termination settings beyond the certificates.
@@ -1214,6 +1234,84 @@ pub struct BackendSettings {
     /// How Envoy resolves the hostnames of DNS-resolved endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsSettings>,
+    /// Drain the connections of every endpoint when the endpoints change
+    /// (kgateway's `closeConnectionsOnHostSetChange`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub close_connections_on_host_set_change: bool,
+}
+
+impl BackendSettings {
+    /// Fills the fields `self` leaves unset from `base`, field by field; returns
+    /// the fields both set (where `self` wins), by their IR names.
+    pub fn fill_from(&mut self, base: &BackendSettings) -> Vec<&'static str> {
+        trait Set {
+            fn set(&self) -> bool;
+        }
+        impl<T> Set for Option<T> {
+            fn set(&self) -> bool {
+                self.is_some()
+            }
+        }
+        impl<T> Set for Vec<T> {
+            fn set(&self) -> bool {
+                !self.is_empty()
+            }
+        }
+        impl<K, V> Set for BTreeMap<K, V> {
+            fn set(&self) -> bool {
+                !self.is_empty()
+            }
+        }
+        impl Set for bool {
+            fn set(&self) -> bool {
+                *self
+            }
+        }
+        impl Set for UpstreamHttpConnection {
+            fn set(&self) -> bool {
+                !self.is_empty()
+            }
+        }
+        let mut both = Vec::new();
+        macro_rules! fill {
+            ($($field:ident),* $(,)?) => {
+                // Every field, so a new one cannot be forgotten here.
+                let BackendSettings { $($field: _),* } = base;
+                $(
+                    if base.$field.set() {
+                        if self.$field.set() {
+                            both.push(stringify!($field));
+                        } else {
+                            self.$field = base.$field.clone();
+                        }
+                    }
+                )*
+            };
+        }
+        fill!(
+            load_balancer,
+            endpoint_override_headers,
+            zone_weights,
+            circuit_breaker,
+            connect_timeout,
+            http_connection,
+            buffer_limit,
+            socket_buffer_limit,
+            preconnect,
+            tcp_keepalive,
+            http2,
+            use_client_protocol,
+            health_check,
+            outlier_detection,
+            panic_threshold,
+            proxy_protocol,
+            admission_control,
+            service_routing,
+            dns,
+            close_connections_on_host_set_change,
+        );
+        both
+    }
 }
 
 /// Envoy's admission control, as an upstream filter of the cluster (each
@@ -1398,6 +1496,12 @@ pub enum LoadBalancer {
     /// Maglev, hashing what the routes' hash policies name.
     ConsistentHash {
         table_size: u64,
+    },
+    /// A ring hash, hashing what the routes' hash policies name (kgateway's
+    /// `ringHash`); None: Envoy's ring sizes.
+    RingHash {
+        minimum_ring_size: Option<u64>,
+        maximum_ring_size: Option<u64>,
     },
     /// Client-side weighted round robin, weighing endpoints by the load they
     /// report (ORCA).

@@ -19,7 +19,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
+use crate::api::{
+    Backend, BackendConfigPolicy, BackendTrafficPolicy, ClientTrafficPolicy, ListenerPolicy,
+};
 
 /// One consistent set of input objects.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +46,10 @@ pub struct Resources {
     pub backend_traffic_policies: Vec<Arc<BackendTrafficPolicy>>,
     /// Envoy Gateway Backends: endpoints given by address, for backendRefs.
     pub backends: Vec<Arc<Backend>>,
+    /// kgateway ListenerPolicies (read as ClientTrafficPolicies).
+    pub listener_policies: Vec<Arc<ListenerPolicy>>,
+    /// kgateway BackendConfigPolicies (backend settings of Services).
+    pub backend_config_policies: Vec<Arc<BackendConfigPolicy>>,
     /// Input the provider could not use; reported beside the translated status.
     pub problems: Vec<InputProblem>,
 }
@@ -99,6 +105,8 @@ pub enum Object {
     ClientTrafficPolicy(Arc<ClientTrafficPolicy>),
     BackendTrafficPolicy(Arc<BackendTrafficPolicy>),
     Backend(Arc<Backend>),
+    ListenerPolicy(Arc<ListenerPolicy>),
+    BackendConfigPolicy(Arc<BackendConfigPolicy>),
 }
 
 /// What one file yields: its objects, or the reason the whole file was rejected,
@@ -238,6 +246,21 @@ pub fn object_from_value(mut document: serde_json::Value) -> Result<Converted, S
             let backend: Backend = typed(document).map_err(describe)?;
             crate::api::backend::check_spec(&backend.spec).map_err(describe)?;
             Object::Backend(Arc::new(backend))
+        }
+        ("gateway.kgateway.dev", "ListenerPolicy")
+            if api_version == "gateway.kgateway.dev/v1alpha1" =>
+        {
+            let policy: ListenerPolicy = typed(document).map_err(describe)?;
+            crate::api::kgateway::listener_policy::check_spec(&policy.spec).map_err(describe)?;
+            Object::ListenerPolicy(Arc::new(policy))
+        }
+        ("gateway.kgateway.dev", "BackendConfigPolicy")
+            if api_version == "gateway.kgateway.dev/v1alpha1" =>
+        {
+            let policy: BackendConfigPolicy = typed(document).map_err(describe)?;
+            crate::api::kgateway::backend_config_policy::check_spec(&policy.spec)
+                .map_err(describe)?;
+            Object::BackendConfigPolicy(Arc::new(policy))
         }
         _ => {
             return Ok(Converted::Skipped(format!(
@@ -414,6 +437,8 @@ impl Resources {
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.push(o),
             Object::BackendTrafficPolicy(o) => self.backend_traffic_policies.push(o),
             Object::Backend(o) => self.backends.push(o),
+            Object::ListenerPolicy(o) => self.listener_policies.push(o),
+            Object::BackendConfigPolicy(o) => self.backend_config_policies.push(o),
         }
     }
 
@@ -485,6 +510,8 @@ impl Resources {
             "ClientTrafficPolicy" => ClientTrafficPolicy, client_traffic_policies, true;
             "BackendTrafficPolicy" => BackendTrafficPolicy, backend_traffic_policies, true;
             "Backend" => Backend, backends, true;
+            "ListenerPolicy" => ListenerPolicy, listener_policies, true;
+            "BackendConfigPolicy" => BackendConfigPolicy, backend_config_policies, true;
         }
     }
 
@@ -529,6 +556,8 @@ impl Resources {
         fix(&mut self.client_traffic_policies, true);
         fix(&mut self.backend_traffic_policies, true);
         fix(&mut self.backends, true);
+        fix(&mut self.listener_policies, true);
+        fix(&mut self.backend_config_policies, true);
         self.problems.sort();
     }
 }
@@ -570,6 +599,8 @@ impl Object {
             Object::ClientTrafficPolicy(o) => serde_json::to_value(o.as_ref()),
             Object::BackendTrafficPolicy(o) => serde_json::to_value(o.as_ref()),
             Object::Backend(o) => serde_json::to_value(o.as_ref()),
+            Object::ListenerPolicy(o) => serde_json::to_value(o.as_ref()),
+            Object::BackendConfigPolicy(o) => serde_json::to_value(o.as_ref()),
         };
         value.unwrap_or_default()
     }
@@ -616,6 +647,8 @@ impl Object {
             Object::ClientTrafficPolicy(o) => ("ClientTrafficPolicy", true, o.meta()),
             Object::BackendTrafficPolicy(o) => ("BackendTrafficPolicy", true, o.meta()),
             Object::Backend(o) => ("Backend", true, o.meta()),
+            Object::ListenerPolicy(o) => ("ListenerPolicy", true, o.meta()),
+            Object::BackendConfigPolicy(o) => ("BackendConfigPolicy", true, o.meta()),
         }
     }
 }

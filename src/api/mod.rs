@@ -5,9 +5,11 @@
 pub mod backend;
 pub mod backend_traffic_policy;
 pub mod client_traffic_policy;
+pub mod kgateway;
 pub mod reference_spellings;
 pub mod shared;
 
 pub use backend::Backend;
 pub use backend_traffic_policy::BackendTrafficPolicy;
 pub use client_traffic_policy::ClientTrafficPolicy;
+pub use kgateway::{BackendConfigPolicy, ListenerPolicy};

@@ -16,12 +16,14 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 /// The kinds whose objects name Secrets and ConfigMaps gantry reads.
-pub const REFERRING_KINDS: [&str; 5] = [
+pub const REFERRING_KINDS: [&str; 7] = [
     "Gateway",
     "ListenerSet",
     "ClientTrafficPolicy",
     "BackendTrafficPolicy",
     "Backend",
+    "ListenerPolicy",
+    "BackendConfigPolicy",
 ];
 
 /// The kinds read only where something refers to them.

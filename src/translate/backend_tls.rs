@@ -90,6 +90,7 @@ pub fn upstream_tls(
         params,
         client_certificate,
         sni_from_endpoint_hostname: tls.auto_sni_from_endpoint_hostname.unwrap_or(false),
+        ..Default::default()
     })
 }
 

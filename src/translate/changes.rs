@@ -166,6 +166,16 @@ impl Changes {
             &new.backend_traffic_policies,
         );
         changes.compare("Backend", &old.backends, &new.backends);
+        changes.compare(
+            "ListenerPolicy",
+            &old.listener_policies,
+            &new.listener_policies,
+        );
+        changes.compare(
+            "BackendConfigPolicy",
+            &old.backend_config_policies,
+            &new.backend_config_policies,
+        );
         for (namespace, _) in changes.compare(
             "ReferenceGrant",
             &old.reference_grants,

@@ -38,6 +38,7 @@ use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
 use self::l4route::L4Route;
 use self::listener_set::{ListenerSets, Outcome};
+use self::policy::kgateway::service_policies::ServicePolicies;
 
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
@@ -303,6 +304,7 @@ const KINDS_LISTENERS_IGNORE: &[&str] = &[
     "Backend",
     "BackendTrafficPolicy",
     "ClientTrafficPolicy",
+    "BackendConfigPolicy",
 ];
 
 /// Where one HTTP-like route attaches, and what it reports.
@@ -355,14 +357,23 @@ pub fn translate_incremental(
 
     let client_policies =
         client_traffic_pass(resources, &gateways, &attached.rules, &index, options);
-    let backend_policies =
-        backend_traffic_pass(resources, &mut gateways, &routes, &sets, &index, options);
+    let service_policies = ServicePolicies::resolve(resources, &index);
+    let backend_policies = backend_traffic_pass(
+        resources,
+        &mut gateways,
+        &routes,
+        &sets,
+        &index,
+        &service_policies,
+        options,
+    );
 
     let ir = assemble(
         &gateways,
         &attached.rules,
         &client_policies,
         &backend_policies,
+        &service_policies,
         &mut memo.hosts,
     );
     memo.hosts.finish();
@@ -382,6 +393,7 @@ pub fn translate_incremental(
     status.extend(attached.status);
     status.extend(client_policies.status);
     status.extend(backend_policies.status);
+    status.extend(service_policies.status(resources, &options.controller_name));
     status.extend(backend::status(resources, &ir));
     Translated { ir, status }
 }
@@ -552,6 +564,7 @@ fn backend_traffic_pass(
     routes: &Routes<'_>,
     sets: &ListenerSets<'_>,
     index: &Index<'_>,
+    service_policies: &ServicePolicies,
     options: &Options,
 ) -> policy::backend_traffic::Outcome {
     // Without a policy there is nothing to resolve targets for.
@@ -572,7 +585,14 @@ fn backend_traffic_pass(
         &options.controller_name,
     );
     for (i, state) in gateways.iter_mut().enumerate() {
-        apply_backend_policies_to_l4(i, state, &routes.l4, routes.http_like.len(), &outcome);
+        apply_backend_policies_to_l4(
+            i,
+            state,
+            &routes.l4,
+            routes.http_like.len(),
+            &outcome,
+            service_policies,
+        );
     }
     outcome
 }
@@ -583,6 +603,7 @@ fn assemble(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client_policies: &policy::client_traffic::Outcome,
     backend_policies: &policy::backend_traffic::Outcome,
+    service_policies: &ServicePolicies,
     hosts: &mut memo::Kept<String, Vec<KeptHost>>,
 ) -> Ir {
     let mut ir = Ir::default();
@@ -593,7 +614,14 @@ fn assemble(
         };
         ir.gateways.insert(
             state.key.clone(),
-            gateway_ir(state, route_rules, client, &backend, hosts),
+            gateway_ir(
+                state,
+                route_rules,
+                client,
+                &backend,
+                service_policies,
+                hosts,
+            ),
         );
     }
     ir
@@ -887,6 +915,7 @@ fn gateway_ir<'c>(
     route_rules: &[Option<Arc<TranslatedRules>>],
     client: impl Fn(usize) -> Option<&'c Result<ir::ClientSettings, conditions::Problem>>,
     backend: &BackendLookup<'_>,
+    services: &ServicePolicies,
     hosts: &mut memo::Kept<String, Vec<KeptHost>>,
 ) -> GatewayIr {
     let mut out = GatewayIr::default();
@@ -934,6 +963,7 @@ fn gateway_ir<'c>(
                             gateway: &state.key,
                             clusters: &mut out.clusters,
                             hosts,
+                            services,
                         },
                     );
                     let others: Vec<Option<&str>> = listener_indexes
@@ -970,6 +1000,7 @@ fn gateway_ir<'c>(
                         gateway: &state.key,
                         clusters: &mut out.clusters,
                         hosts,
+                        services,
                     },
                 )),
             }]
@@ -1258,9 +1289,20 @@ fn route_config(
         };
         let mut routes = Vec::new();
         let mut with_policy = false;
+        // Clusters of the routes left as their rules made them.
+        let mut plain_clusters = BTreeSet::new();
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
-                None => route.clone(),
+                None => {
+                    let mut changed = ir::Route::clone(route);
+                    if apply_service_policies(&mut changed, None, &rules.clusters, out) {
+                        with_policy = true;
+                        Arc::new(changed)
+                    } else {
+                        plain_clusters.extend(route_cluster_names(route).cloned());
+                        route.clone()
+                    }
+                }
                 Some(Err(_)) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
@@ -1270,7 +1312,7 @@ fn route_config(
                 Some(Ok(policy)) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
-                    apply_backend_policy(&mut route, &policy, &rules.clusters, out.clusters);
+                    apply_backend_policy(&mut route, &policy, &rules.clusters, out);
                     let backend = route.backend.make_mut();
                     backend.stat_name = (backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
@@ -1281,6 +1323,12 @@ fn route_config(
         }
         if !with_policy {
             httproute::merge_clusters(out.clusters, rules.clusters.iter().cloned());
+        } else {
+            let plain = rules
+                .clusters
+                .iter()
+                .filter(|c| plain_clusters.contains(&c.name));
+            httproute::merge_clusters(out.clusters, plain.cloned());
         }
         // A host whose routes all come unchanged from their rules can be the
         // one the last translation made of the same rules.
@@ -1334,6 +1382,8 @@ struct Assembly<'m> {
     clusters: &'m mut BTreeMap<String, Arc<ir::Cluster>>,
     /// By "gateway\nroute configuration": its hosts in name order.
     hosts: &'m mut memo::Kept<String, Vec<KeptHost>>,
+    /// The kgateway BackendConfigPolicies on Services.
+    services: &'m ServicePolicies,
 }
 
 /// A virtual host made of routes that were their rules' own, and what it was
@@ -1401,12 +1451,13 @@ fn virtual_host(
 
 /// Gives a route the route half of a BackendTrafficPolicy, and its backends
 /// (from `route_clusters`, the route's own) clusters under the policy's cluster
-/// settings, added to `clusters`.
+/// settings (over those of a BackendConfigPolicy on their Service), added to
+/// the assembly's clusters.
 fn apply_backend_policy(
     route: &mut ir::Route,
     policy: &ir::BackendPolicy,
     route_clusters: &[Arc<ir::Cluster>],
-    clusters: &mut BTreeMap<String, Arc<ir::Cluster>>,
+    out: &mut Assembly<'_>,
 ) {
     let mut backend = policy.route.clone();
     // The route rule's own retry wins over the policy's, as in Envoy Gateway.
@@ -1415,20 +1466,69 @@ fn apply_backend_policy(
     if route.retry.is_none() {
         route.retry = retry;
     }
-    let mut renamed = BTreeMap::new();
-    let mut used: Vec<&String> = route.mirrors.iter().map(|m| &m.cluster).collect();
-    if let ir::RouteAction::Forward(forward) = &route.action {
-        used.extend(forward.backends.iter().map(|b| &b.cluster));
+    let by = policy.route.policy.as_deref().unwrap_or_default();
+    apply_service_policies(route, Some((&policy.cluster, by)), route_clusters, out);
+}
+
+/// The names of the clusters a route sends to (its backends and mirrors).
+fn route_cluster_names(route: &ir::Route) -> impl Iterator<Item = &String> {
+    let forwards = match &route.action {
+        ir::RouteAction::Forward(forward) => forward.backends.as_slice(),
+        _ => &[],
+    };
+    (route.mirrors.iter().map(|m| &m.cluster)).chain(forwards.iter().map(|b| &b.cluster))
+}
+
+/// Puts the clusters `route` uses (from `route_clusters`) under the settings of
+/// a route-level BackendTrafficPolicy (`route_level`: its cluster settings and
+/// name) and of the BackendConfigPolicies on their Services, renaming them in
+/// the route and adding them to the assembly's clusters. The route takes the
+/// hash inputs and stream duration of the first such Service policy where it
+/// has none of its own. Returns whether anything changed: without a
+/// route-level policy, only clusters of Services with a policy change.
+fn apply_service_policies(
+    route: &mut ir::Route,
+    route_level: Option<(&ir::BackendSettings, &str)>,
+    route_clusters: &[Arc<ir::Cluster>],
+    out: &mut Assembly<'_>,
+) -> bool {
+    let used: BTreeSet<&String> = route_cluster_names(route).collect();
+    let used: Vec<&Arc<ir::Cluster>> = (route_clusters.iter())
+        .filter(|c| used.contains(&c.name))
+        .collect();
+    if route_level.is_none() && !used.iter().any(|c| out.services.covers(c)) {
+        return false;
     }
-    for cluster in route_clusters.iter().filter(|c| used.contains(&&c.name)) {
-        let rekeyed = cluster.rekeyed(ir::ClusterKey {
-            settings: policy.cluster.clone().into(),
-            ..cluster.key.clone()
-        });
+    let mut renamed = BTreeMap::new();
+    let mut service_route = None;
+    for cluster in used {
+        let rekeyed = match out.services.apply(cluster, route_level) {
+            Some(rekeyed) => {
+                service_route = service_route.or(out.services.route_settings(cluster));
+                rekeyed
+            }
+            None => match route_level {
+                Some((settings, _)) => cluster.rekeyed(ir::ClusterKey {
+                    settings: settings.clone().into(),
+                    ..cluster.key.clone()
+                }),
+                None => ir::Cluster::clone(cluster),
+            },
+        };
         renamed.insert(cluster.name.clone(), rekeyed.name.clone());
-        httproute::merge_clusters(clusters, [Arc::new(rekeyed)]);
+        httproute::merge_clusters(out.clusters, [Arc::new(rekeyed)]);
     }
     route.rename_clusters(&renamed);
+    if let Some(service_route) = service_route {
+        let backend = route.backend.make_mut();
+        if backend.hash.is_empty() {
+            backend.hash.clone_from(&service_route.hash);
+        }
+        if backend.max_stream_duration.is_none() {
+            backend.max_stream_duration = service_route.max_stream_duration;
+        }
+    }
+    true
 }
 
 /// The BackendTrafficPolicies in force on TCPRoute and TLSRoute backends: their
@@ -1440,6 +1540,7 @@ fn apply_backend_policies_to_l4(
     l4_routes: &[L4Route<'_>],
     first_l4_target: usize,
     policies: &policy::backend_traffic::Outcome,
+    services: &ServicePolicies,
 ) {
     let mut added = Vec::new();
     for (&listener, forwards) in &mut state.l4_forwards {
@@ -1449,26 +1550,44 @@ fn apply_backend_policies_to_l4(
             else {
                 continue;
             };
-            match policies.in_force(gateway, listener, first_l4_target + route, 0) {
-                None => {}
-                Some(Err(_)) => forward.backends.clear(),
-                Some(Ok(policy)) => {
-                    forward.hash_source_ip = policy.route.hash.contains(&ir::HashPolicy::SourceIp);
-                    for backend in &mut forward.backends {
-                        let Some(cluster) =
-                            state.l4_clusters.iter().find(|c| c.name == backend.cluster)
-                        else {
-                            continue;
-                        };
-                        let rekeyed = cluster.rekeyed(ir::ClusterKey {
-                            settings: policy.cluster.clone().into(),
-                            ..cluster.key.clone()
-                        });
-                        backend.cluster.clone_from(&rekeyed.name);
-                        added.push(rekeyed);
-                    }
+            let policy = match policies.in_force(gateway, listener, first_l4_target + route, 0) {
+                Some(Err(_)) => {
+                    forward.backends.clear();
+                    continue;
                 }
+                Some(Ok(policy)) => Some(policy),
+                None => None,
+            };
+            let by = policy.as_ref().and_then(|p| p.route.policy.clone());
+            let route_level = (policy.as_ref()).map(|p| (&p.cluster, by.as_deref().unwrap_or("")));
+            let mut hash = policy
+                .as_ref()
+                .map(|p| p.route.hash.clone())
+                .unwrap_or_default();
+            for backend in &mut forward.backends {
+                let Some(cluster) = state.l4_clusters.iter().find(|c| c.name == backend.cluster)
+                else {
+                    continue;
+                };
+                let rekeyed = match (services.apply(cluster, route_level), route_level) {
+                    (Some(rekeyed), _) => {
+                        if hash.is_empty()
+                            && let Some(route) = services.route_settings(cluster)
+                        {
+                            hash.clone_from(&route.hash);
+                        }
+                        rekeyed
+                    }
+                    (None, Some((settings, _))) => cluster.rekeyed(ir::ClusterKey {
+                        settings: settings.clone().into(),
+                        ..cluster.key.clone()
+                    }),
+                    (None, None) => continue,
+                };
+                backend.cluster.clone_from(&rekeyed.name);
+                added.push(rekeyed);
             }
+            forward.hash_source_ip = hash.contains(&ir::HashPolicy::SourceIp);
         }
     }
     if added.is_empty() {

@@ -187,6 +187,22 @@ pub const KINDS: &[Kind] = &[
         true,
         true,
     ),
+    kind(
+        "gateway.kgateway.dev",
+        "v1alpha1",
+        "listenerpolicies",
+        "ListenerPolicy",
+        true,
+        true,
+    ),
+    kind(
+        "gateway.kgateway.dev",
+        "v1alpha1",
+        "backendconfigpolicies",
+        "BackendConfigPolicy",
+        true,
+        true,
+    ),
     kind("coordination.k8s.io", "v1", "leases", "Lease", true, false),
 ];
 

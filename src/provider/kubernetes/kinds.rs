@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::discovery::ApiResource;
 
-use crate::api::{Backend, BackendTrafficPolicy, ClientTrafficPolicy};
+use crate::api::{
+    Backend, BackendConfigPolicy, BackendTrafficPolicy, ClientTrafficPolicy, ListenerPolicy,
+};
 
 /// One kind gantry lists and watches.
 #[derive(Clone, Debug)]
@@ -53,6 +55,8 @@ pub fn watched() -> Vec<WatchedKind> {
         kind::<ClientTrafficPolicy>(true),
         kind::<BackendTrafficPolicy>(true),
         kind::<Backend>(true),
+        kind::<ListenerPolicy>(true),
+        kind::<BackendConfigPolicy>(true),
         kind::<Service>(false),
         kind::<EndpointSlice>(false),
         kind::<Namespace>(false),

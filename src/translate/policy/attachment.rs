@@ -143,6 +143,12 @@ pub enum AncestorKind {
     /// A route (HTTPRoute, GRPCRoute, TCPRoute, TLSRoute) named as a target that
     /// does not exist: there is no Gateway to report it on.
     Route(&'static str),
+    /// A Service a kgateway BackendConfigPolicy targets.
+    Service,
+    /// A kgateway Backend or an Istio Hostname a kgateway BackendConfigPolicy
+    /// targets (which gantry refuses).
+    KgatewayBackend,
+    IstioHostname,
 }
 
 /// The Gateway or ListenerSet (and listener) a status entry is about.
@@ -160,13 +166,21 @@ impl Ancestor {
             AncestorKind::Gateway => "Gateway",
             AncestorKind::ListenerSet => "ListenerSet",
             AncestorKind::Route(kind) => kind,
+            AncestorKind::Service => "Service",
+            AncestorKind::KgatewayBackend => "Backend",
+            AncestorKind::IstioHostname => "Hostname",
         }
     }
 
     /// The Gateway API ParentReference status names it by.
     pub fn parent_reference(&self) -> ParentReference {
         ParentReference {
-            group: GATEWAY_GROUP.to_string(),
+            group: match self.kind {
+                AncestorKind::Service => String::new(),
+                AncestorKind::KgatewayBackend => crate::api::kgateway::GROUP.to_string(),
+                AncestorKind::IstioHostname => "networking.istio.io".to_string(),
+                _ => GATEWAY_GROUP.to_string(),
+            },
             kind: self.kind_name().to_string(),
             namespace: Some(self.namespace.clone()),
             name: self.name.clone(),

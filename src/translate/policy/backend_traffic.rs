@@ -88,14 +88,21 @@ impl Outcome {
         let narrow = (self.rule_policy.get(&(route, rule)))
             .or_else(|| self.route_policy.get(&route))
             .copied();
-        match (narrow, wide) {
-            (None, None) => None,
-            (Some(p), None) | (None, Some(p)) => Some(self.settings[p].clone()),
-            (Some(n), Some(w)) => Some(match self.specs[n].merge_type {
-                None => self.settings[n].clone(),
-                Some(merge) => self.merged(n, w, merge),
-            }),
-        }
+        let (named, settings) = match (narrow, wide) {
+            (None, None) => return None,
+            (Some(p), None) | (None, Some(p)) => (p, self.settings[p].clone()),
+            (Some(n), Some(w)) => (
+                n,
+                match self.specs[n].merge_type {
+                    None => self.settings[n].clone(),
+                    Some(merge) => self.merged(n, w, merge),
+                },
+            ),
+        };
+        Some(settings.map(|mut s| {
+            s.route.policy = Some(self.keys[named].clone());
+            s
+        }))
     }
 
     /// (rule, policy) for the rules of route `route` that have a policy of their own.

@@ -12,6 +12,11 @@
 //!   Gateway does; nothing else changes.
 //! - Fields gantry does not program into Envoy yet are accepted with a `Warning`
 //!   naming them, as are the deprecated fields.
+//! - kgateway ListenerPolicies take part as ClientTrafficPolicies do (their
+//!   settings read by [`super::kgateway::listener`]): between a ListenerPolicy
+//!   and a ClientTrafficPolicy on one target the older wins. A `perPort` entry
+//!   gives the listeners on its port its settings instead of `default`. Their
+//!   status is written in kgateway's conditions.
 
 use std::collections::BTreeMap;
 
@@ -22,9 +27,14 @@ use super::attachment::{
     ancestors_status,
 };
 use super::client_settings::convert;
-use super::fields::invalid;
+use super::fields::{invalid, unsupported};
+use super::kgateway;
 use crate::api::ClientTrafficPolicy;
 use crate::api::client_traffic_policy as api;
+use crate::api::kgateway::ListenerPolicy;
+use crate::api::shared::{
+    GATEWAY_API_GROUP, LocalPolicyTargetReferenceWithSectionName, TargetSelector,
+};
 use crate::ir;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem, condition_type, reason};
@@ -58,14 +68,18 @@ pub fn apply(
     index: &Index<'_>,
     controller: &str,
 ) -> Outcome {
-    let policies = &resources.client_traffic_policies;
-    if policies.is_empty() {
+    let eg_policies = &resources.client_traffic_policies;
+    let kg_policies = &resources.listener_policies;
+    if eg_policies.is_empty() && kg_policies.is_empty() {
         return Outcome::default();
     }
     let managed_listeners: Vec<(&Gateway, &[ListenerState])> =
         managed.iter().map(|m| (m.gateway, m.listeners)).collect();
-    let infos: Vec<PolicyInfo<'_>> = policies
+    let kg_targets: Vec<ListenerPolicyTargets> = kg_policies
         .iter()
+        .map(|p| listener_policy_targets(p))
+        .collect();
+    let infos: Vec<PolicyInfo<'_>> = (eg_policies.iter())
         .map(|p| {
             PolicyInfo::new(
                 "ClientTrafficPolicy",
@@ -75,6 +89,15 @@ pub fn apply(
                 p.spec.target_selectors.as_deref(),
             )
         })
+        .chain(kg_policies.iter().zip(&kg_targets).map(|(p, t)| {
+            PolicyInfo::new(
+                "ListenerPolicy",
+                &p.metadata,
+                None,
+                Some(&t.refs),
+                Some(&t.selectors),
+            )
+        }))
         .collect();
     let PolicyTargets {
         targets,
@@ -104,16 +127,26 @@ pub fn apply(
         rejected.extend(refused);
     };
 
-    let mut settings: Vec<Result<ir::ClientSettings, Problem>> = policies
-        .iter()
-        .zip(&infos)
-        .map(|(p, info)| {
-            convert(&p.spec, info.namespace, index).map(|mut s| {
-                s.policy = Some(info.key());
-                s
-            })
-        })
-        .collect();
+    // Per policy (ClientTrafficPolicies first): its settings, and a
+    // ListenerPolicy's by port.
+    let mut settings: Vec<Result<ir::ClientSettings, Problem>> = Vec::new();
+    let mut per_port: Vec<BTreeMap<i32, ir::ClientSettings>> = Vec::new();
+    for (p, info) in infos.iter().enumerate() {
+        let (mut own, mut ports) = match p.checked_sub(eg_policies.len()) {
+            None => (
+                convert(&eg_policies[p].spec, info.namespace, index),
+                BTreeMap::new(),
+            ),
+            Some(k) => listener_policy_settings(&kg_policies[k], &kg_targets[k], info, index),
+        };
+        let key = Some(info.key());
+        if let Ok(s) = &mut own {
+            s.policy.clone_from(&key);
+        }
+        ports.values_mut().for_each(|s| s.policy.clone_from(&key));
+        settings.push(own);
+        per_port.push(ports);
+    }
 
     // useDefaultHost needs one host to give, on every listener the policy is in
     // force on; Envoy Gateway refuses the policy otherwise.
@@ -140,19 +173,31 @@ pub fn apply(
     let mut outcome = Outcome::default();
     for (&(target, listener), &claim) in &precedence.effective {
         if let Some(m) = managed_of_target[target] {
-            outcome
-                .listeners
-                .insert((m, listener), settings[claims[claim].policy].clone());
+            let policy = claims[claim].policy;
+            let port = managed[m].listeners[listener].port;
+            let in_force = match (&settings[policy], per_port[policy].get(&port)) {
+                (Ok(_), Some(for_port)) => Ok(for_port.clone()),
+                (own, _) => own.clone(),
+            };
+            outcome.listeners.insert((m, listener), in_force);
         }
     }
 
-    for (p, policy) in policies.iter().enumerate() {
-        if resolved[p].is_empty() {
+    for (p, entries) in resolved.iter().enumerate() {
+        if entries.is_empty() {
             continue;
         }
-        let generation = policy.metadata.generation;
-        let warnings = warnings(&policy.spec);
-        let ancestors: Vec<_> = resolved[p]
+        let kgateway = p >= eg_policies.len();
+        let meta = match p.checked_sub(eg_policies.len()) {
+            None => &eg_policies[p].metadata,
+            Some(k) => &kg_policies[k].metadata,
+        };
+        let generation = meta.generation;
+        let warnings = match p.checked_sub(eg_policies.len()) {
+            None => warnings(&eg_policies[p].spec),
+            Some(_) => Vec::new(),
+        };
+        let ancestors: Vec<_> = entries
             .iter()
             .enumerate()
             .map(|(e, entry)| {
@@ -174,8 +219,9 @@ pub fn apply(
                             .map(|l| {
                                 let by = claims[precedence.effective[&(*gateway, l)]].policy;
                                 format!(
-                                    "{} (by ClientTrafficPolicy {})",
+                                    "{} (by {} {})",
                                     targets[*gateway].describe_listener(l),
+                                    infos[by].kind,
                                     infos[by].key()
                                 )
                             })
@@ -191,15 +237,112 @@ pub fn apply(
                     }
                 };
                 conditions.extend(attachment::warning_condition(&warnings, generation));
+                if kgateway {
+                    conditions = kgateway::status::conditions(conditions);
+                }
                 (entry.ancestor().clone(), conditions)
             })
             .collect();
-        outcome.status.push(object_status::<ClientTrafficPolicy>(
-            policy,
-            ancestors_status(ancestors, controller, generation),
-        ));
+        let status = ancestors_status(ancestors, controller, generation);
+        outcome.status.push(match p.checked_sub(eg_policies.len()) {
+            None => object_status::<ClientTrafficPolicy>(&eg_policies[p], status),
+            Some(k) => object_status::<ListenerPolicy>(kg_policies[k].as_ref(), status),
+        });
     }
     outcome
+}
+
+/// A ListenerPolicy's targets as a ClientTrafficPolicy's, and what of them
+/// gantry cannot follow.
+struct ListenerPolicyTargets {
+    refs: Vec<LocalPolicyTargetReferenceWithSectionName>,
+    selectors: Vec<TargetSelector>,
+    problem: Option<Problem>,
+}
+
+fn listener_policy_targets(policy: &ListenerPolicy) -> ListenerPolicyTargets {
+    let group = |g: &str| {
+        if g.is_empty() {
+            GATEWAY_API_GROUP.to_string()
+        } else {
+            g.to_string()
+        }
+    };
+    let refs = (policy.spec.target_refs.iter().flatten())
+        .map(|r| LocalPolicyTargetReferenceWithSectionName {
+            group: group(&r.group),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            section_name: r.section_name.clone(),
+        })
+        .collect();
+    let selectors = policy.spec.target_selectors.iter().flatten();
+    let problem = selectors
+        .clone()
+        .position(|s| s.section_name.is_some())
+        .map(|i| {
+            unsupported(
+                &format!("spec.targetSelectors[{i}].sectionName"),
+                "gantry selects whole Gateways by label; name the listener in targetRefs",
+            )
+        });
+    let selectors = selectors
+        .map(|s| TargetSelector {
+            group: Some(group(&s.group)),
+            kind: s.kind.clone(),
+            namespaces: None,
+            match_labels: Some(s.match_labels.clone()),
+            match_expressions: None,
+        })
+        .collect();
+    ListenerPolicyTargets {
+        refs,
+        selectors,
+        problem,
+    }
+}
+
+/// A ListenerPolicy's settings (`default`), and its `perPort` settings by port;
+/// the first problem of any of them makes the policy invalid.
+fn listener_policy_settings(
+    policy: &ListenerPolicy,
+    targets: &ListenerPolicyTargets,
+    info: &PolicyInfo<'_>,
+    index: &Index<'_>,
+) -> (
+    Result<ir::ClientSettings, Problem>,
+    BTreeMap<i32, ir::ClientSettings>,
+) {
+    let read = || -> Result<_, Problem> {
+        if let Some(problem) = &targets.problem {
+            return Err(problem.clone());
+        }
+        let default = match &policy.spec.default {
+            None => ir::ClientSettings::default(),
+            Some(d) => {
+                if d.client_certificate_validation.is_some() {
+                    return Err(unsupported(
+                        "spec.default.clientCertificateValidation",
+                        "gantry validates client certificates from a ClientTrafficPolicy's \
+                         tls.clientValidation or the Gateway's tls.frontend",
+                    ));
+                }
+                kgateway::listener::settings(&d.listener(), "spec.default", info.namespace, index)?
+            }
+        };
+        let mut ports = BTreeMap::new();
+        for (i, entry) in policy.spec.per_port.iter().flatten().enumerate() {
+            let field = format!("spec.perPort[{i}].listener");
+            let settings =
+                kgateway::listener::settings(&entry.listener, &field, info.namespace, index)?;
+            ports.insert(entry.port, settings);
+        }
+        Ok((default, ports))
+    };
+    match read() {
+        Ok((default, ports)) => (Ok(default), ports),
+        Err(problem) => (Err(problem), BTreeMap::new()),
+    }
 }
 
 /// The conditions of an attached target. `overridden`: the listeners in its scope
@@ -218,7 +361,8 @@ fn attached_conditions(
             false,
             reason::CONFLICTED,
             format!(
-                "ClientTrafficPolicy {} is older and already targets {}; only one policy may target it",
+                "{} {} is older and already targets {}; only one policy may target it",
+                infos[*winner].kind,
                 infos[*winner].key(),
                 ancestor.describe()
             ),

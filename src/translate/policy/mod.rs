@@ -12,5 +12,6 @@ pub mod backend_traffic;
 pub mod client_settings;
 pub mod client_traffic;
 pub mod fields;
+pub mod kgateway;
 pub mod load_balancer;
 pub mod response_body;

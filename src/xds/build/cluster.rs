@@ -68,6 +68,11 @@ pub(super) fn cluster(c: &ir::Cluster, preserve_case: bool) -> cluster::Cluster 
         });
     }
     super::load_balancer::apply(&mut out, settings);
+    if settings.close_connections_on_host_set_change {
+        out.common_lb_config
+            .get_or_insert_default()
+            .close_connections_on_host_set_change = true;
+    }
     super::health_check::apply(&mut out, c);
     let tls = c.tls.as_ref().map(super::upstream_tls::upstream_tls_socket);
     out.transport_socket = match settings.proxy_protocol {

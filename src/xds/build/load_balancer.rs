@@ -50,8 +50,8 @@ fn classic(
     Option<cluster::cluster::LbConfig>,
 )> {
     use cluster::cluster::{
-        LbConfig, LbPolicy, LeastRequestLbConfig, MaglevLbConfig, RoundRobinLbConfig,
-        SlowStartConfig,
+        LbConfig, LbPolicy, LeastRequestLbConfig, MaglevLbConfig, RingHashLbConfig,
+        RoundRobinLbConfig, SlowStartConfig,
     };
     let slow_start = |window: &Option<std::time::Duration>| {
         window.map(|w| SlowStartConfig {
@@ -83,6 +83,19 @@ fn classic(
             Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
                 table_size: Some(UInt64Value { value: *table_size }),
             })),
+        ),
+        ir::LoadBalancer::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
+        } => (
+            LbPolicy::RingHash,
+            (minimum_ring_size.is_some() || maximum_ring_size.is_some()).then(|| {
+                LbConfig::RingHashLbConfig(RingHashLbConfig {
+                    minimum_ring_size: minimum_ring_size.map(|value| UInt64Value { value }),
+                    maximum_ring_size: maximum_ring_size.map(|value| UInt64Value { value }),
+                    ..Default::default()
+                })
+            }),
         ),
         ir::LoadBalancer::BackendUtilization(_) => return None,
     })
@@ -137,6 +150,18 @@ fn extension(lb: &ir::LoadBalancer, weighted_zones: bool) -> cluster::LoadBalanc
             "envoy.load_balancing_policies.maglev",
             &policies::maglev::v3::Maglev {
                 table_size: Some(UInt64Value { value: *table_size }),
+                locality_weighted_lb_config: weighted_zones.then(Default::default),
+                ..Default::default()
+            },
+        ),
+        ir::LoadBalancer::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
+        } => single(
+            "envoy.load_balancing_policies.ring_hash",
+            &policies::ring_hash::v3::RingHash {
+                minimum_ring_size: minimum_ring_size.map(|value| UInt64Value { value }),
+                maximum_ring_size: maximum_ring_size.map(|value| UInt64Value { value }),
                 locality_weighted_lb_config: weighted_zones.then(Default::default),
                 ..Default::default()
             },

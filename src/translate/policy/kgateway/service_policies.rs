@@ -1,0 +1,344 @@
+//! BackendConfigPolicies: which one is in force on each Service, what it gives
+//! the clusters of that Service, and the policies' PolicyStatus (one ancestor
+//! entry per targeted Service).
+//!
+//! Rules:
+//! - Between policies on one Service the oldest wins; the others report
+//!   `Attached=False` (`Overridden`), naming it.
+//! - The policy applies to every cluster of every port of the Service, for
+//!   every route kind.
+//! - A BackendTrafficPolicy in force on a route wins field by field: the
+//!   clusters of that route take each setting the route-level policy sets from
+//!   it, and the rest from the BackendConfigPolicy, whose status says which of
+//!   its fields were overridden and by which policy (`Attached=True`, reason
+//!   `Merged`).
+//! - A policy gantry cannot program (a field without counterpart, an invalid
+//!   value, a kgateway Backend or Istio Hostname target) is `Accepted=False`
+//!   and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use super::backend_config::{ServiceSettings, settings};
+use crate::api::kgateway::BackendConfigPolicy;
+use crate::ir;
+use crate::resources::Resources;
+use crate::translate::conditions::{Condition, Problem, condition_type, reason};
+use crate::translate::index::Index;
+use crate::translate::policy::attachment::{Ancestor, AncestorKind, ancestors_status};
+use crate::translate::{ObjectStatus, object_status};
+
+/// How one target of a policy resolved.
+enum Target {
+    /// The Service (namespace, name).
+    Service(String),
+    /// The Service, where an older policy is in force.
+    Conflicted(String, usize),
+    NotFound(String),
+    /// A kind gantry cannot attach to: the ancestor kind, name, and why.
+    Unsupported(AncestorKind, String, &'static str),
+}
+
+/// What the BackendConfigPolicies decide.
+#[derive(Default)]
+pub struct ServicePolicies {
+    /// (namespace, Service) -> the policy in force.
+    in_force: BTreeMap<(String, String), usize>,
+    /// Per policy: "namespace/name".
+    keys: Vec<String>,
+    settings: Vec<Result<ServiceSettings, Problem>>,
+    targets: Vec<Vec<Target>>,
+    /// Per policy: "field (by BackendTrafficPolicy ns/name)" where a
+    /// route-level policy overrode one of its fields. Filled while clusters are
+    /// assembled.
+    overridden: Mutex<Vec<BTreeSet<String>>>,
+}
+
+/// BackendConfigPolicy fields by the IR field they set.
+const FIELDS: &[(&str, &str)] = &[
+    ("load_balancer", "loadBalancer"),
+    ("circuit_breaker", "circuitBreakers"),
+    ("connect_timeout", "connectTimeout"),
+    ("http_connection", "commonHttpProtocolOptions"),
+    ("buffer_limit", "perConnectionBufferLimitBytes"),
+    ("tcp_keepalive", "tcpKeepalive"),
+    ("http2", "http2ProtocolOptions"),
+    ("health_check", "healthCheck"),
+    ("outlier_detection", "outlierDetection"),
+    ("panic_threshold", "loadBalancer.healthyPanicThreshold"),
+    ("proxy_protocol", "upstreamProxyProtocol"),
+    ("dns", "dns"),
+    (
+        "close_connections_on_host_set_change",
+        "loadBalancer.closeConnectionsOnHostSetChange",
+    ),
+];
+
+impl ServicePolicies {
+    pub fn resolve(resources: &Resources, index: &Index<'_>) -> Self {
+        let policies = &resources.backend_config_policies;
+        if policies.is_empty() {
+            return ServicePolicies::default();
+        }
+        let namespace = |p: &BackendConfigPolicy| {
+            p.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into())
+        };
+        let mut by_age: Vec<usize> = (0..policies.len()).collect();
+        by_age.sort_by_key(|&p| {
+            let m = &policies[p].metadata;
+            (
+                m.creation_timestamp.is_none(),
+                m.creation_timestamp.as_ref().map(|t| t.0),
+                m.namespace.clone(),
+                m.name.clone(),
+            )
+        });
+        let mut out = ServicePolicies {
+            keys: (policies.iter())
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        namespace(p),
+                        p.metadata.name.as_deref().unwrap_or("")
+                    )
+                })
+                .collect(),
+            settings: (policies.iter())
+                .map(|p| settings(&p.spec, &namespace(p), index))
+                .collect(),
+            targets: policies.iter().map(|_| Vec::new()).collect(),
+            overridden: Mutex::new(vec![BTreeSet::new(); policies.len()]),
+            ..Default::default()
+        };
+        for p in by_age {
+            let policy = &policies[p];
+            let ns = namespace(policy);
+            let mut named: Vec<(String, String, String)> = (policy.spec.target_refs.iter())
+                .flatten()
+                .map(|r| (r.group.clone(), r.kind.clone(), r.name.clone()))
+                .collect();
+            for selector in policy.spec.target_selectors.iter().flatten() {
+                if (selector.group.as_str(), selector.kind.as_str()) != ("", "Service") {
+                    named.push((selector.group.clone(), selector.kind.clone(), "*".into()));
+                    continue;
+                }
+                let matching = (resources.services.iter())
+                    .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                    .filter(|s| {
+                        let labels = s.metadata.labels.as_ref();
+                        (selector.match_labels.iter())
+                            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                    });
+                named.extend(matching.map(|s| {
+                    (
+                        String::new(),
+                        "Service".into(),
+                        s.metadata.name.clone().unwrap_or_default(),
+                    )
+                }));
+            }
+            let mut seen = BTreeSet::new();
+            for (group, kind, name) in named {
+                if !seen.insert((group.clone(), kind.clone(), name.clone())) {
+                    continue;
+                }
+                let target = match (group.as_str(), kind.as_str()) {
+                    ("", "Service") if index.service(&ns, &name).is_none() => {
+                        Target::NotFound(name)
+                    }
+                    ("", "Service") => match out.in_force.get(&(ns.clone(), name.clone())) {
+                        Some(&winner) => Target::Conflicted(name, winner),
+                        None => {
+                            out.in_force.insert((ns.clone(), name.clone()), p);
+                            Target::Service(name)
+                        }
+                    },
+                    // The only other kinds the CRD allows.
+                    _ if kind == "Backend" => Target::Unsupported(
+                        AncestorKind::KgatewayBackend,
+                        name,
+                        "gantry does not serve kgateway Backends; use an Envoy Gateway \
+                         Backend (gateway.envoyproxy.io) with a BackendTrafficPolicy",
+                    ),
+                    _ => Target::Unsupported(
+                        AncestorKind::IstioHostname,
+                        name,
+                        "gantry does not serve Istio Hostnames",
+                    ),
+                };
+                out.targets[p].push(target);
+            }
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_force.is_empty()
+    }
+
+    /// The accepted policy in force on the Service of `cluster`, if any.
+    fn of(&self, cluster: &ir::Cluster) -> Option<(usize, &ServiceSettings)> {
+        if cluster.key.kind != ir::BackendKind::Service {
+            return None;
+        }
+        let key = (cluster.key.namespace.clone(), cluster.key.service.clone());
+        let p = *self.in_force.get(&key)?;
+        Some((p, self.settings[p].as_ref().ok()?))
+    }
+
+    /// Whether the Service of `cluster` has a policy that changes its clusters.
+    pub fn covers(&self, cluster: &ir::Cluster) -> bool {
+        self.of(cluster).is_some()
+    }
+
+    /// `cluster` under the policy of its Service, if one is in force, with the
+    /// cluster settings of a route-level BackendTrafficPolicy (`route_level`: its
+    /// settings and "namespace/name") winning field by field.
+    pub fn apply(
+        &self,
+        cluster: &ir::Cluster,
+        route_level: Option<(&ir::BackendSettings, &str)>,
+    ) -> Option<ir::Cluster> {
+        let (p, service) = self.of(cluster)?;
+        let settings = match route_level {
+            None => service.policy.cluster.clone(),
+            Some((route_settings, by)) => {
+                let mut settings = route_settings.clone();
+                let both = settings.fill_from(&service.policy.cluster);
+                if !both.is_empty() {
+                    let mut overridden = self.overridden.lock().unwrap_or_else(|e| e.into_inner());
+                    for field in both {
+                        let name = (FIELDS.iter().find(|(ir, _)| *ir == field))
+                            .map_or(field, |(_, kg)| kg);
+                        overridden[p].insert(format!("spec.{name} (by BackendTrafficPolicy {by})"));
+                    }
+                }
+                settings
+            }
+        };
+        let mut out = cluster.rekeyed(ir::ClusterKey {
+            settings: settings.into(),
+            ..cluster.key.clone()
+        });
+        if out.tls.is_none() {
+            out.tls.clone_from(&service.tls);
+        }
+        Some(out)
+    }
+
+    /// The route settings the policy of `cluster`'s Service gives the routes to
+    /// it (hash inputs, stream duration), if any.
+    pub fn route_settings(&self, cluster: &ir::Cluster) -> Option<&ir::RouteBackendSettings> {
+        let (_, service) = self.of(cluster)?;
+        (service.policy.route != ir::RouteBackendSettings::default())
+            .then_some(&service.policy.route)
+    }
+
+    /// Every policy's PolicyStatus, in kgateway's conditions.
+    pub fn status(&self, resources: &Resources, controller: &str) -> Vec<ObjectStatus> {
+        let overridden = self.overridden.lock().unwrap_or_else(|e| e.into_inner());
+        let policies = &resources.backend_config_policies;
+        let mut out = Vec::new();
+        for (p, policy) in policies.iter().enumerate() {
+            if self.targets[p].is_empty() {
+                continue;
+            }
+            let generation = policy.metadata.generation;
+            let ns = policy
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let service = |name: &str| Ancestor {
+                kind: AncestorKind::Service,
+                namespace: ns.clone(),
+                name: name.to_string(),
+                section: None,
+            };
+            let accepted = |problem: Option<&Problem>| -> Vec<Condition> {
+                match problem.or(self.settings[p].as_ref().err()) {
+                    Some(problem) => {
+                        vec![Condition::failed(
+                            condition_type::ACCEPTED,
+                            problem,
+                            generation,
+                        )]
+                    }
+                    None => {
+                        let mut c = vec![Condition::new(
+                            condition_type::ACCEPTED,
+                            true,
+                            reason::ACCEPTED,
+                            "Policy has been accepted.",
+                            generation,
+                        )];
+                        if !overridden[p].is_empty() {
+                            c.push(Condition::new(
+                                condition_type::OVERRIDDEN,
+                                true,
+                                reason::MERGED,
+                                format!(
+                                    "route-level BackendTrafficPolicies win field by field: {}",
+                                    overridden[p].iter().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                                generation,
+                            ));
+                        }
+                        c
+                    }
+                }
+            };
+            let entries = self.targets[p]
+                .iter()
+                .map(|target| {
+                    let (ancestor, conditions) = match target {
+                        Target::Service(name) => (service(name), accepted(None)),
+                        Target::Conflicted(name, winner) => (
+                            service(name),
+                            vec![Condition::new(
+                                condition_type::ACCEPTED,
+                                false,
+                                reason::CONFLICTED,
+                                format!(
+                                    "BackendConfigPolicy {} is older and already targets Service {ns}/{name}",
+                                    self.keys[*winner]
+                                ),
+                                generation,
+                            )],
+                        ),
+                        Target::NotFound(name) => (
+                            service(name),
+                            vec![Condition::new(
+                                condition_type::ACCEPTED,
+                                false,
+                                reason::TARGET_NOT_FOUND,
+                                format!("Service {ns}/{name} not found"),
+                                generation,
+                            )],
+                        ),
+                        Target::Unsupported(kind, name, why) => {
+                            let ancestor = Ancestor {
+                                kind: *kind,
+                                ..service(name)
+                            };
+                            let problem = Problem::new(
+                                reason::UNSUPPORTED,
+                                format!("target {}: {why}", ancestor.describe_object()),
+                            );
+                            (ancestor, accepted(Some(&problem)))
+                        }
+                    };
+                    (ancestor, super::status::conditions(conditions))
+                })
+                .collect();
+            out.push(object_status::<BackendConfigPolicy>(
+                policy,
+                ancestors_status(entries, controller, generation),
+            ));
+        }
+        out
+    }
+}
