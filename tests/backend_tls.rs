@@ -8,42 +8,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::Child;
 use common::backends::{policy, policy_accepted, start};
 use common::objects::{route_with_rules, tls_secret};
-
-/// tests/tls_backend.py on a free port, answering with the SNI it saw (and
-/// with `proxy_protocol`, the PROXY line it read before the handshake).
-struct TlsBackend {
-    port: u16,
-    /// Its output: a line per request (killed when the test ends).
-    process: Child,
-}
-
-impl TlsBackend {
-    /// `options`: tls_backend.py's (`--proxy-protocol`, `--client-ca <file>`).
-    fn start(name: &str, options: &[&str]) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let port = common::free_port();
-        let mut command = Command::new("python3");
-        command
-            .arg(root.join("tests/tls_backend.py"))
-            .arg(port.to_string())
-            .arg(root.join("testdata/certs/www.crt"))
-            .arg(root.join("testdata/certs/www.key"))
-            .args(options)
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-        let mut process = Child::spawn(name, command);
-        common::poll(&format!("{name} listening"), || {
-            process.assert_running();
-            process.output().contains("ready").then_some(())
-        });
-        TlsBackend { port, process }
-    }
-}
+use common::tls_backend::{TlsBackend, answer};
 
 /// Backend `name` with one IP endpoint on 127.0.0.1:`port` (hostname
 /// `name-endpoint.example.com`, zone `zone-name`) and `tls` (a YAML flow mapping).
@@ -88,13 +55,6 @@ metadata: {{name: {name}, namespace: default}}
   ca.crt: {pem}
 "
     )
-}
-
-/// The JSON the TLS backend answered through Envoy for `host`.
-fn answer(port: u16, host: &str) -> serde_json::Value {
-    let (status, _, body) = common::try_request(port, "GET", host, "/", &[]).expect("a response");
-    assert_eq!(status, 200, "{host}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host}: {e}: {body}"))
 }
 
 #[test]

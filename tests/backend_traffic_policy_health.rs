@@ -4,16 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::backends::{Running, policy_on, route_to, start};
+use common::backends::{
+    Running, answered_by as get, policy_on, route_to, start, until_answered_by,
+    until_streak_without,
+};
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
 use common::objects::{CLASS, service, service_over_ports, tcp_route, write_objects};
+use common::proxy_backend::{ProxyBackend, V2_SIGNATURE, v2_source};
 
 /// Three echo backends behind the Service "backend" (port 80).
 fn three_backends() -> (Vec<EchoBackend>, String) {
@@ -37,58 +40,6 @@ fn start_with_policy(objects: String, route: &str, spec: &str) -> Running {
             policy_on("HTTPRoute", route, route, spec),
         ],
         &[(&host, 200)],
-    )
-}
-
-/// The status and the backend (x-backend) of one GET.
-fn get(port: u16, host: &str) -> (u16, String) {
-    let (status, headers, _) =
-        common::try_request(port, "GET", host, "/", &[]).expect("a response");
-    let backend = common::header(&headers, "x-backend")
-        .unwrap_or("")
-        .to_string();
-    (status, backend)
-}
-
-/// Sends GETs until `n` in a row are answered 200 by another backend than
-/// `avoided`; returns when `avoided` last answered 500 before that streak.
-fn until_streak_without(port: u16, host: &str, avoided: &str, n: usize) -> Option<Instant> {
-    let (mut streak, mut last_failure) = (0, None);
-    common::poll_within(
-        Duration::from_secs(30),
-        &format!("{n} requests in a row answered 200 without {avoided}"),
-        || {
-            for _ in 0..n {
-                let (status, backend) = get(port, host);
-                if status == 200 && backend != avoided {
-                    streak += 1;
-                    if streak == n {
-                        return Some(());
-                    }
-                } else {
-                    streak = 0;
-                    if backend == avoided && status == 500 {
-                        last_failure = Some(Instant::now());
-                    }
-                }
-            }
-            None
-        },
-    );
-    last_failure
-}
-
-/// Sends GETs until one is answered by `wanted`; returns its status.
-fn until_answered_by(port: u16, host: &str, wanted: &str) -> u16 {
-    common::poll_within(
-        Duration::from_secs(30),
-        &format!("a request answered by {wanted}"),
-        || {
-            (0..10)
-                .map(|_| get(port, host))
-                .find(|(_, backend)| backend == wanted)
-                .map(|(status, _)| status)
-        },
     )
 }
 
@@ -320,103 +271,6 @@ fn panic_threshold_decides_whether_failing_endpoints_get_traffic_when_few_are_he
 }
 
 // ---------------------------------------------------------------- PROXY protocol
-
-/// An HTTP/1.1 backend that reads the PROXY header (v1 or v2) each connection
-/// starts with, records it, then answers every request 200 (closing the
-/// connection after a request that asks to).
-struct ProxyBackend {
-    port: u16,
-    /// The PROXY header of every connection, in order (empty: none).
-    headers: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
-
-impl ProxyBackend {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().unwrap().port();
-        let headers = Arc::new(Mutex::new(Vec::new()));
-        let seen = headers.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let seen = seen.clone();
-                std::thread::spawn(move || serve_proxied(stream, &seen));
-            }
-        });
-        ProxyBackend { port, headers }
-    }
-
-    fn headers(&self) -> Vec<Vec<u8>> {
-        self.headers.lock().unwrap().clone()
-    }
-}
-
-fn serve_proxied(stream: TcpStream, seen: &Mutex<Vec<Vec<u8>>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    let Ok(header) = read_proxy_header(&mut reader) else {
-        return;
-    };
-    seen.lock().unwrap().push(header);
-    loop {
-        let mut close = false;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line.trim_end().is_empty() {
-                break;
-            }
-            close |= line.to_ascii_lowercase().starts_with("connection: close");
-        }
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-backend: proxied\r\n\r\nok")
-            .is_err()
-            || close
-        {
-            return;
-        }
-    }
-}
-
-/// The PROXY header (v1 or v2) the connection starts with; empty if none.
-fn read_proxy_header(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
-    let mut header = Vec::new();
-    match reader.fill_buf()?.first() {
-        Some(b'P') => {
-            reader.read_until(b'\n', &mut header)?;
-        }
-        Some(b'\r') => {
-            header = vec![0; 16];
-            reader.read_exact(&mut header)?;
-            let mut rest = vec![0; u16::from_be_bytes([header[14], header[15]]) as usize];
-            reader.read_exact(&mut rest)?;
-            header.extend(rest);
-        }
-        _ => {}
-    }
-    Ok(header)
-}
-
-/// A v2 header's source address and port (TCP over IPv4).
-fn v2_source(header: &[u8]) -> Option<([u8; 4], u16)> {
-    (header.len() >= 28
-        && header[..12] == V2_SIGNATURE[..]
-        && header[12] == 0x21
-        && header[13] == 0x11)
-        .then(|| {
-            (
-                [header[16], header[17], header[18], header[19]],
-                u16::from_be_bytes([header[24], header[25]]),
-            )
-        })
-}
 
 /// One GET sent after `prefix` (a PROXY header of the client's own, or nothing)
 /// on a fresh connection; the status.

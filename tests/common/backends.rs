@@ -2,6 +2,8 @@
 //! behind one Service, routes to it, policies on routes, and a request that
 //! names the endpoint that answered.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use super::EnvoyProcess;
@@ -184,4 +186,55 @@ pub fn active_cluster(dump: &Value, check: impl Fn(&Value) -> bool) -> Option<&V
         .iter()
         .map(|c| &c["cluster"])
         .find(|c| check(c))
+}
+
+/// The status and the backend (x-backend) of one GET.
+pub fn answered_by(port: u16, host: &str) -> (u16, String) {
+    let (status, headers, _) = super::try_request(port, "GET", host, "/", &[]).expect("a response");
+    let backend = super::header(&headers, "x-backend")
+        .unwrap_or("")
+        .to_string();
+    (status, backend)
+}
+
+/// Sends GETs until `n` in a row are answered 200 by another backend than
+/// `avoided`; returns when `avoided` last answered 500 before that streak.
+pub fn until_streak_without(port: u16, host: &str, avoided: &str, n: usize) -> Option<Instant> {
+    let (mut streak, mut last_failure) = (0, None);
+    super::poll_within(
+        Duration::from_secs(30),
+        &format!("{n} requests in a row answered 200 without {avoided}"),
+        || {
+            for _ in 0..n {
+                let (status, backend) = answered_by(port, host);
+                if status == 200 && backend != avoided {
+                    streak += 1;
+                    if streak == n {
+                        return Some(());
+                    }
+                } else {
+                    streak = 0;
+                    if backend == avoided && status == 500 {
+                        last_failure = Some(Instant::now());
+                    }
+                }
+            }
+            None
+        },
+    );
+    last_failure
+}
+
+/// Sends GETs until one is answered by `wanted`; returns its status.
+pub fn until_answered_by(port: u16, host: &str, wanted: &str) -> u16 {
+    super::poll_within(
+        Duration::from_secs(30),
+        &format!("a request answered by {wanted}"),
+        || {
+            (0..10)
+                .map(|_| answered_by(port, host))
+                .find(|(_, backend)| backend == wanted)
+                .map(|(status, _)| status)
+        },
+    )
 }

@@ -28,6 +28,8 @@ pub mod gantry_process;
 pub mod h2c;
 pub mod objects;
 pub mod orca;
+pub mod proxy_backend;
+pub mod tls_backend;
 pub mod websocket;
 
 /// How often `wait_until` and friends poll.
