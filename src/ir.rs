@@ -1538,3 +1538,29 @@ pub struct TlsCertificate {
     pub certificate_chain: String,
     pub private_key: String,
 }
+
+#[cfg(test)]
+mod backend_settings_tests {
+    use super::*;
+
+    #[test]
+    fn fill_from_keeps_what_is_set_and_names_the_fields_both_set() {
+        let mut route = BackendSettings {
+            connect_timeout: Some(std::time::Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let service = BackendSettings {
+            connect_timeout: Some(std::time::Duration::from_secs(2)),
+            buffer_limit: Some(1024),
+            close_connections_on_host_set_change: true,
+            ..Default::default()
+        };
+        assert_eq!(route.fill_from(&service), ["connect_timeout"]);
+        assert_eq!(
+            route.connect_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(route.buffer_limit, Some(1024));
+        assert!(route.close_connections_on_host_set_change);
+    }
+}

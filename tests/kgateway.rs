@@ -17,127 +17,13 @@ use std::time::Duration;
 use common::backends::{answered_by, until_answered_by, until_streak_without};
 use common::echo::EchoBackend;
 use common::gantry_process::Gantry;
+use common::kgateway_page::{
+    PROXY_PROTOCOL, PROXY_PROTOCOL_OPTIONAL, echo_service_and_route, gateway,
+    upstream_proxy_protocol,
+};
 use common::objects::{CLASS, service_over_ports, write_objects};
 use common::proxy_backend::{ProxyBackend, V2_SIGNATURE, v2_source};
 use common::tls_backend::{TlsBackend, answer};
-
-/// The page's first ListenerPolicy: PROXY protocol required on Gateway http.
-const PROXY_PROTOCOL: &str = "apiVersion: gateway.kgateway.dev/v1alpha1
-kind: ListenerPolicy
-metadata:
-  name: proxy-protocol
-  namespace: kgateway-system
-spec:
-  targetRefs:
-  - group: gateway.networking.k8s.io
-    kind: Gateway
-    name: http
-  default:
-    proxyProtocol: {}
-";
-
-/// The page's update: connections without a PROXY header are allowed too.
-const PROXY_PROTOCOL_OPTIONAL: &str = "apiVersion: gateway.kgateway.dev/v1alpha1
-kind: ListenerPolicy
-metadata:
-  name: proxy-protocol
-  namespace: kgateway-system
-spec:
-  targetRefs:
-  - group: gateway.networking.k8s.io
-    kind: Gateway
-    name: http
-  default:
-    proxyProtocol:
-      allowRequestsWithoutProxyProtocol: true
-";
-
-/// The page's BackendConfigPolicy, on Service `service`, with `version`.
-fn upstream_proxy_protocol(name: &str, service: &str, version: &str) -> String {
-    format!(
-        "apiVersion: gateway.kgateway.dev/v1alpha1
-kind: BackendConfigPolicy
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  targetRefs:
-  - group: \"\"
-    kind: Service
-    name: {service}
-  upstreamProxyProtocol:
-    version: {version}
-"
-    )
-}
-
-/// The page's Service `name` (port 9090), its endpoint a local backend on
-/// `port`, and the page's HTTPRoute to it for `host`.
-fn echo_service_and_route(name: &str, host: &str, port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  selector:
-    app: {name}
-  ports:
-  - port: 9090
-    targetPort: 9090
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{port: {port}}}]
-endpoints:
-  - addresses: [127.0.0.1]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: http
-    namespace: kgateway-system
-  hostnames:
-  - \"{host}\"
-  rules:
-  - backendRefs:
-    - name: {name}
-      port: 9090
-"
-    )
-}
-
-/// The page's Gateway: `http` in kgateway-system with an HTTP listener on
-/// `port`, admitting routes from every namespace.
-fn gateway(port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: http
-  namespace: kgateway-system
-spec:
-  gatewayClassName: gantry
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: {port}
-    allowedRoutes:
-      namespaces:
-        from: All
-"
-    )
-}
 
 /// gantry serving `objects` from a directory (the policy in its own file, to be
 /// rewritten), and an Envoy for Gateway kgateway-system/http.

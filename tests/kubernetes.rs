@@ -199,6 +199,90 @@ fn traffic_follows_the_objects_in_the_api() {
     refused_nothing(&fake);
 }
 
+/// kgateway's proxy protocol page through the API: its ListenerPolicy and
+/// BackendConfigPolicy (and Gateway, Service and HTTPRoute) as `kubectl apply`
+/// leaves them, under deploy/rbac.yaml, with the page's results on real Envoy.
+#[test]
+fn the_kgateway_proxy_protocol_page_applies_through_the_api() {
+    use common::kgateway_page::{
+        PROXY_PROTOCOL, PROXY_PROTOCOL_OPTIONAL, echo_service_and_route, gateway,
+        upstream_proxy_protocol,
+    };
+    let fake = fake_with_deploy_rbac();
+    let echo = common::proxy_backend::ProxyBackend::start();
+    let port = common::free_port();
+    fake.apply_yaml(CLASS);
+    fake.apply_yaml(&gateway(port));
+    fake.apply_yaml(&echo_service_and_route(
+        "proxy-echo",
+        "echo.example.com",
+        echo.port,
+    ));
+    fake.apply_yaml(&upstream_proxy_protocol(
+        "proxy-echo-upstream-pp",
+        "proxy-echo",
+        "V1",
+    ));
+    fake.apply_yaml(PROXY_PROTOCOL_OPTIONAL);
+    let gantry = Gantry::start_kubernetes(&fake.kubeconfig(), &LEASE_IN_GANTRY_SYSTEM);
+    let _envoy =
+        common::spawn_envoy(&gantry.bootstrap("kgateway-system/http", "delta", "kgateway-api"));
+    // Without a PROXY header (allowed): Envoy sends the backend its own, naming
+    // the client's connection.
+    common::wait_for_http(port, "echo.example.com", "/", |s, _| s == 200);
+    let header = String::from_utf8(echo.headers()[0].clone()).unwrap();
+    assert!(header.starts_with("PROXY TCP4 127.0.0.1 "), "{header:?}");
+    // With one: the client it names is the one the backend is told of.
+    let proxied = |prefix: &[u8]| -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        stream.write_all(prefix)?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: echo.example.com\r\nConnection: close\r\n\r\n")?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map(|_| raw)
+    };
+    let client = format!("PROXY TCP4 192.0.2.10 192.0.2.20 5555 {port}\r\n");
+    let before = echo.headers().len();
+    let raw = proxied(client.as_bytes()).unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(echo.headers()[before], client.as_bytes());
+
+    // The page's strict policy: a client without a PROXY header gets no reply.
+    fake.apply_yaml(PROXY_PROTOCOL);
+    common::poll("plain HTTP to be refused", || {
+        proxied(b"").map_or(Some(()), |raw| raw.is_empty().then_some(()))
+    });
+    let raw = proxied(client.as_bytes()).unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+
+    // Both policies' status, written through the API in kgateway's conditions.
+    for (kind, namespace, name) in [
+        ("ListenerPolicy", "kgateway-system", "proxy-protocol"),
+        ("BackendConfigPolicy", "default", "proxy-echo-upstream-pp"),
+    ] {
+        common::poll(&format!("{kind} {name} Accepted and Attached"), || {
+            let status = fake.status(kind, namespace, name);
+            let conditions = &status["ancestors"][0]["conditions"];
+            let is = |type_: &str, reason: &str| {
+                condition(conditions, type_)
+                    .is_some_and(|c| c["status"] == "True" && c["reason"] == reason)
+            };
+            (is("Accepted", "Valid") && is("Attached", "Attached")).then_some(())
+        });
+    }
+    refused_nothing(&fake);
+}
+
 #[test]
 fn after_410_gone_gantry_relists_and_converges_on_the_latest_objects() {
     let fake = FakeKube::start();
@@ -335,6 +419,20 @@ spec:
   parentRefs: [{name: eg}]
   hostnames: [backend.example.com]
   rules: [{backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: named}]}]
+---
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: ListenerPolicy
+metadata: {name: lp, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: eg3}]
+  default: {proxyProtocol: {allowRequestsWithoutProxyProtocol: true}}
+---
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: BackendConfigPolicy
+metadata: {name: bcp, namespace: default}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: svc-a}]
+  connectTimeout: 3s
 ";
 
 #[test]

@@ -26,6 +26,7 @@ pub mod fake_kube;
 pub mod fake_kube_apply;
 pub mod gantry_process;
 pub mod h2c;
+pub mod kgateway_page;
 pub mod objects;
 pub mod orca;
 pub mod proxy_backend;

@@ -609,3 +609,99 @@ fn upstream_tls(tls: &Tls, namespace: &str, index: &Index<'_>) -> Result<ir::Ups
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Resources;
+    use crate::translate::conditions::reason;
+    use crate::translate::policy::fields::testing::assert_problems;
+
+    fn read(yaml: &str) -> Result<ServiceSettings, Problem> {
+        let spec: BackendConfigPolicySpec = serde_saphyr::from_str(yaml).unwrap();
+        let resources = Resources::default();
+        settings(&spec, "default", &Index::new(&resources))
+    }
+
+    #[test]
+    fn kgateway_defaults_where_they_differ_from_envoy_gateway_s() {
+        let s = read("outlierDetection: {}\ncircuitBreakers: {maxConnections: 10}").unwrap();
+        let outlier = s.policy.cluster.outlier_detection.unwrap();
+        assert_eq!(outlier.interval, std::time::Duration::from_secs(10));
+        assert_eq!(
+            outlier.base_ejection_time,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(outlier.max_ejection_percent, 10);
+        assert_eq!(outlier.consecutive_5xx, 5);
+        let breaker = s.policy.cluster.circuit_breaker.unwrap();
+        assert_eq!(breaker.max_retries, Some(3));
+        assert_eq!(breaker.max_connections, Some(10));
+    }
+
+    #[test]
+    fn ring_hash_with_several_inputs() {
+        let s = read(
+            "loadBalancer:\n  ringHash:\n    minimumRingSize: 8\n    hashPolicies:\n    - header: {name: x-user}\n    - sourceIP: {}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.policy.cluster.load_balancer,
+            Some(ir::LoadBalancer::RingHash {
+                minimum_ring_size: Some(8),
+                maximum_ring_size: None
+            })
+        );
+        assert_eq!(
+            s.policy.route.hash,
+            [
+                ir::HashPolicy::Header("x-user".into()),
+                ir::HashPolicy::SourceIp
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_name_the_kgateway_field() {
+        assert_problems(
+            &[
+                (
+                    "connectTimeout: soon",
+                    reason::INVALID,
+                    "spec.connectTimeout",
+                ),
+                (
+                    "tcpKeepalive: {keepAliveInterval: 10ms}",
+                    reason::INVALID,
+                    "spec.tcpKeepalive.keepAliveInterval",
+                ),
+                (
+                    "circuitBreakers: {maxRequests: -1}",
+                    reason::INVALID,
+                    "spec.circuitBreakers",
+                ),
+                (
+                    "http1ProtocolOptions: {enableTrailers: true}",
+                    reason::UNSUPPORTED,
+                    "spec.http1ProtocolOptions",
+                ),
+                (
+                    "loadBalancer: {ringHash: {minimumRingSize: 9, maximumRingSize: 8}}",
+                    reason::INVALID,
+                    "spec.loadBalancer.ringHash",
+                ),
+                (
+                    "tls: {secretRef: {name: missing}}",
+                    reason::INVALID,
+                    "spec.tls.secretRef",
+                ),
+                (
+                    "tls: {insecureSkipVerify: true, verifySubjectAltNames: [a.example.com]}",
+                    reason::INVALID,
+                    "spec.tls.verifySubjectAltNames",
+                ),
+            ],
+            |yaml| read(yaml).map(|_| ()),
+        );
+    }
+}

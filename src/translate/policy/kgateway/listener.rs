@@ -271,3 +271,105 @@ fn client_ip_detection(http: &HttpSettings) -> Option<Value> {
     }
     Some(Value::Object(xff))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Resources;
+    use crate::translate::conditions::reason;
+    use crate::translate::policy::fields::testing::assert_problems;
+
+    fn read(yaml: &str) -> Result<ir::ClientSettings, Problem> {
+        let config: ListenerConfig = serde_saphyr::from_str(yaml).unwrap();
+        let resources = Resources::default();
+        settings(&config, "spec.default", "default", &Index::new(&resources))
+    }
+
+    #[test]
+    fn client_address_settings_as_envoy_gateway_s() {
+        let xff = |yaml: &str| read(yaml).unwrap().client_ip;
+        let hops = |n, append| ir::ClientIpDetection::XForwardedFor {
+            trust: ir::XffTrust::Hops(n),
+            append,
+        };
+        assert_eq!(xff("{}"), ir::ClientIpDetection::Peer);
+        assert_eq!(
+            xff("httpSettings: {xffNumTrustedHops: 0}"),
+            ir::ClientIpDetection::Peer
+        );
+        assert_eq!(xff("httpSettings: {xffNumTrustedHops: 2}"), hops(2, true));
+        assert_eq!(
+            xff("httpSettings: {xffNumTrustedHops: 2, skipXFFAppend: true}"),
+            hops(2, false)
+        );
+        // Without the peer in X-Forwarded-For, the same client is one hop further.
+        assert_eq!(
+            xff("httpSettings: {useRemoteAddress: false}"),
+            hops(1, false)
+        );
+        assert_eq!(
+            xff(
+                "httpSettings: {useRemoteAddress: false, xffNumTrustedHops: 1, skipXFFAppend: false}"
+            ),
+            hops(2, true)
+        );
+        assert!(matches!(
+            xff("httpSettings: {useRemoteAddress: false, xffTrustedCIDRs: [10.0.0.0/8]}"),
+            ir::ClientIpDetection::XForwardedFor {
+                trust: ir::XffTrust::Cidrs(_),
+                append: false
+            }
+        ));
+    }
+
+    #[test]
+    fn request_id_and_http10_default_host() {
+        let id = |yaml: &str| read(yaml).unwrap().headers.request_id;
+        assert_eq!(id("{}"), None);
+        assert_eq!(
+            id("httpSettings: {preserveExternalRequestId: true}"),
+            Some(ir::RequestIdAction::PreserveOrGenerate)
+        );
+        assert_eq!(
+            id("httpSettings: {generateRequestId: false}"),
+            Some(ir::RequestIdAction::Disable)
+        );
+        let http10 =
+            read("httpSettings: {acceptHttp10: true, defaultHostForHttp10: a.example.com}")
+                .unwrap()
+                .http1
+                .http10
+                .unwrap();
+        assert_eq!(http10.default_host.as_deref(), Some("a.example.com"));
+        assert!(!http10.use_default_host);
+    }
+
+    #[test]
+    fn problems_name_the_kgateway_field() {
+        assert_problems(
+            &[
+                (
+                    "httpSettings: {idleTimeout: forever}",
+                    reason::INVALID,
+                    "spec.default.httpSettings.idleTimeout",
+                ),
+                (
+                    "tcpKeepalive: {keepAliveTime: 1ms}",
+                    reason::INVALID,
+                    "spec.default.tcpKeepalive.keepAliveTime",
+                ),
+                (
+                    "httpSettings: {useRemoteAddress: false, xffTrustedCIDRs: [nonsense]}",
+                    reason::INVALID,
+                    "spec.default.httpSettings.xffTrustedCIDRs",
+                ),
+                (
+                    "httpSettings: {tracing: {provider: {}}}",
+                    reason::UNSUPPORTED,
+                    "spec.default.httpSettings.tracing",
+                ),
+            ],
+            |yaml| read(yaml).map(|_| ()),
+        );
+    }
+}
