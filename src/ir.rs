@@ -213,9 +213,9 @@ pub struct UpstreamTls {
     pub client_certificate: Option<TlsCertificate>,
     /// The SNI is each endpoint's hostname (`autoSNIFromEndpointHostname`).
     pub sni_from_endpoint_hostname: bool,
-    /// Names one of which the backend's certificate must carry (DNS or URI
-    /// SAN), in place of the SNI check; Some(empty): the chain alone is checked
-    /// (kgateway's `verifySubjectAltNames`).
+    /// DNS names one of which the backend's certificate must carry, in place of
+    /// the SNI check; Some(empty): the chain alone is checked (kgateway's
+    /// `verifySubjectAltNames`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_alt_names: Option<Vec<String>>,
     /// Certificate files on Envoy's host, in place of inline PEM (kgateway's
@@ -225,6 +225,10 @@ pub struct UpstreamTls {
     /// Let the backend renegotiate TLS.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_renegotiation: bool,
+    /// Without a literal SNI, send none (kgateway's behaviour) instead of the
+    /// request's host.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub omit_sni: bool,
 }
 
 /// Paths of PEM files on Envoy's host.

@@ -174,8 +174,15 @@ fn listener_policy_proxy_protocol_page_strict_then_optional() {
 #[test]
 fn backend_config_policy_sends_proxy_v1_and_v2_and_the_header_before_tls() {
     let (v1, v2) = (ProxyBackend::start(), ProxyBackend::start());
-    let tls = TlsBackend::start("kgateway-tls-backend", &["--proxy-protocol"]);
+    // A backend that would rather speak h2.
+    let tls = TlsBackend::start(
+        "kgateway-tls-backend",
+        &["--proxy-protocol", "--alpn", "h2,http/1.1"],
+    );
     let test_ca = std::fs::read_to_string("testdata/certs/ca.crt").unwrap();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let (other_ca, _) = common::self_signed_certificate(ca_dir.path(), "other-ca");
+    let other_ca = std::fs::read_to_string(other_ca).unwrap();
     let port = common::free_port();
     let objects = vec![
         CLASS.to_string(),
@@ -183,6 +190,17 @@ fn backend_config_policy_sends_proxy_v1_and_v2_and_the_header_before_tls() {
         echo_service_and_route("proxy-echo", "echo.example.com", v1.port),
         echo_service_and_route("proxy-echo-v2", "v2.example.com", v2.port),
         echo_service_and_route("secure", "secure.example.com", tls.port),
+        echo_service_and_route("secure-v2", "secure-v2.example.com", tls.port),
+        echo_service_and_route("wrong-ca", "wrong-ca.example.com", tls.port),
+        format!(
+            "apiVersion: v1
+kind: Secret
+metadata: {{name: other-ca, namespace: default}}
+stringData:
+  ca.crt: {}
+",
+            serde_json::to_string(&other_ca).unwrap()
+        ),
         format!(
             "apiVersion: v1
 kind: Secret
@@ -202,13 +220,37 @@ spec:
   tls:
     secretRef: {name: secure-ca}
     sni: backend.example.com
+---
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: BackendConfigPolicy
+metadata: {name: secure-v2, namespace: default}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: secure-v2}]
+  upstreamProxyProtocol: {version: V2}
+  tls:
+    secretRef: {name: secure-ca}
+    sni: backend.example.com
+---
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: BackendConfigPolicy
+metadata: {name: wrong-ca, namespace: default}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: wrong-ca}]
+  tls:
+    secretRef: {name: other-ca}
+    sni: backend.example.com
 "
         .to_string(),
     ];
     // The page's policy (V1), unchanged, in its own file.
     let page_policy = upstream_proxy_protocol("proxy-echo-upstream-pp", "proxy-echo", "V1");
     let run = serve(&objects, &page_policy, "kgateway-backend-pp");
-    for host in ["echo.example.com", "v2.example.com", "secure.example.com"] {
+    for host in [
+        "echo.example.com",
+        "v2.example.com",
+        "secure.example.com",
+        "secure-v2.example.com",
+    ] {
         common::wait_for_http(port, host, "/", |s, _| s == 200);
     }
 
@@ -232,7 +274,21 @@ spec:
         "{line:?}"
     );
     assert_eq!(seen["sni"], "backend.example.com");
-    for name in ["proxy-echo-upstream-pp", "proxy-echo-v2", "secure"] {
+    // V2 before the handshake: the binary header, naming the client.
+    let seen = answer(port, "secure-v2.example.com");
+    assert_eq!(seen["proxy"], "v2 127.0.0.1", "{seen}");
+    assert_eq!(seen["sni"], "backend.example.com");
+    // Without alpnProtocols Envoy offers only what the cluster speaks
+    // (HTTP/1.1), so a backend preferring h2 cannot pick it.
+    assert_eq!(seen["alpn"], "http/1.1", "{seen}");
+    // A CA that did not sign the backend's certificate: the handshake fails.
+    common::wait_for_http(port, "wrong-ca.example.com", "/", |s, _| s == 503);
+    for name in [
+        "proxy-echo-upstream-pp",
+        "proxy-echo-v2",
+        "secure",
+        "secure-v2",
+    ] {
         assert_eq!(
             kgateway_condition(
                 &run.gantry,
@@ -248,8 +304,8 @@ spec:
 }
 
 /// Three echo backends behind each of Services `passive`, `checked` and
-/// `hashed`, a route `<service>.example.com` to each, and a BackendConfigPolicy
-/// on each Service.
+/// `hashed`, a route `<service>.example.com` to each (and `hashed-rr` to
+/// `hashed` too), and a BackendConfigPolicy on each Service.
 #[test]
 fn backend_config_policy_outlier_detection_health_checks_and_ring_hash() {
     let group = |service: &str| -> Vec<EchoBackend> {
@@ -269,6 +325,13 @@ fn backend_config_policy_outlier_detection_health_checks_and_ring_hash() {
     ] {
         let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
         objects.push(service_over_ports(name, &ports));
+    }
+    for (name, service) in [
+        ("passive", "passive"),
+        ("checked", "checked"),
+        ("hashed", "hashed"),
+        ("hashed-rr", "hashed"),
+    ] {
         objects.push(format!(
             "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -277,10 +340,30 @@ spec:
   parentRefs: [{{name: http, namespace: kgateway-system}}]
   hostnames: [{name}.example.com]
   rules:
-  - backendRefs: [{{name: {name}, port: 80}}]
+  - backendRefs: [{{name: {service}, port: 80}}]
 "
         ));
     }
+    // A Gateway-wide BackendTrafficPolicy is the wider default: the Service's
+    // ring hash wins over its Random. One on route hashed-rr wins over the
+    // Service's policy there: round robin.
+    objects.push(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: everywhere, namespace: kgateway-system}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: http}]
+  loadBalancer: {type: Random}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: round-robin, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: hashed-rr}]
+  loadBalancer: {type: RoundRobin}
+"
+        .to_string(),
+    );
     let policies = "apiVersion: gateway.kgateway.dev/v1alpha1
 kind: BackendConfigPolicy
 metadata: {name: passive, namespace: default}
@@ -314,8 +397,8 @@ spec:
       hashPolicies:
       - header: {name: x-user}
 ";
-    let run = serve(&objects, policies, "kgateway-backend-groups");
-    for host in ["passive", "checked", "hashed"] {
+    let mut run = serve(&objects, policies, "kgateway-backend-groups");
+    for host in ["passive", "checked", "hashed", "hashed-rr"] {
         common::wait_for_http(port, &format!("{host}.example.com"), "/", |s, _| {
             s == 200 || s == 500
         });
@@ -342,18 +425,23 @@ spec:
         200
     );
 
-    // Ring hash on x-user: one value keeps to one endpoint; values spread.
-    let by_user = |user: &str| -> BTreeSet<String> {
+    // Ring hash on x-user: a RING_HASH cluster; one value keeps to one
+    // endpoint; values spread.
+    let dump = run.envoy.config_dump();
+    let ring = common::backends::active_cluster(&dump, |c| c["lb_policy"] == "RING_HASH");
+    assert!(
+        ring.is_some_and(|c| c["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("default/hashed/80/")),
+        "no ring hash cluster: {ring:?}"
+    );
+    let answered = |host: &str, user: &str| -> BTreeSet<String> {
         (0..12)
             .map(|_| {
-                let (status, headers, body) = common::try_request(
-                    port,
-                    "GET",
-                    "hashed.example.com",
-                    "/",
-                    &[("x-user", user)],
-                )
-                .expect("a response");
+                let (status, headers, body) =
+                    common::try_request(port, "GET", host, "/", &[("x-user", user)])
+                        .expect("a response");
                 assert_eq!(status, 200, "{body}");
                 common::header(&headers, "x-backend")
                     .unwrap_or("")
@@ -363,9 +451,9 @@ spec:
     };
     let mut used = BTreeSet::new();
     for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
-        let answered = by_user(user);
-        assert_eq!(answered.len(), 1, "{user}: {answered:?}");
-        used.extend(answered);
+        let endpoints = answered("hashed.example.com", user);
+        assert_eq!(endpoints.len(), 1, "{user}: {endpoints:?}");
+        used.extend(endpoints);
     }
     assert!(used.len() > 1, "every user on {used:?}");
     // Without the header Envoy picks at random.
@@ -373,6 +461,9 @@ spec:
         .map(|_| answered_by(port, "hashed.example.com").1)
         .collect();
     assert!(spread.len() > 1, "{spread:?}");
+    // The route-level policy's round robin: one user's requests spread.
+    let endpoints = answered("hashed-rr.example.com", "alice");
+    assert!(endpoints.len() > 1, "{endpoints:?}");
 
     for name in ["passive", "checked", "hashed"] {
         assert_eq!(
@@ -387,4 +478,16 @@ spec:
             "{name}"
         );
     }
+    // The hashed policy says which of its fields the route-level policy took
+    // over there, and by which policy.
+    let status = (run.gantry)
+        .status_of("BackendConfigPolicy", "default", "hashed")
+        .unwrap();
+    let attached = common::condition(&status["ancestors"][0]["conditions"], "Attached");
+    assert_eq!(attached, Some(("True".into(), "Merged".into())), "{status}");
+    let text = status.to_string();
+    assert!(
+        text.contains("spec.loadBalancer (by BackendTrafficPolicy default/round-robin)"),
+        "{text}"
+    );
 }

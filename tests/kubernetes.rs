@@ -255,8 +255,16 @@ fn the_kgateway_proxy_protocol_page_applies_through_the_api() {
 
     // The page's strict policy: a client without a PROXY header gets no reply.
     fake.apply_yaml(PROXY_PROTOCOL);
+    // Refused three times in a row: closed with nothing read, or reset.
+    let refused = || match proxied(b"") {
+        Ok(raw) => raw.is_empty(),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    };
     common::poll("plain HTTP to be refused", || {
-        proxied(b"").map_or(Some(()), |raw| raw.is_empty().then_some(()))
+        (refused() && refused() && refused()).then_some(())
     });
     let raw = proxied(client.as_bytes()).unwrap();
     assert!(

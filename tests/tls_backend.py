@@ -1,14 +1,14 @@
 """An HTTPS backend for gantry's Backend TLS tests.
 
-    python3 tests/tls_backend.py PORT CERT KEY [--proxy-protocol] [--client-ca CA]
+    python3 tests/tls_backend.py PORT CERT KEY [--proxy-protocol] [--client-ca CA] [--alpn P1,P2]
 
 Listens on 127.0.0.1:PORT and answers every request 200 with a JSON body
 telling what the client did: the SNI it sent ("sni", null without one), with
---proxy-protocol the PROXY v1 line read off the connection before the TLS
-handshake ("proxy"), with --client-ca (a client certificate that CA signed is
+--proxy-protocol the PROXY header read off the connection before the TLS
+handshake ("proxy": a v1 line as sent, or "v2 <source address>"), with --client-ca (a client certificate that CA signed is
 then required) the common name of the client's certificate ("client"), and
-the TLS version ("version") and ALPN protocol ("alpn", of http/1.1 and h2) the
-handshake settled on. Prints "ready" once listening, one line per failed
+the TLS version ("version") and ALPN protocol ("alpn", of http/1.1 and h2, or
+--alpn's list, in the backend's order of preference) the handshake settled on. Prints "ready" once listening, one line per failed
 handshake (so the test's log shows why a connection went nowhere), and
 "request <method> <path> host=<Host header>" per request.
 """
@@ -20,9 +20,30 @@ import sys
 import threading
 
 
-def read_line(conn):
+def read_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_proxy_header(conn):
+    """A PROXY v1 line, or a v2 header as "v2 <source IPv4 address>"."""
+    first = conn.recv(1)
+    if first != b"\r":
+        return read_line(conn, first)
+    header = first + read_exact(conn, 15)
+    body = read_exact(conn, int.from_bytes(header[14:16], "big"))
+    if header[:12] != b"\r\n\r\n\x00\r\nQUIT\n" or header[13] != 0x11 or len(body) < 12:
+        return "v2 " + header.hex()
+    return "v2 " + ".".join(str(b) for b in body[:4])
+
+
+def read_line(conn, line=b""):
     """The bytes up to and with the first CRLF (a PROXY v1 header)."""
-    line = b""
     while not line.endswith(b"\r\n") and len(line) < 108:
         byte = conn.recv(1)
         if not byte:
@@ -34,7 +55,7 @@ def read_line(conn):
 def serve(conn, context, proxy_protocol):
     seen = {"sni": None, "proxy": None, "client": None}
     if proxy_protocol:
-        seen["proxy"] = read_line(conn)
+        seen["proxy"] = read_proxy_header(conn)
 
     def record_sni(_socket, server_name, _context):
         seen["sni"] = server_name
@@ -76,6 +97,7 @@ def main():
     options = sys.argv[4:]
     proxy_protocol = "--proxy-protocol" in options
     client_ca = options[options.index("--client-ca") + 1] if "--client-ca" in options else None
+    alpn = options[options.index("--alpn") + 1].split(",") if "--alpn" in options else ["http/1.1", "h2"]
     listener = socket.create_server(("127.0.0.1", port))
     print("ready", flush=True)
     while True:
@@ -83,7 +105,7 @@ def main():
         # A context per connection: its SNI callback records this connection's.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        context.set_alpn_protocols(["http/1.1", "h2"])
+        context.set_alpn_protocols(alpn)
         if client_ca:
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(client_ca)

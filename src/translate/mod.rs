@@ -38,7 +38,7 @@ use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
 use self::l4route::L4Route;
 use self::listener_set::{ListenerSets, Outcome};
-use self::policy::kgateway::service_policies::ServicePolicies;
+use self::policy::kgateway::service_policies::{ServicePolicies, TrafficPolicy};
 
 use crate::ir::{
     self, FilterChain, GatewayIr, Ir, RouteConfig, TlsTermination, Traffic, VirtualHost,
@@ -305,6 +305,7 @@ const KINDS_LISTENERS_IGNORE: &[&str] = &[
     "BackendTrafficPolicy",
     "ClientTrafficPolicy",
     "BackendConfigPolicy",
+    "ListenerPolicy",
 ];
 
 /// Where one HTTP-like route attaches, and what it reports.
@@ -610,7 +611,8 @@ fn assemble(
     for (i, state) in gateways.iter().enumerate() {
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         let backend = |listener: usize, route: usize, rule: usize| {
-            backend_policies.in_force(i, listener, route, rule)
+            (backend_policies.in_force(i, listener, route, rule))
+                .map(|policy| (policy, backend_policies.route_level(route, rule)))
         };
         ir.gateways.insert(
             state.key.clone(),
@@ -906,9 +908,10 @@ fn free_l4_names(
 /// gives the ClientTrafficPolicy settings in force on a Gateway listener (the same
 /// for every listener of a port; attachment sees to that), or why they are invalid:
 /// then the port's routes answer 500.
-/// The BackendTrafficPolicy in force on (listener, route, rule) of one Gateway.
+/// The BackendTrafficPolicy in force on (listener, route, rule) of one Gateway,
+/// and whether it targets the route itself.
 type BackendLookup<'b> =
-    dyn Fn(usize, usize, usize) -> Option<Result<ir::BackendPolicy, Problem>> + 'b;
+    dyn Fn(usize, usize, usize) -> Option<(Result<ir::BackendPolicy, Problem>, bool)> + 'b;
 
 fn gateway_ir<'c>(
     state: &GatewayState<'_>,
@@ -1293,26 +1296,26 @@ fn route_config(
         let mut plain_clusters = BTreeSet::new();
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
-                None => {
-                    let mut changed = ir::Route::clone(route);
-                    if apply_service_policies(&mut changed, None, &rules.clusters, out) {
-                        with_policy = true;
-                        Arc::new(changed)
-                    } else {
-                        plain_clusters.extend(route_cluster_names(route).cloned());
-                        route.clone()
-                    }
+                None if !uses_service_policies(route, &rules.clusters, out.services) => {
+                    plain_clusters.extend(route_cluster_names(route).cloned());
+                    route.clone()
                 }
-                Some(Err(_)) => {
+                None => {
+                    with_policy = true;
+                    let mut route = ir::Route::clone(route);
+                    apply_service_policies(&mut route, None, &rules.clusters, out);
+                    Arc::new(route)
+                }
+                Some((Err(_), _)) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
                     answer_500_route(&mut route);
                     Arc::new(route)
                 }
-                Some(Ok(policy)) => {
+                Some((Ok(policy), route_level)) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
-                    apply_backend_policy(&mut route, &policy, &rules.clusters, out);
+                    apply_backend_policy(&mut route, &policy, route_level, &rules.clusters, out);
                     let backend = route.backend.make_mut();
                     backend.stat_name = (backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
@@ -1451,11 +1454,13 @@ fn virtual_host(
 
 /// Gives a route the route half of a BackendTrafficPolicy, and its backends
 /// (from `route_clusters`, the route's own) clusters under the policy's cluster
-/// settings (over those of a BackendConfigPolicy on their Service), added to
-/// the assembly's clusters.
+/// settings (merged with those of a BackendConfigPolicy on their Service),
+/// added to the assembly's clusters. `route_level`: the policy targets the
+/// route itself, not a Gateway or listener.
 fn apply_backend_policy(
     route: &mut ir::Route,
     policy: &ir::BackendPolicy,
+    route_level: bool,
     route_clusters: &[Arc<ir::Cluster>],
     out: &mut Assembly<'_>,
 ) {
@@ -1466,8 +1471,12 @@ fn apply_backend_policy(
     if route.retry.is_none() {
         route.retry = retry;
     }
-    let by = policy.route.policy.as_deref().unwrap_or_default();
-    apply_service_policies(route, Some((&policy.cluster, by)), route_clusters, out);
+    let traffic = TrafficPolicy {
+        settings: &policy.cluster,
+        name: policy.route.policy.as_deref().unwrap_or_default(),
+        route_level,
+    };
+    apply_service_policies(route, Some(&traffic), route_clusters, out);
 }
 
 /// The names of the clusters a route sends to (its backends and mirrors).
@@ -1479,56 +1488,45 @@ fn route_cluster_names(route: &ir::Route) -> impl Iterator<Item = &String> {
     (route.mirrors.iter().map(|m| &m.cluster)).chain(forwards.iter().map(|b| &b.cluster))
 }
 
+/// Whether a BackendConfigPolicy changes a cluster `route` uses.
+fn uses_service_policies(
+    route: &ir::Route,
+    route_clusters: &[Arc<ir::Cluster>],
+    services: &ServicePolicies,
+) -> bool {
+    !services.is_empty()
+        && route_cluster_names(route)
+            .any(|name| (route_clusters.iter()).any(|c| c.name == *name && services.covers(c)))
+}
+
 /// Puts the clusters `route` uses (from `route_clusters`) under the settings of
-/// a route-level BackendTrafficPolicy (`route_level`: its cluster settings and
-/// name) and of the BackendConfigPolicies on their Services, renaming them in
-/// the route and adding them to the assembly's clusters. The route takes the
-/// hash inputs and stream duration of the first such Service policy where it
-/// has none of its own. Returns whether anything changed: without a
-/// route-level policy, only clusters of Services with a policy change.
+/// the BackendTrafficPolicy in force there (`traffic`) and of the
+/// BackendConfigPolicies on their Services, renaming them in the route and
+/// adding them to the assembly's clusters.
 fn apply_service_policies(
     route: &mut ir::Route,
-    route_level: Option<(&ir::BackendSettings, &str)>,
+    traffic: Option<&TrafficPolicy<'_>>,
     route_clusters: &[Arc<ir::Cluster>],
     out: &mut Assembly<'_>,
-) -> bool {
-    let used: BTreeSet<&String> = route_cluster_names(route).collect();
-    let used: Vec<&Arc<ir::Cluster>> = (route_clusters.iter())
-        .filter(|c| used.contains(&c.name))
-        .collect();
-    if route_level.is_none() && !used.iter().any(|c| out.services.covers(c)) {
-        return false;
-    }
+) {
+    let used: BTreeSet<String> = route_cluster_names(route).cloned().collect();
     let mut renamed = BTreeMap::new();
-    let mut service_route = None;
-    for cluster in used {
-        let rekeyed = match out.services.apply(cluster, route_level) {
-            Some(rekeyed) => {
-                service_route = service_route.or(out.services.route_settings(cluster));
-                rekeyed
-            }
-            None => match route_level {
-                Some((settings, _)) => cluster.rekeyed(ir::ClusterKey {
-                    settings: settings.clone().into(),
-                    ..cluster.key.clone()
-                }),
-                None => ir::Cluster::clone(cluster),
-            },
+    for cluster in route_clusters.iter().filter(|c| used.contains(&c.name)) {
+        let rekeyed = if out.services.covers(cluster) {
+            out.services
+                .apply(cluster, traffic, route.backend.make_mut())
+        } else if let Some(traffic) = traffic {
+            cluster.rekeyed(ir::ClusterKey {
+                settings: traffic.settings.clone().into(),
+                ..cluster.key.clone()
+            })
+        } else {
+            ir::Cluster::clone(cluster)
         };
         renamed.insert(cluster.name.clone(), rekeyed.name.clone());
         httproute::merge_clusters(out.clusters, [Arc::new(rekeyed)]);
     }
     route.rename_clusters(&renamed);
-    if let Some(service_route) = service_route {
-        let backend = route.backend.make_mut();
-        if backend.hash.is_empty() {
-            backend.hash.clone_from(&service_route.hash);
-        }
-        if backend.max_stream_duration.is_none() {
-            backend.max_stream_duration = service_route.max_stream_duration;
-        }
-    }
-    true
 }
 
 /// The BackendTrafficPolicies in force on TCPRoute and TLSRoute backends: their
@@ -1558,35 +1556,38 @@ fn apply_backend_policies_to_l4(
                 Some(Ok(policy)) => Some(policy),
                 None => None,
             };
-            let by = policy.as_ref().and_then(|p| p.route.policy.clone());
-            let route_level = (policy.as_ref()).map(|p| (&p.cluster, by.as_deref().unwrap_or("")));
-            let mut hash = policy
-                .as_ref()
-                .map(|p| p.route.hash.clone())
-                .unwrap_or_default();
-            for backend in &mut forward.backends {
-                let Some(cluster) = state.l4_clusters.iter().find(|c| c.name == backend.cluster)
+            let traffic = policy.as_ref().map(|p| TrafficPolicy {
+                settings: &p.cluster,
+                name: p.route.policy.as_deref().unwrap_or_default(),
+                route_level: policies.route_level(first_l4_target + route, 0),
+            });
+            let mut backend = ir::RouteBackendSettings {
+                hash: policy
+                    .as_ref()
+                    .map(|p| p.route.hash.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            for forward_backend in &mut forward.backends {
+                let Some(cluster) =
+                    (state.l4_clusters.iter()).find(|c| c.name == forward_backend.cluster)
                 else {
                     continue;
                 };
-                let rekeyed = match (services.apply(cluster, route_level), route_level) {
-                    (Some(rekeyed), _) => {
-                        if hash.is_empty()
-                            && let Some(route) = services.route_settings(cluster)
-                        {
-                            hash.clone_from(&route.hash);
-                        }
-                        rekeyed
-                    }
-                    (None, Some((settings, _))) => cluster.rekeyed(ir::ClusterKey {
-                        settings: settings.clone().into(),
+                let rekeyed = if services.covers(cluster) {
+                    services.apply(cluster, traffic.as_ref(), &mut backend)
+                } else if let Some(traffic) = &traffic {
+                    cluster.rekeyed(ir::ClusterKey {
+                        settings: traffic.settings.clone().into(),
                         ..cluster.key.clone()
-                    }),
-                    (None, None) => continue,
+                    })
+                } else {
+                    continue;
                 };
-                backend.cluster.clone_from(&rekeyed.name);
+                forward_backend.cluster.clone_from(&rekeyed.name);
                 added.push(rekeyed);
             }
+            let hash = backend.hash;
             forward.hash_source_ip = hash.contains(&ir::HashPolicy::SourceIp);
         }
     }

@@ -105,6 +105,12 @@ impl Outcome {
         }))
     }
 
+    /// Whether the policy in force on rule `rule` of route `route` targets the
+    /// route itself (the rule or the whole route), not a Gateway or listener.
+    pub fn route_level(&self, route: usize, rule: usize) -> bool {
+        self.rule_policy.contains_key(&(route, rule)) || self.route_policy.contains_key(&route)
+    }
+
     /// (rule, policy) for the rules of route `route` that have a policy of their own.
     fn rule_policies(&self, route: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         (self.rule_policy.range((route, 0)..=(route, usize::MAX)))

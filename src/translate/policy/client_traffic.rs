@@ -238,7 +238,8 @@ pub fn apply(
                 };
                 conditions.extend(attachment::warning_condition(&warnings, generation));
                 if kgateway {
-                    conditions = kgateway::status::conditions(conditions);
+                    conditions =
+                        kgateway::status::conditions(conditions, settings[p].as_ref().err());
                 }
                 (entry.ancestor().clone(), conditions)
             })

@@ -48,16 +48,19 @@ pub(super) fn upstream_tls_socket(t: &ir::UpstreamTls) -> core::TransportSocket 
         // Without a literal SNI, the endpoint's hostname or else the request's
         // host is the SNI (the cluster's `auto_sni`), and the certificate must
         // name it, when it is verified (unless the names are given).
-        auto_sni_san_validation: verified && t.sni.is_none() && t.subject_alt_names.is_none(),
+        auto_sni_san_validation: verified
+            && t.sni.is_none()
+            && t.subject_alt_names.is_none()
+            && !t.omit_sni,
         allow_renegotiation: t.allow_renegotiation,
         ..Default::default()
     };
     transport_socket("envoy.transport_sockets.tls", &context)
 }
 
-/// The names the backend's certificate must carry: the given ones (as DNS or
-/// URI SANs), else a literal SNI (Envoy Gateway's check when no SANs are given);
-/// without either, auto SNI's (see `auto_sni_san_validation`).
+/// The names the backend's certificate must carry: the given ones, else a
+/// literal SNI (Envoy Gateway's check when no SANs are given); without either,
+/// auto SNI's (see `auto_sni_san_validation`). All as DNS SANs.
 fn subject_alt_name_matchers(t: &ir::UpstreamTls) -> Vec<tls::SubjectAltNameMatcher> {
     use tls::subject_alt_name_matcher::SanType;
     let exact = |san_type: SanType, name: &String| tls::SubjectAltNameMatcher {
@@ -69,9 +72,7 @@ fn subject_alt_name_matchers(t: &ir::UpstreamTls) -> Vec<tls::SubjectAltNameMatc
         oid: String::new(),
     };
     match &t.subject_alt_names {
-        Some(names) => (names.iter())
-            .flat_map(|n| [exact(SanType::Dns, n), exact(SanType::Uri, n)])
-            .collect(),
+        Some(names) => names.iter().map(|n| exact(SanType::Dns, n)).collect(),
         None => t.sni.iter().map(|sni| exact(SanType::Dns, sni)).collect(),
     }
 }
@@ -87,5 +88,6 @@ fn file(path: &str) -> core::DataSource {
 /// Whether the cluster takes its SNI from each request's host: TLS without a
 /// literal SNI or the endpoints' hostnames (Envoy Gateway's `auto_sni`).
 pub(super) fn auto_sni(c: &ir::Cluster) -> bool {
-    (c.tls.as_ref()).is_some_and(|t| t.sni.is_none() && !t.sni_from_endpoint_hostname)
+    (c.tls.as_ref())
+        .is_some_and(|t| t.sni.is_none() && !t.sni_from_endpoint_hostname && !t.omit_sni)
 }

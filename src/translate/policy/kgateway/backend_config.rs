@@ -479,12 +479,12 @@ fn hashing(lb: &LoadBalancer, policy: &mut ir::BackendPolicy) -> Result<(), Prob
             "spec.loadBalancer.ringHash.maximumRingSize",
             r.maximum_ring_size,
         )?;
-        if let (Some(min), Some(max)) = (minimum, maximum)
-            && min > max
-        {
+        // Envoy's defaults: 1024 and 8388608.
+        if minimum.unwrap_or(1024) > maximum.unwrap_or(8_388_608) {
             return Err(invalid(
                 "spec.loadBalancer.ringHash",
-                "minimumRingSize must not be above maximumRingSize",
+                "minimumRingSize (default 1024) must not be above maximumRingSize \
+                 (default 8388608)",
             ));
         }
         policy.cluster.load_balancer = Some(ir::LoadBalancer::RingHash {
@@ -562,12 +562,10 @@ fn upstream_tls(tls: &Tls, namespace: &str, index: &Index<'_>) -> Result<ir::Ups
     )?;
     let mut out = ir::UpstreamTls {
         sni: tls.sni.clone(),
-        // kgateway's default offer.
-        alpn: Some(
-            tls.alpn_protocols
-                .clone()
-                .unwrap_or_else(|| vec!["h2".into(), "http/1.1".into()]),
-        ),
+        // Unset: no ALPN, as kgateway (the cluster speaks the protocol it is
+        // configured for, which ALPN must not change).
+        alpn: tls.alpn_protocols.clone(),
+        omit_sni: tls.sni.is_none(),
         params,
         subject_alt_names: Some(tls.verify_subject_alt_names.clone().unwrap_or_default()),
         allow_renegotiation: tls.allow_renegotiation.unwrap_or(false),
@@ -581,14 +579,29 @@ fn upstream_tls(tls: &Tls, namespace: &str, index: &Index<'_>) -> Result<ir::Ups
             .ok_or_else(|| invalid(&field, format!("Secret {label} not found")))?;
         let value = |key: &str| crate::translate::index::secret_value(secret, key);
         out.trusted_ca = value("ca.crt");
-        if !simple && let (Some(chain), Some(key)) = (value("tls.crt"), value("tls.key")) {
-            out.client_certificate = Some(ir::TlsCertificate {
-                name: label,
-                certificate_chain: chain,
-                private_key: key,
-            });
+        match (value("tls.crt"), value("tls.key")) {
+            (Some(chain), Some(key)) if !simple => {
+                out.client_certificate = Some(ir::TlsCertificate {
+                    name: label,
+                    certificate_chain: chain,
+                    private_key: key,
+                });
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    &field,
+                    format!("Secret {label} needs both tls.crt and tls.key, or neither"),
+                ));
+            }
+            _ => {}
         }
     } else if let Some(files) = &tls.files {
+        if files.tls_certificate.is_some() != files.tls_key.is_some() {
+            return Err(invalid(
+                &format!("{FIELD}.files"),
+                "tlsCertificate and tlsKey go together",
+            ));
+        }
         out.files = Some(ir::TlsFiles {
             certificate_chain: files.tls_certificate.clone().filter(|_| !simple),
             private_key: files.tls_key.clone().filter(|_| !simple),

@@ -21,6 +21,15 @@ pub fn settings(
     namespace: &str,
     index: &Index<'_>,
 ) -> Result<ir::ClientSettings, Problem> {
+    if let Some(http) = &config.http_settings
+        && http.default_host_for_http10.is_some()
+        && http.accept_http10 != Some(true)
+    {
+        return Err(invalid(
+            &format!("{field}.httpSettings.defaultHostForHttp10"),
+            "has no effect without acceptHttp10: true",
+        ));
+    }
     let (spec, renames) = client_traffic_spec(config, field)?;
     let spec: ClientTrafficPolicySpec =
         serde_json::from_value(Value::Object(spec)).map_err(|e| {
@@ -247,11 +256,11 @@ fn http_settings(
 /// from the right of X-Forwarded-For past `xffNumTrustedHops` and appends the
 /// peer, as Envoy Gateway's `numTrustedHops` does. With `useRemoteAddress:
 /// false` Envoy reads X-Forwarded-For without the peer in it, so the same client
-/// is one hop further (`numTrustedHops: N+1`), and nothing is appended unless
-/// `skipXFFAppend: false`.
+/// is one hop further (`numTrustedHops: N+1`), and nothing is appended (Envoy
+/// appends only with `use_remote_address`, whatever `skipXFFAppend` says).
 fn client_ip_detection(http: &HttpSettings) -> Option<Value> {
     let remote = http.use_remote_address.unwrap_or(true);
-    let skip_append = http.skip_xff_append.unwrap_or(!remote);
+    let skip_append = !remote || http.skip_xff_append.unwrap_or(false);
     let hops = http.xff_num_trusted_hops.map(|h| h.max(0) as u32);
     let mut xff = Map::new();
     match (&http.xff_trusted_cidrs, remote) {
@@ -311,7 +320,8 @@ mod tests {
             xff(
                 "httpSettings: {useRemoteAddress: false, xffNumTrustedHops: 1, skipXFFAppend: false}"
             ),
-            hops(2, true)
+            // Envoy appends only with use_remote_address.
+            hops(2, false)
         );
         assert!(matches!(
             xff("httpSettings: {useRemoteAddress: false, xffTrustedCIDRs: [10.0.0.0/8]}"),

@@ -7,14 +7,17 @@
 //!   `Attached=False` (`Overridden`), naming it.
 //! - The policy applies to every cluster of every port of the Service, for
 //!   every route kind.
-//! - A BackendTrafficPolicy in force on a route wins field by field: the
-//!   clusters of that route take each setting the route-level policy sets from
-//!   it, and the rest from the BackendConfigPolicy, whose status says which of
-//!   its fields were overridden and by which policy (`Attached=True`, reason
-//!   `Merged`).
+//! - A BackendTrafficPolicy on a route (or one of its rules) wins field by
+//!   field: the clusters of that route take each setting the route-level policy
+//!   sets from it, and the rest from the BackendConfigPolicy, whose status says
+//!   which of its fields were overridden on which Service and by which policy
+//!   (`Attached=True`, reason `Merged`). Settings are merged per group (the
+//!   circuit breaker, the HTTP connection limits, ... each whole). A
+//!   BackendTrafficPolicy on a Gateway or listener is the wider default: there
+//!   the BackendConfigPolicy wins field by field.
 //! - A policy gantry cannot program (a field without counterpart, an invalid
-//!   value, a kgateway Backend or Istio Hostname target) is `Accepted=False`
-//!   and changes nothing.
+//!   value, a kgateway Backend or Istio Hostname target) is `Accepted=False`,
+//!   changes nothing and holds no Service: a newer valid policy applies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -48,10 +51,19 @@ pub struct ServicePolicies {
     keys: Vec<String>,
     settings: Vec<Result<ServiceSettings, Problem>>,
     targets: Vec<Vec<Target>>,
-    /// Per policy: "field (by BackendTrafficPolicy ns/name)" where a
+    /// (policy, Service) -> "field (by BackendTrafficPolicy ns/name)" where a
     /// route-level policy overrode one of its fields. Filled while clusters are
     /// assembled.
-    overridden: Mutex<Vec<BTreeSet<String>>>,
+    overridden: Mutex<BTreeMap<(usize, String), BTreeSet<String>>>,
+}
+
+/// The BackendTrafficPolicy in force where a Service's clusters are used.
+pub struct TrafficPolicy<'a> {
+    pub settings: &'a ir::BackendSettings,
+    /// Its "namespace/name".
+    pub name: &'a str,
+    /// It targets the route (or rule) itself, not a Gateway or listener.
+    pub route_level: bool,
 }
 
 /// BackendConfigPolicy fields by the IR field they set.
@@ -71,6 +83,11 @@ const FIELDS: &[(&str, &str)] = &[
     (
         "close_connections_on_host_set_change",
         "loadBalancer.closeConnectionsOnHostSetChange",
+    ),
+    ("route_hash", "loadBalancer hashPolicies"),
+    (
+        "route_max_stream_duration",
+        "commonHttpProtocolOptions.maxStreamDuration",
     ),
 ];
 
@@ -110,7 +127,7 @@ impl ServicePolicies {
                 .map(|p| settings(&p.spec, &namespace(p), index))
                 .collect(),
             targets: policies.iter().map(|_| Vec::new()).collect(),
-            overridden: Mutex::new(vec![BTreeSet::new(); policies.len()]),
+            overridden: Mutex::default(),
             ..Default::default()
         };
         for p in by_age {
@@ -149,6 +166,8 @@ impl ServicePolicies {
                     ("", "Service") if index.service(&ns, &name).is_none() => {
                         Target::NotFound(name)
                     }
+                    // An invalid policy holds nothing: a newer valid one applies.
+                    ("", "Service") if out.settings[p].is_err() => Target::Service(name),
                     ("", "Service") => match out.in_force.get(&(ns.clone(), name.clone())) {
                         Some(&winner) => Target::Conflicted(name, winner),
                         None => {
@@ -194,47 +213,66 @@ impl ServicePolicies {
         self.of(cluster).is_some()
     }
 
-    /// `cluster` under the policy of its Service, if one is in force, with the
-    /// cluster settings of a route-level BackendTrafficPolicy (`route_level`: its
-    /// settings and "namespace/name") winning field by field.
+    /// `cluster` (whose Service [`covers`](Self::covers)) under the policy of
+    /// its Service merged with the BackendTrafficPolicy in force (`traffic`):
+    /// a route-level one wins field by field, a Gateway- or listener-level one
+    /// gives way. `route`: the route's backend settings, which take the
+    /// policy's hash inputs and stream duration by the same rule.
     pub fn apply(
         &self,
         cluster: &ir::Cluster,
-        route_level: Option<(&ir::BackendSettings, &str)>,
-    ) -> Option<ir::Cluster> {
-        let (p, service) = self.of(cluster)?;
-        let settings = match route_level {
+        traffic: Option<&TrafficPolicy<'_>>,
+        route: &mut ir::RouteBackendSettings,
+    ) -> ir::Cluster {
+        let Some((p, service)) = self.of(cluster) else {
+            return ir::Cluster::clone(cluster);
+        };
+        let mut overridden = Vec::new();
+        let settings = match traffic {
             None => service.policy.cluster.clone(),
-            Some((route_settings, by)) => {
-                let mut settings = route_settings.clone();
-                let both = settings.fill_from(&service.policy.cluster);
-                if !both.is_empty() {
-                    let mut overridden = self.overridden.lock().unwrap_or_else(|e| e.into_inner());
-                    for field in both {
-                        let name = (FIELDS.iter().find(|(ir, _)| *ir == field))
-                            .map_or(field, |(_, kg)| kg);
-                        overridden[p].insert(format!("spec.{name} (by BackendTrafficPolicy {by})"));
-                    }
-                }
+            Some(t) if t.route_level => {
+                let mut settings = t.settings.clone();
+                overridden = settings.fill_from(&service.policy.cluster);
+                settings
+            }
+            Some(t) => {
+                let mut settings = service.policy.cluster.clone();
+                settings.fill_from(t.settings);
                 settings
             }
         };
+        let route_wins = traffic.is_some_and(|t| t.route_level);
+        let own = &service.policy.route;
+        if !own.hash.is_empty() {
+            if route.hash.is_empty() || !route_wins {
+                route.hash.clone_from(&own.hash);
+            } else {
+                overridden.push("route_hash");
+            }
+        }
+        if let Some(duration) = own.max_stream_duration {
+            if route.max_stream_duration.is_none() || !route_wins {
+                route.max_stream_duration = Some(duration);
+            } else {
+                overridden.push("route_max_stream_duration");
+            }
+        }
+        if let Some(t) = traffic.filter(|_| !overridden.is_empty()) {
+            let mut all = self.overridden.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = all.entry((p, cluster.key.service.clone())).or_default();
+            for field in overridden {
+                let name = (FIELDS.iter().find(|(ir, _)| *ir == field)).map_or(field, |(_, kg)| kg);
+                entry.insert(format!("spec.{name} (by BackendTrafficPolicy {})", t.name));
+            }
+        }
         let mut out = cluster.rekeyed(ir::ClusterKey {
             settings: settings.into(),
             ..cluster.key.clone()
         });
-        if out.tls.is_none() {
-            out.tls.clone_from(&service.tls);
-        }
-        Some(out)
-    }
-
-    /// The route settings the policy of `cluster`'s Service gives the routes to
-    /// it (hash inputs, stream duration), if any.
-    pub fn route_settings(&self, cluster: &ir::Cluster) -> Option<&ir::RouteBackendSettings> {
-        let (_, service) = self.of(cluster)?;
-        (service.policy.route != ir::RouteBackendSettings::default())
-            .then_some(&service.policy.route)
+        // A Service's clusters have no TLS of their own (gantry serves no
+        // BackendTLSPolicy): the policy's is theirs.
+        out.tls.clone_from(&service.tls);
+        out
     }
 
     /// Every policy's PolicyStatus, in kgateway's conditions.
@@ -258,7 +296,7 @@ impl ServicePolicies {
                 name: name.to_string(),
                 section: None,
             };
-            let accepted = |problem: Option<&Problem>| -> Vec<Condition> {
+            let accepted = |problem: Option<&Problem>, service: &str| -> Vec<Condition> {
                 match problem.or(self.settings[p].as_ref().err()) {
                     Some(problem) => {
                         vec![Condition::failed(
@@ -275,14 +313,14 @@ impl ServicePolicies {
                             "Policy has been accepted.",
                             generation,
                         )];
-                        if !overridden[p].is_empty() {
+                        if let Some(fields) = overridden.get(&(p, service.to_string())) {
                             c.push(Condition::new(
                                 condition_type::OVERRIDDEN,
                                 true,
                                 reason::MERGED,
                                 format!(
                                     "route-level BackendTrafficPolicies win field by field: {}",
-                                    overridden[p].iter().cloned().collect::<Vec<_>>().join(", ")
+                                    fields.iter().cloned().collect::<Vec<_>>().join(", ")
                                 ),
                                 generation,
                             ));
@@ -295,7 +333,7 @@ impl ServicePolicies {
                 .iter()
                 .map(|target| {
                     let (ancestor, conditions) = match target {
-                        Target::Service(name) => (service(name), accepted(None)),
+                        Target::Service(name) => (service(name), accepted(None, name)),
                         Target::Conflicted(name, winner) => (
                             service(name),
                             vec![Condition::new(
@@ -328,10 +366,10 @@ impl ServicePolicies {
                                 reason::UNSUPPORTED,
                                 format!("target {}: {why}", ancestor.describe_object()),
                             );
-                            (ancestor, accepted(Some(&problem)))
+                            (ancestor, accepted(Some(&problem), ""))
                         }
                     };
-                    (ancestor, super::status::conditions(conditions))
+                    (ancestor, super::status::conditions(conditions, None))
                 })
                 .collect();
             out.push(object_status::<BackendConfigPolicy>(

@@ -2,13 +2,14 @@
 //! TargetNotFound) and `Attached` (Attached, Overridden, TargetNotFound), from
 //! the conditions gantry writes for Envoy Gateway's policies.
 
-use crate::translate::conditions::{Condition, condition_type, reason};
+use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 
 const ATTACHED: &str = "Attached";
 const VALID: &str = "Valid";
 
-/// The conditions of one ancestor entry, in kgateway's words.
-pub fn conditions(eg: Vec<Condition>) -> Vec<Condition> {
+/// The conditions of one ancestor entry, in kgateway's words. `own`: why the
+/// policy itself is invalid, if it is (which a conflict does not hide).
+pub fn conditions(eg: Vec<Condition>, own: Option<&Problem>) -> Vec<Condition> {
     let generation = eg.first().and_then(|c| c.observed_generation);
     let mut out = Vec::new();
     let mut overridden = None;
@@ -22,6 +23,17 @@ pub fn conditions(eg: Vec<Condition>) -> Vec<Condition> {
                     "Policy accepted",
                     generation,
                 ));
+            }
+            (condition_type::ACCEPTED, "False", reason::CONFLICTED) if own.is_some() => {
+                let own = own.expect("checked");
+                out.push(Condition::new(
+                    condition_type::ACCEPTED,
+                    false,
+                    reason::INVALID,
+                    format!("{}: {}", own.reason, own.message),
+                    generation,
+                ));
+                return out;
             }
             (condition_type::ACCEPTED, "False", reason::CONFLICTED) => {
                 out.push(Condition::new(
