@@ -171,6 +171,39 @@ fn listener_policy_proxy_protocol_page_strict_then_optional() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A Secret `name` whose `ca.crt` is `pem`.
+fn ca_secret(name: &str, pem: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    let pem = serde_json::to_string(pem).unwrap();
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: default}}
+stringData:
+  ca.crt: {pem}
+"
+    )
+}
+
+/// A BackendConfigPolicy on Service `name`: TLS verified against Secret
+/// `ca`'s ca.crt with SNI backend.example.com, and the PROXY `version` if any.
+fn tls_policy(name: &str, version: Option<&str>, ca: &str) -> String {
+    let proxy = version
+        .map(|v| format!("  upstreamProxyProtocol: {{version: {v}}}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: gateway.kgateway.dev/v1alpha1
+kind: BackendConfigPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs: [{{group: \"\", kind: Service, name: {name}}}]
+{proxy}  tls:
+    secretRef: {{name: {ca}}}
+    sni: backend.example.com
+"
+    )
+}
+
 #[test]
 fn backend_config_policy_sends_proxy_v1_and_v2_and_the_header_before_tls() {
     let (v1, v2) = (ProxyBackend::start(), ProxyBackend::start());
@@ -192,55 +225,12 @@ fn backend_config_policy_sends_proxy_v1_and_v2_and_the_header_before_tls() {
         echo_service_and_route("secure", "secure.example.com", tls.port),
         echo_service_and_route("secure-v2", "secure-v2.example.com", tls.port),
         echo_service_and_route("wrong-ca", "wrong-ca.example.com", tls.port),
-        format!(
-            "apiVersion: v1
-kind: Secret
-metadata: {{name: other-ca, namespace: default}}
-stringData:
-  ca.crt: {}
-",
-            serde_json::to_string(&other_ca).unwrap()
-        ),
-        format!(
-            "apiVersion: v1
-kind: Secret
-metadata: {{name: secure-ca, namespace: default}}
-stringData:
-  ca.crt: {}
-",
-            serde_json::to_string(&test_ca).unwrap()
-        ),
+        ca_secret("other-ca", &other_ca),
+        ca_secret("secure-ca", &test_ca),
         upstream_proxy_protocol("proxy-echo-v2", "proxy-echo-v2", "V2"),
-        "apiVersion: gateway.kgateway.dev/v1alpha1
-kind: BackendConfigPolicy
-metadata: {name: secure, namespace: default}
-spec:
-  targetRefs: [{group: \"\", kind: Service, name: secure}]
-  upstreamProxyProtocol: {version: V1}
-  tls:
-    secretRef: {name: secure-ca}
-    sni: backend.example.com
----
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: BackendConfigPolicy
-metadata: {name: secure-v2, namespace: default}
-spec:
-  targetRefs: [{group: \"\", kind: Service, name: secure-v2}]
-  upstreamProxyProtocol: {version: V2}
-  tls:
-    secretRef: {name: secure-ca}
-    sni: backend.example.com
----
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: BackendConfigPolicy
-metadata: {name: wrong-ca, namespace: default}
-spec:
-  targetRefs: [{group: \"\", kind: Service, name: wrong-ca}]
-  tls:
-    secretRef: {name: other-ca}
-    sni: backend.example.com
-"
-        .to_string(),
+        tls_policy("secure", Some("V1"), "secure-ca"),
+        tls_policy("secure-v2", Some("V2"), "secure-ca"),
+        tls_policy("wrong-ca", None, "other-ca"),
     ];
     // The page's policy (V1), unchanged, in its own file.
     let page_policy = upstream_proxy_protocol("proxy-echo-upstream-pp", "proxy-echo", "V1");
