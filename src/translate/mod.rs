@@ -1292,12 +1292,12 @@ fn route_config(
         };
         let mut routes = Vec::new();
         let mut with_policy = false;
-        // Clusters of the routes left as their rules made them.
-        let mut plain_clusters = BTreeSet::new();
+        // The routes left as their rules made them.
+        let mut plain_routes = Vec::new();
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
                 None if !uses_service_policies(route, &rules.clusters, out.services) => {
-                    plain_clusters.extend(route_cluster_names(route).cloned());
+                    plain_routes.push(route);
                     route.clone()
                 }
                 None => {
@@ -1327,10 +1327,11 @@ fn route_config(
         if !with_policy {
             httproute::merge_clusters(out.clusters, rules.clusters.iter().cloned());
         } else {
-            let plain = rules
-                .clusters
-                .iter()
-                .filter(|c| plain_clusters.contains(&c.name));
+            // Those of the rules' clusters the unchanged routes still use.
+            let used: BTreeSet<&String> = (plain_routes.iter())
+                .flat_map(|r| route_cluster_names(r))
+                .collect();
+            let plain = (rules.clusters.iter()).filter(|c| used.contains(&c.name));
             httproute::merge_clusters(out.clusters, plain.cloned());
         }
         // A host whose routes all come unchanged from their rules can be the
