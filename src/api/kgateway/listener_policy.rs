@@ -8,10 +8,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{
-    LocalPolicyTargetReferenceWithSectionName, LocalPolicyTargetSelectorWithSectionName, Refused,
-    TcpKeepalive,
+    HttpHeaderFilter, LocalPolicyTargetReferenceWithSectionName,
+    LocalPolicyTargetSelectorWithSectionName, Refused, TcpKeepalive,
 };
-use crate::api::shared::{Duration, HttpHeaderFilter, PolicyStatus, quantity_schema};
+use crate::api::shared::{Duration, PolicyStatus, quantity_schema};
 
 /// Listener settings for the Gateways (or listeners) it targets.
 // Two string print columns repeat `type_ = "string"`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-use crate::api::shared::Duration;
+use crate::api::shared::{Duration, HttpHeader};
 
 /// A target in the policy's namespace (`LocalPolicyTargetReference`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -78,6 +78,21 @@ pub struct TcpKeepalive {
     /// Time between probes (at least 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_interval: Option<Duration>,
+}
+
+/// Gateway API's HTTPHeaderFilter: headers set, added or removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHeaderFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub set: Option<Vec<HttpHeader>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub add: Option<Vec<HttpHeader>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub remove: Option<Vec<String>>,
 }
 
 /// A subtree gantry does not program: any object is accepted by the schema, and
