@@ -131,6 +131,18 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_config_policy_names_its_tls_secret() {
+        let policy = json!({
+            "apiVersion": "gateway.kgateway.dev/v1alpha1", "kind": "BackendConfigPolicy",
+            "metadata": {"name": "p", "namespace": "apps"},
+            "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "web"}],
+                     "tls": {"secretRef": {"name": "web-tls"}}},
+        });
+        assert!(REFERRING_KINDS.contains(&"BackendConfigPolicy"));
+        assert!(named(&references(&policy)).contains(&"Secret apps/web-tls".to_string()));
+    }
+
+    #[test]
     fn routes_and_other_kinds_name_nothing() {
         let route = json!({"kind": "HTTPRoute", "metadata": {"name": "r"},
             "spec": {"rules": [{"backendRefs": [{"name": "web"}]}]}});

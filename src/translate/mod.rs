@@ -1292,12 +1292,9 @@ fn route_config(
         };
         let mut routes = Vec::new();
         let mut with_policy = false;
-        // The routes left as their rules made them.
-        let mut plain_routes = Vec::new();
         for (precedence, route) in &rules.routes {
             let route = match backend(attachment.listener, *route_index, precedence.rule()) {
                 None if !uses_service_policies(route, &rules.clusters, out.services) => {
-                    plain_routes.push(route);
                     route.clone()
                 }
                 None => {
@@ -1327,9 +1324,12 @@ fn route_config(
         if !with_policy {
             httproute::merge_clusters(out.clusters, rules.clusters.iter().cloned());
         } else {
-            // Those of the rules' clusters the unchanged routes still use.
-            let used: BTreeSet<&String> = (plain_routes.iter())
-                .flat_map(|r| route_cluster_names(r))
+            // Those of the rules' clusters the routes left as the rules made
+            // them (the same Arc) still use.
+            let plain = (rules.routes.iter().zip(&routes))
+                .filter(|((_, rule_route), (_, route))| Arc::ptr_eq(rule_route, route));
+            let used: BTreeSet<&String> = plain
+                .flat_map(|((_, route), _)| route_cluster_names(route))
                 .collect();
             let plain = (rules.clusters.iter()).filter(|c| used.contains(&c.name));
             httproute::merge_clusters(out.clusters, plain.cloned());
