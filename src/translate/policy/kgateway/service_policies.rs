@@ -28,12 +28,12 @@ use crate::ir;
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 use crate::translate::index::Index;
-use crate::translate::policy::attachment::{Ancestor, AncestorKind, ancestors_status};
+use crate::translate::policy::attachment::{Ancestor, AncestorKind, PolicyInfo, ancestors_status};
 use crate::translate::{ObjectStatus, object_status};
 
 /// How one target of a policy resolved.
 enum Target {
-    /// The Service (namespace, name).
+    /// The Service of this name (in the policy's namespace).
     Service(String),
     /// The Service, where an older policy is in force.
     Conflicted(String, usize),
@@ -103,16 +103,11 @@ impl ServicePolicies {
                 .clone()
                 .unwrap_or_else(|| "default".into())
         };
+        let ages: Vec<PolicyInfo<'_>> = (policies.iter())
+            .map(|p| PolicyInfo::new("BackendConfigPolicy", &p.metadata, None, None, None))
+            .collect();
         let mut by_age: Vec<usize> = (0..policies.len()).collect();
-        by_age.sort_by_key(|&p| {
-            let m = &policies[p].metadata;
-            (
-                m.creation_timestamp.is_none(),
-                m.creation_timestamp.as_ref().map(|t| t.0),
-                m.namespace.clone(),
-                m.name.clone(),
-            )
-        });
+        by_age.sort_by_key(|&p| ages[p].age_key());
         let mut out = ServicePolicies {
             keys: (policies.iter())
                 .map(|p| {
