@@ -79,26 +79,10 @@ pub fn apply(
         .iter()
         .map(|p| listener_policy_targets(p))
         .collect();
-    let infos: Vec<PolicyInfo<'_>> = (eg_policies.iter())
-        .map(|p| {
-            PolicyInfo::new(
-                "ClientTrafficPolicy",
-                &p.metadata,
-                p.spec.target_ref.as_ref(),
-                p.spec.target_refs.as_deref(),
-                p.spec.target_selectors.as_deref(),
-            )
-        })
-        .chain(kg_policies.iter().zip(&kg_targets).map(|(p, t)| {
-            PolicyInfo::new(
-                "ListenerPolicy",
-                &p.metadata,
-                None,
-                Some(&t.refs),
-                Some(&t.selectors),
-            )
-        }))
+    let sources: Vec<Source<'_>> = (eg_policies.iter().map(|p| Source::Eg(p)))
+        .chain((kg_policies.iter().zip(&kg_targets)).map(|(p, t)| Source::Kg(p, t)))
         .collect();
+    let infos: Vec<PolicyInfo<'_>> = sources.iter().map(Source::info).collect();
     let PolicyTargets {
         targets,
         managed_of_target,
@@ -131,13 +115,10 @@ pub fn apply(
     // ListenerPolicy's by port.
     let mut settings: Vec<Result<ir::ClientSettings, Problem>> = Vec::new();
     let mut per_port: Vec<BTreeMap<i32, ir::ClientSettings>> = Vec::new();
-    for (p, info) in infos.iter().enumerate() {
-        let (mut own, mut ports) = match p.checked_sub(eg_policies.len()) {
-            None => (
-                convert(&eg_policies[p].spec, info.namespace, index),
-                BTreeMap::new(),
-            ),
-            Some(k) => listener_policy_settings(&kg_policies[k], &kg_targets[k], info, index),
+    for (source, info) in sources.iter().zip(&infos) {
+        let (mut own, mut ports) = match source {
+            Source::Eg(p) => (convert(&p.spec, info.namespace, index), BTreeMap::new()),
+            Source::Kg(p, targets) => listener_policy_settings(p, targets, info, index),
         };
         let key = Some(info.key());
         if let Ok(s) = &mut own {
@@ -187,15 +168,10 @@ pub fn apply(
         if entries.is_empty() {
             continue;
         }
-        let kgateway = p >= eg_policies.len();
-        let meta = match p.checked_sub(eg_policies.len()) {
-            None => &eg_policies[p].metadata,
-            Some(k) => &kg_policies[k].metadata,
-        };
-        let generation = meta.generation;
-        let warnings = match p.checked_sub(eg_policies.len()) {
-            None => warnings(&eg_policies[p].spec),
-            Some(_) => Vec::new(),
+        let generation = sources[p].generation();
+        let warnings = match sources[p] {
+            Source::Eg(policy) => warnings(&policy.spec),
+            Source::Kg(..) => Vec::new(),
         };
         let ancestors: Vec<_> = entries
             .iter()
@@ -237,7 +213,7 @@ pub fn apply(
                     }
                 };
                 conditions.extend(attachment::warning_condition(&warnings, generation));
-                if kgateway {
+                if let Source::Kg(..) = sources[p] {
                     conditions =
                         kgateway::status::conditions(conditions, settings[p].as_ref().err());
                 }
@@ -245,12 +221,48 @@ pub fn apply(
             })
             .collect();
         let status = ancestors_status(ancestors, controller, generation);
-        outcome.status.push(match p.checked_sub(eg_policies.len()) {
-            None => object_status::<ClientTrafficPolicy>(&eg_policies[p], status),
-            Some(k) => object_status::<ListenerPolicy>(kg_policies[k].as_ref(), status),
+        outcome.status.push(match sources[p] {
+            Source::Eg(policy) => object_status::<ClientTrafficPolicy>(policy, status),
+            Source::Kg(policy, _) => object_status::<ListenerPolicy>(policy, status),
         });
     }
     outcome
+}
+
+/// A policy that sets listener settings: Envoy Gateway's, or kgateway's with
+/// its targets as Envoy Gateway's.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Eg(&'a ClientTrafficPolicy),
+    Kg(&'a ListenerPolicy, &'a ListenerPolicyTargets),
+}
+
+impl<'a> Source<'a> {
+    fn generation(&self) -> Option<i64> {
+        match self {
+            Source::Eg(p) => p.metadata.generation,
+            Source::Kg(p, _) => p.metadata.generation,
+        }
+    }
+
+    fn info(&self) -> PolicyInfo<'a> {
+        match *self {
+            Source::Eg(p) => PolicyInfo::new(
+                "ClientTrafficPolicy",
+                &p.metadata,
+                p.spec.target_ref.as_ref(),
+                p.spec.target_refs.as_deref(),
+                p.spec.target_selectors.as_deref(),
+            ),
+            Source::Kg(p, t) => PolicyInfo::new(
+                "ListenerPolicy",
+                &p.metadata,
+                None,
+                Some(&t.refs),
+                Some(&t.selectors),
+            ),
+        }
+    }
 }
 
 /// A ListenerPolicy's targets as a ClientTrafficPolicy's, and what of them
