@@ -1242,6 +1242,11 @@ pub struct BackendSettings {
     /// (kgateway's `closeConnectionsOnHostSetChange`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub close_connections_on_host_set_change: bool,
+    /// "namespace/name" of the kgateway BackendConfigPolicy on the cluster's
+    /// Service, if one applies (it may give only TLS, which is not part of the
+    /// key, so the name must tell the cluster apart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_config_policy: Option<String>,
 }
 
 impl BackendSettings {
@@ -1313,6 +1318,7 @@ impl BackendSettings {
             service_routing,
             dns,
             close_connections_on_host_set_change,
+            backend_config_policy,
         );
         both
     }

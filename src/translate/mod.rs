@@ -38,6 +38,7 @@ use self::httproute::{Attachment, Precedence, TranslatedRules};
 use self::index::Index;
 use self::l4route::L4Route;
 use self::listener_set::{ListenerSets, Outcome};
+use self::policy::backend_traffic::InForce;
 use self::policy::kgateway::service_policies::{ServicePolicies, TrafficPolicy};
 
 use crate::ir::{
@@ -611,8 +612,7 @@ fn assemble(
     for (i, state) in gateways.iter().enumerate() {
         let client = |listener: usize| client_policies.listeners.get(&(i, listener));
         let backend = |listener: usize, route: usize, rule: usize| {
-            (backend_policies.in_force(i, listener, route, rule))
-                .map(|policy| (policy, backend_policies.route_level(route, rule)))
+            backend_policies.in_force(i, listener, route, rule)
         };
         ir.gateways.insert(
             state.key.clone(),
@@ -908,10 +908,8 @@ fn free_l4_names(
 /// gives the ClientTrafficPolicy settings in force on a Gateway listener (the same
 /// for every listener of a port; attachment sees to that), or why they are invalid:
 /// then the port's routes answer 500.
-/// The BackendTrafficPolicy in force on (listener, route, rule) of one Gateway,
-/// and whether it targets the route itself.
-type BackendLookup<'b> =
-    dyn Fn(usize, usize, usize) -> Option<(Result<ir::BackendPolicy, Problem>, bool)> + 'b;
+/// The BackendTrafficPolicy in force on (listener, route, rule) of one Gateway.
+type BackendLookup<'b> = dyn Fn(usize, usize, usize) -> Option<InForce> + 'b;
 
 fn gateway_ir<'c>(
     state: &GatewayState<'_>,
@@ -1293,7 +1291,8 @@ fn route_config(
         let mut routes = Vec::new();
         let mut with_policy = false;
         for (precedence, route) in &rules.routes {
-            let route = match backend(attachment.listener, *route_index, precedence.rule()) {
+            let in_force = backend(attachment.listener, *route_index, precedence.rule());
+            let route = match in_force {
                 None if !uses_service_policies(route, &rules.clusters, out.services) => {
                     route.clone()
                 }
@@ -1303,16 +1302,27 @@ fn route_config(
                     apply_service_policies(&mut route, None, &rules.clusters, out);
                     Arc::new(route)
                 }
-                Some((Err(_), _)) => {
+                Some(InForce { policy: Err(_), .. }) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
                     answer_500_route(&mut route);
                     Arc::new(route)
                 }
-                Some((Ok(policy), route_level)) => {
+                Some(InForce {
+                    policy: Ok(policy),
+                    route_level,
+                    route_own,
+                }) => {
                     with_policy = true;
                     let mut route = ir::Route::clone(route);
-                    apply_backend_policy(&mut route, &policy, route_level, &rules.clusters, out);
+                    let traffic = TrafficPolicy {
+                        settings: &policy.cluster,
+                        own: route_own.as_ref(),
+                        route: &policy.route,
+                        name: policy.route.policy.as_deref().unwrap_or_default(),
+                        route_level,
+                    };
+                    apply_backend_policy(&mut route, &traffic, &rules.clusters, out);
                     let backend = route.backend.make_mut();
                     backend.stat_name = (backend.stat_name.as_deref())
                         .map(|pattern| rules.source.stat_name(pattern, precedence.rule()));
@@ -1456,28 +1466,21 @@ fn virtual_host(
 /// Gives a route the route half of a BackendTrafficPolicy, and its backends
 /// (from `route_clusters`, the route's own) clusters under the policy's cluster
 /// settings (merged with those of a BackendConfigPolicy on their Service),
-/// added to the assembly's clusters. `route_level`: the policy targets the
-/// route itself, not a Gateway or listener.
+/// added to the assembly's clusters.
 fn apply_backend_policy(
     route: &mut ir::Route,
-    policy: &ir::BackendPolicy,
-    route_level: bool,
+    traffic: &TrafficPolicy<'_>,
     route_clusters: &[Arc<ir::Cluster>],
     out: &mut Assembly<'_>,
 ) {
-    let mut backend = policy.route.clone();
+    let mut backend = traffic.route.clone();
     // The route rule's own retry wins over the policy's, as in Envoy Gateway.
     let retry = backend.retry.take();
     route.backend = backend.into();
     if route.retry.is_none() {
         route.retry = retry;
     }
-    let traffic = TrafficPolicy {
-        settings: &policy.cluster,
-        name: policy.route.policy.as_deref().unwrap_or_default(),
-        route_level,
-    };
-    apply_service_policies(route, Some(&traffic), route_clusters, out);
+    apply_service_policies(route, Some(traffic), route_clusters, out);
 }
 
 /// The names of the clusters a route sends to (its backends and mirrors).
@@ -1549,18 +1552,25 @@ fn apply_backend_policies_to_l4(
             else {
                 continue;
             };
-            let policy = match policies.in_force(gateway, listener, first_l4_target + route, 0) {
-                Some(Err(_)) => {
+            let in_force = policies.in_force(gateway, listener, first_l4_target + route, 0);
+            let (policy, route_level, route_own) = match in_force {
+                Some(InForce { policy: Err(_), .. }) => {
                     forward.backends.clear();
                     continue;
                 }
-                Some(Ok(policy)) => Some(policy),
-                None => None,
+                Some(InForce {
+                    policy: Ok(policy),
+                    route_level,
+                    route_own,
+                }) => (Some(policy), route_level, route_own),
+                None => (None, false, None),
             };
             let traffic = policy.as_ref().map(|p| TrafficPolicy {
                 settings: &p.cluster,
+                own: route_own.as_ref(),
+                route: &p.route,
                 name: p.route.policy.as_deref().unwrap_or_default(),
-                route_level: policies.route_level(first_l4_target + route, 0),
+                route_level,
             });
             let mut backend = ir::RouteBackendSettings {
                 hash: policy

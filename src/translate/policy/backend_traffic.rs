@@ -26,7 +26,7 @@ use crate::api::BackendTrafficPolicy;
 use crate::api::backend_traffic_policy::{
     BackendTrafficPolicySpec, ConsistentHashType, MergeType, check_values,
 };
-use crate::ir::BackendPolicy;
+use crate::ir::{self, BackendPolicy};
 use crate::resources::Resources;
 use crate::translate::conditions::{Condition, Problem, condition_type, reason};
 use crate::translate::gateway::ListenerState;
@@ -57,6 +57,18 @@ pub struct RouteParent {
     pub listeners: Vec<usize>,
 }
 
+/// The BackendTrafficPolicy in force on a route rule.
+pub struct InForce {
+    /// Its settings, or why it is not accepted.
+    pub policy: Result<BackendPolicy, Problem>,
+    /// It targets the route itself (the rule or the whole route), not a
+    /// Gateway or listener.
+    pub route_level: bool,
+    /// With `mergeType`: the route-level policy's own cluster settings, before
+    /// the wider policy's were merged in.
+    pub route_own: Option<ir::BackendSettings>,
+}
+
 /// What the BackendTrafficPolicies decide.
 #[derive(Default)]
 pub struct Outcome {
@@ -83,11 +95,12 @@ impl Outcome {
         listener: usize,
         route: usize,
         rule: usize,
-    ) -> Option<Result<BackendPolicy, Problem>> {
+    ) -> Option<InForce> {
         let wide = self.listener_policy.get(&(gateway, listener)).copied();
         let narrow = (self.rule_policy.get(&(route, rule)))
             .or_else(|| self.route_policy.get(&route))
             .copied();
+        let mut route_own = None;
         let (named, settings) = match (narrow, wide) {
             (None, None) => return None,
             (Some(p), None) | (None, Some(p)) => (p, self.settings[p].clone()),
@@ -95,20 +108,21 @@ impl Outcome {
                 n,
                 match self.specs[n].merge_type {
                     None => self.settings[n].clone(),
-                    Some(merge) => self.merged(n, w, merge),
+                    Some(merge) => {
+                        route_own = (self.settings[n].as_ref().ok()).map(|s| s.cluster.clone());
+                        self.merged(n, w, merge)
+                    }
                 },
             ),
         };
-        Some(settings.map(|mut s| {
-            s.route.policy = Some(self.keys[named].clone());
-            s
-        }))
-    }
-
-    /// Whether the policy in force on rule `rule` of route `route` targets the
-    /// route itself (the rule or the whole route), not a Gateway or listener.
-    pub fn route_level(&self, route: usize, rule: usize) -> bool {
-        self.rule_policy.contains_key(&(route, rule)) || self.route_policy.contains_key(&route)
+        Some(InForce {
+            policy: settings.map(|mut s| {
+                s.route.policy = Some(self.keys[named].clone());
+                s
+            }),
+            route_level: narrow.is_some(),
+            route_own,
+        })
     }
 
     /// (rule, policy) for the rules of route `route` that have a policy of their own.

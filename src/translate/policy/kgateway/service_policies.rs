@@ -59,7 +59,13 @@ pub struct ServicePolicies {
 
 /// The BackendTrafficPolicy in force where a Service's clusters are used.
 pub struct TrafficPolicy<'a> {
+    /// Its cluster settings (a route-level policy's merged with a wider one's,
+    /// with `mergeType`).
     pub settings: &'a ir::BackendSettings,
+    /// With `mergeType`: the route-level policy's own cluster settings.
+    pub own: Option<&'a ir::BackendSettings>,
+    /// Its route settings, as it gives them.
+    pub route: &'a ir::RouteBackendSettings,
     /// Its "namespace/name".
     pub name: &'a str,
     /// It targets the route (or rule) itself, not a Gateway or listener.
@@ -210,9 +216,11 @@ impl ServicePolicies {
 
     /// `cluster` (whose Service [`covers`](Self::covers)) under the policy of
     /// its Service merged with the BackendTrafficPolicy in force (`traffic`):
-    /// a route-level one wins field by field, a Gateway- or listener-level one
-    /// gives way. `route`: the route's backend settings, which take the
-    /// policy's hash inputs and stream duration by the same rule.
+    /// a route-level one wins field by field (with `mergeType`, only its own
+    /// fields: those of the wider policy merged into it give way), a Gateway-
+    /// or listener-level one gives way. `route`: the route's backend settings,
+    /// which take the policy's hash inputs and stream duration by the same
+    /// rule (from the first Service of the route that has them).
     pub fn apply(
         &self,
         cluster: &ir::Cluster,
@@ -226,8 +234,11 @@ impl ServicePolicies {
         let settings = match traffic {
             None => service.policy.cluster.clone(),
             Some(t) if t.route_level => {
-                let mut settings = t.settings.clone();
+                let mut settings = t.own.unwrap_or(t.settings).clone();
                 overridden = settings.fill_from(&service.policy.cluster);
+                if t.own.is_some() {
+                    settings.fill_from(t.settings);
+                }
                 settings
             }
             Some(t) => {
@@ -236,20 +247,25 @@ impl ServicePolicies {
                 settings
             }
         };
+        // The route's settings as the BackendTrafficPolicy gave them: what
+        // differs from them was filled by an earlier Service of the route.
         let route_wins = traffic.is_some_and(|t| t.route_level);
+        let given = traffic.map(|t| t.route);
+        let given_hash = given.map_or(&[][..], |r| r.hash.as_slice());
+        let given_duration = given.and_then(|r| r.max_stream_duration);
         let own = &service.policy.route;
         if !own.hash.is_empty() {
-            if route.hash.is_empty() || !route_wins {
-                route.hash.clone_from(&own.hash);
-            } else {
+            if route_wins && !given_hash.is_empty() {
                 overridden.push("route_hash");
+            } else if route.hash == given_hash {
+                route.hash.clone_from(&own.hash);
             }
         }
         if let Some(duration) = own.max_stream_duration {
-            if route.max_stream_duration.is_none() || !route_wins {
-                route.max_stream_duration = Some(duration);
-            } else {
+            if route_wins && given_duration.is_some() {
                 overridden.push("route_max_stream_duration");
+            } else if route.max_stream_duration == given_duration {
+                route.max_stream_duration = Some(duration);
             }
         }
         if let Some(t) = traffic.filter(|_| !overridden.is_empty()) {
@@ -260,6 +276,10 @@ impl ServicePolicies {
                 entry.insert(format!("spec.{name} (by BackendTrafficPolicy {})", t.name));
             }
         }
+        let mut settings = settings;
+        // Names the cluster apart from the Service's plain one even when the
+        // policy gives it nothing but TLS (which its key does not hold).
+        settings.backend_config_policy = Some(self.keys[p].clone());
         let mut out = cluster.rekeyed(ir::ClusterKey {
             settings: settings.into(),
             ..cluster.key.clone()
