@@ -442,20 +442,11 @@ pub(super) fn http2_windows(
 
 /// A hex payload (kgateway's) as base64 (Envoy Gateway's `binary`); a bad
 /// one stays as written, for the reader to refuse.
-fn hex_base64(hex: &str) -> String {
+fn hex_base64(text: &str) -> String {
     use base64::Engine;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect();
-    match bytes {
-        Some(bytes) if hex.len().is_multiple_of(2) => {
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        }
-        _ => hex.to_string(),
+    match hex::decode(text) {
+        Ok(bytes) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        Err(_) => text.to_string(),
     }
 }
 
@@ -650,6 +641,14 @@ mod tests {
         let breaker = s.policy.cluster.circuit_breaker.unwrap();
         assert_eq!(breaker.max_retries, Some(3));
         assert_eq!(breaker.max_connections, Some(10));
+    }
+
+    #[test]
+    fn hex_payloads_become_envoy_gateway_s_base64() {
+        assert_eq!(hex_base64("000000FF"), "AAAA/w==");
+        // Left as written for Envoy Gateway's reader to refuse.
+        assert_eq!(hex_base64("0F0"), "0F0");
+        assert_eq!(hex_base64("zz"), "zz");
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl ServicePolicies {
             return ir::Cluster::clone(cluster);
         };
         let mut overridden = Vec::new();
-        let settings = match traffic {
+        let mut settings = match traffic {
             None => service.policy.cluster.clone(),
             Some(t) if t.route_level => {
                 let mut settings = t.own.unwrap_or(t.settings).clone();
@@ -276,7 +276,6 @@ impl ServicePolicies {
                 entry.insert(format!("spec.{name} (by BackendTrafficPolicy {})", t.name));
             }
         }
-        let mut settings = settings;
         // Names the cluster apart from the Service's plain one even when the
         // policy gives it nothing but TLS (which its key does not hold).
         settings.backend_config_policy = Some(self.keys[p].clone());
